@@ -1,0 +1,224 @@
+/**
+ * The run commands: validate, plan, apply, destroy. Each is parse -> validate -> (lock) ->
+ * execute -> report, with errors printed with positions and secrets redacted everywhere.
+ */
+import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
+import { RunbookError } from '../errors.ts'
+import { destroy } from '../execute/destroy.ts'
+import { execute } from '../execute/executor.ts'
+import { Journal } from '../journal/journal.ts'
+import { acquireLock } from '../journal/lock.ts'
+import { consoleReporter } from '../report/console.ts'
+import type { EventSink, RunEvent } from '../report/events.ts'
+import { colorsFor, formatChange, planSummary } from '../report/format.ts'
+import { jsonReporter } from '../report/json.ts'
+import { renderPlan } from '../report/plan.ts'
+import { prepare, type Prepared } from '../prepare.ts'
+import { printErrors, type CliDeps } from './main.ts'
+import { countChanges } from '../plan/change.ts'
+
+/** Flags shared by the run commands. */
+export interface CommonFlags {
+  runbook: string
+  inventory?: string | undefined
+  vars: string[]
+  varFiles: string[]
+  limit?: string | undefined
+  tags?: string[] | undefined
+  skipTags?: string[] | undefined
+  forks: number
+  json: boolean
+  color: boolean
+  stateDir?: string | undefined
+  verbose: boolean
+}
+
+type Out = NodeJS.WriteStream
+
+/** Reads a secret from the terminal without echoing it. */
+function terminalPrompt(err: Out): ((q: string) => Promise<string>) | undefined {
+  if (!process.stdin.isTTY) return undefined
+  return (question) =>
+    new Promise((resolve) => {
+      const muted = new Writable({ write: (_c, _e, cb) => cb() })
+      err.write(`${question}: `)
+      const rl = createInterface({ input: process.stdin, output: muted, terminal: true })
+      rl.question('', (answer) => {
+        rl.close()
+        err.write('\n')
+        resolve(answer)
+      })
+    })
+}
+
+async function load(f: CommonFlags, deps: CliDeps, err: Out, skipSecrets = false): Promise<Prepared | undefined> {
+  try {
+    return await prepare({
+      runbookFile: f.runbook,
+      inventoryFile: f.inventory,
+      registry: deps.registry,
+      vars: f.vars,
+      varFiles: f.varFiles,
+      prompt: terminalPrompt(err),
+      stateRoot: f.stateDir,
+      skipSecrets,
+    })
+  } catch (e) {
+    printErrors(e, err)
+    return undefined
+  }
+}
+
+function sinks(f: CommonFlags, out: Out, extra: { diff: boolean; quiet: boolean }): { emit: EventSink; close(): void; events: RunEvent[] } {
+  const events: RunEvent[] = []
+  if (f.json) {
+    const j = jsonReporter(out)
+    return { emit: (e) => (events.push(e), j(e)), close: () => undefined, events }
+  }
+  const colors = colorsFor(out, f.color ? undefined : false)
+  const r = consoleReporter({ out, colors, live: Boolean(out.isTTY) && !('CI' in process.env), diff: extra.diff, quietTasks: extra.quiet, verbose: f.verbose })
+  return { emit: (e) => (events.push(e), r.sink(e)), close: r.close, events }
+}
+
+/** `runbook validate`. */
+export async function runValidate(f: CommonFlags, deps: CliDeps, out: Out, err: Out): Promise<number> {
+  const p = await load(f, deps, err, true)
+  if (!p) return 1
+  const tasks = p.runbook.plays.reduce((n, pl) => n + pl.tasks.length + pl.handlers.length, 0)
+  out.write(`${f.runbook}: valid (${p.runbook.plays.length} plays, ${tasks} tasks${p.inventoryFile ? `, inventory ${p.inventoryFile}` : ''})\n`)
+  return 0
+}
+
+/** `runbook plan`. */
+export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; destroy: boolean }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+  const p = await load(f, deps, err)
+  if (!p) return 1
+  const colors = colorsFor(out, f.color ? undefined : false)
+  const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor).catch((e: unknown) => e as Error)
+  if (journal instanceof Error) {
+    printErrors(journal, err)
+    return 1
+  }
+  if (o.destroy) {
+    const s = sinks(f, out, { diff: false, quiet: true })
+    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars: { ...p.runbook.vars, ...p.secretVars, ...p.extraVars }, plan: true })
+    const counts = countChanges(r.changes)
+    if (f.json) s.emit({ type: 'summary', ok: true, mode: 'plan', hosts: r.hosts, plan: counts, duration_ms: 0, changed: 0, failed: 0, unreachable: 0 })
+    else {
+      for (const ch of r.changes) out.write(`${p.redactor.text(formatChange(ch, colors, { diff: false }).join('\n'))}\n`)
+      out.write(`\n${planSummary(counts, colors)}\n`)
+    }
+    s.close()
+    return o.detailedExitcode && r.changes.length ? 2 : 0
+  }
+  const s = sinks(f, out, { diff: true, quiet: true })
+  const result = await execute({
+    runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: 'plan', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor, journal,
+    connections: deps.connections(), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, emit: s.emit, sources: p.sources, baseDir: p.baseDir,
+  })
+  s.close()
+  const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
+  if (f.json) {
+    s.emit(p.redactor.value({ type: 'summary', ok: result.ok, mode: 'plan', hosts: result.hosts, plan: result.plan, duration_ms: result.durationMs, changed, failed: result.errors.length, unreachable: 0 }))
+  } else {
+    out.write(`${p.redactor.text(renderPlan(result.changes, colors, result.plan).join('\n'))}\n`)
+  }
+  for (const e of result.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
+  if (!result.ok) return 1
+  return o.detailedExitcode && result.changes.length > 0 ? 2 : 0
+}
+
+/** `runbook apply`. */
+export async function runApply(f: CommonFlags, o: { check: boolean; diff: boolean; forceHandlers: boolean; lockTimeout: number }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+  const p = await load(f, deps, err)
+  if (!p) return 1
+  let lock
+  try {
+    lock = await acquireLock(p.stateDir, `runbook apply ${f.runbook}`, o.lockTimeout * 1000)
+  } catch (e) {
+    printErrors(e, err)
+    return 1
+  }
+  const s = sinks(f, out, { diff: o.diff, quiet: false })
+  const abort = new AbortController()
+  const onSignal = (): void => abort.abort()
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    if (lock.tookOverFrom) s.emit({ type: 'warning', message: `took over the lock of pid ${lock.tookOverFrom.pid}, which is gone (its run was interrupted)` })
+    const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
+    const runId = o.check ? undefined : await journal.startRun(`apply ${f.runbook}`)
+    s.emit({ type: 'run_start', runbook: f.runbook, mode: o.check ? 'check' : 'apply', time: new Date().toISOString() })
+    const result = await execute({
+      runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: o.check ? 'plan' : 'apply', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor,
+      journal: o.check ? undefined : journal, connections: deps.connections(), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, forceHandlers: o.forceHandlers,
+      emit: s.emit, sources: p.sources, baseDir: p.baseDir, signal: abort.signal,
+    })
+    const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
+    const failed = Object.values(result.hosts).reduce((n, h) => n + h.failed, 0)
+    const unreachable = Object.values(result.hosts).reduce((n, h) => n + h.unreachable, 0)
+    if (runId) await journal.finishRun(runId, result.ok ? 'ok' : 'failed', { changed, failed, unreachable })
+    s.emit(p.redactor.value({ type: 'summary', ok: result.ok, mode: o.check ? 'check' : 'apply', hosts: result.hosts, plan: result.plan, duration_ms: result.durationMs, changed, failed, unreachable }))
+    if (!f.json) for (const e of result.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
+    return result.ok ? 0 : 1
+  } catch (e) {
+    printErrors(e, err, p.sources, (t) => p.redactor.text(t))
+    return 1
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    s.close()
+    await lock.release()
+  }
+}
+
+/** `runbook destroy`. */
+export async function runDestroy(f: CommonFlags, o: { autoApprove: boolean; lockTimeout: number }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+  const p = await load(f, deps, err)
+  if (!p) return 1
+  let lock
+  try {
+    lock = await acquireLock(p.stateDir, `runbook destroy ${f.runbook}`, o.lockTimeout * 1000)
+  } catch (e) {
+    printErrors(e, err)
+    return 1
+  }
+  const colors = colorsFor(out, f.color ? undefined : false)
+  const s = sinks(f, out, { diff: false, quiet: false })
+  try {
+    const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
+    const vars = { ...p.runbook.vars, ...p.secretVars, ...p.extraVars }
+    if (journal.data.resources.length === 0) {
+      if (f.json) s.emit({ type: 'summary', ok: true, mode: 'destroy', hosts: {}, plan: countChanges([]), duration_ms: 0, changed: 0, failed: 0, unreachable: 0 })
+      else out.write('Nothing to destroy: the journal records no resources.\n')
+      return 0
+    }
+    if (!o.autoApprove) {
+      const preview = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(), redactor: p.redactor, emit: () => undefined, baseDir: p.baseDir, vars, plan: true })
+      for (const ch of preview.changes) err.write(`${formatChange(ch, colors, { diff: false }).join('\n')}\n`)
+      if (!process.stdin.isTTY) throw new RunbookError('E_USAGE', 'destroy needs confirmation: run it on a terminal or pass --auto-approve')
+      const answer = await new Promise<string>((resolve) => {
+        const rl = createInterface({ input: process.stdin, output: err })
+        rl.question(`Destroy these ${preview.changes.length} resources? Only 'yes' will be accepted: `, (a) => (rl.close(), resolve(a)))
+      })
+      if (answer.trim() !== 'yes') {
+        err.write('Destroy cancelled.\n')
+        return 1
+      }
+    }
+    const started = Date.now()
+    const runId = await journal.startRun(`destroy ${f.runbook}`)
+    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars, plan: false })
+    const changed = Object.values(r.hosts).reduce((n, h) => n + h.changed, 0)
+    await journal.finishRun(runId, r.ok ? 'ok' : 'failed', { destroyed: changed, failed: r.errors.length })
+    s.emit({ type: 'summary', ok: r.ok, mode: 'destroy', hosts: r.hosts, plan: countChanges(r.changes), duration_ms: Date.now() - started, changed, failed: r.errors.length, unreachable: 0 })
+    return r.ok ? 0 : 1
+  } catch (e) {
+    printErrors(e, err, p.sources, (t) => p.redactor.text(t))
+    return 1
+  } finally {
+    s.close()
+    await lock.release()
+  }
+}

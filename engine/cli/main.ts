@@ -1,0 +1,180 @@
+/**
+ * The `runbook` command line: validate, plan, apply, destroy, modules, schema, exec, lab.
+ * Everything it needs from outside the engine (modules, connections, the lab) is passed in, so the
+ * engine stays free of clouds and package managers.
+ */
+import { Command, Option } from 'commander'
+import { RunbookError, RunbookErrors, formatError } from '../errors.ts'
+import type { ConnectionFactory } from '../connection/factory.ts'
+import type { ModuleRegistry } from '../module.ts'
+import type { SourceSet } from '../runbook/source.ts'
+import { colorsFor } from '../report/format.ts'
+import { runApply, runDestroy, runPlan, runValidate, type CommonFlags } from './commands.ts'
+import { printModules, printSchema } from './modules.ts'
+
+/** The lab's commands, provided by lab/ (the CLI only forwards). */
+export interface LabCommands {
+  up(opts: { port?: number | undefined }): Promise<void>
+  status(opts: Record<string, never>): Promise<void>
+  down(opts: Record<string, never>): Promise<void>
+}
+
+/** An ad-hoc command runner over an inventory (`runbook exec`). */
+export type ExecCommand = (o: { inventory: string; pattern: string; command: string; forks: number; become: boolean; json: boolean; out: NodeJS.WritableStream; err: NodeJS.WritableStream }) => Promise<number>
+
+/** What the CLI is built from. */
+export interface CliDeps {
+  registry: ModuleRegistry
+  /** A connection factory per run. */
+  connections: () => ConnectionFactory
+  lab?: LabCommands | undefined
+  exec?: ExecCommand | undefined
+  out?: NodeJS.WriteStream
+  err?: NodeJS.WriteStream
+}
+
+/** Prints errors the way a compiler does, with source lines and carets. */
+export function printErrors(e: unknown, err: NodeJS.WriteStream, sources?: SourceSet, redact: (s: string) => string = (s) => s): void {
+  const c = colorsFor(err)
+  const text = sources?.text ?? (e instanceof RunbookErrors ? e.sources : undefined)
+  const list = e instanceof RunbookErrors ? e.errors : e instanceof RunbookError ? [e] : [new RunbookError('E_MODULE', e instanceof Error ? e.message : String(e))]
+  for (const x of list) err.write(`${c.red('error')}: ${redact(formatError(x, text))}\n`)
+  if (list.length > 1) err.write(`${c.red(`${list.length} problems`)}; nothing was changed.\n`)
+  else if (e instanceof RunbookErrors) err.write('nothing was changed.\n')
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+
+function common(cmd: Command): Command {
+  return cmd
+    .argument('<runbook>', 'runbook YAML file')
+    .option('-i, --inventory <file>', 'inventory YAML file (default: the runbook\'s `inventory:`)')
+    .option('-e, --var <key=value>', 'set a variable (repeatable; highest precedence)', collect, [])
+    .option('--var-file <file>', 'variables from a YAML file (repeatable)', collect, [])
+    .option('-l, --limit <pattern>', 'only these hosts')
+    .option('-t, --tags <tags>', 'only tasks with these tags (comma-separated)')
+    .option('--skip-tags <tags>', 'skip tasks with these tags')
+    .option('-f, --forks <n>', 'hosts in parallel', (v) => Number.parseInt(v, 10), 10)
+    .option('--json', 'one JSON event per line on stdout, the last one a summary')
+    .option('--no-color', 'no colours (also NO_COLOR=1)')
+    .option('--state-dir <dir>', 'where journals and locks live (default ./.runbook)')
+    .option('-v, --verbose', 'more detail')
+}
+
+/**
+ * Runs the CLI with `argv` (without node and script); resolves to the exit code.
+ * @example process.exitCode = await main(process.argv.slice(2), { registry, connections })
+ */
+export async function main(argv: string[], deps: CliDeps): Promise<number> {
+  const out = deps.out ?? process.stdout
+  const err = deps.err ?? process.stderr
+  let code = 0
+  const program = new Command()
+    .name('runbook')
+    .description('Declarative, idempotent runbooks: plan, converge, verify, clean up.')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) })
+    .exitOverride()
+
+  const flags = (runbook: string, o: Record<string, unknown>): CommonFlags => ({
+    runbook,
+    inventory: o.inventory as string | undefined,
+    vars: o.var as string[],
+    varFiles: o.varFile as string[],
+    limit: o.limit as string | undefined,
+    tags: typeof o.tags === 'string' ? o.tags.split(',').map((t) => t.trim()) : undefined,
+    skipTags: typeof o.skipTags === 'string' ? o.skipTags.split(',').map((t) => t.trim()) : undefined,
+    forks: o.forks as number,
+    json: o.json === true,
+    color: o.color !== false,
+    stateDir: o.stateDir as string | undefined,
+    verbose: o.verbose === true,
+  })
+
+  common(program.command('validate').description('check a runbook and its inventory without touching anything')).action(async (rb: string, o: Record<string, unknown>) => {
+    code = await runValidate(flags(rb, o), deps, out, err)
+  })
+  common(program.command('plan').description('show what apply would change (gathers state read-only)'))
+    .option('--detailed-exitcode', 'exit 0 when in sync, 2 when changes are pending, 1 on error')
+    .option('--destroy', 'show what destroy would remove')
+    .action(async (rb: string, o: Record<string, unknown>) => {
+      code = await runPlan(flags(rb, o), { detailedExitcode: o.detailedExitcode === true, destroy: o.destroy === true }, deps, out, err)
+    })
+  common(program.command('apply').description('converge the hosts and the cloud to the runbook'))
+    .option('--check', 'plan through the apply path: gather and plan every task, change nothing')
+    .option('--diff', 'show unified diffs of file contents')
+    .option('--force-handlers', 'run notified handlers even when a later task failed')
+    .addOption(new Option('--lock-timeout <seconds>', 'wait this long for another run of the same runbook').argParser((v) => Number(v)).default(0))
+    .action(async (rb: string, o: Record<string, unknown>) => {
+      code = await runApply(flags(rb, o), { check: o.check === true, diff: o.diff === true, forceHandlers: o.forceHandlers === true, lockTimeout: o.lockTimeout as number }, deps, out, err)
+    })
+  common(program.command('destroy').description('remove what this runbook created (from its journal), newest first'))
+    .option('--auto-approve', 'do not ask for confirmation')
+    .addOption(new Option('--lock-timeout <seconds>', 'wait this long for another run of the same runbook').argParser((v) => Number(v)).default(0))
+    .action(async (rb: string, o: Record<string, unknown>) => {
+      code = await runDestroy(flags(rb, o), { autoApprove: o.autoApprove === true, lockTimeout: o.lockTimeout as number }, deps, out, err)
+    })
+  program
+    .command('modules')
+    .description('list modules, or show one with its parameters and an example')
+    .argument('[name]', 'module name')
+    .option('--markdown', 'print docs/modules.md')
+    .action((name: string | undefined, o: { markdown?: boolean }) => {
+      code = printModules(deps.registry, name, o.markdown === true, out, err)
+    })
+  program
+    .command('schema')
+    .description('print the JSON Schema of runbooks (for editors: yaml-language-server)')
+    .action(() => {
+      printSchema(deps.registry, out)
+    })
+  program
+    .command('exec')
+    .description('run one command on many hosts at once, like `ansible -m shell`')
+    .argument('<inventory>', 'inventory YAML file')
+    .argument('<pattern>', 'host pattern')
+    .argument('<command...>', 'the command (after --)')
+    .option('-f, --forks <n>', 'hosts in parallel', (v) => Number.parseInt(v, 10), 10)
+    .option('-b, --become', 'run with sudo')
+    .option('--json', 'JSON lines')
+    .action(async (inventory: string, pattern: string, command: string[], o: { forks: number; become?: boolean; json?: boolean }) => {
+      if (!deps.exec) throw new RunbookError('E_USAGE', 'exec is not available in this build')
+      code = await deps.exec({ inventory, pattern, command: command.join(' '), forks: o.forks, become: o.become === true, json: o.json === true, out, err })
+    })
+  const lab = program.command('lab').description('the embedded OpenStack lab made of real Linux hosts')
+  lab
+    .command('up')
+    .description('start the lab API daemon and its network; writes a clouds.yaml entry `lab`')
+    .option('--port <port>', 'API port', (v) => Number.parseInt(v, 10))
+    .action(async (o: { port?: number }) => {
+      if (!deps.lab) throw new RunbookError('E_USAGE', 'the lab is not available in this build')
+      await deps.lab.up({ port: o.port })
+    })
+  lab
+    .command('status')
+    .description('is the lab running, where, and its servers')
+    .action(async () => {
+      if (!deps.lab) throw new RunbookError('E_USAGE', 'the lab is not available in this build')
+      await deps.lab.status({})
+    })
+  lab
+    .command('down')
+    .description('stop the lab and remove everything it made (also after a crash)')
+    .action(async () => {
+      if (!deps.lab) throw new RunbookError('E_USAGE', 'the lab is not available in this build')
+      await deps.lab.down({})
+    })
+
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+  } catch (e) {
+    const ce = e as { code?: string; exitCode?: number }
+    if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
+      return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' || ce.code === 'commander.help' ? 0 : (ce.exitCode ?? 1)
+    }
+    printErrors(e, err)
+    return 1
+  }
+  return code
+}

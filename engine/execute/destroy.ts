@@ -1,0 +1,109 @@
+/**
+ * `runbook destroy`: removes what the journal says this runbook created, newest first, through
+ * the module that created each resource. What is destroyed leaves the journal at once, so an
+ * interrupted destroy can simply be run again.
+ */
+import { isLocalHost, type ConnectionFactory } from '../connection/factory.ts'
+import { LocalConnection } from '../connection/local.ts'
+import { RunbookError, toRunbookError } from '../errors.ts'
+import type { Inventory } from '../inventory/inventory.ts'
+import type { Journal } from '../journal/journal.ts'
+import type { ModuleContext, ModuleRegistry, ResourceRecord } from '../module.ts'
+import type { Change } from '../plan/change.ts'
+import { emptyCounts, type EventSink, type HostCounts } from '../report/events.ts'
+import { makeScope } from './scope.ts'
+import { evaluate } from '../vars/expr.ts'
+import { renderText } from '../vars/template.ts'
+import type { Redactor } from '../vars/secrets.ts'
+
+/** Options of a destroy. */
+export interface DestroyOptions {
+  journal: Journal
+  registry: ModuleRegistry
+  inventory: Inventory
+  connections: ConnectionFactory
+  redactor: Redactor
+  emit: EventSink
+  baseDir: string
+  /** Runbook-level variables (clouds, credentials) that modules may need to reach the resources. */
+  vars: Record<string, unknown>
+  /** true: list what would be destroyed, touch nothing. */
+  plan: boolean
+}
+
+/** What a destroy did. */
+export interface DestroyResult {
+  ok: boolean
+  changes: Change[]
+  errors: RunbookError[]
+  hosts: Record<string, HostCounts>
+}
+
+/** The change that destroying a resource is. */
+export function destroyChange(r: ResourceRecord): Change {
+  return { action: 'delete', target: `${r.type} ${r.name ?? r.id}`, before: { id: r.id, ...(r.name ? { name: r.name } : {}), host: r.host }, note: `created by task "${r.task}"` }
+}
+
+/**
+ * Destroys the resources of a journal, newest first.
+ * @example await destroy({ journal, registry, inventory, connections, redactor, emit, baseDir, vars, plan: false })
+ */
+export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
+  for (const [name, h] of Object.entries(o.journal.data.hosts)) if (!o.inventory.hosts.has(name)) o.inventory.addHost(name, h.groups, h.vars)
+  const varsOf = (host: string): Record<string, unknown> => makeScope([{ vars: o.vars, templated: true }, { vars: o.inventory.hostVars(host), templated: true }, { vars: { inventory_hostname: host }, templated: false }])
+  const resources = [...o.journal.data.resources].reverse()
+  const changes: Change[] = []
+  const errors: RunbookError[] = []
+  const hosts: Record<string, HostCounts> = {}
+  const local = new LocalConnection()
+  const shared = new Map<string, unknown>()
+  for (const r of resources) {
+    const change = destroyChange(r)
+    changes.push(change)
+    const counts = (hosts[r.host] ??= emptyCounts())
+    if (o.plan) continue
+    const task = `destroy ${r.type} ${r.name ?? r.id}`
+    o.emit(o.redactor.value({ type: 'task_start', play: 'destroy', task, host: r.host }))
+    const started = Date.now()
+    const module = o.registry.get(r.module)
+    try {
+      if (!module?.destroy) throw new RunbookError('E_MODULE', `module '${r.module}' cannot destroy a ${r.type}`)
+      const scope = varsOf(r.host)
+      const ctx: ModuleContext = {
+        host: r.host,
+        become: { method: 'sudo' },
+        vars: scope,
+        baseDir: o.baseDir,
+        check: false,
+        conn: async () => (module.target === 'controller' || isLocalHost(r.host, scope) ? local : o.connections.get(r.host, varsOf)),
+        render: (t) => String(renderText(t, scope)),
+        evaluate: (e) => evaluate(e, scope),
+        cache: new Map(),
+        shared: <T>(key: string, create: () => T): T => {
+          if (!shared.has(key)) shared.set(key, create())
+          return shared.get(key) as T
+        },
+        journal: {
+          find: (m, type, id) => o.journal.find(m, type, id),
+          record: () => undefined,
+          forget: (type, id) => void o.journal.forget(type, id),
+        },
+        inventory: { addHost: () => undefined, hostVars: (n) => varsOf(n) },
+        progress: (message) => o.emit(o.redactor.value({ type: 'task_progress', task, host: r.host, message })),
+        secret: (v) => o.redactor.add(v),
+        signal: new AbortController().signal,
+      }
+      await module.destroy(ctx, r)
+      await o.journal.forget(r.type, r.id)
+      counts.changed++
+      o.emit(o.redactor.value({ type: 'task_end', play: 'destroy', task, host: r.host, status: 'changed', changes: [change], duration_ms: Date.now() - started }))
+    } catch (e) {
+      const err = toRunbookError(e, 'E_MODULE', { host: r.host, task })
+      errors.push(err)
+      counts.failed++
+      o.emit(o.redactor.value({ type: 'task_end', play: 'destroy', task, host: r.host, status: 'failed', changes: [], msg: err.message, duration_ms: Date.now() - started }))
+    }
+  }
+  await o.connections.closeAll().catch(() => undefined)
+  return { ok: errors.length === 0, changes, errors, hosts }
+}

@@ -1,0 +1,236 @@
+/**
+ * The executor: plays in order; within a play, hosts in parallel (p-queue, `forks`) and each
+ * host's tasks in order; handlers once per host at the end of the play. The same walk serves
+ * `plan` (gather and plan only) and `apply` (gather again just before each change, apply, verify).
+ */
+import PQueue from 'p-queue'
+import { RunbookError, toRunbookError } from '../errors.ts'
+import { countChanges } from '../plan/change.ts'
+import { emptyCounts, type RunEvent } from '../report/events.ts'
+import type { Block, Play, Step, Task } from '../runbook/types.ts'
+import { locate } from '../runbook/source.ts'
+import { evaluateCondition } from '../vars/expr.ts'
+import { isUnknown } from '../vars/unknown.ts'
+import { makeScope, type Layer } from './scope.ts'
+import { TaskRunner, TaskFailure } from './task.ts'
+import type { HostState, PlannedChange, RunOptions, RunResult } from './types.ts'
+
+/** Scope layers of a block or task nested in blocks. */
+type Frames = Record<string, unknown>[]
+
+/**
+ * Runs a loaded, validated runbook.
+ * @example const result = await execute({ runbook, inventory, registry, mode: 'plan', ... })
+ */
+export async function execute(opts: RunOptions): Promise<RunResult> {
+  return new Run(opts).run()
+}
+
+class Run {
+  readonly hosts = new Map<string, HostState>()
+  readonly changes: PlannedChange[] = []
+  readonly errors: RunbookError[] = []
+  readonly shared = new Map<string, unknown>()
+  readonly runOnce = new Map<string, Promise<unknown>>()
+  readonly runner: TaskRunner
+  private readonly started = Date.now()
+
+  constructor(readonly opts: RunOptions) {
+    this.runner = new TaskRunner(this)
+  }
+
+  emit(e: RunEvent): void {
+    this.opts.emit(this.opts.redactor.value(e))
+  }
+
+  host(name: string): HostState {
+    let h = this.hosts.get(name)
+    if (!h) {
+      h = { name, facts: {}, notified: new Set(), counts: emptyCounts(), failed: false, unreachable: false, cache: new Map() }
+      this.hosts.set(name, h)
+    }
+    return h
+  }
+
+  /** The base layers of a host's scope: runbook, inventory, play, results, extra vars. */
+  layers(host: string, play: Play | undefined, frames: Frames = []): Layer[] {
+    const o = this.opts
+    const h = this.host(host)
+    const magic = {
+      inventory_hostname: host,
+      groups: Object.fromEntries([...o.inventory.groups.keys()].map((g) => [g, o.inventory.groupHosts(g)])),
+      hostvars: this.hostvars(),
+      play_hosts: play ? this.playHosts(play) : [],
+    }
+    return [
+      { vars: o.runbook.vars, templated: true },
+      { vars: o.secretVars, templated: false },
+      { vars: o.inventory.hostVars(host), templated: true },
+      { vars: play?.vars ?? {}, templated: true },
+      { vars: h.facts, templated: false },
+      ...frames.map((vars) => ({ vars, templated: true })),
+      { vars: o.extraVars, templated: false },
+      { vars: magic, templated: false },
+    ]
+  }
+
+  /** `hostvars.NAME.x`: every host's variables, computed on access. */
+  hostvars(): Record<string, unknown> {
+    const out: Record<string, unknown> = {}
+    const names = new Set([...this.opts.inventory.hosts.keys(), ...this.hosts.keys()])
+    for (const n of names) {
+      Object.defineProperty(out, n, { enumerable: true, get: () => makeScope(this.layers(n, undefined).slice(0, 5)) })
+    }
+    return out
+  }
+
+  /** Any host's variables without play context (for jumphost settings). */
+  varsOf = (host: string): Record<string, unknown> => makeScope(this.layers(host, undefined))
+
+  playHosts(play: Play): string[] {
+    let hosts = this.opts.inventory.match(play.hosts)
+    if (this.opts.limit) {
+      const allowed = new Set(this.opts.inventory.match(this.opts.limit))
+      hosts = hosts.filter((h) => allowed.has(h) || (h === 'localhost' && !this.opts.inventory.hosts.has('localhost')))
+    }
+    return hosts
+  }
+
+  async run(): Promise<RunResult> {
+    const o = this.opts
+    try {
+      for (const play of o.runbook.plays) {
+        if (o.signal?.aborted) break
+        await this.play(play)
+      }
+    } finally {
+      await o.connections.closeAll().catch(() => undefined)
+    }
+    const hosts = Object.fromEntries([...this.hosts].map(([n, h]) => [n, h.counts]))
+    const ok = ![...this.hosts.values()].some((h) => h.failed || h.unreachable) && this.errors.length === 0
+    return {
+      ok,
+      hosts,
+      plan: countChanges(this.changes.filter((c) => !c.deferred).map((c) => c.change)),
+      changes: this.changes,
+      errors: this.errors,
+      durationMs: Date.now() - this.started,
+    }
+  }
+
+  async play(play: Play): Promise<void> {
+    const hosts = this.playHosts(play).filter((h) => !this.host(h).failed && !this.host(h).unreachable)
+    this.emit({ type: 'play_start', play: play.name, hosts })
+    if (hosts.length === 0) {
+      this.emit({ type: 'warning', message: `play "${play.name}": no hosts match '${play.hosts}'` })
+      this.emit({ type: 'play_end', play: play.name })
+      return
+    }
+    const queue = new PQueue({ concurrency: play.forks ?? this.opts.forks })
+    const steps: Step[] = play.gatherFacts ? [this.factsTask(play), ...play.tasks] : play.tasks
+    await queue.addAll(hosts.map((host) => () => this.hostTasks(play, host, steps, hosts)))
+    await queue.addAll(hosts.map((host) => () => this.handlers(play, host, hosts)))
+    this.emit({ type: 'play_end', play: play.name })
+  }
+
+  private factsTask(play: Play): Task {
+    return {
+      kind: 'task', file: play.file, path: play.path, name: 'Gathering facts', module: 'facts', args: {}, when: [], tags: ['always'], vars: {},
+      ignoreErrors: false, runOnce: false, noLog: false, notify: [], loopVar: 'item', delay: 5, changedWhen: [], failedWhen: [], listen: [],
+    }
+  }
+
+  private async hostTasks(play: Play, host: string, steps: Step[], hosts: string[]): Promise<void> {
+    try {
+      await this.steps(play, host, steps, [], play.tags, hosts, play.become ? { become: true, user: play.becomeUser } : undefined)
+    } catch (e) {
+      if (!(e instanceof TaskFailure)) this.fail(host, play, undefined, e)
+    }
+  }
+
+  private async handlers(play: Play, host: string, hosts: string[]): Promise<void> {
+    const h = this.host(host)
+    if (h.unreachable || (h.failed && !this.opts.forceHandlers)) return
+    for (const handler of play.handlers) {
+      if (!handler.listen.some((t) => h.notified.has(t))) continue
+      try {
+        await this.runner.run(play, host, handler, [], [...play.tags, ...handler.tags], hosts, play.become ? { become: true, user: play.becomeUser } : undefined, true)
+      } catch (e) {
+        if (!(e instanceof TaskFailure)) this.fail(host, play, handler, e)
+        return
+      }
+    }
+    h.notified.clear()
+  }
+
+  /** Records an unexpected error of the engine itself for a host. */
+  fail(host: string, play: Play, task: Task | undefined, e: unknown): void {
+    const err = toRunbookError(e, 'E_MODULE', { host, task: task?.name })
+    this.errors.push(err)
+    this.host(host).failed = true
+    this.host(host).counts.failed++
+    this.emit({ type: 'task_end', play: play.name, task: task?.name ?? '(engine)', host, status: 'failed', changes: [], msg: err.message, duration_ms: 0 })
+  }
+
+  /** Runs steps in order for one host; throws TaskFailure when the host must stop. */
+  async steps(play: Play, host: string, steps: Step[], frames: Frames, tags: string[], hosts: string[], become: { become: boolean; user?: string | undefined } | undefined): Promise<void> {
+    for (const step of steps) {
+      if (this.opts.signal?.aborted) throw new TaskFailure(new RunbookError('E_MODULE', 'interrupted'))
+      const stepBecome = step.become !== undefined ? { become: step.become, user: step.becomeUser ?? become?.user } : become
+      if (step.kind === 'task') await this.runner.run(play, host, step, frames, [...tags, ...step.tags], hosts, stepBecome, false)
+      else await this.block(play, host, step, frames, [...tags, ...step.tags], hosts, stepBecome)
+    }
+  }
+
+  private async block(play: Play, host: string, block: Block, frames: Frames, tags: string[], hosts: string[], become: { become: boolean; user?: string | undefined } | undefined): Promise<void> {
+    const inner = [...frames, block.vars]
+    const scope = makeScope(this.layers(host, play, inner))
+    for (const cond of block.when) {
+      const v = evaluateCondition(cond, scope)
+      if (v === false) return
+      if (isUnknown(v) && this.opts.mode === 'apply') throw new RunbookError('E_EXPRESSION', `condition '${String(cond)}' is still unknown`)
+    }
+    let failure: TaskFailure | undefined
+    try {
+      await this.steps(play, host, block.block, inner, tags, hosts, become)
+    } catch (e) {
+      if (!(e instanceof TaskFailure)) throw e
+      failure = e
+    }
+    if (failure && block.rescue.length) {
+      const h = this.host(host)
+      h.failed = false
+      h.counts.rescued++
+      h.facts.failed_task = failure.error.task ?? ''
+      h.facts.failed_result = { msg: failure.error.message }
+      failure = undefined
+      try {
+        await this.steps(play, host, block.rescue, inner, tags, hosts, become)
+      } catch (e) {
+        if (!(e instanceof TaskFailure)) throw e
+        failure = e
+      }
+    }
+    if (block.always.length) {
+      const h = this.host(host)
+      const wasFailed = h.failed
+      h.failed = false
+      try {
+        await this.steps(play, host, block.always, inner, tags, hosts, become)
+      } finally {
+        h.failed = h.failed || wasFailed
+      }
+    }
+    if (failure) throw failure
+  }
+
+  /** The source position of a task, as `file:line:col`. */
+  position(task: { file: string; path: readonly (string | number)[] }): string | undefined {
+    const src = this.opts.sources.get(task.file)
+    if (!src) return undefined
+    const p = locate(src, task.path)
+    return `${p.file}:${p.line}:${p.col}`
+  }
+}
+
+export type { Run }

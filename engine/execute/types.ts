@@ -1,0 +1,70 @@
+/**
+ * Shared types of the executor: options of a run, per-host state that lives across plays, and
+ * the result of a run.
+ */
+import type { ConnectionFactory } from '../connection/factory.ts'
+import type { RunbookError } from '../errors.ts'
+import type { Inventory } from '../inventory/inventory.ts'
+import type { Journal } from '../journal/journal.ts'
+import type { ModuleRegistry } from '../module.ts'
+import type { Change, PlanCounts } from '../plan/change.ts'
+import type { EventSink, HostCounts } from '../report/events.ts'
+import type { SourceSet } from '../runbook/source.ts'
+import type { Runbook } from '../runbook/types.ts'
+import type { Redactor } from '../vars/secrets.ts'
+
+/** Everything a run needs. */
+export interface RunOptions {
+  runbook: Runbook
+  inventory: Inventory
+  registry: ModuleRegistry
+  /** `plan`: gather and plan only (also `--check`); `apply`: converge. */
+  mode: 'plan' | 'apply'
+  /** Variables from --var / --var-file: the highest precedence. */
+  extraVars: Record<string, unknown>
+  /** Resolved secret variables (already added to the redactor). */
+  secretVars: Record<string, string>
+  redactor: Redactor
+  journal?: Journal | undefined
+  connections: ConnectionFactory
+  forks: number
+  limit?: string | undefined
+  tags?: string[] | undefined
+  skipTags?: string[] | undefined
+  forceHandlers?: boolean | undefined
+  emit: EventSink
+  sources: SourceSet
+  baseDir: string
+  signal?: AbortSignal | undefined
+}
+
+/** Per-host state that outlives a play: facts, registered results, notifications, counts. */
+export interface HostState {
+  name: string
+  /** set_fact, facts and registered results. */
+  facts: Record<string, unknown>
+  notified: Set<string>
+  counts: HostCounts
+  failed: boolean
+  unreachable: boolean
+  cache: Map<string, unknown>
+}
+
+/** A change attributed to its task and host, for the plan printer. */
+export interface PlannedChange {
+  play: string
+  task: string
+  host: string
+  change: Change
+  deferred: boolean
+}
+
+/** The outcome of a run. */
+export interface RunResult {
+  ok: boolean
+  hosts: Record<string, HostCounts>
+  plan: PlanCounts
+  changes: PlannedChange[]
+  errors: RunbookError[]
+  durationMs: number
+}

@@ -1,0 +1,158 @@
+/**
+ * The module contract. A module reads the state that matters (`gather`, read-only), says what
+ * would change (`plan`, pure), and changes it (`apply`, which checks its own post-condition).
+ * Adding a module is one file, one test and one line in modules/index.ts; nothing in engine/.
+ */
+import type { z } from 'zod'
+import type { Connection, BecomeOptions } from './connection/types.ts'
+import type { Change } from './plan/change.ts'
+
+/** A resource a run created, as the journal keeps it, so that `destroy` can remove it. */
+export interface ResourceRecord {
+  /** The module that created it and knows how to destroy it. */
+  module: string
+  /** Kind of resource, e.g. `port`, `server`, `file`. */
+  type: string
+  /** Stable id (a UUID, a path). */
+  id: string
+  name?: string | undefined
+  /** Inventory host whose task created it. */
+  host: string
+  /** Name of the task that created it. */
+  task: string
+  /** Whatever the module needs to destroy it later (never secrets). */
+  data?: Record<string, unknown> | undefined
+  createdAt: string
+}
+
+/** A connection setting of a host added at run time (see `add_host`). */
+export interface HostSpec {
+  name: string
+  groups?: string[] | undefined
+  vars?: Record<string, unknown> | undefined
+}
+
+/** What the engine lends a module while it works on one task for one host. */
+export interface ModuleContext {
+  /** Inventory name of the host the task runs for. */
+  readonly host: string
+  /** The connection to the host the module acts on (the controller for controller modules). */
+  conn(): Promise<Connection>
+  /** The task's become, if any. */
+  readonly become: BecomeOptions | undefined
+  /** All variables visible to the task (read-only). */
+  readonly vars: Readonly<Record<string, unknown>>
+  /** Directory of the runbook file, to resolve relative paths such as a template's `src`. */
+  readonly baseDir: string
+  /** True during `plan` and `--check`: gather and plan only. */
+  readonly check: boolean
+  /**
+   * Renders a Handlebars template with the task's variables (strict: a missing variable is an
+   * error). During a plan, text that depends on values known only after apply throws
+   * UnknownValueError, and the engine shows the task as known after apply.
+   */
+  render(template: string, extra?: Record<string, unknown>): string
+  /** Evaluates a condition expression (the language of `when`) with the task's variables. */
+  evaluate(expression: string, extra?: Record<string, unknown>): unknown
+  /** A per-host cache that lives for the whole run (facts are gathered once). */
+  readonly cache: Map<string, unknown>
+  /** A run-wide singleton, e.g. one API client per cloud. */
+  shared<T>(key: string, create: () => T): T
+  /** Resources created by earlier runs of this runbook (journal), and recording new ones. */
+  readonly journal: {
+    find(module: string, type: string, id?: string): ResourceRecord[]
+    record(r: Omit<ResourceRecord, 'host' | 'task' | 'createdAt' | 'module'>): void
+    forget(type: string, id: string): void
+  }
+  /** Hosts added during the run (Ansible's add_host). */
+  readonly inventory: {
+    addHost(spec: HostSpec): void
+    hostVars(name: string): Readonly<Record<string, unknown>> | undefined
+  }
+  /** Tells the live view what the task waits for ("server ACTIVE", "dpkg lock"). */
+  progress(message: string): void
+  /** Marks a value as secret: it is redacted from every output from now on. */
+  secret(value: string): void
+  readonly signal: AbortSignal
+}
+
+/** What `apply` reports. */
+export interface ApplyResult {
+  /** Defaults to true: apply ran because there were changes. */
+  changed?: boolean
+  /** Goes into `register` (merged with changed/failed/msg). */
+  output?: Record<string, unknown>
+  /** Merged into the host's variables, as Ansible's ansible_facts. */
+  facts?: Record<string, unknown>
+  msg?: string
+  /**
+   * The module ran but the outcome is a failure it can describe (a command's non-zero rc): the
+   * task fails with `msg` unless `failed_when` says otherwise, and `output` is still registered.
+   * Modules throw instead when there is no output worth registering.
+   */
+  failed?: boolean
+}
+
+/**
+ * A module.
+ * @example
+ * export const ping = defineModule({ name: 'ping', summary: '...', example: '- ping: {}', params: z.strictObject({}),
+ *   gather: async () => null, plan: () => [], apply: async () => ({ changed: false }) })
+ */
+export interface Module<P = unknown, S = unknown> {
+  /** Name used as the task key: `apt`, `openstack.port`. */
+  readonly name: string
+  /** One line for `runbook modules`. */
+  readonly summary: string
+  /** Runbook YAML for docs/modules.md and `runbook modules NAME`. */
+  readonly example: string
+  readonly params: z.ZodType<P>
+  /** Other names accepted for parameters (`pkg` for `name`), mapped to the canonical name. */
+  readonly aliases?: Readonly<Record<string, string>>
+  /** The parameter a bare string stands for: `shell: echo hi` is `shell: { cmd: echo hi }`. */
+  readonly freeForm?: string
+  /** Whether plan may be called with values known only after apply (Unknown) in the parameters. */
+  readonly acceptsUnknown?: boolean
+  /** `controller`: runs on the engine's machine whatever the play's hosts (API modules). */
+  readonly target?: 'host' | 'controller'
+  /** Reads the state that matters to `p`. Read-only: it also runs during `plan`. */
+  gather(ctx: ModuleContext, p: P): Promise<S>
+  /** Pure: the changes that would bring `current` to `p`; [] means in sync. */
+  plan(p: P, current: S): Change[]
+  /** Makes the changes, verifies the post-condition, returns what happened. */
+  apply(ctx: ModuleContext, p: P, changes: Change[], current: S): Promise<ApplyResult>
+  /**
+   * What `register` holds when nothing changes, or in a plan before apply (`current` is
+   * undefined when the host does not exist yet); use Unknown for values known after apply.
+   */
+  output?(p: P, current: S | undefined, changes: Change[]): Record<string, unknown>
+  /** Facts for the host's variables when nothing changes or during a plan (as ApplyResult.facts). */
+  facts?(p: P, current: S | undefined): Record<string, unknown> | undefined
+  /** Text to show under the task in the run's output (debug's message). */
+  display?(output: Record<string, unknown>): string | undefined
+  /** Names of the variables this module sets on the host, for validation (`set_fact` keys). */
+  providesVars?(args: Record<string, unknown>): string[]
+  /** Removes a resource this module created (runbook destroy). */
+  destroy?(ctx: ModuleContext, resource: ResourceRecord): Promise<void>
+}
+
+/** Identity function that infers a module's types. */
+export function defineModule<P, S>(m: Module<P, S>): Module<P, S> {
+  return m
+}
+
+/** A registry of modules by name. */
+export type ModuleRegistry = ReadonlyMap<string, Module<unknown, unknown>>
+
+/**
+ * Builds a registry from modules, refusing duplicate names.
+ * @example const registry = createRegistry([command, shell, copy])
+ */
+export function createRegistry(modules: ReadonlyArray<Pick<Module, 'name' | 'gather' | 'plan' | 'apply'> | { readonly name: string; readonly summary: string }>): ModuleRegistry {
+  const map = new Map<string, Module<unknown, unknown>>()
+  for (const m of modules) {
+    if (map.has(m.name)) throw new Error(`module ${m.name} registered twice`)
+    map.set(m.name, m as unknown as Module<unknown, unknown>)
+  }
+  return map
+}

@@ -1,0 +1,59 @@
+/**
+ * The change model, after Terraform's: an action that is also what it prints, and before/after.
+ */
+
+/** What a change does. */
+export type Action = 'create' | 'update' | 'delete' | 'replace' | 'run'
+
+/** How each action prints in a plan. */
+export const ACTION_SYMBOL: Record<Action, string> = {
+  create: '+',
+  update: '~',
+  delete: '-',
+  replace: '-/+',
+  run: '!',
+}
+
+/** A text diff of one file's content, rendered as a unified diff. */
+export interface ContentDiff {
+  path: string
+  before: string
+  after: string
+}
+
+/**
+ * One thing a task would change on one host.
+ * @example { action: 'create', target: 'package keepalived', after: { version: '1:2.2.7-1' } }
+ */
+export interface Change {
+  action: Action
+  /** What changes, for humans: `file /etc/keepalived/keepalived.conf`, `package keepalived`. */
+  target: string
+  /** The attributes that change, before and after (values may be Unknown). */
+  before?: unknown
+  after?: unknown
+  /** For file contents: shown as a unified diff. */
+  diff?: ContentDiff
+  /** A short note, e.g. why a command runs. */
+  note?: string
+}
+
+/** Counts of a plan's changes, for `Plan: N to create, M to change, K to destroy, R to run.` */
+export interface PlanCounts {
+  create: number
+  update: number
+  delete: number
+  run: number
+}
+
+/** Adds up the actions of a list of changes (a replace counts as one create and one destroy). */
+export function countChanges(changes: readonly Change[]): PlanCounts {
+  const c: PlanCounts = { create: 0, update: 0, delete: 0, run: 0 }
+  for (const ch of changes) {
+    if (ch.action === 'replace') {
+      c.create++
+      c.delete++
+    } else c[ch.action]++
+  }
+  return c
+}

@@ -1,0 +1,153 @@
+/**
+ * parse -> load -> validate: reads the runbook, the inventory and the extra variables, checks all
+ * of it, resolves secrets, and either returns everything a run needs or throws every problem at
+ * once (RunbookErrors). Nothing is touched before this has succeeded.
+ */
+import path from 'node:path'
+import { parse as parseYamlValue } from 'yaml'
+import { RunbookError, RunbookErrors } from './errors.ts'
+import { Inventory } from './inventory/inventory.ts'
+import { stateDirFor } from './journal/journal.ts'
+import type { ModuleRegistry } from './module.ts'
+import { loadRunbook, type ModuleCatalog } from './runbook/load.ts'
+import { loadYaml, locate, SourceSet } from './runbook/source.ts'
+import type { Runbook } from './runbook/types.ts'
+import { validateRunbook } from './runbook/validate.ts'
+import { isSecretDecl, Redactor, resolveSecret, secretDeclSchema, type SecretSources } from './vars/secrets.ts'
+
+/** Inputs of a run, as the CLI collects them. */
+export interface PrepareOptions {
+  runbookFile: string
+  inventoryFile?: string | undefined
+  registry: ModuleRegistry
+  /** `--var k=v` strings. */
+  vars?: string[] | undefined
+  /** `--var-file` paths. */
+  varFiles?: string[] | undefined
+  env?: NodeJS.ProcessEnv
+  prompt?: SecretSources['prompt']
+  /** Where `.runbook/` lives (default: the current directory). */
+  stateRoot?: string | undefined
+  /** Skip resolving secrets (validate only). */
+  skipSecrets?: boolean
+}
+
+/** Everything a run needs, validated. */
+export interface Prepared {
+  runbook: Runbook
+  inventory: Inventory
+  inventoryFile: string | undefined
+  sources: SourceSet
+  extraVars: Record<string, unknown>
+  secretVars: Record<string, string>
+  redactor: Redactor
+  stateDir: string
+  baseDir: string
+}
+
+/** The loader's view of a registry. */
+export function catalogOf(registry: ModuleRegistry): ModuleCatalog {
+  return {
+    has: (n) => registry.has(n),
+    names: () => registry.keys(),
+    freeForm: (n) => registry.get(n)?.freeForm,
+  }
+}
+
+function parseVarArg(arg: string): [string, unknown] {
+  const eq = arg.indexOf('=')
+  if (eq <= 0) throw new RunbookError('E_USAGE', `--var expects key=value, got '${arg}'`)
+  const key = arg.slice(0, eq)
+  const raw = arg.slice(eq + 1)
+  // Structured values on request; plain text stays text, as in Ansible's key=value.
+  if (/^[[{]/.test(raw.trim())) {
+    try {
+      return [key, parseYamlValue(raw) as unknown]
+    } catch {
+      return [key, raw]
+    }
+  }
+  return [key, raw]
+}
+
+/**
+ * Loads and validates a runbook with its inventory.
+ * @example const prepared = await prepare({ runbookFile: 'runbooks/vip-keepalived.yaml', registry })
+ */
+export async function prepare(o: PrepareOptions): Promise<Prepared> {
+  const sources = new SourceSet()
+  const errors: RunbookError[] = []
+  const rbParsed = await loadYaml(o.runbookFile)
+  sources.add(rbParsed.source)
+  errors.push(...rbParsed.errors)
+  const baseDir = path.dirname(path.resolve(o.runbookFile))
+  const loaded = rbParsed.errors.length ? undefined : loadRunbook(rbParsed.source, catalogOf(o.registry))
+  if (loaded) errors.push(...loaded.errors)
+
+  const inventoryFile = o.inventoryFile ?? (loaded?.runbook.inventory ? path.resolve(baseDir, loaded.runbook.inventory) : undefined)
+  let inventory = Inventory.empty()
+  if (inventoryFile) {
+    const invParsed = await loadYaml(inventoryFile)
+    sources.add(invParsed.source)
+    errors.push(...invParsed.errors)
+    if (!invParsed.errors.length) {
+      const r = Inventory.load(invParsed.source)
+      inventory = r.inventory
+      errors.push(...r.errors)
+    }
+  }
+
+  const extraVars: Record<string, unknown> = {}
+  for (const f of o.varFiles ?? []) {
+    const p = await loadYaml(f)
+    sources.add(p.source)
+    errors.push(...p.errors)
+    if (!p.errors.length) {
+      if (p.source.value !== null && typeof p.source.value === 'object' && !Array.isArray(p.source.value)) Object.assign(extraVars, p.source.value)
+      else errors.push(new RunbookError('E_SCHEMA', 'a var file is a mapping of variables', { pos: { file: f, line: 1, col: 1 } }))
+    }
+  }
+  for (const v of o.vars ?? []) {
+    try {
+      const [k, val] = parseVarArg(v)
+      extraVars[k] = val
+    } catch (e) {
+      errors.push(e as RunbookError)
+    }
+  }
+
+  const runbook = loaded?.runbook
+  const secretNames: string[] = []
+  const plainVars: Record<string, unknown> = {}
+  if (runbook) {
+    for (const [k, v] of Object.entries(runbook.vars)) {
+      if (isSecretDecl(v)) {
+        const r = secretDeclSchema.safeParse(v)
+        if (!r.success) errors.push(new RunbookError('E_SECRET', `secret '${k}': ${r.error.issues[0]?.message ?? 'invalid declaration'}`, { pos: locate(rbParsed.source, ['vars', k, ...((r.error.issues[0]?.path ?? []) as (string | number)[])], { key: true }) }))
+        secretNames.push(k)
+      } else plainVars[k] = v
+    }
+    runbook.vars = plainVars
+    errors.push(...validateRunbook(runbook, inventory, o.registry, sources, { runbook: Object.keys(plainVars), extra: Object.keys(extraVars), secrets: secretNames }))
+  }
+  const stateDir = stateDirFor(o.stateRoot ?? path.resolve('.runbook'), o.runbookFile, inventoryFile)
+  const redactor = new Redactor()
+  const secretVars: Record<string, string> = {}
+  if (runbook && !o.skipSecrets && errors.length === 0) {
+    const raw = (rbParsed.source.value as Record<string, unknown>).vars as Record<string, unknown>
+    for (const name of secretNames) {
+      try {
+        const value = await resolveSecret(name, secretDeclSchema.parse(raw[name]), { env: o.env ?? process.env, prompt: o.prompt, stateDir, baseDir })
+        secretVars[name] = value
+        redactor.add(value)
+      } catch (e) {
+        const err = e as RunbookError
+        const src = sources.get(runbook.file)
+        if (src) err.pos = locate(src, ['vars', name])
+        errors.push(err)
+      }
+    }
+  }
+  if (errors.length || !runbook) throw new RunbookErrors(errors, sources.text)
+  return { runbook, inventory, inventoryFile, sources, extraVars, secretVars, redactor, stateDir, baseDir }
+}

@@ -1,0 +1,122 @@
+/**
+ * YAML sources that remember where every node came from. Everything downstream addresses a node
+ * by its path (`['plays', 0, 'tasks', 2, 'apt', 'pkgs']`) and asks the source for its position,
+ * so errors print `file:line:col` with the line and a caret.
+ */
+import { promises as fs } from 'node:fs'
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, isPair, isNode, type Document, type Node } from 'yaml'
+import { RunbookError, type SourcePos } from '../errors.ts'
+
+/** A path into a YAML document. */
+export type YamlPath = readonly (string | number)[]
+
+/** One parsed YAML file. */
+export interface Source {
+  file: string
+  text: string
+  doc: Document.Parsed
+  lines: LineCounter
+  /** The plain JavaScript value of the document. */
+  value: unknown
+}
+
+/** All the sources of a run, by file name. */
+export class SourceSet {
+  private readonly byFile = new Map<string, Source>()
+
+  /** Adds a parsed source. */
+  add(src: Source): void {
+    this.byFile.set(src.file, src)
+  }
+
+  /** The text of a file, for error excerpts. */
+  text = (file: string): string | undefined => this.byFile.get(file)?.text
+
+  /** The source of a file. */
+  get(file: string): Source | undefined {
+    return this.byFile.get(file)
+  }
+}
+
+/**
+ * Parses YAML text; YAML errors become RunbookErrors with positions.
+ * @example const { source, errors } = parseYaml('runbook.yaml', text)
+ */
+export function parseYaml(file: string, text: string): { source: Source; errors: RunbookError[] } {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, keepSourceTokens: false })
+  const errors: RunbookError[] = doc.errors.map((e) => {
+    const offset = e.pos[0]
+    const { line, col } = lines.linePos(offset)
+    const message = e.message.split('\n')[0] ?? e.message
+    return new RunbookError('E_YAML', `YAML: ${message.replace(/ at line \d+, column \d+:?$/, '')}`, { pos: { file, line, col } })
+  })
+  const value = errors.length ? undefined : doc.toJS({ maxAliasCount: 1000 })
+  return { source: { file, text, doc, lines, value }, errors }
+}
+
+/** Reads and parses a YAML file. */
+export async function loadYaml(file: string): Promise<{ source: Source; errors: RunbookError[] }> {
+  let text: string
+  try {
+    text = await fs.readFile(file, 'utf8')
+  } catch (e) {
+    throw new RunbookError('E_USAGE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`)
+  }
+  return parseYaml(file, text)
+}
+
+/**
+ * The position of the node at `path`. With `key: true`, the position of the map key that holds it
+ * (where "unknown parameter" errors should point). Falls back to the nearest existing ancestor.
+ */
+export function locate(src: Source, path: YamlPath, opts: { key?: boolean } = {}): SourcePos {
+  let node: unknown = src.doc.contents
+  let best: [number, number] | undefined = rangeOf(node)
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i]
+    const last = i === path.length - 1
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && keyString(p.key) === String(seg))
+      if (!pair) break
+      if (last && opts.key) {
+        best = rangeOf(pair.key) ?? best
+        break
+      }
+      node = pair.value
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg]
+    } else break
+    best = rangeOf(node) ?? best
+  }
+  const offset = best?.[0] ?? 0
+  const { line, col } = src.lines.linePos(offset)
+  return { file: src.file, line, col }
+}
+
+/** The position of a character offset inside the scalar at `path` (for a `{{` inside a string). */
+export function locateInScalar(src: Source, path: YamlPath, index: number): SourcePos {
+  const base = locate(src, path)
+  let node: unknown = src.doc.getIn(path as (string | number)[], true)
+  if (!isScalar(node) || typeof node.value !== 'string') return base
+  const text = node.value
+  const raw = node.range ? src.text.slice(node.range[0], node.range[1]) : ''
+  // Only plain and quoted one-line scalars map 1:1 to the source; others point at the scalar.
+  if (raw.includes('\n') || text.includes('\n')) return base
+  const quoted = raw.startsWith('"') || raw.startsWith("'") ? 1 : 0
+  const shift = raw.indexOf(text) >= 0 ? raw.indexOf(text) : quoted
+  return { ...base, col: base.col + shift + index }
+}
+
+function rangeOf(node: unknown): [number, number] | undefined {
+  if (isNode(node) && (node as Node).range) {
+    const r = (node as Node).range as [number, number, number]
+    return [r[0], r[1]]
+  }
+  return undefined
+}
+
+function keyString(key: unknown): string {
+  if (isScalar(key)) return String(key.value)
+  return String(key)
+}

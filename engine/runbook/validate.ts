@@ -1,0 +1,182 @@
+/**
+ * Validation before anything runs: every module's parameters, every template and condition, every
+ * variable that can be known, host patterns and handler names. It collects all problems, each with
+ * file:line:col, the task and a "did you mean".
+ */
+import { RunbookError } from '../errors.ts'
+import type { Inventory } from '../inventory/inventory.ts'
+import type { ModuleRegistry } from '../module.ts'
+import { didYouMean } from '../suggest.ts'
+import { expressionRefs } from '../vars/expr.ts'
+import { helperNames } from '../vars/helpers.ts'
+import { isTemplate, templateRefs } from '../vars/template.ts'
+import { checkShape } from './shape.ts'
+import { locate, locateInScalar, type SourceSet, type YamlPath } from './source.ts'
+import type { Play, Runbook, Step, Task } from './types.ts'
+
+/** What validation knows about variables that exist before the run. */
+export interface KnownVars {
+  runbook: Iterable<string>
+  extra: Iterable<string>
+  secrets: Iterable<string>
+}
+
+const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts']
+
+class Validator {
+  readonly errors: RunbookError[] = []
+  /** Variables any task may set: registered results, set_fact keys, facts. */
+  private readonly dynamic = new Set<string>()
+  /** Groups that add_host will create. */
+  private readonly addedGroups = new Set<string>()
+
+  constructor(
+    private readonly rb: Runbook,
+    private readonly inv: Inventory,
+    private readonly registry: ModuleRegistry,
+    private readonly sources: SourceSet,
+    private readonly base: Set<string>,
+  ) {}
+
+  err(code: RunbookError['code'], message: string, file: string, path: YamlPath, opts: { task?: string | undefined; hint?: string | undefined; key?: boolean; index?: number } = {}): void {
+    const src = this.sources.get(file)
+    const pos = src ? (opts.index !== undefined ? locateInScalar(src, path, opts.index) : locate(src, path, { key: opts.key })) : undefined
+    this.errors.push(new RunbookError(code, message, { pos, task: opts.task, hint: opts.hint }))
+  }
+
+  run(): void {
+    const all = this.rb.plays.flatMap((p) => [...this.flat(p.tasks), ...p.handlers])
+    for (const t of all) {
+      if (t.register) this.dynamic.add(t.register)
+      const m = this.registry.get(t.module)
+      if (t.module === 'add_host') for (const g of ([] as unknown[]).concat(t.args.groups ?? t.args.group ?? [])) if (typeof g === 'string') this.addedGroups.add(g)
+      for (const v of m?.providesVars?.(t.args) ?? []) this.dynamic.add(v)
+      if (t.module === 'add_host' && t.args.vars && typeof t.args.vars === 'object') for (const v of Object.keys(t.args.vars)) this.dynamic.add(v)
+    }
+    if (this.rb.plays.some((p) => p.gatherFacts)) this.dynamic.add('facts')
+    for (const play of this.rb.plays) this.play(play)
+  }
+
+  flat(steps: Step[]): Task[] {
+    return steps.flatMap((s) => (s.kind === 'task' ? [s] : [...this.flat(s.block), ...this.flat(s.rescue), ...this.flat(s.always)]))
+  }
+
+  play(play: Play): void {
+    const known = new Set([...this.base, ...this.dynamic, ...Object.keys(play.vars)])
+    for (const g of this.inv.groups.values()) for (const k of Object.keys(g.vars)) known.add(k)
+    for (const h of this.inv.hosts.values()) for (const k of Object.keys(h.vars)) known.add(k)
+    this.vars(play.vars, play.file, [...play.path, 'vars'], known, undefined)
+    for (const term of play.hosts.split(/[:,]/).map((t) => t.trim().replace(/^[!&]/, '')).filter(Boolean)) {
+      if (isTemplate(term) || term.includes('*') || term.includes('?')) continue
+      if (this.inv.match(term).length || this.addedGroups.has(term) || this.inv.groups.has(term)) continue
+      this.err('E_INVENTORY', `hosts pattern '${term}' matches no host or group`, play.file, [...play.path, 'hosts'], {
+        hint: didYouMean(term, [...this.inv.names(), ...this.addedGroups]) ?? (this.inv.file ? undefined : 'no inventory given: use -i INVENTORY'),
+      })
+    }
+    const topics = new Set(play.handlers.flatMap((h) => h.listen))
+    this.steps(play.tasks, known, topics, false)
+    this.steps(play.handlers, known, topics, true)
+  }
+
+  steps(steps: Step[], known: Set<string>, topics: Set<string>, inRescue: boolean): void {
+    for (const s of steps) {
+      const scope = new Set([...known, ...Object.keys(s.vars)])
+      this.vars(s.vars, s.file, [...s.path, 'vars'], scope, s.name)
+      for (const [i, w] of s.when.entries()) this.condition(w, s.file, [...s.path, 'when', ...(s.when.length > 1 ? [i] : [])], scope, s.name)
+      if (s.kind === 'block') {
+        this.steps(s.block, scope, topics, inRescue)
+        this.steps(s.rescue, new Set([...scope, 'failed_task', 'failed_result']), topics, true)
+        this.steps(s.always, new Set([...scope, 'failed_task', 'failed_result']), topics, inRescue)
+        continue
+      }
+      this.task(s, scope, topics)
+    }
+  }
+
+  task(t: Task, known: Set<string>, topics: Set<string>): void {
+    const m = this.registry.get(t.module)
+    if (!m) return
+    if (t.loop !== undefined) this.value(t.loop, t.file, [...t.path, 'loop'], known, t.name)
+    const scope = new Set([...known, ...(t.loop !== undefined ? [t.loopVar, ...(t.indexVar ? [t.indexVar] : [])] : [])])
+    const withResult = new Set([...scope, 'result', ...(t.register ? [t.register] : [])])
+    for (const issue of checkShape(m.params, t.args, m.aliases ?? {})) {
+      this.err('E_PARAM', `${t.module}: ${issue.message}`, t.file, [...t.path, t.module, ...issue.path], { task: t.name, hint: issue.hint, key: issue.atKey })
+    }
+    this.value(t.args, t.file, [...t.path, t.module], scope, t.name)
+    for (const [k, list] of [['changed_when', t.changedWhen], ['failed_when', t.failedWhen]] as const) {
+      for (const [i, c] of list.entries()) this.condition(c, t.file, [...t.path, k, ...(list.length > 1 ? [i] : [])], withResult, t.name)
+    }
+    if (t.until) this.condition(t.until, t.file, [...t.path, 'until'], withResult, t.name)
+    if (t.delegateTo && !isTemplate(t.delegateTo) && !this.inv.match(t.delegateTo).length && !this.addedHostNames().has(t.delegateTo)) {
+      this.err('E_INVENTORY', `delegate_to: no host '${t.delegateTo}'`, t.file, [...t.path, 'delegate_to'], { task: t.name, hint: didYouMean(t.delegateTo, this.inv.names()) })
+    }
+    for (const [i, n] of t.notify.entries()) {
+      if (!topics.has(n)) this.err('E_SCHEMA', `notify: no handler named '${n}' in this play`, t.file, [...t.path, 'notify', ...(t.notify.length > 1 ? [i] : [])], { task: t.name, hint: didYouMean(n, topics) })
+    }
+  }
+
+  private addedHostNames(): Set<string> {
+    const names = new Set<string>()
+    for (const p of this.rb.plays) for (const t of this.flat(p.tasks)) if (t.module === 'add_host' && typeof t.args.name === 'string') names.add(t.args.name)
+    return names
+  }
+
+  vars(vars: Record<string, unknown>, file: string, path: YamlPath, known: Set<string>, task: string | undefined): void {
+    for (const [k, v] of Object.entries(vars)) this.value(v, file, [...path, k], known, task)
+  }
+
+  /** Checks every template inside a value. */
+  value(v: unknown, file: string, path: YamlPath, known: Set<string>, task: string | undefined): void {
+    if (typeof v === 'string') this.template(v, file, path, known, task)
+    else if (Array.isArray(v)) v.forEach((x, i) => this.value(x, file, [...path, i], known, task))
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) this.value(x, file, [...path, k], known, task)
+  }
+
+  template(s: string, file: string, path: YamlPath, known: Set<string>, task: string | undefined): void {
+    if (!isTemplate(s)) return
+    let refs: ReturnType<typeof templateRefs>
+    try {
+      refs = templateRefs(s)
+    } catch (e) {
+      this.err('E_TEMPLATE', (e as Error).message, file, path, { task })
+      return
+    }
+    for (const h of refs.helpers) {
+      if (!['if', 'unless', 'each', 'with'].includes(h.root) && !this.isHelper(h.root)) this.err('E_TEMPLATE', `unknown helper '${h.root}'`, file, path, { task, index: h.index, hint: didYouMean(h.root, this.helperList()) })
+    }
+    for (const r of refs.vars) {
+      if (!known.has(r.root)) this.err('E_UNDEFINED', `undefined variable '${r.root}'`, file, path, { task, index: r.index, hint: didYouMean(r.root, known) })
+    }
+  }
+
+  condition(c: string | boolean, file: string, path: YamlPath, known: Set<string>, task: string | undefined): void {
+    if (typeof c !== 'string') return
+    if (isTemplate(c)) return this.template(c, file, path, known, task)
+    let refs: string[]
+    try {
+      refs = expressionRefs(c)
+    } catch (e) {
+      this.err('E_EXPRESSION', (e as Error).message, file, path, { task })
+      return
+    }
+    for (const r of refs) if (!known.has(r)) this.err('E_UNDEFINED', `undefined variable '${r}' in condition`, file, path, { task, hint: didYouMean(r, known) })
+  }
+
+  private helperList(): string[] {
+    return [...helperNames]
+  }
+  private isHelper(name: string): boolean {
+    return helperNames.has(name)
+  }
+}
+
+/**
+ * Validates a loaded runbook against modules, inventory and known variables.
+ * @example const errors = validateRunbook(runbook, inventory, registry, sources, { runbook: [...], extra: [], secrets: [] })
+ */
+export function validateRunbook(rb: Runbook, inv: Inventory, registry: ModuleRegistry, sources: SourceSet, known: KnownVars): RunbookError[] {
+  const base = new Set([...known.runbook, ...known.extra, ...known.secrets, ...MAGIC])
+  const v = new Validator(rb, inv, registry, sources, base)
+  v.run()
+  return v.errors
+}

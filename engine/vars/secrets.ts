@@ -1,0 +1,114 @@
+/**
+ * Secrets: declared in `vars` as `{ secret: true, from_env | from_file | prompt | generate }`,
+ * resolved before the run, and redacted as `***` from every text that leaves the engine (plans,
+ * diffs, logs, errors, --json, the journal). Redaction is by value, so a secret is hidden however
+ * it travels: inside a rendered file, a command line or an API error.
+ */
+import { randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import { z } from 'zod'
+import { RunbookError } from '../errors.ts'
+
+/** The mask printed instead of a secret. */
+export const MASK = '***'
+
+/** How a secret variable is declared in a runbook. */
+export const secretDeclSchema = z.strictObject({
+  secret: z.literal(true),
+  from_env: z.string().optional().describe('Environment variable holding the value'),
+  from_file: z.string().optional().describe('File holding the value (trailing newline removed)'),
+  prompt: z.string().optional().describe('Ask on the terminal with this prompt'),
+  generate: z.number().int().min(8).max(256).optional().describe('Generate a random value of this length once and keep it in the journal directory'),
+})
+
+/** A secret declaration. */
+export type SecretDecl = z.infer<typeof secretDeclSchema>
+
+/** Whether a vars value declares a secret. */
+export function isSecretDecl(v: unknown): v is SecretDecl {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && (v as Record<string, unknown>).secret === true
+}
+
+/**
+ * Replaces every known secret value in text with `***`.
+ * @example const r = new Redactor(); r.add('s3cret'); r.text('pass s3cret') // 'pass ***'
+ */
+export class Redactor {
+  private values: string[] = []
+
+  /** Adds a value to hide. Empty values are ignored (they would hide nothing and everything). */
+  add(value: string): void {
+    if (value === '' || this.values.includes(value)) return
+    this.values.push(value)
+    // Longest first, so a secret that contains another is hidden whole.
+    this.values.sort((a, b) => b.length - a.length)
+  }
+
+  /** Whether any secret is known. */
+  get size(): number {
+    return this.values.length
+  }
+
+  /** Text with every secret replaced. */
+  text(s: string): string {
+    let out = s
+    for (const v of this.values) if (out.includes(v)) out = out.split(v).join(MASK)
+    return out
+  }
+
+  /** A deep copy of a value with every secret replaced in its strings. */
+  value<T>(v: T): T {
+    if (this.values.length === 0) return v
+    if (typeof v === 'string') return this.text(v) as T
+    if (Array.isArray(v)) return v.map((x) => this.value(x)) as T
+    if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.value(x)])) as T
+    }
+    return v
+  }
+}
+
+/** Where secrets come from while resolving, so tests and the CLI can supply prompts and files. */
+export interface SecretSources {
+  env: NodeJS.ProcessEnv
+  /** Asks the user; absent when there is no terminal. */
+  prompt?: (question: string) => Promise<string>
+  /** Directory where generated secrets are kept (mode 0600). */
+  stateDir: string
+  baseDir: string
+}
+
+/** Resolves one declared secret to its value. */
+export async function resolveSecret(name: string, decl: SecretDecl, src: SecretSources): Promise<string> {
+  const ways = [decl.from_env, decl.from_file, decl.prompt, decl.generate].filter((x) => x !== undefined).length
+  if (ways !== 1) throw new RunbookError('E_SECRET', `secret '${name}' needs exactly one of from_env, from_file, prompt, generate`)
+  if (decl.from_env !== undefined) {
+    const v = src.env[decl.from_env]
+    if (v === undefined || v === '') throw new RunbookError('E_SECRET', `secret '${name}': environment variable ${decl.from_env} is not set`)
+    return v
+  }
+  if (decl.from_file !== undefined) {
+    const file = path.resolve(src.baseDir, decl.from_file)
+    try {
+      return (await fs.readFile(file, 'utf8')).replace(/\r?\n$/, '')
+    } catch (e) {
+      throw new RunbookError('E_SECRET', `secret '${name}': cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+  }
+  if (decl.prompt !== undefined) {
+    if (!src.prompt) throw new RunbookError('E_SECRET', `secret '${name}' must be typed at a prompt, but there is no terminal`, { hint: 'use from_env or from_file in non-interactive runs' })
+    return src.prompt(decl.prompt)
+  }
+  const file = path.join(src.stateDir, 'secrets', `${name}`)
+  try {
+    return (await fs.readFile(file, 'utf8')).trim()
+  } catch {
+    const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789'
+    const bytes = randomBytes(decl.generate ?? 16)
+    const value = Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('')
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
+    await fs.writeFile(file, `${value}\n`, { mode: 0o600 })
+    return value
+  }
+}

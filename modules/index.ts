@@ -1,0 +1,9 @@
+/**
+ * The module registry: one line per module family. Adding a module is one file in its family
+ * and one entry in that family's list.
+ */
+import { createRegistry, type ModuleRegistry } from '../engine/module.ts'
+import { builtinModules } from './builtin/index.ts'
+
+/** Every module, by name. */
+export const registry: ModuleRegistry = createRegistry([...builtinModules])
