@@ -4,6 +4,7 @@
  */
 import { createRegistry, type ModuleRegistry } from '../engine/module.ts'
 import { builtinModules } from './builtin/index.ts'
+import { hostModules } from './host/index.ts'
 
 /** Every module, by name. */
-export const registry: ModuleRegistry = createRegistry([...builtinModules])
+export const registry: ModuleRegistry = createRegistry([...builtinModules, ...hostModules])

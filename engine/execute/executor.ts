@@ -144,7 +144,8 @@ class Run {
     try {
       await this.steps(play, host, steps, [], play.tags, hosts, play.become ? { become: true, user: play.becomeUser } : undefined)
     } catch (e) {
-      if (!(e instanceof TaskFailure)) this.fail(host, play, undefined, e)
+      if (e instanceof TaskFailure) this.errors.push(e.error)
+      else this.fail(host, play, undefined, e)
     }
   }
 
@@ -156,7 +157,8 @@ class Run {
       try {
         await this.runner.run(play, host, handler, [], [...play.tags, ...handler.tags], hosts, play.become ? { become: true, user: play.becomeUser } : undefined, true)
       } catch (e) {
-        if (!(e instanceof TaskFailure)) this.fail(host, play, handler, e)
+        if (e instanceof TaskFailure) this.errors.push(e.error)
+        else this.fail(host, play, handler, e)
         return
       }
     }
@@ -201,6 +203,7 @@ class Run {
       const h = this.host(host)
       h.failed = false
       h.counts.rescued++
+      h.counts.failed = Math.max(0, h.counts.failed - 1)
       h.facts.failed_task = failure.error.task ?? ''
       h.facts.failed_result = { msg: failure.error.message }
       failure = undefined

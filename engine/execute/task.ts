@@ -16,6 +16,7 @@ import { evaluate, evaluateCondition } from '../vars/expr.ts'
 import { renderDeep, renderString, renderText } from '../vars/template.ts'
 import { containsUnknown, isUnknown, showUnknowns, unknown, UnknownValueError } from '../vars/unknown.ts'
 import type { Run } from './executor.ts'
+import { coerceParams } from '../runbook/shape.ts'
 import { makeScope } from './scope.ts'
 
 /** Thrown to stop a host's remaining tasks after a failure that is not ignored. */
@@ -120,11 +121,9 @@ export class TaskRunner {
       if (status === 'failed') fail?.(first?.error)
       else settle?.(registered)
     }
-    if (status === 'failed' && !ignored) {
+    if ((status === 'failed' && !ignored) || status === 'unreachable') {
       const err = first?.error ?? new RunbookError('E_MODULE', 'task failed', { task: task.name, host })
-      this.owner.errors.push(err)
-      if (status === 'failed' && err.code === 'E_CONNECTION') h.unreachable = true
-      else h.failed = true
+      h.failed = true
       throw new TaskFailure(err)
     }
   }
@@ -185,7 +184,7 @@ export class TaskRunner {
       if (plan) return defer('parameters known after apply')
       throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
     }
-    const parsed = module.params.safeParse(args)
+    const parsed = module.params.safeParse(coerceParams(module.params, args))
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
       const src = o.sources.get(task.file)
@@ -257,6 +256,7 @@ export class TaskRunner {
     let output: Record<string, unknown>
     let facts: Record<string, unknown> | undefined
     let msg: string | undefined
+    let failed = false
     if (plan || changes.length === 0) {
       output = module.output ? module.output(p, current, changes) : {}
       if (plan && changes.length && !module.output) output = unknown(task.register ?? task.module) as unknown as Record<string, unknown>
@@ -267,10 +267,11 @@ export class TaskRunner {
       output = r.output ?? (module.output ? module.output(p, current, changes) : {})
       facts = r.facts ?? module.facts?.(p, current)
       msg = r.msg
+      failed = r.failed === true
     }
     const h = this.owner.host(ctx.host)
     if (facts) Object.assign(h.facts, facts)
-    let result: Record<string, unknown> = isUnknown(output) ? output : { ...output, changed, failed: false, ...(msg ? { msg } : {}) }
+    let result: Record<string, unknown> = isUnknown(output) ? output : { ...output, changed, failed, ...(msg ? { msg } : {}) }
     let status: TaskStatus = changed ? 'changed' : 'ok'
     if ((task.changedWhen.length || task.failedWhen.length) && !isUnknown(result)) {
       const s = makeScope([{ vars: scope, templated: false }, { vars: { result, ...(task.register ? { [task.register]: result } : {}) }, templated: false }])
@@ -280,10 +281,15 @@ export class TaskRunner {
         status = c ? 'changed' : 'ok'
         if (!c) changes.length = 0
       }
-      if (task.failedWhen.length && task.failedWhen.every((w) => evaluateCondition(w, s) === true)) {
-        const err = new RunbookError('E_ASSERT', `failed_when holds: ${task.failedWhen.join(' and ')}`)
-        return { status: 'failed', result: { ...result, failed: true, msg: err.message }, changes, deferred: false, error: err }
+      if (task.failedWhen.length) {
+        failed = task.failedWhen.every((w) => evaluateCondition(w, s) === true)
+        if (failed) msg = `failed_when holds: ${task.failedWhen.join(' and ')}`
+        result = { ...result, failed }
       }
+    }
+    if (failed) {
+      const err = new RunbookError(task.failedWhen.length ? 'E_ASSERT' : 'E_MODULE', msg ?? 'failed')
+      return { status: 'failed', result: { ...result, failed: true, msg: err.message }, changes, deferred: false, error: err }
     }
     if (task.noLog) return { status, result, changes: changes.map((c) => ({ action: c.action, target: c.target, note: 'details hidden (no_log)' })), deferred: false }
     const display = !isUnknown(result) && module.display ? module.display(result) : undefined

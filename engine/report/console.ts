@@ -83,6 +83,7 @@ export function consoleReporter(o: ConsoleOptions): Reporter {
   const sink: EventSink = (e: RunEvent) => {
     switch (e.type) {
       case 'play_start':
+        if (o.quietTasks) break
         print(`\n${c.bold(`PLAY ${e.play}`)} ${c.dim(`[${e.hosts.join(', ') || 'no hosts'}]`)}`)
         break
       case 'task_start':

@@ -139,3 +139,60 @@ export function checkShape(schema: z.ZodType, args: unknown, aliases: Readonly<R
   }
   return out
 }
+
+function coerceLeaf(schema: z.ZodType, value: unknown): unknown {
+  if (schema.safeParse(value).success) return value
+  if (typeof value === 'number' || typeof value === 'boolean') {
+    if (schema.safeParse(String(value)).success) return String(value)
+  }
+  if (typeof value === 'string') {
+    const t = value.trim()
+    if (t !== '' && !Number.isNaN(Number(t)) && schema.safeParse(Number(t)).success) return Number(t)
+    const lower = t.toLowerCase()
+    if ((lower === 'true' || lower === 'yes') && schema.safeParse(true).success) return true
+    if ((lower === 'false' || lower === 'no') && schema.safeParse(false).success) return false
+  }
+  return value
+}
+
+/**
+ * Rendered parameters adjusted to their schema where a template produced the right value in the
+ * wrong type: `"{{port}}"` rendered from the text "22" where a number is expected, or a lone
+ * `{{changed}}` (a boolean) where text is expected. Everything else is left as it is.
+ */
+export function coerceParams(schema: z.ZodType, value: unknown): unknown {
+  const def = defOf(schema)
+  switch (def.type) {
+    case 'optional':
+    case 'default':
+    case 'prefault':
+    case 'catch':
+    case 'readonly':
+    case 'nonoptional':
+    case 'nullable':
+      return value === undefined || value === null ? value : coerceParams(def.innerType as z.ZodType, value)
+    case 'pipe':
+      return coerceParams(def.in as z.ZodType, value)
+    case 'lazy':
+      return coerceParams((def.getter as () => z.ZodType)(), value)
+    case 'object': {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return value
+      const shape = def.shape ?? {}
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shape[k] ? coerceParams(shape[k], v) : v]))
+    }
+    case 'array':
+      return Array.isArray(value) ? value.map((v) => coerceParams(def.element as z.ZodType, v)) : value
+    case 'record':
+      return value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, coerceParams(def.valueType as z.ZodType, v)])) : value
+    case 'union': {
+      if (schema.safeParse(value).success) return value
+      for (const o of def.options ?? []) {
+        const c = coerceParams(o, value)
+        if (o.safeParse(c).success) return c
+      }
+      return value
+    }
+    default:
+      return coerceLeaf(schema, value)
+  }
+}

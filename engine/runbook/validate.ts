@@ -82,7 +82,8 @@ class Validator {
     for (const s of steps) {
       const scope = new Set([...known, ...Object.keys(s.vars)])
       this.vars(s.vars, s.file, [...s.path, 'vars'], scope, s.name)
-      for (const [i, w] of s.when.entries()) this.condition(w, s.file, [...s.path, 'when', ...(s.when.length > 1 ? [i] : [])], scope, s.name)
+      const whenScope = s.kind === 'task' && s.loop !== undefined ? new Set([...scope, s.loopVar, ...(s.indexVar ? [s.indexVar] : [])]) : scope
+      for (const [i, w] of s.when.entries()) this.condition(w, s.file, [...s.path, 'when', ...(s.when.length > 1 ? [i] : [])], whenScope, s.name)
       if (s.kind === 'block') {
         this.steps(s.block, scope, topics, inRescue)
         this.steps(s.rescue, new Set([...scope, 'failed_task', 'failed_result']), topics, true)

@@ -71,6 +71,10 @@ export const helpers: Record<string, Helper> = {
     const v = plain(a)[0] as unknown[] | undefined
     return v?.[v.length - 1]
   },
+  lookup: (...a) => {
+    const [obj, key] = plain(a)
+    return obj !== null && typeof obj === 'object' ? (obj as Record<string, unknown>)[String(key)] : undefined
+  },
   map: (...a) => {
     const [arr, key] = plain(a)
     return Array.isArray(arr) ? arr.map((x) => (x as Record<string, unknown>)[String(key)]) : []
@@ -102,4 +106,4 @@ export const helpers: Record<string, Helper> = {
 }
 
 /** Helper names, for validation and suggestions. */
-export const helperNames: ReadonlySet<string> = new Set([...Object.keys(helpers), 'if', 'unless', 'each', 'with', 'lookup', 'log'])
+export const helperNames: ReadonlySet<string> = new Set([...Object.keys(helpers), 'if', 'unless', 'each', 'with'])

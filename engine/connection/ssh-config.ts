@@ -1,0 +1,198 @@
+/**
+ * A small reader of OpenSSH's client config (~/.ssh/config), so that hosts an operator already
+ * reaches with `ssh name` are reached the same way. Supported: `Host` blocks (wildcards `*` `?`,
+ * negation `!`, several patterns), options before the first `Host`, `Key value` and `Key=value`,
+ * double quotes, comments; the keywords HostName (with %h), User, Port, IdentityFile (with ~, %d,
+ * %u, %h, %r, repeated), ProxyJump (list or `none`), ConnectTimeout, ServerAliveInterval,
+ * ServerAliveCountMax, StrictHostKeyChecking, UserKnownHostsFile, IdentityAgent. As in OpenSSH,
+ * the first value found wins (IdentityFile accumulates). Not supported: `Match` blocks (skipped),
+ * `Include`, ProxyCommand and every other keyword (ignored).
+ */
+import { promises as fs } from 'node:fs'
+import os from 'node:os'
+import { expandHome, localUserName, type HostKeyChecking } from './settings.ts'
+
+/** One `Host` block (or the global part, with patterns ['*']). */
+export interface SshConfigBlock {
+  patterns: string[]
+  /** Lower-case keyword and its arguments, in file order. */
+  options: Array<[string, string[]]>
+}
+
+/** What ~/.ssh/config says about one host. */
+export interface SshConfigHost {
+  hostName?: string | undefined
+  user?: string | undefined
+  port?: number | undefined
+  identityFiles: string[]
+  /** Raw ProxyJump value (`none`, or `[user@]host[:port],...`). */
+  proxyJump?: string | undefined
+  connectTimeoutMs?: number | undefined
+  serverAliveIntervalMs?: number | undefined
+  serverAliveCountMax?: number | undefined
+  strictHostKeyChecking?: HostKeyChecking | undefined
+  userKnownHostsFiles?: string[] | undefined
+  identityAgent?: string | false | undefined
+}
+
+/** Splits a config line into words, honouring double quotes. */
+function words(line: string): string[] {
+  const out: string[] = []
+  const re = /"([^"]*)"|(\S+)/g
+  let m: RegExpExecArray | null
+  while ((m = re.exec(line))) out.push(m[1] ?? m[2]!)
+  return out
+}
+
+/**
+ * Parses the text of an ssh client config into blocks.
+ * @example parseSshConfig('Host web*\n  User debian\n  ProxyJump bastion')
+ */
+export function parseSshConfig(text: string): SshConfigBlock[] {
+  const blocks: SshConfigBlock[] = [{ patterns: ['*'], options: [] }]
+  let current: SshConfigBlock | undefined = blocks[0]
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim()
+    if (!line || line.startsWith('#')) continue
+    const m = /^([A-Za-z]+)\s*(?:=\s*|\s+)(.*)$/.exec(line)
+    if (!m) continue
+    const key = m[1]!.toLowerCase()
+    const args = words(m[2]!.replace(/\s+#.*$/, ''))
+    if (key === 'host') {
+      current = { patterns: args, options: [] }
+      blocks.push(current)
+    } else if (key === 'match') {
+      current = undefined
+    } else if (current) {
+      current.options.push([key, args])
+    }
+  }
+  return blocks
+}
+
+function globMatch(pattern: string, name: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i')
+  return re.test(name)
+}
+
+/** Whether a `Host` line's patterns select `host`: one positive match and no negated one. */
+export function hostPatternsMatch(patterns: string[], host: string): boolean {
+  let positive = false
+  for (const p of patterns) {
+    if (p.startsWith('!')) {
+      if (globMatch(p.slice(1), host)) return false
+    } else if (globMatch(p, host)) positive = true
+  }
+  return positive
+}
+
+/** Expands the % tokens OpenSSH allows in HostName and IdentityFile. */
+function expandTokens(value: string, host: string, remoteUser: string | undefined): string {
+  return value.replace(/%([%hdur])/g, (_, t: string) => {
+    if (t === '%') return '%'
+    if (t === 'h') return host
+    if (t === 'd') return os.homedir()
+    if (t === 'u') return localUserName()
+    return remoteUser ?? localUserName()
+  })
+}
+
+const CHECKING: Record<string, HostKeyChecking> = { yes: 'strict', ask: 'strict', 'accept-new': 'accept-new', no: 'off', off: 'off' }
+
+/**
+ * The settings ~/.ssh/config gives `host` (the name as the inventory writes it).
+ * @example lookupSshConfig(parseSshConfig(text), 'web1').hostName
+ */
+export function lookupSshConfig(blocks: SshConfigBlock[], host: string): SshConfigHost {
+  const out: SshConfigHost = { identityFiles: [] }
+  const rawIdentity: string[] = []
+  for (const block of blocks) {
+    if (!hostPatternsMatch(block.patterns, host)) continue
+    for (const [key, args] of block.options) {
+      const v = args[0]
+      if (v === undefined) continue
+      switch (key) {
+        case 'hostname':
+          out.hostName ??= v
+          break
+        case 'user':
+          out.user ??= v
+          break
+        case 'port':
+          if (out.port === undefined && /^\d+$/.test(v)) out.port = Number(v)
+          break
+        case 'identityfile':
+          rawIdentity.push(v)
+          break
+        case 'proxyjump':
+          out.proxyJump ??= v
+          break
+        case 'connecttimeout':
+          if (out.connectTimeoutMs === undefined && /^\d+$/.test(v)) out.connectTimeoutMs = Number(v) * 1000
+          break
+        case 'serveraliveinterval':
+          if (out.serverAliveIntervalMs === undefined && /^\d+$/.test(v)) out.serverAliveIntervalMs = Number(v) * 1000
+          break
+        case 'serveralivecountmax':
+          if (out.serverAliveCountMax === undefined && /^\d+$/.test(v)) out.serverAliveCountMax = Number(v)
+          break
+        case 'stricthostkeychecking':
+          out.strictHostKeyChecking ??= CHECKING[v.toLowerCase()]
+          break
+        case 'userknownhostsfile':
+          out.userKnownHostsFiles ??= v.toLowerCase() === 'none' ? [] : args.map((f) => expandHome(f))
+          break
+        case 'identityagent':
+          if (out.identityAgent === undefined) {
+            out.identityAgent = v.toLowerCase() === 'none' ? false : v === 'SSH_AUTH_SOCK' ? process.env['SSH_AUTH_SOCK'] : expandHome(v)
+          }
+          break
+      }
+    }
+  }
+  if (out.hostName) out.hostName = expandTokens(out.hostName, host, out.user)
+  out.identityFiles = rawIdentity.map((f) => expandHome(expandTokens(f, out.hostName ?? host, out.user)))
+  return out
+}
+
+/** One hop of a ProxyJump value. */
+export interface JumpSpec {
+  user?: string | undefined
+  host: string
+  port?: number | undefined
+}
+
+/**
+ * Parses a ProxyJump value (`[user@]host[:port]`, `ssh://...`, comma-separated); [] for `none`.
+ * @example parseProxyJump('admin@bastion:2222,inner') // [{user:'admin',host:'bastion',port:2222},{host:'inner'}]
+ */
+export function parseProxyJump(value: string): JumpSpec[] {
+  if (value.trim().toLowerCase() === 'none') return []
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(parseJumpSpec)
+}
+
+/** `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://user@host:port`. */
+export function parseJumpSpec(text: string): JumpSpec {
+  const s = text.replace(/^ssh:\/\//, '').replace(/\/$/, '')
+  const at = s.lastIndexOf('@')
+  const user = at >= 0 ? s.slice(0, at) : undefined
+  const rest = at >= 0 ? s.slice(at + 1) : s
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest)
+  if (v6) return { user, host: v6[1]!, port: v6[2] ? Number(v6[2]) : undefined }
+  const hp = /^([^:]+):(\d+)$/.exec(rest)
+  if (hp) return { user, host: hp[1]!, port: Number(hp[2]) }
+  return { user, host: rest }
+}
+
+/** Reads and parses a config file; a missing file is an empty config. */
+export async function loadSshConfig(file: string): Promise<SshConfigBlock[]> {
+  try {
+    return parseSshConfig(await fs.readFile(expandHome(file), 'utf8'))
+  } catch {
+    return []
+  }
+}

@@ -1,0 +1,362 @@
+/**
+ * One SSH connection (an ssh2 Client) to one endpoint, opened directly or through the connection
+ * of the previous hop, and re-opened on demand after it drops. It checks the host key before
+ * anything else happens and authenticates with the agent, key files and a password, in that order.
+ */
+import { promises as fs } from 'node:fs'
+import type { Readable } from 'node:stream'
+import ssh2 from 'ssh2'
+import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, Client as SshClient, ClientChannel, ConnectConfig } from 'ssh2'
+import { RunbookError } from '../errors.ts'
+import type { PinnedHostKey } from './console-keys.ts'
+import { algorithmsForKeyType, sha256Fingerprint } from './host-key.ts'
+import { KnownHostsStore, entryMatchesHost, knownHostName, verifyHostKey } from './known-hosts.ts'
+import type { HostKeyChecking } from './settings.ts'
+
+const { Client, utils } = ssh2
+
+/** Host key algorithms ssh2 negotiates, in its default order. */
+const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
+
+/** Everything needed to open one hop, after ~/.ssh/config and defaults are applied. */
+export interface ResolvedEndpoint {
+  /** Inventory name (or jump name), for messages. */
+  label: string
+  address: string
+  port: number
+  user: string
+  privateKeys: string[]
+  /** Whether privateKeys were configured (a missing file is then worth mentioning). */
+  explicitKeys: boolean
+  password?: string | undefined
+  agent?: string | undefined
+  hostKeyChecking: HostKeyChecking
+  knownHostsFiles: string[]
+  projectKnownHosts?: string | undefined
+  pinned?: PinnedHostKey[] | undefined
+  connectTimeoutMs: number
+  keepaliveIntervalMs: number
+  keepaliveCountMax: number
+}
+
+/** What transports of one pool share. */
+export interface TransportShared {
+  knownHosts: KnownHostsStore
+  /** Asks for the passphrase of an encrypted key file; each file is asked once per pool. */
+  passphrase?: ((keyFile: string) => Promise<string>) | undefined
+  passphrases: Map<string, Promise<string | undefined>>
+  /** Connection events, for logs and tests. */
+  onEvent?: ((e: TransportEvent) => void) | undefined
+}
+
+/** What a transport reports. */
+export type TransportEvent =
+  | { type: 'connect'; key: string; label: string; ms: number; generation: number }
+  | { type: 'drop'; key: string; label: string }
+  | { type: 'host-key-recorded'; label: string; file: string; fingerprint: string }
+
+/** `user@address:port`: how messages name an endpoint. */
+export function endpointName(e: Pick<ResolvedEndpoint, 'user' | 'address' | 'port'>): string {
+  return `${e.user}@${e.address}${e.port === 22 ? '' : `:${e.port}`}`
+}
+
+/**
+ * A re-openable connection to one endpoint; `parent` is the hop it is reached through.
+ * @example const client = await transport.ensure()
+ */
+export class SshTransport {
+  /** Increases at every successful connect; a shell opened on an older generation is stale. */
+  generation = 0
+  private client: SshClient | undefined
+  private connecting: Promise<SshClient> | undefined
+  private closing = false
+  private readonly dropListeners = new Set<() => void>()
+
+  constructor(
+    readonly key: string,
+    readonly endpoint: ResolvedEndpoint,
+    private readonly shared: TransportShared,
+    readonly parent?: SshTransport,
+  ) {}
+
+  /** The chain as messages show it: `jump -> web1`. */
+  get path(): string {
+    return this.parent ? `${this.parent.path} -> ${this.endpoint.label}` : this.endpoint.label
+  }
+
+  get connected(): boolean {
+    return this.client !== undefined
+  }
+
+  /** The open client, connecting (and reconnecting the hops before it) when needed. */
+  ensure(): Promise<SshClient> {
+    if (this.closing) return Promise.reject(new RunbookError('E_CONNECTION', `connection to ${this.endpoint.label} is closed`, { host: this.endpoint.label }))
+    if (this.client) return Promise.resolve(this.client)
+    this.connecting ??= this.connect().finally(() => {
+      this.connecting = undefined
+    })
+    return this.connecting
+  }
+
+  /** Called when the open connection drops (not when it is closed on purpose). */
+  onDrop(listener: () => void): () => void {
+    this.dropListeners.add(listener)
+    return () => this.dropListeners.delete(listener)
+  }
+
+  /** A TCP stream to `address:port` from this endpoint (direct-tcpip), for the next hop. */
+  async forwardOut(address: string, port: number): Promise<ClientChannel> {
+    const client = await this.ensure()
+    return new Promise((resolve, reject) => {
+      client.forwardOut('127.0.0.1', 0, address, port, (err, stream) => (err ? reject(err) : resolve(stream)))
+    })
+  }
+
+  /** Closes the connection for good. */
+  async close(): Promise<void> {
+    this.closing = true
+    await this.connecting?.catch(() => undefined)
+    const client = this.client
+    this.client = undefined
+    if (!client) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        client.destroy()
+        resolve()
+      }, 1000)
+      client.once('close', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      client.end()
+    })
+  }
+
+  /** Drops the connection as a network failure would (tests and the executor's abort). */
+  destroy(): void {
+    this.client?.destroy()
+  }
+
+  private async connect(): Promise<SshClient> {
+    const e = this.endpoint
+    const started = Date.now()
+    const deadline = started + e.connectTimeoutMs
+    const entries = await this.shared.knownHosts.entries(this.knownHostsFiles())
+    let sock: Readable | undefined
+    if (this.parent) {
+      try {
+        sock = await withTimeout(this.parent.forwardOut(e.address, e.port), deadline - Date.now(), `opening a channel to ${e.address}:${e.port}`)
+      } catch (err) {
+        if (err instanceof RunbookError) throw err
+        throw new RunbookError('E_CONNECTION', `cannot reach ${endpointName(e)} through ${this.parent.path}: ${messageOf(err)}`, { host: e.label, cause: err })
+      }
+    }
+    const client = new Client()
+    const state: { hostKeyError?: RunbookError; tried: string[] } = { tried: [] }
+    const config: ConnectConfig = {
+      username: e.user,
+      readyTimeout: Math.max(1, deadline - Date.now()),
+      keepaliveInterval: e.keepaliveIntervalMs,
+      keepaliveCountMax: e.keepaliveCountMax,
+      algorithms: { serverHostKey: this.hostKeyOrder(entries) as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] },
+      hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+        this.checkHostKey(key, entries).then(
+          (err) => {
+            if (err) state.hostKeyError = err
+            verify(err === undefined)
+          },
+          (err: unknown) => {
+            state.hostKeyError = new RunbookError('E_HOST_KEY', `cannot check the host key of ${e.label}: ${messageOf(err)}`, { host: e.label, cause: err })
+            verify(false)
+          },
+        )
+      },
+      authHandler: this.authHandler(state.tried),
+      ...(sock ? { sock } : { host: e.address, port: e.port }),
+    }
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: Error): void => {
+          client.removeListener('ready', onReady)
+          client.destroy()
+          reject(err)
+        }
+        const onReady = (): void => {
+          client.removeListener('error', onError)
+          resolve()
+        }
+        client.once('error', onError)
+        client.once('ready', onReady)
+        client.connect(config)
+      })
+    } catch (err) {
+      (sock as ClientChannel | undefined)?.destroy()
+      if (state.hostKeyError) throw state.hostKeyError
+      throw this.connectError(err, state.tried)
+    }
+    client.setNoDelay(true)
+    client.on('error', () => undefined)
+    client.on('close', () => {
+      if (this.client !== client) return
+      this.client = undefined
+      this.shared.onEvent?.({ type: 'drop', key: this.key, label: e.label })
+      for (const l of [...this.dropListeners]) l()
+    })
+    this.client = client
+    this.generation++
+    this.shared.onEvent?.({ type: 'connect', key: this.key, label: e.label, ms: Date.now() - started, generation: this.generation })
+    return client
+  }
+
+  private knownHostsFiles(): string[] {
+    const e = this.endpoint
+    return e.projectKnownHosts ? [...e.knownHostsFiles, e.projectKnownHosts] : e.knownHostsFiles
+  }
+
+  /** Known (or pinned) key types first, so that the server shows the key we can check, as OpenSSH does. */
+  private hostKeyOrder(entries: Awaited<ReturnType<KnownHostsStore['entries']>>): string[] {
+    const name = knownHostName(this.endpoint.address, this.endpoint.port)
+    const types = [
+      ...(this.endpoint.pinned ?? []).flatMap((p) => (p.type ? [p.type] : [])),
+      ...entries.filter((x) => x.marker === undefined && entryMatchesHost(x, name)).map((x) => x.type),
+    ]
+    const preferred = [...new Set(types.flatMap(algorithmsForKeyType))].filter((a) => HOST_KEY_ALGORITHMS.includes(a))
+    return [...preferred, ...HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))]
+  }
+
+  /** undefined when the key is acceptable (recording it when asked), else the error to report. */
+  private async checkHostKey(key: Buffer, entries: Awaited<ReturnType<KnownHostsStore['entries']>>): Promise<RunbookError | undefined> {
+    const e = this.endpoint
+    const verdict = verifyHostKey({ host: e.label, address: e.address, port: e.port, key, entries, pinned: e.pinned, mode: e.hostKeyChecking })
+    if (!verdict.ok) return verdict.error.locate({ host: e.label })
+    const file = e.projectKnownHosts ?? e.knownHostsFiles[0]
+    if (verdict.record !== 'none' && file) {
+      await this.shared.knownHosts.record(file, knownHostName(e.address, e.port), key, verdict.record === 'replace')
+      this.shared.onEvent?.({ type: 'host-key-recorded', label: e.label, file, fingerprint: sha256Fingerprint(key) })
+    }
+    return undefined
+  }
+
+  /** Agent first, then each key file (asking for a passphrase once), then the password. */
+  private authHandler(tried: string[]): AuthHandlerMiddleware {
+    const e = this.endpoint
+    const steps: Array<() => Promise<AnyAuthMethod | undefined>> = []
+    if (e.agent) {
+      steps.push(async () => {
+        tried.push(`agent (${e.agent})`)
+        return { type: 'agent', username: e.user, agent: e.agent! }
+      })
+    }
+    for (const file of e.privateKeys) {
+      steps.push(async () => {
+        const data = await fs.readFile(file).catch(() => undefined)
+        if (!data) {
+          if (e.explicitKeys) tried.push(`${file} (not readable)`)
+          return undefined
+        }
+        let parsed = utils.parseKey(data)
+        let passphrase: string | undefined
+        if (parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message)) {
+          passphrase = await this.passphraseFor(file)
+          if (passphrase === undefined) {
+            tried.push(`${file} (encrypted, no passphrase given)`)
+            return undefined
+          }
+          parsed = utils.parseKey(data, passphrase)
+          if (parsed instanceof Error) {
+            this.shared.passphrases.delete(file)
+            tried.push(`${file} (wrong passphrase)`)
+            return undefined
+          }
+        }
+        if (parsed instanceof Error) {
+          tried.push(`${file} (${parsed.message})`)
+          return undefined
+        }
+        tried.push(file)
+        return { type: 'publickey', username: e.user, key: data, ...(passphrase === undefined ? {} : { passphrase }) }
+      })
+    }
+    if (e.password !== undefined) {
+      const password = e.password
+      steps.push(async () => {
+        tried.push('password')
+        return { type: 'password', username: e.user, password }
+      })
+      steps.push(async () => ({
+        type: 'keyboard-interactive',
+        username: e.user,
+        prompt: (_name: string, _instructions: string, _lang: string, prompts: unknown[], finish: (answers: string[]) => void) => finish(prompts.map(() => password)),
+      }))
+    }
+    const method: Record<string, AuthenticationType> = { agent: 'publickey', publickey: 'publickey', password: 'password', 'keyboard-interactive': 'keyboard-interactive' }
+    let i = 0
+    return (methodsLeft, _partial, next) => {
+      const advance = async (): Promise<void> => {
+        while (i < steps.length) {
+          const step = steps[i++]!
+          const auth = await step()
+          if (!auth) continue
+          if (methodsLeft && !methodsLeft.includes(method[auth.type] ?? auth.type)) continue
+          next(auth)
+          return
+        }
+        next(false as unknown as AuthenticationType)
+      }
+      advance().catch(() => next(false as unknown as AuthenticationType))
+    }
+  }
+
+  private passphraseFor(file: string): Promise<string | undefined> {
+    let p = this.shared.passphrases.get(file)
+    if (!p) {
+      const ask = this.shared.passphrase
+      p = ask ? ask(file).catch(() => undefined) : Promise.resolve(undefined)
+      this.shared.passphrases.set(file, p)
+    }
+    return p
+  }
+
+  private connectError(err: unknown, tried: string[]): RunbookError {
+    const e = this.endpoint
+    const level = (err as { level?: string } | undefined)?.level
+    const via = this.parent ? ` through ${this.parent.path}` : ''
+    if (level === 'client-authentication') {
+      return new RunbookError('E_CONNECTION', `authentication failed for ${endpointName(e)}${via}`, {
+        host: e.label,
+        hint: tried.length ? `tried: ${tried.join(', ')}` : 'no agent, key file or password to try',
+        cause: err,
+      })
+    }
+    if (level === 'client-timeout') {
+      return new RunbookError('E_CONNECTION', `timed out after ${e.connectTimeoutMs} ms connecting to ${endpointName(e)}${via}`, { host: e.label, cause: err })
+    }
+    return new RunbookError('E_CONNECTION', `cannot connect to ${endpointName(e)}${via}: ${messageOf(err)}`, { host: e.label, cause: err })
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** Rejects when `p` takes longer than `ms`; a channel that opens too late is closed. */
+function withTimeout<T extends { destroy(): unknown }>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let late = false
+    const timer = setTimeout(() => {
+      late = true
+      reject(new Error(`timed out ${what}`))
+    }, Math.max(1, ms))
+    p.then(
+      (v) => {
+        clearTimeout(timer)
+        if (late) v.destroy()
+        else resolve(v)
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        reject(err)
+      },
+    )
+  })
+}
