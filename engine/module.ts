@@ -113,6 +113,11 @@ export interface Module<P = unknown, S = unknown> {
   readonly freeForm?: string
   /** Whether plan may be called with values known only after apply (Unknown) in the parameters. */
   readonly acceptsUnknown?: boolean
+  /**
+   * Top-level parameters the engine passes through unrendered, because the module renders them
+   * itself with ctx.render (template's inline `content`, which may use the task's `vars` extras).
+   */
+  readonly rawParams?: readonly string[]
   /** `controller`: runs on the engine's machine whatever the play's hosts (API modules). */
   readonly target?: 'host' | 'controller'
   /** Reads the state that matters to `p`. Read-only: it also runs during `plan`. */

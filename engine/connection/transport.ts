@@ -196,6 +196,9 @@ export class SshTransport {
     }
     client.setNoDelay(true)
     client.on('error', () => undefined)
+    // Through a jump host the far end's EOF arrives as a half-closed channel and ssh2 only emits
+    // 'end': close our side too, so that 'close' (and the channels' cleanup) follows.
+    client.on('end', () => (sock ? (sock as ClientChannel).destroy() : client.destroy()))
     client.on('close', () => {
       if (this.client !== client) return
       this.client = undefined

@@ -172,9 +172,16 @@ export class TaskRunner {
     const module = o.registry.get(task.module)
     if (!module) throw new RunbookError('E_UNKNOWN_MODULE', `unknown module '${task.module}'`)
     const target = task.delegateTo ? String(renderString(task.delegateTo, scope)) : host
-    let args = renderDeep(task.args, scope) as Record<string, unknown>
+    const raw = new Set(module.rawParams ?? [])
+    let args = Object.fromEntries(Object.entries(task.args).map(([k, v]) => [k, raw.has(k) ? v : renderDeep(v, scope)]))
     args = this.unalias(module, args)
-    const defer = (why: string): ItemResult => ({
+    const defer = (why: string): ItemResult => {
+      // What the task would have set is unknown from here on, not undefined.
+      const h = this.owner.host(host)
+      for (const name of module.providesVars?.(task.args) ?? []) if (!(name in h.facts)) h.facts[name] = unknown(name)
+      return deferred(why)
+    }
+    const deferred = (why: string): ItemResult => ({
       status: 'changed',
       result: task.register ? (unknown(task.register) as unknown as Record<string, unknown>) : {},
       changes: [{ action: 'update', target: `${task.module}`, after: showUnknowns(args), note: why }],

@@ -81,8 +81,8 @@ class Validator {
   steps(steps: Step[], known: Set<string>, topics: Set<string>, inRescue: boolean): void {
     for (const s of steps) {
       const scope = new Set([...known, ...Object.keys(s.vars)])
-      this.vars(s.vars, s.file, [...s.path, 'vars'], scope, s.name)
       const whenScope = s.kind === 'task' && s.loop !== undefined ? new Set([...scope, s.loopVar, ...(s.indexVar ? [s.indexVar] : [])]) : scope
+      this.vars(s.vars, s.file, [...s.path, 'vars'], whenScope, s.name)
       for (const [i, w] of s.when.entries()) this.condition(w, s.file, [...s.path, 'when', ...(s.when.length > 1 ? [i] : [])], whenScope, s.name)
       if (s.kind === 'block') {
         this.steps(s.block, scope, topics, inRescue)
@@ -103,7 +103,11 @@ class Validator {
     for (const issue of checkShape(m.params, t.args, m.aliases ?? {})) {
       this.err('E_PARAM', `${t.module}: ${issue.message}`, t.file, [...t.path, t.module, ...issue.path], { task: t.name, hint: issue.hint, key: issue.atKey })
     }
-    this.value(t.args, t.file, [...t.path, t.module], scope, t.name)
+    const raw = new Set(m.rawParams ?? [])
+    for (const [k, v] of Object.entries(t.args)) {
+      // Parameters the module renders itself (with variables of its own) get a syntax check only.
+      this.value(v, t.file, [...t.path, t.module, k], raw.has(k) ? undefined : scope, t.name)
+    }
     for (const [k, list] of [['changed_when', t.changedWhen], ['failed_when', t.failedWhen]] as const) {
       for (const [i, c] of list.entries()) this.condition(c, t.file, [...t.path, k, ...(list.length > 1 ? [i] : [])], withResult, t.name)
     }
@@ -126,14 +130,14 @@ class Validator {
     for (const [k, v] of Object.entries(vars)) this.value(v, file, [...path, k], known, task)
   }
 
-  /** Checks every template inside a value. */
-  value(v: unknown, file: string, path: YamlPath, known: Set<string>, task: string | undefined): void {
+  /** Checks every template inside a value (syntax only when `known` is undefined). */
+  value(v: unknown, file: string, path: YamlPath, known: Set<string> | undefined, task: string | undefined): void {
     if (typeof v === 'string') this.template(v, file, path, known, task)
     else if (Array.isArray(v)) v.forEach((x, i) => this.value(x, file, [...path, i], known, task))
     else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) this.value(x, file, [...path, k], known, task)
   }
 
-  template(s: string, file: string, path: YamlPath, known: Set<string>, task: string | undefined): void {
+  template(s: string, file: string, path: YamlPath, known: Set<string> | undefined, task: string | undefined): void {
     if (!isTemplate(s)) return
     let refs: ReturnType<typeof templateRefs>
     try {
@@ -146,7 +150,7 @@ class Validator {
       if (!['if', 'unless', 'each', 'with'].includes(h.root) && !this.isHelper(h.root)) this.err('E_TEMPLATE', `unknown helper '${h.root}'`, file, path, { task, index: h.index, hint: didYouMean(h.root, this.helperList()) })
     }
     for (const r of refs.vars) {
-      if (!known.has(r.root)) this.err('E_UNDEFINED', `undefined variable '${r.root}'`, file, path, { task, index: r.index, hint: didYouMean(r.root, known) })
+      if (known && !known.has(r.root)) this.err('E_UNDEFINED', `undefined variable '${r.root}'`, file, path, { task, index: r.index, hint: didYouMean(r.root, known) })
     }
   }
 

@@ -133,13 +133,13 @@ plays:
     expect(journal).not.toContain(SECRET)
   })
 
-  it('lets only one of two concurrent applies run; the journal stays valid', async () => {
+  it('lets only one of two concurrent applies run; the journal stays valid', { timeout: 60_000 }, async () => {
     const dir = project(`
 plays:
   - hosts: localhost
     tasks:
       - name: slow
-        shell: sleep 2; echo done > OUT/slow
+        shell: sleep 8; echo done > OUT/slow
         args_placeholder: true
 `.replace('        args_placeholder: true\n', ''))
     const start = (): Promise<{ code: number; err: string }> =>

@@ -1,0 +1,54 @@
+/**
+ * `copy`: a file on the host with exactly this content (inline, or a file next to the runbook).
+ */
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import { z } from 'zod'
+import { RunbookError } from '../../engine/errors.ts'
+import { defineModule } from '../../engine/module.ts'
+import { applyContentFile, contentFileParams, destroyContentFile, gatherRemote, outputOf, planContentFile, wanted, type ContentFileState } from './lib/content-file.ts'
+
+const params = z
+  .strictObject({
+    content: z.string().optional().describe('The exact content of the file (use `src` for a file next to the runbook)'),
+    src: z.string().min(1).optional().describe('A file on the controller, relative to the runbook directory, copied byte for byte'),
+    ...contentFileParams,
+  })
+  .refine((p) => (p.content === undefined) !== (p.src === undefined), { message: 'give exactly one of `content` or `src`' })
+
+/** copy's parameters. */
+export type CopyParams = z.infer<typeof params>
+
+/** Reads what the file must contain on the controller. */
+export async function readSource(baseDir: string, src: string): Promise<Buffer> {
+  const file = path.resolve(baseDir, src)
+  try {
+    return await fs.readFile(file)
+  } catch (e) {
+    throw new RunbookError('E_PARAM', `cannot read src ${file}: ${(e as Error).message}`, { cause: e })
+  }
+}
+
+/**
+ * Ensures a file on the host has the given content, mode and owner.
+ * @example
+ * - copy:
+ *     dest: /etc/default/keepalived
+ *     content: "DAEMON_ARGS=\"-D\"\n"
+ *     mode: '0644'
+ *     backup: true
+ */
+export const copy = defineModule<CopyParams, ContentFileState>({
+  name: 'copy',
+  summary: 'A file on the host with exactly this content (compared by sha256, replaced atomically)',
+  example: `- copy:\n    dest: /etc/default/keepalived\n    content: "DAEMON_ARGS=\\"-D\\"\\n"\n    mode: '0644'\n    backup: true`,
+  params,
+  async gather(ctx, p) {
+    const want = wanted(p.content ?? (await readSource(ctx.baseDir, p.src ?? '')))
+    return { want, have: await gatherRemote(ctx, p.dest, want) }
+  },
+  plan: planContentFile,
+  apply: (ctx, p, _changes, current) => applyContentFile(ctx, p, current),
+  output: (p, current) => outputOf(p, current),
+  destroy: destroyContentFile,
+})
