@@ -169,4 +169,33 @@ plays:
     const waited = spawnSync(process.execPath, [BIN, 'apply', 'runbook.yaml', '--lock-timeout', '10'], { cwd: dir, encoding: 'utf8' })
     expect(waited.status).toBe(0)
   })
+
+  it('apply --check changes nothing; destroy removes what apply created, newest first', () => {
+    const dir = project(`
+plays:
+  - hosts: localhost
+    tasks:
+      - file: { path: OUT/made, state: directory }
+      - copy: { dest: OUT/made/a.conf, content: "a\\n" }
+      - copy: { dest: OUT/preexisting, content: "changed\\n" }
+`)
+    writeFileSync(path.join(dir, 'preexisting'), 'old\n')
+    const check = cli(dir, ['apply', 'runbook.yaml', '--check'])
+    expect(check.code).toBe(0)
+    expect(existsSync(path.join(dir, 'made'))).toBe(false)
+    expect(cli(dir, ['apply', 'runbook.yaml']).code).toBe(0)
+    expect(readFileSync(path.join(dir, 'made', 'a.conf'), 'utf8')).toBe('a\n')
+    const plan = cli(dir, ['plan', 'runbook.yaml', '--destroy'])
+    expect(plan.out).toMatch(/- file .*made\/a\.conf/)
+    expect(plan.out).toMatch(/Plan: 0 to create, 0 to change, 2 to destroy/)
+    const refused = cli(dir, ['destroy', 'runbook.yaml'])
+    expect(refused.code).toBe(1)
+    expect(refused.err).toMatch(/--auto-approve/)
+    expect(existsSync(path.join(dir, 'made', 'a.conf'))).toBe(true)
+    const d = cli(dir, ['destroy', 'runbook.yaml', '--auto-approve'])
+    expect(d.code).toBe(0)
+    expect(existsSync(path.join(dir, 'made'))).toBe(false)
+    expect(readFileSync(path.join(dir, 'preexisting'), 'utf8')).toBe('changed\n')
+    expect(cli(dir, ['destroy', 'runbook.yaml', '--auto-approve']).out).toMatch(/Nothing to destroy/)
+  })
 })
