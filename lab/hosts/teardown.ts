@@ -1,0 +1,87 @@
+import { readdir, readFile, rm, rmdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { run } from './exec.ts'
+import { LAB_PREFIX } from './names.ts'
+import { listNetns } from './router.ts'
+import { killVmProcesses, mountsBySource } from './vm.ts'
+
+/**
+ * PIDs of processes whose root filesystem is a lab VM's overlay (source `rbl-root-*`): VM
+ * processes that left the VM's network namespace still show up here.
+ */
+export async function strayVmProcesses(): Promise<number[]> {
+  const out: number[] = []
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
+    try {
+      const info = await readFile(`/proc/${entry}/mountinfo`, 'utf8')
+      if (/^\S+ \S+ \S+ \S+ \/ .* - overlay rbl-root-/m.test(info)) out.push(Number(entry))
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return out
+}
+
+async function killStrays(): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const pids = await strayVmProcesses()
+    if (pids.length === 0) return
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 30))
+  }
+}
+
+/**
+ * Removes everything the lab's hosts made on the machine, from what is on the machine itself (names
+ * starting `rbl`, mounts under the state directory, processes in lab namespaces or on lab overlays),
+ * so it works with a fresh driver after the daemon was SIGKILLed. Idempotent.
+ */
+export async function teardownHosts(stateDir: string): Promise<void> {
+  const errors: string[] = []
+  const attempt = async (what: string, f: () => Promise<unknown>) => {
+    try {
+      await f()
+    } catch (e) {
+      errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`)
+    }
+  }
+  const labNetns = (await listNetns()).filter((n) => n.startsWith(LAB_PREFIX))
+  // VMs first (their init takes the PID namespace down), then whatever else runs in a lab netns
+  for (const ns of labNetns.sort((a, b) => Number(b.startsWith('rbl-vm-')) - Number(a.startsWith('rbl-vm-')))) {
+    await attempt(`stop processes in ${ns}`, () => killVmProcesses(ns, 0))
+  }
+  await attempt('stop stray VM processes', killStrays)
+  for (const ns of labNetns) await attempt(`delete netns ${ns}`, () => run('ip', ['netns', 'del', ns]))
+
+  const links = await run('ip', ['-o', 'link', 'show'], { allowFail: true })
+  for (const m of links.stdout.matchAll(/^\d+: ([^:@\s]+)[:@]/gm)) {
+    const name = m[1]
+    if (name !== undefined && name.startsWith(LAB_PREFIX)) await attempt(`delete link ${name}`, () => run('ip', ['link', 'del', name]))
+  }
+
+  const tables = await run('nft', ['list', 'tables'], { allowFail: true })
+  for (const m of tables.stdout.matchAll(/^table (\S+) (\S+)$/gm)) {
+    const [, family, name] = m
+    if (family !== undefined && name !== undefined && name.startsWith(LAB_PREFIX)) {
+      await attempt(`delete nft table ${family} ${name}`, () => run('nft', ['delete', 'table', family, name]))
+    }
+  }
+
+  const vmsDir = join(stateDir, 'vms')
+  for (const target of await mountsBySource((s, t) => s.startsWith(`${LAB_PREFIX}-`) || t === vmsDir || t.startsWith(`${vmsDir}/`))) {
+    await attempt(`unmount ${target}`, () => run('umount', ['-l', target]))
+  }
+  const stillMounted = await mountsBySource((_s, t) => t === vmsDir || t.startsWith(`${vmsDir}/`))
+  if (stillMounted.length > 0) errors.push(`still mounted: ${stillMounted.join(', ')}`)
+  else await attempt('remove VM files', () => rm(vmsDir, { recursive: true, force: true }))
+  await rmdir(stateDir).catch(() => undefined)
+
+  if (errors.length > 0) throw new Error(`lab hosts: teardown left things behind:\n  ${errors.join('\n  ')}`)
+}
