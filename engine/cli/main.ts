@@ -14,9 +14,9 @@ import { printModules, printSchema } from './modules.ts'
 
 /** The lab's commands, provided by lab/ (the CLI only forwards). */
 export interface LabCommands {
-  up(opts: { port?: number | undefined }): Promise<void>
-  status(opts: Record<string, never>): Promise<void>
-  down(opts: Record<string, never>): Promise<void>
+  up(opts: { port?: number | undefined; stateDir?: string | undefined }): Promise<number>
+  status(opts: { stateDir?: string | undefined }): Promise<number>
+  down(opts: { stateDir?: string | undefined; keepState?: boolean | undefined }): Promise<number>
 }
 
 /** An ad-hoc command runner over an inventory (`runbook exec`). */
@@ -142,28 +142,33 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       if (!deps.exec) throw new RunbookError('E_USAGE', 'exec is not available in this build')
       code = await deps.exec({ inventory, pattern, command: command.join(' '), forks: o.forks, become: o.become === true, json: o.json === true, out, err })
     })
-  const lab = program.command('lab').description('the embedded OpenStack lab made of real Linux hosts')
+  const lab = program.command('lab').description('the embedded OpenStack lab made of real Linux hosts (needs root)')
+  const needLab = (): LabCommands => {
+    if (!deps.lab) throw new RunbookError('E_USAGE', 'the lab is not available in this build')
+    return deps.lab
+  }
   lab
     .command('up')
     .description('start the lab API daemon and its network; writes a clouds.yaml entry `lab`')
-    .option('--port <port>', 'API port', (v) => Number.parseInt(v, 10))
-    .action(async (o: { port?: number }) => {
-      if (!deps.lab) throw new RunbookError('E_USAGE', 'the lab is not available in this build')
-      await deps.lab.up({ port: o.port })
+    .option('--port <port>', 'API port (default 8780, or RUNBOOK_LAB_PORT)', (v) => Number.parseInt(v, 10))
+    .option('--state-dir <dir>', 'lab state (default /var/lib/runbook-lab, or RUNBOOK_LAB_DIR)')
+    .action(async (o: { port?: number; stateDir?: string }) => {
+      code = await needLab().up(o)
     })
   lab
     .command('status')
-    .description('is the lab running, where, and its servers')
-    .action(async () => {
-      if (!deps.lab) throw new RunbookError('E_USAGE', 'the lab is not available in this build')
-      await deps.lab.status({})
+    .description('is the lab running, where, and its servers (exit 3 when it is not running)')
+    .option('--state-dir <dir>', 'lab state directory')
+    .action(async (o: { stateDir?: string }) => {
+      code = await needLab().status(o)
     })
   lab
     .command('down')
     .description('stop the lab and remove everything it made (also after a crash)')
-    .action(async () => {
-      if (!deps.lab) throw new RunbookError('E_USAGE', 'the lab is not available in this build')
-      await deps.lab.down({})
+    .option('--state-dir <dir>', 'lab state directory')
+    .option('--keep-state', 'keep the cloud\'s state for the next `lab up`')
+    .action(async (o: { stateDir?: string; keepState?: boolean }) => {
+      code = await needLab().down(o)
     })
 
   try {
