@@ -2,6 +2,7 @@
  * The run commands: validate, plan, apply, destroy. Each is parse -> validate -> (lock) ->
  * execute -> report, with errors printed with positions and secrets redacted everywhere.
  */
+import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { RunbookError } from '../errors.ts'
@@ -15,7 +16,7 @@ import { colorsFor, formatChange, planSummary } from '../report/format.ts'
 import { jsonReporter } from '../report/json.ts'
 import { renderPlan } from '../report/plan.ts'
 import { prepare, type Prepared } from '../prepare.ts'
-import { printErrors, type CliDeps } from './main.ts'
+import { printErrors, type CliDeps, type ConnectionContext } from './main.ts'
 import { countChanges } from '../plan/change.ts'
 
 /** Flags shared by the run commands. */
@@ -35,6 +36,11 @@ export interface CommonFlags {
 }
 
 type Out = NodeJS.WriteStream
+
+/** What a connection factory is told about the run. */
+function connectionContext(p: Prepared, err: Out): ConnectionContext {
+  return { stateRoot: path.dirname(p.stateDir), prompt: terminalPrompt(err), redactor: p.redactor }
+}
 
 /** Reads a secret from the terminal without echoing it. */
 function terminalPrompt(err: Out): ((q: string) => Promise<string>) | undefined {
@@ -102,7 +108,7 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
   }
   if (o.destroy) {
     const s = sinks(f, out, { diff: false, quiet: true })
-    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars: { ...p.runbook.vars, ...p.secretVars, ...p.extraVars }, plan: true })
+    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars: { ...p.runbook.vars, ...p.secretVars, ...p.extraVars }, plan: true })
     const counts = countChanges(r.changes)
     if (f.json) s.emit({ type: 'summary', ok: true, mode: 'plan', hosts: r.hosts, plan: counts, duration_ms: 0, changed: 0, failed: 0, unreachable: 0 })
     else {
@@ -115,7 +121,7 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
   const s = sinks(f, out, { diff: true, quiet: true })
   const result = await execute({
     runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: 'plan', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor, journal,
-    connections: deps.connections(), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, emit: s.emit, sources: p.sources, baseDir: p.baseDir,
+    connections: deps.connections(connectionContext(p, err)), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, emit: s.emit, sources: p.sources, baseDir: p.baseDir,
   })
   s.close()
   const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
@@ -152,7 +158,7 @@ export async function runApply(f: CommonFlags, o: { check: boolean; diff: boolea
     s.emit({ type: 'run_start', runbook: f.runbook, mode: o.check ? 'check' : 'apply', time: new Date().toISOString() })
     const result = await execute({
       runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: o.check ? 'plan' : 'apply', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor,
-      journal: o.check ? undefined : journal, connections: deps.connections(), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, forceHandlers: o.forceHandlers,
+      journal: o.check ? undefined : journal, connections: deps.connections(connectionContext(p, err)), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, forceHandlers: o.forceHandlers,
       emit: s.emit, sources: p.sources, baseDir: p.baseDir, signal: abort.signal,
     })
     const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
@@ -195,7 +201,7 @@ export async function runDestroy(f: CommonFlags, o: { autoApprove: boolean; lock
       return 0
     }
     if (!o.autoApprove) {
-      const preview = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(), redactor: p.redactor, emit: () => undefined, baseDir: p.baseDir, vars, plan: true })
+      const preview = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: () => undefined, baseDir: p.baseDir, vars, plan: true })
       for (const ch of preview.changes) err.write(`${formatChange(ch, colors, { diff: false }).join('\n')}\n`)
       if (!process.stdin.isTTY) throw new RunbookError('E_USAGE', 'destroy needs confirmation: run it on a terminal or pass --auto-approve')
       const answer = await new Promise<string>((resolve) => {
@@ -209,7 +215,7 @@ export async function runDestroy(f: CommonFlags, o: { autoApprove: boolean; lock
     }
     const started = Date.now()
     const runId = await journal.startRun(`destroy ${f.runbook}`)
-    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars, plan: false })
+    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars, plan: false })
     const changed = Object.values(r.hosts).reduce((n, h) => n + h.changed, 0)
     await journal.finishRun(runId, r.ok ? 'ok' : 'failed', { destroyed: changed, failed: r.errors.length })
     s.emit({ type: 'summary', ok: r.ok, mode: 'destroy', hosts: r.hosts, plan: countChanges(r.changes), duration_ms: Date.now() - started, changed, failed: r.errors.length, unreachable: 0 })

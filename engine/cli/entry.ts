@@ -2,7 +2,9 @@
  * The composition root of the executable: the engine's CLI with the project's modules,
  * connections and lab plugged in.
  */
-import { localOnlyFactory } from '../connection/factory.ts'
+import path from 'node:path'
+import { RunbookError } from '../errors.ts'
+import { sshConnectionFactory } from '../connection/ssh-factory.ts'
 import { registry } from '../../modules/index.ts'
 import { main, type LabCommands } from './main.ts'
 
@@ -26,5 +28,18 @@ const lab: LabCommands = {
 
 /** Runs the CLI; resolves to the exit code. */
 export async function run(argv: string[]): Promise<number> {
-  return main(argv, { registry, connections: () => localOnlyFactory(), lab })
+  return main(argv, {
+    registry,
+    lab,
+    connections: (ctx) =>
+      sshConnectionFactory({
+        defaults: { projectKnownHosts: path.join(ctx.stateRoot, 'known_hosts') },
+        passphrase: async (keyFile) => {
+          if (!ctx.prompt) throw new RunbookError('E_CONNECTION', `key ${keyFile} is encrypted and there is no terminal to ask for its passphrase`, { hint: 'load it into ssh-agent' })
+          const value = await ctx.prompt(`Passphrase for ${keyFile}`)
+          ctx.redactor.add(value)
+          return value
+        },
+      }),
+  })
 }

@@ -8,6 +8,7 @@ import { RunbookError, RunbookErrors, formatError } from '../errors.ts'
 import type { ConnectionFactory } from '../connection/factory.ts'
 import type { ModuleRegistry } from '../module.ts'
 import type { SourceSet } from '../runbook/source.ts'
+import type { Redactor } from '../vars/secrets.ts'
 import { colorsFor } from '../report/format.ts'
 import { runApply, runDestroy, runPlan, runValidate, type CommonFlags } from './commands.ts'
 import { printModules, printSchema } from './modules.ts'
@@ -22,11 +23,21 @@ export interface LabCommands {
 /** An ad-hoc command runner over an inventory (`runbook exec`). */
 export type ExecCommand = (o: { inventory: string; pattern: string; command: string; forks: number; become: boolean; json: boolean; out: NodeJS.WritableStream; err: NodeJS.WritableStream }) => Promise<number>
 
+/** What a run tells the connection factory: where project state lives, how to ask the user. */
+export interface ConnectionContext {
+  /** The project's `.runbook` directory (its known_hosts lives there). */
+  stateRoot: string
+  /** Asks on the terminal without echo; absent when there is none. */
+  prompt?: ((question: string) => Promise<string>) | undefined
+  /** Secrets typed at a prompt (key passphrases) are hidden like declared ones. */
+  redactor: Redactor
+}
+
 /** What the CLI is built from. */
 export interface CliDeps {
   registry: ModuleRegistry
   /** A connection factory per run. */
-  connections: () => ConnectionFactory
+  connections: (ctx: ConnectionContext) => ConnectionFactory
   lab?: LabCommands | undefined
   exec?: ExecCommand | undefined
   out?: NodeJS.WriteStream

@@ -22,10 +22,23 @@ function needsSudo(become: BecomeOptions | undefined): boolean {
  */
 export class LocalConnection implements Connection {
   readonly kind = 'local' as const
+  private sudoAsks: Promise<boolean> | undefined
   constructor(readonly host: string = 'localhost') {}
 
-  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const become = needsSudo(opts.become) ? opts.become : undefined
+  /** Whether sudo asks for a password here; with NOPASSWD it must not be sent (it would reach the command). */
+  private async sudoNeedsPassword(): Promise<boolean> {
+    this.sudoAsks ??= this.run('sudo -n true', {}).then((r) => r.rc !== 0)
+    return this.sudoAsks
+  }
+
+  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    let become = needsSudo(opts.become) ? opts.become : undefined
+    if (become?.password !== undefined && !(await this.sudoNeedsPassword())) become = { ...become, password: undefined }
+    return this.run(command, { ...opts, become })
+  }
+
+  private run(command: string, opts: ExecOptions): Promise<ExecResult> {
+    const become = opts.become
     const script = wrapBecome(command, become)
     return new Promise((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', script], {

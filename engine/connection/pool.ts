@@ -61,7 +61,7 @@ export class ConnectionPool {
   private closed = false
 
   constructor(private readonly options: ConnectionPoolOptions = {}) {
-    this.shared = { knownHosts: new KnownHostsStore(), passphrase: options.passphrase, passphrases: new Map(), onEvent: options.onEvent }
+    this.shared = { knownHosts: new KnownHostsStore(), passphrase: options.passphrase, passphrases: new Map(), keys: new Map(), onEvent: options.onEvent }
   }
 
   /** The connection of `hostName`, connected; the first call's settings are the ones used. */
@@ -78,6 +78,26 @@ export class ConnectionPool {
       })
     }
     return p
+  }
+
+  /**
+   * Forgets a host's connection (the VM was deleted or rebuilt): closes it, and its transport and
+   * hops unless other hosts still use them. The next `get` connects afresh.
+   */
+  async drop(hostName: string): Promise<void> {
+    const p = this.connections.get(hostName)
+    if (!p) return
+    this.connections.delete(hostName)
+    const conn = await p.catch(() => undefined)
+    if (!conn) return
+    await conn.close()
+    const live = await Promise.all([...this.connections.values()].map((c) => c.catch(() => undefined)))
+    const used = new Set<SshTransport>()
+    for (const c of live) for (let t: SshTransport | undefined = c?.transport; t; t = t.parent) used.add(t)
+    for (let t: SshTransport | undefined = conn.transport; t && !used.has(t); t = t.parent) {
+      this.transports.delete(t.key)
+      await t.close()
+    }
   }
 
   /** Every transport opened so far. */

@@ -17,7 +17,8 @@ export function quote(word: string): string {
 export function wrapBecome(command: string, become: BecomeOptions | undefined): string {
   if (!become) return command
   const user = become.user ?? 'root'
-  const prompt = become.password === undefined ? '-n' : `-S -p ''`
+  // -k makes sudo always read the password line we send, so it never reaches the command.
+  const prompt = become.password === undefined ? '-n' : `-k -S -p ''`
   return `sudo ${prompt} -H -u ${quote(user)} -- /bin/sh -c ${quote(command)}`
 }
 

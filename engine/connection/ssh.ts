@@ -48,22 +48,22 @@ export function sudoLine(inner: string, user: string, mode: SudoMode): string {
   return `sudo ${flags} -H -u ${quote(user)} -- /bin/sh -c ${quote(inner)}`
 }
 
-/** Maps sudo's own refusals to errors; other results stay results. */
+/** Maps sudo's own refusals to errors (a failed task, as in Ansible, not an unreachable host); other results stay results. */
 function sudoFailure(host: string, r: FramedResult, mode: SudoMode, user: string): RunbookError | undefined {
   if (r.rc !== 1) return undefined
   const err = r.stderr.toString('utf8')
   if (!/^(sudo: |Sorry, try again)/.test(err)) return undefined
   if (/a password is required|a terminal is required/.test(err)) {
-    return new RunbookError('E_CONNECTION', `become: sudo on ${host} needs a password to run as ${user}`, { host, hint: 'set the host\'s become password (a secret)' })
+    return new RunbookError('E_COMMAND', `become: sudo on ${host} needs a password to run as ${user}`, { host, hint: 'set the host\'s become password (a secret)' })
   }
   if (/incorrect password|Sorry, try again/.test(err)) {
-    return new RunbookError('E_CONNECTION', `become: sudo on ${host} refused the password`, { host })
+    return new RunbookError('E_COMMAND', `become: sudo on ${host} refused the password`, { host })
   }
   if (/not in the sudoers file|not allowed to (execute|run)/.test(err)) {
-    return new RunbookError('E_CONNECTION', `become: sudo on ${host} does not allow this login user to run commands as ${user}`, { host })
+    return new RunbookError('E_COMMAND', `become: sudo on ${host} does not allow this login user to run commands as ${user}`, { host })
   }
   if (mode === 'pass' && /no password was provided/.test(err)) {
-    return new RunbookError('E_CONNECTION', `become: sudo on ${host} refused the password`, { host })
+    return new RunbookError('E_COMMAND', `become: sudo on ${host} refused the password`, { host })
   }
   return undefined
 }
@@ -85,6 +85,7 @@ export class SshConnection implements Connection {
   private state: ShellState | undefined
   private opening: Promise<ShellState> | undefined
   private sftp: { sftp: SFTPWrapper; generation: number; closed: boolean } | undefined
+  private sftpOpening: Promise<SFTPWrapper> | undefined
   private closed = false
 
   constructor(
@@ -104,7 +105,13 @@ export class SshConnection implements Connection {
 
   async readFile(file: string, opts: { become?: BecomeOptions | undefined } = {}): Promise<Buffer | null> {
     const q = quote(file)
-    const r = await this.run(`if [ -e ${q} ]; then printf F; exec cat -- ${q}; else printf M; fi`, { become: opts.become, idempotent: true })
+    // `[ -e ]` is also false behind a directory we may not enter: only ENOENT means "no file".
+    const script = [
+      `if [ -e ${q} ]; then printf F; exec cat -- ${q}; fi`,
+      `rb_e=$(LC_ALL=C cat -- ${q} 2>&1 >/dev/null) && { printf F; exec cat -- ${q}; }`,
+      `case $rb_e in *'No such file or directory'*) printf M ;; *) printf '%s\n' "$rb_e" >&2; exit 1 ;; esac`,
+    ].join('\n')
+    const r = await this.run(script, { become: opts.become, idempotent: true })
     if (r.rc !== 0) throw new RunbookError('E_CONNECTION', `cannot read ${file} on ${this.host}: ${r.stderr.toString('utf8').trim()}`, { host: this.host })
     return r.stdout[0] === 0x46 ? r.stdout.subarray(1) : null
   }
@@ -141,8 +148,9 @@ export class SshConnection implements Connection {
     return next
   }
 
+  /** The become to use: none when we already log in as the user asked for, the host's password when it has none. */
   private become(b: BecomeOptions | undefined): BecomeOptions | undefined {
-    if (!b) return undefined
+    if (!b || (b.user ?? 'root') === this.transport.endpoint.user) return undefined
     return b.password === undefined && this.opts.becomePassword !== undefined ? { ...b, password: this.opts.becomePassword } : b
   }
 
@@ -180,20 +188,33 @@ export class SshConnection implements Connection {
       if (mode === 'pass') stdin = Buffer.concat([Buffer.from(`${become.password}\n`), stdin ?? Buffer.alloc(0)])
     }
     if (opts.signal?.aborted) return { rc: 137, stdout: Buffer.alloc(0), stderr: Buffer.from('aborted\n') }
-    let pid: number | undefined
     let ended: 'timeout' | 'abort' | undefined
+    let pidSeen: (pid: number) => void = () => undefined
+    const pidKnown = new Promise<number | undefined>((resolve) => {
+      pidSeen = resolve
+      setTimeout(() => resolve(undefined), 5000).unref()
+    })
+    let interrupt: (err: Error) => void = () => undefined
+    const interrupted = new Promise<never>((_, reject) => (interrupt = reject))
+    // A stopped command fails at once; its shell is retired, and closed only once the command's
+    // process group is known and killed (on a slow host the pid may still be on its way).
     const stop = (why: 'timeout' | 'abort'): void => {
       if (ended) return
       ended = why
-      this.killRemote(pid, become, mode)
-      state.shell.close()
       if (this.state === state) this.state = undefined
+      void pidKnown.then((pid) => {
+        this.killRemote(pid, become, mode)
+        state.shell.close()
+      })
+      interrupt(new Error(why))
     }
     const timer = opts.timeoutMs ? setTimeout(() => stop('timeout'), opts.timeoutMs) : undefined
     const onAbort = (): void => stop('abort')
     opts.signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      const r = await state.shell.run(runner, { stdin, onPid: (p) => (pid = p) })
+      const running = state.shell.run(runner, { stdin, onPid: pidSeen })
+      running.catch(() => undefined)
+      const r = await Promise.race([running, interrupted])
       const refused = become && mode ? sudoFailure(this.host, r, mode, user) : undefined
       if (refused) throw refused
       return r
@@ -245,8 +266,9 @@ export class SshConnection implements Connection {
    */
   private killRemote(pid: number | undefined, become: BecomeOptions | undefined, mode: SudoMode | undefined): void {
     if (pid === undefined || !this.transport.connected) return
-    const kill = `kill -TERM -- -${pid} 2>/dev/null; sleep 0.2; kill -KILL -- -${pid} 2>/dev/null; true`
-    const cmds: Array<{ line: string; stdin?: string }> = [{ line: kill }]
+    // `kill -s SIG -- -PGID` is the form every POSIX shell accepts (dash rejects `kill -TERM --`).
+    const kill = `kill -s TERM -- -${pid} 2>/dev/null; sleep 0.2; kill -s KILL -- -${pid} 2>/dev/null; true`
+    const cmds: Array<{ line: string; stdin?: string }> = [{ line: `/bin/sh -c ${quote(kill)}` }]
     if (become && mode) cmds.push({ line: sudoLine(kill, become.user ?? 'root', mode), ...(mode === 'pass' ? { stdin: `${become.password}\n` } : {}) })
     this.transport
       .ensure()
@@ -263,9 +285,16 @@ export class SshConnection implements Connection {
       .catch(() => undefined)
   }
 
-  private async getSftp(): Promise<SFTPWrapper> {
+  private getSftp(): Promise<SFTPWrapper> {
     const cur = this.sftp
-    if (cur && !cur.closed && cur.generation === this.transport.generation && this.transport.connected) return cur.sftp
+    if (cur && !cur.closed && cur.generation === this.transport.generation && this.transport.connected) return Promise.resolve(cur.sftp)
+    this.sftpOpening ??= this.openSftp().finally(() => {
+      this.sftpOpening = undefined
+    })
+    return this.sftpOpening
+  }
+
+  private async openSftp(): Promise<SFTPWrapper> {
     const client = await this.transport.ensure()
     const generation = this.transport.generation
     const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s)))).catch((err: unknown) => {
@@ -273,6 +302,7 @@ export class SshConnection implements Connection {
     })
     const entry = { sftp, generation, closed: false }
     sftp.on('close', () => (entry.closed = true))
+    sftp.on('error', () => (entry.closed = true))
     this.sftp = entry
     return sftp
   }
@@ -281,8 +311,18 @@ export class SshConnection implements Connection {
   private async sftpWrite(file: string, data: Buffer, mode: number | undefined, staleTmp?: string): Promise<void> {
     const sftp = await this.getSftp()
     const entry = this.sftp!
+    // A request sent on a closed SFTP channel never gets an answer: fail it instead.
     const call = <T>(fn: (cb: (err: Error | undefined | null, v?: T) => void) => void): Promise<T> =>
-      new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))))
+      new Promise<T>((resolve, reject) => {
+        if (entry.closed) return reject(new Error('the SFTP channel closed'))
+        const onClose = (): void => reject(new Error('the SFTP channel closed'))
+        sftp.once('close', onClose)
+        fn((err, v) => {
+          sftp.removeListener('close', onClose)
+          if (err) reject(err)
+          else resolve(v as T)
+        })
+      })
     if (staleTmp) await call((cb) => sftp.unlink(staleTmp, cb)).catch(() => undefined)
     const slash = file.lastIndexOf('/')
     const dir = slash < 0 ? '.' : file.slice(0, slash) || '/'

@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs'
 import type { Readable } from 'node:stream'
 import ssh2 from 'ssh2'
-import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, Client as SshClient, ClientChannel, ConnectConfig } from 'ssh2'
+import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, Client as SshClient, ClientChannel, ConnectConfig, ParsedKey } from 'ssh2'
 import { RunbookError } from '../errors.ts'
 import type { PinnedHostKey } from './console-keys.ts'
 import { algorithmsForKeyType, sha256Fingerprint } from './host-key.ts'
@@ -39,12 +39,17 @@ export interface ResolvedEndpoint {
   keepaliveCountMax: number
 }
 
+/** A private key ready for ssh2, or why it cannot be used. */
+export type LoadedKey = { key: ParsedKey } | { problem: string }
+
 /** What transports of one pool share. */
 export interface TransportShared {
   knownHosts: KnownHostsStore
   /** Asks for the passphrase of an encrypted key file; each file is asked once per pool. */
   passphrase?: ((keyFile: string) => Promise<string>) | undefined
   passphrases: Map<string, Promise<string | undefined>>
+  /** Key files already read and decrypted. */
+  keys: Map<string, Promise<LoadedKey>>
   /** Connection events, for logs and tests. */
   onEvent?: ((e: TransportEvent) => void) | undefined
 }
@@ -70,7 +75,6 @@ export class SshTransport {
   private client: SshClient | undefined
   private connecting: Promise<SshClient> | undefined
   private closing = false
-  private readonly dropListeners = new Set<() => void>()
 
   constructor(
     readonly key: string,
@@ -96,12 +100,6 @@ export class SshTransport {
       this.connecting = undefined
     })
     return this.connecting
-  }
-
-  /** Called when the open connection drops (not when it is closed on purpose). */
-  onDrop(listener: () => void): () => void {
-    this.dropListeners.add(listener)
-    return () => this.dropListeners.delete(listener)
   }
 
   /** A TCP stream to `address:port` from this endpoint (direct-tcpip), for the next hop. */
@@ -178,14 +176,18 @@ export class SshTransport {
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error): void => {
           client.removeListener('ready', onReady)
+          client.removeListener('close', onClose)
           client.destroy()
           reject(err)
         }
+        const onClose = (): void => onError(new Error('the server closed the connection during the handshake'))
         const onReady = (): void => {
           client.removeListener('error', onError)
+          client.removeListener('close', onClose)
           resolve()
         }
         client.once('error', onError)
+        client.once('close', onClose)
         client.once('ready', onReady)
         client.connect(config)
       })
@@ -203,7 +205,6 @@ export class SshTransport {
       if (this.client !== client) return
       this.client = undefined
       this.shared.onEvent?.({ type: 'drop', key: this.key, label: e.label })
-      for (const l of [...this.dropListeners]) l()
     })
     this.client = client
     this.generation++
@@ -252,32 +253,13 @@ export class SshTransport {
     }
     for (const file of e.privateKeys) {
       steps.push(async () => {
-        const data = await fs.readFile(file).catch(() => undefined)
-        if (!data) {
-          if (e.explicitKeys) tried.push(`${file} (not readable)`)
-          return undefined
-        }
-        let parsed = utils.parseKey(data)
-        let passphrase: string | undefined
-        if (parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message)) {
-          passphrase = await this.passphraseFor(file)
-          if (passphrase === undefined) {
-            tried.push(`${file} (encrypted, no passphrase given)`)
-            return undefined
-          }
-          parsed = utils.parseKey(data, passphrase)
-          if (parsed instanceof Error) {
-            this.shared.passphrases.delete(file)
-            tried.push(`${file} (wrong passphrase)`)
-            return undefined
-          }
-        }
-        if (parsed instanceof Error) {
-          tried.push(`${file} (${parsed.message})`)
+        const loaded = await this.loadKey(file)
+        if ('problem' in loaded) {
+          if (loaded.problem !== 'missing' || e.explicitKeys) tried.push(`${file} (${loaded.problem})`)
           return undefined
         }
         tried.push(file)
-        return { type: 'publickey', username: e.user, key: data, ...(passphrase === undefined ? {} : { passphrase }) }
+        return { type: 'publickey', username: e.user, key: loaded.key }
       })
     }
     if (e.password !== undefined) {
@@ -308,6 +290,30 @@ export class SshTransport {
       }
       advance().catch(() => next(false as unknown as AuthenticationType))
     }
+  }
+
+  /** A key file parsed (and decrypted) once per pool: decrypting an OpenSSH key is slow on purpose. */
+  private loadKey(file: string): Promise<LoadedKey> {
+    let p = this.shared.keys.get(file)
+    if (!p) {
+      p = (async (): Promise<LoadedKey> => {
+        const data = await fs.readFile(file).catch(() => undefined)
+        if (!data) return { problem: 'missing' }
+        let parsed = utils.parseKey(data)
+        if (parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message)) {
+          const passphrase = await this.passphraseFor(file)
+          if (passphrase === undefined) return { problem: 'encrypted, no passphrase given' }
+          parsed = utils.parseKey(data, passphrase)
+          if (parsed instanceof Error) return { problem: 'wrong passphrase' }
+        }
+        if (parsed instanceof Error) return { problem: parsed.message }
+        const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed
+        if (!key || !key.isPrivateKey()) return { problem: 'not a private key' }
+        return { key }
+      })()
+      this.shared.keys.set(file, p)
+    }
+    return p
   }
 
   private passphraseFor(file: string): Promise<string | undefined> {
