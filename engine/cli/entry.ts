@@ -6,6 +6,7 @@ import path from 'node:path'
 import { RunbookError } from '../errors.ts'
 import { sshConnectionFactory } from '../connection/ssh-factory.ts'
 import { registry } from '../../modules/index.ts'
+import { execCommand } from './exec.ts'
 import { main, type LabCommands } from './main.ts'
 
 /** The lab, loaded only when a `lab` command runs. */
@@ -31,6 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   return main(argv, {
     registry,
     lab,
+    exec: execCommand,
     connections: (ctx) =>
       sshConnectionFactory({
         defaults: { projectKnownHosts: path.join(ctx.stateRoot, 'known_hosts') },

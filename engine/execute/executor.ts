@@ -55,7 +55,7 @@ class Run {
   /** The base layers of a host's scope: runbook, inventory, play, results, extra vars. */
   layers(host: string, play: Play | undefined, frames: Frames = []): Layer[] {
     const o = this.opts
-    const h = this.host(host)
+    const facts = this.hosts.get(host)?.facts ?? {}
     const magic = {
       inventory_hostname: host,
       groups: Object.fromEntries([...o.inventory.groups.keys()].map((g) => [g, o.inventory.groupHosts(g)])),
@@ -67,7 +67,7 @@ class Run {
       { vars: o.secretVars, templated: false },
       { vars: o.inventory.hostVars(host), templated: true },
       { vars: play?.vars ?? {}, templated: true },
-      { vars: h.facts, templated: false },
+      { vars: facts, templated: false },
       ...frames.map((vars) => ({ vars, templated: true })),
       { vars: o.extraVars, templated: false },
       { vars: magic, templated: false },

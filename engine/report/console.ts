@@ -92,8 +92,9 @@ export function consoleReporter(o: ConsoleOptions): Reporter {
         break
       case 'task_progress': {
         const a = active.get(e.host)
+        const repeated = a?.msg === e.message
         if (a) a.msg = e.message
-        if (!o.live) print(`  ${c.dim('waiting'.padEnd(STATUS_WIDTH))} ${e.host}  ${e.task}: ${e.message}`)
+        if (!o.live && !repeated) print(`  ${c.dim('waiting'.padEnd(STATUS_WIDTH))} ${e.host}  ${e.task}: ${e.message}`)
         break
       }
       case 'task_end': {
