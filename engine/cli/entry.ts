@@ -3,35 +3,42 @@
  * connections and lab plugged in.
  */
 import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { RunbookError } from '../errors.ts'
 import { sshConnectionFactory } from '../connection/ssh-factory.ts'
 import { registry } from '../../modules/index.ts'
 import { execCommand } from './exec.ts'
 import { main, type LabCommands } from './main.ts'
 
-/** The lab, loaded only when a `lab` command runs. */
-const lab: LabCommands = {
+type LabModule = typeof import('../../lab/index.ts')
+
+/** The lab, loaded from the source tree only when a `lab` command runs (it is not bundled). */
+function labCommands(root: string): LabCommands {
+  const load = (): Promise<LabModule> => import(pathToFileURL(path.join(root, 'lab', 'index.ts')).href) as Promise<LabModule>
+  return {
   async up(o) {
-    const { labUp } = await import('../../lab/index.ts')
+    const { labUp } = await load()
     await labUp({ ...(o.port !== undefined ? { port: o.port } : {}), ...(o.stateDir ? { stateDir: o.stateDir } : {}) })
     return 0
   },
   async status(o) {
-    const { labStatus } = await import('../../lab/index.ts')
+    const { labStatus } = await load()
     return (await labStatus(o.stateDir ? { stateDir: o.stateDir } : {})).running ? 0 : 3
   },
   async down(o) {
-    const { labDown } = await import('../../lab/index.ts')
+    const { labDown } = await load()
     await labDown({ ...(o.stateDir ? { stateDir: o.stateDir } : {}), keepState: o.keepState === true })
     return 0
   },
+  }
 }
 
-/** Runs the CLI; resolves to the exit code. */
-export async function run(argv: string[]): Promise<number> {
+/** Runs the CLI; resolves to the exit code. `root` is the repository (for the lab's sources). */
+export async function run(argv: string[], opts: { root?: string } = {}): Promise<number> {
+  const root = opts.root ?? fileURLToPath(new URL('../..', import.meta.url))
   return main(argv, {
     registry,
-    lab,
+    lab: labCommands(root),
     exec: execCommand,
     connections: (ctx) =>
       sshConnectionFactory({
