@@ -5,12 +5,16 @@
 import { spawn } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import { basicProblems, hostProblems, hostsAvailable, hostsStateDir, loadHosts } from './api/hosts.ts'
 import { DEFAULT_PORT, DEFAULT_STATE_DIR, labPaths } from './api/paths.ts'
 import type { DaemonInfo, LaunchInfo } from './api/paths.ts'
 import { writeFileAtomic } from './api/store.ts'
+import { buildMirror, DEFAULT_MIRROR_CACHE, DEFAULT_MIRROR_PACKAGES } from './mirror/build.ts'
+import type { MirrorBuild } from './mirror/build.ts'
+import { DEFAULT_MIRROR_PORT } from './mirror/server.ts'
 
 /** Options shared by up, status and down. */
 export interface LabOptions {
@@ -22,6 +26,24 @@ export interface LabOptions {
   withHosts?: boolean
   /** Where human-readable lines go; default stdout. */
   log?: (line: string) => void
+  /** The package mirror for the VMs (hosts on only); false turns it off (or RUNBOOK_LAB_MIRROR=0). */
+  mirror?: false | LabMirrorOptions
+}
+
+/** What the lab's package mirror carries and where. */
+export interface LabMirrorOptions {
+  /** Packages, with all their dependencies; default RUNBOOK_LAB_MIRROR_PACKAGES (comma-separated) or keepalived, ipvsadm, hello. */
+  packages?: string[]
+  /** Where downloaded .deb files are kept across labs; default RUNBOOK_LAB_CACHE_DIR or /var/cache/runbook-lab. */
+  cacheDir?: string
+  /** Port on 198.51.100.1; default RUNBOOK_LAB_MIRROR_PORT or 8781. */
+  port?: number
+}
+
+/** The package mirror as `labUp` left it. */
+export interface LabMirror extends MirrorBuild {
+  /** Where VMs fetch from; null when the daemon could not serve it (see lab.log). */
+  url: string | null
 }
 
 /** What `labUp` did. */
@@ -34,6 +56,8 @@ export interface LabUpResult {
   alreadyRunning: boolean
   /** `export OS_CLIENT_CONFIG_FILE=... OS_CLOUD=lab` */
   exports: string
+  /** The package mirror (null: hosts off, or turned off). */
+  mirror: LabMirror | null
 }
 
 /** A server as `labStatus` reports it. */
@@ -54,6 +78,8 @@ export interface LabStatus {
   withHosts: boolean | null
   stateDir: string
   servers: LabServer[]
+  /** The package mirror's URL, when the daemon serves one. */
+  mirrorUrl: string | null
 }
 
 /** What `labDown` did. */
@@ -75,6 +101,26 @@ function resolve(opts: LabOptions): { stateDir: string; port: number; log: (line
     port: opts.port ?? (envPort !== undefined && envPort !== '' ? Number(envPort) : DEFAULT_PORT),
     log: opts.log ?? ((line) => process.stdout.write(`${line}\n`)),
   }
+}
+
+function mirrorOptions(opts: LabOptions): Required<LabMirrorOptions> | null {
+  if (opts.mirror === false || (opts.mirror === undefined && process.env['RUNBOOK_LAB_MIRROR'] === '0')) return null
+  const m = opts.mirror ?? {}
+  const envPackages = process.env['RUNBOOK_LAB_MIRROR_PACKAGES']
+  const envPort = process.env['RUNBOOK_LAB_MIRROR_PORT']
+  const port = m.port ?? (envPort !== undefined && envPort !== '' ? Number(envPort) : DEFAULT_MIRROR_PORT)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`runbook lab up: the mirror port ${String(port)} is not a port`)
+  return {
+    packages: m.packages ?? (envPackages !== undefined && envPackages.trim() !== '' ? envPackages.split(/[\s,]+/).filter((p) => p !== '') : [...DEFAULT_MIRROR_PACKAGES]),
+    cacheDir: m.cacheDir ?? (process.env['RUNBOOK_LAB_CACHE_DIR'] || DEFAULT_MIRROR_CACHE),
+    port,
+  }
+}
+
+function mirrorLine(info: DaemonInfo, mirror: MirrorBuild | null): string | null {
+  if (mirror === null) return null
+  if (info.mirrorUrl === null || info.mirrorUrl === undefined) return `package mirror: NOT SERVED (${info.mirrorError ?? 'the daemon runs without it; \`runbook lab down\` and up again'}); apt in new VMs will fail fast`
+  return `package mirror for the VMs: ${info.mirrorUrl} (${mirror.empty ? 'EMPTY' : `${mirror.packages} packages`})`
 }
 
 function readJson<T>(file: string): T | null {
@@ -120,7 +166,9 @@ function exportsLine(cloudsYaml: string): string {
 /**
  * Start the lab (idempotent): check the machine, start the API daemon detached, wait until it
  * answers. The daemon seeds the cloud (demo project, mynetwork/mysubnet, public, myrouter,
- * flavors, images, security groups) and writes clouds.yaml into the state dir.
+ * flavors, images, security groups) and writes clouds.yaml into the state dir. With hosts, it first
+ * builds or refreshes the VMs' package mirror (lab/mirror) from the .deb cache, downloading what
+ * the cache lacks; offline, the lab still comes up and says the mirror is empty or incomplete.
  * @example const lab = await labUp({}); console.log(lab.exports)
  */
 export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
@@ -134,14 +182,23 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
       throw new Error(`runbook lab up: this machine cannot run the lab:\n${[...new Set(problems)].map((p) => `  - ${p}`).join('\n')}`)
     }
   }
+  const mirrorOpts = withHosts ? mirrorOptions(opts) : null
+  let mirror: MirrorBuild | null = null
+  if (mirrorOpts !== null) {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+    mirror = await buildMirror({ dir: paths.mirror, cacheDir: mirrorOpts.cacheDir, packages: mirrorOpts.packages, log })
+  }
+  const withUrl = (info: DaemonInfo): LabMirror | null => (mirror === null ? null : { ...mirror, url: info.mirrorUrl ?? null })
   const running = readJson<DaemonInfo>(paths.daemon)
   if (running !== null && alive(running.pid) && (await answers(running.url))) {
     if (running.withHosts !== withHosts) {
       throw new Error(`runbook lab up: a lab is already running at ${running.url} with hosts ${running.withHosts ? 'on' : 'off'}; run \`runbook lab down\` first`)
     }
     log(`runbook lab is already running at ${running.url} (pid ${running.pid})`)
+    const line = mirrorLine(running, mirror)
+    if (line !== null) log(line)
     log(exportsLine(running.cloudsYaml))
-    return { url: running.url, pid: running.pid, stateDir, cloudsYaml: running.cloudsYaml, withHosts, alreadyRunning: true, exports: exportsLine(running.cloudsYaml) }
+    return { url: running.url, pid: running.pid, stateDir, cloudsYaml: running.cloudsYaml, withHosts, alreadyRunning: true, exports: exportsLine(running.cloudsYaml), mirror: withUrl(running) }
   }
   const launch = readJson<LaunchInfo>(paths.launch)
   if (launch !== null && alive(launch.pid) && launch.pid !== running?.pid) {
@@ -153,6 +210,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
   const logFd = openSync(paths.log, 'a', 0o600)
   const args = ['--import', import.meta.resolve('tsx'), DAEMON, '--state-dir', stateDir, '--port', String(port)]
   if (!withHosts) args.push('--no-hosts')
+  if (mirrorOpts !== null) args.push('--mirror-port', String(mirrorOpts.port))
   const child = spawn(process.execPath, args, { cwd: REPO, detached: true, stdio: ['ignore', logFd, logFd], env: process.env })
   closeSync(logFd)
   const pid = child.pid
@@ -171,8 +229,10 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
     const ready = readJson<DaemonInfo>(paths.daemon)
     if (ready !== null && ready.pid === pid && (await answers(ready.url))) {
       log(`runbook lab is up at ${ready.url} (pid ${pid}, hosts ${withHosts ? 'on' : 'off'}, state in ${stateDir})`)
+      const line = mirrorLine(ready, mirror)
+      if (line !== null) log(line)
       log(exportsLine(ready.cloudsYaml))
-      return { url: ready.url, pid, stateDir, cloudsYaml: ready.cloudsYaml, withHosts, alreadyRunning: false, exports: exportsLine(ready.cloudsYaml) }
+      return { url: ready.url, pid, stateDir, cloudsYaml: ready.cloudsYaml, withHosts, alreadyRunning: false, exports: exportsLine(ready.cloudsYaml), mirror: withUrl(ready) }
     }
     if (Date.now() > deadline) {
       process.kill(pid, 'SIGKILL')
@@ -232,11 +292,13 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabStatus> {
     withHosts: info?.withHosts ?? launch?.withHosts ?? null,
     stateDir,
     servers: [],
+    mirrorUrl: running ? (info?.mirrorUrl ?? null) : null,
   }
   if (running && info !== null) {
     status.servers = await listServers(info.url, info.cloudsYaml).catch(() => [])
     log(`runbook lab: running at ${info.url} (pid ${info.pid}, hosts ${info.withHosts ? 'on' : 'off'}, state in ${stateDir})`)
     log(exportsLine(info.cloudsYaml))
+    if (status.mirrorUrl !== null) log(`package mirror: ${status.mirrorUrl}`)
     if (status.servers.length === 0) log('servers: none')
     else {
       log('servers:')
@@ -287,6 +349,8 @@ export async function labDown(opts: LabOptions & { keepState?: boolean } = {}): 
   const files = [paths.daemon, paths.launch]
   if (opts.keepState !== true) files.push(paths.state, paths.clouds)
   for (const f of files) await rm(f, { force: true })
+  // the mirror's copy is rebuilt from the cache at every up (the cache itself stays)
+  await rm(dirname(paths.mirror), { recursive: true, force: true })
   if (existsSync(stateDir)) log(`runbook lab: down${stopped ? ' (daemon stopped)' : ''}${tornDown ? ', hosts removed' : ''}`)
   return { stopped, tornDown, stateDir }
 }

@@ -14,6 +14,10 @@ export interface DaemonInfo {
   withHosts: boolean
   startedAt: string
   cloudsYaml: string
+  /** The package mirror the VMs use (`http://198.51.100.1:8781/debian`), null when it is off or did not start. */
+  mirrorUrl?: string | null
+  /** Why the mirror server did not start. */
+  mirrorError?: string
 }
 
 /** What `labUp` writes before it starts the daemon (so `labDown` works even if it never answered). */
@@ -25,8 +29,9 @@ export interface LaunchInfo {
 }
 
 /** The files of a lab state dir. */
-export function labPaths(stateDir: string): { daemon: string; launch: string; log: string; state: string; clouds: string } {
+export function labPaths(stateDir: string): { daemon: string; launch: string; log: string; state: string; clouds: string; mirror: string } {
   return {
+    mirror: join(stateDir, 'mirror', 'debian'),
     daemon: join(stateDir, 'daemon.json'),
     launch: join(stateDir, 'launch.json'),
     log: join(stateDir, 'lab.log'),

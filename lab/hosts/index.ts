@@ -51,7 +51,14 @@ export interface NamespaceDriverOptions {
   bootTimeoutMs?: number
   /** How long stopVm lets the VM's services end on SIGTERM before it kills the VM (default 2 s). */
   stopGraceMs?: number
+  /**
+   * The lab's package mirror (a flat repository, e.g. `http://198.51.100.1:8781/debian`): at first
+   * boot a VM's apt uses it and nothing else. Unset: apt in the VM is configured as on the machine.
+   */
+  aptMirror?: string
 }
+
+const MIRROR_URL = /^http:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~-]+)*\/?$/
 
 /** A promise chain per key, so that work on one VM (or on the network) never interleaves. */
 class KeyedLock {
@@ -82,6 +89,7 @@ const NET = '\0network'
  * const { consoleLog } = await driver.createVm(spec, snapshot)
  */
 export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver {
+  if (opts.aptMirror !== undefined && !MIRROR_URL.test(opts.aptMirror)) throw new Error(`lab hosts: '${opts.aptMirror}' is not an http URL of a package mirror`)
   const boot: BootOptions = {
     stateDir: opts.stateDir,
     bootScript: fileURLToPath(new URL('./vm-boot.sh', import.meta.url)),
@@ -89,6 +97,7 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
     bootServices: (opts.bootServices ?? ['keepalived']).filter((s) => /^[a-zA-Z0-9_.-]+$/.test(s)),
     diskSize: opts.diskSize ?? '1g',
     bootTimeoutMs: opts.bootTimeoutMs ?? 60_000,
+    aptMirror: opts.aptMirror ?? null,
   }
   const stopGraceMs = opts.stopGraceMs ?? 2_000
   const lock = new KeyedLock()

@@ -5,7 +5,8 @@
 # with, in the environment:
 #   RBL_DISK         the VM's disk: a tmpfs on the machine holding upper/, work/ and the mount point root/
 #   RBL_SEED         the VM's config drive (a directory): hostname, user, authorized_keys, instance-id,
-#                    key-types, services (started at boot when enabled), address, mac
+#                    key-types, services (started at boot when enabled), address, mac, apt-mirror
+#                    (the lab's package mirror URL, or empty)
 #   RBL_ROOT_SOURCE  the source name of the overlay root (so teardown can find stray processes)
 # stdout and stderr are the VM's console log; fd 3 is a pipe that receives "ready" once sshd listens.
 # The console mimics cloud-init's, so that the SSH host key fingerprints can be pinned from it.
@@ -141,6 +142,24 @@ if [ "$(cat /var/lib/cloud/data/instance-id 2>/dev/null || true)" != "$iid" ]; t
   echo '-----BEGIN SSH HOST KEY KEYS-----'
   cat /etc/ssh/ssh_host_*key.pub
   echo '-----END SSH HOST KEY KEYS-----'
+
+  # apt: the lab's mirror and nothing else (cloud-init's apt module). The machine's sources are
+  # unreachable from the lab; the rm only whites them out in this VM's overlay.
+  mirror=$(cat "$seed/apt-mirror" 2>/dev/null || true)
+  if [ -n "$mirror" ]; then
+    find /etc/apt/sources.list.d -mindepth 1 -delete 2>/dev/null || true
+    printf '# Written by the runbook lab on first boot: the lab package mirror only.\ndeb [trusted=yes] %s ./\n' "$mirror" > /etc/apt/sources.list
+    mirror_host=${mirror#http://}
+    mirror_host=${mirror_host%%[:/]*}
+    {
+      echo '// Written by the runbook lab on first boot: fail fast when the lab mirror does not answer.'
+      echo 'Acquire::Retries "0";'
+      echo 'Acquire::http::Timeout "5";'
+      echo "Acquire::http::Proxy::$mirror_host \"DIRECT\";"
+      echo 'Acquire::Languages "none";'
+    } > /etc/apt/apt.conf.d/99runbook-lab-mirror
+    printf 'apt: sources set to the lab mirror %s\n' "$mirror" | cilog
+  fi
 
   mkdir -p /var/lib/cloud/data
   printf '%s\n' "$iid" > /var/lib/cloud/data/instance-id

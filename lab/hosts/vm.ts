@@ -21,6 +21,8 @@ export interface BootOptions {
   /** Size limit of each VM's disk (tmpfs `size=`). */
   diskSize: string
   bootTimeoutMs: number
+  /** The lab's package mirror (`http://198.51.100.1:8781/debian`), written to the VM's apt sources at first boot; null leaves apt as the image has it. */
+  aptMirror: string | null
 }
 
 /** Rejects values that would end up in a shell command or a config file unchecked. */
@@ -203,6 +205,7 @@ export async function writeSeed(opts: BootOptions, rec: VmRecord): Promise<void>
     services: opts.bootServices.join(' '),
     address: rec.port.fixedIps[0] ?? '',
     mac: rec.port.mac.toLowerCase(),
+    'apt-mirror': opts.aptMirror ?? '',
   }
   for (const [name, content] of Object.entries(files)) await writeFile(`${p.seed}/${name}`, `${content}\n`)
 }

@@ -1,0 +1,196 @@
+/**
+ * The host part of the VIP procedure (discover the interface, install keepalived, write its
+ * configuration, start it, check it) on lab VMs behind a jumphost, run with nothing to change by
+ * `runbook apply` and by `ansible-playbook` on the same hosts, the same files, the same path.
+ * Prints wall times and their ratio, and writes bench/results.md.
+ *
+ *   flock /tmp/runbook-lab-tests.lock node --import tsx bench/host-procedure.ts [--hosts 2,10] [--runs 5]
+ *
+ * Needs root (the lab's VMs are namespaces) and ansible-core (Debian's package). Ansible runs with
+ * the settings that make it fastest here: pipelining, ControlPersist, forks 10, facts off. Debian's
+ * keepalived init script has no `status`, so Ansible's `service` is given `pattern` (as its docs say
+ * for such scripts); runbook's `service` finds the process itself.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import type { LabPort } from '../lab/driver.ts'
+import { checkHostPrerequisites, createNamespaceDriver } from '../lab/hosts/index.ts'
+import { SG_DEFAULT, SG_SSH, makePort, makeSnapshot, makeSpec, makeSshKit, parseConsoleKeys } from '../test/e2e/lab-hosts/fixture.ts'
+
+const { values } = parseArgs({ options: { hosts: { type: 'string', default: '2,10' }, runs: { type: 'string', default: '5' } } })
+const sizes = (values.hosts ?? '2,10').split(',').map(Number)
+const RUNS = Number(values.runs)
+const FIP = '198.51.100.10'
+const BIN = path.resolve('engine/cli/runbook.js')
+
+const CONF = (state: string, priority: number): string => `vrrp_instance VI_1 {
+  state ${state}
+  interface ens3
+  virtual_router_id 51
+  priority ${priority}
+  advert_int 1
+  virtual_ipaddress { 192.0.2.254/24 }
+}
+`
+
+function time(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): { ms: number; code: number; out: string } {
+  const t = process.hrtime.bigint()
+  const r = spawnSync(cmd, args, { cwd, env: { ...process.env, NO_COLOR: '1', ...env }, encoding: 'utf8', timeout: 600_000 })
+  return { ms: Number((process.hrtime.bigint() - t) / 1_000_000n), code: r.status ?? -1, out: `${r.stdout}${r.stderr}` }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
+
+async function bench(n: number): Promise<{ n: number; runbook: number[]; ansible: number[] }> {
+  const work = mkdtempSync(path.join(tmpdir(), 'rb-bench-'))
+  const driver = createNamespaceDriver({ stateDir: path.join(work, 'lab') })
+  try {
+    const kit = await makeSshKit(work, FIP)
+    const jump = makePort(60, [SG_DEFAULT, SG_SSH])
+    const vms: LabPort[] = Array.from({ length: n }, (_, i) => makePort(61 + i, [SG_DEFAULT]))
+    const snap = () => makeSnapshot([jump, ...vms], [{ id: 'f1a70000-0000-4000-8000-0000000000b1', floatingIp: FIP, fixedIp: '192.0.2.60', portId: jump.id }])
+    await driver.init(snap())
+    const specs = [makeSpec('jump', jump, kit.publicKey), ...vms.map((p, i) => makeSpec(`node${i + 1}`, p, kit.publicKey))]
+    const boots = await Promise.all(specs.map((s) => driver.createVm(s, snap())))
+    const consoles = Object.fromEntries(specs.map((s, i) => [s.name, boots[i]?.consoleLog ?? '']))
+    const knownHosts: string[] = []
+    specs.forEach((s) => {
+      const keys = parseConsoleKeys(consoles[s.name] ?? '').keys
+      kit.trust(s.name === 'jump' ? FIP : (s.port.fixedIps[0] ?? ''), keys)
+      for (const k of keys) knownHosts.push(`${s.name === 'jump' ? FIP : s.port.fixedIps[0]} ${k.split(' ').slice(0, 2).join(' ')}`)
+    })
+    writeFileSync(path.join(work, 'known_hosts'), `${knownHosts.join('\n')}\n`)
+    const key = path.join(work, 'id_ed25519')
+    const nodes = vms.map((p, i) => ({ name: `node${i + 1}`, ip: p.fixedIps[0] ?? '', state: i === 0 ? 'MASTER' : 'BACKUP', priority: i === 0 ? 120 : 90 }))
+
+    // runbook
+    writeFileSync(
+      path.join(work, 'inventory.yaml'),
+      [
+        'all:',
+        '  vars: { user: ubuntu, private_key: ' + key + ' }',
+        `  hosts:\n    jump: { address: ${FIP}, pinned_host_keys: ${JSON.stringify(consoles.jump)} }`,
+        '  children:',
+        '    keepalived:',
+        '      vars: { via: jump }',
+        '      hosts:',
+        ...nodes.map((x) => `        ${x.name}: { address: ${x.ip}, state: ${x.state}, priority: ${x.priority}, pinned_host_keys: ${JSON.stringify(consoles[x.name])} }`),
+        '',
+      ].join('\n'),
+    )
+    writeFileSync(path.join(work, 'keepalived.conf.hbs'), CONF('{{state}}', 0).replace('priority 0', 'priority {{priority}}'))
+    writeFileSync(
+      path.join(work, 'procedure.yaml'),
+      `plays:
+  - hosts: keepalived
+    become: true
+    tasks:
+      - name: discover the interface
+        command: ip route show default
+        changed_when: false
+      - name: install keepalived
+        apt: { name: keepalived, state: present }
+      - name: configure keepalived
+        template: { src: keepalived.conf.hbs, dest: /etc/keepalived/keepalived.conf, mode: "0644" }
+      - name: start keepalived
+        service: { name: keepalived, state: started }
+      - name: check keepalived
+        command: pidof keepalived
+        changed_when: false
+`,
+    )
+    // ansible
+    writeFileSync(
+      path.join(work, 'ansible.cfg'),
+      `[defaults]
+inventory = hosts.ini
+forks = 10
+gathering = explicit
+host_key_checking = True
+interpreter_python = /usr/bin/python3
+retry_files_enabled = False
+stdout_callback = default
+[ssh_connection]
+pipelining = True
+ssh_args = -F ${path.join(work, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=60s
+control_path_dir = ${path.join(work, 'cp')}
+`,
+    )
+    writeFileSync(
+      path.join(work, 'hosts.ini'),
+      `[keepalived]\n${nodes.map((x) => `${x.name} ansible_host=${x.ip} state=${x.state} priority=${x.priority}`).join('\n')}\n[keepalived:vars]\nansible_user=ubuntu\nansible_ssh_private_key_file=${key}\n`,
+    )
+    writeFileSync(path.join(work, 'keepalived.conf.j2'), CONF('{{ state }}', 0).replace('priority 0', 'priority {{ priority }}'))
+    writeFileSync(
+      path.join(work, 'procedure.yml'),
+      `- hosts: keepalived
+  become: true
+  tasks:
+    - name: discover the interface
+      command: ip route show default
+      changed_when: false
+    - name: install keepalived
+      apt: { name: keepalived, state: present }
+    - name: configure keepalived
+      template: { src: keepalived.conf.j2, dest: /etc/keepalived/keepalived.conf, mode: "0644" }
+    - name: start keepalived
+      service: { name: keepalived, state: started, pattern: /usr/sbin/keepalived, use: service }
+    - name: check keepalived
+      command: pidof keepalived
+      changed_when: false
+`,
+    )
+    const rb = (): ReturnType<typeof time> => time(process.execPath, [BIN, 'apply', 'procedure.yaml', '-i', 'inventory.yaml'], work)
+    const an = (): ReturnType<typeof time> => time('ansible-playbook', ['procedure.yml'], work, { ANSIBLE_CONFIG: path.join(work, 'ansible.cfg') })
+    // converge with each tool; the other must then find nothing to change (same files, same state)
+    for (const [name, f] of [['runbook', rb], ['ansible', an]] as const) {
+      const r = f()
+      if (r.code !== 0) throw new Error(`${name} failed to converge:\n${r.out}`)
+    }
+    const r0 = rb()
+    const a0 = an()
+    if (!/changed=0/.test(r0.out) || /changed=[1-9]/.test(a0.out)) throw new Error(`not converged:\n${r0.out}\n${a0.out}`)
+    const runbook: number[] = []
+    const ansible: number[] = []
+    for (let i = 0; i < RUNS; i++) {
+      const r = rb()
+      const a = an()
+      if (r.code !== 0 || a.code !== 0 || !/changed=0/.test(r.out) || /changed=[1-9]/.test(a.out)) throw new Error(`a no-change run failed or changed something:\n${r.out}\n${a.out}`)
+      runbook.push(r.ms)
+      ansible.push(a.ms)
+    }
+    return { n, runbook, ansible }
+  } finally {
+    await driver.teardown()
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
+await checkHostPrerequisites()
+const rows: string[] = []
+for (const n of sizes) {
+  const r = await bench(n)
+  const line = `| ${n} hosts × 5 tasks | ${median(r.runbook)} ms | ${median(r.ansible)} ms | ${(median(r.ansible) / median(r.runbook)).toFixed(1)}× |`
+  process.stdout.write(`${line}   runbook ${r.runbook.join(', ')}; ansible ${r.ansible.join(', ')}\n`)
+  rows.push(line)
+}
+const ansibleVersion = spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? ''
+writeFileSync(
+  'bench/results.md',
+  `# The host part of the VIP procedure, nothing to change: runbook vs Ansible
+
+Measured by \`bench/host-procedure.ts\` on ${new Date().toISOString().slice(0, 10)}, this machine (2 vCPU), lab VMs behind one
+jumphost (reached through its floating IP), ${RUNS} runs each, median wall time of the whole command
+(\`runbook apply\` / \`ansible-playbook\`, process start to exit). ${ansibleVersion} with pipelining,
+ControlPersist, forks 10, facts off. Tasks: discover the interface (command), install keepalived
+(apt), configure it (template), start it (service), check it (command). The two tools alternate run
+by run, so both see the same machine load (load average at the end: ${loadavg()[0]?.toFixed(1)}).
+
+| workload | runbook | Ansible | Ansible / runbook |
+|---|---|---|---|
+${rows.join('\n')}
+`,
+)
