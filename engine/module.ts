@@ -133,6 +133,11 @@ export interface Module<P = unknown, S = unknown> {
   output?(p: P, current: S | undefined, changes: Change[]): Record<string, unknown>
   /** Facts for the host's variables when nothing changes or during a plan (as ApplyResult.facts). */
   facts?(p: P, current: S | undefined): Record<string, unknown> | undefined
+  /**
+   * Template files the module will render (paths relative to the runbook), with the names of the
+   * extra variables it gives them, so validation checks them before anything runs.
+   */
+  templateFiles?(args: Record<string, unknown>): { path: string; vars: string[] }[]
   /** Text to show under the task in the run's output (debug's message). */
   display?(output: Record<string, unknown>): string | undefined
   /** Names of the variables this module sets on the host, for validation (`set_fact` keys). */

@@ -128,7 +128,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       } else plainVars[k] = v
     }
     runbook.vars = plainVars
-    errors.push(...validateRunbook(runbook, inventory, o.registry, sources, { runbook: Object.keys(plainVars), extra: Object.keys(extraVars), secrets: secretNames }))
+    errors.push(...validateRunbook(runbook, inventory, o.registry, sources, { runbook: Object.keys(plainVars), extra: Object.keys(extraVars), secrets: secretNames }, baseDir))
   }
   const stateDir = stateDirFor(o.stateRoot ?? path.resolve('.runbook'), o.runbookFile, inventoryFile)
   const redactor = new Redactor()

@@ -23,14 +23,20 @@ export interface Source {
 /** All the sources of a run, by file name. */
 export class SourceSet {
   private readonly byFile = new Map<string, Source>()
+  private readonly texts = new Map<string, string>()
 
   /** Adds a parsed source. */
   add(src: Source): void {
     this.byFile.set(src.file, src)
   }
 
+  /** Adds a file that is not YAML (a template), for error excerpts. */
+  addText(file: string, text: string): void {
+    this.texts.set(file, text)
+  }
+
   /** The text of a file, for error excerpts. */
-  text = (file: string): string | undefined => this.byFile.get(file)?.text
+  text = (file: string): string | undefined => this.byFile.get(file)?.text ?? this.texts.get(file)
 
   /** The source of a file. */
   get(file: string): Source | undefined {

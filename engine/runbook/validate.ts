@@ -3,6 +3,8 @@
  * variable that can be known, host patterns and handler names. It collects all problems, each with
  * file:line:col, the task and a "did you mean".
  */
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { RunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { ModuleRegistry } from '../module.ts'
@@ -36,6 +38,7 @@ class Validator {
     private readonly registry: ModuleRegistry,
     private readonly sources: SourceSet,
     private readonly base: Set<string>,
+    private readonly baseDir: string,
   ) {}
 
   err(code: RunbookError['code'], message: string, file: string, path: YamlPath, opts: { task?: string | undefined; hint?: string | undefined; key?: boolean; index?: number } = {}): void {
@@ -103,6 +106,7 @@ class Validator {
     for (const issue of checkShape(m.params, t.args, m.aliases ?? {})) {
       this.err('E_PARAM', `${t.module}: ${issue.message}`, t.file, [...t.path, t.module, ...issue.path], { task: t.name, hint: issue.hint, key: issue.atKey })
     }
+    for (const f of m.templateFiles?.(t.args) ?? []) this.templateFile(f.path, new Set([...scope, ...f.vars]), t, [...t.path, t.module, 'src'])
     const raw = new Set(m.rawParams ?? [])
     for (const [k, v] of Object.entries(t.args)) {
       // Parameters the module renders itself (with variables of its own) get a syntax check only.
@@ -117,6 +121,37 @@ class Validator {
     }
     for (const [i, n] of t.notify.entries()) {
       if (!topics.has(n)) this.err('E_SCHEMA', `notify: no handler named '${n}' in this play`, t.file, [...t.path, 'notify', ...(t.notify.length > 1 ? [i] : [])], { task: t.name, hint: didYouMean(n, topics) })
+    }
+  }
+
+  /** Checks a template file's syntax and variables, pointing into the file itself. */
+  templateFile(rel: string, known: Set<string>, t: Task, at: YamlPath): void {
+    const file = path.resolve(this.baseDir, rel)
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      this.err('E_PARAM', `${t.module}: template file ${rel} not found (looked in ${this.baseDir})`, t.file, at, { task: t.name })
+      return
+    }
+    this.sources.addText(file, text)
+    const posOf = (index: number): { file: string; line: number; col: number } => {
+      const before = text.slice(0, index).split('\n')
+      return { file, line: before.length, col: (before[before.length - 1]?.length ?? 0) + 1 }
+    }
+    let refs: ReturnType<typeof templateRefs>
+    try {
+      refs = templateRefs(text)
+    } catch (e) {
+      const line = /line (\d+)/.exec(String((e as RunbookError).cause ?? ''))?.[1]
+      this.errors.push(new RunbookError('E_TEMPLATE', (e as Error).message, { pos: { file, line: Number(line ?? 1), col: 1 }, task: t.name }))
+      return
+    }
+    for (const h of refs.helpers) {
+      if (!['if', 'unless', 'each', 'with'].includes(h.root) && !this.isHelper(h.root)) this.errors.push(new RunbookError('E_TEMPLATE', `unknown helper '${h.root}'`, { pos: posOf(h.index), task: t.name, hint: didYouMean(h.root, this.helperList()) }))
+    }
+    for (const r of refs.vars) {
+      if (!known.has(r.root)) this.errors.push(new RunbookError('E_UNDEFINED', `undefined variable '${r.root}'`, { pos: posOf(r.index), task: t.name, hint: didYouMean(r.root, known) }))
     }
   }
 
@@ -179,9 +214,9 @@ class Validator {
  * Validates a loaded runbook against modules, inventory and known variables.
  * @example const errors = validateRunbook(runbook, inventory, registry, sources, { runbook: [...], extra: [], secrets: [] })
  */
-export function validateRunbook(rb: Runbook, inv: Inventory, registry: ModuleRegistry, sources: SourceSet, known: KnownVars): RunbookError[] {
+export function validateRunbook(rb: Runbook, inv: Inventory, registry: ModuleRegistry, sources: SourceSet, known: KnownVars, baseDir: string): RunbookError[] {
   const base = new Set([...known.runbook, ...known.extra, ...known.secrets, ...MAGIC])
-  const v = new Validator(rb, inv, registry, sources, base)
+  const v = new Validator(rb, inv, registry, sources, base, baseDir)
   v.run()
   return v.errors
 }

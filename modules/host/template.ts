@@ -35,6 +35,7 @@ export const template = defineModule<TemplateParams, ContentFileState>({
   example: `- template:\n    src: templates/keepalived.conf.hbs\n    dest: /etc/keepalived/keepalived.conf\n    validate: keepalived -t -f %s\n    mode: '0640'\n  notify: restart keepalived`,
   params,
   rawParams: ['content'],
+  templateFiles: (a) => (typeof a.src === 'string' && !a.src.includes('{{') ? [{ path: a.src, vars: a.vars !== null && typeof a.vars === 'object' ? Object.keys(a.vars) : [] }] : []),
   async gather(ctx, p) {
     const source = p.content ?? (await readSource(ctx.baseDir, p.src ?? '')).toString('utf8')
     let text: string

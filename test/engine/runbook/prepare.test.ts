@@ -41,4 +41,15 @@ describe('prepare', () => {
     expect(p.inventory.match('all')).toEqual(['web1'])
     expect(p.extraVars).toEqual({ port: 8080, extra: 'x', list: [1, 2] })
   })
+
+  it('checks template files before anything runs, pointing into the template', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rb-prep-'))
+    writeFileSync(path.join(dir, 'k.hbs'), 'router_id {{upper name}}\n  vip {{vpi}}/{{extra}}\n')
+    writeFileSync(path.join(dir, 'rb.yaml'), 'vars: { vip: 1, name: n }\nplays:\n  - hosts: localhost\n    tasks:\n      - template: { src: k.hbs, dest: /tmp/x, vars: { extra: 1 } }\n      - template: { src: nope.hbs, dest: /tmp/y }\n')
+    const e = (await prepare({ runbookFile: path.join(dir, 'rb.yaml'), registry, env: {}, stateRoot: dir }).catch((x: unknown) => x)) as RunbookErrors
+    expect(e.errors.map((x) => [x.message, x.pos?.file.endsWith('k.hbs') ? 'k.hbs' : 'rb.yaml', x.pos?.line, x.pos?.col])).toEqual([
+      ["undefined variable 'vpi'", 'k.hbs', 2, 7],
+      ['template: template file nope.hbs not found (looked in ' + dir + ')', 'rb.yaml', 6, 26],
+    ])
+  })
 })
