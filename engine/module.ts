@@ -38,6 +38,11 @@ export interface ModuleContext {
   readonly host: string
   /** The connection to the host the module acts on (the controller for controller modules). */
   conn(): Promise<Connection>
+  /**
+   * The connection to another inventory host, for modules that coordinate hosts (a failover
+   * test run from the jumphost stops the master). Same pool, same host-key checks.
+   */
+  connectTo(host: string): Promise<Connection>
   /** The task's become, if any. */
   readonly become: BecomeOptions | undefined
   /** All variables visible to the task (read-only). */

@@ -76,6 +76,7 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         baseDir: o.baseDir,
         check: false,
         conn: async () => (module.target === 'controller' || isLocalHost(r.host, scope) ? local : o.connections.get(r.host, varsOf)),
+        connectTo: async (other) => (isLocalHost(other, varsOf(other)) ? local : o.connections.get(other, varsOf)),
         render: (t) => String(renderText(t, scope)),
         evaluate: (e) => evaluate(e, scope),
         cache: new Map(),

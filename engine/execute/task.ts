@@ -324,6 +324,15 @@ export class TaskRunner {
           throw toRunbookError(e, 'E_CONNECTION', { host: target })
         }
       },
+      connectTo: async (other: string): Promise<Connection> => {
+        if (isLocalHost(other, this.owner.varsOf(other)) && other === 'localhost') return this.local
+        if (plan && this.pending(other)) throw new UnknownValueError(`host ${other}`)
+        try {
+          return await o.connections.get(other, this.owner.varsOf)
+        } catch (e) {
+          throw toRunbookError(e, 'E_CONNECTION', { host: other })
+        }
+      },
       render: (template, extra) => {
         const v = renderText(template, extra ? makeScope([{ vars: scope, templated: false }, { vars: extra, templated: false }]) : scope)
         if (isUnknown(v)) throw new UnknownValueError('rendered content', v.partial)

@@ -13,6 +13,8 @@ export interface TestContextOptions {
   vars?: Record<string, unknown>
   check?: boolean
   baseDir?: string
+  /** Connections to other hosts, for ctx.connectTo. */
+  others?: Record<string, Connection>
 }
 
 /** A test context and what the module did to it. */
@@ -35,6 +37,11 @@ export function testContext(opts: TestContextOptions = {}): TestContext {
   return {
     host: conn.host,
     conn: async () => conn,
+    connectTo: async (host) => {
+      const c = opts.others?.[host]
+      if (!c) throw new Error(`no connection to ${host} in this test context`)
+      return c
+    },
     become: undefined,
     vars,
     baseDir: opts.baseDir ?? process.cwd(),
