@@ -5,7 +5,7 @@
 import { createTwoFilesPatch } from 'diff'
 import pc from 'picocolors'
 import { ACTION_SYMBOL, type Change, type PlanCounts } from '../plan/change.ts'
-import { KNOWN_AFTER_APPLY } from '../vars/unknown.ts'
+import { KNOWN_AFTER_APPLY, isUnknown, showUnknowns } from '../vars/unknown.ts'
 
 /** A colour palette, real or plain. */
 export type Colors = ReturnType<typeof pc.createColors>
@@ -18,8 +18,9 @@ export function colorsFor(stream: NodeJS.WriteStream, force?: boolean): Colors {
 
 function show(v: unknown): string {
   if (v === undefined) return 'null'
+  if (isUnknown(v)) return KNOWN_AFTER_APPLY
   if (typeof v === 'string') return v === KNOWN_AFTER_APPLY ? v : JSON.stringify(v)
-  return JSON.stringify(v)
+  return JSON.stringify(showUnknowns(v)).split(JSON.stringify(KNOWN_AFTER_APPLY)).join(KNOWN_AFTER_APPLY)
 }
 
 function colorFor(c: Colors, action: Change['action']): (s: string) => string {
