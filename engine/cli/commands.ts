@@ -121,7 +121,7 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
   const s = sinks(f, out, { diff: true, quiet: true })
   const result = await execute({
     runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: 'plan', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor, journal,
-    connections: deps.connections(connectionContext(p, err)), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, emit: s.emit, sources: p.sources, baseDir: p.baseDir,
+    connections: deps.connections(connectionContext(p, err)), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, emit: s.emit, sources: p.sources, baseDir: p.baseDir, stateDir: p.stateDir,
   })
   s.close()
   const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
@@ -159,7 +159,7 @@ export async function runApply(f: CommonFlags, o: { check: boolean; diff: boolea
     const result = await execute({
       runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: o.check ? 'plan' : 'apply', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor,
       journal: o.check ? undefined : journal, connections: deps.connections(connectionContext(p, err)), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, forceHandlers: o.forceHandlers,
-      emit: s.emit, sources: p.sources, baseDir: p.baseDir, signal: abort.signal,
+      emit: s.emit, sources: p.sources, baseDir: p.baseDir, stateDir: p.stateDir, signal: abort.signal,
     })
     const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
     const failed = Object.values(result.hosts).reduce((n, h) => n + h.failed, 0)

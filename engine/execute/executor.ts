@@ -61,6 +61,8 @@ class Run {
       groups: Object.fromEntries([...o.inventory.groups.keys()].map((g) => [g, o.inventory.groupHosts(g)])),
       hostvars: this.hostvars(),
       play_hosts: play ? this.playHosts(play) : [],
+      runbook_dir: o.baseDir,
+      state_dir: o.stateDir ?? `${o.baseDir}/.runbook`,
     }
     return [
       { vars: o.runbook.vars, templated: true },

@@ -35,6 +35,8 @@ export interface RunOptions {
   emit: EventSink
   sources: SourceSet
   baseDir: string
+  /** The runbook's state directory (journal, lock): `state_dir` in templates, for keys and the like. */
+  stateDir?: string | undefined
   signal?: AbortSignal | undefined
 }
 

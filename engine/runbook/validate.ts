@@ -23,7 +23,7 @@ export interface KnownVars {
   secrets: Iterable<string>
 }
 
-const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts']
+const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts', 'runbook_dir', 'state_dir']
 
 class Validator {
   readonly errors: RunbookError[] = []
