@@ -123,6 +123,12 @@ export interface Module<P = unknown, S = unknown> {
    * itself with ctx.render (template's inline `content`, which may use the task's `vars` extras).
    */
   readonly rawParams?: readonly string[]
+  /**
+   * A check: it proves something about the world and leaves it as it found it (a ping, a failover
+   * test). What it plans to run is listed as a check, not a change: a plan with only checks is in
+   * sync (`--detailed-exitcode` 0).
+   */
+  readonly verifies?: boolean
   /** `controller`: runs on the engine's machine whatever the play's hosts (API modules). */
   readonly target?: 'host' | 'controller'
   /** Reads the state that matters to `p`. Read-only: it also runs during `plan`. */

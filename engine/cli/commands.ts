@@ -108,7 +108,7 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
   }
   if (o.destroy) {
     const s = sinks(f, out, { diff: false, quiet: true })
-    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars: { ...p.runbook.vars, ...p.secretVars, ...p.extraVars }, plan: true })
+    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars: { ...p.runbook.vars, ...p.secretVars }, extraVars: p.extraVars, plan: true })
     const counts = countChanges(r.changes)
     if (f.json) s.emit({ type: 'summary', ok: true, mode: 'plan', hosts: r.hosts, plan: counts, duration_ms: 0, changed: 0, failed: 0, unreachable: 0 })
     else {
@@ -128,11 +128,11 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
   if (f.json) {
     s.emit(p.redactor.value({ type: 'summary', ok: result.ok, mode: 'plan', hosts: result.hosts, plan: result.plan, duration_ms: result.durationMs, changed, failed: result.errors.length, unreachable: 0 }))
   } else {
-    out.write(`${p.redactor.text(renderPlan(result.changes, colors, result.plan).join('\n'))}\n`)
+    out.write(`${p.redactor.text(renderPlan(result.changes, colors, result.plan, result.checks).join('\n'))}\n`)
   }
   for (const e of result.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
   if (!result.ok) return 1
-  return o.detailedExitcode && result.changes.length > 0 ? 2 : 0
+  return o.detailedExitcode && result.changes.some((c) => !c.check) ? 2 : 0
 }
 
 /** `runbook apply`. */
@@ -194,14 +194,14 @@ export async function runDestroy(f: CommonFlags, o: { autoApprove: boolean; lock
   const s = sinks(f, out, { diff: false, quiet: false })
   try {
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
-    const vars = { ...p.runbook.vars, ...p.secretVars, ...p.extraVars }
+    const vars = { ...p.runbook.vars, ...p.secretVars }
     if (journal.data.resources.length === 0) {
       if (f.json) s.emit({ type: 'summary', ok: true, mode: 'destroy', hosts: {}, plan: countChanges([]), duration_ms: 0, changed: 0, failed: 0, unreachable: 0 })
       else out.write('Nothing to destroy: the journal records no resources.\n')
       return 0
     }
     if (!o.autoApprove) {
-      const preview = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: () => undefined, baseDir: p.baseDir, vars, plan: true })
+      const preview = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: () => undefined, baseDir: p.baseDir, vars, extraVars: p.extraVars, plan: true })
       for (const ch of preview.changes) err.write(`${formatChange(ch, colors, { diff: false }).join('\n')}\n`)
       if (!process.stdin.isTTY) throw new RunbookError('E_USAGE', 'destroy needs confirmation: run it on a terminal or pass --auto-approve')
       const answer = await new Promise<string>((resolve) => {
@@ -215,7 +215,7 @@ export async function runDestroy(f: CommonFlags, o: { autoApprove: boolean; lock
     }
     const started = Date.now()
     const runId = await journal.startRun(`destroy ${f.runbook}`)
-    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars, plan: false })
+    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars, extraVars: p.extraVars, plan: false })
     const changed = Object.values(r.hosts).reduce((n, h) => n + h.changed, 0)
     await journal.finishRun(runId, r.ok ? 'ok' : 'failed', { destroyed: changed, failed: r.errors.length })
     s.emit({ type: 'summary', ok: r.ok, mode: 'destroy', hosts: r.hosts, plan: countChanges(r.changes), duration_ms: Date.now() - started, changed, failed: r.errors.length, unreachable: 0 })

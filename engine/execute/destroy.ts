@@ -27,6 +27,8 @@ export interface DestroyOptions {
   baseDir: string
   /** Runbook-level variables (clouds, credentials) that modules may need to reach the resources. */
   vars: Record<string, unknown>
+  /** --var / --var-file: above the inventory, as in a run. */
+  extraVars?: Record<string, unknown>
   /** true: list what would be destroyed, touch nothing. */
   plan: boolean
 }
@@ -50,7 +52,8 @@ export function destroyChange(r: ResourceRecord): Change {
  */
 export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
   for (const [name, h] of Object.entries(o.journal.data.hosts)) if (!o.inventory.hosts.has(name)) o.inventory.addHost(name, h.groups, h.vars)
-  const varsOf = (host: string): Record<string, unknown> => makeScope([{ vars: o.vars, templated: true }, { vars: o.inventory.hostVars(host), templated: true }, { vars: { inventory_hostname: host }, templated: false }])
+  const varsOf = (host: string): Record<string, unknown> =>
+    makeScope([{ vars: o.vars, templated: true }, { vars: o.inventory.hostVars(host), templated: true }, { vars: o.extraVars ?? {}, templated: false }, { vars: { inventory_hostname: host }, templated: false }])
   const resources = [...o.journal.data.resources].reverse()
   const changes: Change[] = []
   const errors: RunbookError[] = []
@@ -87,7 +90,7 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         journal: {
           find: (m, type, id) => o.journal.find(m, type, id),
           record: () => undefined,
-          forget: (type, id) => void o.journal.forget(type, id),
+          forget: (type, id) => void o.journal.forget(type, id, r.host),
         },
         inventory: { addHost: () => undefined, hostVars: (n) => varsOf(n) },
         progress: (message) => o.emit(o.redactor.value({ type: 'task_progress', task, host: r.host, message })),
@@ -95,7 +98,7 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         signal: new AbortController().signal,
       }
       await module.destroy(ctx, r)
-      await o.journal.forget(r.type, r.id)
+      await o.journal.forget(r.type, r.id, r.host)
       counts.changed++
       o.emit(o.redactor.value({ type: 'task_end', play: 'destroy', task, host: r.host, status: 'changed', changes: [change], duration_ms: Date.now() - started }))
     } catch (e) {

@@ -113,7 +113,8 @@ class Run {
     return {
       ok,
       hosts,
-      plan: countChanges(this.changes.filter((c) => !c.deferred).map((c) => c.change)),
+      plan: countChanges(this.changes.filter((c) => !c.deferred && !c.check).map((c) => c.change)),
+      checks: new Set(this.changes.filter((c) => c.check).map((c) => `${c.task}\u0000${c.host}`)).size,
       changes: this.changes,
       errors: this.errors,
       durationMs: Date.now() - this.started,

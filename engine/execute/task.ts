@@ -109,7 +109,7 @@ export class TaskRunner {
     if (task.register) h.facts[task.register] = results.some((r) => r.deferred) && !items ? (results[0]?.result ?? unknown(task.register)) : registered
     const changes = results.flatMap((r) => r.changes)
     const deferred = results.some((r) => r.deferred)
-    for (const change of changes) this.owner.changes.push({ play: play.name, task: task.name, host, change, deferred })
+    for (const change of changes) this.owner.changes.push({ play: play.name, task: task.name, host, change, deferred, check: this.owner.opts.registry.get(task.module)?.verifies === true })
     const ignored = status === 'failed' && task.ignoreErrors
     this.count(host, status, ignored)
     if (status === 'changed' && task.notify.length) for (const n of task.notify) h.notified.add(n)
@@ -352,7 +352,7 @@ export class TaskRunner {
           void o.journal.record(rec)
         },
         forget: (type, id) => {
-          if (o.journal && !plan) void o.journal.forget(type, id)
+          if (o.journal && !plan) void o.journal.forget(type, id, host)
         },
       },
       inventory: {

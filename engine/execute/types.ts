@@ -59,6 +59,8 @@ export interface PlannedChange {
   host: string
   change: Change
   deferred: boolean
+  /** Planned by a check (Module.verifies): runs on apply, changes nothing. */
+  check: boolean
 }
 
 /** The outcome of a run. */
@@ -66,6 +68,8 @@ export interface RunResult {
   ok: boolean
   hosts: Record<string, HostCounts>
   plan: PlanCounts
+  /** Checks that will run on apply (not counted in `plan`). */
+  checks: number
   changes: PlannedChange[]
   errors: RunbookError[]
   durationMs: number

@@ -174,6 +174,8 @@ export class Inventory {
   /** A host's inventory variables: `all` < parent groups < child groups < the host's own. */
   hostVars(host: string): Record<string, unknown> {
     const out: Record<string, unknown> = {}
+    // The implicit localhost is in no group, but takes `all`'s variables, as in Ansible.
+    if (!this.hosts.has(host) && (host === 'localhost' || host === '127.0.0.1')) return { ...this.groups.get('all')?.vars }
     for (const g of this.ancestry(host)) Object.assign(out, this.groups.get(g)?.vars)
     Object.assign(out, this.hosts.get(host)?.vars)
     return out

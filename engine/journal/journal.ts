@@ -97,16 +97,16 @@ export class Journal {
     return this.writing
   }
 
-  /** Records a created resource. */
+  /** Records a created resource (one record per module, type, id and host: a path exists per host). */
   async record(r: ResourceRecord): Promise<void> {
-    this.data.resources = this.data.resources.filter((x) => !(x.module === r.module && x.type === r.type && x.id === r.id))
+    this.data.resources = this.data.resources.filter((x) => !(x.module === r.module && x.type === r.type && x.id === r.id && x.host === r.host))
     this.data.resources.push(r)
     await this.save()
   }
 
-  /** Forgets a resource (it was destroyed). */
-  async forget(type: string, id: string): Promise<void> {
-    this.data.resources = this.data.resources.filter((x) => !(x.type === type && x.id === id))
+  /** Forgets a resource (it was destroyed); on one host only when `host` is given. */
+  async forget(type: string, id: string, host?: string): Promise<void> {
+    this.data.resources = this.data.resources.filter((x) => !(x.type === type && x.id === id && (host === undefined || x.host === host)))
     await this.save()
   }
 

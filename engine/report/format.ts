@@ -80,9 +80,10 @@ export function formatChange(ch: Change, c: Colors, opts: { diff: boolean; inden
 }
 
 /** `Plan: N to create, M to change, K to destroy, R to run.` */
-export function planSummary(p: PlanCounts, c: Colors, deferred = 0): string {
+export function planSummary(p: PlanCounts, c: Colors, deferred = 0, checks = 0): string {
   const total = p.create + p.update + p.delete + p.run
   const tail = deferred ? ` ${deferred} more task${deferred === 1 ? '' : 's'} known after apply (hosts or values that do not exist yet).` : ''
-  if (total === 0 && deferred === 0) return c.green('No changes. The infrastructure matches the runbook.')
-  return `${c.bold('Plan:')} ${p.create} to create, ${p.update} to change, ${p.delete} to destroy, ${p.run} to run.${tail}`
+  const checkTail = checks ? ` ${checks} check${checks === 1 ? '' : 's'} will run on apply.` : ''
+  if (total === 0 && deferred === 0) return `${c.green('No changes. The infrastructure matches the runbook.')}${checkTail}`
+  return `${c.bold('Plan:')} ${p.create} to create, ${p.update} to change, ${p.delete} to destroy, ${p.run} to run.${tail}${checkTail}`
 }

@@ -71,6 +71,7 @@ export const ping = defineModule<PingParams, PingState>({
   summary: 'Asserts that an address is (or is not) reachable by ICMP echo from the host',
   example: `- name: The VIP answers from the jumphost\n  ping: { address: 192.0.2.254, count: 3, expect: reachable }\n  delegate_to: jumphost`,
   params,
+  verifies: true,
   gather: pingOnce,
   plan: (p, s) => (holds(p, s) ? [] : [{ action: 'run', target: `ping ${p.address}`, note: `expected ${p.expect}, but now ${summary(p, s)}` }]),
   // Pings once more: the plan's answer may be minutes old (a VIP that was still moving).

@@ -76,6 +76,7 @@ export const waitFor = defineModule<WaitForParams, WaitState>({
   summary: 'Waits until a TCP port, a path or a command on the host reaches the wanted state',
   example: `- wait_for: { port: 22, host: 192.0.2.11, timeout: 120 }`,
   params,
+  verifies: true,
   gather: check,
   plan: (p, s) => (s.up === wantUp(p) ? [] : [{ action: 'run', target: `wait for ${describeWait(p)}`, note: `not yet (timeout ${p.timeout} s)` }]),
   // Waiting changes nothing on the host, so a successful wait reports changed=false, as Ansible.

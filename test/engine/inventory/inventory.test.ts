@@ -28,6 +28,11 @@ describe('Inventory', () => {
     expect(inventory.match('all').sort()).toEqual(['jump', 'kld-vm-1', 'kld-vm-2', 'web1', 'web2'])
   })
 
+  it('gives the implicit localhost the variables of all, but no group', () => {
+    expect(inventory.hostVars('localhost')).toEqual({ user: 'debian', port: 22 })
+    expect(inventory.match('all')).not.toContain('localhost')
+  })
+
   it('merges variables from general to specific', () => {
     expect(inventory.hostVars('kld-vm-1')).toMatchObject({ user: 'ubuntu', port: 22, via: 'jump', address: '192.0.2.11', priority: 120 })
     expect(inventory.hostVars('jump')).toMatchObject({ user: 'debian', address: '198.51.100.10' })

@@ -23,6 +23,14 @@ describe('Journal', () => {
     expect(readFileSync(path.join(dir, 'journal.json'), 'utf8')).not.toContain('s3cret-value')
   })
 
+  it('keeps one record per host for the same path', async () => {
+    const j = await Journal.open(tmp(), 'rb.yaml', undefined)
+    for (const host of ['vm1', 'vm2']) await j.record({ module: 'template', type: 'file', id: '/etc/x.conf', host, task: 't', createdAt: 'now' })
+    expect(j.find('template', 'file').map((r) => r.host)).toEqual(['vm1', 'vm2'])
+    await j.forget('file', '/etc/x.conf', 'vm1')
+    expect(j.find('template', 'file').map((r) => r.host)).toEqual(['vm2'])
+  })
+
   it('refuses a corrupt journal instead of starting over', async () => {
     const dir = tmp()
     writeFileSync(path.join(dir, 'journal.json'), '{"version":1,')

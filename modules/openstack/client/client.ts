@@ -1,0 +1,425 @@
+/**
+ * The OpenStack REST client (axios): one Keystone token reused until shortly before it expires and
+ * renewed once on a 401; endpoints from the catalog; Nova's microversion header; pagination;
+ * retries with backoff for requests that are safe to repeat, never for a POST that may have been
+ * carried out (the caller resolves that by looking the resource up: `createResolved`). Errors
+ * carry the API's own message; passwords, secrets and tokens are scrubbed from them and handed
+ * to `secret` so the engine hides them everywhere.
+ */
+import { readFileSync } from 'node:fs'
+import http from 'node:http'
+import https from 'node:https'
+import axios, { type AxiosInstance, type AxiosResponse } from 'axios'
+import type { z } from 'zod'
+import { RunbookError } from '../../../engine/errors.ts'
+import { selectEndpoint, versionedEndpoint } from './catalog.ts'
+import { cloudSecrets, type CloudConfig } from './config.ts'
+import { OpenStackApiError, parseFault, SERVICE_NAMES, type ServiceType } from './errors.ts'
+import { authBody, parseToken, type Token } from './keystone.ts'
+
+/** How the client behaves. */
+export interface ClientOptions {
+  /** Told every secret value (passwords, tokens) so that the engine redacts it everywhere. */
+  secret?: (value: string) => void
+  /** Attempts after the first for requests that are safe to repeat; default 4. */
+  retries?: number
+  /** First backoff delay in ms (doubled each time, with jitter); default 300. */
+  backoffMs?: number
+  /** Longest backoff delay in ms; default 5000. */
+  maxBackoffMs?: number
+  /** Per-request timeout in ms; default 60 s. */
+  timeoutMs?: number
+  /** Renew the token this long before it expires; default 120 s (keystoneauth's). */
+  tokenMarginMs?: number
+  /** Nova microversion; default the cloud's compute_api_version, else 2.79. */
+  microversion?: string
+  signal?: AbortSignal
+}
+
+/** Query values; arrays repeat the key (`fields=id&fields=name`). */
+export type Query = Record<string, string | number | boolean | readonly string[] | undefined>
+
+/** One request. */
+export interface RequestOptions {
+  query?: Query
+  body?: unknown
+  headers?: Record<string, string>
+  /** Statuses that are answers rather than errors, besides 2xx (404 for a lookup). */
+  accept?: readonly number[]
+  /** A POST that may be repeated safely (a token request, a lookup). */
+  idempotent?: boolean
+}
+
+/** An answer. */
+export interface ApiResponse {
+  status: number
+  data: unknown
+  headers: Record<string, string>
+}
+
+/** An answer as `send` gives it: `ambiguous` when a 5xx came to a request that is not safe to repeat. */
+interface SentResponse extends ApiResponse {
+  ambiguous?: boolean
+}
+
+/** Counts, for tests and measurements. */
+export interface ClientStats {
+  auths: number
+  requests: number
+  retries: number
+  byService: Record<ServiceType, number>
+}
+
+/** The Nova microversion the modules are written for (Train): tags on create, embedded flavors. */
+export const DEFAULT_MICROVERSION = '2.79'
+
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
+
+/** Serialises a query, repeating keys for arrays. */
+export function queryString(q: Query | undefined): string {
+  if (q === undefined) return ''
+  const p = new URLSearchParams()
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined) continue
+    if (Array.isArray(v)) for (const x of v as readonly string[]) p.append(k, x)
+    else p.append(k, String(v))
+  }
+  const s = p.toString()
+  return s === '' ? '' : `?${s}`
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new RunbookError('E_API', 'interrupted'))
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = (): void => {
+      clearTimeout(t)
+      reject(new RunbookError('E_API', 'interrupted'))
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/**
+ * A client for one cloud.
+ * @example
+ * const c = new OpenStackClient(resolveCloud({ cloud: 'lab' }), { secret: ctx.secret })
+ * const ports = await c.list('network', '/ports', 'ports', { query: { name: 'kld-vip' } })
+ */
+export class OpenStackClient {
+  readonly stats: ClientStats = { auths: 0, requests: 0, retries: 0, byService: { identity: 0, compute: 0, network: 0, image: 0 } }
+  readonly microversion: string
+  private readonly http: AxiosInstance
+  private readonly secrets = new Set<string>()
+  private current: Token | undefined
+  private authing: Promise<Token> | undefined
+  private readonly opts: Required<Omit<ClientOptions, 'secret' | 'signal' | 'microversion'>> & Pick<ClientOptions, 'secret' | 'signal'>
+
+  constructor(
+    readonly config: CloudConfig,
+    options: ClientOptions = {},
+  ) {
+    this.opts = {
+      retries: options.retries ?? 4,
+      backoffMs: options.backoffMs ?? 300,
+      maxBackoffMs: options.maxBackoffMs ?? 5000,
+      timeoutMs: options.timeoutMs ?? 60_000,
+      tokenMarginMs: options.tokenMarginMs ?? 120_000,
+      secret: options.secret,
+      signal: options.signal,
+    }
+    this.microversion = options.microversion ?? config.computeApiVersion ?? DEFAULT_MICROVERSION
+    for (const s of cloudSecrets(config)) this.addSecret(s)
+    const ca = config.cacert === undefined ? undefined : readFileSync(config.cacert)
+    this.http = axios.create({
+      httpAgent: new http.Agent({ keepAlive: true }),
+      httpsAgent: new https.Agent({ keepAlive: true, rejectUnauthorized: config.verify, ...(ca ? { ca } : {}) }),
+      timeout: this.opts.timeoutMs,
+      responseType: 'text',
+      transformResponse: [(d: unknown) => d],
+      validateStatus: () => true,
+      maxRedirects: 0,
+    })
+  }
+
+  private addSecret(value: string): void {
+    if (value === '' || this.secrets.has(value)) return
+    this.secrets.add(value)
+    this.opts.secret?.(value)
+  }
+
+  /** Text with every secret this client knows replaced by `***`. */
+  scrub(text: string): string {
+    let out = text
+    for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join('***')
+    return out
+  }
+
+  /** The token, authenticating when there is none or it is about to expire. */
+  async token(): Promise<Token> {
+    const t = this.current
+    if (t !== undefined && t.expiresAt - this.opts.tokenMarginMs > Date.now()) return t
+    if (this.authing === undefined) {
+      this.authing = this.authenticate().finally(() => {
+        this.authing = undefined
+      })
+    }
+    return this.authing
+  }
+
+  private async authenticate(): Promise<Token> {
+    const url = `${versionedEndpoint('identity', this.config.endpointOverrides.identity ?? this.config.auth.auth_url)}/auth/tokens`
+    this.stats.auths++
+    const res = await this.send('identity', 'POST', url, { body: authBody(this.config), idempotent: true }, undefined)
+    if (res.status !== 201 && res.status !== 200) {
+      throw this.error('identity', 'POST', url, res, {
+        hint: res.status === 401 ? `check the credentials of cloud '${this.config.name}' (${this.config.source})` : undefined,
+      })
+    }
+    const token = parseToken(res.headers['x-subject-token'], this.json(res.data))
+    this.addSecret(token.value)
+    this.current = token
+    return token
+  }
+
+  /** The project the token is scoped to. */
+  async projectId(): Promise<string> {
+    const t = await this.token()
+    if (t.projectId === undefined) throw new RunbookError('E_API', `cloud '${this.config.name}': the token is not scoped to a project`, { hint: 'set auth.project_name or auth.project_id' })
+    return t.projectId
+  }
+
+  /** A service's base URL (versioned), from an override or the catalog. */
+  async endpoint(service: ServiceType): Promise<string> {
+    const override = this.config.endpointOverrides[service]
+    if (override !== undefined) return versionedEndpoint(service, override)
+    const t = await this.token()
+    return versionedEndpoint(service, selectEndpoint(t.catalog, service, { interface: this.config.interface, region: this.config.regionName }))
+  }
+
+  /**
+   * One request to a service; `path` is below the service's versioned endpoint (or an absolute URL
+   * from a pagination link). Errors (non-2xx outside `accept`) throw OpenStackApiError.
+   */
+  async request(service: ServiceType, method: string, path: string, o: RequestOptions = {}): Promise<ApiResponse> {
+    const base = await this.endpoint(service)
+    const url = /^https?:\/\//.test(path) ? this.rebase(base, path) : `${base}${path}${queryString(o.query)}`
+    let token = await this.token()
+    let res: SentResponse = await this.send(service, method, url, o, token.value)
+    if (res.status === 401) {
+      // The token may have been revoked or the clock skewed: authenticate once more, then give up.
+      if (this.current?.value === token.value) this.current = undefined
+      token = await this.token()
+      res = await this.send(service, method, url, o, token.value)
+    }
+    if ((res.status >= 200 && res.status < 300) || o.accept?.includes(res.status)) return res
+    throw this.error(service, method, url, res)
+  }
+
+  /** GET, parsed. */
+  async get<T>(service: ServiceType, path: string, schema: z.ZodType<T>, o: RequestOptions = {}): Promise<T> {
+    const res = await this.request(service, 'GET', path, o)
+    return this.parse(service, 'GET', path, schema, res.data)
+  }
+
+  /** GET that answers undefined for a 404. */
+  async find<T>(service: ServiceType, path: string, schema: z.ZodType<T>, o: RequestOptions = {}): Promise<T | undefined> {
+    const res = await this.request(service, 'GET', path, { ...o, accept: [404] })
+    return res.status === 404 ? undefined : this.parse(service, 'GET', path, schema, res.data)
+  }
+
+  /** POST with a JSON body, the answer parsed. */
+  async post<T>(service: ServiceType, path: string, body: unknown, schema: z.ZodType<T>, o: RequestOptions = {}): Promise<T> {
+    const res = await this.request(service, 'POST', path, { ...o, body })
+    return this.parse(service, 'POST', path, schema, res.data)
+  }
+
+  /** PUT with a JSON body, the answer parsed. */
+  async put<T>(service: ServiceType, path: string, body: unknown, schema: z.ZodType<T>, o: RequestOptions = {}): Promise<T> {
+    const res = await this.request(service, 'PUT', path, { ...o, body })
+    return this.parse(service, 'PUT', path, schema, res.data)
+  }
+
+  /** DELETE; a 404 counts as done (answers false). */
+  async delete(service: ServiceType, path: string, o: RequestOptions = {}): Promise<boolean> {
+    const res = await this.request(service, 'DELETE', path, { ...o, accept: [404] })
+    return res.status !== 404
+  }
+
+  /**
+   * Every item of a collection, following `<key>_links` (Nova, Neutron) or `next` (Glance), or
+   * limit+marker when the service gives no links.
+   */
+  async list<T>(service: ServiceType, path: string, key: string, schema: z.ZodType<T>, o: { query?: Query; limit?: number } = {}): Promise<T[]> {
+    const base = await this.endpoint(service)
+    const query: Query = { ...o.query, ...(o.limit === undefined ? {} : { limit: o.limit }) }
+    const out: T[] = []
+    const seen = new Set<string>()
+    let next: string | undefined = `${base}${path}${queryString(query)}`
+    while (next !== undefined) {
+      if (seen.has(next) || seen.size > 1000) throw new RunbookError('E_API', `${SERVICE_NAMES[service]}: pagination of ${path} does not end (${next})`)
+      seen.add(next)
+      const res = await this.request(service, 'GET', next)
+      const data = this.json(res.data)
+      const page = data !== null && typeof data === 'object' ? (data as Record<string, unknown>)[key] : undefined
+      if (!Array.isArray(page)) throw new RunbookError('E_API', `${SERVICE_NAMES[service]}: GET ${path} answered without a '${key}' list`)
+      for (const item of page) out.push(this.parse(service, 'GET', path, schema, item))
+      next = this.nextPage(base, data as Record<string, unknown>, key)
+      if (next === undefined && o.limit !== undefined && page.length >= o.limit && !(`${key}_links` in (data as object)) && !('next' in (data as object))) {
+        const last = page[page.length - 1] as { id?: unknown; name?: unknown } | undefined
+        const marker = typeof last?.id === 'string' ? last.id : typeof last?.name === 'string' ? last.name : undefined
+        if (marker !== undefined) next = `${base}${path}${queryString({ ...query, marker })}`
+      }
+    }
+    return out
+  }
+
+  /**
+   * A POST that is never repeated blindly: when it may have been carried out (no answer, a 5xx),
+   * `lookup` decides: the resource found is the answer; only when it is not found is the POST sent
+   * again.
+   */
+  async createResolved<T>(post: () => Promise<T>, lookup: () => Promise<T | undefined>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await post()
+      } catch (e) {
+        if (!(e instanceof OpenStackApiError) || !e.ambiguous || attempt >= this.opts.retries) throw e
+        const found = await lookup()
+        if (found !== undefined) return found
+        this.stats.retries++
+        await sleep(this.delay(attempt), this.opts.signal)
+      }
+    }
+  }
+
+  /** Parses a body with a schema; a mismatch is the API's fault, said so. */
+  parse<T>(service: ServiceType, method: string, path: string, schema: z.ZodType<T>, data: unknown): T {
+    const r = schema.safeParse(this.json(data))
+    if (r.success) return r.data
+    const issue = r.error.issues[0]
+    throw new RunbookError('E_API', `${SERVICE_NAMES[service]}: unexpected answer to ${method} ${path.replace(/^https?:\/\/[^/]+/, '')}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`)
+  }
+
+  private json(data: unknown): unknown {
+    if (typeof data !== 'string') return data
+    if (data === '') return {}
+    try {
+      return JSON.parse(data) as unknown
+    } catch {
+      return data
+    }
+  }
+
+  private nextPage(base: string, data: Record<string, unknown>, key: string): string | undefined {
+    const links = data[`${key}_links`]
+    if (Array.isArray(links)) {
+      const next = links.find((l): l is { rel: string; href: string } => typeof l === 'object' && l !== null && (l as { rel?: unknown }).rel === 'next' && typeof (l as { href?: unknown }).href === 'string')
+      return next === undefined ? undefined : this.rebase(base, next.href)
+    }
+    const glance = data['next']
+    if (typeof glance === 'string' && glance !== '') return this.rebase(base, glance)
+    return undefined
+  }
+
+  /**
+   * A link from the API, put on our endpoint: services behind proxies build links with their own
+   * host, and Glance's `next` is relative (`/v2/images?marker=...`).
+   */
+  private rebase(base: string, href: string): string {
+    if (href.startsWith(base)) return href
+    const root = /^(.*?\/v\d+(?:\.\d+)?)(?:\/.*)?$/.exec(base)?.[1]
+    const u = new URL(href, base)
+    if (root === undefined) return u.toString()
+    const version = /\/v\d+(?:\.\d+)?$/.exec(root)?.[0] ?? ''
+    const at = u.pathname.indexOf(`${version}/`)
+    return at < 0 ? u.toString() : `${root}${u.pathname.slice(at + version.length)}${u.search}`
+  }
+
+  private delay(attempt: number, retryAfter?: string): number {
+    const ra = retryAfter === undefined ? NaN : Number(retryAfter)
+    if (Number.isFinite(ra) && ra >= 0) return Math.min(ra * 1000, 30_000)
+    const d = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** attempt)
+    return Math.round(d * (0.5 + Math.random() / 2))
+  }
+
+  /** Sends with retries; answers any HTTP status; throws only when no answer came. */
+  private async send(service: ServiceType, method: string, url: string, o: RequestOptions, token: string | undefined): Promise<SentResponse> {
+    const safe = IDEMPOTENT.has(method) || o.idempotent === true
+    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'runbook-openstack/0.1', ...o.headers }
+    if (token !== undefined) headers['X-Auth-Token'] = token
+    if (o.body !== undefined) headers['Content-Type'] = 'application/json'
+    if (service === 'compute') {
+      headers['OpenStack-API-Version'] = `compute ${this.microversion}`
+      headers['X-OpenStack-Nova-API-Version'] = this.microversion
+    }
+    for (let attempt = 0; ; attempt++) {
+      this.stats.requests++
+      this.stats.byService[service]++
+      let res: AxiosResponse<unknown>
+      try {
+        res = await this.http.request({ method, url, headers, data: o.body === undefined ? undefined : JSON.stringify(o.body), signal: this.opts.signal })
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? ''
+        const notSent = NOT_SENT.has(code)
+        if (this.opts.signal?.aborted) throw new RunbookError('E_API', 'interrupted')
+        if ((safe || notSent) && attempt < this.opts.retries) {
+          this.stats.retries++
+          await sleep(this.delay(attempt), this.opts.signal)
+          continue
+        }
+        throw new OpenStackApiError({
+          service,
+          method,
+          path: this.displayPath(url),
+          status: 0,
+          fault: { message: this.scrub(`${code || 'error'} ${(e as Error).message}`.trim()) },
+          ambiguous: !notSent && !safe,
+          hint: !notSent && !safe ? 'the request may have been carried out' : `after ${attempt + 1} attempt${attempt === 0 ? '' : 's'}`,
+        })
+      }
+      const status = res.status
+      const retryable = status === 429 || (status >= 500 && status !== 501)
+      if (retryable && (safe || status === 429) && attempt < this.opts.retries) {
+        this.stats.retries++
+        await sleep(this.delay(attempt, this.header(res, 'retry-after')), this.opts.signal)
+        continue
+      }
+      const out: SentResponse = { status, data: res.data, headers: Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k.toLowerCase(), String(v)])) }
+      // A 5xx to a POST: it may have been carried out before the failure.
+      if (retryable && !safe && status !== 429) out.ambiguous = true
+      return out
+    }
+  }
+
+  private header(res: AxiosResponse<unknown>, name: string): string | undefined {
+    const v = (res.headers as Record<string, unknown>)[name]
+    return typeof v === 'string' ? v : undefined
+  }
+
+  private displayPath(url: string): string {
+    try {
+      const u = new URL(url)
+      return `${u.pathname}${u.search}`
+    } catch {
+      return url
+    }
+  }
+
+  private error(service: ServiceType, method: string, url: string, res: SentResponse, extra: { hint?: string | undefined } = {}): OpenStackApiError {
+    const fault = parseFault(this.json(res.data), `HTTP ${res.status}`)
+    return new OpenStackApiError({
+      service,
+      method,
+      path: this.displayPath(url),
+      status: res.status,
+      fault: { type: fault.type, message: this.scrub(fault.message) },
+      ambiguous: res.ambiguous === true,
+      hint: extra.hint ?? (res.ambiguous === true ? 'the request may have been carried out' : undefined),
+    })
+  }
+}

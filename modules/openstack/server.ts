@@ -1,0 +1,386 @@
+/**
+ * `openstack.server`: a Nova server as described, ACTIVE, with its ports and the SSH host keys its
+ * console log announces (cloud-init's fingerprint block), so later plays can reach it with pinned
+ * keys instead of trusting on first use.
+ */
+import { createHash } from 'node:crypto'
+import { z } from 'zod'
+import { parseConsoleFingerprints, type PinnedHostKey } from '../../engine/connection/console-keys.ts'
+import { RunbookError } from '../../engine/errors.ts'
+import { defineModule, type ModuleContext } from '../../engine/module.ts'
+import type { Change } from '../../engine/plan/change.ts'
+import { containsUnknown, unknown } from '../../engine/vars/unknown.ts'
+import type { Port } from './client/neutron.ts'
+import type { Flavor, Server } from './client/nova.ts'
+import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
+import { claim, createOwned, ownerOf, recordData, recordTarget, takeOver, type ClaimKind } from './lib/ownership.ts'
+import { adoptParam, cloudParam, known, later, type Later, printable } from './lib/params.ts'
+import { waitFor } from './lib/wait.ts'
+import { securityGroupIds } from './port.ts'
+
+const oneOrMany = z.union([later(z.string().min(1)), z.array(later(z.string().min(1)))])
+
+const params = z
+  .strictObject({
+    name: z.string().min(1).describe('Server name (this runbook owns one server of this name)'),
+    image: z.string().min(1).optional().describe('Image name or id (needed to create)'),
+    flavor: z.string().min(1).optional().describe('Flavor name or id (needed to create)'),
+    network: oneOrMany.optional().describe('Network name(s) or id(s): Nova makes a port on each'),
+    port: oneOrMany.optional().describe('Existing port name(s) or id(s) to use (e.g. made with openstack.port)'),
+    fixed_ip: later(z.string().min(1)).optional().describe('Fixed IP on the (first) network'),
+    security_groups: z.array(later(z.string().min(1))).optional().describe("Security group names or ids of the server's ports, compared as a set (default: Nova's, `default`)"),
+    key_name: later(z.string().min(1)).optional().describe('Keypair name (openstack.keypair)'),
+    user_data: later(z.string()).optional().describe('cloud-init user data (text); a change replaces the server'),
+    state: z.enum(['present', 'running', 'stopped', 'absent']).default('present').describe('present: exists (started when created); running / stopped: also in that power state; absent: deleted'),
+    host_keys: z.boolean().default(true).describe("Read the SSH host keys from the console log (and wait for them after creating)"),
+    timeout: z.number().int().positive().default(600).describe('Seconds to wait for ACTIVE, for the host keys, or for deletion'),
+    adopt: adoptParam,
+    cloud: cloudParam,
+  })
+  .refine((p) => p.fixed_ip === undefined || (p.network !== undefined && (!Array.isArray(p.network) || p.network.length === 1)), { message: '`fixed_ip` needs exactly one `network`' })
+
+/** openstack.server's parameters. */
+export type ServerParams = z.infer<typeof params>
+
+/** What gather found. */
+export interface ServerState {
+  server: Server | undefined
+  how: ClaimKind | undefined
+  /** The server's Neutron ports, the primary one first. */
+  ports: Port[]
+  /** Host keys from the console (undefined: not read). */
+  hostKeys: PinnedHostKey[] | undefined
+  /** sha256 of the user data it was created with (from the journal), if known. */
+  userDataSha: string | undefined
+  want: {
+    image_id?: string | undefined
+    flavor?: Flavor | undefined
+    networks: Later<string>[]
+    ports: Later<string>[]
+    security_groups?: Later<string>[] | undefined
+    user_data_sha256?: string | undefined
+  }
+}
+
+const list = (v: Later<string> | Later<string>[] | undefined): Later<string>[] => (v === undefined ? [] : Array.isArray(v) ? v : [v])
+
+/** sha256 of user data, as kept in the journal. */
+export function userDataSha(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
+}
+
+function sameSet(want: readonly Later<string>[], have: readonly string[]): boolean {
+  if (!want.every((w) => known(w))) return false
+  return JSON.stringify([...new Set(want as string[])].sort()) === JSON.stringify([...new Set(have)].sort())
+}
+
+/** Why an existing server no longer matches what Nova can only set at creation. */
+function replaceReasons(p: ServerParams, s: ServerState, server: Server): { before: Record<string, unknown>; after: Record<string, unknown>; reasons: string[] } {
+  const before: Record<string, unknown> = {}
+  const after: Record<string, unknown> = {}
+  const reasons: string[] = []
+  const w = s.want
+  if (w.image_id !== undefined && server.image !== w.image_id) {
+    before['image'] = server.image
+    after['image'] = p.image
+    reasons.push('image')
+  }
+  if (w.flavor !== undefined && server.flavor.id !== w.flavor.id && server.flavor.original_name !== w.flavor.name) {
+    before['flavor'] = server.flavor.original_name ?? server.flavor.id
+    after['flavor'] = p.flavor
+    reasons.push('flavor')
+  }
+  if (p.key_name !== undefined && (!known(p.key_name) || p.key_name !== server.key_name)) {
+    before['key_name'] = server.key_name
+    after['key_name'] = p.key_name
+    reasons.push('key_name')
+  }
+  const given = new Set(w.ports.filter((x): x is string => known(x)))
+  const made = s.ports.filter((x) => !given.has(x.id))
+  if (p.network !== undefined && !sameSet(w.networks, made.map((x) => x.network_id))) {
+    before['networks'] = made.map((x) => x.network_id)
+    after['networks'] = w.networks
+    reasons.push('networks')
+  }
+  if (p.port !== undefined && !w.ports.every((x) => known(x) && s.ports.some((y) => y.id === x))) {
+    before['ports'] = s.ports.map((x) => x.id)
+    after['ports'] = w.ports
+    reasons.push('ports')
+  }
+  if (p.fixed_ip !== undefined && !(known(p.fixed_ip) && s.ports.some((x) => x.fixed_ips.some((f) => f.ip_address === p.fixed_ip)))) {
+    before['fixed_ip'] = s.ports[0]?.fixed_ips[0]?.ip_address ?? null
+    after['fixed_ip'] = p.fixed_ip
+    reasons.push('fixed_ip')
+  }
+  if (w.user_data_sha256 !== undefined && s.userDataSha !== undefined && w.user_data_sha256 !== s.userDataSha) {
+    before['user_data_sha256'] = s.userDataSha
+    after['user_data_sha256'] = w.user_data_sha256
+    reasons.push('user_data')
+  }
+  return { before, after, reasons }
+}
+
+function createAttrs(p: ServerParams): Record<string, unknown> {
+  return {
+    name: p.name,
+    image: p.image,
+    flavor: p.flavor,
+    ...(p.network === undefined ? {} : { networks: list(p.network) }),
+    ...(p.port === undefined ? {} : { ports: list(p.port) }),
+    ...(p.fixed_ip === undefined ? {} : { fixed_ip: p.fixed_ip }),
+    ...(p.security_groups === undefined ? {} : { security_groups: p.security_groups }),
+    ...(p.key_name === undefined ? {} : { key_name: p.key_name }),
+    ...(p.user_data === undefined ? {} : { user_data_sha256: known(p.user_data) ? userDataSha(p.user_data) : p.user_data }),
+    id: unknown('server.id'),
+    status: p.state === 'stopped' ? 'SHUTOFF' : 'ACTIVE',
+  }
+}
+
+/**
+ * The changes that bring the server to `p` (pure).
+ * @example planServer(p, { server: undefined, how: undefined, ports: [], hostKeys: undefined, userDataSha: undefined, want: { networks: [], ports: [] } })
+ */
+export function planServer(p: ServerParams, s: ServerState): Change[] {
+  const server = s.server
+  const target = `server ${p.name}`
+  if (p.state === 'absent') return server === undefined ? [] : [{ action: 'delete', target, before: { id: server.id, status: server.status } }]
+  if (server === undefined) {
+    if (p.image === undefined || p.flavor === undefined) throw new RunbookError('E_PARAM', `creating server ${p.name} needs \`image\` and \`flavor\``)
+    return [{ action: 'create', target, after: createAttrs(p) }]
+  }
+  const r = replaceReasons(p, s, server)
+  if (server.status === 'ERROR') r.reasons.unshift(`it is in ERROR${server.fault ? `: ${server.fault.message}` : ''}`)
+  if (r.reasons.length > 0) {
+    if (s.how === 'adopt') throw new RunbookError('E_MODULE', `${target} (${server.id}) differs in what only a new server can change (${r.reasons.join(', ')}), and this runbook did not create it`)
+    return [{ action: 'replace', target: `${target} (${server.id})`, before: { id: server.id, status: server.status, ...r.before }, after: { ...createAttrs(p), ...r.after }, note: `replace: ${r.reasons.join('; ')}` }]
+  }
+  const before: Record<string, unknown> = {}
+  const after: Record<string, unknown> = {}
+  const given = new Set(s.want.ports.filter((x): x is string => known(x)))
+  const made = s.ports.filter((x) => !given.has(x.id))
+  if (s.want.security_groups !== undefined && made.some((x) => !sameSet(s.want.security_groups ?? [], x.security_groups))) {
+    before['security_groups'] = [...new Set(made.flatMap((x) => x.security_groups))]
+    after['security_groups'] = s.want.security_groups
+  }
+  const wantStatus = p.state === 'running' ? 'ACTIVE' : p.state === 'stopped' ? 'SHUTOFF' : undefined
+  if (wantStatus !== undefined && server.status !== wantStatus) {
+    before['status'] = server.status
+    after['status'] = wantStatus
+  }
+  if (Object.keys(after).length === 0) return []
+  return [{ action: 'update', target: `${target} (${server.id})`, before, after }]
+}
+
+/** What `register` gets: id, status, the primary fixed IP, addresses, ports, host keys. */
+export function serverOutput(s: ServerState | undefined, p?: ServerParams): Record<string, unknown> {
+  const server = s?.server
+  if (server === undefined) {
+    const port = { id: unknown('server.port.id'), ip: p?.fixed_ip ?? unknown('server.port.ip'), mac_address: unknown('server.port.mac_address'), fixed_ips: unknown('server.port.fixed_ips'), network_id: unknown('server.port.network_id') }
+    return { id: unknown('server.id'), name: p?.name ?? '', status: unknown('server.status'), ip: p?.fixed_ip ?? unknown('server.ip'), addresses: unknown('server.addresses'), port, ports: unknown('server.ports'), host_keys: unknown('server.host_keys') }
+  }
+  const ports = s?.ports.map((x) => ({ id: x.id, network_id: x.network_id, mac_address: x.mac_address, ip: x.fixed_ips[0]?.ip_address ?? null, fixed_ips: x.fixed_ips, security_groups: x.security_groups })) ?? []
+  return {
+    id: server.id,
+    name: server.name,
+    status: server.status,
+    ip: ports[0]?.ip ?? null,
+    addresses: Object.fromEntries(Object.entries(server.addresses).map(([net, addrs]) => [net, addrs.map((a) => a.addr)])),
+    port: ports[0] ?? null,
+    ports,
+    host_keys: (s?.hostKeys ?? []).map((k) => ({ fingerprint: k.fingerprint, ...(k.type ? { type: k.type } : {}), ...(k.key ? { key: k.key } : {}) })),
+    key_name: server.key_name,
+    image_id: server.image,
+    flavor: server.flavor.original_name ?? server.flavor.id ?? null,
+  }
+}
+
+async function resolveRefs(ctx: ModuleContext, api: Api, kind: 'network' | 'port', refs: Later<string>[]): Promise<Later<string>[]> {
+  const out: Later<string>[] = []
+  for (const r of refs) {
+    if (!known(r)) out.push(r)
+    else if (kind === 'network') out.push((await api.neutron.network(r)).id)
+    else {
+      const found = await api.neutron.portByRef(r)
+      if (found !== undefined) out.push(found.id)
+      else if (ctx.check) out.push(unknown(`port ${r}`))
+      else throw new RunbookError('E_API', `Neutron: no port named or with id '${r}'`)
+    }
+  }
+  return out
+}
+
+/** The server's ports, the one on the first wanted network (or the first given port) first. */
+async function portsOf(api: Api, server: Server, want: ServerState['want']): Promise<Port[]> {
+  const ports = await api.neutron.ports({ device_id: server.id })
+  const rank = (x: Port): number => {
+    const i = want.ports.indexOf(x.id)
+    if (i >= 0) return i
+    const j = want.networks.indexOf(x.network_id)
+    return j >= 0 ? 100 + j : 1000
+  }
+  return ports.sort((a, b) => rank(a) - rank(b) || a.id.localeCompare(b.id))
+}
+
+async function hostKeysOf(api: Api, server: Server): Promise<PinnedHostKey[]> {
+  if (server.status !== 'ACTIVE') return []
+  return parseConsoleFingerprints(await api.nova.consoleLog(server.id))
+}
+
+async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Promise<ServerState> {
+  const want: ServerState['want'] = { networks: [], ports: [] }
+  if (p.state !== 'absent') {
+    if (p.image !== undefined) want.image_id = (await api.nova.image(p.image)).id
+    if (p.flavor !== undefined) want.flavor = await api.nova.flavor(p.flavor)
+    want.networks = await resolveRefs(ctx, api, 'network', list(p.network))
+    want.ports = await resolveRefs(ctx, api, 'port', list(p.port))
+    if (p.security_groups !== undefined) want.security_groups = await securityGroupIds(ctx, api, p.security_groups)
+    if (p.user_data !== undefined && known(p.user_data)) want.user_data_sha256 = userDataSha(p.user_data)
+  }
+  const owner = ownerOf(ctx)
+  const c = claim(ctx, { module: 'openstack.server', type: 'server', kind: 'server', name: p.name, adopt: p.adopt, owner, id: (x: Server) => x.id, marked: (x) => x.tags.includes(owner.tag), tags: (x) => x.tags }, await api.nova.serversNamed(p.name))
+  const server = c?.resource
+  const record = server === undefined ? undefined : ctx.journal.find('openstack.server', 'server', server.id)[0]
+  const sha = record?.data?.['user_data_sha256']
+  if (c !== undefined) await takeOver(ctx, api, 'server', p.name, c.resource.id, c.how)
+  return {
+    server,
+    how: c?.how,
+    ports: server === undefined ? [] : await portsOf(api, server, want),
+    hostKeys: server === undefined || !p.host_keys || p.state === 'absent' ? undefined : await hostKeysOf(api, server),
+    userDataSha: typeof sha === 'string' ? sha : undefined,
+    want,
+  }
+}
+
+/** Waits until the server is in `status`; ERROR fails with Nova's fault. */
+async function waitStatus(ctx: ModuleContext, api: Api, id: string, name: string, status: 'ACTIVE' | 'SHUTOFF', timeout: number): Promise<Server> {
+  return waitFor(ctx, { what: `server ${status}`, timeoutMs: timeout * 1000 }, async () => {
+    const s = await api.nova.server(id)
+    if (s === undefined) throw new RunbookError('E_API', `Nova: server ${name} (${id}) disappeared while waiting for ${status}`)
+    if (s.status === 'ERROR') throw new RunbookError('E_API', `Nova: server ${name} (${id}) went to ERROR: ${s.fault?.message ?? 'no fault given'}`, { hint: s.fault?.details ? s.fault.details.slice(0, 300) : undefined })
+    return s.status === status && (s['OS-EXT-STS:task_state'] ?? null) === null ? s : undefined
+  })
+}
+
+/** Deletes a server and waits until Nova no longer shows it. */
+async function deleteServer(ctx: ModuleContext, api: Api, id: string, timeout: number): Promise<void> {
+  if (!(await api.nova.deleteServer(id))) return
+  await waitFor(ctx, { what: 'server deletion', timeoutMs: timeout * 1000 }, async () => {
+    const s = await api.nova.server(id)
+    return s === undefined || s.status === 'DELETED' ? true : undefined
+  })
+}
+
+async function waitHostKeys(ctx: ModuleContext, api: Api, id: string, timeout: number): Promise<void> {
+  await waitFor(ctx, { what: 'the SSH host keys in the console log', timeoutMs: timeout * 1000, intervalMs: 500 }, async () => {
+    const log = await api.nova.consoleLog(id)
+    return /-----END SSH HOST KEY (KEYS|FINGERPRINTS)-----/.test(log) && parseConsoleFingerprints(log).length > 0 ? true : undefined
+  })
+}
+
+async function createServer(ctx: ModuleContext, api: Api, p: ServerParams, s: ServerState): Promise<string> {
+  const owner = ownerOf(ctx)
+  const networks = [
+    ...s.want.networks.map((id, i) => ({ uuid: id, ...(i === 0 && p.fixed_ip !== undefined ? { fixed_ip: p.fixed_ip } : {}) })),
+    ...s.want.ports.map((id) => ({ port: id })),
+  ]
+  const body: Record<string, unknown> = {
+    name: p.name,
+    imageRef: s.want.image_id,
+    flavorRef: s.want.flavor?.id,
+    networks: networks.length > 0 ? networks : 'auto',
+    tags: [owner.tag],
+  }
+  if (s.want.security_groups !== undefined) body['security_groups'] = s.want.security_groups.map((g) => ({ name: g }))
+  if (p.key_name !== undefined) body['key_name'] = p.key_name
+  if (p.user_data !== undefined) body['user_data'] = Buffer.from(String(p.user_data)).toString('base64')
+  const data = await recordData(ctx, api, s.want.user_data_sha256 === undefined ? {} : { user_data_sha256: s.want.user_data_sha256 })
+  const created = await createOwned(ctx, api, {
+    module: 'openstack.server',
+    type: 'server',
+    name: p.name,
+    data,
+    id: (x: { id: string }) => x.id,
+    post: async () => ({ id: await api.nova.createServer(body) }),
+    lookup: async () => (await api.nova.serversNamed(p.name)).find((x) => x.tags.includes(owner.tag)),
+  })
+  return created.id
+}
+
+/**
+ * Ensures a Nova server: created on its networks or ports with its security groups and keypair,
+ * waited for until ACTIVE (a build that fails reports Nova's fault), its host keys read from the
+ * console; security groups and power state change in place, image, flavor, keypair, networks and
+ * user data by replacing it.
+ * @example
+ * - openstack.server:
+ *     name: kld-vm-1
+ *     image: Ubuntu 22.04
+ *     flavor: m1.small
+ *     network: mynetwork
+ *     key_name: kld-key
+ *   register: vm1
+ */
+export const server = defineModule<ServerParams, ServerState>({
+  name: 'openstack.server',
+  summary: 'A Nova server, ACTIVE, with its ports, addresses and SSH host keys (from the console log)',
+  example: `- name: The keepalived VMs
+  openstack.server:
+    name: "{{item}}"
+    image: Ubuntu 22.04
+    flavor: m1.small
+    network: mynetwork
+    security_groups: [default]
+    key_name: kld-key
+  loop: [kld-vm-1, kld-vm-2]
+  register: vms        # vms.results[0].port.id, .ip, .host_keys`,
+  params,
+  target: 'controller',
+  acceptsUnknown: true,
+  gather: (ctx, p) => gatherServer(ctx, p, apiFor(ctx, p.cloud)),
+  plan: (p, s) => printable(planServer(p, s)),
+  async apply(ctx, p, changes, s) {
+    if (containsUnknown(p)) throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
+    const api = apiFor(ctx, p.cloud)
+    const change = changes[0]
+    if (change === undefined) return { changed: false, output: serverOutput(s, p) }
+    if ((change.action === 'delete' || change.action === 'replace') && s.server !== undefined) {
+      await deleteServer(ctx, api, s.server.id, p.timeout)
+      ctx.journal.forget('server', s.server.id)
+      if (change.action === 'delete') return { output: { id: s.server.id, state: 'absent' } }
+    }
+    let id = s.server?.id
+    if (change.action === 'create' || change.action === 'replace') {
+      id = await createServer(ctx, api, p, s)
+      await waitStatus(ctx, api, id, p.name, 'ACTIVE', p.timeout)
+      if (p.host_keys) await waitHostKeys(ctx, api, id, p.timeout)
+      if (p.state === 'stopped') {
+        await api.nova.action(id, { 'os-stop': null })
+        await waitStatus(ctx, api, id, p.name, 'SHUTOFF', p.timeout)
+      }
+    } else if (change.action === 'update' && s.server !== undefined && id !== undefined) {
+      const after = change.after as Record<string, unknown>
+      if ('security_groups' in after) {
+        const given = new Set(s.want.ports)
+        for (const x of s.ports) if (!given.has(x.id)) await api.neutron.updatePort(x.id, { security_groups: s.want.security_groups })
+      }
+      if (after['status'] === 'ACTIVE' || after['status'] === 'SHUTOFF') {
+        await api.nova.action(id, after['status'] === 'ACTIVE' ? { 'os-start': null } : { 'os-stop': null })
+        await waitStatus(ctx, api, id, p.name, after['status'], p.timeout)
+      }
+    }
+    // The post-condition: Nova and Neutron now show what was asked.
+    const now = await gatherServer(ctx, p, api)
+    const left = planServer(p, { ...now, how: now.how ?? 'journal' })
+    if (now.server === undefined || left.length > 0) {
+      throw new RunbookError('E_API', `server ${p.name}: the cloud does not show the change${left[0] ? ` (${left[0].note ?? JSON.stringify(left[0].after)})` : ' (the server is gone)'}`)
+    }
+    return { output: serverOutput(now, p) }
+  },
+  output: (p, s, changes) => (changes.some((c) => c.action === 'create' || c.action === 'replace') ? serverOutput(undefined, p) : serverOutput(s, p)),
+  async destroy(ctx, r) {
+    const api = await apiForRecord(ctx, r)
+    const id = await recordTarget(r, async (name, tag) => (await api.nova.serversNamed(name)).find((x) => x.tags.includes(tag))?.id)
+    if (id !== undefined) await deleteServer(ctx, api, id, 600)
+  },
+})
