@@ -63,11 +63,15 @@ export interface ModuleContext {
   readonly cache: Map<string, unknown>
   /** A run-wide singleton, e.g. one API client per cloud. */
   shared<T>(key: string, create: () => T): T
-  /** Resources created by earlier runs of this runbook (journal), and recording new ones. */
+  /**
+   * Resources created by earlier runs of this runbook (journal), and recording new ones. Writes
+   * are ordered; await one when the next step must not happen before it is on disk (a record of
+   * intent before a create request).
+   */
   readonly journal: {
     find(module: string, type: string, id?: string): ResourceRecord[]
-    record(r: Omit<ResourceRecord, 'host' | 'task' | 'createdAt' | 'module'>): void
-    forget(type: string, id: string): void
+    record(r: Omit<ResourceRecord, 'host' | 'task' | 'createdAt' | 'module'>): Promise<void>
+    forget(type: string, id: string): Promise<void>
   }
   /** Hosts added during the run (Ansible's add_host). */
   readonly inventory: {

@@ -89,8 +89,8 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         },
         journal: {
           find: (m, type, id) => o.journal.find(m, type, id),
-          record: () => undefined,
-          forget: (type, id) => void o.journal.forget(type, id, r.host),
+          record: async () => undefined,
+          forget: (type, id) => o.journal.forget(type, id, r.host),
         },
         inventory: { addHost: () => undefined, hostVars: (n) => varsOf(n) },
         progress: (message) => o.emit(o.redactor.value({ type: 'task_progress', task, host: r.host, message })),

@@ -346,13 +346,13 @@ export class TaskRunner {
       },
       journal: {
         find: (mod, type, id) => o.journal?.find(mod, type, id) ?? [],
-        record: (r) => {
+        record: async (r) => {
           if (!o.journal || plan) return
           const rec: ResourceRecord = { ...r, module: module.name, host, task: task.name, createdAt: new Date().toISOString() }
-          void o.journal.record(rec)
+          await o.journal.record(rec)
         },
-        forget: (type, id) => {
-          if (o.journal && !plan) void o.journal.forget(type, id, host)
+        forget: async (type, id) => {
+          if (o.journal && !plan) await o.journal.forget(type, id, host)
         },
       },
       inventory: {

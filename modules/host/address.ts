@@ -138,7 +138,7 @@ export const address = defineModule<AddressParams, AddressState>({
     }
     const now = await gatherAddress(ctx, p)
     if (planAddress(p, now).length) throw new RunbookError('E_MODULE', `address ${cidr(p.address)} on ${p.interface}: not as asked after apply (has ${now.addresses.join(', ') || 'none'})`)
-    if (changes.some((c) => c.action === 'create' && !c.target.startsWith('file '))) ctx.journal.record({ type: 'address', id: `${p.interface}:${cidr(p.address)}`, data: { persist: p.persist ? persistPath(p, s.backend) : undefined } })
+    if (changes.some((c) => c.action === 'create' && !c.target.startsWith('file '))) await ctx.journal.record({ type: 'address', id: `${p.interface}:${cidr(p.address)}`, data: { persist: p.persist ? persistPath(p, s.backend) : undefined } })
     return { changed: true, output: outputOf(p, now) }
   },
   output: (p, s) => outputOf(p, s),

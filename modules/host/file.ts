@@ -117,8 +117,8 @@ export const file = defineModule<FileParams, PathState>({
     const left = planPath(p, now)
     if (left.length) throw new RunbookError('E_MODULE', `file ${p.path}: still differs after apply (${left.map((c) => c.target).join(', ')})`)
     const created = changes.some((c) => c.action === 'create' || c.action === 'replace')
-    if (created) ctx.journal.record({ type: p.state === 'directory' ? 'directory' : 'file', id: p.path })
-    if (p.state === 'absent') ctx.journal.forget('file', p.path)
+    if (created) await ctx.journal.record({ type: p.state === 'directory' ? 'directory' : 'file', id: p.path })
+    if (p.state === 'absent') await ctx.journal.forget('file', p.path)
     return { changed: true, output: outputOf(p, now) }
   },
   output: (p, s) => outputOf(p, s),

@@ -160,7 +160,7 @@ export const sysctl = defineModule<SysctlParams, SysctlState>({
     for (const c of changes) {
       if (c.target.startsWith('file ') && c.diff) {
         await conn.writeFile(p.sysctl_file, c.diff.after, { become: ctx.become, ...(s.file === null ? { mode: 0o644 } : {}) })
-        if (persisted(s.file, p.name) === undefined && p.state === 'present') ctx.journal.record({ type: 'sysctl', id: `${p.sysctl_file}:${p.name}` })
+        if (persisted(s.file, p.name) === undefined && p.state === 'present') await ctx.journal.record({ type: 'sysctl', id: `${p.sysctl_file}:${p.name}` })
       } else if (value !== undefined) {
         const r = await run(ctx, `sysctl -q -w ${quote(`${p.name}=${value}`)}`)
         if (r.rc !== 0) throw new RunbookError('E_COMMAND', `sysctl -w ${p.name}=${value} failed: ${tail(r.stderr || r.stdout)}`)

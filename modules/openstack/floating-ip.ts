@@ -166,7 +166,7 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
     if (change === undefined) return { changed: false, output: floatingIpOutput(s.current) }
     if ((change.action === 'delete' || change.action === 'replace') && s.current !== undefined) {
       await api.neutron.deleteFloatingIp(s.current.id)
-      ctx.journal.forget('floating_ip', s.current.id)
+      await ctx.journal.forget('floating_ip', s.current.id)
       if (change.action === 'delete') return { output: { id: s.current.id, state: 'absent' } }
     }
     const port = s.port
@@ -175,7 +175,7 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
     if (change.action === 'update' && s.reusable !== undefined) {
       id = s.reusable.id
       const f = await api.neutron.updateFloatingIp(id, { port_id: port.id, ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}) })
-      if (ctx.journal.find('openstack.floating_ip', 'floating_ip', id).length === 0) ctx.journal.record({ type: 'floating_ip', id, name: f.floating_ip_address, data: await recordData(ctx, api, { network_id: s.network.id }) })
+      if (ctx.journal.find('openstack.floating_ip', 'floating_ip', id).length === 0) await ctx.journal.record({ type: 'floating_ip', id, name: f.floating_ip_address, data: await recordData(ctx, api, { network_id: s.network.id }) })
     } else {
       const owner = ownerOf(ctx)
       const body = { floating_network_id: s.network.id, port_id: port.id, ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}), ...(p.description === undefined ? {} : { description: p.description }), tags: [owner.tag] }

@@ -107,7 +107,7 @@ export const keypair = defineModule<KeypairParams, KeypairState>({
     if (change === undefined) return { changed: false }
     if (change.action === 'delete' || change.action === 'replace') {
       await api.nova.deleteKeypair(p.name)
-      ctx.journal.forget('keypair', p.name)
+      await ctx.journal.forget('keypair', p.name)
       if (change.action === 'delete') return { output: { name: p.name, state: 'absent' } }
     }
     const key = s.want ?? ''

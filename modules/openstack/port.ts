@@ -294,7 +294,7 @@ export const port = defineModule<PortParams, PortState>({
     if (change === undefined) return { changed: false, output: portOutput(result) }
     if ((change.action === 'delete' || change.action === 'replace') && s.port !== undefined) {
       await api.neutron.deletePort(s.port.id)
-      ctx.journal.forget('port', s.port.id)
+      await ctx.journal.forget('port', s.port.id)
       result = undefined
       if (change.action === 'delete') return { output: { id: s.port.id, state: 'absent' } }
     }

@@ -262,7 +262,7 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
     if (change === undefined) return { changed: false, output: { id: s.group?.id, name: p.name } }
     if (change.action === 'delete' && s.group !== undefined) {
       await api.client.delete('network', `/security-groups/${s.group.id}`)
-      ctx.journal.forget('security_group', s.group.id)
+      await ctx.journal.forget('security_group', s.group.id)
       return { output: { id: s.group.id, state: 'absent' } }
     }
     let group = s.group

@@ -346,7 +346,7 @@ export const server = defineModule<ServerParams, ServerState>({
     if (change === undefined) return { changed: false, output: serverOutput(s, p) }
     if ((change.action === 'delete' || change.action === 'replace') && s.server !== undefined) {
       await deleteServer(ctx, api, s.server.id, p.timeout)
-      ctx.journal.forget('server', s.server.id)
+      await ctx.journal.forget('server', s.server.id)
       if (change.action === 'delete') return { output: { id: s.server.id, state: 'absent' } }
     }
     let id = s.server?.id

@@ -57,8 +57,10 @@ export function testContext(opts: TestContextOptions = {}): TestContext {
     },
     journal: {
       find: (module, type, id) => records.filter((r) => r.module === module && r.type === type && (id === undefined || r.id === id)),
-      record: (r) => records.push({ ...r, module: 'test', host: conn.host, task: 'test', createdAt: new Date().toISOString() }),
-      forget: (type, id) => {
+      record: async (r) => {
+        records.push({ ...r, module: 'test', host: conn.host, task: 'test', createdAt: new Date().toISOString() })
+      },
+      forget: async (type, id) => {
         const i = records.findIndex((r) => r.type === type && r.id === id)
         if (i >= 0) records.splice(i, 1)
       },

@@ -181,7 +181,7 @@ export async function applyContentFile(ctx: ModuleContext, p: ContentFileParams,
   if (now.type !== 'file' || now.sha256 !== want.sha256 || attrDiff(p, now)) {
     throw new RunbookError('E_MODULE', `${p.dest} does not have the content and attributes just written (post-condition failed)`)
   }
-  if (have.type === 'absent') ctx.journal.record({ type: 'file', id: p.dest })
+  if (have.type === 'absent') await ctx.journal.record({ type: 'file', id: p.dest })
   return { changed: true, output: outputOf(p, { want, have: now }, backupFile) }
 }
 

@@ -134,8 +134,8 @@ export async function recordData(ctx: ModuleContext, api: Api, extra: Record<str
  */
 export async function takeOver(ctx: ModuleContext, api: Api, type: string, name: string, id: string, how: ClaimKind | 'foreign' | undefined, extra: Record<string, unknown> = {}, pendingName = name): Promise<void> {
   if (ctx.check || how !== 'tag') return
-  ctx.journal.record({ type, id, name, data: await recordData(ctx, api, extra) })
-  ctx.journal.forget(type, pendingId(pendingName))
+  await ctx.journal.record({ type, id, name, data: await recordData(ctx, api, extra) })
+  await ctx.journal.forget(type, pendingId(pendingName))
 }
 
 /** What `createOwned` does. */
@@ -160,19 +160,20 @@ export interface CreateOwned<T> {
  * resources are gone are forgotten.
  */
 export async function createOwned<T>(ctx: ModuleContext, api: Api, o: CreateOwned<T>): Promise<T> {
-  for (const stale of ctx.journal.find(o.module, o.type)) if (stale.name === o.name && !isPending(stale)) ctx.journal.forget(o.type, stale.id)
+  for (const stale of ctx.journal.find(o.module, o.type)) if (stale.name === o.name && !isPending(stale)) await ctx.journal.forget(o.type, stale.id)
   const pending = pendingId(o.name)
-  ctx.journal.record({ type: o.type, id: pending, name: o.name, data: { ...o.data, pending: true } })
+  // The intent is on disk before the request, so a crash in between is taken over, not duplicated.
+  await ctx.journal.record({ type: o.type, id: pending, name: o.name, data: { ...o.data, pending: true } })
   let created: T
   try {
     created = await api.client.createResolved(() => o.post(), () => o.lookup())
   } catch (e) {
     // Refused for sure: nothing to take over later. Unanswered: leave the intent for the next run.
-    if (!(e instanceof OpenStackApiError && e.ambiguous)) ctx.journal.forget(o.type, pending)
+    if (!(e instanceof OpenStackApiError && e.ambiguous)) await ctx.journal.forget(o.type, pending)
     throw e
   }
-  ctx.journal.record({ type: o.type, id: o.id(created), name: o.recordName?.(created) ?? o.name, data: o.data })
-  ctx.journal.forget(o.type, pending)
+  await ctx.journal.record({ type: o.type, id: o.id(created), name: o.recordName?.(created) ?? o.name, data: o.data })
+  await ctx.journal.forget(o.type, pending)
   return created
 }
 

@@ -135,13 +135,13 @@ export class Runs {
       },
       journal: {
         find: (m, type, id) => this.records.filter((r) => r.module === m && r.type === type && (id === undefined || r.id === id)),
-        record: (r) => {
+        record: async (r) => {
           if (check) return
           const i = this.records.findIndex((x) => x.module === module && x.type === r.type && x.id === r.id)
           if (i >= 0) this.records.splice(i, 1)
           this.records.push({ ...r, module, host: 'localhost', task: 'test', createdAt: new Date().toISOString() })
         },
-        forget: (type, id) => {
+        forget: async (type, id) => {
           if (check) return
           const i = this.records.findIndex((x) => x.type === type && x.id === id)
           if (i >= 0) this.records.splice(i, 1)

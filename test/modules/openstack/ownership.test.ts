@@ -19,9 +19,9 @@ function dyingAfterPost(ctx: ModuleContext): ModuleContext {
     ...ctx,
     journal: {
       ...ctx.journal,
-      record: (r) => {
+      record: async (r) => {
         if (!r.id.startsWith('pending:')) throw new Error('killed -9')
-        ctx.journal.record(r)
+        await ctx.journal.record(r)
       },
     },
   }
