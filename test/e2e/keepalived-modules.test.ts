@@ -195,10 +195,11 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
     const plan = cli(['plan', 'vip.yaml', '-i', inventory, '--tags', 'config', '--detailed-exitcode'])
     expect(plan.code).toBe(0)
     expect(plan.out).toMatch(/No changes/)
-    // The whole plan: the config in sync, the test still to run (it is an action, never a state).
+    // The whole plan: the config in sync; the failover test is a check, listed but not a change.
     const full = cli(['plan', 'vip.yaml', '-i', inventory, '--detailed-exitcode'])
-    expect(full.code).toBe(2)
-    expect(full.out).toMatch(/! failover test of 192\.0\.2\.254/)
+    expect(full.code).toBe(0)
+    expect(full.out).toMatch(/\(check\)\n {2}! failover test of 192\.0\.2\.254/)
+    expect(full.out).toMatch(/No changes\. The infrastructure matches the runbook\. \d checks? will run on apply\./)
     expect(full.out).not.toContain(AUTH)
   }, 300_000)
 

@@ -5,7 +5,7 @@ import { selectEndpoint, versionedEndpoint, type CatalogEntry } from '../../../m
 import { OpenStackApiError, parseFault } from '../../../modules/openstack/client/errors.ts'
 import { parseToken } from '../../../modules/openstack/client/keystone.ts'
 
-const SAMPLES = path.resolve('../shared/openstack-samples')
+const SAMPLES = path.resolve('test/fixtures/openstack-samples')
 const GOLDEN = path.resolve('lab/conformance/golden')
 const json = (file: string): unknown => JSON.parse(readFileSync(file, 'utf8'))
 const catalogOf = (body: unknown): CatalogEntry[] => parseToken('t', body).catalog

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { cloudConfig, configFiles, resolveCloud } from '../../../modules/openstack/client/config.ts'
 import { authBody } from '../../../modules/openstack/client/keystone.ts'
 
-const SAMPLES = path.resolve('../shared/openstack-samples')
+const SAMPLES = path.resolve('test/fixtures/openstack-samples')
 const root = mkdtempSync(path.join(tmpdir(), 'rbt-os-config-'))
 const cwd = path.join(root, 'work')
 const home = path.join(root, 'home')
