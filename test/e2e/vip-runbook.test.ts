@@ -68,6 +68,16 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
     expect(plan.out).toMatch(/No changes\. The infrastructure matches the runbook\. 1 check will run on apply\./)
   }, 300_000)
 
+  it('switches to unicast VRRP (seed 003) with one variable, and still survives the loss of its master', () => {
+    const r = cli(['apply', RUNBOOK, ...vars(), '-e', 'unicast=true'])
+    expect(r.code, r.out + r.err).toBe(0)
+    expect(r.out).toMatch(/changed\s+kld-vm-1\s+keepalived\.conf/)
+    expect(r.out).toMatch(/restart keepalived \[handler\]/)
+    expect(r.out).toMatch(/VIP 192\.0\.2\.254 \(stop\): kld-vm-1 -> kld-vm-2 -> kld-vm-1/)
+    const again = cli(['plan', RUNBOOK, ...vars(), '-e', 'unicast=true', '--detailed-exitcode'])
+    expect(again.code, again.out).toBe(0)
+  }, 300_000)
+
   it('destroys what it created, and the cloud is as fresh as before', () => {
     const d = cli(['destroy', RUNBOOK, ...vars(), '--auto-approve'])
     expect(d.code, d.out + d.err).toBe(0)
