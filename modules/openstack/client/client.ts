@@ -71,6 +71,26 @@ export interface ClientStats {
 }
 
 /** The Nova microversion the modules are written for (Train): tags on create, embedded flavors. */
+/**
+ * Lookups that do not change during a run (a network or flavor by name), made once; a failed one is
+ * forgotten so that it can be tried again.
+ * @example const cache = new LookupCache(); await cache.get('flavor:m1.small', () => nova.findFlavor('m1.small'))
+ */
+export class LookupCache {
+  private readonly entries = new Map<string, Promise<unknown>>()
+
+  /** The value for `key`, loading it once. */
+  get<T>(key: string, load: () => Promise<T>): Promise<T> {
+    let p = this.entries.get(key) as Promise<T> | undefined
+    if (p === undefined) {
+      p = load()
+      this.entries.set(key, p)
+      p.catch(() => this.entries.delete(key))
+    }
+    return p
+  }
+}
+
 export const DEFAULT_MICROVERSION = '2.79'
 
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
-import type { OpenStackClient, Query } from './client.ts'
+import { LookupCache, type OpenStackClient, type Query } from './client.ts'
 
 const nullableString = z.string().nullable().optional().transform((v) => v ?? '')
 
@@ -112,19 +112,9 @@ export function notFound(kind: string, ref: string, hint?: string): RunbookError
  * @example const n = new Neutron(client); const net = await n.network('mynetwork')
  */
 export class Neutron {
-  private readonly cache = new Map<string, Promise<unknown>>()
+  private readonly cache = new LookupCache()
 
   constructor(readonly c: OpenStackClient) {}
-
-  private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
-    let p = this.cache.get(key) as Promise<T> | undefined
-    if (p === undefined) {
-      p = load()
-      this.cache.set(key, p)
-      p.catch(() => this.cache.delete(key))
-    }
-    return p
-  }
 
   /** Ports matching a query (`name`, `device_id`, `fixed_ips`, `tags`...). */
   ports(query: Query): Promise<Port[]> {
@@ -164,7 +154,7 @@ export class Neutron {
 
   /** A network by name or id (cached). */
   network(ref: string): Promise<Network> {
-    return this.cached(`network:${ref}`, async () => {
+    return this.cache.get(`network:${ref}`, async () => {
       if (looksLikeId(ref)) {
         const n = await this.c.find('network', `/networks/${encodeURIComponent(ref)}`, z.object({ network: networkSchema }))
         if (n !== undefined) return n.network
@@ -179,7 +169,7 @@ export class Neutron {
 
   /** A subnet by name or id, within a network when given (cached). */
   subnet(ref: string, networkId?: string): Promise<Subnet> {
-    return this.cached(`subnet:${networkId ?? ''}:${ref}`, async () => {
+    return this.cache.get(`subnet:${networkId ?? ''}:${ref}`, async () => {
       if (looksLikeId(ref)) {
         const s = await this.c.find('network', `/subnets/${encodeURIComponent(ref)}`, z.object({ subnet: subnetSchema }))
         if (s !== undefined) return s.subnet

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
-import type { OpenStackClient } from './client.ts'
+import { LookupCache, type OpenStackClient } from './client.ts'
 import { looksLikeId } from './neutron.ts'
 
 /** A server, as `GET /servers/{id}` shows it at the client's microversion. */
@@ -60,19 +60,9 @@ export function isGoing(s: Server): boolean {
  * @example const nova = new Nova(client); const s = await nova.server(id)
  */
 export class Nova {
-  private readonly cache = new Map<string, Promise<unknown>>()
+  private readonly cache = new LookupCache()
 
   constructor(readonly c: OpenStackClient) {}
-
-  private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
-    let p = this.cache.get(key) as Promise<T> | undefined
-    if (p === undefined) {
-      p = load()
-      this.cache.set(key, p)
-      p.catch(() => this.cache.delete(key))
-    }
-    return p
-  }
 
   /** Servers with exactly this name (deleting ones left out). */
   async serversNamed(name: string): Promise<Server[]> {
@@ -120,7 +110,7 @@ export class Nova {
 
   /** A flavor by name or id (cached). */
   flavor(ref: string): Promise<Flavor> {
-    return this.cached(`flavor:${ref}`, async () => {
+    return this.cache.get(`flavor:${ref}`, async () => {
       const all = await this.c.list('compute', '/flavors', 'flavors', flavorSchema)
       const f = all.find((x) => x.id === ref) ?? all.find((x) => x.name === ref)
       if (f === undefined) throw new RunbookError('E_API', `Nova: no flavor named or with id '${ref}'`, { hint: `flavors: ${all.map((x) => x.name).join(', ')}` })
@@ -145,7 +135,7 @@ export class Nova {
 
   /** An image by name or id, from Glance (cached). */
   image(ref: string): Promise<Image> {
-    return this.cached(`image:${ref}`, async () => {
+    return this.cache.get(`image:${ref}`, async () => {
       if (looksLikeId(ref)) {
         const i = await this.c.find('image', `/images/${encodeURIComponent(ref)}`, imageSchema)
         if (i !== undefined) return i
