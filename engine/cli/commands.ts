@@ -9,7 +9,7 @@ import { RunbookError } from '../errors.ts'
 import { destroy } from '../execute/destroy.ts'
 import { execute } from '../execute/executor.ts'
 import { Journal } from '../journal/journal.ts'
-import { acquireLock } from '../journal/lock.ts'
+import { acquireLock, type Lock } from '../journal/lock.ts'
 import { consoleReporter } from '../report/console.ts'
 import type { EventSink, RunEvent } from '../report/events.ts'
 import { colorsFor, formatChange, planSummary } from '../report/format.ts'
@@ -87,6 +87,16 @@ function sinks(f: CommonFlags, out: Out, extra: { diff: boolean; quiet: boolean 
   return { emit: (e) => (events.push(e), r.sink(e)), close: r.close, events }
 }
 
+/** The runbook's lock, or undefined after printing who holds it. */
+async function lockOrReport(p: Prepared, command: string, timeoutSeconds: number, err: Out): Promise<Lock | undefined> {
+  try {
+    return await acquireLock(p.stateDir, command, timeoutSeconds * 1000)
+  } catch (e) {
+    printErrors(e, err)
+    return undefined
+  }
+}
+
 /** `runbook validate`. */
 export async function runValidate(f: CommonFlags, deps: CliDeps, out: Out, err: Out): Promise<number> {
   const p = await load(f, deps, err, true)
@@ -139,13 +149,8 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
 export async function runApply(f: CommonFlags, o: { check: boolean; diff: boolean; forceHandlers: boolean; lockTimeout: number }, deps: CliDeps, out: Out, err: Out): Promise<number> {
   const p = await load(f, deps, err)
   if (!p) return 1
-  let lock
-  try {
-    lock = await acquireLock(p.stateDir, `runbook apply ${f.runbook}`, o.lockTimeout * 1000)
-  } catch (e) {
-    printErrors(e, err)
-    return 1
-  }
+  const lock = await lockOrReport(p, `runbook apply ${f.runbook}`, o.lockTimeout, err)
+  if (!lock) return 1
   const s = sinks(f, out, { diff: o.diff, quiet: false })
   const abort = new AbortController()
   const onSignal = (): void => abort.abort()
@@ -183,13 +188,8 @@ export async function runApply(f: CommonFlags, o: { check: boolean; diff: boolea
 export async function runDestroy(f: CommonFlags, o: { autoApprove: boolean; lockTimeout: number }, deps: CliDeps, out: Out, err: Out): Promise<number> {
   const p = await load(f, deps, err)
   if (!p) return 1
-  let lock
-  try {
-    lock = await acquireLock(p.stateDir, `runbook destroy ${f.runbook}`, o.lockTimeout * 1000)
-  } catch (e) {
-    printErrors(e, err)
-    return 1
-  }
+  const lock = await lockOrReport(p, `runbook destroy ${f.runbook}`, o.lockTimeout, err)
+  if (!lock) return 1
   const colors = colorsFor(out, f.color ? undefined : false)
   const s = sinks(f, out, { diff: false, quiet: false })
   try {

@@ -41,6 +41,11 @@ interface ItemResult {
 const CONNECTION_KEYS = ['address', 'ansible_host', 'port', 'ansible_port', 'user', 'ansible_user', 'via']
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
+/** The task's scope plus its result, as `result` and under its register name (until, changed_when). */
+function withResult(scope: Record<string, unknown>, task: Task, result: Record<string, unknown>): Record<string, unknown> {
+  return makeScope([{ vars: scope, templated: false }, { vars: { result, ...(task.register ? { [task.register]: result } : {}) }, templated: false }])
+}
+
 /** Runs tasks for the executor. */
 export class TaskRunner {
   private readonly local = new LocalConnection('localhost')
@@ -204,6 +209,7 @@ export class TaskRunner {
     const ctx = this.context(play, host, target, task, module, scope, become, plan)
     const attempts = (task.retries ?? 0) + 1
     let last: ItemResult | undefined
+    let held: ReturnType<typeof evaluateCondition> = true
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
         last = await this.withTimeout(task, () => this.once(module, ctx, p, plan, task, scope))
@@ -217,20 +223,15 @@ export class TaskRunner {
         last = { status: unreachable ? 'unreachable' : 'failed', result: { changed: false, failed: true, msg: err.message, ...(unreachable ? { unreachable: true } : {}) }, changes: [], deferred: false, error: err }
         if (unreachable) return last
       }
-      if (!task.until || attempt === attempts) break
-      const r = last.result
-      const done = last.status !== 'failed' && evaluateCondition(task.until, makeScope([{ vars: scope, templated: false }, { vars: { result: r, ...(task.register ? { [task.register]: r } : {}) }, templated: false }]))
-      if (done === true || isUnknown(done)) break
+      if (!task.until) break
+      held = last.status !== 'failed' && evaluateCondition(task.until, withResult(scope, task, last.result))
+      if (held === true || isUnknown(held) || attempt === attempts) break
       ctx.progress(`retrying (${attempt}/${task.retries ?? 0}) until ${task.until}`)
       await sleep(task.delay * 1000)
     }
-    if (last && task.until && last.status !== 'failed' && !plan) {
-      const r = last.result
-      const ok = evaluateCondition(task.until, makeScope([{ vars: scope, templated: false }, { vars: { result: r, ...(task.register ? { [task.register]: r } : {}) }, templated: false }]))
-      if (ok === false) {
-        const err = this.locate(new RunbookError('E_MODULE', `'until: ${task.until}' still false after ${attempts} attempts`), task, host)
-        return { ...last, status: 'failed', error: err, result: { ...r, failed: true, msg: err.message } }
-      }
+    if (last && held === false && last.status !== 'failed' && !plan) {
+      const err = this.locate(new RunbookError('E_MODULE', `'until: ${task.until}' still false after ${attempts} attempts`), task, host)
+      return { ...last, status: 'failed', error: err, result: { ...last.result, failed: true, msg: err.message } }
     }
     return last as ItemResult
   }
@@ -281,7 +282,7 @@ export class TaskRunner {
     let result: Record<string, unknown> = isUnknown(output) ? output : { ...output, changed, failed, ...(msg ? { msg } : {}) }
     let status: TaskStatus = changed ? 'changed' : 'ok'
     if ((task.changedWhen.length || task.failedWhen.length) && !isUnknown(result)) {
-      const s = makeScope([{ vars: scope, templated: false }, { vars: { result, ...(task.register ? { [task.register]: result } : {}) }, templated: false }])
+      const s = withResult(scope, task, result)
       if (task.changedWhen.length) {
         const c = task.changedWhen.every((w) => evaluateCondition(w, s) === true)
         result = { ...result, changed: c }
@@ -309,30 +310,23 @@ export class TaskRunner {
     const controller = module.target === 'controller'
     const becomeOpts = become?.become ? { method: 'sudo' as const, user: become.user, password: typeof scope.become_password === 'string' ? scope.become_password : undefined } : undefined
     const progress = (message: string): void => this.owner.emit({ type: 'task_progress', task: task.name, host, message })
+    const connect = async (name: string): Promise<Connection> => {
+      if (name === 'localhost' && isLocalHost(name, this.owner.varsOf(name))) return this.local
+      if (plan && this.pending(name)) throw new UnknownValueError(`host ${name}`)
+      try {
+        return await o.connections.get(name, this.owner.varsOf)
+      } catch (e) {
+        throw toRunbookError(e, 'E_CONNECTION', { host: name })
+      }
+    }
     return {
       host,
       become: becomeOpts,
       vars: scope,
       baseDir: o.baseDir,
       check: plan,
-      conn: async (): Promise<Connection> => {
-        if (controller || (isLocalHost(target, this.owner.varsOf(target)) && target === 'localhost')) return this.local
-        if (plan && this.pending(target)) throw new UnknownValueError(`host ${target}`)
-        try {
-          return await o.connections.get(target, this.owner.varsOf)
-        } catch (e) {
-          throw toRunbookError(e, 'E_CONNECTION', { host: target })
-        }
-      },
-      connectTo: async (other: string): Promise<Connection> => {
-        if (isLocalHost(other, this.owner.varsOf(other)) && other === 'localhost') return this.local
-        if (plan && this.pending(other)) throw new UnknownValueError(`host ${other}`)
-        try {
-          return await o.connections.get(other, this.owner.varsOf)
-        } catch (e) {
-          throw toRunbookError(e, 'E_CONNECTION', { host: other })
-        }
-      },
+      conn: () => (controller ? Promise.resolve(this.local) : connect(target)),
+      connectTo: connect,
       render: (template, extra) => {
         const v = renderText(template, extra ? makeScope([{ vars: scope, templated: false }, { vars: extra, templated: false }]) : scope)
         if (isUnknown(v)) throw new UnknownValueError('rendered content', v.partial)
