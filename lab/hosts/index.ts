@@ -4,7 +4,7 @@ import type { HostDriver, LabPort, NetworkSnapshot, VmBoot, VmSpec } from '../dr
 import { run } from './exec.ts'
 import { renderRuleset, type PortBinding } from './nft-rules.ts'
 import { ROUTER_NETNS, shortId, vmNames } from './names.ts'
-import { assertNotOthers, claimLab, releaseLab } from './owner.ts'
+import { assertNotOthers, claimLab, reapOthers, releaseLab } from './owner.ts'
 import { checkHostPrerequisites } from './prerequisites.ts'
 import { ensureRouter, listNetns, routerExists, syncFloatingAddresses, tenantSubnet, type TenantSubnet } from './router.ts'
 import { loadRecords, saveRecord, vmPaths, type VmRecord } from './state.ts'
@@ -28,7 +28,7 @@ export { checkHostPrerequisites } from './prerequisites.ts'
 export { renderRuleset } from './nft-rules.ts'
 export { vmInitPid } from './vm.ts'
 export { shortId, vmNames } from './names.ts'
-export { labOwner } from './owner.ts'
+export { labOwner, reapStaleLab, type LabOwner } from './owner.ts'
 
 /** Options of {@link createNamespaceDriver}. */
 export interface NamespaceDriverOptions {
@@ -249,6 +249,7 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
     teardown(): Promise<void> {
       return lock.run(NET, async () => {
         await assertNotOthers(opts.stateDir, 'tear down the lab')
+        await reapOthers(opts.stateDir)
         await teardownHosts(opts.stateDir)
         await releaseLab()
         records.clear()

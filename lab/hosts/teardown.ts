@@ -43,7 +43,7 @@ async function killStrays(): Promise<void> {
  * starting `rbl`, mounts under the state directory, processes in lab namespaces or on lab overlays),
  * so it works with a fresh driver after the daemon was SIGKILLed. Idempotent.
  */
-export async function teardownHosts(stateDir: string): Promise<void> {
+export async function teardownHosts(stateDir: string | null): Promise<void> {
   const errors: string[] = []
   const attempt = async (what: string, f: () => Promise<unknown>) => {
     try {
@@ -74,14 +74,16 @@ export async function teardownHosts(stateDir: string): Promise<void> {
     }
   }
 
-  const vmsDir = join(stateDir, 'vms')
-  for (const target of await mountsBySource((s, t) => s.startsWith(`${LAB_PREFIX}-`) || t === vmsDir || t.startsWith(`${vmsDir}/`))) {
+  // without a state directory (a lab whose owner is unknown), only the lab's own overlay mounts
+  const vmsDir = stateDir === null ? null : join(stateDir, 'vms')
+  const inVms = (t: string) => vmsDir !== null && (t === vmsDir || t.startsWith(`${vmsDir}/`))
+  for (const target of await mountsBySource((s, t) => s.startsWith(`${LAB_PREFIX}-`) || inVms(t))) {
     await attempt(`unmount ${target}`, () => run('umount', ['-l', target]))
   }
-  const stillMounted = await mountsBySource((_s, t) => t === vmsDir || t.startsWith(`${vmsDir}/`))
+  const stillMounted = await mountsBySource((_s, t) => inVms(t))
   if (stillMounted.length > 0) errors.push(`still mounted: ${stillMounted.join(', ')}`)
-  else await attempt('remove VM files', () => rm(vmsDir, { recursive: true, force: true }))
-  await rmdir(stateDir).catch(() => undefined)
+  else if (vmsDir !== null) await attempt('remove VM files', () => rm(vmsDir, { recursive: true, force: true }))
+  if (stateDir !== null) await rmdir(stateDir).catch(() => undefined)
 
   if (errors.length > 0) throw new Error(`lab hosts: teardown left things behind:\n  ${errors.join('\n  ')}`)
 }

@@ -17,6 +17,7 @@ import { labDown, labStatus, labUp } from '../../lab/index.ts'
 import type { LabUpResult } from '../../lab/index.ts'
 import { labLeftovers, makeSshKit, parseConsoleKeys } from './lab-hosts/fixture.ts'
 import type { SshKit } from './lab-hosts/fixture.ts'
+import { assertNoLiveLab } from '../helpers/lab.ts'
 
 const HOSTS = process.env['RUNBOOK_LAB_E2E_HOSTS'] !== '0' && process.getuid?.() === 0 && hostsAvailable()
 const VIP = '192.0.2.254'
@@ -69,9 +70,7 @@ describe(`lab with the openstack CLI (hosts ${HOSTS ? 'on' : 'off'})`, () => {
   }
 
   beforeAll(async () => {
-    if (HOSTS && /^rbl/m.test(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }))) {
-      throw new Error('a lab is already up on this machine (rbl* namespaces exist): take it down first')
-    }
+    if (HOSTS) await assertNoLiveLab()
     started = true
     const t0 = Date.now()
     lab = await labUp({ stateDir, port: 0, withHosts: HOSTS, log: () => undefined })

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { hostsAvailable } from '../../lab/api/hosts.ts'
 import { labDown, labStatus, labUp } from '../../lab/index.ts'
 import { labLeftovers } from './lab-hosts/fixture.ts'
+import { assertNoLiveLab } from '../helpers/lab.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const HOSTS = process.env['RUNBOOK_LAB_E2E_HOSTS'] !== '0' && process.getuid?.() === 0 && hostsAvailable()
@@ -143,10 +144,9 @@ describe.skipIf(!HOSTS)('lab daemon with real hosts: down after SIGKILL', () => 
     rmSync(work, { recursive: true, force: true })
   })
 
-  it('removes every VM, namespace, interface, nft table and mount after the daemon was killed', async () => {
-    if (/^rbl/m.test(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }))) throw new Error('a lab is already up on this machine')
-    started = true
-    const up = await labUp({ stateDir, port: 0, withHosts: true, log: () => undefined })
+  /** Brings a lab up in `dir` with one ACTIVE server; returns the daemon's pid. */
+  const labWithServer = async (dir: string): Promise<number> => {
+    const up = await labUp({ stateDir: dir, port: 0, withHosts: true, log: () => undefined })
     const token = await demoToken(up.url, up.cloudsYaml)
     const get = async (path: string) => (await (await fetch(`${up.url}${path}`, { headers: { 'X-Auth-Token': token } })).json()) as Record<string, unknown>
     const net = ((await get('/network/v2.0/networks?name=mynetwork'))['networks'] as { id: string }[])[0]?.id
@@ -164,11 +164,44 @@ describe.skipIf(!HOSTS)('lab daemon with real hosts: down after SIGKILL', () => 
       if (status === 'ERROR' || Date.now() > deadline) throw new Error(`server is ${status}`)
       await new Promise((r) => setTimeout(r, 250))
     }
+    return up.pid
+  }
+  const killDaemon = async (pid: number) => {
+    process.kill(pid, 'SIGKILL')
+    while (alive(pid)) await new Promise((r) => setTimeout(r, 20))
+  }
+
+  it('removes every VM, namespace, interface, nft table and mount after the daemon was killed', async () => {
+    await assertNoLiveLab()
+    started = true
+    const pid = await labWithServer(stateDir)
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).toMatch(/^rbl/m)
-    process.kill(up.pid, 'SIGKILL')
-    while (alive(up.pid)) await new Promise((r) => setTimeout(r, 20))
+    await killDaemon(pid)
     const down = await labDown({ stateDir, log: () => undefined })
     expect(down).toMatchObject({ stopped: false, tornDown: true })
+    expect(await labLeftovers(join(stateDir, 'hosts'))).toEqual([])
+  })
+
+  it('a lab left by a killed daemon is taken over by the next lab up, in another state directory', async () => {
+    const other = join(work, 'other')
+    await killDaemon(await labWithServer(stateDir))
+    const leftVms = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).match(/^rbl-vm-\S+/gm) ?? []
+    expect(leftVms).toHaveLength(1)
+    // a live owner is refused; a dead one is taken down by the next lab
+    const up = await labUp({ stateDir: other, port: 0, withHosts: true, log: () => undefined })
+    try {
+      const now = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      for (const ns of leftVms) expect(now).not.toContain(ns)
+      // the old lab's VM disks are unmounted and removed
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(join(stateDir, 'hosts'))
+      expect(existsSync(join(stateDir, 'hosts', 'vms'))).toBe(false)
+      expect((await labStatus({ stateDir: other, log: () => undefined })).running).toBe(true)
+      await expect(labUp({ stateDir, port: 0, withHosts: true, log: () => undefined })).rejects.toThrow(/another lab is up on this machine/)
+    } finally {
+      await labDown({ stateDir: other, log: () => undefined })
+      await labDown({ stateDir, log: () => undefined })
+    }
+    expect(await labLeftovers(join(other, 'hosts'))).toEqual([])
     expect(await labLeftovers(join(stateDir, 'hosts'))).toEqual([])
   })
 })

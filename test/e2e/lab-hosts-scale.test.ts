@@ -13,6 +13,7 @@ import type { LabPort, VmSpec } from '../../lab/driver.ts'
 import { createNamespaceDriver } from '../../lab/hosts/index.ts'
 import { netnsPids } from '../../lab/hosts/vm.ts'
 import { SG_DEFAULT, SG_SSH, labLeftovers, makePort, makeSnapshot, makeSpec, makeSshKit, parseConsoleKeys } from './lab-hosts/fixture.ts'
+import { assertNoLiveLab } from '../helpers/lab.ts'
 
 const enabled = process.env['RUNBOOK_TEST_SCALE'] === '1' && process.getuid?.() === 0
 const COUNT = Number(process.env['RUNBOOK_TEST_SCALE_VMS'] ?? '50')
@@ -51,8 +52,9 @@ describe.skipIf(!enabled)('lab hosts at scale', () => {
   })
 
   it(`boots ${COUNT} VMs, all reachable`, { timeout: 900_000 }, async () => {
-    foreignLab = /^rbl/m.test(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }))
-    expect(foreignLab, 'a lab is already up on this machine: take it down first').toBe(false)
+    foreignLab = true
+    await assertNoLiveLab()
+    foreignLab = false
     const kit = await makeSshKit(work, FIP)
     const jump = makePort(10, [SG_DEFAULT, SG_SSH])
     const ports: LabPort[] = [jump]

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { HostDriver, LabPort } from '../../lab/driver.ts'
 import { checkHostPrerequisites, createNamespaceDriver } from '../../lab/hosts/index.ts'
+import { assertNoLiveLab } from '../helpers/lab.ts'
 import {
   SG_DEFAULT,
   SG_SSH,
@@ -75,9 +76,9 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
   let foreignLab = false
 
   beforeAll(async () => {
-    const existing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    foreignLab = /^rbl/m.test(existing)
-    if (foreignLab) throw new Error('a lab is already up on this machine (rbl* namespaces exist): take it down first')
+    foreignLab = true
+    await assertNoLiveLab()
+    foreignLab = false
     await checkHostPrerequisites()
     kit = await makeSshKit(work, FIP)
     driver = createNamespaceDriver({ stateDir })

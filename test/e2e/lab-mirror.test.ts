@@ -19,6 +19,7 @@ import type { LabUpResult } from '../../lab/index.ts'
 import { buildMirror } from '../../lab/mirror/build.ts'
 import { labLeftovers, makeSshKit, parseConsoleKeys } from './lab-hosts/fixture.ts'
 import type { SshKit } from './lab-hosts/fixture.ts'
+import { assertNoLiveLab } from '../helpers/lab.ts'
 
 const HOSTS = process.getuid?.() === 0 && hostsAvailable()
 
@@ -83,9 +84,7 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
   const vm = (command: string, timeoutMs = 120_000) => kit.run(fip, command, timeoutMs)
 
   beforeAll(async () => {
-    if (/^rbl/m.test(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }))) {
-      throw new Error('a lab is already up on this machine (rbl* namespaces exist): take it down first')
-    }
+    await assertNoLiveLab()
     before.etcApt = treeDigest('/etc/apt')
     before.dpkgStatus = fileDigest('/var/lib/dpkg/status')
     before.hello = spawnSync('dpkg', ['-s', 'hello'], { stdio: 'ignore' }).status === 0
@@ -238,9 +237,7 @@ describe.skipIf(!HOSTS)('lab package mirror, offline with an empty cache', () =>
   let started = false
 
   beforeAll(async () => {
-    if (/^rbl/m.test(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }))) {
-      throw new Error('a lab is already up on this machine (rbl* namespaces exist): take it down first')
-    }
+    await assertNoLiveLab()
     // "offline": apt's downloads go to a proxy that refuses every connection
     const saved = process.env['http_proxy']
     process.env['http_proxy'] = 'http://127.0.0.1:9'
