@@ -3,6 +3,7 @@
  * of it, resolves secrets, and either returns everything a run needs or throws every problem at
  * once (RunbookErrors). Nothing is touched before this has succeeded.
  */
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { parse as parseYamlValue } from 'yaml'
 import { RunbookError, RunbookErrors } from './errors.ts'
@@ -10,7 +11,7 @@ import { Inventory } from './inventory/inventory.ts'
 import { stateDirFor } from './journal/journal.ts'
 import type { ModuleRegistry } from './module.ts'
 import { loadRunbook, type ModuleCatalog } from './runbook/load.ts'
-import { loadYaml, locate, SourceSet } from './runbook/source.ts'
+import { loadYaml, locate, parseYaml, SourceSet } from './runbook/source.ts'
 import type { Runbook } from './runbook/types.ts'
 import { validateRunbook } from './runbook/validate.ts'
 import { isSecretDecl, Redactor, resolveSecret, secretDeclSchema, type SecretSources } from './vars/secrets.ts'
@@ -81,7 +82,19 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   sources.add(rbParsed.source)
   errors.push(...rbParsed.errors)
   const baseDir = path.dirname(path.resolve(o.runbookFile))
-  const loaded = rbParsed.errors.length ? undefined : loadRunbook(rbParsed.source, catalogOf(o.registry))
+  // import_tasks / import_playbook files: read at load time, kept for error excerpts
+  const readImport = (file: string) => {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (e) {
+      return new Error((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message)
+    }
+    const parsed = parseYaml(file, text)
+    sources.add(parsed.source)
+    return parsed
+  }
+  const loaded = rbParsed.errors.length ? undefined : loadRunbook(rbParsed.source, catalogOf(o.registry), readImport)
   if (loaded) errors.push(...loaded.errors)
 
   const inventoryFile = o.inventoryFile ?? (loaded?.runbook.inventory ? path.resolve(baseDir, loaded.runbook.inventory) : undefined)

@@ -134,7 +134,7 @@ export class TaskRunner {
   }
 
   private key(task: Task): string {
-    return `${task.file}#${task.path.join('.')}`
+    return `${task.via ?? ''}${task.file}#${task.path.join('.')}`
   }
 
   private aggregate(results: ItemResult[]): TaskStatus {

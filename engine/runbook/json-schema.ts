@@ -4,7 +4,7 @@
  */
 import { z } from 'zod'
 import type { ModuleRegistry } from '../module.ts'
-import { playKeywords, runbookKeywords, taskKeywords } from './schema.ts'
+import { importPlaybookKeywords, playKeywords, runbookKeywords, taskKeywords } from './schema.ts'
 
 type Json = Record<string, unknown>
 
@@ -49,14 +49,16 @@ export function runbookJsonSchema(registry: ModuleRegistry): Json {
     required: ['hosts'],
     additionalProperties: false,
   }
+  const importPlaybook: Json = { type: 'object', properties: props(importPlaybookKeywords), required: ['import_playbook'], additionalProperties: false }
+  const playEntry: Json = { anyOf: [{ $ref: '#/$defs/play' }, { $ref: '#/$defs/importPlaybook' }] }
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'https://runbook.dev/schema/runbook.json',
     title: 'runbook',
-    $defs: { task, play },
+    $defs: { task, play, importPlaybook, playEntry },
     oneOf: [
-      { type: 'object', properties: { ...props(runbookKeywords), plays: { type: 'array', items: { $ref: '#/$defs/play' } } }, required: ['plays'], additionalProperties: false },
-      { type: 'array', items: { $ref: '#/$defs/play' } },
+      { type: 'object', properties: { ...props(runbookKeywords), plays: { type: 'array', items: { $ref: '#/$defs/playEntry' } } }, required: ['plays'], additionalProperties: false },
+      { type: 'array', items: { $ref: '#/$defs/playEntry' } },
     ],
   }
 }

@@ -7,7 +7,7 @@ import path from 'node:path'
 import type { z } from 'zod'
 import { RunbookError } from '../errors.ts'
 import { didYouMean } from '../suggest.ts'
-import { playKeywords, runbookKeywords, taskKeywords, PLAY_KEYS, RUNBOOK_KEYS, TASK_KEYS } from './schema.ts'
+import { IMPORT_TASKS_KEYS, importPlaybookKeywords, playKeywords, runbookKeywords, taskKeywords, PLAY_KEYS, RUNBOOK_KEYS, TASK_KEYS } from './schema.ts'
 import { locate, type Source, type YamlPath } from './source.ts'
 import type { Block, Common, Play, Runbook, Step, Task } from './types.ts'
 
@@ -18,6 +18,15 @@ export interface ModuleCatalog {
   /** The parameter a string argument stands for (`shell: echo hi` is `cmd: echo hi`). */
   freeForm(name: string): string | undefined
 }
+
+/**
+ * Reads another YAML file for import_tasks / import_playbook (the caller keeps it in its SourceSet,
+ * for error excerpts); a file that cannot be read is an Error whose message says why.
+ */
+export type ReadSource = (file: string) => { source: Source; errors: RunbookError[] } | Error
+
+/** How deep imports may nest (a cycle is reported before this). */
+const MAX_IMPORT_DEPTH = 20
 
 type Obj = Record<string, unknown>
 
@@ -30,7 +39,49 @@ class Loader {
   constructor(
     private readonly src: Source,
     private readonly modules: ModuleCatalog,
+    private readonly read: ReadSource | undefined,
+    /** Files being imported, outermost first: this one is the last. */
+    private readonly chain: readonly string[] = [path.resolve(src.file)],
+    /** The import_tasks entries that led here (`file#path>`), for task identity. */
+    private readonly via: string | undefined = undefined,
   ) {}
+
+  /**
+   * Reads a file named at `p` (relative to this file) for an import; reports a missing file, a
+   * cycle or YAML errors there and returns undefined.
+   */
+  private importSource(file: unknown, p: YamlPath, what: string, label?: string): Source | undefined {
+    if (typeof file !== 'string' || file.trim() === '') return undefined
+    if (this.read === undefined) {
+      this.err('E_SCHEMA', `${what} is not available here`, p, { task: label })
+      return undefined
+    }
+    const target = path.resolve(path.dirname(path.resolve(this.src.file)), file)
+    if (this.chain.includes(target)) {
+      const top = path.dirname(this.chain[0] ?? target)
+      const names = [...this.chain.slice(this.chain.indexOf(target)), target].map((f) => path.relative(top, f))
+      this.err('E_SCHEMA', `${what}: import cycle ${names.join(' -> ')}`, p, { task: label })
+      return undefined
+    }
+    if (this.chain.length >= MAX_IMPORT_DEPTH) {
+      this.err('E_SCHEMA', `${what}: imports nest deeper than ${MAX_IMPORT_DEPTH}`, p, { task: label })
+      return undefined
+    }
+    const r = this.read(target)
+    if (r instanceof Error) {
+      this.err('E_SCHEMA', `${what}: cannot read ${file}: ${r.message}`, p, { task: label })
+      return undefined
+    }
+    if (r.errors.length) {
+      this.errors.push(...r.errors)
+      return undefined
+    }
+    return r.source
+  }
+
+  private child(src: Source, via?: string): Loader {
+    return new Loader(src, this.modules, this.read, [...this.chain, path.resolve(src.file)], via)
+  }
 
   err(code: RunbookError['code'], message: string, p: YamlPath, opts: { key?: boolean; hint?: string | undefined; task?: string | undefined } = {}): void {
     this.errors.push(new RunbookError(code, message, { pos: locate(this.src, p, { key: opts.key }), hint: opts.hint, task: opts.task }))
@@ -78,8 +129,11 @@ class Loader {
     const rawPlays = Array.isArray(top.plays) ? top.plays : []
     if (!Array.isArray(top.plays) || rawPlays.length === 0) this.err('E_SCHEMA', 'a runbook needs at least one play', playsPath)
     rawPlays.forEach((rp, i) => {
-      const play = this.play(rp, [...playsPath, i])
-      if (play) plays.push(play)
+      if (isObj(rp) && 'import_playbook' in rp) plays.push(...this.importPlaybook(rp, [...playsPath, i]))
+      else {
+        const play = this.play(rp, [...playsPath, i])
+        if (play) plays.push(play)
+      }
     })
     return {
       file,
@@ -89,6 +143,20 @@ class Loader {
       inventory: typeof top.inventory === 'string' ? top.inventory : undefined,
       plays,
     }
+  }
+
+  /** `- import_playbook: other.yaml`: the other runbook's plays, its top-level vars folded into each. */
+  importPlaybook(raw: Obj, p: YamlPath): Play[] {
+    const allowed = new Set(Object.keys(importPlaybookKeywords))
+    for (const k of this.keywords(raw, p, importPlaybookKeywords, allowed, 'import_playbook')) {
+      this.err('E_UNKNOWN_KEY', `unknown import_playbook keyword '${k}'`, [...p, k], { key: true, hint: didYouMean(k, allowed) ?? 'an imported runbook is used as it is; put vars in it or on the command line' })
+    }
+    const src = this.importSource(raw.import_playbook, [...p, 'import_playbook'], 'import_playbook')
+    if (src === undefined) return []
+    const sub = this.child(src)
+    const rb = sub.runbook()
+    this.errors.push(...sub.errors)
+    return rb.plays.map((play) => ({ ...play, vars: { ...rb.vars, ...play.vars } }))
   }
 
   play(raw: unknown, p: YamlPath): Play | undefined {
@@ -102,6 +170,11 @@ class Loader {
     }
     if (raw.hosts === undefined) this.err('E_SCHEMA', "play has no 'hosts'", p)
     const handlers = Array.isArray(raw.handlers) ? raw.handlers.map((h, i) => this.step(h, [...p, 'handlers', i], true)).filter((s): s is Task => s?.kind === 'task') : []
+    if (Array.isArray(raw.handlers)) {
+      raw.handlers.forEach((h, i) => {
+        if (isObj(h) && 'import_tasks' in h) this.err('E_SCHEMA', 'import_tasks is for tasks, not handlers', [...p, 'handlers', i, 'import_tasks'], { key: true })
+      })
+    }
     return {
       file: this.src.file,
       path: p,
@@ -131,6 +204,7 @@ class Loader {
     return {
       file: this.src.file,
       path: p,
+      via: this.via,
       name,
       when: conds(raw.when),
       tags: list(raw.tags),
@@ -145,6 +219,29 @@ class Loader {
     }
   }
 
+  /**
+   * `- import_tasks: file.yaml` becomes a block holding the file's tasks, so that its when, tags,
+   * vars and become apply to all of them as a block's do.
+   */
+  importTasks(raw: Obj, p: YamlPath, rest: string[], label: string | undefined): Block | undefined {
+    for (const k of rest) this.err('E_UNKNOWN_KEY', `unknown keyword '${k}' beside import_tasks`, [...p, k], { key: true, task: label, hint: this.modules.has(k) ? 'a module goes in a task of its own' : didYouMean(k, IMPORT_TASKS_KEYS) })
+    for (const k of Object.keys(raw)) {
+      if (TASK_KEYS.has(k) && !IMPORT_TASKS_KEYS.has(k)) {
+        this.err('E_SCHEMA', `'${k}' does not apply to import_tasks (only ${[...IMPORT_TASKS_KEYS].filter((x) => x !== 'import_tasks').join(', ')})`, [...p, k], { key: true, task: label })
+      }
+    }
+    const file = raw.import_tasks
+    const src = this.importSource(file, [...p, 'import_tasks'], 'import_tasks', label)
+    if (src === undefined) return undefined
+    const sub = this.child(src, `${this.via ?? ''}${this.src.file}#${p.join('.')}>`)
+    const value = src.value
+    let steps: Step[] = []
+    if (Array.isArray(value)) steps = sub.steps(value, [])
+    else if (value !== null && value !== undefined) sub.err('E_SCHEMA', 'a tasks file is a list of tasks', [])
+    this.errors.push(...sub.errors)
+    return { ...this.common(raw, p, label ?? `import_tasks ${String(file)}`), kind: 'block', block: steps, rescue: [], always: [] }
+  }
+
   step(raw: unknown, p: YamlPath, handler: boolean): Step | undefined {
     if (!isObj(raw)) {
       this.err('E_SCHEMA', 'a task is a mapping with a module key', p)
@@ -152,6 +249,11 @@ class Loader {
     }
     const label = typeof raw.name === 'string' ? raw.name : undefined
     const rest = this.keywords(raw, p, taskKeywords, TASK_KEYS, 'task', label)
+    if ('import_tasks' in raw) return handler ? undefined : this.importTasks(raw, p, rest, label)
+    if ('include_tasks' in raw) {
+      this.err('E_SCHEMA', 'include_tasks (dynamic) is not supported', [...p, 'include_tasks'], { key: true, task: label, hint: 'use import_tasks: the file is read at load time, so it is validated and planned with the rest' })
+      return undefined
+    }
     if ('block' in raw) {
       for (const k of rest) this.err('E_UNKNOWN_KEY', `unknown block keyword '${k}'`, [...p, k], { key: true, hint: didYouMean(k, TASK_KEYS), task: label })
       const block: Block = {
@@ -223,10 +325,11 @@ class Loader {
 
 /**
  * Loads a parsed runbook source into plays and tasks.
- * @example const { runbook, errors } = loadRunbook(source, catalog)
+ * `read` loads the files of import_tasks and import_playbook; without it they are errors.
+ * @example const { runbook, errors } = loadRunbook(source, catalog, readSource)
  */
-export function loadRunbook(src: Source, modules: ModuleCatalog): { runbook: Runbook; errors: RunbookError[] } {
-  const l = new Loader(src, modules)
+export function loadRunbook(src: Source, modules: ModuleCatalog, read?: ReadSource): { runbook: Runbook; errors: RunbookError[] } {
+  const l = new Loader(src, modules, read)
   const runbook = l.runbook()
   return { runbook, errors: l.errors }
 }

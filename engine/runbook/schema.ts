@@ -36,7 +36,13 @@ export const taskKeywords = {
   vars: z.record(z.string(), z.unknown()),
   timeout: z.number().positive().describe('Fail the task after this many seconds'),
   listen: strOrList.describe('Handlers only: topics this handler answers to'),
+  import_tasks: z
+    .string()
+    .describe('Tasks from another YAML file (a list of tasks; path relative to this file), put here at load time; name, when, tags, vars and become here apply to them all'),
 } as const
+
+/** The keywords an `import_tasks` entry may carry beside the file name. */
+export const IMPORT_TASKS_KEYS: ReadonlySet<string> = new Set(['import_tasks', 'name', 'when', 'tags', 'vars', 'become', 'become_user'])
 
 /** Keys that make a task a block. */
 export const blockKeys = ['block', 'rescue', 'always'] as const
@@ -53,6 +59,12 @@ export const playKeywords = {
   tasks: z.array(z.unknown()),
   handlers: z.array(z.unknown()),
   forks: z.number().int().positive(),
+} as const
+
+/** An entry of `plays` that brings in the plays of another runbook file. */
+export const importPlaybookKeywords = {
+  import_playbook: z.string().describe('Another runbook file (path relative to this one) whose plays run here, in order'),
+  name: z.string(),
 } as const
 
 /** Keywords at the top of a runbook file. */

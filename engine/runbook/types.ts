@@ -8,6 +8,8 @@ export interface Common {
   /** File and path of the node in its YAML source. */
   file: string
   path: YamlPath
+  /** The import_tasks entries this step came through, outermost first (`file#path`), if any. */
+  via?: string | undefined
   name: string
   when: (string | boolean)[]
   tags: string[]

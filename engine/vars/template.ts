@@ -213,7 +213,11 @@ export function renderString(template: string, scope: Record<string, unknown>): 
   const ast = parseTemplate(template)
   const frame: Frame = { contexts: [scope], data: {} }
   const single = lone(ast)
-  if (single) return evalHead(single, frame)
+  if (single) {
+    const v = evalHead(single, frame)
+    // whitespace around a string is part of the text (`content: "{{line}}\n"` keeps its newline)
+    if (typeof v !== 'string' || ast.body.length === 1) return v
+  }
   const out = renderProgram(ast, frame)
   if (out.includes(UNKNOWN_MARK)) return new Unknown(template, out.split(UNKNOWN_MARK).join(KNOWN_AFTER_APPLY))
   return out

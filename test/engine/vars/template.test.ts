@@ -35,6 +35,12 @@ describe('renderString', () => {
     expect(renderString(' {{ flag }} ', scope)).toBe(false)
   })
 
+  it('keeps the whitespace around a lone expression whose value is text (a block scalar’s newline)', () => {
+    expect(renderString('{{vip}}\n', scope)).toBe(`${String(scope.vip)}\n`)
+    expect(renderString('  {{vip}}', scope)).toBe(`  ${String(scope.vip)}`)
+    expect(renderString('{{vip}}', scope)).toBe(scope.vip)
+  })
+
   it('fails on a missing variable instead of rendering an empty string', () => {
     expect(() => renderString('addr {{vpi}}', scope)).toThrowError(RunbookError)
     expect(() => renderString('addr {{vpi}}', scope)).toThrow(/undefined variable 'vpi'/)
