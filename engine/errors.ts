@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'E_ASSERT'
   | 'E_API'
   | 'E_USAGE'
+  | 'E_PLAN_STALE'
 
 /** Where an error happened in a run, as far as known. */
 export interface ErrorContext {

@@ -18,6 +18,8 @@ import { renderPlan } from '../report/plan.ts'
 import { prepare, type Prepared } from '../prepare.ts'
 import { printErrors, type CliDeps, type ConnectionContext } from './main.ts'
 import { countChanges } from '../plan/change.ts'
+import { changedFiles, digestFiles, planDrift, planEntries, readSavedPlan, writeSavedPlan, type SavedPlan } from '../plan/saved.ts'
+import { plainColors } from '../report/format.ts'
 
 /** Flags shared by the run commands. */
 export interface CommonFlags {
@@ -107,7 +109,11 @@ export async function runValidate(f: CommonFlags, deps: CliDeps, out: Out, err: 
 }
 
 /** `runbook plan`. */
-export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; destroy: boolean }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; destroy: boolean; out?: string | undefined }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+  if (o.out !== undefined && o.destroy) {
+    printErrors(new RunbookError('E_USAGE', 'plan --out saves an apply plan; it does not go with --destroy'), err)
+    return 1
+  }
   const p = await load(f, deps, err)
   if (!p) return 1
   const colors = colorsFor(out, f.color ? undefined : false)
@@ -142,13 +148,65 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
   }
   for (const e of result.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
   if (!result.ok) return 1
+  if (o.out !== undefined) {
+    await writeSavedPlan(o.out, {
+      options: {
+        runbook: path.resolve(f.runbook), inventory: p.inventoryFile ? path.resolve(p.inventoryFile) : null, vars: f.vars, varFiles: f.varFiles.map((v) => path.resolve(v)),
+        limit: f.limit ?? null, tags: f.tags ?? null, skipTags: f.skipTags ?? null, stateRoot: path.dirname(p.stateDir),
+      },
+      files: digestFiles(p.sources),
+      changes: planEntries(result.changes, p.redactor),
+      rendered: p.redactor.text(renderPlan(result.changes, plainColors, result.plan, result.checks).join('\n')).split('\n'),
+    })
+    if (!f.json) out.write(`\nSaved the plan to ${o.out}. To apply exactly this plan: runbook apply ${o.out}\n`)
+  }
   return o.detailedExitcode && result.changes.some((c) => !c.check) ? 2 : 0
 }
 
+/** The flags a saved plan brings; the ones given beside it that it does not allow. */
+function savedPlanFlags(f: CommonFlags, saved: SavedPlan, check: boolean): { flags: CommonFlags; refused: string[] } {
+  const given: [string, boolean][] = [
+    ['--inventory', f.inventory !== undefined], ['--var', f.vars.length > 0], ['--var-file', f.varFiles.length > 0], ['--limit', f.limit !== undefined],
+    ['--tags', f.tags !== undefined], ['--skip-tags', f.skipTags !== undefined], ['--state-dir', f.stateDir !== undefined], ['--check', check],
+  ]
+  const o = saved.options
+  return {
+    refused: given.filter(([, on]) => on).map(([name]) => name),
+    flags: { ...f, runbook: o.runbook, inventory: o.inventory ?? undefined, vars: o.vars, varFiles: o.varFiles, limit: o.limit ?? undefined, tags: o.tags ?? undefined, skipTags: o.skipTags ?? undefined, stateDir: o.stateRoot },
+  }
+}
+
+/** Up to `max` items, then how many more. */
+function capped(lines: string[], max = 20): string[] {
+  return lines.length <= max ? lines : [...lines.slice(0, max), `... and ${lines.length - max} more`]
+}
+
 /** `runbook apply`. */
-export async function runApply(f: CommonFlags, o: { check: boolean; diff: boolean; forceHandlers: boolean; lockTimeout: number }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+export async function runApply(given: CommonFlags, o: { check: boolean; diff: boolean; forceHandlers: boolean; lockTimeout: number }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+  // `runbook apply PLANFILE`: the saved plan's options, its files unchanged, its plan still true
+  const saved = await readSavedPlan(given.runbook).catch((e: unknown) => e as Error)
+  if (saved instanceof Error) {
+    printErrors(saved, err)
+    return 1
+  }
+  let f = given
+  if (saved !== undefined) {
+    const s = savedPlanFlags(given, saved, o.check)
+    if (s.refused.length > 0) {
+      printErrors(new RunbookError('E_USAGE', `a saved plan carries its own options: ${s.refused.join(', ')} cannot be given with it (make a new plan with them)`), err)
+      return 1
+    }
+    f = s.flags
+  }
   const p = await load(f, deps, err)
   if (!p) return 1
+  if (saved !== undefined) {
+    const stale = await changedFiles(saved, digestFiles(p.sources))
+    if (stale.length > 0) {
+      printErrors(new RunbookError('E_PLAN_STALE', `the saved plan ${given.runbook} is stale: files changed since it was made:\n  ${capped(stale).join('\n  ')}`, { hint: 'run `runbook plan --out` again and review it' }), err)
+      return 1
+    }
+  }
   const lock = await lockOrReport(p, `runbook apply ${f.runbook}`, o.lockTimeout, err)
   if (!lock) return 1
   const s = sinks(f, out, { diff: o.diff, quiet: false })
@@ -159,6 +217,23 @@ export async function runApply(f: CommonFlags, o: { check: boolean; diff: boolea
   try {
     if (lock.tookOverFrom) s.emit({ type: 'warning', message: `took over the lock of pid ${lock.tookOverFrom.pid}, which is gone (its run was interrupted)` })
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
+    if (saved !== undefined) {
+      // plan again, quietly, under the lock: what would run now must be what was reviewed
+      const now = await execute({
+        runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: 'plan', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor, journal,
+        connections: deps.connections(connectionContext(p, err)), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, emit: () => undefined, sources: p.sources, baseDir: p.baseDir, stateDir: p.stateDir, signal: abort.signal,
+      })
+      if (!now.ok) {
+        for (const e of now.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
+        return 1
+      }
+      const drift = planDrift(saved.changes, planEntries(now.changes, p.redactor))
+      if (drift.length > 0) {
+        printErrors(new RunbookError('E_PLAN_STALE', `the saved plan ${given.runbook} is stale: the infrastructure changed since it was made:\n  ${capped(drift).join('\n  ')}`, { hint: 'run `runbook plan --out` again and review it' }), err)
+        return 1
+      }
+      if (!f.json) out.write(`The saved plan ${given.runbook} still holds (${saved.changes.length} changes); applying it.\n`)
+    }
     const runId = o.check ? undefined : await journal.startRun(`apply ${f.runbook}`)
     s.emit({ type: 'run_start', runbook: f.runbook, mode: o.check ? 'check' : 'apply', time: new Date().toISOString() })
     const result = await execute({

@@ -56,9 +56,9 @@ export function printErrors(e: unknown, err: NodeJS.WriteStream, sources?: Sourc
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
 
-function common(cmd: Command): Command {
+function common(cmd: Command, what = 'runbook YAML file'): Command {
   return cmd
-    .argument('<runbook>', 'runbook YAML file')
+    .argument('<runbook>', what)
     .option('-i, --inventory <file>', 'inventory YAML file (default: the runbook\'s `inventory:`)')
     .option('-e, --var <key=value>', 'set a variable (repeatable; highest precedence)', collect, [])
     .option('--var-file <file>', 'variables from a YAML file (repeatable)', collect, [])
@@ -109,10 +109,11 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   common(program.command('plan').description('show what apply would change (gathers state read-only)'))
     .option('--detailed-exitcode', 'exit 0 when in sync, 2 when changes are pending, 1 on error')
     .option('--destroy', 'show what destroy would remove')
+    .option('-o, --out <file>', 'save the plan; `runbook apply FILE` then applies exactly it, or refuses if it no longer holds')
     .action(async (rb: string, o: Record<string, unknown>) => {
-      code = await runPlan(flags(rb, o), { detailedExitcode: o.detailedExitcode === true, destroy: o.destroy === true }, deps, out, err)
+      code = await runPlan(flags(rb, o), { detailedExitcode: o.detailedExitcode === true, destroy: o.destroy === true, out: o.out as string | undefined }, deps, out, err)
     })
-  common(program.command('apply').description('converge the hosts and the cloud to the runbook'))
+  common(program.command('apply').description('converge the hosts and the cloud to the runbook (or apply a plan saved by `plan --out`)'), 'runbook YAML file, or a saved plan')
     .option('--check', 'plan through the apply path: gather and plan every task, change nothing')
     .option('--diff', 'show unified diffs of file contents')
     .option('--force-handlers', 'run notified handlers even when a later task failed')

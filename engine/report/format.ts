@@ -16,6 +16,9 @@ export function colorsFor(stream: NodeJS.WriteStream, force?: boolean): Colors {
   return pc.createColors(enabled)
 }
 
+/** No colours: text for files (a saved plan) and comparisons. */
+export const plainColors: Colors = pc.createColors(false)
+
 function show(v: unknown): string {
   if (v === undefined) return 'null'
   if (isUnknown(v)) return KNOWN_AFTER_APPLY

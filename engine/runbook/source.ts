@@ -38,6 +38,13 @@ export class SourceSet {
   /** The text of a file, for error excerpts. */
   text = (file: string): string | undefined => this.byFile.get(file)?.text ?? this.texts.get(file)
 
+  /** Every file of the run (YAML and templates) with its text. */
+  entries(): [string, string][] {
+    const out: [string, string][] = [...this.byFile].map(([file, src]) => [file, src.text])
+    for (const [file, text] of this.texts) if (!this.byFile.has(file)) out.push([file, text])
+    return out
+  }
+
   /** The source of a file. */
   get(file: string): Source | undefined {
     return this.byFile.get(file)

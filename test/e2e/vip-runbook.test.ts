@@ -39,8 +39,8 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
     }
   }, 120_000)
 
-  it('plans every step on a fresh cloud', () => {
-    const plan = cli(['plan', RUNBOOK, ...vars(), '--detailed-exitcode'])
+  it('plans every step on a fresh cloud, and saves the plan', () => {
+    const plan = cli(['plan', RUNBOOK, ...vars(), '--detailed-exitcode', '--out', 'fresh.plan'])
     expect(plan.err).toBe('')
     expect(plan.code).toBe(2)
     for (const line of ['+ port kld-vip', '+ server kld-vm-1', '+ server kld-vm-2', '+ server kld-jumphost-vm']) expect(plan.out).toContain(line)
@@ -51,10 +51,11 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
     expect(plan.out).toMatch(/Plan: 5 to create, 2 to change, 0 to destroy, 1 to run\. \d+ more tasks known after apply .*\. 2 checks will run on apply\./)
   })
 
-  it('applies the whole procedure and proves the VIP survives the loss of its master', () => {
-    const r = cli(['apply', RUNBOOK, ...vars()])
+  it('applies the saved plan: the whole procedure, and proves the VIP survives the loss of its master', () => {
+    const r = cli(['apply', 'fresh.plan'])
     expect(r.err).toBe('')
     expect(r.code).toBe(0)
+    expect(r.out).toMatch(/The saved plan fresh\.plan still holds \(\d+ changes\); applying it\./)
     expect(r.out).toMatch(/VIP 192\.0\.2\.254 \(stop\): kld-vm-1 -> kld-vm-2 -> kld-vm-1; failover [\d.]+ s, failback [\d.]+ s; longest gap \d+ ms \(limit 3000\)/)
     expect(r.out).not.toMatch(/auth_pass \S+[^*\s]/)
   }, 300_000)
