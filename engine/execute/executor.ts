@@ -155,14 +155,22 @@ class Run {
   private async handlers(play: Play, host: string, hosts: string[]): Promise<void> {
     const h = this.host(host)
     if (h.unreachable || (h.failed && !this.opts.forceHandlers)) return
-    for (const handler of play.handlers) {
-      if (!handler.listen.some((t) => h.notified.has(t))) continue
-      try {
-        await this.runner.run(play, host, handler, [], [...play.tags, ...handler.tags], hosts, play.become ? { become: true, user: play.becomeUser } : undefined, true)
-      } catch (e) {
-        if (e instanceof TaskFailure) this.errors.push(e.error)
-        else this.fail(host, play, handler, e)
-        return
+    // In definition order, each at most once per flush; a handler may notify others (Ansible's
+    // chaining): a later one runs in the same pass, an earlier one in another pass.
+    const ran = new Set<Task>()
+    for (;;) {
+      const due = play.handlers.filter((hd) => !ran.has(hd) && hd.listen.some((t) => h.notified.has(t)))
+      if (due.length === 0) break
+      for (const handler of play.handlers) {
+        if (ran.has(handler) || !handler.listen.some((t) => h.notified.has(t))) continue
+        ran.add(handler)
+        try {
+          await this.runner.run(play, host, handler, [], [...play.tags, ...handler.tags], hosts, play.become ? { become: true, user: play.becomeUser } : undefined, true)
+        } catch (e) {
+          if (e instanceof TaskFailure) this.errors.push(e.error)
+          else this.fail(host, play, handler, e)
+          return
+        }
       }
     }
     h.notified.clear()

@@ -8,6 +8,7 @@ import type { RunEvent } from '../../../engine/report/events.ts'
 import { builtinModules } from '../../../modules/builtin/index.ts'
 import { runYaml } from '../../helpers/run.ts'
 import { marker } from './marker-module.ts'
+import { registry as allModules } from '../../../modules/index.ts'
 
 const registry = createRegistry([...builtinModules, marker])
 type End = Extract<RunEvent, { type: 'task_end' }>
@@ -44,6 +45,35 @@ plays:
     const second = await runYaml(yaml, { registry, vars: [`out=${out}`], dir: first.dir })
     expect(second.result.hosts.localhost?.changed).toBe(0)
     expect(ends(second.events).filter((e) => e.handler)).toHaveLength(0)
+  })
+
+  it('chains handlers: a handler notifies others; each runs once per flush, earlier ones in another pass', async () => {
+    const out = tmp()
+    const yaml = `
+plays:
+  - hosts: localhost
+    tasks:
+      - name: write a
+        copy: { dest: "{{out}}/a", content: "one" }
+        notify: render
+    handlers:
+      - name: restart
+        shell: echo restart >> {{out}}/log
+      - name: render
+        shell: echo render >> {{out}}/log
+        notify: [restart, audit]
+      - name: audit
+        shell: echo audit >> {{out}}/log
+        notify: render
+      - name: never
+        shell: echo never >> {{out}}/log
+`
+    const first = await runYaml(yaml, { registry: allModules, vars: [`out=${out}`] })
+    expect(first.result.ok).toBe(true)
+    expect(readFileSync(path.join(out, 'log'), 'utf8')).toBe('render\naudit\nrestart\n')
+    const second = await runYaml(yaml, { registry: allModules, vars: [`out=${out}`], dir: first.dir })
+    expect(ends(second.events).filter((e) => e.handler)).toHaveLength(0)
+    expect(readFileSync(path.join(out, 'log'), 'utf8')).toBe('render\naudit\nrestart\n')
   })
 
   it('plans without touching anything and counts changes', async () => {
