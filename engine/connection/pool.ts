@@ -133,7 +133,8 @@ export class ConnectionPool {
     const chain = await this.resolve(hostName, settings)
     let parent: SshTransport | undefined
     for (const endpoint of chain) {
-      const key = `${parent ? `${parent.key}>` : ''}${endpointName(endpoint)}`
+      // the route is part of the key: the same address through another ProxyCommand is another connection
+      const key = `${parent ? `${parent.key}>` : ''}${endpointName(endpoint)}${endpoint.proxyCommand !== undefined ? `|${endpoint.proxyCommand}` : ''}`
       let t = this.transports.get(key)
       if (!t) {
         t = new SshTransport(key, endpoint, this.shared, parent)
@@ -175,6 +176,8 @@ export class ConnectionPool {
         const { name, settings } = this.hopSettings(via, s)
         hops = await this.resolveChain(name, settings, [...seen, label])
       }
+    } else if (s.proxyCommand !== undefined || cfg.proxyCommand !== undefined) {
+      // the command reaches the host itself: no hops
     } else if (cfg.proxyJump) {
       const specs = parseProxyJump(cfg.proxyJump)
       for (const [i, spec] of specs.entries()) {
@@ -243,6 +246,7 @@ export class ConnectionPool {
       connectTimeoutMs: s.connectTimeoutMs ?? cfg.connectTimeoutMs ?? SSH_DEFAULTS.connectTimeoutMs,
       keepaliveIntervalMs: s.keepaliveIntervalMs ?? cfg.serverAliveIntervalMs ?? SSH_DEFAULTS.keepaliveIntervalMs,
       keepaliveCountMax: s.keepaliveCountMax ?? cfg.serverAliveCountMax ?? SSH_DEFAULTS.keepaliveCountMax,
+      proxyCommand: s.via !== undefined ? undefined : (s.proxyCommand ?? cfg.proxyCommand),
     }
   }
 }

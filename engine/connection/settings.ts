@@ -46,6 +46,11 @@ export interface HostConnectionSettings {
    * that host's own `via`. `[]` or `'none'` means direct even if ~/.ssh/config has a ProxyJump.
    */
   via?: ViaHop | ViaHop[] | undefined
+  /**
+   * A command whose stdin/stdout carry the SSH connection instead of a TCP socket (OpenSSH's
+   * ProxyCommand; `%h %p %r %n %%` are expanded). Not with `via`.
+   */
+  proxyCommand?: string | undefined
   /** `strict` by default. */
   hostKeyChecking?: HostKeyChecking | undefined
   /** known_hosts files to read; `['~/.ssh/known_hosts']` by default. */

@@ -4,17 +4,22 @@
  * negation `!`, several patterns), options before the first `Host`, `Key value` and `Key=value`,
  * double quotes, comments; the keywords HostName (with %h), User, Port, IdentityFile (with ~, %d,
  * %u, %h, %r, repeated), ProxyJump (list or `none`), ConnectTimeout, ServerAliveInterval,
- * ServerAliveCountMax, StrictHostKeyChecking, UserKnownHostsFile, IdentityAgent. As in OpenSSH,
- * the first value found wins (IdentityFile accumulates). Not supported: `Match` blocks (skipped),
- * `Include`, ProxyCommand and every other keyword (ignored).
+ * ServerAliveCountMax, StrictHostKeyChecking, UserKnownHostsFile, IdentityAgent, ProxyCommand (the
+ * rest of the line, `%h %p %r %n %%`; whichever of it and ProxyJump comes first wins); `Include` (globs,
+ * relative to ~/.ssh, several files per line, inside a Host block only for that block's hosts, 16
+ * levels deep as in OpenSSH). As in OpenSSH, the first value found wins (IdentityFile accumulates).
+ * Not supported: `Match` blocks (skipped, with what they include) and every other keyword (ignored).
  */
-import { promises as fs } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
+import path from 'node:path'
 import { expandHome, localUserName, type HostKeyChecking } from './settings.ts'
 
 /** One `Host` block (or the global part, with patterns ['*']). */
 export interface SshConfigBlock {
   patterns: string[]
+  /** The patterns of the Host blocks an `Include` was inside: each must match too. */
+  guard?: string[][] | undefined
   /** Lower-case keyword and its arguments, in file order. */
   options: Array<[string, string[]]>
 }
@@ -27,6 +32,8 @@ export interface SshConfigHost {
   identityFiles: string[]
   /** Raw ProxyJump value (`none`, or `[user@]host[:port],...`). */
   proxyJump?: string | undefined
+  /** ProxyCommand, tokens unexpanded (the connection expands them); unset by `none`. */
+  proxyCommand?: string | undefined
   connectTimeoutMs?: number | undefined
   serverAliveIntervalMs?: number | undefined
   serverAliveCountMax?: number | undefined
@@ -44,12 +51,19 @@ function words(line: string): string[] {
   return out
 }
 
+/** Reads the files an `Include` argument names: [file, text] pairs, in lexical order. */
+export type IncludeReader = (arg: string) => Array<[string, string]>
+
+/** How deep Includes may nest (OpenSSH's READCONF_MAX_DEPTH). */
+const MAX_INCLUDE_DEPTH = 16
+
 /**
- * Parses the text of an ssh client config into blocks.
+ * Parses the text of an ssh client config into blocks; `include` reads the files of `Include`
+ * lines (without it they are skipped).
  * @example parseSshConfig('Host web*\n  User debian\n  ProxyJump bastion')
  */
-export function parseSshConfig(text: string): SshConfigBlock[] {
-  const blocks: SshConfigBlock[] = [{ patterns: ['*'], options: [] }]
+export function parseSshConfig(text: string, include?: IncludeReader, guard: string[][] = [], depth = 0): SshConfigBlock[] {
+  const blocks: SshConfigBlock[] = [{ patterns: ['*'], guard, options: [] }]
   let current: SshConfigBlock | undefined = blocks[0]
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim()
@@ -59,12 +73,20 @@ export function parseSshConfig(text: string): SshConfigBlock[] {
     const key = m[1]!.toLowerCase()
     const args = words(m[2]!.replace(/\s+#.*$/, ''))
     if (key === 'host') {
-      current = { patterns: args, options: [] }
+      current = { patterns: args, guard, options: [] }
       blocks.push(current)
     } else if (key === 'match') {
       current = undefined
+    } else if (key === 'include') {
+      if (!current || !include || depth >= MAX_INCLUDE_DEPTH) continue
+      const inner = current.patterns.length === 1 && current.patterns[0] === '*' ? guard : [...guard, current.patterns]
+      for (const arg of args) for (const [, t] of include(arg)) blocks.push(...parseSshConfig(t, include, inner, depth + 1))
+      // the lines after the Include still belong to the block it was in
+      current = { patterns: current.patterns, guard, options: [] }
+      blocks.push(current)
     } else if (current) {
-      current.options.push([key, args])
+      // ProxyCommand is a shell command: the rest of the line, as written
+      current.options.push([key, key === 'proxycommand' ? [m[2]!.trim()] : args])
     }
   }
   return blocks
@@ -106,8 +128,10 @@ const CHECKING: Record<string, HostKeyChecking> = { yes: 'strict', ask: 'strict'
 export function lookupSshConfig(blocks: SshConfigBlock[], host: string): SshConfigHost {
   const out: SshConfigHost = { identityFiles: [] }
   const rawIdentity: string[] = []
+  // ProxyJump and ProxyCommand exclude each other: the first one given wins
+  let proxySeen = false
   for (const block of blocks) {
-    if (!hostPatternsMatch(block.patterns, host)) continue
+    if (!hostPatternsMatch(block.patterns, host) || !(block.guard ?? []).every((g) => hostPatternsMatch(g, host))) continue
     for (const [key, args] of block.options) {
       const v = args[0]
       if (v === undefined) continue
@@ -125,7 +149,12 @@ export function lookupSshConfig(blocks: SshConfigBlock[], host: string): SshConf
           rawIdentity.push(v)
           break
         case 'proxyjump':
-          out.proxyJump ??= v
+          if (!proxySeen) out.proxyJump = v
+          proxySeen = true
+          break
+        case 'proxycommand':
+          if (!proxySeen) out.proxyCommand = v.toLowerCase() === 'none' ? undefined : v
+          proxySeen = true
           break
         case 'connecttimeout':
           if (out.connectTimeoutMs === undefined && /^\d+$/.test(v)) out.connectTimeoutMs = Number(v) * 1000
@@ -188,10 +217,64 @@ export function parseJumpSpec(text: string): JumpSpec {
   return { user, host: rest }
 }
 
-/** Reads and parses a config file; a missing file is an empty config. */
+/** Matches one path component against a glob (`*`, `?`, `[...]`), as glob(3) does for Include. */
+function componentMatch(pattern: string, name: string): boolean {
+  if (name.startsWith('.') && !pattern.startsWith('.')) return false
+  const re = pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  return new RegExp(`^${re}$`).test(name)
+}
+
+/** The files a path with glob characters names, sorted; a plain path names itself. */
+function globFiles(pattern: string): string[] {
+  const parts = pattern.split('/').filter((p, i) => p !== '' || i === 0)
+  let dirs = [parts[0] === '' ? '/' : '.']
+  for (const [i, part] of parts.entries()) {
+    if (i === 0 && part === '') continue
+    const next: string[] = []
+    for (const dir of dirs) {
+      if (!/[*?[]/.test(part)) next.push(path.join(dir, part))
+      else {
+        let names: string[] = []
+        try {
+          names = readdirSync(dir).sort()
+        } catch {
+          names = []
+        }
+        for (const n of names) if (componentMatch(part, n)) next.push(path.join(dir, n))
+      }
+    }
+    dirs = next
+  }
+  return dirs
+}
+
+/**
+ * The reader of Include lines for a config file: `~` expanded, relative paths taken from ~/.ssh
+ * (from the config's own directory for a config elsewhere, as OpenSSH does for the system file).
+ */
+export function includeReader(configFile: string): IncludeReader {
+  const file = expandHome(configFile)
+  const userSsh = path.join(os.homedir(), '.ssh')
+  const base = path.dirname(path.resolve(file)) === path.resolve(userSsh) ? userSsh : path.dirname(path.resolve(file))
+  return (arg) => {
+    const p = expandHome(arg)
+    const abs = path.isAbsolute(p) ? p : path.join(base, p)
+    const out: Array<[string, string]> = []
+    for (const f of globFiles(abs)) {
+      try {
+        out.push([f, readFileSync(f, 'utf8')])
+      } catch {
+        // a missing file or a directory is skipped, as by OpenSSH
+      }
+    }
+    return out
+  }
+}
+
+/** Reads and parses a config file with its Includes; a missing file is an empty config. */
 export async function loadSshConfig(file: string): Promise<SshConfigBlock[]> {
   try {
-    return parseSshConfig(await fs.readFile(expandHome(file), 'utf8'))
+    return parseSshConfig(readFileSync(expandHome(file), 'utf8'), includeReader(file))
   } catch {
     return []
   }

@@ -29,6 +29,8 @@ const connectionVars = z.object({
   password: text.optional(),
   ansible_password: text.optional(),
   via: z.union([text, z.array(text)]).optional(),
+  /** OpenSSH's ProxyCommand (`ssh -W %h:%p bastion`); not with `via`. */
+  proxy_command: text.optional(),
   host_key_checking: z.union([z.enum(['strict', 'accept-new', 'off']), z.boolean()]).optional(),
   known_hosts_files: z.array(text).optional(),
   /** Pins: fingerprints, public key lines, or a whole console log with cloud-init's blocks. */
@@ -53,6 +55,9 @@ export function settingsFromVars(host: string, vars: Readonly<Record<string, unk
     throw new RunbookError('E_INVENTORY', `host ${host}: connection variable '${issue?.path.join('.')}': ${issue?.message}`, { host })
   }
   const v = parsed.data
+  if (v.via !== undefined && v.proxy_command !== undefined) {
+    throw new RunbookError('E_INVENTORY', `host ${host}: give either 'via' or 'proxy_command', not both`, { host })
+  }
   const checking: HostKeyChecking | undefined = v.host_key_checking === true ? 'strict' : v.host_key_checking === false ? 'off' : v.host_key_checking
   const pins: Array<PinnedHostKey | string> | undefined =
     typeof v.pinned_host_keys === 'string'
@@ -67,6 +72,7 @@ export function settingsFromVars(host: string, vars: Readonly<Record<string, unk
     privateKey: v.private_key ?? v.ansible_ssh_private_key_file,
     password: v.password ?? v.ansible_password,
     via: v.via,
+    proxyCommand: v.proxy_command,
     hostKeyChecking: checking,
     knownHostsFiles: v.known_hosts_files,
     pinnedHostKeys: pins,

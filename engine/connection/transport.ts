@@ -3,8 +3,9 @@
  * of the previous hop, and re-opened on demand after it drops. It checks the host key before
  * anything else happens and authenticates with the agent, key files and a password, in that order.
  */
+import { spawn, type ChildProcess } from 'node:child_process'
 import { promises as fs } from 'node:fs'
-import type { Readable } from 'node:stream'
+import { Duplex, type Readable } from 'node:stream'
 import ssh2 from 'ssh2'
 import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, Client as SshClient, ClientChannel, ConnectConfig, ParsedKey } from 'ssh2'
 import { RunbookError } from '../errors.ts'
@@ -37,6 +38,8 @@ export interface ResolvedEndpoint {
   connectTimeoutMs: number
   keepaliveIntervalMs: number
   keepaliveCountMax: number
+  /** OpenSSH's ProxyCommand: the connection runs over this command's stdin/stdout. */
+  proxyCommand?: string | undefined
 }
 
 /** A private key ready for ssh2, or why it cannot be used. */
@@ -141,6 +144,11 @@ export class SshTransport {
     const deadline = started + e.connectTimeoutMs
     const entries = await this.shared.knownHosts.entries(this.knownHostsFiles())
     let sock: Readable | undefined
+    let proxy: ProxyProcess | undefined
+    if (!this.parent && e.proxyCommand !== undefined) {
+      proxy = startProxyCommand(e)
+      sock = proxy.stream
+    }
     if (this.parent) {
       try {
         sock = await withTimeout(this.parent.forwardOut(e.address, e.port), deadline - Date.now(), `opening a channel to ${e.address}:${e.port}`)
@@ -150,6 +158,8 @@ export class SshTransport {
       }
     }
     const client = new Client()
+    // errors after a failed handshake (a ProxyCommand's pipe torn down, say) must not go unhandled
+    client.on('error', () => undefined)
     const state: { hostKeyError?: RunbookError; tried: string[] } = { tried: [] }
     const config: ConnectConfig = {
       username: e.user,
@@ -194,8 +204,10 @@ export class SshTransport {
     } catch (err) {
       (sock as ClientChannel | undefined)?.destroy()
       if (state.hostKeyError) throw state.hostKeyError
+      if (proxy) throw await proxy.failure(err)
       throw this.connectError(err, state.tried)
     }
+    if (proxy) client.on('close', () => proxy.stop())
     client.setNoDelay(true)
     client.on('error', () => undefined)
     // Through a jump host the far end's EOF arrives as a half-closed channel and ssh2 only emits
@@ -368,4 +380,46 @@ function withTimeout<T extends { destroy(): unknown }>(p: Promise<T>, ms: number
       },
     )
   })
+}
+
+/** A running ProxyCommand: the stream ssh2 talks over, and how it ended. */
+interface ProxyProcess {
+  stream: Duplex
+  /** The error to report when the handshake failed: the command's exit and stderr when it died. */
+  failure(err: unknown): Promise<RunbookError>
+  stop(): void
+}
+
+/** Expands OpenSSH's ProxyCommand tokens: %h host, %p port, %r user, %n the name as given, %%. */
+export function expandProxyCommand(command: string, e: Pick<ResolvedEndpoint, 'address' | 'port' | 'user' | 'label'>): string {
+  return command.replace(/%([%hprn])/g, (_, t: string) => (t === '%' ? '%' : t === 'h' ? e.address : t === 'p' ? String(e.port) : t === 'r' ? e.user : e.label))
+}
+
+/** Starts `sh -c PROXYCOMMAND` (as OpenSSH does, through the shell) and wraps its pipes as a socket. */
+function startProxyCommand(e: ResolvedEndpoint): ProxyProcess {
+  const command = expandProxyCommand(e.proxyCommand ?? '', e)
+  const child: ChildProcess = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr!.on('data', (b: Buffer) => {
+    stderr = (stderr + b.toString('utf8')).slice(-2000)
+  })
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'))
+    child.once('error', (err) => resolve(err.message))
+  })
+  child.stdin!.on('error', () => undefined)
+  const stream = Duplex.from({ readable: child.stdout!, writable: child.stdin! })
+  stream.on('error', () => undefined)
+  return {
+    stream,
+    async failure(err) {
+      const code = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))])
+      this.stop()
+      const why = code === undefined ? messageOf(err) : `the ProxyCommand exited (${String(code)})${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`
+      return new RunbookError('E_CONNECTION', `cannot connect to ${endpointName(e)} through ProxyCommand \`${command}\`: ${why}`, { host: e.label, cause: err })
+    },
+    stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    },
+  }
 }

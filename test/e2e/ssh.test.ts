@@ -2,7 +2,7 @@
  * The SSH connection layer against real sshd: ten hosts in network namespaces reachable only
  * through a jump host (test/fixtures/ssh-hosts.ts). Run alone: `npx vitest run test/e2e/ssh.test.ts`.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Client } from 'ssh2'
@@ -344,6 +344,47 @@ describe('credentials', () => {
     const conn = await pool.get('web', { address: 'rbt-web' })
     expect((await conn.exec('hostname -I')).stdout.trim()).toBe(h(7).address)
     expect(pool.info().map((t) => t.label)).toEqual(['rbt-bastion', 'web'])
+  })
+  it('honours ProxyCommand: the connection runs over the system ssh -W through the jump host, and a dead command is named with its stderr', async () => {
+    const cfg = path.join(f.dir, 'ssh_config_proxycommand')
+    const proxy = `ssh -q -i ${f.keyPath} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${f.knownHostsFile} -W %h:%p root@${f.jump.address}`
+    writeFileSync(
+      cfg,
+      [
+        'Host rbt-pc',
+        `  HostName ${h(8).address}`,
+        '  User root',
+        `  IdentityFile ${f.keyPath}`,
+        `  ProxyCommand ${proxy}`,
+        'Host rbt-pc-broken',
+        `  HostName ${h(8).address}`,
+        '  ProxyCommand sh -c "echo no route to %h >&2; exit 7"',
+        '',
+      ].join('\n'),
+    )
+    const pool = newPool({ sshConfigFile: cfg, defaults: { knownHostsFiles: [f.knownHostsFile], agent: false } })
+    const conn = await pool.get('pc', { address: 'rbt-pc' })
+    expect((await conn.exec('hostname -I')).stdout.trim()).toBe(h(8).address)
+    expect((await conn.exec('echo $SSH_CONNECTION')).stdout.split(' ')[0]).toBe('192.0.2.1')
+    // no transport of ours to the jump host: the ssh -W process is the way there
+    expect(pool.info().map((t) => t.label)).toEqual(['pc'])
+    const running = () => execFileSync('pgrep', ['-fc', '--', `-W ${h(8).address}:22 root@${f.jump.address}`], { encoding: 'utf8' }).trim()
+    expect(running()).toBe('1')
+    const broken = await pool.get('broken', { address: 'rbt-pc-broken', user: 'root', privateKey: f.keyPath }).catch((e: unknown) => e)
+    expect(String(broken)).toContain(`through ProxyCommand \`sh -c "echo no route to ${h(8).address} >&2; exit 7"\`: the ProxyCommand exited (7): no route to ${h(8).address}`)
+    await pool.closeAll()
+    let left = '1'
+    for (let i = 0; i < 50 && left !== '0'; i++) {
+      left = (() => {
+        try {
+          return running()
+        } catch {
+          return '0'
+        }
+      })()
+      if (left !== '0') await sleep(50)
+    }
+    expect(left).toBe('0')
   })
 })
 

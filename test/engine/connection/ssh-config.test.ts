@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ConnectionPool } from '../../../engine/connection/pool.ts'
-import { hostPatternsMatch, lookupSshConfig, parseJumpSpec, parseProxyJump, parseSshConfig } from '../../../engine/connection/ssh-config.ts'
+import { expandProxyCommand } from '../../../engine/connection/transport.ts'
+import { hostPatternsMatch, loadSshConfig, lookupSshConfig, parseJumpSpec, parseProxyJump, parseSshConfig } from '../../../engine/connection/ssh-config.ts'
 
 const config = `
 # global options come first and apply to every host
@@ -142,5 +143,75 @@ describe('ConnectionPool.resolve', () => {
 
   it('checks pinned keys when settings are resolved', async () => {
     await expect(pool.resolve('x', { address: '192.0.2.9', pinnedHostKeys: ['nonsense'] })).rejects.toThrow(/pinned host key/)
+  })
+})
+
+describe('Include', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rb-sshinc-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  const write = (name: string, text: string): string => {
+    const f = path.join(dir, name)
+    mkdirSync(path.dirname(f), { recursive: true })
+    writeFileSync(f, text)
+    return f
+  }
+
+  it('reads included files in lexical order, relative to the config, with globs; the first value still wins', async () => {
+    write('conf.d/20-web.conf', 'Host web1\n  HostName 192.0.2.21\n  User second-file\n')
+    write('conf.d/10-web.conf', 'Host web1\n  User first-file\n')
+    write('conf.d/.hidden.conf', 'Host web1\n  Port 2299\n')
+    write('conf.d/notes.txt', 'Host web1\n  Port 2200\n')
+    const main = write('config', 'Include conf.d/*.conf\nHost web1\n  User after-include\n  Port 2222\n')
+    const web1 = lookupSshConfig(await loadSshConfig(main), 'web1')
+    expect([web1.user, web1.hostName, web1.port]).toEqual(['first-file', '192.0.2.21', 2222])
+  })
+
+  it('an Include inside a Host block applies to that block’s hosts only; the lines after it stay in the block', async () => {
+    write('bastion.conf', 'User jumpuser\nHost inner*\n  ProxyJump bastion\n')
+    const main = write('config2', 'Host bastion\n  HostName 198.51.100.130\n  Include bastion.conf\n  Port 2200\nHost *\n  User everyone\n')
+    const blocks = await loadSshConfig(main)
+    expect(lookupSshConfig(blocks, 'bastion')).toMatchObject({ user: 'jumpuser', hostName: '198.51.100.130', port: 2200 })
+    // inner1 is not `bastion`, so the Include (and the Host block inside it) does not apply
+    const inner = lookupSshConfig(blocks, 'inner1')
+    expect([inner.user, inner.proxyJump, inner.port]).toEqual(['everyone', undefined, undefined])
+  })
+
+  it('an absolute path, several files on one line, a missing file, and a file that includes itself', async () => {
+    const a = write('abs/a.conf', 'Host a\n  User ua\n')
+    write('abs/b.conf', 'Host b\n  User ub\n')
+    const loop = write('loop.conf', 'Include loop.conf\nHost loop\n  User looped\n')
+    const main = write('config3', `Include ${a} ${path.join(dir, 'abs', 'b.conf')} ${path.join(dir, 'nope', '*.conf')}\nInclude ${loop}\n`)
+    const blocks = await loadSshConfig(main)
+    expect([lookupSshConfig(blocks, 'a').user, lookupSshConfig(blocks, 'b').user, lookupSshConfig(blocks, 'loop').user]).toEqual(['ua', 'ub', 'looped'])
+  })
+})
+
+describe('ProxyCommand', () => {
+  it('keeps the rest of the line as written; the first of ProxyCommand and ProxyJump wins; none unsets', () => {
+    const blocks = parseSshConfig(
+      [
+        'Host pc',
+        '  ProxyCommand ssh -W "%h:%p" -o "ProxyJump none"   bastion',
+        '  ProxyJump ignored',
+        'Host pj',
+        '  ProxyJump bastion',
+        '  ProxyCommand ignored %h',
+        'Host off',
+        '  ProxyCommand none',
+        'Host *',
+        '  ProxyCommand nc %h %p',
+        '',
+      ].join('\n'),
+    )
+    const pc = lookupSshConfig(blocks, 'pc')
+    expect([pc.proxyCommand, pc.proxyJump]).toEqual(['ssh -W "%h:%p" -o "ProxyJump none"   bastion', undefined])
+    const pj = lookupSshConfig(blocks, 'pj')
+    expect([pj.proxyJump, pj.proxyCommand]).toEqual(['bastion', undefined])
+    expect(lookupSshConfig(blocks, 'off').proxyCommand).toBeUndefined()
+    expect(lookupSshConfig(blocks, 'other').proxyCommand).toBe('nc %h %p')
+  })
+
+  it('expands %h %p %r %n and %%', () => {
+    expect(expandProxyCommand('connect %r@%h:%p for %n at 100%%', { address: '192.0.2.11', port: 2222, user: 'debian', label: 'kld-vm-1' })).toBe('connect debian@192.0.2.11:2222 for kld-vm-1 at 100%')
   })
 })

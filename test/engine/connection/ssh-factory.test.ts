@@ -24,6 +24,11 @@ describe('settingsFromVars', () => {
   it('names the variable that is wrong', () => {
     expect(() => settingsFromVars('web1', { ansible_port: 'http' })).toThrow(/host web1: connection variable 'ansible_port'/)
   })
+
+  it('takes a proxy_command, but not beside via', () => {
+    expect(settingsFromVars('web1', { proxy_command: 'ssh -W %h:%p bastion' }).proxyCommand).toBe('ssh -W %h:%p bastion')
+    expect(() => settingsFromVars('web1', { proxy_command: 'nc %h %p', via: 'jump' })).toThrow("host web1: give either 'via' or 'proxy_command', not both")
+  })
 })
 
 describe('sshConnectionFactory', () => {
