@@ -76,7 +76,7 @@ export function vmSpec(cloud: Cloud, s: ServerRec): VmSpec | string {
     hostname: s.hostname,
     port: labPort(port),
     defaultUser: image?.defaultUser ?? 'ubuntu',
-    authorizedKeys: key === undefined ? [] : [key.publicKey],
+    authorizedKeys: key === undefined ? [] : [key.publicKey.trim()],
   }
 }
 

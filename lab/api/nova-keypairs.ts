@@ -104,7 +104,7 @@ export function keypairRoutes(cloud: Cloud, mv: (ctx: Ctx) => Microversion): Rou
         const fp = await fingerprint(publicKey)
         if (fp === null) throw novaError(400, 'Keypair data is invalid: failed to generate fingerprint')
         const type = body['type'] === 'x509' ? 'x509' : 'ssh'
-        const rec: KeypairRec = { id: cloud.state.nextKeypairId++, name, userId, publicKey: publicKey.trim(), fingerprint: fp, type, createdAt: isoNaiveMicros() }
+        const rec: KeypairRec = { id: cloud.state.nextKeypairId++, name, userId, publicKey, fingerprint: fp, type, createdAt: isoNaiveMicros() }
         cloud.state.keypairs.push(rec)
         await cloud.commit()
         const out = { ...view(rec, v, false), user_id: userId, ...(privateKey === undefined ? {} : { private_key: privateKey }) }
