@@ -149,6 +149,14 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   if (runbook && !o.skipSecrets && errors.length === 0) {
     const raw = (rbParsed.source.value as Record<string, unknown>).vars as Record<string, unknown>
     for (const name of secretNames) {
+      // -e / --var-file may set a secret: that value is the secret, redacted like any other
+      if (name in extraVars) {
+        const value = typeof extraVars[name] === 'string' ? extraVars[name] : JSON.stringify(extraVars[name])
+        delete extraVars[name]
+        secretVars[name] = value
+        redactor.add(value)
+        continue
+      }
       try {
         const value = await resolveSecret(name, secretDeclSchema.parse(raw[name]), { env: o.env ?? process.env, prompt: o.prompt, stateDir, baseDir })
         secretVars[name] = value

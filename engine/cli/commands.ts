@@ -149,6 +149,11 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
   for (const e of result.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
   if (!result.ok) return 1
   if (o.out !== undefined) {
+    const secretKeys = f.vars.map((v) => v.slice(0, v.indexOf('='))).filter((k) => k in p.secretVars)
+    if (secretKeys.length > 0) {
+      printErrors(new RunbookError('E_USAGE', `not saving the plan: -e sets the secret ${secretKeys.join(', ')}, and a saved plan keeps its -e values; give it through its declared source (environment, file or prompt)`), err)
+      return 1
+    }
     await writeSavedPlan(o.out, {
       options: {
         runbook: path.resolve(f.runbook), inventory: p.inventoryFile ? path.resolve(p.inventoryFile) : null, vars: f.vars, varFiles: f.varFiles.map((v) => path.resolve(v)),
@@ -161,6 +166,27 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
     if (!f.json) out.write(`\nSaved the plan to ${o.out}. To apply exactly this plan: runbook apply ${o.out}\n`)
   }
   return o.detailedExitcode && result.changes.some((c) => !c.check) ? 2 : 0
+}
+
+/** `runbook show PLANFILE`: the saved plan as it was printed, with what it was made from. */
+export async function runShow(file: string, json: boolean, out: Out, err: Out): Promise<number> {
+  const saved = await readSavedPlan(file).catch((e: unknown) => e as Error)
+  if (saved === undefined || saved instanceof Error) {
+    printErrors(saved ?? new RunbookError('E_USAGE', `${file} is not a plan saved by \`runbook plan --out\``), err)
+    return 1
+  }
+  if (json) {
+    out.write(`${JSON.stringify(saved, null, 2)}\n`)
+    return 0
+  }
+  const o = saved.options
+  const opts = [
+    o.inventory ? `-i ${o.inventory}` : '', ...o.vars.map((v) => `-e ${v}`), ...o.varFiles.map((v) => `--var-file ${v}`),
+    o.limit ? `--limit ${o.limit}` : '', o.tags ? `--tags ${o.tags.join(',')}` : '', o.skipTags ? `--skip-tags ${o.skipTags.join(',')}` : '',
+  ].filter(Boolean)
+  out.write(`Saved plan ${file}, made ${saved.created}: ${o.runbook}${opts.length ? ` ${opts.join(' ')}` : ''}\n`)
+  out.write(`${saved.rendered.join('\n')}\n`)
+  return 0
 }
 
 /** The flags a saved plan brings; the ones given beside it that it does not allow. */

@@ -10,7 +10,7 @@ import type { ModuleRegistry } from '../module.ts'
 import type { SourceSet } from '../runbook/source.ts'
 import type { Redactor } from '../vars/secrets.ts'
 import { colorsFor } from '../report/format.ts'
-import { runApply, runDestroy, runPlan, runValidate, type CommonFlags } from './commands.ts'
+import { runApply, runDestroy, runPlan, runShow, runValidate, type CommonFlags } from './commands.ts'
 import { printModules, printSchema } from './modules.ts'
 
 /** The lab's commands, provided by lab/ (the CLI only forwards). */
@@ -134,6 +134,14 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .option('--markdown', 'print docs/modules.md')
     .action((name: string | undefined, o: { markdown?: boolean }) => {
       code = printModules(deps.registry, name, o.markdown === true, out, err)
+    })
+  program
+    .command('show')
+    .description('print a plan saved by `plan --out`: what it would change, its options and when it was made')
+    .argument('<planfile>', 'the saved plan')
+    .option('--json', 'the saved plan itself')
+    .action(async (file: string, o: { json?: boolean }) => {
+      code = await runShow(file, o.json === true, out, err)
     })
   program
     .command('schema')

@@ -97,6 +97,32 @@ describe('saved plans', () => {
     expect(existsSync(path.join(dir, 'app.conf'))).toBe(false)
   })
 
+  it('a secret set with -e is redacted like the others, and never stored in a saved plan', () => {
+    const dir = project()
+    const r = cli(dir, ['apply', 'runbook.yaml', '-e', 'pw=Given-On-The-Command-Line', '--diff'])
+    expect(r.code, r.err).toBe(0)
+    expect(readFileSync(path.join(dir, 'app.conf'), 'utf8')).toBe('port 80\npass Given-On-The-Command-Line\n')
+    expect(r.out + r.err).not.toContain('Given-On-The-Command-Line')
+    expect(r.out).toContain('+pass ***')
+    const p = cli(dir, ['plan', 'runbook.yaml', '-e', 'pw=Another-One', '--out', 's.plan'])
+    expect(p.code).toBe(1)
+    expect(p.err).toContain('not saving the plan: -e sets the secret pw')
+    expect(p.out + p.err).not.toContain('Another-One')
+    expect(existsSync(path.join(dir, 's.plan'))).toBe(false)
+  })
+
+  it('runbook show prints a saved plan with what it was made from', () => {
+    const dir = project()
+    expect(cli(dir, ['plan', 'runbook.yaml', '-e', 'port=81', '--out', 'a.plan']).code).toBe(0)
+    const r = cli(dir, ['show', 'a.plan'])
+    expect(r.code).toBe(0)
+    expect(r.out).toMatch(new RegExp(`^Saved plan a\\.plan, made \\S+: ${path.join(dir, 'runbook.yaml').replaceAll('.', '\\.')} -e port=81\n`))
+    expect(r.out).toContain('+port 81')
+    expect(r.out).toContain('Plan: 1 to create, 0 to change, 0 to destroy, 1 to run.')
+    expect(r.out).not.toContain(SECRET)
+    expect(cli(dir, ['show', 'runbook.yaml']).err).toContain('runbook.yaml is not a plan saved by `runbook plan --out`')
+  })
+
   it('does not take run options beside a saved plan, nor --out with --destroy', () => {
     const dir = project()
     expect(cli(dir, ['plan', 'runbook.yaml', '-o', 'a.plan']).code).toBe(0)
