@@ -8,18 +8,33 @@
  * rest of the line, `%h %p %r %n %%`; whichever of it and ProxyJump comes first wins); `Include` (globs,
  * relative to ~/.ssh, several files per line, inside a Host block only for that block's hosts, 16
  * levels deep as in OpenSSH). As in OpenSSH, the first value found wins (IdentityFile accumulates).
- * Not supported: `Match` blocks (skipped, with what they include) and every other keyword (ignored).
+ * `Match` blocks with all, host, originalhost, user, localuser, exec, canonical and final (one pass,
+ * no canonicalization: canonical and final hold), `!` negating a criterion; a Match with another
+ * criterion is skipped. Every other keyword is ignored.
  */
+import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expandHome, localUserName, type HostKeyChecking } from './settings.ts'
 
-/** One `Host` block (or the global part, with patterns ['*']). */
-export interface SshConfigBlock {
+/** One criterion of a `Match` line: `host a,b`, `!user root`, `exec "cmd"`, `all`. */
+export interface MatchCriterion {
+  name: string
+  negated: boolean
+  arg?: string | undefined
+}
+
+/** What selects a block: `Host` patterns, or `Match` criteria (then `patterns` is unused). */
+export interface BlockHead {
   patterns: string[]
-  /** The patterns of the Host blocks an `Include` was inside: each must match too. */
-  guard?: string[][] | undefined
+  match?: MatchCriterion[] | undefined
+}
+
+/** One `Host` or `Match` block (or the global part, with patterns ['*']). */
+export interface SshConfigBlock extends BlockHead {
+  /** The heads of the blocks an `Include` was inside: each must select the host too. */
+  guard?: BlockHead[] | undefined
   /** Lower-case keyword and its arguments, in file order. */
   options: Array<[string, string[]]>
 }
@@ -62,7 +77,7 @@ const MAX_INCLUDE_DEPTH = 16
  * lines (without it they are skipped).
  * @example parseSshConfig('Host web*\n  User debian\n  ProxyJump bastion')
  */
-export function parseSshConfig(text: string, include?: IncludeReader, guard: string[][] = [], depth = 0): SshConfigBlock[] {
+export function parseSshConfig(text: string, include?: IncludeReader, guard: BlockHead[] = [], depth = 0): SshConfigBlock[] {
   const blocks: SshConfigBlock[] = [{ patterns: ['*'], guard, options: [] }]
   let current: SshConfigBlock | undefined = blocks[0]
   for (const raw of text.split(/\r?\n/)) {
@@ -76,13 +91,16 @@ export function parseSshConfig(text: string, include?: IncludeReader, guard: str
       current = { patterns: args, guard, options: [] }
       blocks.push(current)
     } else if (key === 'match') {
-      current = undefined
+      const match = parseMatch(args)
+      current = match === undefined ? undefined : { patterns: [], match, guard, options: [] }
+      if (current) blocks.push(current)
     } else if (key === 'include') {
       if (!current || !include || depth >= MAX_INCLUDE_DEPTH) continue
-      const inner = current.patterns.length === 1 && current.patterns[0] === '*' ? guard : [...guard, current.patterns]
+      const global = current.match === undefined && current.patterns.length === 1 && current.patterns[0] === '*'
+      const inner = global ? guard : [...guard, { patterns: current.patterns, match: current.match }]
       for (const arg of args) for (const [, t] of include(arg)) blocks.push(...parseSshConfig(t, include, inner, depth + 1))
       // the lines after the Include still belong to the block it was in
-      current = { patterns: current.patterns, guard, options: [] }
+      current = { patterns: current.patterns, match: current.match, guard, options: [] }
       blocks.push(current)
     } else if (current) {
       // ProxyCommand is a shell command: the rest of the line, as written
@@ -90,6 +108,65 @@ export function parseSshConfig(text: string, include?: IncludeReader, guard: str
     }
   }
   return blocks
+}
+
+const MATCH_WITH_ARG = new Set(['host', 'originalhost', 'user', 'localuser', 'exec'])
+const MATCH_BARE = new Set(['all', 'canonical', 'final'])
+
+/** The criteria of a `Match` line, or undefined when one is unknown (the block is then skipped). */
+function parseMatch(args: string[]): MatchCriterion[] | undefined {
+  const out: MatchCriterion[] = []
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i]!
+    const negated = word.startsWith('!')
+    const name = (negated ? word.slice(1) : word).toLowerCase()
+    if (MATCH_BARE.has(name)) out.push({ name, negated })
+    else if (MATCH_WITH_ARG.has(name) && i + 1 < args.length) out.push({ name, negated, arg: args[++i] })
+    else return undefined
+  }
+  return out.length > 0 ? out : undefined
+}
+
+/** What a Match criterion is tested against: the host so far. */
+interface MatchState {
+  /** The name as given (`originalhost`). */
+  original: string
+  /** The HostName found so far, else the name (`host`). */
+  host: string
+  /** The remote user found so far, else the local user. */
+  user: string
+  port: number
+}
+
+function criterionHolds(c: MatchCriterion, st: MatchState): boolean {
+  const list = (arg: string | undefined): string[] => (arg ?? '').split(',').filter(Boolean)
+  switch (c.name) {
+    case 'all':
+    case 'canonical':
+    case 'final':
+      // one pass, no hostname canonicalization: `canonical` and `final` hold in it
+      return true
+    case 'host':
+      return hostPatternsMatch(list(c.arg), st.host)
+    case 'originalhost':
+      return hostPatternsMatch(list(c.arg), st.original)
+    case 'user':
+      return hostPatternsMatch(list(c.arg), st.user)
+    case 'localuser':
+      return hostPatternsMatch(list(c.arg), localUserName())
+    case 'exec': {
+      const command = expandTokens(c.arg ?? '', st.host, st.user).replace(/%p/g, String(st.port)).replace(/%n/g, st.original)
+      return spawnSync('/bin/sh', ['-c', command], { stdio: 'ignore', timeout: 10_000 }).status === 0
+    }
+    default:
+      return false
+  }
+}
+
+/** Whether a block's head selects the host: its Host patterns, or all its Match criteria. */
+function headSelects(head: BlockHead, st: MatchState): boolean {
+  if (head.match === undefined) return hostPatternsMatch(head.patterns, st.original)
+  return head.match.every((c) => criterionHolds(c, st) !== c.negated)
 }
 
 function globMatch(pattern: string, name: string): boolean {
@@ -131,7 +208,8 @@ export function lookupSshConfig(blocks: SshConfigBlock[], host: string): SshConf
   // ProxyJump and ProxyCommand exclude each other: the first one given wins
   let proxySeen = false
   for (const block of blocks) {
-    if (!hostPatternsMatch(block.patterns, host) || !(block.guard ?? []).every((g) => hostPatternsMatch(g, host))) continue
+    const st: MatchState = { original: host, host: out.hostName ? expandTokens(out.hostName, host, out.user) : host, user: out.user ?? localUserName(), port: out.port ?? 22 }
+    if (!headSelects(block, st) || !(block.guard ?? []).every((g) => headSelects(g, st))) continue
     for (const [key, args] of block.options) {
       const v = args[0]
       if (v === undefined) continue

@@ -43,7 +43,7 @@ Host *
 describe('parseSshConfig + lookupSshConfig', () => {
   const blocks = parseSshConfig(config)
 
-  it('takes the first value of each keyword, accumulates IdentityFile, skips Match', () => {
+  it('takes the first value of each keyword, accumulates IdentityFile', () => {
     const web1 = lookupSshConfig(blocks, 'web1')
     expect(web1.user).toBe('debian')
     expect(web1.hostName).toBe('192.0.2.11')
@@ -213,5 +213,48 @@ describe('ProxyCommand', () => {
 
   it('expands %h %p %r %n and %%', () => {
     expect(expandProxyCommand('connect %r@%h:%p for %n at 100%%', { address: '192.0.2.11', port: 2222, user: 'debian', label: 'kld-vm-1' })).toBe('connect debian@192.0.2.11:2222 for kld-vm-1 at 100%')
+  })
+})
+
+describe('Match', () => {
+  const blocks = parseSshConfig(
+    [
+      'Host web1',
+      '  HostName 192.0.2.11',
+      'Match originalhost web1 user debian',
+      '  Port 2201',
+      'Match host 192.0.2.*,!192.0.2.99',
+      '  User debian',
+      '  IdentityFile /keys/lab',
+      'Match user debian !localuser nobody-here',
+      '  ProxyJump bastion',
+      'Match exec "test %h = 192.0.2.12"',
+      '  Port 2212',
+      'Match tagged x',
+      '  User never',
+      'Match all',
+      '  ConnectTimeout 9',
+      '',
+    ].join('\n'),
+  )
+
+  it('host matches the HostName found so far, originalhost the name given; user sees the user so far', () => {
+    const web1 = lookupSshConfig(blocks, 'web1')
+    // `user debian` does not hold yet where that Match stands (no User so far): no Port 2201
+    expect([web1.hostName, web1.user, web1.identityFiles, web1.proxyJump, web1.connectTimeoutMs, web1.port]).toEqual(['192.0.2.11', 'debian', ['/keys/lab'], 'bastion', 9000, undefined])
+    const other = lookupSshConfig(blocks, '192.0.2.99')
+    expect([other.user, other.proxyJump, other.connectTimeoutMs]).toEqual([undefined, undefined, 9000])
+  })
+
+  it('runs exec criteria with the tokens expanded; an unknown criterion skips the block', () => {
+    expect(lookupSshConfig(blocks, '192.0.2.12').port).toBe(2212)
+    expect(lookupSshConfig(blocks, '192.0.2.13').port).toBeUndefined()
+    expect(lookupSshConfig(blocks, '192.0.2.13').user).toBe('debian')
+  })
+
+  it('an Include inside a Match block applies only when the Match holds', () => {
+    const inc = parseSshConfig('Match host 198.51.100.*\n  Include extra.conf\n', (arg) => (arg === 'extra.conf' ? [['extra.conf', 'User from-include\n']] : []))
+    expect(lookupSshConfig(inc, '198.51.100.7').user).toBe('from-include')
+    expect(lookupSshConfig(inc, '192.0.2.7').user).toBeUndefined()
   })
 })
