@@ -49,6 +49,8 @@ export interface ModuleContext {
   readonly vars: Readonly<Record<string, unknown>>
   /** Directory of the runbook file, to resolve relative paths such as a template's `src`. */
   readonly baseDir: string
+  /** Where relative source files are looked up, first hit wins (a role's templates/, files/, itself; then baseDir). */
+  readonly searchPath?: readonly string[] | undefined
   /** True during `plan` and `--check`: gather and plan only. */
   readonly check: boolean
   /**

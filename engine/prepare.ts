@@ -169,6 +169,17 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       }
     }
   }
-  if (errors.length || !runbook) throw new RunbookErrors(errors, sources.text)
+  if (errors.length || !runbook) throw new RunbookErrors(unique(errors), sources.text)
   return { runbook, inventory, inventoryFile, sources, extraVars, secretVars, redactor, stateDir, baseDir }
+}
+
+/** Each problem once: a file imported or a role used twice is checked twice. */
+function unique(errors: RunbookError[]): RunbookError[] {
+  const seen = new Set<string>()
+  return errors.filter((e) => {
+    const key = `${e.code}\u0000${e.message}\u0000${e.pos ? `${e.pos.file}:${e.pos.line}:${e.pos.col}` : ''}\u0000${e.task ?? ''}`
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  })
 }

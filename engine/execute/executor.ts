@@ -65,6 +65,8 @@ class Run {
       state_dir: o.stateDir ?? `${o.baseDir}/.runbook`,
     }
     return [
+      // roles' defaults are below everything, as in Ansible
+      { vars: play?.defaults ?? {}, templated: true },
       { vars: o.runbook.vars, templated: true },
       { vars: o.secretVars, templated: false },
       { vars: o.inventory.hostVars(host), templated: true },
@@ -81,7 +83,7 @@ class Run {
     const out: Record<string, unknown> = {}
     const names = new Set([...this.opts.inventory.hosts.keys(), ...this.hosts.keys()])
     for (const n of names) {
-      Object.defineProperty(out, n, { enumerable: true, get: () => makeScope(this.layers(n, undefined).slice(0, 5)) })
+      Object.defineProperty(out, n, { enumerable: true, get: () => makeScope(this.layers(n, undefined).slice(0, 6)) })
     }
     return out
   }

@@ -17,6 +17,7 @@ import { renderDeep, renderString, renderText } from '../vars/template.ts'
 import { containsUnknown, isUnknown, showUnknowns, unknown, UnknownValueError } from '../vars/unknown.ts'
 import type { Run } from './executor.ts'
 import { coerceParams } from '../runbook/shape.ts'
+import { sourceSearchPath } from '../runbook/search-path.ts'
 import { makeScope } from './scope.ts'
 
 /** Thrown to stop a host's remaining tasks after a failure that is not ignored. */
@@ -324,6 +325,7 @@ export class TaskRunner {
       become: becomeOpts,
       vars: scope,
       baseDir: o.baseDir,
+      searchPath: sourceSearchPath(task.roleDir, o.baseDir),
       check: plan,
       conn: () => (controller ? Promise.resolve(this.local) : connect(target)),
       connectTo: connect,

@@ -3,6 +3,7 @@
  * (unknown keywords, unknown modules, wrong types) with its position instead of stopping at the
  * first one.
  */
+import { statSync } from 'node:fs'
 import path from 'node:path'
 import type { z } from 'zod'
 import { RunbookError } from '../errors.ts'
@@ -25,10 +26,19 @@ export interface ModuleCatalog {
  */
 export type ReadSource = (file: string) => { source: Source; errors: RunbookError[] } | Error
 
+/** What roles add to the play they are used in, besides their tasks. */
+interface PlayExtras {
+  handlers: Task[]
+  defaults: Record<string, unknown>
+}
+
 /** How deep imports may nest (a cycle is reported before this). */
 const MAX_IMPORT_DEPTH = 20
 
 type Obj = Record<string, unknown>
+
+const existsDir = (p: string): boolean => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true
+const existsFile = (p: string): boolean => statSync(p, { throwIfNoEntry: false })?.isFile() === true
 
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v)
 const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)])
@@ -44,6 +54,10 @@ class Loader {
     private readonly chain: readonly string[] = [path.resolve(src.file)],
     /** The import_tasks entries that led here (`file#path>`), for task identity. */
     private readonly via: string | undefined = undefined,
+    /** Where roles put their handlers and defaults: the play being loaded. */
+    private extras: PlayExtras = { handlers: [], defaults: {} },
+    /** The role being loaded, if any. */
+    private readonly roleDir: string | undefined = undefined,
   ) {}
 
   /**
@@ -79,8 +93,76 @@ class Loader {
     return r.source
   }
 
-  private child(src: Source, via?: string): Loader {
-    return new Loader(src, this.modules, this.read, [...this.chain, path.resolve(src.file)], via)
+  private child(src: Source, via?: string, roleDir: string | undefined = this.roleDir): Loader {
+    return new Loader(src, this.modules, this.read, [...this.chain, path.resolve(src.file)], via, this.extras, roleDir)
+  }
+
+  /** The directory of role `name`: roles/NAME beside this file, else beside the main runbook. */
+  private roleDirectory(name: string): string | undefined {
+    const here = path.dirname(path.resolve(this.src.file))
+    const top = path.dirname(this.chain[0] ?? here)
+    return [...new Set([here, top])].map((d) => path.join(d, 'roles', name)).find(existsDir)
+  }
+
+  /** Reads `dir/main.yaml` (or .yml) of a role, if there is one. */
+  private roleFile(roleDir: string, dir: string): Source | undefined | null {
+    for (const ext of ['yaml', 'yml']) {
+      const file = path.join(roleDir, dir, `main.${ext}`)
+      if (!existsFile(file)) continue
+      const r = this.read?.(file)
+      if (r === undefined || r instanceof Error) return null
+      if (r.errors.length) {
+        this.errors.push(...r.errors)
+        return null
+      }
+      return r.source
+    }
+    return undefined
+  }
+
+  /**
+   * A role as a block: its tasks (with its vars and the entry's), and, into the play, its handlers
+   * and defaults. Reports a missing role or a malformed file where it is used or inside the file.
+   */
+  role(name: unknown, p: YamlPath, common: Common): Block | undefined {
+    if (typeof name !== 'string' || name.trim() === '') return undefined
+    if (this.read === undefined) {
+      this.err('E_SCHEMA', 'roles are not available here', p, { task: common.name })
+      return undefined
+    }
+    const dir = this.roleDirectory(name)
+    if (dir === undefined) {
+      const where = [...new Set([path.dirname(path.resolve(this.src.file)), path.dirname(this.chain[0] ?? '')])].map((d) => path.join(d, 'roles', name))
+      this.err('E_SCHEMA', `role '${name}' not found (looked in ${where.join(', ')})`, p, { task: common.name })
+      return undefined
+    }
+    const mapping = (src: Source | undefined | null, what: string): Record<string, unknown> => {
+      if (src === undefined || src === null || src.value === null || src.value === undefined) return {}
+      if (isObj(src.value)) return src.value
+      this.errors.push(new RunbookError('E_SCHEMA', `a role's ${what} file is a mapping of variables`, { pos: locate(src, []) }))
+      return {}
+    }
+    const defaults = mapping(this.roleFile(dir, 'defaults'), 'defaults')
+    const vars = mapping(this.roleFile(dir, 'vars'), 'vars')
+    const tasksSrc = this.roleFile(dir, 'tasks')
+    const handlersSrc = this.roleFile(dir, 'handlers')
+    if (tasksSrc === undefined && handlersSrc === undefined) {
+      this.err('E_SCHEMA', `role '${name}' has neither tasks/main.yaml nor handlers/main.yaml (in ${dir})`, p, { task: common.name })
+      return undefined
+    }
+    const list = (src: Source | undefined | null, handler: boolean): Step[] => {
+      if (src === undefined || src === null || src.value === null || src.value === undefined) return []
+      const sub = this.child(src, `${this.via ?? ''}${this.src.file}#${p.join('.')}>`, dir)
+      let steps: Step[] = []
+      if (Array.isArray(src.value)) steps = handler ? src.value.map((h, i) => sub.step(h, [i], true)).filter((s): s is Step => s !== undefined) : sub.steps(src.value, [])
+      else sub.err('E_SCHEMA', `a role's ${handler ? 'handlers' : 'tasks'} file is a list of tasks`, [])
+      this.errors.push(...sub.errors)
+      return steps
+    }
+    const tasks = list(tasksSrc, false)
+    this.extras.handlers.push(...list(handlersSrc, true).filter((s): s is Task => s.kind === 'task'))
+    for (const [k, v] of Object.entries(defaults)) this.extras.defaults[k] = v
+    return { ...common, name: common.name, vars: { ...vars, ...common.vars }, kind: 'block', block: tasks, rescue: [], always: [] }
   }
 
   err(code: RunbookError['code'], message: string, p: YamlPath, opts: { key?: boolean; hint?: string | undefined; task?: string | undefined } = {}): void {
@@ -169,10 +251,22 @@ class Loader {
       this.err('E_UNKNOWN_KEY', `unknown play keyword '${k}'`, [...p, k], { key: true, hint })
     }
     if (raw.hosts === undefined) this.err('E_SCHEMA', "play has no 'hosts'", p)
+    this.extras = { handlers: [], defaults: {} }
+    const roles: Step[] = []
+    if (Array.isArray(raw.roles)) {
+      raw.roles.forEach((entry, i) => {
+        const at: YamlPath = [...p, 'roles', i]
+        const e: Obj = typeof entry === 'string' ? { role: entry } : isObj(entry) ? entry : {}
+        const name = typeof e.role === 'string' ? e.role : undefined
+        const block = this.role(name, typeof entry === 'string' ? at : [...at, 'role'], { ...this.common(e, at, `role ${name ?? '?'}`) })
+        if (block) roles.push(block)
+      })
+    }
+    const tasks = [...roles, ...this.steps(raw.tasks, [...p, 'tasks'])]
     const handlers = Array.isArray(raw.handlers) ? raw.handlers.map((h, i) => this.step(h, [...p, 'handlers', i], true)).filter((s): s is Task => s?.kind === 'task') : []
     if (Array.isArray(raw.handlers)) {
       raw.handlers.forEach((h, i) => {
-        if (isObj(h) && 'import_tasks' in h) this.err('E_SCHEMA', 'import_tasks is for tasks, not handlers', [...p, 'handlers', i, 'import_tasks'], { key: true })
+        for (const k of ['import_tasks', 'import_role']) if (isObj(h) && k in h) this.err('E_SCHEMA', `${k} is for tasks, not handlers`, [...p, 'handlers', i, k], { key: true })
       })
     }
     return {
@@ -186,8 +280,9 @@ class Loader {
       gatherFacts: raw.gather_facts === true,
       tags: list(raw.tags),
       forks: typeof raw.forks === 'number' ? raw.forks : undefined,
-      tasks: this.steps(raw.tasks, [...p, 'tasks']),
-      handlers,
+      defaults: this.extras.defaults,
+      tasks,
+      handlers: [...this.extras.handlers, ...handlers],
     }
   }
 
@@ -205,6 +300,7 @@ class Loader {
       file: this.src.file,
       path: p,
       via: this.via,
+      roleDir: this.roleDir,
       name,
       when: conds(raw.when),
       tags: list(raw.tags),
@@ -224,11 +320,20 @@ class Loader {
    * vars and become apply to all of them as a block's do.
    */
   importTasks(raw: Obj, p: YamlPath, rest: string[], label: string | undefined): Block | undefined {
-    for (const k of rest) this.err('E_UNKNOWN_KEY', `unknown keyword '${k}' beside import_tasks`, [...p, k], { key: true, task: label, hint: this.modules.has(k) ? 'a module goes in a task of its own' : didYouMean(k, IMPORT_TASKS_KEYS) })
+    const kind = 'import_role' in raw ? 'import_role' : 'import_tasks'
+    for (const k of rest) this.err('E_UNKNOWN_KEY', `unknown keyword '${k}' beside ${kind}`, [...p, k], { key: true, task: label, hint: this.modules.has(k) ? 'a module goes in a task of its own' : didYouMean(k, IMPORT_TASKS_KEYS) })
     for (const k of Object.keys(raw)) {
       if (TASK_KEYS.has(k) && !IMPORT_TASKS_KEYS.has(k)) {
-        this.err('E_SCHEMA', `'${k}' does not apply to import_tasks (only ${[...IMPORT_TASKS_KEYS].filter((x) => x !== 'import_tasks').join(', ')})`, [...p, k], { key: true, task: label })
+        this.err('E_SCHEMA', `'${k}' does not apply to ${kind} (only ${[...IMPORT_TASKS_KEYS].filter((x) => !x.startsWith('import_')).join(', ')})`, [...p, k], { key: true, task: label })
       }
+    }
+    if ('import_tasks' in raw && 'import_role' in raw) {
+      this.err('E_SCHEMA', 'one import per entry: import_tasks or import_role', [...p, 'import_role'], { key: true, task: label })
+      return undefined
+    }
+    if ('import_role' in raw) {
+      const name = isObj(raw.import_role) ? raw.import_role.name : undefined
+      return this.role(name, [...p, 'import_role', 'name'], this.common(raw, p, label ?? `role ${String(name)}`))
     }
     const file = raw.import_tasks
     const src = this.importSource(file, [...p, 'import_tasks'], 'import_tasks', label)
@@ -249,7 +354,7 @@ class Loader {
     }
     const label = typeof raw.name === 'string' ? raw.name : undefined
     const rest = this.keywords(raw, p, taskKeywords, TASK_KEYS, 'task', label)
-    if ('import_tasks' in raw) return handler ? undefined : this.importTasks(raw, p, rest, label)
+    if ('import_tasks' in raw || 'import_role' in raw) return handler ? undefined : this.importTasks(raw, p, rest, label)
     if ('include_tasks' in raw) {
       this.err('E_SCHEMA', 'include_tasks (dynamic) is not supported', [...p, 'include_tasks'], { key: true, task: label, hint: 'use import_tasks: the file is read at load time, so it is validated and planned with the rest' })
       return undefined

@@ -36,13 +36,22 @@ export const taskKeywords = {
   vars: z.record(z.string(), z.unknown()),
   timeout: z.number().positive().describe('Fail the task after this many seconds'),
   listen: strOrList.describe('Handlers only: topics this handler answers to'),
+  import_role: z
+    .strictObject({ name: z.string().describe('The role: roles/NAME beside the runbook (tasks/, handlers/, defaults/, vars/, templates/, files/)') })
+    .describe("A role's tasks put here at load time (its handlers join the play's, its defaults the lowest variables); name, when, tags, vars and become here apply to them all"),
   import_tasks: z
     .string()
     .describe('Tasks from another YAML file (a list of tasks; path relative to this file), put here at load time; name, when, tags, vars and become here apply to them all'),
 } as const
 
 /** The keywords an `import_tasks` entry may carry beside the file name. */
-export const IMPORT_TASKS_KEYS: ReadonlySet<string> = new Set(['import_tasks', 'name', 'when', 'tags', 'vars', 'become', 'become_user'])
+export const IMPORT_TASKS_KEYS: ReadonlySet<string> = new Set(['import_tasks', 'import_role', 'name', 'when', 'tags', 'vars', 'become', 'become_user'])
+
+/** An entry of a play's `roles`: a name, or the name with vars, when and tags for all its tasks. */
+export const roleEntry = z.union([
+  z.string(),
+  z.strictObject({ role: z.string(), vars: z.record(z.string(), z.unknown()).optional(), when: condition.optional(), tags: strOrList.optional(), become: z.boolean().optional() }),
+])
 
 /** Keys that make a task a block. */
 export const blockKeys = ['block', 'rescue', 'always'] as const
@@ -56,6 +65,7 @@ export const playKeywords = {
   become_user: z.string(),
   gather_facts: z.boolean().describe('Run the facts module first on every host'),
   tags: strOrList,
+  roles: z.array(roleEntry).describe('Roles whose tasks run before the play\'s tasks, in order (roles/NAME beside the runbook)'),
   tasks: z.array(z.unknown()),
   handlers: z.array(z.unknown()),
   forks: z.number().int().positive(),

@@ -10,6 +10,8 @@ export interface Common {
   path: YamlPath
   /** The import_tasks entries this step came through, outermost first (`file#path`), if any. */
   via?: string | undefined
+  /** The directory of the role this step belongs to: relative `src` files are looked up there first. */
+  roleDir?: string | undefined
   name: string
   when: (string | boolean)[]
   tags: string[]
@@ -68,6 +70,8 @@ export interface Play {
   gatherFacts: boolean
   tags: string[]
   forks?: number | undefined
+  /** The roles' defaults: the lowest-precedence variables of the play. */
+  defaults: Record<string, unknown>
   tasks: Step[]
   handlers: Task[]
 }

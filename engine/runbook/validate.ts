@@ -13,6 +13,7 @@ import { expressionRefs } from '../vars/expr.ts'
 import { helperNames } from '../vars/helpers.ts'
 import { isTemplate, templateRefs } from '../vars/template.ts'
 import { checkShape } from './shape.ts'
+import { findSource, sourceSearchPath } from './search-path.ts'
 import { locate, locateInScalar, type SourceSet, type YamlPath } from './source.ts'
 import type { Play, Runbook, Step, Task } from './types.ts'
 
@@ -65,7 +66,7 @@ class Validator {
   }
 
   play(play: Play): void {
-    const known = new Set([...this.base, ...this.dynamic, ...Object.keys(play.vars)])
+    const known = new Set([...this.base, ...this.dynamic, ...Object.keys(play.vars), ...Object.keys(play.defaults)])
     for (const g of this.inv.groups.values()) for (const k of Object.keys(g.vars)) known.add(k)
     for (const h of this.inv.hosts.values()) for (const k of Object.keys(h.vars)) known.add(k)
     this.vars(play.vars, play.file, [...play.path, 'vars'], known, undefined)
@@ -126,12 +127,14 @@ class Validator {
 
   /** Checks a template file's syntax and variables, pointing into the file itself. */
   templateFile(rel: string, known: Set<string>, t: Task, at: YamlPath): void {
-    const file = path.resolve(this.baseDir, rel)
+    const dirs = sourceSearchPath(t.roleDir, this.baseDir)
+    const file = findSource(dirs, rel)
     let text: string
     try {
+      if (file === undefined) throw new Error('not found')
       text = readFileSync(file, 'utf8')
     } catch {
-      this.err('E_PARAM', `${t.module}: template file ${rel} not found (looked in ${this.baseDir})`, t.file, at, { task: t.name })
+      this.err('E_PARAM', `${t.module}: template file ${rel} not found (looked in ${dirs.join(', ')})`, t.file, at, { task: t.name })
       return
     }
     this.sources.addText(file, text)

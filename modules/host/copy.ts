@@ -3,6 +3,7 @@
  */
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
+import { findSource } from '../../engine/runbook/search-path.ts'
 import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule } from '../../engine/module.ts'
@@ -19,9 +20,9 @@ const params = z
 /** copy's parameters. */
 export type CopyParams = z.infer<typeof params>
 
-/** Reads what the file must contain on the controller. */
-export async function readSource(baseDir: string, src: string): Promise<Buffer> {
-  const file = path.resolve(baseDir, src)
+/** Reads what the file must contain on the controller, found along the search path (a role's dirs, then the runbook's). */
+export async function readSource(dirs: readonly string[], src: string): Promise<Buffer> {
+  const file = findSource(dirs, src) ?? path.resolve(dirs[dirs.length - 1] ?? '.', src)
   try {
     return await fs.readFile(file)
   } catch (e) {
@@ -44,7 +45,7 @@ export const copy = defineModule<CopyParams, ContentFileState>({
   example: `- copy:\n    dest: /etc/default/keepalived\n    content: "DAEMON_ARGS=\\"-D\\"\\n"\n    mode: '0644'\n    backup: true`,
   params,
   async gather(ctx, p) {
-    const want = wanted(p.content ?? (await readSource(ctx.baseDir, p.src ?? '')))
+    const want = wanted(p.content ?? (await readSource(ctx.searchPath ?? [ctx.baseDir], p.src ?? '')))
     return { want, have: await gatherRemote(ctx, p.dest, want) }
   },
   plan: planContentFile,

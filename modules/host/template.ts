@@ -37,7 +37,7 @@ export const template = defineModule<TemplateParams, ContentFileState>({
   rawParams: ['content'],
   templateFiles: (a) => (typeof a.src === 'string' && !a.src.includes('{{') ? [{ path: a.src, vars: a.vars !== null && typeof a.vars === 'object' ? Object.keys(a.vars) : [] }] : []),
   async gather(ctx, p) {
-    const source = p.content ?? (await readSource(ctx.baseDir, p.src ?? '')).toString('utf8')
+    const source = p.content ?? (await readSource(ctx.searchPath ?? [ctx.baseDir], p.src ?? '')).toString('utf8')
     let text: string
     try {
       text = ctx.render(source, p.vars)

@@ -100,13 +100,13 @@ describe('import_tasks', () => {
     })
     const errs = await errorsOf(dir)
     expect(errs).toEqual([
-      ['import_tasks is for tasks, not handlers', 'rb.yaml', 13, 9],
       ['import_tasks: cannot read nope.yaml: no such file', 'rb.yaml', 4, 23],
       ['import_tasks: import cycle a.yaml -> b.yaml -> a.yaml', 'b.yaml', 1, 17],
       ["unknown keyword 'colour' beside import_tasks", 'rb.yaml', 8, 9],
       ["'loop' does not apply to import_tasks (only name, when, tags, vars, become, become_user)", 'rb.yaml', 7, 9],
       ['include_tasks (dynamic) is not supported', 'rb.yaml', 9, 9],
       ['a tasks file is a list of tasks', 'notalist.yaml', 1, 1],
+      ['import_tasks is for tasks, not handlers', 'rb.yaml', 13, 9],
     ])
     expect(() => readFileSync(path.join(dir, 'must-not-exist'))).toThrow()
   })
