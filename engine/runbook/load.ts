@@ -355,9 +355,11 @@ class Loader {
     const label = typeof raw.name === 'string' ? raw.name : undefined
     const rest = this.keywords(raw, p, taskKeywords, TASK_KEYS, 'task', label)
     if ('import_tasks' in raw || 'import_role' in raw) return handler ? undefined : this.importTasks(raw, p, rest, label)
-    if ('include_tasks' in raw) {
-      this.err('E_SCHEMA', 'include_tasks (dynamic) is not supported', [...p, 'include_tasks'], { key: true, task: label, hint: 'use import_tasks: the file is read at load time, so it is validated and planned with the rest' })
-      return undefined
+    for (const [dynamic, instead] of [['include_tasks', 'import_tasks'], ['include_role', 'import_role']] as const) {
+      if (dynamic in raw) {
+        this.err('E_SCHEMA', `${dynamic} (dynamic) is not supported`, [...p, dynamic], { key: true, task: label, hint: `use ${instead}: it is read at load time, so it is validated and planned with the rest` })
+        return undefined
+      }
     }
     if ('block' in raw) {
       for (const k of rest) this.err('E_UNKNOWN_KEY', `unknown block keyword '${k}'`, [...p, k], { key: true, hint: didYouMean(k, TASK_KEYS), task: label })

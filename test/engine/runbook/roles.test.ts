@@ -104,6 +104,7 @@ plays:
         '    tasks:',
         '      - import_role: { name: web }',
         '        loop: [1]',
+        '      - include_role: { name: web }',
         '',
       ].join('\n'),
     })
@@ -124,6 +125,7 @@ plays:
     ])
     // a role used twice is checked twice, but each problem is reported once
     expect(errs.filter(([m]) => String(m).includes("unknown parameter 'dset'"))).toHaveLength(1)
+    expect(errs).toContainEqual(['include_role (dynamic) is not supported', 'rb.yaml', 10])
     expect(errs).toContainEqual(["'loop' does not apply to import_role (only name, when, tags, vars, become, become_user)", 'rb.yaml', 9])
   })
 })
