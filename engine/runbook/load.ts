@@ -142,6 +142,10 @@ class Loader {
       this.errors.push(new RunbookError('E_SCHEMA', `a role's ${what} file is a mapping of variables`, { pos: locate(src, []) }))
       return {}
     }
+    if (this.chain.some((f) => f.startsWith(`${dir}${path.sep}`))) {
+      this.err('E_SCHEMA', `role '${name}' imports itself`, p, { task: common.name })
+      return undefined
+    }
     const defaults = mapping(this.roleFile(dir, 'defaults'), 'defaults')
     const vars = mapping(this.roleFile(dir, 'vars'), 'vars')
     const tasksSrc = this.roleFile(dir, 'tasks')
@@ -160,7 +164,9 @@ class Loader {
       return steps
     }
     const tasks = list(tasksSrc, false)
-    this.extras.handlers.push(...list(handlersSrc, true).filter((s): s is Task => s.kind === 'task'))
+    // a role used twice brings its handlers once (each runs once per flush)
+    const have = new Set(this.extras.handlers.map((h) => `${h.file}#${h.path.join('.')}`))
+    this.extras.handlers.push(...list(handlersSrc, true).filter((s): s is Task => s.kind === 'task' && !have.has(`${s.file}#${s.path.join('.')}`)))
     for (const [k, v] of Object.entries(defaults)) this.extras.defaults[k] = v
     return { ...common, name: common.name, vars: { ...vars, ...common.vars }, kind: 'block', block: tasks, rescue: [], always: [] }
   }

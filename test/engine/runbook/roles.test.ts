@@ -83,6 +83,29 @@ plays:
     expect(readFileSync(path.join(out, 'reloads'), 'utf8')).toBe('reloaded\n')
   })
 
+  it('a role used twice runs its tasks twice and its handler once; a role that imports itself is refused', async () => {
+    const dir = project(ROLE)
+    const out = path.join(dir, 'out')
+    mkdirSync(out)
+    const yaml = `vars: { out: ${out} }
+plays:
+  - hosts: localhost
+    roles: [web]
+    tasks:
+      - import_role: { name: web }
+        vars: { config_name: second.conf }
+`
+    const r = await runYaml(yaml, { registry, dir, mode: 'apply' })
+    expect(r.result.ok, JSON.stringify(r.result.errors)).toBe(true)
+    expect(readFileSync(path.join(out, 'web.conf'), 'utf8')).toContain('listen 0.0.0.0:80')
+    expect(readFileSync(path.join(out, 'second.conf'), 'utf8')).toContain('listen 0.0.0.0:80')
+    expect(readFileSync(path.join(out, 'reloads'), 'utf8')).toBe('reloaded\n')
+
+    const loop = project({ 'roles/loop/tasks/main.yaml': '- import_role: { name: loop }\n', 'rb.yaml': 'plays:\n  - hosts: localhost\n    roles: [loop]\n' })
+    const e = (await prepare({ runbookFile: path.join(loop, 'rb.yaml'), registry, env: {}, stateRoot: loop }).catch((x: unknown) => x)) as RunbookErrors
+    expect(e.errors.map((x) => [x.message, path.relative(loop, x.pos?.file ?? '')])).toEqual([["role 'loop' imports itself", 'roles/loop/tasks/main.yaml']])
+  })
+
   it('keeps a role’s vars/ to the role: a play task using one is refused at validation', async () => {
     const dir = project({ ...ROLE, 'rb.yaml': 'plays:\n  - hosts: localhost\n    roles: [web]\n    tasks:\n      - debug: { msg: "{{config_name}}" }\n' })
     const e = (await prepare({ runbookFile: path.join(dir, 'rb.yaml'), registry, env: {}, vars: ['out=/tmp'], stateRoot: dir }).catch((x: unknown) => x)) as RunbookErrors
