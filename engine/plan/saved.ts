@@ -46,19 +46,28 @@ export interface SavedPlan {
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex')
 
-/** Digests of the files of a run. */
+/**
+ * Digests of the files of a run.
+ * @example digestFiles(prepared.sources) // { '/rb/runbook.yaml': 'e3b0…' }
+ */
 export function digestFiles(sources: SourceSet): Record<string, string> {
   return Object.fromEntries(sources.entries().map(([file, text]) => [path.resolve(file), sha256(text)]).sort(([a], [b]) => String(a).localeCompare(String(b))))
 }
 
-/** The planned changes as the comparable text a saved plan keeps (checks included). */
+/**
+ * The planned changes as the comparable text a saved plan keeps (checks included).
+ * @example planEntries(result.changes, prepared.redactor)
+ */
 export function planEntries(changes: readonly PlannedChange[], redactor: Redactor): string[] {
   return changes
     .map((c) => redactor.text(`${c.play} / ${c.task} / ${c.host}${c.check ? ' (check)' : ''}\n${formatChange(c.change, plainColors, { diff: true }).join('\n')}`))
     .sort()
 }
 
-/** Writes a saved plan (0600: it names hosts and may hold --var values). */
+/**
+ * Writes a saved plan (0600: it names hosts and may hold --var values).
+ * @example await writeSavedPlan('vip.plan', { options, files, changes, rendered })
+ */
 export async function writeSavedPlan(file: string, plan: Omit<SavedPlan, 'format' | 'version' | 'created'>): Promise<void> {
   const doc: SavedPlan = { format: PLAN_FORMAT, version: 1, created: new Date().toISOString(), ...plan }
   await writeFileAtomic(path.resolve(file), `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 })
@@ -67,6 +76,7 @@ export async function writeSavedPlan(file: string, plan: Omit<SavedPlan, 'format
 /**
  * Reads `file` as a saved plan: undefined when it is not one (a runbook, say), an error when it
  * claims to be one and is not readable as such.
+ * @example const saved = await readSavedPlan(argv[0]) // undefined for runbooks/vip-keepalived.yaml
  */
 export async function readSavedPlan(file: string): Promise<SavedPlan | undefined> {
   let text: string
@@ -90,7 +100,10 @@ export async function readSavedPlan(file: string): Promise<SavedPlan | undefined
   return p as SavedPlan
 }
 
-/** The files whose content is not what the plan read (changed or gone), with what happened. */
+/**
+ * The files whose content is not what the plan read (changed or gone), with what happened.
+ * @example await changedFiles(saved, digestFiles(prepared.sources)) // ['/rb/k.hbs: changed']
+ */
 export async function changedFiles(plan: SavedPlan, now: Record<string, string>): Promise<string[]> {
   const out: string[] = []
   for (const [file, digest] of Object.entries(plan.files)) {
@@ -101,7 +114,10 @@ export async function changedFiles(plan: SavedPlan, now: Record<string, string>)
   return out
 }
 
-/** Lines telling how the plan of now differs from the saved one (empty when they are the same). */
+/**
+ * Lines telling how the plan of now differs from the saved one (empty when they are the same).
+ * @example planDrift(saved.changes, planEntries(now.changes, redactor)) // ['planned, not needed now: …']
+ */
 export function planDrift(saved: readonly string[], now: readonly string[]): string[] {
   const left = new Map<string, number>()
   for (const e of now) left.set(e, (left.get(e) ?? 0) + 1)
