@@ -14,6 +14,7 @@ import { consoleReporter } from '../report/console.ts'
 import type { EventSink, RunEvent } from '../report/events.ts'
 import { colorsFor, formatChange, planSummary } from '../report/format.ts'
 import { jsonReporter } from '../report/json.ts'
+import { outline } from '../report/outline.ts'
 import { renderPlan } from '../report/plan.ts'
 import { prepare, type Prepared } from '../prepare.ts'
 import { printErrors, type CliDeps, type ConnectionContext } from './main.ts'
@@ -100,9 +101,13 @@ async function lockOrReport(p: Prepared, command: string, timeoutSeconds: number
 }
 
 /** `runbook validate`. */
-export async function runValidate(f: CommonFlags, deps: CliDeps, out: Out, err: Out): Promise<number> {
+export async function runValidate(f: CommonFlags, deps: CliDeps, out: Out, err: Out, o: { listTasks?: boolean; listHosts?: boolean } = {}): Promise<number> {
   const p = await load(f, deps, err, true)
   if (!p) return 1
+  if (o.listTasks === true || o.listHosts === true) {
+    out.write(`${outline(p.runbook, p.inventory, { tasks: o.listTasks === true, hosts: o.listHosts === true, limit: f.limit }).join('\n')}\n`)
+    return 0
+  }
   const tasks = p.runbook.plays.reduce((n, pl) => n + pl.tasks.length + pl.handlers.length, 0)
   out.write(`${f.runbook}: valid (${p.runbook.plays.length} plays, ${tasks} tasks${p.inventoryFile ? `, inventory ${p.inventoryFile}` : ''})\n`)
   return 0

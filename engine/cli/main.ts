@@ -103,9 +103,12 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     verbose: o.verbose === true,
   })
 
-  common(program.command('validate').description('check a runbook and its inventory without touching anything')).action(async (rb: string, o: Record<string, unknown>) => {
-    code = await runValidate(flags(rb, o), deps, out, err)
-  })
+  common(program.command('validate').description('check a runbook and its inventory without touching anything'))
+    .option('--list-tasks', 'print each play\'s tasks (blocks, imports and roles indented), with their modules and tags')
+    .option('--list-hosts', 'print the hosts each play would run on')
+    .action(async (rb: string, o: Record<string, unknown>) => {
+      code = await runValidate(flags(rb, o), deps, out, err, { listTasks: o.listTasks === true, listHosts: o.listHosts === true })
+    })
   common(program.command('plan').description('show what apply would change (gathers state read-only)'))
     .option('--detailed-exitcode', 'exit 0 when in sync, 2 when changes are pending, 1 on error')
     .option('--destroy', 'show what destroy would remove')
