@@ -7,12 +7,13 @@ import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { RunbookError } from '../errors.ts'
 import { destroy } from '../execute/destroy.ts'
+import type { ConnectionFactory } from '../connection/factory.ts'
 import { execute } from '../execute/executor.ts'
 import { Journal } from '../journal/journal.ts'
 import { acquireLock, type Lock } from '../journal/lock.ts'
 import { consoleReporter } from '../report/console.ts'
 import type { EventSink, RunEvent } from '../report/events.ts'
-import { colorsFor, formatChange, planSummary } from '../report/format.ts'
+import { colorsFor, formatChange, plainColors, planSummary } from '../report/format.ts'
 import { jsonReporter } from '../report/json.ts'
 import { outline } from '../report/outline.ts'
 import { renderPlan } from '../report/plan.ts'
@@ -20,7 +21,6 @@ import { prepare, type Prepared } from '../prepare.ts'
 import { printErrors, type CliDeps, type ConnectionContext } from './main.ts'
 import { countChanges } from '../plan/change.ts'
 import { changedFiles, digestFiles, planDrift, planEntries, readSavedPlan, writeSavedPlan, type SavedPlan } from '../plan/saved.ts'
-import { plainColors } from '../report/format.ts'
 
 /** Flags shared by the run commands. */
 export interface CommonFlags {
@@ -90,6 +90,14 @@ function sinks(f: CommonFlags, out: Out, extra: { diff: boolean; quiet: boolean 
   return { emit: (e) => (events.push(e), r.sink(e)), close: r.close, events }
 }
 
+/** What every run of a prepared runbook passes to execute; the caller adds mode, journal and sinks. */
+function runOptions(p: Prepared, f: CommonFlags, deps: CliDeps, connections: ConnectionFactory) {
+  return {
+    runbook: p.runbook, inventory: p.inventory, registry: deps.registry, extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor, connections,
+    forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, sources: p.sources, baseDir: p.baseDir, stateDir: p.stateDir,
+  }
+}
+
 /** The runbook's lock, or undefined after printing who holds it. */
 async function lockOrReport(p: Prepared, command: string, timeoutSeconds: number, err: Out): Promise<Lock | undefined> {
   try {
@@ -140,10 +148,7 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
     return o.detailedExitcode && r.changes.length ? 2 : 0
   }
   const s = sinks(f, out, { diff: true, quiet: true })
-  const result = await execute({
-    runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: 'plan', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor, journal,
-    connections: deps.connections(connectionContext(p, err)), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, emit: s.emit, sources: p.sources, baseDir: p.baseDir, stateDir: p.stateDir,
-  })
+  const result = await execute({ ...runOptions(p, f, deps, deps.connections(connectionContext(p, err))), mode: 'plan', journal, emit: s.emit })
   s.close()
   const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
   if (f.json) {
@@ -245,15 +250,15 @@ export async function runApply(given: CommonFlags, o: { check: boolean; diff: bo
   const onSignal = (): void => abort.abort()
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
+  let connections: ConnectionFactory | undefined
   try {
     if (lock.tookOverFrom) s.emit({ type: 'warning', message: `took over the lock of pid ${lock.tookOverFrom.pid}, which is gone (its run was interrupted)` })
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
+    connections = deps.connections(connectionContext(p, err))
     if (saved !== undefined) {
-      // plan again, quietly, under the lock: what would run now must be what was reviewed
-      const now = await execute({
-        runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: 'plan', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor, journal,
-        connections: deps.connections(connectionContext(p, err)), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, emit: () => undefined, sources: p.sources, baseDir: p.baseDir, stateDir: p.stateDir, signal: abort.signal,
-      })
+      // plan again, quietly, under the lock: what would run now must be what was reviewed. It runs
+      // on the connections the apply then uses (one connection per host, not two).
+      const now = await execute({ ...runOptions(p, f, deps, connections), mode: 'plan', journal, emit: () => undefined, signal: abort.signal, keepConnections: true })
       if (!now.ok) {
         for (const e of now.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
         return 1
@@ -268,9 +273,7 @@ export async function runApply(given: CommonFlags, o: { check: boolean; diff: bo
     const runId = o.check ? undefined : await journal.startRun(`apply ${f.runbook}`)
     s.emit({ type: 'run_start', runbook: f.runbook, mode: o.check ? 'check' : 'apply', time: new Date().toISOString() })
     const result = await execute({
-      runbook: p.runbook, inventory: p.inventory, registry: deps.registry, mode: o.check ? 'plan' : 'apply', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor,
-      journal: o.check ? undefined : journal, connections: deps.connections(connectionContext(p, err)), forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, forceHandlers: o.forceHandlers,
-      emit: s.emit, sources: p.sources, baseDir: p.baseDir, stateDir: p.stateDir, signal: abort.signal,
+      ...runOptions(p, f, deps, connections), mode: o.check ? 'plan' : 'apply', journal: o.check ? undefined : journal, forceHandlers: o.forceHandlers, emit: s.emit, signal: abort.signal,
     })
     const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
     const failed = Object.values(result.hosts).reduce((n, h) => n + h.failed, 0)
@@ -285,6 +288,8 @@ export async function runApply(given: CommonFlags, o: { check: boolean; diff: bo
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
+    // a refused saved plan returns with the re-plan's connections still open
+    await connections?.closeAll().catch(() => undefined)
     s.close()
     await lock.release()
   }

@@ -108,7 +108,7 @@ class Run {
         await this.play(play)
       }
     } finally {
-      await o.connections.closeAll().catch(() => undefined)
+      if (o.keepConnections !== true) await o.connections.closeAll().catch(() => undefined)
     }
     const hosts = Object.fromEntries([...this.hosts].map(([n, h]) => [n, h.counts]))
     const ok = ![...this.hosts.values()].some((h) => h.failed || h.unreachable) && this.errors.length === 0
@@ -160,12 +160,12 @@ class Run {
     // In definition order, each at most once per flush; a handler may notify others (Ansible's
     // chaining): a later one runs in the same pass, an earlier one in another pass.
     const ran = new Set<Task>()
-    for (;;) {
-      const due = play.handlers.filter((hd) => !ran.has(hd) && hd.listen.some((t) => h.notified.has(t)))
-      if (due.length === 0) break
+    for (let pass = true; pass; ) {
+      pass = false
       for (const handler of play.handlers) {
         if (ran.has(handler) || !handler.listen.some((t) => h.notified.has(t))) continue
         ran.add(handler)
+        pass = true
         try {
           await this.runner.run(play, host, handler, [], [...play.tags, ...handler.tags], hosts, play.become ? { become: true, user: play.becomeUser } : undefined, true)
         } catch (e) {

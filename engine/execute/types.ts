@@ -27,6 +27,8 @@ export interface RunOptions {
   redactor: Redactor
   journal?: Journal | undefined
   connections: ConnectionFactory
+  /** Leave the connections open at the end: the caller runs again on them (then closes them). */
+  keepConnections?: boolean | undefined
   forks: number
   limit?: string | undefined
   tags?: string[] | undefined

@@ -5,6 +5,7 @@
  */
 import type { Inventory } from '../inventory/inventory.ts'
 import type { Runbook, Step } from '../runbook/types.ts'
+import { addedGroups } from '../runbook/validate.ts'
 
 /** What to list. */
 export interface OutlineOptions {
@@ -12,19 +13,6 @@ export interface OutlineOptions {
   hosts: boolean
   /** `--limit`: only these hosts. */
   limit?: string | undefined
-}
-
-/** Groups that `add_host` tasks put hosts into during a run. */
-function addedGroups(rb: Runbook): Set<string> {
-  const out = new Set<string>()
-  const walk = (steps: Step[]): void => {
-    for (const s of steps) {
-      if (s.kind === 'block') walk([...s.block, ...s.rescue, ...s.always])
-      else if (s.module === 'add_host') for (const g of ([] as unknown[]).concat(s.args.groups ?? s.args.group ?? [])) if (typeof g === 'string') out.add(g)
-    }
-  }
-  for (const p of rb.plays) walk(p.tasks)
-  return out
 }
 
 function stepLines(steps: Step[], indent: string, inherited: string[]): string[] {

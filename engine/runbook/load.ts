@@ -97,11 +97,11 @@ class Loader {
     return new Loader(src, this.modules, this.read, [...this.chain, path.resolve(src.file)], via, this.extras, roleDir)
   }
 
-  /** The directory of role `name`: roles/NAME beside this file, else beside the main runbook. */
-  private roleDirectory(name: string): string | undefined {
+  /** Where role `name` may be, in order: roles/NAME beside this file, then beside the main runbook. */
+  private roleCandidates(name: string): string[] {
     const here = path.dirname(path.resolve(this.src.file))
     const top = path.dirname(this.chain[0] ?? here)
-    return [...new Set([here, top])].map((d) => path.join(d, 'roles', name)).find(existsDir)
+    return [...new Set([here, top])].map((d) => path.join(d, 'roles', name))
   }
 
   /** Reads `dir/main.yaml` (or .yml) of a role, if there is one. */
@@ -130,10 +130,10 @@ class Loader {
       this.err('E_SCHEMA', 'roles are not available here', p, { task: common.name })
       return undefined
     }
-    const dir = this.roleDirectory(name)
+    const candidates = this.roleCandidates(name)
+    const dir = candidates.find(existsDir)
     if (dir === undefined) {
-      const where = [...new Set([path.dirname(path.resolve(this.src.file)), path.dirname(this.chain[0] ?? '')])].map((d) => path.join(d, 'roles', name))
-      this.err('E_SCHEMA', `role '${name}' not found (looked in ${where.join(', ')})`, p, { task: common.name })
+      this.err('E_SCHEMA', `role '${name}' not found (looked in ${candidates.join(', ')})`, p, { task: common.name })
       return undefined
     }
     const mapping = (src: Source | undefined | null, what: string): Record<string, unknown> => {

@@ -26,12 +26,32 @@ export interface KnownVars {
 
 const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts', 'runbook_dir', 'state_dir']
 
+/**
+ * Every task under these steps, blocks flattened (block, rescue, always).
+ * @example flatTasks(play.tasks).filter((t) => t.module === 'add_host')
+ */
+export function flatTasks(steps: Step[]): Task[] {
+  return steps.flatMap((s) => (s.kind === 'task' ? [s] : [...flatTasks(s.block), ...flatTasks(s.rescue), ...flatTasks(s.always)]))
+}
+
+/**
+ * The groups that add_host tasks put hosts into during a run.
+ * @example addedGroups(runbook).has('keepalived')
+ */
+export function addedGroups(rb: Runbook): Set<string> {
+  const out = new Set<string>()
+  for (const t of rb.plays.flatMap((p) => [...flatTasks(p.tasks), ...p.handlers])) {
+    if (t.module === 'add_host') for (const g of ([] as unknown[]).concat(t.args.groups ?? t.args.group ?? [])) if (typeof g === 'string') out.add(g)
+  }
+  return out
+}
+
 class Validator {
   readonly errors: RunbookError[] = []
   /** Variables any task may set: registered results, set_fact keys, facts. */
   private readonly dynamic = new Set<string>()
   /** Groups that add_host will create. */
-  private readonly addedGroups = new Set<string>()
+  private readonly addedGroups: Set<string>
 
   constructor(
     private readonly rb: Runbook,
@@ -40,7 +60,9 @@ class Validator {
     private readonly sources: SourceSet,
     private readonly base: Set<string>,
     private readonly baseDir: string,
-  ) {}
+  ) {
+    this.addedGroups = addedGroups(rb)
+  }
 
   err(code: RunbookError['code'], message: string, file: string, path: YamlPath, opts: { task?: string | undefined; hint?: string | undefined; key?: boolean; index?: number } = {}): void {
     const src = this.sources.get(file)
@@ -49,11 +71,10 @@ class Validator {
   }
 
   run(): void {
-    const all = this.rb.plays.flatMap((p) => [...this.flat(p.tasks), ...p.handlers])
+    const all = this.rb.plays.flatMap((p) => [...flatTasks(p.tasks), ...p.handlers])
     for (const t of all) {
       if (t.register) this.dynamic.add(t.register)
       const m = this.registry.get(t.module)
-      if (t.module === 'add_host') for (const g of ([] as unknown[]).concat(t.args.groups ?? t.args.group ?? [])) if (typeof g === 'string') this.addedGroups.add(g)
       for (const v of m?.providesVars?.(t.args) ?? []) this.dynamic.add(v)
       if (t.module === 'add_host' && t.args.vars && typeof t.args.vars === 'object') for (const v of Object.keys(t.args.vars)) this.dynamic.add(v)
     }
@@ -61,9 +82,6 @@ class Validator {
     for (const play of this.rb.plays) this.play(play)
   }
 
-  flat(steps: Step[]): Task[] {
-    return steps.flatMap((s) => (s.kind === 'task' ? [s] : [...this.flat(s.block), ...this.flat(s.rescue), ...this.flat(s.always)]))
-  }
 
   play(play: Play): void {
     const known = new Set([...this.base, ...this.dynamic, ...Object.keys(play.vars), ...Object.keys(play.defaults)])
@@ -160,7 +178,7 @@ class Validator {
 
   private addedHostNames(): Set<string> {
     const names = new Set<string>()
-    for (const p of this.rb.plays) for (const t of this.flat(p.tasks)) if (t.module === 'add_host' && typeof t.args.name === 'string') names.add(t.args.name)
+    for (const p of this.rb.plays) for (const t of flatTasks(p.tasks)) if (t.module === 'add_host' && typeof t.args.name === 'string') names.add(t.args.name)
     return names
   }
 

@@ -1,9 +1,8 @@
 import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { run } from './exec.ts'
 import { LAB_PREFIX } from './names.ts'
 import { listNetns, routerExists } from './router.ts'
-import { teardownHosts } from './teardown.ts'
+import { labLinks, labTables, teardownHosts } from './teardown.ts'
 
 /**
  * The machine holds one lab (its names are fixed: rbl-router, rbl-fip0, ...). This file says whose
@@ -53,10 +52,7 @@ export async function labOwner(): Promise<LabOwner | null> {
 /** True when anything of a lab is on the machine: a namespace, link or nft table named rbl*. */
 async function labRemnants(): Promise<boolean> {
   if ((await listNetns()).some((n) => n.startsWith(LAB_PREFIX))) return true
-  const links = await run('ip', ['-o', 'link', 'show'], { allowFail: true })
-  if ([...links.stdout.matchAll(/^\d+: ([^:@\s]+)[:@]/gm)].some((m) => m[1]?.startsWith(LAB_PREFIX))) return true
-  const tables = await run('nft', ['list', 'tables'], { allowFail: true })
-  return [...tables.stdout.matchAll(/^table \S+ (\S+)$/gm)].some((m) => m[1]?.startsWith(LAB_PREFIX))
+  return (await labLinks()).length > 0 || (await labTables()).length > 0
 }
 
 /**

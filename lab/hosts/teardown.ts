@@ -23,6 +23,18 @@ export async function strayVmProcesses(): Promise<number[]> {
   return out
 }
 
+/** The machine's links named rbl*. */
+export async function labLinks(): Promise<string[]> {
+  const links = await run('ip', ['-o', 'link', 'show'], { allowFail: true })
+  return [...links.stdout.matchAll(/^\d+: ([^:@\s]+)[:@]/gm)].map((m) => m[1] ?? '').filter((n) => n.startsWith(LAB_PREFIX))
+}
+
+/** The machine's nft tables named rbl*, as [family, name]. */
+export async function labTables(): Promise<Array<[string, string]>> {
+  const tables = await run('nft', ['list', 'tables'], { allowFail: true })
+  return [...tables.stdout.matchAll(/^table (\S+) (\S+)$/gm)].flatMap((m): Array<[string, string]> => (m[1] && m[2]?.startsWith(LAB_PREFIX) ? [[m[1], m[2]]] : []))
+}
+
 async function killStrays(): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const pids = await strayVmProcesses()
@@ -60,19 +72,8 @@ export async function teardownHosts(stateDir: string | null): Promise<void> {
   await attempt('stop stray VM processes', killStrays)
   for (const ns of labNetns) await attempt(`delete netns ${ns}`, () => run('ip', ['netns', 'del', ns]))
 
-  const links = await run('ip', ['-o', 'link', 'show'], { allowFail: true })
-  for (const m of links.stdout.matchAll(/^\d+: ([^:@\s]+)[:@]/gm)) {
-    const name = m[1]
-    if (name !== undefined && name.startsWith(LAB_PREFIX)) await attempt(`delete link ${name}`, () => run('ip', ['link', 'del', name]))
-  }
-
-  const tables = await run('nft', ['list', 'tables'], { allowFail: true })
-  for (const m of tables.stdout.matchAll(/^table (\S+) (\S+)$/gm)) {
-    const [, family, name] = m
-    if (family !== undefined && name !== undefined && name.startsWith(LAB_PREFIX)) {
-      await attempt(`delete nft table ${family} ${name}`, () => run('nft', ['delete', 'table', family, name]))
-    }
-  }
+  for (const name of await labLinks()) await attempt(`delete link ${name}`, () => run('ip', ['link', 'del', name]))
+  for (const [family, name] of await labTables()) await attempt(`delete nft table ${family} ${name}`, () => run('nft', ['delete', 'table', family, name]))
 
   // without a state directory (a lab whose owner is unknown), only the lab's own overlay mounts
   const vmsDir = stateDir === null ? null : join(stateDir, 'vms')

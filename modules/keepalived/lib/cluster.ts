@@ -6,7 +6,8 @@
  * the host's facts too (interface, subnet) and runs at gather.
  */
 import { inNetwork, isIpv4, networkOf, parseIpv4Cidr } from './ipv4.ts'
-import type { ClusterNode, VirtualServer } from './params.ts'
+import type { ClusterNode } from './params.ts'
+import type { RenderParams } from './render.ts'
 
 /** One problem, at the parameter it is about. */
 export interface Problem {
@@ -14,17 +15,10 @@ export interface Problem {
   message: string
 }
 
-/** The parameters the cluster rules read. */
-export interface ClusterParams {
+/** The parameters the cluster rules read: the rendered ones they check, and the cluster itself. */
+export interface ClusterParams extends Pick<RenderParams, 'virtual_router_id' | 'auth_type' | 'auth_pass' | 'virtual_ipaddresses' | 'unicast' | 'nopreempt' | 'virtual_servers'> {
   cluster: ClusterNode[]
   node?: string | undefined
-  virtual_router_id: number
-  auth_type: 'PASS' | 'AH'
-  auth_pass?: string | undefined
-  virtual_ipaddresses: string[]
-  unicast: boolean
-  nopreempt: boolean
-  virtual_servers: VirtualServer[]
 }
 
 /** The longest password VRRP carries: keepalived truncates anything longer, silently. */
