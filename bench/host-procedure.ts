@@ -18,9 +18,19 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import type { LabPort } from '../lab/driver.ts'
 import { checkHostPrerequisites, createNamespaceDriver } from '../lab/hosts/index.ts'
-import { SG_DEFAULT, SG_SSH, makePort, makeSnapshot, makeSpec, makeSshKit, parseConsoleKeys } from '../test/e2e/lab-hosts/fixture.ts'
+import {
+  SG_DEFAULT,
+  SG_SSH,
+  makePort,
+  makeSnapshot,
+  makeSpec,
+  makeSshKit,
+  parseConsoleKeys,
+} from '../test/e2e/lab-hosts/fixture.ts'
 
-const { values } = parseArgs({ options: { hosts: { type: 'string', default: '2,10' }, runs: { type: 'string', default: '5' } } })
+const { values } = parseArgs({
+  options: { hosts: { type: 'string', default: '2,10' }, runs: { type: 'string', default: '5' } },
+})
 const sizes = (values.hosts ?? '2,10').split(',').map(Number)
 const RUNS = Number(values.runs)
 const FIP = '198.51.100.10'
@@ -36,13 +46,28 @@ const CONF = (state: string, priority: number): string => `vrrp_instance VI_1 {
 }
 `
 
-function time(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): { ms: number; code: number; out: string } {
+function time(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = {},
+): { ms: number; code: number; out: string } {
   const t = process.hrtime.bigint()
-  const r = spawnSync(cmd, args, { cwd, env: { ...process.env, NO_COLOR: '1', ...env }, encoding: 'utf8', timeout: 600_000 })
-  return { ms: Number((process.hrtime.bigint() - t) / 1_000_000n), code: r.status ?? -1, out: `${r.stdout}${r.stderr}` }
+  const r = spawnSync(cmd, args, {
+    cwd,
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    encoding: 'utf8',
+    timeout: 600_000,
+  })
+  return {
+    ms: Number((process.hrtime.bigint() - t) / 1_000_000n),
+    code: r.status ?? -1,
+    out: `${r.stdout}${r.stderr}`,
+  }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
+const median = (xs: number[]): number =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 
 async function bench(n: number): Promise<{ n: number; runbook: number[]; ansible: number[] }> {
   const work = mkdtempSync(path.join(tmpdir(), 'rb-bench-'))
@@ -51,20 +76,42 @@ async function bench(n: number): Promise<{ n: number; runbook: number[]; ansible
     const kit = await makeSshKit(work, FIP)
     const jump = makePort(60, [SG_DEFAULT, SG_SSH])
     const vms: LabPort[] = Array.from({ length: n }, (_, i) => makePort(61 + i, [SG_DEFAULT]))
-    const snap = () => makeSnapshot([jump, ...vms], [{ id: 'f1a70000-0000-4000-8000-0000000000b1', floatingIp: FIP, fixedIp: '192.0.2.60', portId: jump.id }])
+    const snap = () =>
+      makeSnapshot(
+        [jump, ...vms],
+        [
+          {
+            id: 'f1a70000-0000-4000-8000-0000000000b1',
+            floatingIp: FIP,
+            fixedIp: '192.0.2.60',
+            portId: jump.id,
+          },
+        ],
+      )
     await driver.init(snap())
-    const specs = [makeSpec('jump', jump, kit.publicKey), ...vms.map((p, i) => makeSpec(`node${i + 1}`, p, kit.publicKey))]
+    const specs = [
+      makeSpec('jump', jump, kit.publicKey),
+      ...vms.map((p, i) => makeSpec(`node${i + 1}`, p, kit.publicKey)),
+    ]
     const boots = await Promise.all(specs.map((s) => driver.createVm(s, snap())))
     const consoles = Object.fromEntries(specs.map((s, i) => [s.name, boots[i]?.consoleLog ?? '']))
     const knownHosts: string[] = []
     specs.forEach((s) => {
       const keys = parseConsoleKeys(consoles[s.name] ?? '').keys
       kit.trust(s.name === 'jump' ? FIP : (s.port.fixedIps[0] ?? ''), keys)
-      for (const k of keys) knownHosts.push(`${s.name === 'jump' ? FIP : s.port.fixedIps[0]} ${k.split(' ').slice(0, 2).join(' ')}`)
+      for (const k of keys)
+        knownHosts.push(
+          `${s.name === 'jump' ? FIP : s.port.fixedIps[0]} ${k.split(' ').slice(0, 2).join(' ')}`,
+        )
     })
     writeFileSync(path.join(work, 'known_hosts'), `${knownHosts.join('\n')}\n`)
     const key = path.join(work, 'id_ed25519')
-    const nodes = vms.map((p, i) => ({ name: `node${i + 1}`, ip: p.fixedIps[0] ?? '', state: i === 0 ? 'MASTER' : 'BACKUP', priority: i === 0 ? 120 : 90 }))
+    const nodes = vms.map((p, i) => ({
+      name: `node${i + 1}`,
+      ip: p.fixedIps[0] ?? '',
+      state: i === 0 ? 'MASTER' : 'BACKUP',
+      priority: i === 0 ? 120 : 90,
+    }))
 
     // runbook
     writeFileSync(
@@ -77,11 +124,17 @@ async function bench(n: number): Promise<{ n: number; runbook: number[]; ansible
         '    keepalived:',
         '      vars: { via: jump }',
         '      hosts:',
-        ...nodes.map((x) => `        ${x.name}: { address: ${x.ip}, state: ${x.state}, priority: ${x.priority}, pinned_host_keys: ${JSON.stringify(consoles[x.name])} }`),
+        ...nodes.map(
+          (x) =>
+            `        ${x.name}: { address: ${x.ip}, state: ${x.state}, priority: ${x.priority}, pinned_host_keys: ${JSON.stringify(consoles[x.name])} }`,
+        ),
         '',
       ].join('\n'),
     )
-    writeFileSync(path.join(work, 'keepalived.conf.hbs'), CONF('{{state}}', 0).replace('priority 0', 'priority {{priority}}'))
+    writeFileSync(
+      path.join(work, 'keepalived.conf.hbs'),
+      CONF('{{state}}', 0).replace('priority 0', 'priority {{priority}}'),
+    )
     writeFileSync(
       path.join(work, 'procedure.yaml'),
       `plays:
@@ -123,7 +176,10 @@ control_path_dir = ${path.join(work, 'cp')}
       path.join(work, 'hosts.ini'),
       `[keepalived]\n${nodes.map((x) => `${x.name} ansible_host=${x.ip} state=${x.state} priority=${x.priority}`).join('\n')}\n[keepalived:vars]\nansible_user=ubuntu\nansible_ssh_private_key_file=${key}\n`,
     )
-    writeFileSync(path.join(work, 'keepalived.conf.j2'), CONF('{{ state }}', 0).replace('priority 0', 'priority {{ priority }}'))
+    writeFileSync(
+      path.join(work, 'keepalived.conf.j2'),
+      CONF('{{ state }}', 0).replace('priority 0', 'priority {{ priority }}'),
+    )
     writeFileSync(
       path.join(work, 'procedure.yml'),
       `- hosts: keepalived
@@ -143,22 +199,31 @@ control_path_dir = ${path.join(work, 'cp')}
       changed_when: false
 `,
     )
-    const rb = (): ReturnType<typeof time> => time(process.execPath, [BIN, 'apply', 'procedure.yaml', '-i', 'inventory.yaml'], work)
-    const an = (): ReturnType<typeof time> => time('ansible-playbook', ['procedure.yml'], work, { ANSIBLE_CONFIG: path.join(work, 'ansible.cfg') })
+    const rb = (): ReturnType<typeof time> =>
+      time(process.execPath, [BIN, 'apply', 'procedure.yaml', '-i', 'inventory.yaml'], work)
+    const an = (): ReturnType<typeof time> =>
+      time('ansible-playbook', ['procedure.yml'], work, {
+        ANSIBLE_CONFIG: path.join(work, 'ansible.cfg'),
+      })
     // converge with each tool; the other must then find nothing to change (same files, same state)
-    for (const [name, f] of [['runbook', rb], ['ansible', an]] as const) {
+    for (const [name, f] of [
+      ['runbook', rb],
+      ['ansible', an],
+    ] as const) {
       const r = f()
       if (r.code !== 0) throw new Error(`${name} failed to converge:\n${r.out}`)
     }
     const r0 = rb()
     const a0 = an()
-    if (!/changed=0/.test(r0.out) || /changed=[1-9]/.test(a0.out)) throw new Error(`not converged:\n${r0.out}\n${a0.out}`)
+    if (!/changed=0/.test(r0.out) || /changed=[1-9]/.test(a0.out))
+      throw new Error(`not converged:\n${r0.out}\n${a0.out}`)
     const runbook: number[] = []
     const ansible: number[] = []
     for (let i = 0; i < RUNS; i++) {
       const r = rb()
       const a = an()
-      if (r.code !== 0 || a.code !== 0 || !/changed=0/.test(r.out) || /changed=[1-9]/.test(a.out)) throw new Error(`a no-change run failed or changed something:\n${r.out}\n${a.out}`)
+      if (r.code !== 0 || a.code !== 0 || !/changed=0/.test(r.out) || /changed=[1-9]/.test(a.out))
+        throw new Error(`a no-change run failed or changed something:\n${r.out}\n${a.out}`)
       runbook.push(r.ms)
       ansible.push(a.ms)
     }
@@ -174,10 +239,13 @@ const rows: string[] = []
 for (const n of sizes) {
   const r = await bench(n)
   const line = `| ${n} hosts × 5 tasks | ${median(r.runbook)} ms | ${median(r.ansible)} ms | ${(median(r.ansible) / median(r.runbook)).toFixed(1)}× |`
-  process.stdout.write(`${line}   runbook ${r.runbook.join(', ')}; ansible ${r.ansible.join(', ')}\n`)
+  process.stdout.write(
+    `${line}   runbook ${r.runbook.join(', ')}; ansible ${r.ansible.join(', ')}\n`,
+  )
   rows.push(line)
 }
-const ansibleVersion = spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? ''
+const ansibleVersion =
+  spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? ''
 writeFileSync(
   'bench/results.md',
   `# The host part of the VIP procedure, nothing to change: runbook vs Ansible

@@ -74,7 +74,11 @@ export class RunbookError extends Error {
 }
 
 /** Wraps anything thrown into a RunbookError, keeping a RunbookError as it is. */
-export function toRunbookError(err: unknown, code: ErrorCode = 'E_MODULE', ctx: ErrorContext = {}): RunbookError {
+export function toRunbookError(
+  err: unknown,
+  code: ErrorCode = 'E_MODULE',
+  ctx: ErrorContext = {},
+): RunbookError {
   if (err instanceof RunbookError) return err.locate(ctx)
   const message = err instanceof Error ? err.message : String(err)
   return new RunbookError(code, message, { ...ctx, cause: err })

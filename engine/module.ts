@@ -175,7 +175,12 @@ export type ModuleRegistry = ReadonlyMap<string, Module<unknown, unknown>>
  * Builds a registry from modules, refusing duplicate names.
  * @example const registry = createRegistry([command, shell, copy])
  */
-export function createRegistry(modules: ReadonlyArray<Pick<Module, 'name' | 'gather' | 'plan' | 'apply'> | { readonly name: string; readonly summary: string }>): ModuleRegistry {
+export function createRegistry(
+  modules: ReadonlyArray<
+    | Pick<Module, 'name' | 'gather' | 'plan' | 'apply'>
+    | { readonly name: string; readonly summary: string }
+  >,
+): ModuleRegistry {
   const map = new Map<string, Module<unknown, unknown>>()
   for (const m of modules) {
     if (map.has(m.name)) throw new Error(`module ${m.name} registered twice`)

@@ -14,7 +14,13 @@ import { loadRunbook, type ModuleCatalog } from './runbook/load.ts'
 import { loadYaml, locate, parseYaml, SourceSet } from './runbook/source.ts'
 import type { Runbook } from './runbook/types.ts'
 import { validateRunbook } from './runbook/validate.ts'
-import { isSecretDecl, Redactor, resolveSecret, secretDeclSchema, type SecretSources } from './vars/secrets.ts'
+import {
+  isSecretDecl,
+  Redactor,
+  resolveSecret,
+  secretDeclSchema,
+  type SecretSources,
+} from './vars/secrets.ts'
 
 /** Inputs of a run, as the CLI collects them. */
 export interface PrepareOptions {
@@ -88,16 +94,22 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     try {
       text = readFileSync(file, 'utf8')
     } catch (e) {
-      return new Error((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message)
+      return new Error(
+        (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message,
+      )
     }
     const parsed = parseYaml(file, text)
     sources.add(parsed.source)
     return parsed
   }
-  const loaded = rbParsed.errors.length ? undefined : loadRunbook(rbParsed.source, catalogOf(o.registry), readImport)
+  const loaded = rbParsed.errors.length
+    ? undefined
+    : loadRunbook(rbParsed.source, catalogOf(o.registry), readImport)
   if (loaded) errors.push(...loaded.errors)
 
-  const inventoryFile = o.inventoryFile ?? (loaded?.runbook.inventory ? path.resolve(baseDir, loaded.runbook.inventory) : undefined)
+  const inventoryFile =
+    o.inventoryFile ??
+    (loaded?.runbook.inventory ? path.resolve(baseDir, loaded.runbook.inventory) : undefined)
   let inventory = Inventory.empty()
   if (inventoryFile) {
     const invParsed = await loadYaml(inventoryFile)
@@ -116,8 +128,18 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     sources.add(p.source)
     errors.push(...p.errors)
     if (!p.errors.length) {
-      if (p.source.value !== null && typeof p.source.value === 'object' && !Array.isArray(p.source.value)) Object.assign(extraVars, p.source.value)
-      else errors.push(new RunbookError('E_SCHEMA', 'a var file is a mapping of variables', { pos: { file: f, line: 1, col: 1 } }))
+      if (
+        p.source.value !== null &&
+        typeof p.source.value === 'object' &&
+        !Array.isArray(p.source.value)
+      )
+        Object.assign(extraVars, p.source.value)
+      else
+        errors.push(
+          new RunbookError('E_SCHEMA', 'a var file is a mapping of variables', {
+            pos: { file: f, line: 1, col: 1 },
+          }),
+        )
     }
   }
   for (const v of o.vars ?? []) {
@@ -136,14 +158,40 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     for (const [k, v] of Object.entries(runbook.vars)) {
       if (isSecretDecl(v)) {
         const r = secretDeclSchema.safeParse(v)
-        if (!r.success) errors.push(new RunbookError('E_SECRET', `secret '${k}': ${r.error.issues[0]?.message ?? 'invalid declaration'}`, { pos: locate(rbParsed.source, ['vars', k, ...((r.error.issues[0]?.path ?? []) as (string | number)[])], { key: true }) }))
+        if (!r.success)
+          errors.push(
+            new RunbookError(
+              'E_SECRET',
+              `secret '${k}': ${r.error.issues[0]?.message ?? 'invalid declaration'}`,
+              {
+                pos: locate(
+                  rbParsed.source,
+                  ['vars', k, ...((r.error.issues[0]?.path ?? []) as (string | number)[])],
+                  { key: true },
+                ),
+              },
+            ),
+          )
         secretNames.push(k)
       } else plainVars[k] = v
     }
     runbook.vars = plainVars
-    errors.push(...validateRunbook(runbook, inventory, o.registry, sources, { runbook: Object.keys(plainVars), extra: Object.keys(extraVars), secrets: secretNames }, baseDir))
+    errors.push(
+      ...validateRunbook(
+        runbook,
+        inventory,
+        o.registry,
+        sources,
+        { runbook: Object.keys(plainVars), extra: Object.keys(extraVars), secrets: secretNames },
+        baseDir,
+      ),
+    )
   }
-  const stateDir = stateDirFor(o.stateRoot ?? path.resolve('.runbook'), o.runbookFile, inventoryFile)
+  const stateDir = stateDirFor(
+    o.stateRoot ?? path.resolve('.runbook'),
+    o.runbookFile,
+    inventoryFile,
+  )
   const redactor = new Redactor()
   const secretVars: Record<string, string> = {}
   if (runbook && !o.skipSecrets && errors.length === 0) {
@@ -151,14 +199,20 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     for (const name of secretNames) {
       // -e / --var-file may set a secret: that value is the secret, redacted like any other
       if (name in extraVars) {
-        const value = typeof extraVars[name] === 'string' ? extraVars[name] : JSON.stringify(extraVars[name])
+        const value =
+          typeof extraVars[name] === 'string' ? extraVars[name] : JSON.stringify(extraVars[name])
         delete extraVars[name]
         secretVars[name] = value
         redactor.add(value)
         continue
       }
       try {
-        const value = await resolveSecret(name, secretDeclSchema.parse(raw[name]), { env: o.env ?? process.env, prompt: o.prompt, stateDir, baseDir })
+        const value = await resolveSecret(name, secretDeclSchema.parse(raw[name]), {
+          env: o.env ?? process.env,
+          prompt: o.prompt,
+          stateDir,
+          baseDir,
+        })
         secretVars[name] = value
         redactor.add(value)
       } catch (e) {
@@ -170,7 +224,17 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     }
   }
   if (errors.length || !runbook) throw new RunbookErrors(unique(errors), sources.text)
-  return { runbook, inventory, inventoryFile, sources, extraVars, secretVars, redactor, stateDir, baseDir }
+  return {
+    runbook,
+    inventory,
+    inventoryFile,
+    sources,
+    extraVars,
+    secretVars,
+    redactor,
+    stateDir,
+    baseDir,
+  }
 }
 
 /** Each problem once: a file imported or a role used twice is checked twice. */

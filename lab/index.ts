@@ -8,7 +8,13 @@ import { rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
-import { basicProblems, hostProblems, hostsAvailable, hostsStateDir, loadHosts } from './api/hosts.ts'
+import {
+  basicProblems,
+  hostProblems,
+  hostsAvailable,
+  hostsStateDir,
+  loadHosts,
+} from './api/hosts.ts'
 import { DEFAULT_PORT, DEFAULT_STATE_DIR, labPaths } from './api/paths.ts'
 import type { DaemonInfo, LaunchInfo } from './api/paths.ts'
 import { writeFileAtomic } from './api/store.ts'
@@ -94,7 +100,11 @@ export interface LabDownResult {
 const DAEMON = fileURLToPath(new URL('./api/daemon.ts', import.meta.url))
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 
-function resolve(opts: LabOptions): { stateDir: string; port: number; log: (line: string) => void } {
+function resolve(opts: LabOptions): {
+  stateDir: string
+  port: number
+  log: (line: string) => void
+} {
   const envPort = process.env['RUNBOOK_LAB_PORT']
   return {
     stateDir: opts.stateDir ?? process.env['RUNBOOK_LAB_DIR'] ?? DEFAULT_STATE_DIR,
@@ -104,14 +114,24 @@ function resolve(opts: LabOptions): { stateDir: string; port: number; log: (line
 }
 
 function mirrorOptions(opts: LabOptions): Required<LabMirrorOptions> | null {
-  if (opts.mirror === false || (opts.mirror === undefined && process.env['RUNBOOK_LAB_MIRROR'] === '0')) return null
+  if (
+    opts.mirror === false ||
+    (opts.mirror === undefined && process.env['RUNBOOK_LAB_MIRROR'] === '0')
+  )
+    return null
   const m = opts.mirror ?? {}
   const envPackages = process.env['RUNBOOK_LAB_MIRROR_PACKAGES']
   const envPort = process.env['RUNBOOK_LAB_MIRROR_PORT']
-  const port = m.port ?? (envPort !== undefined && envPort !== '' ? Number(envPort) : DEFAULT_MIRROR_PORT)
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`runbook lab up: the mirror port ${String(port)} is not a port`)
+  const port =
+    m.port ?? (envPort !== undefined && envPort !== '' ? Number(envPort) : DEFAULT_MIRROR_PORT)
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`runbook lab up: the mirror port ${String(port)} is not a port`)
   return {
-    packages: m.packages ?? (envPackages !== undefined && envPackages.trim() !== '' ? envPackages.split(/[\s,]+/).filter((p) => p !== '') : [...DEFAULT_MIRROR_PACKAGES]),
+    packages:
+      m.packages ??
+      (envPackages !== undefined && envPackages.trim() !== ''
+        ? envPackages.split(/[\s,]+/).filter((p) => p !== '')
+        : [...DEFAULT_MIRROR_PACKAGES]),
     cacheDir: m.cacheDir ?? (process.env['RUNBOOK_LAB_CACHE_DIR'] || DEFAULT_MIRROR_CACHE),
     port,
   }
@@ -119,7 +139,8 @@ function mirrorOptions(opts: LabOptions): Required<LabMirrorOptions> | null {
 
 function mirrorLine(info: DaemonInfo, mirror: MirrorBuild | null): string | null {
   if (mirror === null) return null
-  if (info.mirrorUrl === null || info.mirrorUrl === undefined) return `package mirror: NOT SERVED (${info.mirrorError ?? 'the daemon runs without it; \`runbook lab down\` and up again'}); apt in new VMs will fail fast`
+  if (info.mirrorUrl === null || info.mirrorUrl === undefined)
+    return `package mirror: NOT SERVED (${info.mirrorError ?? 'the daemon runs without it; `runbook lab down` and up again'}); apt in new VMs will fail fast`
   return `package mirror for the VMs: ${info.mirrorUrl} (${mirror.empty ? 'EMPTY' : `${mirror.packages} packages`})`
 }
 
@@ -177,41 +198,78 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
   const paths = labPaths(stateDir)
   if (withHosts) {
     const hosts = hostsAvailable() ? await loadHosts() : null
-    const problems = hosts === null ? [...basicProblems(), 'the lab hosts (lab/hosts) are not part of this build'] : [...basicProblems(), ...(await hostProblems(hosts))]
+    const problems =
+      hosts === null
+        ? [...basicProblems(), 'the lab hosts (lab/hosts) are not part of this build']
+        : [...basicProblems(), ...(await hostProblems(hosts))]
     if (problems.length > 0) {
-      throw new Error(`runbook lab up: this machine cannot run the lab:\n${[...new Set(problems)].map((p) => `  - ${p}`).join('\n')}`)
+      throw new Error(
+        `runbook lab up: this machine cannot run the lab:\n${[...new Set(problems)].map((p) => `  - ${p}`).join('\n')}`,
+      )
     }
   }
   const mirrorOpts = withHosts ? mirrorOptions(opts) : null
   let mirror: MirrorBuild | null = null
   if (mirrorOpts !== null) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 })
-    mirror = await buildMirror({ dir: paths.mirror, cacheDir: mirrorOpts.cacheDir, packages: mirrorOpts.packages, log })
+    mirror = await buildMirror({
+      dir: paths.mirror,
+      cacheDir: mirrorOpts.cacheDir,
+      packages: mirrorOpts.packages,
+      log,
+    })
   }
-  const withUrl = (info: DaemonInfo): LabMirror | null => (mirror === null ? null : { ...mirror, url: info.mirrorUrl ?? null })
+  const withUrl = (info: DaemonInfo): LabMirror | null =>
+    mirror === null ? null : { ...mirror, url: info.mirrorUrl ?? null }
   const running = readJson<DaemonInfo>(paths.daemon)
   if (running !== null && alive(running.pid) && (await answers(running.url))) {
     if (running.withHosts !== withHosts) {
-      throw new Error(`runbook lab up: a lab is already running at ${running.url} with hosts ${running.withHosts ? 'on' : 'off'}; run \`runbook lab down\` first`)
+      throw new Error(
+        `runbook lab up: a lab is already running at ${running.url} with hosts ${running.withHosts ? 'on' : 'off'}; run \`runbook lab down\` first`,
+      )
     }
     log(`runbook lab is already running at ${running.url} (pid ${running.pid})`)
     const line = mirrorLine(running, mirror)
     if (line !== null) log(line)
     log(exportsLine(running.cloudsYaml))
-    return { url: running.url, pid: running.pid, stateDir, cloudsYaml: running.cloudsYaml, withHosts, alreadyRunning: true, exports: exportsLine(running.cloudsYaml), mirror: withUrl(running) }
+    return {
+      url: running.url,
+      pid: running.pid,
+      stateDir,
+      cloudsYaml: running.cloudsYaml,
+      withHosts,
+      alreadyRunning: true,
+      exports: exportsLine(running.cloudsYaml),
+      mirror: withUrl(running),
+    }
   }
   const launch = readJson<LaunchInfo>(paths.launch)
   if (launch !== null && alive(launch.pid) && launch.pid !== running?.pid) {
-    throw new Error(`runbook lab up: a lab daemon (pid ${launch.pid}) is starting or hung; run \`runbook lab down\` first`)
+    throw new Error(
+      `runbook lab up: a lab daemon (pid ${launch.pid}) is starting or hung; run \`runbook lab down\` first`,
+    )
   }
   await rm(paths.daemon, { force: true })
 
   mkdirSync(stateDir, { recursive: true, mode: 0o700 })
   const logFd = openSync(paths.log, 'a', 0o600)
-  const args = ['--import', import.meta.resolve('tsx'), DAEMON, '--state-dir', stateDir, '--port', String(port)]
+  const args = [
+    '--import',
+    import.meta.resolve('tsx'),
+    DAEMON,
+    '--state-dir',
+    stateDir,
+    '--port',
+    String(port),
+  ]
   if (!withHosts) args.push('--no-hosts')
   if (mirrorOpts !== null) args.push('--mirror-port', String(mirrorOpts.port))
-  const child = spawn(process.execPath, args, { cwd: REPO, detached: true, stdio: ['ignore', logFd, logFd], env: process.env })
+  const child = spawn(process.execPath, args, {
+    cwd: REPO,
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+    env: process.env,
+  })
   closeSync(logFd)
   const pid = child.pid
   if (pid === undefined) throw new Error('runbook lab up: could not start the API daemon')
@@ -225,18 +283,34 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
 
   const deadline = Date.now() + 120_000
   for (;;) {
-    if (exited !== null) throw new Error(`runbook lab up: the API daemon exited (${String(exited)}). ${paths.log}:\n${tail(paths.log)}`)
+    if (exited !== null)
+      throw new Error(
+        `runbook lab up: the API daemon exited (${String(exited)}). ${paths.log}:\n${tail(paths.log)}`,
+      )
     const ready = readJson<DaemonInfo>(paths.daemon)
     if (ready !== null && ready.pid === pid && (await answers(ready.url))) {
-      log(`runbook lab is up at ${ready.url} (pid ${pid}, hosts ${withHosts ? 'on' : 'off'}, state in ${stateDir})`)
+      log(
+        `runbook lab is up at ${ready.url} (pid ${pid}, hosts ${withHosts ? 'on' : 'off'}, state in ${stateDir})`,
+      )
       const line = mirrorLine(ready, mirror)
       if (line !== null) log(line)
       log(exportsLine(ready.cloudsYaml))
-      return { url: ready.url, pid, stateDir, cloudsYaml: ready.cloudsYaml, withHosts, alreadyRunning: false, exports: exportsLine(ready.cloudsYaml), mirror: withUrl(ready) }
+      return {
+        url: ready.url,
+        pid,
+        stateDir,
+        cloudsYaml: ready.cloudsYaml,
+        withHosts,
+        alreadyRunning: false,
+        exports: exportsLine(ready.cloudsYaml),
+        mirror: withUrl(ready),
+      }
     }
     if (Date.now() > deadline) {
       process.kill(pid, 'SIGKILL')
-      throw new Error(`runbook lab up: the API daemon did not answer within 120 s. ${paths.log}:\n${tail(paths.log)}`)
+      throw new Error(
+        `runbook lab up: the API daemon did not answer within 120 s. ${paths.log}:\n${tail(paths.log)}`,
+      )
     }
     await sleep(50)
   }
@@ -255,20 +329,40 @@ async function listServers(url: string, cloudsYaml: string): Promise<LabServer[]
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({
       auth: {
-        identity: { methods: ['password'], password: { user: { name: auth['username'], domain: { name: 'Default' }, password: auth['password'] } } },
+        identity: {
+          methods: ['password'],
+          password: {
+            user: {
+              name: auth['username'],
+              domain: { name: 'Default' },
+              password: auth['password'],
+            },
+          },
+        },
         scope: { project: { name: auth['project_name'], domain: { name: 'Default' } } },
       },
     }),
   })
   const token = tokenRes.headers.get('x-subject-token')
   if (token === null) return []
-  const res = await fetch(`${url}/compute/v2.1/servers/detail`, { headers: { 'X-Auth-Token': token } })
-  const body = (await res.json()) as { servers?: { id: string; name: string; status: string; addresses: Record<string, { addr: string }[]> }[] }
+  const res = await fetch(`${url}/compute/v2.1/servers/detail`, {
+    headers: { 'X-Auth-Token': token },
+  })
+  const body = (await res.json()) as {
+    servers?: {
+      id: string
+      name: string
+      status: string
+      addresses: Record<string, { addr: string }[]>
+    }[]
+  }
   return (body.servers ?? []).map((s) => ({
     id: s.id,
     name: s.name,
     status: s.status,
-    addresses: Object.entries(s.addresses).flatMap(([net, list]) => list.map((a) => `${net}=${a.addr}`)),
+    addresses: Object.entries(s.addresses).flatMap(([net, list]) =>
+      list.map((a) => `${net}=${a.addr}`),
+    ),
   }))
 }
 
@@ -296,17 +390,22 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabStatus> {
   }
   if (running && info !== null) {
     status.servers = await listServers(info.url, info.cloudsYaml).catch(() => [])
-    log(`runbook lab: running at ${info.url} (pid ${info.pid}, hosts ${info.withHosts ? 'on' : 'off'}, state in ${stateDir})`)
+    log(
+      `runbook lab: running at ${info.url} (pid ${info.pid}, hosts ${info.withHosts ? 'on' : 'off'}, state in ${stateDir})`,
+    )
     log(exportsLine(info.cloudsYaml))
     if (status.mirrorUrl !== null) log(`package mirror: ${status.mirrorUrl}`)
     if (status.servers.length === 0) log('servers: none')
     else {
       log('servers:')
       const width = Math.max(...status.servers.map((s) => s.name.length))
-      for (const s of status.servers) log(`  ${s.name.padEnd(width)}  ${s.status.padEnd(7)}  ${s.addresses.join(', ')}`)
+      for (const s of status.servers)
+        log(`  ${s.name.padEnd(width)}  ${s.status.padEnd(7)}  ${s.addresses.join(', ')}`)
     }
   } else if (status.stale) {
-    log(`runbook lab: not running (daemon pid ${String(pid)} is gone; \`runbook lab down\` cleans up after it)`)
+    log(
+      `runbook lab: not running (daemon pid ${String(pid)} is gone; \`runbook lab down\` cleans up after it)`,
+    )
   } else if (isAlive) {
     log(`runbook lab: starting or not answering (pid ${String(pid)})`)
   } else {
@@ -321,7 +420,9 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabStatus> {
  * `keepState` (then the next `up` brings the same cloud back).
  * @example await labDown({})
  */
-export async function labDown(opts: LabOptions & { keepState?: boolean } = {}): Promise<LabDownResult> {
+export async function labDown(
+  opts: LabOptions & { keepState?: boolean } = {},
+): Promise<LabDownResult> {
   const { stateDir, log } = resolve(opts)
   const paths = labPaths(stateDir)
   const info = readJson<DaemonInfo>(paths.daemon)
@@ -339,7 +440,8 @@ export async function labDown(opts: LabOptions & { keepState?: boolean } = {}): 
     stopped = true
   }
   // Without a record of this lab, tear down only if its hosts left their directory behind.
-  const withHosts = opts.withHosts ?? info?.withHosts ?? launch?.withHosts ?? existsSync(hostsStateDir(stateDir))
+  const withHosts =
+    opts.withHosts ?? info?.withHosts ?? launch?.withHosts ?? existsSync(hostsStateDir(stateDir))
   let tornDown = false
   if (withHosts && hostsAvailable()) {
     const hosts = await loadHosts()
@@ -351,6 +453,9 @@ export async function labDown(opts: LabOptions & { keepState?: boolean } = {}): 
   for (const f of files) await rm(f, { force: true })
   // the mirror's copy is rebuilt from the cache at every up (the cache itself stays)
   await rm(dirname(paths.mirror), { recursive: true, force: true })
-  if (existsSync(stateDir)) log(`runbook lab: down${stopped ? ' (daemon stopped)' : ''}${tornDown ? ', hosts removed' : ''}`)
+  if (existsSync(stateDir))
+    log(
+      `runbook lab: down${stopped ? ' (daemon stopped)' : ''}${tornDown ? ', hosts removed' : ''}`,
+    )
   return { stopped, tornDown, stateDir }
 }

@@ -24,7 +24,8 @@ if (values.port !== undefined) opts.port = Number(values.port)
 if (values['state-dir'] !== undefined) opts.stateDir = values['state-dir']
 if (values['no-hosts'] === true) opts.withHosts = false
 if (values['no-mirror'] === true) opts.mirror = false
-else if (values['mirror-packages'] !== undefined) opts.mirror = { packages: values['mirror-packages'].split(',').filter((p) => p !== '') }
+else if (values['mirror-packages'] !== undefined)
+  opts.mirror = { packages: values['mirror-packages'].split(',').filter((p) => p !== '') }
 
 try {
   switch (positionals[0]) {
@@ -38,7 +39,9 @@ try {
       await labDown({ ...opts, keepState: values['keep-state'] === true })
       break
     default:
-      process.stderr.write('usage: lab/main.ts up|status|down [--port N] [--state-dir DIR] [--no-hosts] [--keep-state] [--no-mirror] [--mirror-packages a,b]\n')
+      process.stderr.write(
+        'usage: lab/main.ts up|status|down [--port N] [--state-dir DIR] [--no-hosts] [--keep-state] [--no-mirror] [--mirror-packages a,b]\n',
+      )
       process.exitCode = 2
   }
 } catch (e) {

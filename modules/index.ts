@@ -9,4 +9,9 @@ import { keepalivedModules } from './keepalived/index.ts'
 import { openstackModules } from './openstack/index.ts'
 
 /** Every module, by name. */
-export const registry: ModuleRegistry = createRegistry([...builtinModules, ...hostModules, ...openstackModules, ...keepalivedModules])
+export const registry: ModuleRegistry = createRegistry([
+  ...builtinModules,
+  ...hostModules,
+  ...openstackModules,
+  ...keepalivedModules,
+])

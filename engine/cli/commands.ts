@@ -20,7 +20,15 @@ import { renderPlan } from '../report/plan.ts'
 import { prepare, type Prepared } from '../prepare.ts'
 import { printErrors, type CliDeps, type ConnectionContext } from './main.ts'
 import { countChanges } from '../plan/change.ts'
-import { changedFiles, digestFiles, planDrift, planEntries, readSavedPlan, writeSavedPlan, type SavedPlan } from '../plan/saved.ts'
+import {
+  changedFiles,
+  digestFiles,
+  planDrift,
+  planEntries,
+  readSavedPlan,
+  writeSavedPlan,
+  type SavedPlan,
+} from '../plan/saved.ts'
 
 /** Flags shared by the run commands. */
 export interface CommonFlags {
@@ -61,7 +69,12 @@ function terminalPrompt(err: Out): ((q: string) => Promise<string>) | undefined 
     })
 }
 
-async function load(f: CommonFlags, deps: CliDeps, err: Out, skipSecrets = false): Promise<Prepared | undefined> {
+async function load(
+  f: CommonFlags,
+  deps: CliDeps,
+  err: Out,
+  skipSecrets = false,
+): Promise<Prepared | undefined> {
   try {
     return await prepare({
       runbookFile: f.runbook,
@@ -79,27 +92,55 @@ async function load(f: CommonFlags, deps: CliDeps, err: Out, skipSecrets = false
   }
 }
 
-function sinks(f: CommonFlags, out: Out, extra: { diff: boolean; quiet: boolean }): { emit: EventSink; close(): void; events: RunEvent[] } {
+function sinks(
+  f: CommonFlags,
+  out: Out,
+  extra: { diff: boolean; quiet: boolean },
+): { emit: EventSink; close(): void; events: RunEvent[] } {
   const events: RunEvent[] = []
   if (f.json) {
     const j = jsonReporter(out)
     return { emit: (e) => (events.push(e), j(e)), close: () => undefined, events }
   }
   const colors = colorsFor(out, f.color ? undefined : false)
-  const r = consoleReporter({ out, colors, live: Boolean(out.isTTY) && !('CI' in process.env), diff: extra.diff, quietTasks: extra.quiet, verbose: f.verbose })
+  const r = consoleReporter({
+    out,
+    colors,
+    live: Boolean(out.isTTY) && !('CI' in process.env),
+    diff: extra.diff,
+    quietTasks: extra.quiet,
+    verbose: f.verbose,
+  })
   return { emit: (e) => (events.push(e), r.sink(e)), close: r.close, events }
 }
 
 /** What every run of a prepared runbook passes to execute; the caller adds mode, journal and sinks. */
 function runOptions(p: Prepared, f: CommonFlags, deps: CliDeps, connections: ConnectionFactory) {
   return {
-    runbook: p.runbook, inventory: p.inventory, registry: deps.registry, extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor, connections,
-    forks: f.forks, limit: f.limit, tags: f.tags, skipTags: f.skipTags, sources: p.sources, baseDir: p.baseDir, stateDir: p.stateDir,
+    runbook: p.runbook,
+    inventory: p.inventory,
+    registry: deps.registry,
+    extraVars: p.extraVars,
+    secretVars: p.secretVars,
+    redactor: p.redactor,
+    connections,
+    forks: f.forks,
+    limit: f.limit,
+    tags: f.tags,
+    skipTags: f.skipTags,
+    sources: p.sources,
+    baseDir: p.baseDir,
+    stateDir: p.stateDir,
   }
 }
 
 /** The runbook's lock, or undefined after printing who holds it. */
-async function lockOrReport(p: Prepared, command: string, timeoutSeconds: number, err: Out): Promise<Lock | undefined> {
+async function lockOrReport(
+  p: Prepared,
+  command: string,
+  timeoutSeconds: number,
+  err: Out,
+): Promise<Lock | undefined> {
   try {
     return await acquireLock(p.stateDir, command, timeoutSeconds * 1000)
   } catch (e) {
@@ -109,71 +150,153 @@ async function lockOrReport(p: Prepared, command: string, timeoutSeconds: number
 }
 
 /** `runbook validate`. */
-export async function runValidate(f: CommonFlags, deps: CliDeps, out: Out, err: Out, o: { listTasks?: boolean; listHosts?: boolean } = {}): Promise<number> {
+export async function runValidate(
+  f: CommonFlags,
+  deps: CliDeps,
+  out: Out,
+  err: Out,
+  o: { listTasks?: boolean; listHosts?: boolean } = {},
+): Promise<number> {
   const p = await load(f, deps, err, true)
   if (!p) return 1
   if (o.listTasks === true || o.listHosts === true) {
-    out.write(`${outline(p.runbook, p.inventory, { tasks: o.listTasks === true, hosts: o.listHosts === true, limit: f.limit }).join('\n')}\n`)
+    out.write(
+      `${outline(p.runbook, p.inventory, { tasks: o.listTasks === true, hosts: o.listHosts === true, limit: f.limit }).join('\n')}\n`,
+    )
     return 0
   }
   const tasks = p.runbook.plays.reduce((n, pl) => n + pl.tasks.length + pl.handlers.length, 0)
-  out.write(`${f.runbook}: valid (${p.runbook.plays.length} plays, ${tasks} tasks${p.inventoryFile ? `, inventory ${p.inventoryFile}` : ''})\n`)
+  out.write(
+    `${f.runbook}: valid (${p.runbook.plays.length} plays, ${tasks} tasks${p.inventoryFile ? `, inventory ${p.inventoryFile}` : ''})\n`,
+  )
   return 0
 }
 
 /** `runbook plan`. */
-export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; destroy: boolean; out?: string | undefined }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+export async function runPlan(
+  f: CommonFlags,
+  o: { detailedExitcode: boolean; destroy: boolean; out?: string | undefined },
+  deps: CliDeps,
+  out: Out,
+  err: Out,
+): Promise<number> {
   if (o.out !== undefined && o.destroy) {
-    printErrors(new RunbookError('E_USAGE', 'plan --out saves an apply plan; it does not go with --destroy'), err)
+    printErrors(
+      new RunbookError('E_USAGE', 'plan --out saves an apply plan; it does not go with --destroy'),
+      err,
+    )
     return 1
   }
   const p = await load(f, deps, err)
   if (!p) return 1
   const colors = colorsFor(out, f.color ? undefined : false)
-  const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor).catch((e: unknown) => e as Error)
+  const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor).catch(
+    (e: unknown) => e as Error,
+  )
   if (journal instanceof Error) {
     printErrors(journal, err)
     return 1
   }
   if (o.destroy) {
     const s = sinks(f, out, { diff: false, quiet: true })
-    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars: { ...p.runbook.vars, ...p.secretVars }, extraVars: p.extraVars, plan: true })
+    const r = await destroy({
+      journal,
+      registry: deps.registry,
+      inventory: p.inventory,
+      connections: deps.connections(connectionContext(p, err)),
+      redactor: p.redactor,
+      emit: s.emit,
+      baseDir: p.baseDir,
+      vars: { ...p.runbook.vars, ...p.secretVars },
+      extraVars: p.extraVars,
+      plan: true,
+    })
     const counts = countChanges(r.changes)
-    if (f.json) s.emit({ type: 'summary', ok: true, mode: 'plan', hosts: r.hosts, plan: counts, duration_ms: 0, changed: 0, failed: 0, unreachable: 0 })
+    if (f.json)
+      s.emit({
+        type: 'summary',
+        ok: true,
+        mode: 'plan',
+        hosts: r.hosts,
+        plan: counts,
+        duration_ms: 0,
+        changed: 0,
+        failed: 0,
+        unreachable: 0,
+      })
     else {
-      for (const ch of r.changes) out.write(`${p.redactor.text(formatChange(ch, colors, { diff: false }).join('\n'))}\n`)
+      for (const ch of r.changes)
+        out.write(`${p.redactor.text(formatChange(ch, colors, { diff: false }).join('\n'))}\n`)
       out.write(`\n${planSummary(counts, colors)}\n`)
     }
     s.close()
     return o.detailedExitcode && r.changes.length ? 2 : 0
   }
   const s = sinks(f, out, { diff: true, quiet: true })
-  const result = await execute({ ...runOptions(p, f, deps, deps.connections(connectionContext(p, err))), mode: 'plan', journal, emit: s.emit })
+  const result = await execute({
+    ...runOptions(p, f, deps, deps.connections(connectionContext(p, err))),
+    mode: 'plan',
+    journal,
+    emit: s.emit,
+  })
   s.close()
   const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
   if (f.json) {
-    s.emit(p.redactor.value({ type: 'summary', ok: result.ok, mode: 'plan', hosts: result.hosts, plan: result.plan, duration_ms: result.durationMs, changed, failed: result.errors.length, unreachable: 0 }))
+    s.emit(
+      p.redactor.value({
+        type: 'summary',
+        ok: result.ok,
+        mode: 'plan',
+        hosts: result.hosts,
+        plan: result.plan,
+        duration_ms: result.durationMs,
+        changed,
+        failed: result.errors.length,
+        unreachable: 0,
+      }),
+    )
   } else {
-    out.write(`${p.redactor.text(renderPlan(result.changes, colors, result.plan, result.checks).join('\n'))}\n`)
+    out.write(
+      `${p.redactor.text(renderPlan(result.changes, colors, result.plan, result.checks).join('\n'))}\n`,
+    )
   }
   for (const e of result.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
   if (!result.ok) return 1
   if (o.out !== undefined) {
-    const secretKeys = f.vars.map((v) => v.slice(0, v.indexOf('='))).filter((k) => k in p.secretVars)
+    const secretKeys = f.vars
+      .map((v) => v.slice(0, v.indexOf('=')))
+      .filter((k) => k in p.secretVars)
     if (secretKeys.length > 0) {
-      printErrors(new RunbookError('E_USAGE', `not saving the plan: -e sets the secret ${secretKeys.join(', ')}, and a saved plan keeps its -e values; give it through its declared source (environment, file or prompt)`), err)
+      printErrors(
+        new RunbookError(
+          'E_USAGE',
+          `not saving the plan: -e sets the secret ${secretKeys.join(', ')}, and a saved plan keeps its -e values; give it through its declared source (environment, file or prompt)`,
+        ),
+        err,
+      )
       return 1
     }
     await writeSavedPlan(o.out, {
       options: {
-        runbook: path.resolve(f.runbook), inventory: p.inventoryFile ? path.resolve(p.inventoryFile) : null, vars: f.vars, varFiles: f.varFiles.map((v) => path.resolve(v)),
-        limit: f.limit ?? null, tags: f.tags ?? null, skipTags: f.skipTags ?? null, stateRoot: path.dirname(p.stateDir),
+        runbook: path.resolve(f.runbook),
+        inventory: p.inventoryFile ? path.resolve(p.inventoryFile) : null,
+        vars: f.vars,
+        varFiles: f.varFiles.map((v) => path.resolve(v)),
+        limit: f.limit ?? null,
+        tags: f.tags ?? null,
+        skipTags: f.skipTags ?? null,
+        stateRoot: path.dirname(p.stateDir),
       },
       files: digestFiles(p.sources),
       changes: planEntries(result.changes, p.redactor),
-      rendered: p.redactor.text(renderPlan(result.changes, plainColors, result.plan, result.checks).join('\n')).split('\n'),
+      rendered: p.redactor
+        .text(renderPlan(result.changes, plainColors, result.plan, result.checks).join('\n'))
+        .split('\n'),
     })
-    if (!f.json) out.write(`\nSaved the plan to ${o.out}. To apply exactly this plan: runbook apply ${o.out}\n`)
+    if (!f.json)
+      out.write(
+        `\nSaved the plan to ${o.out}. To apply exactly this plan: runbook apply ${o.out}\n`,
+      )
   }
   return o.detailedExitcode && result.changes.some((c) => !c.check) ? 2 : 0
 }
@@ -182,7 +305,10 @@ export async function runPlan(f: CommonFlags, o: { detailedExitcode: boolean; de
 export async function runShow(file: string, json: boolean, out: Out, err: Out): Promise<number> {
   const saved = await readSavedPlan(file).catch((e: unknown) => e as Error)
   if (saved === undefined || saved instanceof Error) {
-    printErrors(saved ?? new RunbookError('E_USAGE', `${file} is not a plan saved by \`runbook plan --out\``), err)
+    printErrors(
+      saved ?? new RunbookError('E_USAGE', `${file} is not a plan saved by \`runbook plan --out\``),
+      err,
+    )
     return 1
   }
   if (json) {
@@ -191,34 +317,68 @@ export async function runShow(file: string, json: boolean, out: Out, err: Out): 
   }
   const o = saved.options
   const opts = [
-    o.inventory ? `-i ${o.inventory}` : '', ...o.vars.map((v) => `-e ${v}`), ...o.varFiles.map((v) => `--var-file ${v}`),
-    o.limit ? `--limit ${o.limit}` : '', o.tags ? `--tags ${o.tags.join(',')}` : '', o.skipTags ? `--skip-tags ${o.skipTags.join(',')}` : '',
+    o.inventory ? `-i ${o.inventory}` : '',
+    ...o.vars.map((v) => `-e ${v}`),
+    ...o.varFiles.map((v) => `--var-file ${v}`),
+    o.limit ? `--limit ${o.limit}` : '',
+    o.tags ? `--tags ${o.tags.join(',')}` : '',
+    o.skipTags ? `--skip-tags ${o.skipTags.join(',')}` : '',
   ].filter(Boolean)
-  out.write(`Saved plan ${file}, made ${saved.created}: ${o.runbook}${opts.length ? ` ${opts.join(' ')}` : ''}\n`)
+  out.write(
+    `Saved plan ${file}, made ${saved.created}: ${o.runbook}${opts.length ? ` ${opts.join(' ')}` : ''}\n`,
+  )
   out.write(`${saved.rendered.join('\n')}\n`)
   return 0
 }
 
 /** The flags a saved plan brings; the ones given beside it that it does not allow. */
-function savedPlanFlags(f: CommonFlags, saved: SavedPlan, check: boolean): { flags: CommonFlags; refused: string[] } {
+function savedPlanFlags(
+  f: CommonFlags,
+  saved: SavedPlan,
+  check: boolean,
+): { flags: CommonFlags; refused: string[] } {
   const given: [string, boolean][] = [
-    ['--inventory', f.inventory !== undefined], ['--var', f.vars.length > 0], ['--var-file', f.varFiles.length > 0], ['--limit', f.limit !== undefined],
-    ['--tags', f.tags !== undefined], ['--skip-tags', f.skipTags !== undefined], ['--state-dir', f.stateDir !== undefined], ['--check', check],
+    ['--inventory', f.inventory !== undefined],
+    ['--var', f.vars.length > 0],
+    ['--var-file', f.varFiles.length > 0],
+    ['--limit', f.limit !== undefined],
+    ['--tags', f.tags !== undefined],
+    ['--skip-tags', f.skipTags !== undefined],
+    ['--state-dir', f.stateDir !== undefined],
+    ['--check', check],
   ]
   const o = saved.options
   return {
     refused: given.filter(([, on]) => on).map(([name]) => name),
-    flags: { ...f, runbook: o.runbook, inventory: o.inventory ?? undefined, vars: o.vars, varFiles: o.varFiles, limit: o.limit ?? undefined, tags: o.tags ?? undefined, skipTags: o.skipTags ?? undefined, stateDir: o.stateRoot },
+    flags: {
+      ...f,
+      runbook: o.runbook,
+      inventory: o.inventory ?? undefined,
+      vars: o.vars,
+      varFiles: o.varFiles,
+      limit: o.limit ?? undefined,
+      tags: o.tags ?? undefined,
+      skipTags: o.skipTags ?? undefined,
+      stateDir: o.stateRoot,
+    },
   }
 }
 
 /** Up to `max` items, then how many more. */
 function capped(lines: string[], max = 20): string[] {
-  return lines.length <= max ? lines : [...lines.slice(0, max), `... and ${lines.length - max} more`]
+  return lines.length <= max
+    ? lines
+    : [...lines.slice(0, max), `... and ${lines.length - max} more`]
 }
 
 /** `runbook apply`. */
-export async function runApply(given: CommonFlags, o: { check: boolean; diff: boolean; forceHandlers: boolean; lockTimeout: number }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+export async function runApply(
+  given: CommonFlags,
+  o: { check: boolean; diff: boolean; forceHandlers: boolean; lockTimeout: number },
+  deps: CliDeps,
+  out: Out,
+  err: Out,
+): Promise<number> {
   // `runbook apply PLANFILE`: the saved plan's options, its files unchanged, its plan still true
   const saved = await readSavedPlan(given.runbook).catch((e: unknown) => e as Error)
   if (saved instanceof Error) {
@@ -229,7 +389,13 @@ export async function runApply(given: CommonFlags, o: { check: boolean; diff: bo
   if (saved !== undefined) {
     const s = savedPlanFlags(given, saved, o.check)
     if (s.refused.length > 0) {
-      printErrors(new RunbookError('E_USAGE', `a saved plan carries its own options: ${s.refused.join(', ')} cannot be given with it (make a new plan with them)`), err)
+      printErrors(
+        new RunbookError(
+          'E_USAGE',
+          `a saved plan carries its own options: ${s.refused.join(', ')} cannot be given with it (make a new plan with them)`,
+        ),
+        err,
+      )
       return 1
     }
     f = s.flags
@@ -239,7 +405,14 @@ export async function runApply(given: CommonFlags, o: { check: boolean; diff: bo
   if (saved !== undefined) {
     const stale = await changedFiles(saved, digestFiles(p.sources))
     if (stale.length > 0) {
-      printErrors(new RunbookError('E_PLAN_STALE', `the saved plan ${given.runbook} is stale: files changed since it was made:\n  ${capped(stale).join('\n  ')}`, { hint: 'run `runbook plan --out` again and review it' }), err)
+      printErrors(
+        new RunbookError(
+          'E_PLAN_STALE',
+          `the saved plan ${given.runbook} is stale: files changed since it was made:\n  ${capped(stale).join('\n  ')}`,
+          { hint: 'run `runbook plan --out` again and review it' },
+        ),
+        err,
+      )
       return 1
     }
   }
@@ -252,35 +425,80 @@ export async function runApply(given: CommonFlags, o: { check: boolean; diff: bo
   process.once('SIGTERM', onSignal)
   let connections: ConnectionFactory | undefined
   try {
-    if (lock.tookOverFrom) s.emit({ type: 'warning', message: `took over the lock of pid ${lock.tookOverFrom.pid}, which is gone (its run was interrupted)` })
+    if (lock.tookOverFrom)
+      s.emit({
+        type: 'warning',
+        message: `took over the lock of pid ${lock.tookOverFrom.pid}, which is gone (its run was interrupted)`,
+      })
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
     connections = deps.connections(connectionContext(p, err))
     if (saved !== undefined) {
       // plan again, quietly, under the lock: what would run now must be what was reviewed. It runs
       // on the connections the apply then uses (one connection per host, not two).
-      const now = await execute({ ...runOptions(p, f, deps, connections), mode: 'plan', journal, emit: () => undefined, signal: abort.signal, keepConnections: true })
+      const now = await execute({
+        ...runOptions(p, f, deps, connections),
+        mode: 'plan',
+        journal,
+        emit: () => undefined,
+        signal: abort.signal,
+        keepConnections: true,
+      })
       if (!now.ok) {
         for (const e of now.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
         return 1
       }
       const drift = planDrift(saved.changes, planEntries(now.changes, p.redactor))
       if (drift.length > 0) {
-        printErrors(new RunbookError('E_PLAN_STALE', `the saved plan ${given.runbook} is stale: the infrastructure changed since it was made:\n  ${capped(drift).join('\n  ')}`, { hint: 'run `runbook plan --out` again and review it' }), err)
+        printErrors(
+          new RunbookError(
+            'E_PLAN_STALE',
+            `the saved plan ${given.runbook} is stale: the infrastructure changed since it was made:\n  ${capped(drift).join('\n  ')}`,
+            { hint: 'run `runbook plan --out` again and review it' },
+          ),
+          err,
+        )
         return 1
       }
-      if (!f.json) out.write(`The saved plan ${given.runbook} still holds (${saved.changes.length} changes); applying it.\n`)
+      if (!f.json)
+        out.write(
+          `The saved plan ${given.runbook} still holds (${saved.changes.length} changes); applying it.\n`,
+        )
     }
     const runId = o.check ? undefined : await journal.startRun(`apply ${f.runbook}`)
-    s.emit({ type: 'run_start', runbook: f.runbook, mode: o.check ? 'check' : 'apply', time: new Date().toISOString() })
+    s.emit({
+      type: 'run_start',
+      runbook: f.runbook,
+      mode: o.check ? 'check' : 'apply',
+      time: new Date().toISOString(),
+    })
     const result = await execute({
-      ...runOptions(p, f, deps, connections), mode: o.check ? 'plan' : 'apply', journal: o.check ? undefined : journal, forceHandlers: o.forceHandlers, emit: s.emit, signal: abort.signal,
+      ...runOptions(p, f, deps, connections),
+      mode: o.check ? 'plan' : 'apply',
+      journal: o.check ? undefined : journal,
+      forceHandlers: o.forceHandlers,
+      emit: s.emit,
+      signal: abort.signal,
     })
     const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
     const failed = Object.values(result.hosts).reduce((n, h) => n + h.failed, 0)
     const unreachable = Object.values(result.hosts).reduce((n, h) => n + h.unreachable, 0)
-    if (runId) await journal.finishRun(runId, result.ok ? 'ok' : 'failed', { changed, failed, unreachable })
-    s.emit(p.redactor.value({ type: 'summary', ok: result.ok, mode: o.check ? 'check' : 'apply', hosts: result.hosts, plan: result.plan, duration_ms: result.durationMs, changed, failed, unreachable }))
-    if (!f.json) for (const e of result.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
+    if (runId)
+      await journal.finishRun(runId, result.ok ? 'ok' : 'failed', { changed, failed, unreachable })
+    s.emit(
+      p.redactor.value({
+        type: 'summary',
+        ok: result.ok,
+        mode: o.check ? 'check' : 'apply',
+        hosts: result.hosts,
+        plan: result.plan,
+        duration_ms: result.durationMs,
+        changed,
+        failed,
+        unreachable,
+      }),
+    )
+    if (!f.json)
+      for (const e of result.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
     return result.ok ? 0 : 1
   } catch (e) {
     printErrors(e, err, p.sources, (t) => p.redactor.text(t))
@@ -296,7 +514,13 @@ export async function runApply(given: CommonFlags, o: { check: boolean; diff: bo
 }
 
 /** `runbook destroy`. */
-export async function runDestroy(f: CommonFlags, o: { autoApprove: boolean; lockTimeout: number }, deps: CliDeps, out: Out, err: Out): Promise<number> {
+export async function runDestroy(
+  f: CommonFlags,
+  o: { autoApprove: boolean; lockTimeout: number },
+  deps: CliDeps,
+  out: Out,
+  err: Out,
+): Promise<number> {
   const p = await load(f, deps, err)
   if (!p) return 1
   const lock = await lockOrReport(p, `runbook destroy ${f.runbook}`, o.lockTimeout, err)
@@ -307,17 +531,47 @@ export async function runDestroy(f: CommonFlags, o: { autoApprove: boolean; lock
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
     const vars = { ...p.runbook.vars, ...p.secretVars }
     if (journal.data.resources.length === 0) {
-      if (f.json) s.emit({ type: 'summary', ok: true, mode: 'destroy', hosts: {}, plan: countChanges([]), duration_ms: 0, changed: 0, failed: 0, unreachable: 0 })
+      if (f.json)
+        s.emit({
+          type: 'summary',
+          ok: true,
+          mode: 'destroy',
+          hosts: {},
+          plan: countChanges([]),
+          duration_ms: 0,
+          changed: 0,
+          failed: 0,
+          unreachable: 0,
+        })
       else out.write('Nothing to destroy: the journal records no resources.\n')
       return 0
     }
     if (!o.autoApprove) {
-      const preview = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: () => undefined, baseDir: p.baseDir, vars, extraVars: p.extraVars, plan: true })
-      for (const ch of preview.changes) err.write(`${formatChange(ch, colors, { diff: false }).join('\n')}\n`)
-      if (!process.stdin.isTTY) throw new RunbookError('E_USAGE', 'destroy needs confirmation: run it on a terminal or pass --auto-approve')
+      const preview = await destroy({
+        journal,
+        registry: deps.registry,
+        inventory: p.inventory,
+        connections: deps.connections(connectionContext(p, err)),
+        redactor: p.redactor,
+        emit: () => undefined,
+        baseDir: p.baseDir,
+        vars,
+        extraVars: p.extraVars,
+        plan: true,
+      })
+      for (const ch of preview.changes)
+        err.write(`${formatChange(ch, colors, { diff: false }).join('\n')}\n`)
+      if (!process.stdin.isTTY)
+        throw new RunbookError(
+          'E_USAGE',
+          'destroy needs confirmation: run it on a terminal or pass --auto-approve',
+        )
       const answer = await new Promise<string>((resolve) => {
         const rl = createInterface({ input: process.stdin, output: err })
-        rl.question(`Destroy these ${preview.changes.length} resources? Only 'yes' will be accepted: `, (a) => (rl.close(), resolve(a)))
+        rl.question(
+          `Destroy these ${preview.changes.length} resources? Only 'yes' will be accepted: `,
+          (a) => (rl.close(), resolve(a)),
+        )
       })
       if (answer.trim() !== 'yes') {
         err.write('Destroy cancelled.\n')
@@ -326,10 +580,34 @@ export async function runDestroy(f: CommonFlags, o: { autoApprove: boolean; lock
     }
     const started = Date.now()
     const runId = await journal.startRun(`destroy ${f.runbook}`)
-    const r = await destroy({ journal, registry: deps.registry, inventory: p.inventory, connections: deps.connections(connectionContext(p, err)), redactor: p.redactor, emit: s.emit, baseDir: p.baseDir, vars, extraVars: p.extraVars, plan: false })
+    const r = await destroy({
+      journal,
+      registry: deps.registry,
+      inventory: p.inventory,
+      connections: deps.connections(connectionContext(p, err)),
+      redactor: p.redactor,
+      emit: s.emit,
+      baseDir: p.baseDir,
+      vars,
+      extraVars: p.extraVars,
+      plan: false,
+    })
     const changed = Object.values(r.hosts).reduce((n, h) => n + h.changed, 0)
-    await journal.finishRun(runId, r.ok ? 'ok' : 'failed', { destroyed: changed, failed: r.errors.length })
-    s.emit({ type: 'summary', ok: r.ok, mode: 'destroy', hosts: r.hosts, plan: countChanges(r.changes), duration_ms: Date.now() - started, changed, failed: r.errors.length, unreachable: 0 })
+    await journal.finishRun(runId, r.ok ? 'ok' : 'failed', {
+      destroyed: changed,
+      failed: r.errors.length,
+    })
+    s.emit({
+      type: 'summary',
+      ok: r.ok,
+      mode: 'destroy',
+      hosts: r.hosts,
+      plan: countChanges(r.changes),
+      duration_ms: Date.now() - started,
+      changed,
+      failed: r.errors.length,
+      unreachable: 0,
+    })
     return r.ok ? 0 : 1
   } catch (e) {
     printErrors(e, err, p.sources, (t) => p.redactor.text(t))

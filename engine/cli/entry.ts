@@ -14,22 +14,29 @@ type LabModule = typeof import('../../lab/index.ts')
 
 /** The lab, loaded from the source tree only when a `lab` command runs (it is not bundled). */
 function labCommands(root: string): LabCommands {
-  const load = (): Promise<LabModule> => import(pathToFileURL(path.join(root, 'lab', 'index.ts')).href) as Promise<LabModule>
+  const load = (): Promise<LabModule> =>
+    import(pathToFileURL(path.join(root, 'lab', 'index.ts')).href) as Promise<LabModule>
   return {
-  async up(o) {
-    const { labUp } = await load()
-    await labUp({ ...(o.port !== undefined ? { port: o.port } : {}), ...(o.stateDir ? { stateDir: o.stateDir } : {}) })
-    return 0
-  },
-  async status(o) {
-    const { labStatus } = await load()
-    return (await labStatus(o.stateDir ? { stateDir: o.stateDir } : {})).running ? 0 : 3
-  },
-  async down(o) {
-    const { labDown } = await load()
-    await labDown({ ...(o.stateDir ? { stateDir: o.stateDir } : {}), keepState: o.keepState === true })
-    return 0
-  },
+    async up(o) {
+      const { labUp } = await load()
+      await labUp({
+        ...(o.port !== undefined ? { port: o.port } : {}),
+        ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+      })
+      return 0
+    },
+    async status(o) {
+      const { labStatus } = await load()
+      return (await labStatus(o.stateDir ? { stateDir: o.stateDir } : {})).running ? 0 : 3
+    },
+    async down(o) {
+      const { labDown } = await load()
+      await labDown({
+        ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+        keepState: o.keepState === true,
+      })
+      return 0
+    },
   }
 }
 
@@ -44,7 +51,12 @@ export async function run(argv: string[], opts: { root?: string } = {}): Promise
       sshConnectionFactory({
         defaults: { projectKnownHosts: path.join(ctx.stateRoot, 'known_hosts') },
         passphrase: async (keyFile) => {
-          if (!ctx.prompt) throw new RunbookError('E_CONNECTION', `key ${keyFile} is encrypted and there is no terminal to ask for its passphrase`, { hint: 'load it into ssh-agent' })
+          if (!ctx.prompt)
+            throw new RunbookError(
+              'E_CONNECTION',
+              `key ${keyFile} is encrypted and there is no terminal to ask for its passphrase`,
+              { hint: 'load it into ssh-agent' },
+            )
           const value = await ctx.prompt(`Passphrase for ${keyFile}`)
           ctx.redactor.add(value)
           return value

@@ -21,11 +21,21 @@ export const execCommand: ExecCommand = async (o) => {
   const { source, errors } = await loadYaml(o.inventory)
   const loaded = errors.length ? undefined : Inventory.load(source)
   const all = [...errors, ...(loaded?.errors ?? [])]
-  if (all.length || !loaded) throw new RunbookErrors(all, (f) => (f === source.file ? source.text : undefined))
+  if (all.length || !loaded)
+    throw new RunbookErrors(all, (f) => (f === source.file ? source.text : undefined))
   const inv = loaded.inventory
   const names = inv.match(o.pattern).filter((h) => h !== 'localhost')
-  if (names.length === 0) throw new RunbookError('E_INVENTORY', `pattern '${o.pattern}' matches no host in ${o.inventory}`, { hint: didYouMean(o.pattern, inv.names()) })
-  const varsOf = (name: string): Record<string, unknown> => makeScope([{ vars: inv.hostVars(name), templated: true }, { vars: { inventory_hostname: name }, templated: false }])
+  if (names.length === 0)
+    throw new RunbookError(
+      'E_INVENTORY',
+      `pattern '${o.pattern}' matches no host in ${o.inventory}`,
+      { hint: didYouMean(o.pattern, inv.names()) },
+    )
+  const varsOf = (name: string): Record<string, unknown> =>
+    makeScope([
+      { vars: inv.hostVars(name), templated: true },
+      { vars: { inventory_hostname: name }, templated: false },
+    ])
   const pool = new ConnectionPool({
     resolveHost: (name) => (/[@:]/.test(name) ? undefined : settingsFromVars(name, varsOf(name))),
     defaults: { projectKnownHosts: path.resolve('.runbook', 'known_hosts') },
@@ -38,13 +48,23 @@ export const execCommand: ExecCommand = async (o) => {
         pool,
         forks: o.forks,
         become: o.become ? { method: 'sudo' } : undefined,
-        color: !o.json && Boolean((o.out as NodeJS.WriteStream).isTTY) && !('NO_COLOR' in process.env),
+        color:
+          !o.json && Boolean((o.out as NodeJS.WriteStream).isTTY) && !('NO_COLOR' in process.env),
         write: (block) => (o.json ? undefined : o.out.write(block)),
       },
     )
-    if (o.json) for (const r of results) o.out.write(`${JSON.stringify({ host: r.host, rc: r.rc, stdout: r.stdout, stderr: r.stderr, error: r.error?.message, ms: r.ms })}\n`)
+    if (o.json)
+      for (const r of results)
+        o.out.write(
+          `${JSON.stringify({ host: r.host, rc: r.rc, stdout: r.stdout, stderr: r.stderr, error: r.error?.message, ms: r.ms })}\n`,
+        )
     else o.err.write(`${summarizeAdhoc(results)}\n`)
-    if (results.some((r) => r.error && (r.error.code === 'E_CONNECTION' || r.error.code === 'E_HOST_KEY'))) return 4
+    if (
+      results.some(
+        (r) => r.error && (r.error.code === 'E_CONNECTION' || r.error.code === 'E_HOST_KEY'),
+      )
+    )
+      return 4
     return results.every((r) => r.rc === 0) ? 0 : 2
   } finally {
     await pool.closeAll()

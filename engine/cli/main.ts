@@ -10,7 +10,14 @@ import type { ModuleRegistry } from '../module.ts'
 import type { SourceSet } from '../runbook/source.ts'
 import type { Redactor } from '../vars/secrets.ts'
 import { colorsFor } from '../report/format.ts'
-import { runApply, runDestroy, runPlan, runShow, runValidate, type CommonFlags } from './commands.ts'
+import {
+  runApply,
+  runDestroy,
+  runPlan,
+  runShow,
+  runValidate,
+  type CommonFlags,
+} from './commands.ts'
 import { printModules, printSchema } from './modules.ts'
 
 /** The lab's commands, provided by lab/ (the CLI only forwards). */
@@ -21,7 +28,16 @@ export interface LabCommands {
 }
 
 /** An ad-hoc command runner over an inventory (`runbook exec`). */
-export type ExecCommand = (o: { inventory: string; pattern: string; command: string; forks: number; become: boolean; json: boolean; out: NodeJS.WritableStream; err: NodeJS.WritableStream }) => Promise<number>
+export type ExecCommand = (o: {
+  inventory: string
+  pattern: string
+  command: string
+  forks: number
+  become: boolean
+  json: boolean
+  out: NodeJS.WritableStream
+  err: NodeJS.WritableStream
+}) => Promise<number>
 
 /** What a run tells the connection factory: where project state lives, how to ask the user. */
 export interface ConnectionContext {
@@ -45,10 +61,20 @@ export interface CliDeps {
 }
 
 /** Prints errors the way a compiler does, with source lines and carets. */
-export function printErrors(e: unknown, err: NodeJS.WriteStream, sources?: SourceSet, redact: (s: string) => string = (s) => s): void {
+export function printErrors(
+  e: unknown,
+  err: NodeJS.WriteStream,
+  sources?: SourceSet,
+  redact: (s: string) => string = (s) => s,
+): void {
   const c = colorsFor(err)
   const text = sources?.text ?? (e instanceof RunbookErrors ? e.sources : undefined)
-  const list = e instanceof RunbookErrors ? e.errors : e instanceof RunbookError ? [e] : [new RunbookError('E_MODULE', e instanceof Error ? e.message : String(e))]
+  const list =
+    e instanceof RunbookErrors
+      ? e.errors
+      : e instanceof RunbookError
+        ? [e]
+        : [new RunbookError('E_MODULE', e instanceof Error ? e.message : String(e))]
   for (const x of list) err.write(`${c.red('error')}: ${redact(formatError(x, text))}\n`)
   if (list.length > 1) err.write(`${c.red(`${list.length} problems`)}; nothing was changed.\n`)
   else if (e instanceof RunbookErrors) err.write('nothing was changed.\n')
@@ -59,7 +85,7 @@ const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
 function common(cmd: Command, what = 'runbook YAML file'): Command {
   return cmd
     .argument('<runbook>', what)
-    .option('-i, --inventory <file>', 'inventory YAML file (default: the runbook\'s `inventory:`)')
+    .option('-i, --inventory <file>', "inventory YAML file (default: the runbook's `inventory:`)")
     .option('-e, --var <key=value>', 'set a variable (repeatable; highest precedence)', collect, [])
     .option('--var-file <file>', 'variables from a YAML file (repeatable)', collect, [])
     .option('-l, --limit <pattern>', 'only these hosts')
@@ -95,7 +121,8 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     varFiles: o.varFile as string[],
     limit: o.limit as string | undefined,
     tags: typeof o.tags === 'string' ? o.tags.split(',').map((t) => t.trim()) : undefined,
-    skipTags: typeof o.skipTags === 'string' ? o.skipTags.split(',').map((t) => t.trim()) : undefined,
+    skipTags:
+      typeof o.skipTags === 'string' ? o.skipTags.split(',').map((t) => t.trim()) : undefined,
     forks: o.forks as number,
     json: o.json === true,
     color: o.color !== false,
@@ -103,32 +130,93 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     verbose: o.verbose === true,
   })
 
-  common(program.command('validate').description('check a runbook and its inventory without touching anything'))
-    .option('--list-tasks', 'print each play\'s tasks (blocks, imports and roles indented), with their modules and tags')
+  common(
+    program
+      .command('validate')
+      .description('check a runbook and its inventory without touching anything'),
+  )
+    .option(
+      '--list-tasks',
+      "print each play's tasks (blocks, imports and roles indented), with their modules and tags",
+    )
     .option('--list-hosts', 'print the hosts each play would run on')
     .action(async (rb: string, o: Record<string, unknown>) => {
-      code = await runValidate(flags(rb, o), deps, out, err, { listTasks: o.listTasks === true, listHosts: o.listHosts === true })
+      code = await runValidate(flags(rb, o), deps, out, err, {
+        listTasks: o.listTasks === true,
+        listHosts: o.listHosts === true,
+      })
     })
-  common(program.command('plan').description('show what apply would change (gathers state read-only)'))
+  common(
+    program.command('plan').description('show what apply would change (gathers state read-only)'),
+  )
     .option('--detailed-exitcode', 'exit 0 when in sync, 2 when changes are pending, 1 on error')
     .option('--destroy', 'show what destroy would remove')
-    .option('-o, --out <file>', 'save the plan; `runbook apply FILE` then applies exactly it, or refuses if it no longer holds')
+    .option(
+      '-o, --out <file>',
+      'save the plan; `runbook apply FILE` then applies exactly it, or refuses if it no longer holds',
+    )
     .action(async (rb: string, o: Record<string, unknown>) => {
-      code = await runPlan(flags(rb, o), { detailedExitcode: o.detailedExitcode === true, destroy: o.destroy === true, out: o.out as string | undefined }, deps, out, err)
+      code = await runPlan(
+        flags(rb, o),
+        {
+          detailedExitcode: o.detailedExitcode === true,
+          destroy: o.destroy === true,
+          out: o.out as string | undefined,
+        },
+        deps,
+        out,
+        err,
+      )
     })
-  common(program.command('apply').description('converge the hosts and the cloud to the runbook (or apply a plan saved by `plan --out`)'), 'runbook YAML file, or a saved plan')
+  common(
+    program
+      .command('apply')
+      .description(
+        'converge the hosts and the cloud to the runbook (or apply a plan saved by `plan --out`)',
+      ),
+    'runbook YAML file, or a saved plan',
+  )
     .option('--check', 'plan through the apply path: gather and plan every task, change nothing')
     .option('--diff', 'show unified diffs of file contents')
     .option('--force-handlers', 'run notified handlers even when a later task failed')
-    .addOption(new Option('--lock-timeout <seconds>', 'wait this long for another run of the same runbook').argParser((v) => Number(v)).default(0))
+    .addOption(
+      new Option('--lock-timeout <seconds>', 'wait this long for another run of the same runbook')
+        .argParser((v) => Number(v))
+        .default(0),
+    )
     .action(async (rb: string, o: Record<string, unknown>) => {
-      code = await runApply(flags(rb, o), { check: o.check === true, diff: o.diff === true, forceHandlers: o.forceHandlers === true, lockTimeout: o.lockTimeout as number }, deps, out, err)
+      code = await runApply(
+        flags(rb, o),
+        {
+          check: o.check === true,
+          diff: o.diff === true,
+          forceHandlers: o.forceHandlers === true,
+          lockTimeout: o.lockTimeout as number,
+        },
+        deps,
+        out,
+        err,
+      )
     })
-  common(program.command('destroy').description('remove what this runbook created (from its journal), newest first'))
+  common(
+    program
+      .command('destroy')
+      .description('remove what this runbook created (from its journal), newest first'),
+  )
     .option('--auto-approve', 'do not ask for confirmation')
-    .addOption(new Option('--lock-timeout <seconds>', 'wait this long for another run of the same runbook').argParser((v) => Number(v)).default(0))
+    .addOption(
+      new Option('--lock-timeout <seconds>', 'wait this long for another run of the same runbook')
+        .argParser((v) => Number(v))
+        .default(0),
+    )
     .action(async (rb: string, o: Record<string, unknown>) => {
-      code = await runDestroy(flags(rb, o), { autoApprove: o.autoApprove === true, lockTimeout: o.lockTimeout as number }, deps, out, err)
+      code = await runDestroy(
+        flags(rb, o),
+        { autoApprove: o.autoApprove === true, lockTimeout: o.lockTimeout as number },
+        deps,
+        out,
+        err,
+      )
     })
   program
     .command('modules')
@@ -140,7 +228,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     })
   program
     .command('show')
-    .description('print a plan saved by `plan --out`: what it would change, its options and when it was made')
+    .description(
+      'print a plan saved by `plan --out`: what it would change, its options and when it was made',
+    )
     .argument('<planfile>', 'the saved plan')
     .option('--json', 'the saved plan itself')
     .action(async (file: string, o: { json?: boolean }) => {
@@ -161,11 +251,29 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .option('-f, --forks <n>', 'hosts in parallel', (v) => Number.parseInt(v, 10), 10)
     .option('-b, --become', 'run with sudo')
     .option('--json', 'JSON lines')
-    .action(async (inventory: string, pattern: string, command: string[], o: { forks: number; become?: boolean; json?: boolean }) => {
-      if (!deps.exec) throw new RunbookError('E_USAGE', 'exec is not available in this build')
-      code = await deps.exec({ inventory, pattern, command: command.join(' '), forks: o.forks, become: o.become === true, json: o.json === true, out, err })
-    })
-  const lab = program.command('lab').description('the embedded OpenStack lab made of real Linux hosts (needs root)')
+    .action(
+      async (
+        inventory: string,
+        pattern: string,
+        command: string[],
+        o: { forks: number; become?: boolean; json?: boolean },
+      ) => {
+        if (!deps.exec) throw new RunbookError('E_USAGE', 'exec is not available in this build')
+        code = await deps.exec({
+          inventory,
+          pattern,
+          command: command.join(' '),
+          forks: o.forks,
+          become: o.become === true,
+          json: o.json === true,
+          out,
+          err,
+        })
+      },
+    )
+  const lab = program
+    .command('lab')
+    .description('the embedded OpenStack lab made of real Linux hosts (needs root)')
   const needLab = (): LabCommands => {
     if (!deps.lab) throw new RunbookError('E_USAGE', 'the lab is not available in this build')
     return deps.lab
@@ -173,7 +281,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   lab
     .command('up')
     .description('start the lab API daemon and its network; writes a clouds.yaml entry `lab`')
-    .option('--port <port>', 'API port (default 8780, or RUNBOOK_LAB_PORT)', (v) => Number.parseInt(v, 10))
+    .option('--port <port>', 'API port (default 8780, or RUNBOOK_LAB_PORT)', (v) =>
+      Number.parseInt(v, 10),
+    )
     .option('--state-dir <dir>', 'lab state (default /var/lib/runbook-lab, or RUNBOOK_LAB_DIR)')
     .action(async (o: { port?: number; stateDir?: string }) => {
       code = await needLab().up(o)
@@ -189,7 +299,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .command('down')
     .description('stop the lab and remove everything it made (also after a crash)')
     .option('--state-dir <dir>', 'lab state directory')
-    .option('--keep-state', 'keep the cloud\'s state for the next `lab up`')
+    .option('--keep-state', "keep the cloud's state for the next `lab up`")
     .action(async (o: { stateDir?: string; keepState?: boolean }) => {
       code = await needLab().down(o)
     })
@@ -199,7 +309,11 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   } catch (e) {
     const ce = e as { code?: string; exitCode?: number }
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
-      return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' || ce.code === 'commander.help' ? 0 : (ce.exitCode ?? 1)
+      return ce.code === 'commander.helpDisplayed' ||
+        ce.code === 'commander.version' ||
+        ce.code === 'commander.help'
+        ? 0
+        : (ce.exitCode ?? 1)
     }
     printErrors(e, err)
     return 1

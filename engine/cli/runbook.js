@@ -27,7 +27,16 @@ async function bundled() {
     const { build } = await import('esbuild')
     mkdirSync(path.dirname(bundle), { recursive: true })
     const tmp = `${bundle}.${process.pid}.tmp`
-    await build({ entryPoints: [path.join(root, 'engine/cli/entry.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: tmp, logLevel: 'silent' })
+    await build({
+      entryPoints: [path.join(root, 'engine/cli/entry.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      outfile: tmp,
+      logLevel: 'silent',
+    })
     renameSync(tmp, bundle)
   }
   return import(pathToFileURL(bundle).href)

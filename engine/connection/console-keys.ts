@@ -12,7 +12,13 @@
  * Lines may carry any prefix (`ec2: `, `<14>Jan  1 00:00:00 cloud-init: `, a kernel timestamp).
  * Only lines inside those blocks are read.
  */
-import { decodeKeyBlob, keyType, keyTypeFromDisplay, md5Fingerprint, sha256Fingerprint } from './host-key.ts'
+import {
+  decodeKeyBlob,
+  keyType,
+  keyTypeFromDisplay,
+  md5Fingerprint,
+  sha256Fingerprint,
+} from './host-key.ts'
 
 /** One host key the server is expected to show. */
 export interface PinnedHostKey {
@@ -26,7 +32,8 @@ export interface PinnedHostKey {
 
 const FP_LINE =
   /\b(\d{3,5})\s+(SHA256:[A-Za-z0-9+/]{20,}=*|(?:MD5:)?(?:[0-9a-fA-F]{2}:){15}[0-9a-fA-F]{2})(?:\s+.*?)?\s*\(([A-Za-z0-9-]+)\)\s*$/
-const KEY_LINE = /\b((?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-[A-Za-z0-9@.-]+))\s+(AAAA[A-Za-z0-9+/]+={0,2})(?=\s|$)/
+const KEY_LINE =
+  /\b((?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-[A-Za-z0-9@.-]+))\s+(AAAA[A-Za-z0-9+/]+={0,2})(?=\s|$)/
 
 /**
  * Every host key a console log announces, deduplicated; [] when it has none.
@@ -42,6 +49,7 @@ export function parseConsoleFingerprints(consoleLog: string): PinnedHostKey[] {
   }
   let block: 'fp' | 'keys' | undefined
   for (const raw of consoleLog.split(/\r?\n|\r/)) {
+    // eslint-disable-next-line no-control-regex -- strips terminal escapes (ESC [ … letter)
     const line = raw.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '')
     if (line.includes('-----BEGIN SSH HOST KEY FINGERPRINTS-----')) block = 'fp'
     else if (line.includes('-----BEGIN SSH HOST KEY KEYS-----')) block = 'keys'
@@ -51,7 +59,9 @@ export function parseConsoleFingerprints(consoleLog: string): PinnedHostKey[] {
       if (!m) continue
       const bits = Number(m[1])
       const fp = m[2]!
-      const fingerprint = fp.startsWith('SHA256:') ? fp : `MD5:${fp.replace(/^MD5:/, '').toLowerCase()}`
+      const fingerprint = fp.startsWith('SHA256:')
+        ? fp
+        : `MD5:${fp.replace(/^MD5:/, '').toLowerCase()}`
       add({ type: keyTypeFromDisplay(m[3]!, bits), fingerprint })
     } else if (block === 'keys') {
       const m = KEY_LINE.exec(line)
@@ -66,7 +76,9 @@ export function parseConsoleFingerprints(consoleLog: string): PinnedHostKey[] {
 
 /** An MD5 pin whose key is also pinned by SHA256 adds nothing; keep the list readable. */
 function dropMd5Duplicates(keys: PinnedHostKey[]): PinnedHostKey[] {
-  const md5OfKeys = new Set(keys.flatMap((k) => (k.key ? [md5Fingerprint(Buffer.from(k.key, 'base64'))] : [])))
+  const md5OfKeys = new Set(
+    keys.flatMap((k) => (k.key ? [md5Fingerprint(Buffer.from(k.key, 'base64'))] : [])),
+  )
   return keys.filter((k) => !(k.fingerprint.startsWith('MD5:') && md5OfKeys.has(k.fingerprint)))
 }
 
@@ -81,7 +93,8 @@ export function parsePinnedHostKey(text: string): PinnedHostKey | undefined {
   if (md5) return { fingerprint: `MD5:${md5[1]!.toLowerCase()}` }
   const m = KEY_LINE.exec(s)
   const blob = m ? decodeKeyBlob(m[2]!) : undefined
-  if (m && blob && keyType(blob) === m[1]) return { type: m[1], fingerprint: sha256Fingerprint(blob), key: m[2] }
+  if (m && blob && keyType(blob) === m[1])
+    return { type: m[1], fingerprint: sha256Fingerprint(blob), key: m[2] }
   return undefined
 }
 
@@ -90,5 +103,10 @@ export function matchesPinned(blob: Buffer, pins: PinnedHostKey[]): boolean {
   const sha = sha256Fingerprint(blob)
   const md5 = md5Fingerprint(blob).toLowerCase()
   const b64 = blob.toString('base64')
-  return pins.some((p) => p.key === b64 || p.fingerprint.replace(/=+$/, '') === sha || p.fingerprint.toLowerCase() === md5)
+  return pins.some(
+    (p) =>
+      p.key === b64 ||
+      p.fingerprint.replace(/=+$/, '') === sha ||
+      p.fingerprint.toLowerCase() === md5,
+  )
 }

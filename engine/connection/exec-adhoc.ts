@@ -47,7 +47,11 @@ export interface AdhocOptions {
  * const results = await runAdhoc(hosts, 'uptime', { pool, write: (s) => process.stdout.write(s) })
  * process.exitCode = results.every((r) => r.rc === 0) ? 0 : 2
  */
-export async function runAdhoc(hosts: AdhocHost[], command: string, opts: AdhocOptions): Promise<AdhocResult[]> {
+export async function runAdhoc(
+  hosts: AdhocHost[],
+  command: string,
+  opts: AdhocOptions,
+): Promise<AdhocResult[]> {
   const queue = new PQueue({ concurrency: Math.max(1, opts.forks ?? 10) })
   const results = await Promise.all(
     hosts.map((h) =>
@@ -56,10 +60,25 @@ export async function runAdhoc(hosts: AdhocHost[], command: string, opts: AdhocO
         let result: AdhocResult
         try {
           const conn = await opts.pool.get(h.name, h.settings)
-          const r = await conn.exec(command, { become: opts.become, timeoutMs: opts.timeoutMs, stdin: opts.stdin, signal: opts.signal })
-          result = { host: h.name, rc: r.rc, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started }
+          const r = await conn.exec(command, {
+            become: opts.become,
+            timeoutMs: opts.timeoutMs,
+            stdin: opts.stdin,
+            signal: opts.signal,
+          })
+          result = {
+            host: h.name,
+            rc: r.rc,
+            stdout: r.stdout,
+            stderr: r.stderr,
+            ms: Date.now() - started,
+          }
         } catch (err) {
-          result = { host: h.name, error: toRunbookError(err, 'E_CONNECTION', { host: h.name }), ms: Date.now() - started }
+          result = {
+            host: h.name,
+            error: toRunbookError(err, 'E_CONNECTION', { host: h.name }),
+            ms: Date.now() - started,
+          }
         }
         opts.write?.(formatAdhocResult(result, opts.color ?? false))
         return result
@@ -82,7 +101,10 @@ export function formatAdhocResult(r: AdhocResult, color = false): string {
   }
   const ok = r.rc === 0
   const head = `${r.host} | ${ok ? 'CHANGED' : 'FAILED'} | rc=${r.rc} >>`
-  const body = [r.stdout ?? '', r.stderr ?? ''].filter((s) => s !== '').map((s) => (s.endsWith('\n') ? s : `${s}\n`)).join('')
+  const body = [r.stdout ?? '', r.stderr ?? '']
+    .filter((s) => s !== '')
+    .map((s) => (s.endsWith('\n') ? s : `${s}\n`))
+    .join('')
   return `${ok ? paint.yellow(head) : paint.red(head)}\n${body}`
 }
 

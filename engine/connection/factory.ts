@@ -14,7 +14,10 @@ export interface HostConnectionVars {
 /** Hands out connections per host. */
 export interface ConnectionFactory {
   /** The connection to `host`; `varsOf` gives any host's variables (for jumphosts). */
-  get(host: string, varsOf: (host: string) => Readonly<Record<string, unknown>>): Promise<Connection>
+  get(
+    host: string,
+    varsOf: (host: string) => Readonly<Record<string, unknown>>,
+  ): Promise<Connection>
   /** Forgets a host's connection (e.g. the host was deleted). */
   drop(host: string): Promise<void>
   closeAll(): Promise<void>
@@ -33,7 +36,8 @@ export function localOnlyFactory(): ConnectionFactory {
   const conns = new Map<string, Connection>()
   return {
     async get(host, varsOf) {
-      if (!isLocalHost(host, varsOf(host))) throw new Error(`no SSH support configured for host ${host}`)
+      if (!isLocalHost(host, varsOf(host)))
+        throw new Error(`no SSH support configured for host ${host}`)
       let c = conns.get(host)
       if (!c) conns.set(host, (c = new LocalConnection(host)))
       return c

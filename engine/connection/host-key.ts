@@ -49,7 +49,11 @@ export function keyTypeFromDisplay(display: string, bits?: number): string | und
     case 'DSA':
       return 'ssh-dss'
     case 'ECDSA':
-      return bits === 384 ? 'ecdsa-sha2-nistp384' : bits === 521 ? 'ecdsa-sha2-nistp521' : 'ecdsa-sha2-nistp256'
+      return bits === 384
+        ? 'ecdsa-sha2-nistp384'
+        : bits === 521
+          ? 'ecdsa-sha2-nistp521'
+          : 'ecdsa-sha2-nistp256'
     case 'ED25519-SK':
       return 'sk-ssh-ed25519@openssh.com'
     case 'ECDSA-SK':

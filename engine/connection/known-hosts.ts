@@ -51,7 +51,13 @@ export function knownHostName(address: string, port: number): string {
 
 /** OpenSSH's glob: `*` and `?`, case-insensitive. */
 function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i')
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  )
   return re.test(name)
 }
 
@@ -78,8 +84,7 @@ export function formatKnownHostsLine(name: string, blob: Buffer): string {
 
 /** What to do with a presented host key. */
 export type HostKeyVerdict =
-  | { ok: true; record: 'none' | 'append' | 'replace' }
-  | { ok: false; error: RunbookError }
+  { ok: true; record: 'none' | 'append' | 'replace' } | { ok: false; error: RunbookError }
 
 /** Everything verifyHostKey looks at. */
 export interface HostKeyCheckInput {
@@ -106,23 +111,36 @@ export function verifyHostKey(input: HostKeyCheckInput): HostKeyVerdict {
   const where = `${input.host} (${input.port === 22 ? input.address : `${input.address}:${input.port}`})`
   const shown = describeKey(input.key)
   const b64 = input.key.toString('base64')
-  const mine = input.entries.filter((e) => e.marker !== 'cert-authority' && entryMatchesHost(e, name))
+  const mine = input.entries.filter(
+    (e) => e.marker !== 'cert-authority' && entryMatchesHost(e, name),
+  )
   const revoked = mine.find((e) => e.marker === 'revoked' && e.key === b64)
   if (revoked) {
-    return fail(`host key of ${where} is revoked (${revoked.file}:${revoked.line}): the server shows ${shown}; nothing was run on it`)
+    return fail(
+      `host key of ${where} is revoked (${revoked.file}:${revoked.line}): the server shows ${shown}; nothing was run on it`,
+    )
   }
   const known = mine.filter((e) => e.marker === undefined)
   const matched = known.some((e) => e.key === b64)
   if (input.pinned && input.pinned.length > 0) {
-    if (matchesPinned(input.key, input.pinned)) return { ok: true, record: matched || input.mode === 'off' ? 'none' : 'replace' }
-    const pins = input.pinned.map((p) => `${p.fingerprint}${p.type ? ` (${displayKeyType(p.type)})` : ''}`).join(', ')
-    return fail(`host key of ${where} does not match the keys pinned from its console: pinned ${pins}; the server shows ${shown}; nothing was run on it`, 'a VM rebuilt or a different machine answers on this address')
+    if (matchesPinned(input.key, input.pinned))
+      return { ok: true, record: matched || input.mode === 'off' ? 'none' : 'replace' }
+    const pins = input.pinned
+      .map((p) => `${p.fingerprint}${p.type ? ` (${displayKeyType(p.type)})` : ''}`)
+      .join(', ')
+    return fail(
+      `host key of ${where} does not match the keys pinned from its console: pinned ${pins}; the server shows ${shown}; nothing was run on it`,
+      'a VM rebuilt or a different machine answers on this address',
+    )
   }
   if (matched) return { ok: true, record: 'none' }
   if (known.length > 0) {
     const sameType = known.filter((e) => e.type === keyType(input.key))
     const old = (sameType.length > 0 ? sameType : known)
-      .map((e) => `${sha256Fingerprint(Buffer.from(e.key, 'base64'))} (${displayKeyType(e.type)}, ${e.file}:${e.line})`)
+      .map(
+        (e) =>
+          `${sha256Fingerprint(Buffer.from(e.key, 'base64'))} (${displayKeyType(e.type)}, ${e.file}:${e.line})`,
+      )
       .join(', ')
     const file = known[0]!.file
     return fail(
@@ -165,13 +183,16 @@ export class KnownHostsStore {
       if (replace) {
         const text = await fs.readFile(file, 'utf8').catch(() => '')
         const type = keyType(blob)
-        const kept = text
-          .split('\n')
-          .filter((l, i) => {
-            if (!l.trim()) return false
-            const [e] = parseKnownHosts(l, file)
-            return !(e && e.marker === undefined && e.type === type && entryMatchesHost({ ...e, line: i + 1 }, name))
-          })
+        const kept = text.split('\n').filter((l, i) => {
+          if (!l.trim()) return false
+          const [e] = parseKnownHosts(l, file)
+          return !(
+            e &&
+            e.marker === undefined &&
+            e.type === type &&
+            entryMatchesHost({ ...e, line: i + 1 }, name)
+          )
+        })
         const tmp = `${file}.${process.pid}.tmp`
         await fs.writeFile(tmp, [...kept, line].join('\n') + '\n', { mode: 0o600 })
         await fs.rename(tmp, file)

@@ -7,7 +7,13 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { RunbookError } from '../errors.ts'
 import { atomicWriteScript, quote, wrapBecome } from './shell.ts'
-import type { BecomeOptions, Connection, ExecOptions, ExecResult, WriteFileOptions } from './types.ts'
+import type {
+  BecomeOptions,
+  Connection,
+  ExecOptions,
+  ExecResult,
+  WriteFileOptions,
+} from './types.ts'
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
 
@@ -33,7 +39,8 @@ export class LocalConnection implements Connection {
 
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     let become = needsSudo(opts.become) ? opts.become : undefined
-    if (become?.password !== undefined && !(await this.sudoNeedsPassword())) become = { ...become, password: undefined }
+    if (become?.password !== undefined && !(await this.sudoNeedsPassword()))
+      become = { ...become, password: undefined }
     return this.run(command, { ...opts, become })
   }
 
@@ -57,7 +64,9 @@ export class LocalConnection implements Connection {
           child.kill('SIGKILL')
         }
       }
-      const timer = opts.timeoutMs ? setTimeout(() => ((timedOut = true), kill()), opts.timeoutMs) : undefined
+      const timer = opts.timeoutMs
+        ? setTimeout(() => ((timedOut = true), kill()), opts.timeoutMs)
+        : undefined
       const onAbort = (): void => kill()
       opts.signal?.addEventListener('abort', onAbort, { once: true })
       child.stdout.on('data', (b: Buffer) => out.push(b))
@@ -73,33 +82,50 @@ export class LocalConnection implements Connection {
           reject(new RunbookError('E_TIMEOUT', `command timed out after ${opts.timeoutMs} ms`))
           return
         }
-        resolve({ rc: code ?? (sig ? 128 + 9 : 1), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') })
+        resolve({
+          rc: code ?? (sig ? 128 + 9 : 1),
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+        })
       })
       child.stdin.on('error', () => undefined)
-      const stdin = become?.password !== undefined ? Buffer.concat([Buffer.from(`${become.password}\n`), Buffer.from(opts.stdin ?? '')]) : opts.stdin
+      const stdin =
+        become?.password !== undefined
+          ? Buffer.concat([Buffer.from(`${become.password}\n`), Buffer.from(opts.stdin ?? '')])
+          : opts.stdin
       child.stdin.end(stdin ?? '')
     })
   }
 
-  async readFile(file: string, opts: { become?: BecomeOptions | undefined } = {}): Promise<Buffer | null> {
+  async readFile(
+    file: string,
+    opts: { become?: BecomeOptions | undefined } = {},
+  ): Promise<Buffer | null> {
     if (needsSudo(opts.become)) {
       const q = quote(file)
-      const r = await this.exec(`if [ -e ${q} ]; then base64 -w0 < ${q}; else printf MISSING; fi`, { become: opts.become, idempotent: true })
-      if (r.rc !== 0) throw new RunbookError('E_CONNECTION', `cannot read ${file}: ${r.stderr.trim()}`)
+      const r = await this.exec(`if [ -e ${q} ]; then base64 -w0 < ${q}; else printf MISSING; fi`, {
+        become: opts.become,
+        idempotent: true,
+      })
+      if (r.rc !== 0)
+        throw new RunbookError('E_CONNECTION', `cannot read ${file}: ${r.stderr.trim()}`)
       return r.stdout === 'MISSING' ? null : Buffer.from(r.stdout, 'base64')
     }
     try {
       return await fs.readFile(file)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw new RunbookError('E_CONNECTION', `cannot read ${file}: ${(e as Error).message}`, { cause: e })
+      throw new RunbookError('E_CONNECTION', `cannot read ${file}: ${(e as Error).message}`, {
+        cause: e,
+      })
     }
   }
 
   async writeFile(file: string, data: string | Buffer, opts: WriteFileOptions = {}): Promise<void> {
     if (needsSudo(opts.become) || ((opts.owner || opts.group) && !isRoot)) {
       const r = await this.exec(atomicWriteScript(file, opts), { become: opts.become, stdin: data })
-      if (r.rc !== 0) throw new RunbookError('E_CONNECTION', `cannot write ${file}: ${r.stderr.trim()}`)
+      if (r.rc !== 0)
+        throw new RunbookError('E_CONNECTION', `cannot write ${file}: ${r.stderr.trim()}`)
       return
     }
     await writeFileAtomic(file, data, opts)
@@ -109,7 +135,11 @@ export class LocalConnection implements Connection {
 }
 
 /** Node-side atomic replace: temp file in the same directory, fsync, keep mode/owner, rename. */
-export async function writeFileAtomic(file: string, data: string | Buffer, opts: { mode?: number | undefined; owner?: string | undefined; group?: string | undefined } = {}): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  data: string | Buffer,
+  opts: { mode?: number | undefined; owner?: string | undefined; group?: string | undefined } = {},
+): Promise<void> {
   const dir = path.dirname(file)
   const tmp = path.join(dir, `.${path.basename(file)}.rb-${randomBytes(4).toString('hex')}`)
   let old: import('node:fs').Stats | undefined
@@ -144,7 +174,10 @@ export async function writeFileAtomic(file: string, data: string | Buffer, opts:
 }
 
 /** Numeric ids for user and group names, read through `id` and `getent`. */
-async function resolveIds(owner: string | undefined, group: string | undefined): Promise<{ uid?: number; gid?: number }> {
+async function resolveIds(
+  owner: string | undefined,
+  group: string | undefined,
+): Promise<{ uid?: number; gid?: number }> {
   const conn = new LocalConnection()
   const out: { uid?: number; gid?: number } = {}
   if (owner) {
@@ -154,7 +187,8 @@ async function resolveIds(owner: string | undefined, group: string | undefined):
   }
   if (group) {
     const r = await conn.exec(`getent group ${quote(group)} | cut -d: -f3`)
-    if (r.rc !== 0 || !r.stdout.trim()) throw new RunbookError('E_MODULE', `unknown group '${group}'`)
+    if (r.rc !== 0 || !r.stdout.trim())
+      throw new RunbookError('E_MODULE', `unknown group '${group}'`)
     out.gid = Number(r.stdout.trim())
   }
   return out

@@ -20,8 +20,21 @@ import {
   type ViaHop,
 } from './settings.ts'
 import { SshConnection } from './ssh.ts'
-import { loadSshConfig, lookupSshConfig, parseJumpSpec, parseProxyJump, type SshConfigBlock, type SshConfigHost } from './ssh-config.ts'
-import { SshTransport, endpointName, type ResolvedEndpoint, type TransportEvent, type TransportShared } from './transport.ts'
+import {
+  loadSshConfig,
+  lookupSshConfig,
+  parseJumpSpec,
+  parseProxyJump,
+  type SshConfigBlock,
+  type SshConfigHost,
+} from './ssh-config.ts'
+import {
+  SshTransport,
+  endpointName,
+  type ResolvedEndpoint,
+  type TransportEvent,
+  type TransportShared,
+} from './transport.ts'
 
 /** Options of a pool. */
 export interface ConnectionPoolOptions {
@@ -61,12 +74,21 @@ export class ConnectionPool {
   private closed = false
 
   constructor(private readonly options: ConnectionPoolOptions = {}) {
-    this.shared = { knownHosts: new KnownHostsStore(), passphrase: options.passphrase, passphrases: new Map(), keys: new Map(), onEvent: options.onEvent }
+    this.shared = {
+      knownHosts: new KnownHostsStore(),
+      passphrase: options.passphrase,
+      passphrases: new Map(),
+      keys: new Map(),
+      onEvent: options.onEvent,
+    }
   }
 
   /** The connection of `hostName`, connected; the first call's settings are the ones used. */
   get(hostName: string, settings: HostConnectionSettings): Promise<SshConnection> {
-    if (this.closed) return Promise.reject(new RunbookError('E_CONNECTION', 'the connection pool is closed', { host: hostName }))
+    if (this.closed)
+      return Promise.reject(
+        new RunbookError('E_CONNECTION', 'the connection pool is closed', { host: hostName }),
+      )
     let p = this.connections.get(hostName)
     if (!p) {
       const opening = this.open(hostName, settings)
@@ -91,9 +113,12 @@ export class ConnectionPool {
     const conn = await p.catch(() => undefined)
     if (!conn) return
     await conn.close()
-    const live = await Promise.all([...this.connections.values()].map((c) => c.catch(() => undefined)))
+    const live = await Promise.all(
+      [...this.connections.values()].map((c) => c.catch(() => undefined)),
+    )
     const used = new Set<SshTransport>()
-    for (const c of live) for (let t: SshTransport | undefined = c?.transport; t; t = t.parent) used.add(t)
+    for (const c of live)
+      for (let t: SshTransport | undefined = c?.transport; t; t = t.parent) used.add(t)
     for (let t: SshTransport | undefined = conn.transport; t && !used.has(t); t = t.parent) {
       this.transports.delete(t.key)
       await t.close()
@@ -102,7 +127,12 @@ export class ConnectionPool {
 
   /** Every transport opened so far. */
   info(): TransportInfo[] {
-    return [...this.transports.values()].map((t) => ({ key: t.key, label: t.endpoint.label, connected: t.connected, generation: t.generation }))
+    return [...this.transports.values()].map((t) => ({
+      key: t.key,
+      label: t.endpoint.label,
+      connected: t.connected,
+      generation: t.generation,
+    }))
   }
 
   /** The transport a host's connection runs on (tests use it to cut connections). */
@@ -144,7 +174,9 @@ export class ConnectionPool {
     }
     const transport = parent!
     await transport.ensure()
-    const conn = new SshConnection(hostName, transport, { becomePassword: settings.becomePassword ?? this.options.defaults?.becomePassword })
+    const conn = new SshConnection(hostName, transport, {
+      becomePassword: settings.becomePassword ?? this.options.defaults?.becomePassword,
+    })
     conn.warm()
     return conn
   }
@@ -163,8 +195,17 @@ export class ConnectionPool {
   }
 
   /** Jump hops (outermost first) and then the host itself. */
-  private async resolveChain(label: string, s: HostConnectionSettings, seen: string[]): Promise<ResolvedEndpoint[]> {
-    if (seen.includes(label)) throw new RunbookError('E_INVENTORY', `jump hosts form a loop: ${[...seen, label].join(' -> ')}`, { host: seen[0] })
+  private async resolveChain(
+    label: string,
+    s: HostConnectionSettings,
+    seen: string[],
+  ): Promise<ResolvedEndpoint[]> {
+    if (seen.includes(label))
+      throw new RunbookError(
+        'E_INVENTORY',
+        `jump hosts form a loop: ${[...seen, label].join(' -> ')}`,
+        { host: seen[0] },
+      )
     const cfg = await this.config(s)
     const self = this.endpoint(label, s, cfg)
     const via = s.via
@@ -192,23 +233,41 @@ export class ConnectionPool {
   }
 
   /** One hop of a `via` list, without its own jump hosts (the list is the whole chain). */
-  private async hopEndpoint(hop: ViaHop, base: HostConnectionSettings, seen: string[]): Promise<ResolvedEndpoint> {
+  private async hopEndpoint(
+    hop: ViaHop,
+    base: HostConnectionSettings,
+    seen: string[],
+  ): Promise<ResolvedEndpoint> {
     const { name, settings } = this.hopSettings(hop, base)
-    if (seen.includes(name)) throw new RunbookError('E_INVENTORY', `jump hosts form a loop: ${[...seen, name].join(' -> ')}`, { host: seen[0] })
+    if (seen.includes(name))
+      throw new RunbookError(
+        'E_INVENTORY',
+        `jump hosts form a loop: ${[...seen, name].join(' -> ')}`,
+        { host: seen[0] },
+      )
     return this.endpoint(name, settings, await this.config(settings))
   }
 
   /** Settings of a hop: an inventory host, inline settings, or `[user@]host[:port]` inheriting the target's credentials. */
-  private hopSettings(hop: ViaHop, base: HostConnectionSettings): { name: string; settings: HostConnectionSettings } {
+  private hopSettings(
+    hop: ViaHop,
+    base: HostConnectionSettings,
+  ): { name: string; settings: HostConnectionSettings } {
     if (typeof hop !== 'string') return { name: hop.name, settings: this.withDefaults(hop) }
     const known = this.options.resolveHost?.(hop)
     if (known) return { name: hop, settings: this.withDefaults(known) }
     const spec = parseJumpSpec(hop)
-    return { name: hop, settings: this.inherit(base, { address: spec.host, port: spec.port, user: spec.user }) }
+    return {
+      name: hop,
+      settings: this.inherit(base, { address: spec.host, port: spec.port, user: spec.user }),
+    }
   }
 
   /** A hop that is not an inventory host authenticates and checks keys as the host behind it. */
-  private inherit(base: HostConnectionSettings, where: Pick<HostConnectionSettings, 'address' | 'port' | 'user'>): HostConnectionSettings {
+  private inherit(
+    base: HostConnectionSettings,
+    where: Pick<HostConnectionSettings, 'address' | 'port' | 'user'>,
+  ): HostConnectionSettings {
     return this.withDefaults({
       address: where.address,
       port: where.port,
@@ -226,10 +285,18 @@ export class ConnectionPool {
   }
 
   private endpoint(label: string, s: HostConnectionSettings, cfg: SshConfigHost): ResolvedEndpoint {
-    const keys = s.privateKey === undefined ? undefined : Array.isArray(s.privateKey) ? s.privateKey : [s.privateKey]
+    const keys =
+      s.privateKey === undefined
+        ? undefined
+        : Array.isArray(s.privateKey)
+          ? s.privateKey
+          : [s.privateKey]
     const explicit = keys ?? (cfg.identityFiles.length > 0 ? cfg.identityFiles : undefined)
     const envAgent = process.env['SSH_AUTH_SOCK']
-    const agent = s.agent === false ? undefined : (s.agent ?? (cfg.identityAgent === false ? undefined : (cfg.identityAgent ?? envAgent)))
+    const agent =
+      s.agent === false
+        ? undefined
+        : (s.agent ?? (cfg.identityAgent === false ? undefined : (cfg.identityAgent ?? envAgent)))
     return {
       label,
       address: cfg.hostName ?? s.address,
@@ -239,13 +306,21 @@ export class ConnectionPool {
       explicitKeys: explicit !== undefined,
       password: s.password,
       agent: agent && existsSync(agent) ? agent : undefined,
-      hostKeyChecking: s.hostKeyChecking ?? cfg.strictHostKeyChecking ?? SSH_DEFAULTS.hostKeyChecking,
-      knownHostsFiles: (s.knownHostsFiles ?? cfg.userKnownHostsFiles ?? defaultKnownHostsFiles()).map(expandHome),
-      projectKnownHosts: s.projectKnownHosts === undefined ? undefined : expandHome(s.projectKnownHosts),
+      hostKeyChecking:
+        s.hostKeyChecking ?? cfg.strictHostKeyChecking ?? SSH_DEFAULTS.hostKeyChecking,
+      knownHostsFiles: (
+        s.knownHostsFiles ??
+        cfg.userKnownHostsFiles ??
+        defaultKnownHostsFiles()
+      ).map(expandHome),
+      projectKnownHosts:
+        s.projectKnownHosts === undefined ? undefined : expandHome(s.projectKnownHosts),
       pinned: s.pinnedHostKeys?.map((p) => normalisePin(label, p)),
       connectTimeoutMs: s.connectTimeoutMs ?? cfg.connectTimeoutMs ?? SSH_DEFAULTS.connectTimeoutMs,
-      keepaliveIntervalMs: s.keepaliveIntervalMs ?? cfg.serverAliveIntervalMs ?? SSH_DEFAULTS.keepaliveIntervalMs,
-      keepaliveCountMax: s.keepaliveCountMax ?? cfg.serverAliveCountMax ?? SSH_DEFAULTS.keepaliveCountMax,
+      keepaliveIntervalMs:
+        s.keepaliveIntervalMs ?? cfg.serverAliveIntervalMs ?? SSH_DEFAULTS.keepaliveIntervalMs,
+      keepaliveCountMax:
+        s.keepaliveCountMax ?? cfg.serverAliveCountMax ?? SSH_DEFAULTS.keepaliveCountMax,
       proxyCommand: s.via !== undefined ? undefined : (s.proxyCommand ?? cfg.proxyCommand),
     }
   }
@@ -254,7 +329,12 @@ export class ConnectionPool {
 function normalisePin(host: string, p: PinnedHostKey | string): PinnedHostKey {
   if (typeof p !== 'string') return p
   const pin = parsePinnedHostKey(p)
-  if (!pin) throw new RunbookError('E_HOST_KEY', `pinned host key of ${host} is neither a fingerprint (SHA256:...) nor a public key: '${p.slice(0, 40)}'`, { host })
+  if (!pin)
+    throw new RunbookError(
+      'E_HOST_KEY',
+      `pinned host key of ${host} is neither a fingerprint (SHA256:...) nor a public key: '${p.slice(0, 40)}'`,
+      { host },
+    )
   return pin
 }
 

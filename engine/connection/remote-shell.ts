@@ -13,7 +13,8 @@ import { randomBytes } from 'node:crypto'
 import { quote } from './shell.ts'
 
 /** Written once when a shell starts. */
-export const SHELL_PRELUDE = 'unset HISTFILE; rb_ss=; command -v setsid >/dev/null 2>&1 && rb_ss=setsid\n'
+export const SHELL_PRELUDE =
+  'unset HISTFILE; rb_ss=; command -v setsid >/dev/null 2>&1 && rb_ss=setsid\n'
 
 /** A fresh marker: long and random enough never to occur in output by chance. */
 export function newMarker(): string {
@@ -54,7 +55,8 @@ class MarkedStream {
   readonly chunks: Buffer[] = []
   length = 0
   /** Marker lines found: kind, the number after it, start and end offsets. */
-  readonly found: Array<{ kind: string; value: number | undefined; start: number; end: number }> = []
+  readonly found: Array<{ kind: string; value: number | undefined; start: number; end: number }> =
+    []
   private carry = ''
   private readonly re: RegExp
 
@@ -73,7 +75,8 @@ class MarkedStream {
     while ((m = this.re.exec(window))) {
       const start = windowStart + m.index
       const end = start + m[0].length
-      if (end > before) this.found.push({ kind: m[1]!, value: m[2] === '' ? undefined : Number(m[2]), start, end })
+      if (end > before)
+        this.found.push({ kind: m[1]!, value: m[2] === '' ? undefined : Number(m[2]), start, end })
     }
     this.carry = window.slice(-64)
   }
@@ -156,7 +159,11 @@ export interface ShellChannel {
 /** Thrown when the shell's channel closes while a command runs (or before it starts). */
 export class ShellClosedError extends Error {
   constructor(readonly started: boolean) {
-    super(started ? 'the connection closed while the command ran' : 'the connection closed before the command started')
+    super(
+      started
+        ? 'the connection closed while the command ran'
+        : 'the connection closed before the command started',
+    )
     this.name = 'ShellClosedError'
   }
 }
@@ -167,7 +174,15 @@ export class ShellClosedError extends Error {
  */
 export class RemoteShell {
   closed = false
-  private current: { reader: FrameReader; resolve: (r: FramedResult) => void; reject: (e: Error) => void; onPid?: ((pid: number) => void) | undefined; pidSeen: boolean } | undefined
+  private current:
+    | {
+        reader: FrameReader
+        resolve: (r: FramedResult) => void
+        reject: (e: Error) => void
+        onPid?: ((pid: number) => void) | undefined
+        pidSeen: boolean
+      }
+    | undefined
 
   constructor(private readonly channel: ShellChannel) {
     channel.on('data', (chunk) => this.onData('out', chunk))
@@ -182,12 +197,22 @@ export class RemoteShell {
   }
 
   /** Runs one command line; resolves with its rc and output, rejects with ShellClosedError. */
-  run(runner: string, opts: { stdin?: Buffer | undefined; onPid?: ((pid: number) => void) | undefined } = {}): Promise<FramedResult> {
+  run(
+    runner: string,
+    opts: { stdin?: Buffer | undefined; onPid?: ((pid: number) => void) | undefined } = {},
+  ): Promise<FramedResult> {
     if (this.closed) return Promise.reject(new ShellClosedError(false))
-    if (this.current) return Promise.reject(new Error('RemoteShell.run called while a command runs'))
+    if (this.current)
+      return Promise.reject(new Error('RemoteShell.run called while a command runs'))
     const marker = newMarker()
     return new Promise<FramedResult>((resolve, reject) => {
-      this.current = { reader: new FrameReader(marker), resolve, reject, onPid: opts.onPid, pidSeen: false }
+      this.current = {
+        reader: new FrameReader(marker),
+        resolve,
+        reject,
+        onPid: opts.onPid,
+        pidSeen: false,
+      }
       this.channel.write(buildFramedScript({ runner, stdin: opts.stdin, marker }))
     })
   }

@@ -23,7 +23,10 @@ export function wrapBecome(command: string, become: BecomeOptions | undefined): 
 }
 
 /** A shell script that atomically replaces `path` with its standard input, keeping mode and owner. */
-export function atomicWriteScript(path: string, opts: { mode?: number | undefined; owner?: string | undefined; group?: string | undefined }): string {
+export function atomicWriteScript(
+  path: string,
+  opts: { mode?: number | undefined; owner?: string | undefined; group?: string | undefined },
+): string {
   const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) || '/' : '.'
   const base = path.slice(path.lastIndexOf('/') + 1)
   const p = quote(path)

@@ -77,7 +77,12 @@ const MAX_INCLUDE_DEPTH = 16
  * lines (without it they are skipped).
  * @example parseSshConfig('Host web*\n  User debian\n  ProxyJump bastion')
  */
-export function parseSshConfig(text: string, include?: IncludeReader, guard: BlockHead[] = [], depth = 0): SshConfigBlock[] {
+export function parseSshConfig(
+  text: string,
+  include?: IncludeReader,
+  guard: BlockHead[] = [],
+  depth = 0,
+): SshConfigBlock[] {
   const blocks: SshConfigBlock[] = [{ patterns: ['*'], guard, options: [] }]
   let current: SshConfigBlock | undefined = blocks[0]
   for (const raw of text.split(/\r?\n/)) {
@@ -96,9 +101,14 @@ export function parseSshConfig(text: string, include?: IncludeReader, guard: Blo
       if (current) blocks.push(current)
     } else if (key === 'include') {
       if (!current || !include || depth >= MAX_INCLUDE_DEPTH) continue
-      const global = current.match === undefined && current.patterns.length === 1 && current.patterns[0] === '*'
-      const inner = global ? guard : [...guard, { patterns: current.patterns, match: current.match }]
-      for (const arg of args) for (const [, t] of include(arg)) blocks.push(...parseSshConfig(t, include, inner, depth + 1))
+      const global =
+        current.match === undefined && current.patterns.length === 1 && current.patterns[0] === '*'
+      const inner = global
+        ? guard
+        : [...guard, { patterns: current.patterns, match: current.match }]
+      for (const arg of args)
+        for (const [, t] of include(arg))
+          blocks.push(...parseSshConfig(t, include, inner, depth + 1))
       // the lines after the Include still belong to the block it was in
       current = { patterns: current.patterns, match: current.match, guard, options: [] }
       blocks.push(current)
@@ -121,7 +131,8 @@ function parseMatch(args: string[]): MatchCriterion[] | undefined {
     const negated = word.startsWith('!')
     const name = (negated ? word.slice(1) : word).toLowerCase()
     if (MATCH_BARE.has(name)) out.push({ name, negated })
-    else if (MATCH_WITH_ARG.has(name) && i + 1 < args.length) out.push({ name, negated, arg: args[++i] })
+    else if (MATCH_WITH_ARG.has(name) && i + 1 < args.length)
+      out.push({ name, negated, arg: args[++i] })
     else return undefined
   }
   return out.length > 0 ? out : undefined
@@ -155,8 +166,12 @@ function criterionHolds(c: MatchCriterion, st: MatchState): boolean {
     case 'localuser':
       return hostPatternsMatch(list(c.arg), localUserName())
     case 'exec': {
-      const command = expandTokens(c.arg ?? '', st.host, st.user).replace(/%p/g, String(st.port)).replace(/%n/g, st.original)
-      return spawnSync('/bin/sh', ['-c', command], { stdio: 'ignore', timeout: 10_000 }).status === 0
+      const command = expandTokens(c.arg ?? '', st.host, st.user)
+        .replace(/%p/g, String(st.port))
+        .replace(/%n/g, st.original)
+      return (
+        spawnSync('/bin/sh', ['-c', command], { stdio: 'ignore', timeout: 10_000 }).status === 0
+      )
     }
     default:
       return false
@@ -170,7 +185,13 @@ function headSelects(head: BlockHead, st: MatchState): boolean {
 }
 
 function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i')
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  )
   return re.test(name)
 }
 
@@ -196,7 +217,13 @@ function expandTokens(value: string, host: string, remoteUser: string | undefine
   })
 }
 
-const CHECKING: Record<string, HostKeyChecking> = { yes: 'strict', ask: 'strict', 'accept-new': 'accept-new', no: 'off', off: 'off' }
+const CHECKING: Record<string, HostKeyChecking> = {
+  yes: 'strict',
+  ask: 'strict',
+  'accept-new': 'accept-new',
+  no: 'off',
+  off: 'off',
+}
 
 /**
  * The settings ~/.ssh/config gives `host` (the name as the inventory writes it).
@@ -208,7 +235,12 @@ export function lookupSshConfig(blocks: SshConfigBlock[], host: string): SshConf
   // ProxyJump and ProxyCommand exclude each other: the first one given wins
   let proxySeen = false
   for (const block of blocks) {
-    const st: MatchState = { original: host, host: out.hostName ? expandTokens(out.hostName, host, out.user) : host, user: out.user ?? localUserName(), port: out.port ?? 22 }
+    const st: MatchState = {
+      original: host,
+      host: out.hostName ? expandTokens(out.hostName, host, out.user) : host,
+      user: out.user ?? localUserName(),
+      port: out.port ?? 22,
+    }
     if (!headSelects(block, st) || !(block.guard ?? []).every((g) => headSelects(g, st))) continue
     for (const [key, args] of block.options) {
       const v = args[0]
@@ -235,30 +267,41 @@ export function lookupSshConfig(blocks: SshConfigBlock[], host: string): SshConf
           proxySeen = true
           break
         case 'connecttimeout':
-          if (out.connectTimeoutMs === undefined && /^\d+$/.test(v)) out.connectTimeoutMs = Number(v) * 1000
+          if (out.connectTimeoutMs === undefined && /^\d+$/.test(v))
+            out.connectTimeoutMs = Number(v) * 1000
           break
         case 'serveraliveinterval':
-          if (out.serverAliveIntervalMs === undefined && /^\d+$/.test(v)) out.serverAliveIntervalMs = Number(v) * 1000
+          if (out.serverAliveIntervalMs === undefined && /^\d+$/.test(v))
+            out.serverAliveIntervalMs = Number(v) * 1000
           break
         case 'serveralivecountmax':
-          if (out.serverAliveCountMax === undefined && /^\d+$/.test(v)) out.serverAliveCountMax = Number(v)
+          if (out.serverAliveCountMax === undefined && /^\d+$/.test(v))
+            out.serverAliveCountMax = Number(v)
           break
         case 'stricthostkeychecking':
           out.strictHostKeyChecking ??= CHECKING[v.toLowerCase()]
           break
         case 'userknownhostsfile':
-          out.userKnownHostsFiles ??= v.toLowerCase() === 'none' ? [] : args.map((f) => expandHome(f))
+          out.userKnownHostsFiles ??=
+            v.toLowerCase() === 'none' ? [] : args.map((f) => expandHome(f))
           break
         case 'identityagent':
           if (out.identityAgent === undefined) {
-            out.identityAgent = v.toLowerCase() === 'none' ? false : v === 'SSH_AUTH_SOCK' ? process.env['SSH_AUTH_SOCK'] : expandHome(v)
+            out.identityAgent =
+              v.toLowerCase() === 'none'
+                ? false
+                : v === 'SSH_AUTH_SOCK'
+                  ? process.env['SSH_AUTH_SOCK']
+                  : expandHome(v)
           }
           break
       }
     }
   }
   if (out.hostName) out.hostName = expandTokens(out.hostName, host, out.user)
-  out.identityFiles = rawIdentity.map((f) => expandHome(expandTokens(f, out.hostName ?? host, out.user)))
+  out.identityFiles = rawIdentity.map((f) =>
+    expandHome(expandTokens(f, out.hostName ?? host, out.user)),
+  )
   return out
 }
 
@@ -298,7 +341,10 @@ export function parseJumpSpec(text: string): JumpSpec {
 /** Matches one path component against a glob (`*`, `?`, `[...]`), as glob(3) does for Include. */
 function componentMatch(pattern: string, name: string): boolean {
   if (name.startsWith('.') && !pattern.startsWith('.')) return false
-  const re = pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  const re = pattern
+    .replace(/[.+^${}()|\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.')
   return new RegExp(`^${re}$`).test(name)
 }
 
@@ -312,7 +358,7 @@ function globFiles(pattern: string): string[] {
     for (const dir of dirs) {
       if (!/[*?[]/.test(part)) next.push(path.join(dir, part))
       else {
-        let names: string[] = []
+        let names: string[]
         try {
           names = readdirSync(dir).sort()
         } catch {
@@ -333,7 +379,10 @@ function globFiles(pattern: string): string[] {
 export function includeReader(configFile: string): IncludeReader {
   const file = expandHome(configFile)
   const userSsh = path.join(os.homedir(), '.ssh')
-  const base = path.dirname(path.resolve(file)) === path.resolve(userSsh) ? userSsh : path.dirname(path.resolve(file))
+  const base =
+    path.dirname(path.resolve(file)) === path.resolve(userSsh)
+      ? userSsh
+      : path.dirname(path.resolve(file))
   return (arg) => {
     const p = expandHome(arg)
     const abs = path.isAbsolute(p) ? p : path.join(base, p)

@@ -13,8 +13,14 @@ import type { HostConnectionSettings, HostKeyChecking } from './settings.ts'
 import type { Connection } from './types.ts'
 
 const text = z.string().min(1)
-const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)])
-const pin = z.union([text, z.object({ fingerprint: text, type: text.optional(), key: text.optional() })])
+const port = z.union([
+  z.number().int().min(1).max(65535),
+  z.string().regex(/^\d+$/).transform(Number),
+])
+const pin = z.union([
+  text,
+  z.object({ fingerprint: text, type: text.optional(), key: text.optional() }),
+])
 
 /** The host variables that say how to connect; unknown keys are left to the modules. */
 const connectionVars = z.object({
@@ -47,18 +53,36 @@ const connectionVars = z.object({
  * Connection settings from a host's variables.
  * @example settingsFromVars('web1', { ansible_host: '192.0.2.11', ansible_user: 'debian', via: 'jump' })
  */
-export function settingsFromVars(host: string, vars: Readonly<Record<string, unknown>>): HostConnectionSettings {
-  const picked = Object.fromEntries(Object.keys(connectionVars.shape).flatMap((k) => (vars[k] === undefined ? [] : [[k, vars[k]]])))
+export function settingsFromVars(
+  host: string,
+  vars: Readonly<Record<string, unknown>>,
+): HostConnectionSettings {
+  const picked = Object.fromEntries(
+    Object.keys(connectionVars.shape).flatMap((k) => (vars[k] === undefined ? [] : [[k, vars[k]]])),
+  )
   const parsed = connectionVars.safeParse(picked)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
-    throw new RunbookError('E_INVENTORY', `host ${host}: connection variable '${issue?.path.join('.')}': ${issue?.message}`, { host })
+    throw new RunbookError(
+      'E_INVENTORY',
+      `host ${host}: connection variable '${issue?.path.join('.')}': ${issue?.message}`,
+      { host },
+    )
   }
   const v = parsed.data
   if (v.via !== undefined && v.proxy_command !== undefined) {
-    throw new RunbookError('E_INVENTORY', `host ${host}: give either 'via' or 'proxy_command', not both`, { host })
+    throw new RunbookError(
+      'E_INVENTORY',
+      `host ${host}: give either 'via' or 'proxy_command', not both`,
+      { host },
+    )
   }
-  const checking: HostKeyChecking | undefined = v.host_key_checking === true ? 'strict' : v.host_key_checking === false ? 'off' : v.host_key_checking
+  const checking: HostKeyChecking | undefined =
+    v.host_key_checking === true
+      ? 'strict'
+      : v.host_key_checking === false
+        ? 'off'
+        : v.host_key_checking
   const pins: Array<PinnedHostKey | string> | undefined =
     typeof v.pinned_host_keys === 'string'
       ? v.pinned_host_keys.includes('-----BEGIN SSH HOST KEY')
@@ -87,10 +111,13 @@ export function settingsFromVars(host: string, vars: Readonly<Record<string, unk
  * @example
  * const connections = sshConnectionFactory({ defaults: { projectKnownHosts: path.join(baseDir, '.runbook/known_hosts') } })
  */
-export function sshConnectionFactory(options: Omit<ConnectionPoolOptions, 'resolveHost'> = {}): ConnectionFactory {
+export function sshConnectionFactory(
+  options: Omit<ConnectionPoolOptions, 'resolveHost'> = {},
+): ConnectionFactory {
   let varsOf: (host: string) => Readonly<Record<string, unknown>> = () => ({})
   // A `via` entry with user@ or :port is a literal hop, not an inventory host.
-  const resolveHost = (name: string): HostConnectionSettings | undefined => (/[@:]/.test(name) ? undefined : settingsFromVars(name, varsOf(name)))
+  const resolveHost = (name: string): HostConnectionSettings | undefined =>
+    /[@:]/.test(name) ? undefined : settingsFromVars(name, varsOf(name))
   const pool = new ConnectionPool({ ...options, resolveHost })
   const locals = new Map<string, Connection>()
   return {

@@ -10,7 +10,13 @@ import { RunbookError } from '../errors.ts'
 import { RemoteShell, ShellClosedError, type FramedResult } from './remote-shell.ts'
 import { atomicWriteScript, quote } from './shell.ts'
 import type { SshTransport } from './transport.ts'
-import type { BecomeOptions, Connection, ExecOptions, ExecResult, WriteFileOptions } from './types.ts'
+import type {
+  BecomeOptions,
+  Connection,
+  ExecOptions,
+  ExecResult,
+  WriteFileOptions,
+} from './types.ts'
 
 /** How sudo is asked on one shell for one target user. */
 type SudoMode = 'nopass' | 'pass'
@@ -32,7 +38,8 @@ export function innerScript(command: string, opts: Pick<ExecOptions, 'cwd' | 'en
   const lines: string[] = []
   if (opts.cwd) lines.push(`cd ${quote(opts.cwd)} || exit 1`)
   for (const [k, v] of Object.entries(opts.env ?? {})) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new RunbookError('E_PARAM', `invalid environment variable name '${k}'`)
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+      throw new RunbookError('E_PARAM', `invalid environment variable name '${k}'`)
     lines.push(`export ${k}=${quote(v)}`)
   }
   lines.push(command)
@@ -49,18 +56,31 @@ export function sudoLine(inner: string, user: string, mode: SudoMode): string {
 }
 
 /** Maps sudo's own refusals to errors (a failed task, as in Ansible, not an unreachable host); other results stay results. */
-function sudoFailure(host: string, r: FramedResult, mode: SudoMode, user: string): RunbookError | undefined {
+function sudoFailure(
+  host: string,
+  r: FramedResult,
+  mode: SudoMode,
+  user: string,
+): RunbookError | undefined {
   if (r.rc !== 1) return undefined
   const err = r.stderr.toString('utf8')
   if (!/^(sudo: |Sorry, try again)/.test(err)) return undefined
   if (/a password is required|a terminal is required/.test(err)) {
-    return new RunbookError('E_COMMAND', `become: sudo on ${host} needs a password to run as ${user}`, { host, hint: 'set the host\'s become password (a secret)' })
+    return new RunbookError(
+      'E_COMMAND',
+      `become: sudo on ${host} needs a password to run as ${user}`,
+      { host, hint: "set the host's become password (a secret)" },
+    )
   }
   if (/incorrect password|Sorry, try again/.test(err)) {
     return new RunbookError('E_COMMAND', `become: sudo on ${host} refused the password`, { host })
   }
   if (/not in the sudoers file|not allowed to (execute|run)/.test(err)) {
-    return new RunbookError('E_COMMAND', `become: sudo on ${host} does not allow this login user to run commands as ${user}`, { host })
+    return new RunbookError(
+      'E_COMMAND',
+      `become: sudo on ${host} does not allow this login user to run commands as ${user}`,
+      { host },
+    )
   }
   if (mode === 'pass' && /no password was provided/.test(err)) {
     return new RunbookError('E_COMMAND', `become: sudo on ${host} refused the password`, { host })
@@ -100,10 +120,17 @@ export class SshConnection implements Connection {
   }
 
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    return this.run(command, opts).then((r) => ({ rc: r.rc, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') }))
+    return this.run(command, opts).then((r) => ({
+      rc: r.rc,
+      stdout: r.stdout.toString('utf8'),
+      stderr: r.stderr.toString('utf8'),
+    }))
   }
 
-  async readFile(file: string, opts: { become?: BecomeOptions | undefined } = {}): Promise<Buffer | null> {
+  async readFile(
+    file: string,
+    opts: { become?: BecomeOptions | undefined } = {},
+  ): Promise<Buffer | null> {
     const q = quote(file)
     // `[ -e ]` is also false behind a directory we may not enter: only ENOENT means "no file".
     const script = [
@@ -112,7 +139,12 @@ export class SshConnection implements Connection {
       `case $rb_e in *'No such file or directory'*) printf M ;; *) printf '%s\n' "$rb_e" >&2; exit 1 ;; esac`,
     ].join('\n')
     const r = await this.run(script, { become: opts.become, idempotent: true })
-    if (r.rc !== 0) throw new RunbookError('E_CONNECTION', `cannot read ${file} on ${this.host}: ${r.stderr.toString('utf8').trim()}`, { host: this.host })
+    if (r.rc !== 0)
+      throw new RunbookError(
+        'E_CONNECTION',
+        `cannot read ${file} on ${this.host}: ${r.stderr.toString('utf8').trim()}`,
+        { host: this.host },
+      )
     return r.stdout[0] === 0x46 ? r.stdout.subarray(1) : null
   }
 
@@ -120,8 +152,17 @@ export class SshConnection implements Connection {
     const buf = typeof data === 'string' ? Buffer.from(data) : data
     const become = this.become(opts.become)
     if (become || opts.owner || opts.group) {
-      const r = await this.run(atomicWriteScript(file, opts), { become, stdin: buf, idempotent: true })
-      if (r.rc !== 0) throw new RunbookError('E_CONNECTION', `cannot write ${file} on ${this.host}: ${r.stderr.toString('utf8').trim()}`, { host: this.host })
+      const r = await this.run(atomicWriteScript(file, opts), {
+        become,
+        stdin: buf,
+        idempotent: true,
+      })
+      if (r.rc !== 0)
+        throw new RunbookError(
+          'E_CONNECTION',
+          `cannot write ${file} on ${this.host}: ${r.stderr.toString('utf8').trim()}`,
+          { host: this.host },
+        )
       return
     }
     try {
@@ -151,25 +192,40 @@ export class SshConnection implements Connection {
   /** The become to use: none when we already log in as the user asked for, the host's password when it has none. */
   private become(b: BecomeOptions | undefined): BecomeOptions | undefined {
     if (!b || (b.user ?? 'root') === this.transport.endpoint.user) return undefined
-    return b.password === undefined && this.opts.becomePassword !== undefined ? { ...b, password: this.opts.becomePassword } : b
+    return b.password === undefined && this.opts.becomePassword !== undefined
+      ? { ...b, password: this.opts.becomePassword }
+      : b
   }
 
   private run(command: string, opts: ExecOptions): Promise<FramedResult> {
-    if (this.closed) return Promise.reject(new RunbookError('E_CONNECTION', `connection to ${this.host} is closed`, { host: this.host }))
+    if (this.closed)
+      return Promise.reject(
+        new RunbookError('E_CONNECTION', `connection to ${this.host} is closed`, {
+          host: this.host,
+        }),
+      )
     return this.serial(async () => {
       try {
         return await this.runOnce(command, opts)
       } catch (err) {
         if (!(err instanceof ShellClosedError)) throw err
         if (err.started && !opts.idempotent) {
-          throw new RunbookError('E_CONNECTION', `the connection to ${this.host} dropped while \`${brief(command)}\` ran: it may or may not have run, and it is not retried because the step is not idempotent`, { host: this.host, cause: err })
+          throw new RunbookError(
+            'E_CONNECTION',
+            `the connection to ${this.host} dropped while \`${brief(command)}\` ran: it may or may not have run, and it is not retried because the step is not idempotent`,
+            { host: this.host, cause: err },
+          )
         }
       }
       try {
         return await this.runOnce(command, opts)
       } catch (err) {
         if (!(err instanceof ShellClosedError)) throw err
-        throw new RunbookError('E_CONNECTION', `the connection to ${this.host} dropped twice while \`${brief(command)}\` ran`, { host: this.host, cause: err })
+        throw new RunbookError(
+          'E_CONNECTION',
+          `the connection to ${this.host} dropped twice while \`${brief(command)}\` ran`,
+          { host: this.host, cause: err },
+        )
       }
     })
   }
@@ -178,16 +234,23 @@ export class SshConnection implements Connection {
     const state = await this.openShell()
     const become = this.become(opts.become)
     const inner = innerScript(command, opts)
-    let stdin = opts.stdin === undefined ? undefined : typeof opts.stdin === 'string' ? Buffer.from(opts.stdin) : opts.stdin
+    let stdin =
+      opts.stdin === undefined
+        ? undefined
+        : typeof opts.stdin === 'string'
+          ? Buffer.from(opts.stdin)
+          : opts.stdin
     let runner = `/bin/sh -c ${quote(inner)}`
     let mode: SudoMode | undefined
     const user = become?.user ?? 'root'
     if (become) {
       mode = become.password === undefined ? 'nopass' : await this.sudoMode(state, user)
       runner = sudoLine(inner, user, mode)
-      if (mode === 'pass') stdin = Buffer.concat([Buffer.from(`${become.password}\n`), stdin ?? Buffer.alloc(0)])
+      if (mode === 'pass')
+        stdin = Buffer.concat([Buffer.from(`${become.password}\n`), stdin ?? Buffer.alloc(0)])
     }
-    if (opts.signal?.aborted) return { rc: 137, stdout: Buffer.alloc(0), stderr: Buffer.from('aborted\n') }
+    if (opts.signal?.aborted)
+      return { rc: 137, stdout: Buffer.alloc(0), stderr: Buffer.from('aborted\n') }
     let ended: 'timeout' | 'abort' | undefined
     let pidSeen: (pid: number) => void = () => undefined
     const pidKnown = new Promise<number | undefined>((resolve) => {
@@ -219,8 +282,14 @@ export class SshConnection implements Connection {
       if (refused) throw refused
       return r
     } catch (err) {
-      if (ended === 'timeout') throw new RunbookError('E_TIMEOUT', `\`${brief(command)}\` timed out after ${opts.timeoutMs} ms on ${this.host}`, { host: this.host })
-      if (ended === 'abort') return { rc: 137, stdout: Buffer.alloc(0), stderr: Buffer.from('aborted\n') }
+      if (ended === 'timeout')
+        throw new RunbookError(
+          'E_TIMEOUT',
+          `\`${brief(command)}\` timed out after ${opts.timeoutMs} ms on ${this.host}`,
+          { host: this.host },
+        )
+      if (ended === 'abort')
+        return { rc: 137, stdout: Buffer.alloc(0), stderr: Buffer.from('aborted\n') }
       throw err
     } finally {
       if (timer) clearTimeout(timer)
@@ -241,7 +310,13 @@ export class SshConnection implements Connection {
   /** The shell of the current connection, (re)connecting and (re)opening it when needed. */
   private openShell(): Promise<ShellState> {
     const s = this.state
-    if (s && !s.shell.closed && s.generation === this.transport.generation && this.transport.connected) return Promise.resolve(s)
+    if (
+      s &&
+      !s.shell.closed &&
+      s.generation === this.transport.generation &&
+      this.transport.connected
+    )
+      return Promise.resolve(s)
     this.opening ??= (async () => {
       s?.shell.close()
       const client = await this.transport.ensure()
@@ -249,7 +324,11 @@ export class SshConnection implements Connection {
       const channel = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => {
         client.exec('/bin/sh', (err, ch) => (err ? reject(err) : resolve(ch)))
       }).catch((err: unknown) => {
-        throw new RunbookError('E_CONNECTION', `cannot start a shell on ${this.host}: ${err instanceof Error ? err.message : String(err)}`, { host: this.host, cause: err })
+        throw new RunbookError(
+          'E_CONNECTION',
+          `cannot start a shell on ${this.host}: ${err instanceof Error ? err.message : String(err)}`,
+          { host: this.host, cause: err },
+        )
       })
       const state: ShellState = { shell: new RemoteShell(channel), generation, sudo: new Map() }
       this.state = state
@@ -264,12 +343,20 @@ export class SshConnection implements Connection {
    * Kills a command's process group from a separate channel (the shell itself is blocked in
    * `wait`), as the login user and, for become, through sudo as well.
    */
-  private killRemote(pid: number | undefined, become: BecomeOptions | undefined, mode: SudoMode | undefined): void {
+  private killRemote(
+    pid: number | undefined,
+    become: BecomeOptions | undefined,
+    mode: SudoMode | undefined,
+  ): void {
     if (pid === undefined || !this.transport.connected) return
     // `kill -s SIG -- -PGID` is the form every POSIX shell accepts (dash rejects `kill -TERM --`).
     const kill = `kill -s TERM -- -${pid} 2>/dev/null; sleep 0.2; kill -s KILL -- -${pid} 2>/dev/null; true`
     const cmds: Array<{ line: string; stdin?: string }> = [{ line: `/bin/sh -c ${quote(kill)}` }]
-    if (become && mode) cmds.push({ line: sudoLine(kill, become.user ?? 'root', mode), ...(mode === 'pass' ? { stdin: `${become.password}\n` } : {}) })
+    if (become && mode)
+      cmds.push({
+        line: sudoLine(kill, become.user ?? 'root', mode),
+        ...(mode === 'pass' ? { stdin: `${become.password}\n` } : {}),
+      })
     this.transport
       .ensure()
       .then((client) => {
@@ -287,7 +374,13 @@ export class SshConnection implements Connection {
 
   private getSftp(): Promise<SFTPWrapper> {
     const cur = this.sftp
-    if (cur && !cur.closed && cur.generation === this.transport.generation && this.transport.connected) return Promise.resolve(cur.sftp)
+    if (
+      cur &&
+      !cur.closed &&
+      cur.generation === this.transport.generation &&
+      this.transport.connected
+    )
+      return Promise.resolve(cur.sftp)
     this.sftpOpening ??= this.openSftp().finally(() => {
       this.sftpOpening = undefined
     })
@@ -297,8 +390,14 @@ export class SshConnection implements Connection {
   private async openSftp(): Promise<SFTPWrapper> {
     const client = await this.transport.ensure()
     const generation = this.transport.generation
-    const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s)))).catch((err: unknown) => {
-      throw new RunbookError('E_CONNECTION', `cannot start SFTP on ${this.host}: ${err instanceof Error ? err.message : String(err)}`, { host: this.host, cause: err })
+    const sftp = await new Promise<SFTPWrapper>((resolve, reject) =>
+      client.sftp((err, s) => (err ? reject(err) : resolve(s))),
+    ).catch((err: unknown) => {
+      throw new RunbookError(
+        'E_CONNECTION',
+        `cannot start SFTP on ${this.host}: ${err instanceof Error ? err.message : String(err)}`,
+        { host: this.host, cause: err },
+      )
     })
     const entry = { sftp, generation, closed: false }
     sftp.on('close', () => (entry.closed = true))
@@ -308,11 +407,18 @@ export class SshConnection implements Connection {
   }
 
   /** Temp file in the same directory, written, chmod/chown as the old file, fsync, posix-rename. */
-  private async sftpWrite(file: string, data: Buffer, mode: number | undefined, staleTmp?: string): Promise<void> {
+  private async sftpWrite(
+    file: string,
+    data: Buffer,
+    mode: number | undefined,
+    staleTmp?: string,
+  ): Promise<void> {
     const sftp = await this.getSftp()
     const entry = this.sftp!
     // A request sent on a closed SFTP channel never gets an answer: fail it instead.
-    const call = <T>(fn: (cb: (err: Error | undefined | null, v?: T) => void) => void): Promise<T> =>
+    const call = <T>(
+      fn: (cb: (err: Error | undefined | null, v?: T) => void) => void,
+    ): Promise<T> =>
       new Promise<T>((resolve, reject) => {
         if (entry.closed) return reject(new Error('the SFTP channel closed'))
         const onClose = (): void => reject(new Error('the SFTP channel closed'))
@@ -329,7 +435,11 @@ export class SshConnection implements Connection {
     const tmp = `${dir === '/' ? '' : dir}/.${file.slice(slash + 1)}.rb-${randomBytes(4).toString('hex')}`
     const fail = (err: unknown): never => {
       if (entry.closed) throw new SftpDropped(tmp)
-      throw new RunbookError('E_CONNECTION', `cannot write ${file} on ${this.host}: ${err instanceof Error ? err.message : String(err)}`, { host: this.host, cause: err })
+      throw new RunbookError(
+        'E_CONNECTION',
+        `cannot write ${file} on ${this.host}: ${err instanceof Error ? err.message : String(err)}`,
+        { host: this.host, cause: err },
+      )
     }
     let old: Stats | undefined
     try {

@@ -7,17 +7,34 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { promises as fs } from 'node:fs'
 import { Duplex, type Readable } from 'node:stream'
 import ssh2 from 'ssh2'
-import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, Client as SshClient, ClientChannel, ConnectConfig, ParsedKey } from 'ssh2'
+import type {
+  AnyAuthMethod,
+  AuthenticationType,
+  AuthHandlerMiddleware,
+  Client as SshClient,
+  ClientChannel,
+  ConnectConfig,
+  ParsedKey,
+} from 'ssh2'
 import { RunbookError } from '../errors.ts'
 import type { PinnedHostKey } from './console-keys.ts'
 import { algorithmsForKeyType, sha256Fingerprint } from './host-key.ts'
-import { KnownHostsStore, entryMatchesHost, knownHostName, verifyHostKey } from './known-hosts.ts'
+import type { KnownHostsStore } from './known-hosts.ts'
+import { entryMatchesHost, knownHostName, verifyHostKey } from './known-hosts.ts'
 import type { HostKeyChecking } from './settings.ts'
 
 const { Client, utils } = ssh2
 
 /** Host key algorithms ssh2 negotiates, in its default order. */
-const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
+const HOST_KEY_ALGORITHMS = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+]
 
 /** Everything needed to open one hop, after ~/.ssh/config and defaults are applied. */
 export interface ResolvedEndpoint {
@@ -97,7 +114,12 @@ export class SshTransport {
 
   /** The open client, connecting (and reconnecting the hops before it) when needed. */
   ensure(): Promise<SshClient> {
-    if (this.closing) return Promise.reject(new RunbookError('E_CONNECTION', `connection to ${this.endpoint.label} is closed`, { host: this.endpoint.label }))
+    if (this.closing)
+      return Promise.reject(
+        new RunbookError('E_CONNECTION', `connection to ${this.endpoint.label} is closed`, {
+          host: this.endpoint.label,
+        }),
+      )
     if (this.client) return Promise.resolve(this.client)
     this.connecting ??= this.connect().finally(() => {
       this.connecting = undefined
@@ -109,7 +131,9 @@ export class SshTransport {
   async forwardOut(address: string, port: number): Promise<ClientChannel> {
     const client = await this.ensure()
     return new Promise((resolve, reject) => {
-      client.forwardOut('127.0.0.1', 0, address, port, (err, stream) => (err ? reject(err) : resolve(stream)))
+      client.forwardOut('127.0.0.1', 0, address, port, (err, stream) =>
+        err ? reject(err) : resolve(stream),
+      )
     })
   }
 
@@ -151,10 +175,18 @@ export class SshTransport {
     }
     if (this.parent) {
       try {
-        sock = await withTimeout(this.parent.forwardOut(e.address, e.port), deadline - Date.now(), `opening a channel to ${e.address}:${e.port}`)
+        sock = await withTimeout(
+          this.parent.forwardOut(e.address, e.port),
+          deadline - Date.now(),
+          `opening a channel to ${e.address}:${e.port}`,
+        )
       } catch (err) {
         if (err instanceof RunbookError) throw err
-        throw new RunbookError('E_CONNECTION', `cannot reach ${endpointName(e)} through ${this.parent.path}: ${messageOf(err)}`, { host: e.label, cause: err })
+        throw new RunbookError(
+          'E_CONNECTION',
+          `cannot reach ${endpointName(e)} through ${this.parent.path}: ${messageOf(err)}`,
+          { host: e.label, cause: err },
+        )
       }
     }
     const client = new Client()
@@ -166,7 +198,11 @@ export class SshTransport {
       readyTimeout: Math.max(1, deadline - Date.now()),
       keepaliveInterval: e.keepaliveIntervalMs,
       keepaliveCountMax: e.keepaliveCountMax,
-      algorithms: { serverHostKey: this.hostKeyOrder(entries) as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] },
+      algorithms: {
+        serverHostKey: this.hostKeyOrder(entries) as NonNullable<
+          ConnectConfig['algorithms']
+        >['serverHostKey'],
+      },
       hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
         this.checkHostKey(key, entries).then(
           (err) => {
@@ -174,7 +210,11 @@ export class SshTransport {
             verify(err === undefined)
           },
           (err: unknown) => {
-            state.hostKeyError = new RunbookError('E_HOST_KEY', `cannot check the host key of ${e.label}: ${messageOf(err)}`, { host: e.label, cause: err })
+            state.hostKeyError = new RunbookError(
+              'E_HOST_KEY',
+              `cannot check the host key of ${e.label}: ${messageOf(err)}`,
+              { host: e.label, cause: err },
+            )
             verify(false)
           },
         )
@@ -190,7 +230,8 @@ export class SshTransport {
           client.destroy()
           reject(err)
         }
-        const onClose = (): void => onError(new Error('the server closed the connection during the handshake'))
+        const onClose = (): void =>
+          onError(new Error('the server closed the connection during the handshake'))
         const onReady = (): void => {
           client.removeListener('error', onError)
           client.removeListener('close', onClose)
@@ -202,7 +243,7 @@ export class SshTransport {
         client.connect(config)
       })
     } catch (err) {
-      (sock as ClientChannel | undefined)?.destroy()
+      ;(sock as ClientChannel | undefined)?.destroy()
       if (state.hostKeyError) throw state.hostKeyError
       if (proxy) throw await proxy.failure(err)
       throw this.connectError(err, state.tried)
@@ -220,7 +261,13 @@ export class SshTransport {
     })
     this.client = client
     this.generation++
-    this.shared.onEvent?.({ type: 'connect', key: this.key, label: e.label, ms: Date.now() - started, generation: this.generation })
+    this.shared.onEvent?.({
+      type: 'connect',
+      key: this.key,
+      label: e.label,
+      ms: Date.now() - started,
+      generation: this.generation,
+    })
     return client
   }
 
@@ -234,21 +281,46 @@ export class SshTransport {
     const name = knownHostName(this.endpoint.address, this.endpoint.port)
     const types = [
       ...(this.endpoint.pinned ?? []).flatMap((p) => (p.type ? [p.type] : [])),
-      ...entries.filter((x) => x.marker === undefined && entryMatchesHost(x, name)).map((x) => x.type),
+      ...entries
+        .filter((x) => x.marker === undefined && entryMatchesHost(x, name))
+        .map((x) => x.type),
     ]
-    const preferred = [...new Set(types.flatMap(algorithmsForKeyType))].filter((a) => HOST_KEY_ALGORITHMS.includes(a))
+    const preferred = [...new Set(types.flatMap(algorithmsForKeyType))].filter((a) =>
+      HOST_KEY_ALGORITHMS.includes(a),
+    )
     return [...preferred, ...HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))]
   }
 
   /** undefined when the key is acceptable (recording it when asked), else the error to report. */
-  private async checkHostKey(key: Buffer, entries: Awaited<ReturnType<KnownHostsStore['entries']>>): Promise<RunbookError | undefined> {
+  private async checkHostKey(
+    key: Buffer,
+    entries: Awaited<ReturnType<KnownHostsStore['entries']>>,
+  ): Promise<RunbookError | undefined> {
     const e = this.endpoint
-    const verdict = verifyHostKey({ host: e.label, address: e.address, port: e.port, key, entries, pinned: e.pinned, mode: e.hostKeyChecking })
+    const verdict = verifyHostKey({
+      host: e.label,
+      address: e.address,
+      port: e.port,
+      key,
+      entries,
+      pinned: e.pinned,
+      mode: e.hostKeyChecking,
+    })
     if (!verdict.ok) return verdict.error.locate({ host: e.label })
     const file = e.projectKnownHosts ?? e.knownHostsFiles[0]
     if (verdict.record !== 'none' && file) {
-      await this.shared.knownHosts.record(file, knownHostName(e.address, e.port), key, verdict.record === 'replace')
-      this.shared.onEvent?.({ type: 'host-key-recorded', label: e.label, file, fingerprint: sha256Fingerprint(key) })
+      await this.shared.knownHosts.record(
+        file,
+        knownHostName(e.address, e.port),
+        key,
+        verdict.record === 'replace',
+      )
+      this.shared.onEvent?.({
+        type: 'host-key-recorded',
+        label: e.label,
+        file,
+        fingerprint: sha256Fingerprint(key),
+      })
     }
     return undefined
   }
@@ -267,7 +339,8 @@ export class SshTransport {
       steps.push(async () => {
         const loaded = await this.loadKey(file)
         if ('problem' in loaded) {
-          if (loaded.problem !== 'missing' || e.explicitKeys) tried.push(`${file} (${loaded.problem})`)
+          if (loaded.problem !== 'missing' || e.explicitKeys)
+            tried.push(`${file} (${loaded.problem})`)
           return undefined
         }
         tried.push(file)
@@ -283,10 +356,21 @@ export class SshTransport {
       steps.push(async () => ({
         type: 'keyboard-interactive',
         username: e.user,
-        prompt: (_name: string, _instructions: string, _lang: string, prompts: unknown[], finish: (answers: string[]) => void) => finish(prompts.map(() => password)),
+        prompt: (
+          _name: string,
+          _instructions: string,
+          _lang: string,
+          prompts: unknown[],
+          finish: (answers: string[]) => void,
+        ) => finish(prompts.map(() => password)),
       }))
     }
-    const method: Record<string, AuthenticationType> = { agent: 'publickey', publickey: 'publickey', password: 'password', 'keyboard-interactive': 'keyboard-interactive' }
+    const method: Record<string, AuthenticationType> = {
+      agent: 'publickey',
+      publickey: 'publickey',
+      password: 'password',
+      'keyboard-interactive': 'keyboard-interactive',
+    }
     let i = 0
     return (methodsLeft, _partial, next) => {
       const advance = async (): Promise<void> => {
@@ -343,16 +427,30 @@ export class SshTransport {
     const level = (err as { level?: string } | undefined)?.level
     const via = this.parent ? ` through ${this.parent.path}` : ''
     if (level === 'client-authentication') {
-      return new RunbookError('E_CONNECTION', `authentication failed for ${endpointName(e)}${via}`, {
-        host: e.label,
-        hint: tried.length ? `tried: ${tried.join(', ')}` : 'no agent, key file or password to try',
-        cause: err,
-      })
+      return new RunbookError(
+        'E_CONNECTION',
+        `authentication failed for ${endpointName(e)}${via}`,
+        {
+          host: e.label,
+          hint: tried.length
+            ? `tried: ${tried.join(', ')}`
+            : 'no agent, key file or password to try',
+          cause: err,
+        },
+      )
     }
     if (level === 'client-timeout') {
-      return new RunbookError('E_CONNECTION', `timed out after ${e.connectTimeoutMs} ms connecting to ${endpointName(e)}${via}`, { host: e.label, cause: err })
+      return new RunbookError(
+        'E_CONNECTION',
+        `timed out after ${e.connectTimeoutMs} ms connecting to ${endpointName(e)}${via}`,
+        { host: e.label, cause: err },
+      )
     }
-    return new RunbookError('E_CONNECTION', `cannot connect to ${endpointName(e)}${via}: ${messageOf(err)}`, { host: e.label, cause: err })
+    return new RunbookError(
+      'E_CONNECTION',
+      `cannot connect to ${endpointName(e)}${via}: ${messageOf(err)}`,
+      { host: e.label, cause: err },
+    )
   }
 }
 
@@ -361,13 +459,20 @@ function messageOf(err: unknown): string {
 }
 
 /** Rejects when `p` takes longer than `ms`; a channel that opens too late is closed. */
-function withTimeout<T extends { destroy(): unknown }>(p: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T extends { destroy(): unknown }>(
+  p: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let late = false
-    const timer = setTimeout(() => {
-      late = true
-      reject(new Error(`timed out ${what}`))
-    }, Math.max(1, ms))
+    const timer = setTimeout(
+      () => {
+        late = true
+        reject(new Error(`timed out ${what}`))
+      },
+      Math.max(1, ms),
+    )
     p.then(
       (v) => {
         clearTimeout(timer)
@@ -391,14 +496,29 @@ interface ProxyProcess {
 }
 
 /** Expands OpenSSH's ProxyCommand tokens: %h host, %p port, %r user, %n the name as given, %%. */
-export function expandProxyCommand(command: string, e: Pick<ResolvedEndpoint, 'address' | 'port' | 'user' | 'label'>): string {
-  return command.replace(/%([%hprn])/g, (_, t: string) => (t === '%' ? '%' : t === 'h' ? e.address : t === 'p' ? String(e.port) : t === 'r' ? e.user : e.label))
+export function expandProxyCommand(
+  command: string,
+  e: Pick<ResolvedEndpoint, 'address' | 'port' | 'user' | 'label'>,
+): string {
+  return command.replace(/%([%hprn])/g, (_, t: string) =>
+    t === '%'
+      ? '%'
+      : t === 'h'
+        ? e.address
+        : t === 'p'
+          ? String(e.port)
+          : t === 'r'
+            ? e.user
+            : e.label,
+  )
 }
 
 /** Starts `sh -c PROXYCOMMAND` (as OpenSSH does, through the shell) and wraps its pipes as a socket. */
 function startProxyCommand(e: ResolvedEndpoint): ProxyProcess {
   const command = expandProxyCommand(e.proxyCommand ?? '', e)
-  const child: ChildProcess = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const child: ChildProcess = spawn('/bin/sh', ['-c', `exec ${command}`], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
   let stderr = ''
   child.stderr!.on('data', (b: Buffer) => {
     stderr = (stderr + b.toString('utf8')).slice(-2000)
@@ -413,10 +533,20 @@ function startProxyCommand(e: ResolvedEndpoint): ProxyProcess {
   return {
     stream,
     async failure(err) {
-      const code = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))])
+      const code = await Promise.race([
+        exited,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
+      ])
       this.stop()
-      const why = code === undefined ? messageOf(err) : `the ProxyCommand exited (${String(code)})${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`
-      return new RunbookError('E_CONNECTION', `cannot connect to ${endpointName(e)} through ProxyCommand \`${command}\`: ${why}`, { host: e.label, cause: err })
+      const why =
+        code === undefined
+          ? messageOf(err)
+          : `the ProxyCommand exited (${String(code)})${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`
+      return new RunbookError(
+        'E_CONNECTION',
+        `cannot connect to ${endpointName(e)} through ProxyCommand \`${command}\`: ${why}`,
+        { host: e.label, cause: err },
+      )
     },
     stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')

@@ -43,7 +43,12 @@ export interface DestroyResult {
 
 /** The change that destroying a resource is. */
 export function destroyChange(r: ResourceRecord): Change {
-  return { action: 'delete', target: `${r.type} ${r.name ?? r.id}`, before: { id: r.id, ...(r.name ? { name: r.name } : {}), host: r.host }, note: `created by task "${r.task}"` }
+  return {
+    action: 'delete',
+    target: `${r.type} ${r.name ?? r.id}`,
+    before: { id: r.id, ...(r.name ? { name: r.name } : {}), host: r.host },
+    note: `created by task "${r.task}"`,
+  }
 }
 
 /**
@@ -51,9 +56,15 @@ export function destroyChange(r: ResourceRecord): Change {
  * @example await destroy({ journal, registry, inventory, connections, redactor, emit, baseDir, vars, plan: false })
  */
 export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
-  for (const [name, h] of Object.entries(o.journal.data.hosts)) if (!o.inventory.hosts.has(name)) o.inventory.addHost(name, h.groups, h.vars)
+  for (const [name, h] of Object.entries(o.journal.data.hosts))
+    if (!o.inventory.hosts.has(name)) o.inventory.addHost(name, h.groups, h.vars)
   const varsOf = (host: string): Record<string, unknown> =>
-    makeScope([{ vars: o.vars, templated: true }, { vars: o.inventory.hostVars(host), templated: true }, { vars: o.extraVars ?? {}, templated: false }, { vars: { inventory_hostname: host }, templated: false }])
+    makeScope([
+      { vars: o.vars, templated: true },
+      { vars: o.inventory.hostVars(host), templated: true },
+      { vars: o.extraVars ?? {}, templated: false },
+      { vars: { inventory_hostname: host }, templated: false },
+    ])
   const resources = [...o.journal.data.resources].reverse()
   const changes: Change[] = []
   const errors: RunbookError[] = []
@@ -70,7 +81,8 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
     const started = Date.now()
     const module = o.registry.get(r.module)
     try {
-      if (!module?.destroy) throw new RunbookError('E_MODULE', `module '${r.module}' cannot destroy a ${r.type}`)
+      if (!module?.destroy)
+        throw new RunbookError('E_MODULE', `module '${r.module}' cannot destroy a ${r.type}`)
       const scope = varsOf(r.host)
       const ctx: ModuleContext = {
         host: r.host,
@@ -78,8 +90,12 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         vars: scope,
         baseDir: o.baseDir,
         check: false,
-        conn: async () => (module.target === 'controller' || isLocalHost(r.host, scope) ? local : o.connections.get(r.host, varsOf)),
-        connectTo: async (other) => (isLocalHost(other, varsOf(other)) ? local : o.connections.get(other, varsOf)),
+        conn: async () =>
+          module.target === 'controller' || isLocalHost(r.host, scope)
+            ? local
+            : o.connections.get(r.host, varsOf),
+        connectTo: async (other) =>
+          isLocalHost(other, varsOf(other)) ? local : o.connections.get(other, varsOf),
         render: (t) => String(renderText(t, scope)),
         evaluate: (e) => evaluate(e, scope),
         cache: new Map(),
@@ -93,19 +109,41 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
           forget: (type, id) => o.journal.forget(type, id, r.host),
         },
         inventory: { addHost: () => undefined, hostVars: (n) => varsOf(n) },
-        progress: (message) => o.emit(o.redactor.value({ type: 'task_progress', task, host: r.host, message })),
+        progress: (message) =>
+          o.emit(o.redactor.value({ type: 'task_progress', task, host: r.host, message })),
         secret: (v) => o.redactor.add(v),
         signal: new AbortController().signal,
       }
       await module.destroy(ctx, r)
       await o.journal.forget(r.type, r.id, r.host)
       counts.changed++
-      o.emit(o.redactor.value({ type: 'task_end', play: 'destroy', task, host: r.host, status: 'changed', changes: [change], duration_ms: Date.now() - started }))
+      o.emit(
+        o.redactor.value({
+          type: 'task_end',
+          play: 'destroy',
+          task,
+          host: r.host,
+          status: 'changed',
+          changes: [change],
+          duration_ms: Date.now() - started,
+        }),
+      )
     } catch (e) {
       const err = toRunbookError(e, 'E_MODULE', { host: r.host, task })
       errors.push(err)
       counts.failed++
-      o.emit(o.redactor.value({ type: 'task_end', play: 'destroy', task, host: r.host, status: 'failed', changes: [], msg: err.message, duration_ms: Date.now() - started }))
+      o.emit(
+        o.redactor.value({
+          type: 'task_end',
+          play: 'destroy',
+          task,
+          host: r.host,
+          status: 'failed',
+          changes: [],
+          msg: err.message,
+          duration_ms: Date.now() - started,
+        }),
+      )
     }
   }
   await o.connections.closeAll().catch(() => undefined)

@@ -46,7 +46,15 @@ class Run {
   host(name: string): HostState {
     let h = this.hosts.get(name)
     if (!h) {
-      h = { name, facts: {}, notified: new Set(), counts: emptyCounts(), failed: false, unreachable: false, cache: new Map() }
+      h = {
+        name,
+        facts: {},
+        notified: new Set(),
+        counts: emptyCounts(),
+        failed: false,
+        unreachable: false,
+        cache: new Map(),
+      }
       this.hosts.set(name, h)
     }
     return h
@@ -58,7 +66,9 @@ class Run {
     const facts = this.hosts.get(host)?.facts ?? {}
     const magic = {
       inventory_hostname: host,
-      groups: Object.fromEntries([...o.inventory.groups.keys()].map((g) => [g, o.inventory.groupHosts(g)])),
+      groups: Object.fromEntries(
+        [...o.inventory.groups.keys()].map((g) => [g, o.inventory.groupHosts(g)]),
+      ),
       hostvars: this.hostvars(),
       play_hosts: play ? this.playHosts(play) : [],
       runbook_dir: o.baseDir,
@@ -83,7 +93,10 @@ class Run {
     const out: Record<string, unknown> = {}
     const names = new Set([...this.opts.inventory.hosts.keys(), ...this.hosts.keys()])
     for (const n of names) {
-      Object.defineProperty(out, n, { enumerable: true, get: () => makeScope(this.layers(n, undefined).slice(0, 6)) })
+      Object.defineProperty(out, n, {
+        enumerable: true,
+        get: () => makeScope(this.layers(n, undefined).slice(0, 6)),
+      })
     }
     return out
   }
@@ -95,7 +108,9 @@ class Run {
     let hosts = this.opts.inventory.match(play.hosts)
     if (this.opts.limit) {
       const allowed = new Set(this.opts.inventory.match(this.opts.limit))
-      hosts = hosts.filter((h) => allowed.has(h) || (h === 'localhost' && !this.opts.inventory.hosts.has('localhost')))
+      hosts = hosts.filter(
+        (h) => allowed.has(h) || (h === 'localhost' && !this.opts.inventory.hosts.has('localhost')),
+      )
     }
     return hosts
   }
@@ -111,12 +126,14 @@ class Run {
       if (o.keepConnections !== true) await o.connections.closeAll().catch(() => undefined)
     }
     const hosts = Object.fromEntries([...this.hosts].map(([n, h]) => [n, h.counts]))
-    const ok = ![...this.hosts.values()].some((h) => h.failed || h.unreachable) && this.errors.length === 0
+    const ok =
+      ![...this.hosts.values()].some((h) => h.failed || h.unreachable) && this.errors.length === 0
     return {
       ok,
       hosts,
       plan: countChanges(this.changes.filter((c) => !c.deferred && !c.check).map((c) => c.change)),
-      checks: new Set(this.changes.filter((c) => c.check).map((c) => `${c.task}\u0000${c.host}`)).size,
+      checks: new Set(this.changes.filter((c) => c.check).map((c) => `${c.task}\u0000${c.host}`))
+        .size,
       changes: this.changes,
       errors: this.errors,
       durationMs: Date.now() - this.started,
@@ -124,7 +141,9 @@ class Run {
   }
 
   async play(play: Play): Promise<void> {
-    const hosts = this.playHosts(play).filter((h) => !this.host(h).failed && !this.host(h).unreachable)
+    const hosts = this.playHosts(play).filter(
+      (h) => !this.host(h).failed && !this.host(h).unreachable,
+    )
     this.emit({ type: 'play_start', play: play.name, hosts })
     if (hosts.length === 0) {
       this.emit({ type: 'warning', message: `play "${play.name}": no hosts match '${play.hosts}'` })
@@ -140,14 +159,38 @@ class Run {
 
   private factsTask(play: Play): Task {
     return {
-      kind: 'task', file: play.file, path: play.path, name: 'Gathering facts', module: 'facts', args: {}, when: [], tags: ['always'], vars: {},
-      ignoreErrors: false, runOnce: false, noLog: false, notify: [], loopVar: 'item', delay: 5, changedWhen: [], failedWhen: [], listen: [],
+      kind: 'task',
+      file: play.file,
+      path: play.path,
+      name: 'Gathering facts',
+      module: 'facts',
+      args: {},
+      when: [],
+      tags: ['always'],
+      vars: {},
+      ignoreErrors: false,
+      runOnce: false,
+      noLog: false,
+      notify: [],
+      loopVar: 'item',
+      delay: 5,
+      changedWhen: [],
+      failedWhen: [],
+      listen: [],
     }
   }
 
   private async hostTasks(play: Play, host: string, steps: Step[], hosts: string[]): Promise<void> {
     try {
-      await this.steps(play, host, steps, [], play.tags, hosts, play.become ? { become: true, user: play.becomeUser } : undefined)
+      await this.steps(
+        play,
+        host,
+        steps,
+        [],
+        play.tags,
+        hosts,
+        play.become ? { become: true, user: play.becomeUser } : undefined,
+      )
     } catch (e) {
       if (e instanceof TaskFailure) this.errors.push(e.error)
       else this.fail(host, play, undefined, e)
@@ -160,14 +203,23 @@ class Run {
     // In definition order, each at most once per flush; a handler may notify others (Ansible's
     // chaining): a later one runs in the same pass, an earlier one in another pass.
     const ran = new Set<Task>()
-    for (let pass = true; pass; ) {
+    for (let pass = true; pass;) {
       pass = false
       for (const handler of play.handlers) {
         if (ran.has(handler) || !handler.listen.some((t) => h.notified.has(t))) continue
         ran.add(handler)
         pass = true
         try {
-          await this.runner.run(play, host, handler, [], [...play.tags, ...handler.tags], hosts, play.become ? { become: true, user: play.becomeUser } : undefined, true)
+          await this.runner.run(
+            play,
+            host,
+            handler,
+            [],
+            [...play.tags, ...handler.tags],
+            hosts,
+            play.become ? { become: true, user: play.becomeUser } : undefined,
+            true,
+          )
         } catch (e) {
           if (e instanceof TaskFailure) this.errors.push(e.error)
           else this.fail(host, play, handler, e)
@@ -184,26 +236,68 @@ class Run {
     this.errors.push(err)
     this.host(host).failed = true
     this.host(host).counts.failed++
-    this.emit({ type: 'task_end', play: play.name, task: task?.name ?? '(engine)', host, status: 'failed', changes: [], msg: err.message, duration_ms: 0 })
+    this.emit({
+      type: 'task_end',
+      play: play.name,
+      task: task?.name ?? '(engine)',
+      host,
+      status: 'failed',
+      changes: [],
+      msg: err.message,
+      duration_ms: 0,
+    })
   }
 
   /** Runs steps in order for one host; throws TaskFailure when the host must stop. */
-  async steps(play: Play, host: string, steps: Step[], frames: Frames, tags: string[], hosts: string[], become: { become: boolean; user?: string | undefined } | undefined): Promise<void> {
+  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+  async steps(
+    play: Play,
+    host: string,
+    steps: Step[],
+    frames: Frames,
+    tags: string[],
+    hosts: string[],
+    become: { become: boolean; user?: string | undefined } | undefined,
+  ): Promise<void> {
     for (const step of steps) {
-      if (this.opts.signal?.aborted) throw new TaskFailure(new RunbookError('E_MODULE', 'interrupted'))
-      const stepBecome = step.become !== undefined ? { become: step.become, user: step.becomeUser ?? become?.user } : become
-      if (step.kind === 'task') await this.runner.run(play, host, step, frames, [...tags, ...step.tags], hosts, stepBecome, false)
+      if (this.opts.signal?.aborted)
+        throw new TaskFailure(new RunbookError('E_MODULE', 'interrupted'))
+      const stepBecome =
+        step.become !== undefined
+          ? { become: step.become, user: step.becomeUser ?? become?.user }
+          : become
+      if (step.kind === 'task')
+        await this.runner.run(
+          play,
+          host,
+          step,
+          frames,
+          [...tags, ...step.tags],
+          hosts,
+          stepBecome,
+          false,
+        )
       else await this.block(play, host, step, frames, [...tags, ...step.tags], hosts, stepBecome)
     }
   }
 
-  private async block(play: Play, host: string, block: Block, frames: Frames, tags: string[], hosts: string[], become: { become: boolean; user?: string | undefined } | undefined): Promise<void> {
+  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+  private async block(
+    play: Play,
+    host: string,
+    block: Block,
+    frames: Frames,
+    tags: string[],
+    hosts: string[],
+    become: { become: boolean; user?: string | undefined } | undefined,
+  ): Promise<void> {
     const inner = [...frames, block.vars]
     const scope = makeScope(this.layers(host, play, inner))
     for (const cond of block.when) {
       const v = evaluateCondition(cond, scope)
       if (v === false) return
-      if (isUnknown(v) && this.opts.mode === 'apply') throw new RunbookError('E_EXPRESSION', `condition '${String(cond)}' is still unknown`)
+      if (isUnknown(v) && this.opts.mode === 'apply')
+        throw new RunbookError('E_EXPRESSION', `condition '${String(cond)}' is still unknown`)
     }
     let failure: TaskFailure | undefined
     try {

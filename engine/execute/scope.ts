@@ -24,7 +24,12 @@ export function makeScope(layers: readonly Layer[]): Record<string, unknown> {
   for (const layer of layers) {
     for (const [key, raw] of Object.entries(layer.vars)) {
       if (!layer.templated) {
-        Object.defineProperty(scope, key, { value: raw, enumerable: true, configurable: true, writable: true })
+        Object.defineProperty(scope, key, {
+          value: raw,
+          enumerable: true,
+          configurable: true,
+          writable: true,
+        })
         continue
       }
       let done = false
@@ -34,7 +39,8 @@ export function makeScope(layers: readonly Layer[]): Record<string, unknown> {
         configurable: true,
         get() {
           if (done) return cached
-          if (rendering.has(key)) throw new RunbookError('E_TEMPLATE', `variable '${key}' refers to itself`)
+          if (rendering.has(key))
+            throw new RunbookError('E_TEMPLATE', `variable '${key}' refers to itself`)
           rendering.add(key)
           try {
             cached = renderDeep(raw, scope)

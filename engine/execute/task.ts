@@ -14,7 +14,13 @@ import { locate } from '../runbook/source.ts'
 import type { Play, Task } from '../runbook/types.ts'
 import { evaluate, evaluateCondition } from '../vars/expr.ts'
 import { renderDeep, renderString, renderText } from '../vars/template.ts'
-import { containsUnknown, isUnknown, showUnknowns, unknown, UnknownValueError } from '../vars/unknown.ts'
+import {
+  containsUnknown,
+  isUnknown,
+  showUnknowns,
+  unknown,
+  UnknownValueError,
+} from '../vars/unknown.ts'
 import type { Run } from './executor.ts'
 import { coerceParams } from '../runbook/shape.ts'
 import { sourceSearchPath } from '../runbook/search-path.ts'
@@ -39,12 +45,27 @@ interface ItemResult {
   display?: string | undefined
 }
 
-const CONNECTION_KEYS = ['address', 'ansible_host', 'port', 'ansible_port', 'user', 'ansible_user', 'via']
+const CONNECTION_KEYS = [
+  'address',
+  'ansible_host',
+  'port',
+  'ansible_port',
+  'user',
+  'ansible_user',
+  'via',
+]
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** The task's scope plus its result, as `result` and under its register name (until, changed_when). */
-function withResult(scope: Record<string, unknown>, task: Task, result: Record<string, unknown>): Record<string, unknown> {
-  return makeScope([{ vars: scope, templated: false }, { vars: { result, ...(task.register ? { [task.register]: result } : {}) }, templated: false }])
+function withResult(
+  scope: Record<string, unknown>,
+  task: Task,
+  result: Record<string, unknown>,
+): Record<string, unknown> {
+  return makeScope([
+    { vars: scope, templated: false },
+    { vars: { result, ...(task.register ? { [task.register]: result } : {}) }, templated: false },
+  ])
 }
 
 /** Runs tasks for the executor. */
@@ -74,7 +95,17 @@ export class TaskRunner {
     return jumps.some((j) => typeof j === 'string' && this.pending(j, seen))
   }
 
-  async run(play: Play, host: string, task: Task, frames: Record<string, unknown>[], tags: string[], hosts: string[], become: Become, handler: boolean): Promise<void> {
+  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+  async run(
+    play: Play,
+    host: string,
+    task: Task,
+    frames: Record<string, unknown>[],
+    tags: string[],
+    hosts: string[],
+    become: Become,
+    handler: boolean,
+  ): Promise<void> {
     if (!this.selected(tags)) return
     const h = this.owner.host(host)
     if (task.runOnce && hosts[0] !== undefined && host !== hosts[0]) {
@@ -85,7 +116,11 @@ export class TaskRunner {
     }
     let settle: ((v: unknown) => void) | undefined
     let fail: ((e: unknown) => void) | undefined
-    if (task.runOnce) this.owner.runOnce.set(this.key(task), new Promise((res, rej) => ((settle = res), (fail = rej))))
+    if (task.runOnce)
+      this.owner.runOnce.set(
+        this.key(task),
+        new Promise((res, rej) => ((settle = res), (fail = rej))),
+      )
     this.owner.emit({ type: 'task_start', play: play.name, task: task.name, host, handler })
     const started = Date.now()
     const layers = this.owner.layers(host, play, [...frames, task.vars])
@@ -94,41 +129,90 @@ export class TaskRunner {
     const results: ItemResult[] = []
     try {
       if (task.loop !== undefined) {
-        const raw = typeof task.loop === 'string' ? renderString(task.loop, scope) : renderDeep(task.loop, scope)
+        const raw =
+          typeof task.loop === 'string'
+            ? renderString(task.loop, scope)
+            : renderDeep(task.loop, scope)
         if (isUnknown(raw)) items = [unknown(task.loopVar)]
-        else if (!Array.isArray(raw)) throw new RunbookError('E_PARAM', `loop must be a list, got ${typeof raw}`)
+        else if (!Array.isArray(raw))
+          throw new RunbookError('E_PARAM', `loop must be a list, got ${typeof raw}`)
         else items = raw
       }
       for (const [i, item] of (items ?? [undefined]).entries()) {
-        const extra: Record<string, unknown> = items ? { [task.loopVar]: item, ...(task.indexVar ? { [task.indexVar]: i } : {}) } : {}
+        const extra: Record<string, unknown> = items
+          ? { [task.loopVar]: item, ...(task.indexVar ? { [task.indexVar]: i } : {}) }
+          : {}
         const itemScope = items ? makeScope([...layers, { vars: extra, templated: false }]) : scope
         results.push(await this.item(play, host, task, itemScope, become))
       }
     } catch (e) {
-      results.push({ status: 'failed', result: { failed: true, msg: String((e as Error).message) }, changes: [], deferred: false, error: this.locate(e, task, host) })
+      results.push({
+        status: 'failed',
+        result: { failed: true, msg: String((e as Error).message) },
+        changes: [],
+        deferred: false,
+        error: this.locate(e, task, host),
+      })
     }
     const status = this.aggregate(results)
     const first = results.find((r) => r.error)
     const registered = items
-      ? { changed: results.some((r) => r.status === 'changed'), failed: results.some((r) => r.status === 'failed'), skipped: results.every((r) => r.status === 'skipped'), results: results.map((r) => r.result) }
+      ? {
+          changed: results.some((r) => r.status === 'changed'),
+          failed: results.some((r) => r.status === 'failed'),
+          skipped: results.every((r) => r.status === 'skipped'),
+          results: results.map((r) => r.result),
+        }
       : (results[0]?.result ?? {})
-    if (task.register) h.facts[task.register] = results.some((r) => r.deferred) && !items ? (results[0]?.result ?? unknown(task.register)) : registered
+    if (task.register)
+      h.facts[task.register] =
+        results.some((r) => r.deferred) && !items
+          ? (results[0]?.result ?? unknown(task.register))
+          : registered
     const changes = results.flatMap((r) => r.changes)
     const deferred = results.some((r) => r.deferred)
-    for (const change of changes) this.owner.changes.push({ play: play.name, task: task.name, host, change, deferred, check: this.owner.opts.registry.get(task.module)?.verifies === true })
+    for (const change of changes)
+      this.owner.changes.push({
+        play: play.name,
+        task: task.name,
+        host,
+        change,
+        deferred,
+        check: this.owner.opts.registry.get(task.module)?.verifies === true,
+      })
     const ignored = status === 'failed' && task.ignoreErrors
     this.count(host, status, ignored)
     if (status === 'changed' && task.notify.length) for (const n of task.notify) h.notified.add(n)
     this.owner.emit({
-      type: 'task_end', play: play.name, task: task.name, host, status, changes: changes.map((c) => ({ ...c, before: showUnknowns(c.before), after: showUnknowns(c.after) })),
-      msg: first?.error ? first.error.message : undefined, display: results.map((r) => r.display).filter((d) => d !== undefined).join('\n') || undefined, duration_ms: Date.now() - started, pos: this.owner.position(task), handler, ignored, deferred,
+      type: 'task_end',
+      play: play.name,
+      task: task.name,
+      host,
+      status,
+      changes: changes.map((c) => ({
+        ...c,
+        before: showUnknowns(c.before),
+        after: showUnknowns(c.after),
+      })),
+      msg: first?.error ? first.error.message : undefined,
+      display:
+        results
+          .map((r) => r.display)
+          .filter((d) => d !== undefined)
+          .join('\n') || undefined,
+      duration_ms: Date.now() - started,
+      pos: this.owner.position(task),
+      handler,
+      ignored,
+      deferred,
     })
     if (task.runOnce) {
       if (status === 'failed') fail?.(first?.error)
       else settle?.(registered)
     }
     if ((status === 'failed' && !ignored) || status === 'unreachable') {
-      const err = first?.error ?? new RunbookError('E_MODULE', 'task failed', { task: task.name, host })
+      const err =
+        first?.error ?? new RunbookError('E_MODULE', 'task failed', { task: task.name, host })
       h.failed = true
       throw new TaskFailure(err)
     }
@@ -167,30 +251,55 @@ export class TaskRunner {
   }
 
   /** One item of a task (the whole task when it has no loop). */
-  private async item(play: Play, host: string, task: Task, scope: Record<string, unknown>, become: Become): Promise<ItemResult> {
+  private async item(
+    play: Play,
+    host: string,
+    task: Task,
+    scope: Record<string, unknown>,
+    become: Become,
+  ): Promise<ItemResult> {
     const o = this.owner.opts
     const plan = o.mode === 'plan' && task.checkMode !== false
     for (const cond of task.when) {
       const v = evaluateCondition(cond, scope)
-      if (v === false) return { status: 'skipped', result: { changed: false, skipped: true, skip_reason: `condition '${String(cond)}' is false` }, changes: [], deferred: false }
-      if (isUnknown(v) && !plan) throw new RunbookError('E_EXPRESSION', `condition '${String(cond)}' depends on values that are still unknown`)
+      if (v === false)
+        return {
+          status: 'skipped',
+          result: {
+            changed: false,
+            skipped: true,
+            skip_reason: `condition '${String(cond)}' is false`,
+          },
+          changes: [],
+          deferred: false,
+        }
+      if (isUnknown(v) && !plan)
+        throw new RunbookError(
+          'E_EXPRESSION',
+          `condition '${String(cond)}' depends on values that are still unknown`,
+        )
     }
     const module = o.registry.get(task.module)
     if (!module) throw new RunbookError('E_UNKNOWN_MODULE', `unknown module '${task.module}'`)
     const target = task.delegateTo ? String(renderString(task.delegateTo, scope)) : host
     const raw = new Set(module.rawParams ?? [])
-    let args = Object.fromEntries(Object.entries(task.args).map(([k, v]) => [k, raw.has(k) ? v : renderDeep(v, scope)]))
+    let args = Object.fromEntries(
+      Object.entries(task.args).map(([k, v]) => [k, raw.has(k) ? v : renderDeep(v, scope)]),
+    )
     args = this.unalias(module, args)
     const defer = (why: string): ItemResult => {
       // What the task would have set is unknown from here on, not undefined.
       const h = this.owner.host(host)
-      for (const name of module.providesVars?.(task.args) ?? []) if (!(name in h.facts)) h.facts[name] = unknown(name)
+      for (const name of module.providesVars?.(task.args) ?? [])
+        if (!(name in h.facts)) h.facts[name] = unknown(name)
       return deferred(why)
     }
     const deferred = (why: string): ItemResult => ({
       status: 'changed',
       result: task.register ? (unknown(task.register) as unknown as Record<string, unknown>) : {},
-      changes: [{ action: 'update', target: `${task.module}`, after: showUnknowns(args), note: why }],
+      changes: [
+        { action: 'update', target: `${task.module}`, after: showUnknowns(args), note: why },
+      ],
       deferred: true,
     })
     if (containsUnknown(args) && !module.acceptsUnknown) {
@@ -202,9 +311,19 @@ export class TaskRunner {
       const issue = parsed.error.issues[0]
       const src = o.sources.get(task.file)
       const at = issue?.path.length ? `'${issue.path.join('.')}': ` : ''
-      throw new RunbookError('E_PARAM', `${task.module}: ${at}${issue?.message ?? 'invalid parameters'}`, {
-        pos: src ? locate(src, [...task.path, task.module, ...((issue?.path ?? []) as (string | number)[])]) : undefined,
-      })
+      throw new RunbookError(
+        'E_PARAM',
+        `${task.module}: ${at}${issue?.message ?? 'invalid parameters'}`,
+        {
+          pos: src
+            ? locate(src, [
+                ...task.path,
+                task.module,
+                ...((issue?.path ?? []) as (string | number)[]),
+              ])
+            : undefined,
+        },
+      )
     }
     const p = parsed.data
     const ctx = this.context(play, host, target, task, module, scope, become, plan)
@@ -221,18 +340,43 @@ export class TaskRunner {
         }
         const err = this.locate(e, task, host)
         const unreachable = err.code === 'E_CONNECTION' || err.code === 'E_HOST_KEY'
-        last = { status: unreachable ? 'unreachable' : 'failed', result: { changed: false, failed: true, msg: err.message, ...(unreachable ? { unreachable: true } : {}) }, changes: [], deferred: false, error: err }
+        last = {
+          status: unreachable ? 'unreachable' : 'failed',
+          result: {
+            changed: false,
+            failed: true,
+            msg: err.message,
+            ...(unreachable ? { unreachable: true } : {}),
+          },
+          changes: [],
+          deferred: false,
+          error: err,
+        }
         if (unreachable) return last
       }
       if (!task.until) break
-      held = last.status !== 'failed' && evaluateCondition(task.until, withResult(scope, task, last.result))
+      held =
+        last.status !== 'failed' &&
+        evaluateCondition(task.until, withResult(scope, task, last.result))
       if (held === true || isUnknown(held) || attempt === attempts) break
       ctx.progress(`retrying (${attempt}/${task.retries ?? 0}) until ${task.until}`)
       await sleep(task.delay * 1000)
     }
     if (last && held === false && last.status !== 'failed' && !plan) {
-      const err = this.locate(new RunbookError('E_MODULE', `'until: ${task.until}' still false after ${attempts} attempts`), task, host)
-      return { ...last, status: 'failed', error: err, result: { ...last.result, failed: true, msg: err.message } }
+      const err = this.locate(
+        new RunbookError(
+          'E_MODULE',
+          `'until: ${task.until}' still false after ${attempts} attempts`,
+        ),
+        task,
+        host,
+      )
+      return {
+        ...last,
+        status: 'failed',
+        error: err,
+        result: { ...last.result, failed: true, msg: err.message },
+      }
     }
     return last as ItemResult
   }
@@ -248,7 +392,10 @@ export class TaskRunner {
     if (!task.timeout) return fn()
     let timer: NodeJS.Timeout | undefined
     const limit = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new RunbookError('E_TIMEOUT', `task timed out after ${task.timeout} s`)), (task.timeout ?? 0) * 1000)
+      timer = setTimeout(
+        () => rej(new RunbookError('E_TIMEOUT', `task timed out after ${task.timeout} s`)),
+        (task.timeout ?? 0) * 1000,
+      )
     })
     try {
       return await Promise.race([fn(), limit])
@@ -258,7 +405,15 @@ export class TaskRunner {
   }
 
   /** gather -> plan -> (apply) once, with changed_when / failed_when. */
-  private async once(module: Module, ctx: ModuleContext, p: unknown, plan: boolean, task: Task, scope: Record<string, unknown>): Promise<ItemResult> {
+  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+  private async once(
+    module: Module,
+    ctx: ModuleContext,
+    p: unknown,
+    plan: boolean,
+    task: Task,
+    scope: Record<string, unknown>,
+  ): Promise<ItemResult> {
     const current = await module.gather(ctx, p)
     const changes = module.plan(p, current)
     let changed = changes.length > 0
@@ -268,7 +423,8 @@ export class TaskRunner {
     let failed = false
     if (plan || changes.length === 0) {
       output = module.output ? module.output(p, current, changes) : {}
-      if (plan && changes.length && !module.output) output = unknown(task.register ?? task.module) as unknown as Record<string, unknown>
+      if (plan && changes.length && !module.output)
+        output = unknown(task.register ?? task.module) as unknown as Record<string, unknown>
       facts = module.facts?.(p, current)
     } else {
       const r = await module.apply(ctx, p, changes, current)
@@ -280,7 +436,9 @@ export class TaskRunner {
     }
     const h = this.owner.host(ctx.host)
     if (facts) Object.assign(h.facts, facts)
-    let result: Record<string, unknown> = isUnknown(output) ? output : { ...output, changed, failed, ...(msg ? { msg } : {}) }
+    let result: Record<string, unknown> = isUnknown(output)
+      ? output
+      : { ...output, changed, failed, ...(msg ? { msg } : {}) }
     let status: TaskStatus = changed ? 'changed' : 'ok'
     if ((task.changedWhen.length || task.failedWhen.length) && !isUnknown(result)) {
       const s = withResult(scope, task, result)
@@ -297,20 +455,56 @@ export class TaskRunner {
       }
     }
     if (failed) {
-      const err = new RunbookError(task.failedWhen.length ? 'E_ASSERT' : 'E_MODULE', msg ?? 'failed')
-      return { status: 'failed', result: { ...result, failed: true, msg: err.message }, changes, deferred: false, error: err }
+      const err = new RunbookError(
+        task.failedWhen.length ? 'E_ASSERT' : 'E_MODULE',
+        msg ?? 'failed',
+      )
+      return {
+        status: 'failed',
+        result: { ...result, failed: true, msg: err.message },
+        changes,
+        deferred: false,
+        error: err,
+      }
     }
-    if (task.noLog) return { status, result, changes: changes.map((c) => ({ action: c.action, target: c.target, note: 'details hidden (no_log)' })), deferred: false }
+    if (task.noLog)
+      return {
+        status,
+        result,
+        changes: changes.map((c) => ({
+          action: c.action,
+          target: c.target,
+          note: 'details hidden (no_log)',
+        })),
+        deferred: false,
+      }
     const display = !isUnknown(result) && module.display ? module.display(result) : undefined
     return { status, result, changes, deferred: false, display }
   }
 
-  private context(play: Play, host: string, target: string, task: Task, module: Module, scope: Record<string, unknown>, become: Become, plan: boolean): ModuleContext {
+  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+  private context(
+    play: Play,
+    host: string,
+    target: string,
+    task: Task,
+    module: Module,
+    scope: Record<string, unknown>,
+    become: Become,
+    plan: boolean,
+  ): ModuleContext {
     const o = this.owner.opts
     const h = this.owner.host(target)
     const controller = module.target === 'controller'
-    const becomeOpts = become?.become ? { method: 'sudo' as const, user: become.user, password: typeof scope.become_password === 'string' ? scope.become_password : undefined } : undefined
-    const progress = (message: string): void => this.owner.emit({ type: 'task_progress', task: task.name, host, message })
+    const becomeOpts = become?.become
+      ? {
+          method: 'sudo' as const,
+          user: become.user,
+          password: typeof scope.become_password === 'string' ? scope.become_password : undefined,
+        }
+      : undefined
+    const progress = (message: string): void =>
+      this.owner.emit({ type: 'task_progress', task: task.name, host, message })
     const connect = async (name: string): Promise<Connection> => {
       if (name === 'localhost' && isLocalHost(name, this.owner.varsOf(name))) return this.local
       if (plan && this.pending(name)) throw new UnknownValueError(`host ${name}`)
@@ -330,11 +524,28 @@ export class TaskRunner {
       conn: () => (controller ? Promise.resolve(this.local) : connect(target)),
       connectTo: connect,
       render: (template, extra) => {
-        const v = renderText(template, extra ? makeScope([{ vars: scope, templated: false }, { vars: extra, templated: false }]) : scope)
+        const v = renderText(
+          template,
+          extra
+            ? makeScope([
+                { vars: scope, templated: false },
+                { vars: extra, templated: false },
+              ])
+            : scope,
+        )
         if (isUnknown(v)) throw new UnknownValueError('rendered content', v.partial)
         return v
       },
-      evaluate: (expression, extra) => evaluate(expression, extra ? makeScope([{ vars: scope, templated: false }, { vars: extra, templated: false }]) : scope),
+      evaluate: (expression, extra) =>
+        evaluate(
+          expression,
+          extra
+            ? makeScope([
+                { vars: scope, templated: false },
+                { vars: extra, templated: false },
+              ])
+            : scope,
+        ),
       cache: h.cache,
       shared: <T>(key: string, create: () => T): T => {
         if (!this.owner.shared.has(key)) this.owner.shared.set(key, create())
@@ -344,7 +555,13 @@ export class TaskRunner {
         find: (mod, type, id) => o.journal?.find(mod, type, id) ?? [],
         record: async (r) => {
           if (!o.journal || plan) return
-          const rec: ResourceRecord = { ...r, module: module.name, host, task: task.name, createdAt: new Date().toISOString() }
+          const rec: ResourceRecord = {
+            ...r,
+            module: module.name,
+            host,
+            task: task.name,
+            createdAt: new Date().toISOString(),
+          }
           await o.journal.record(rec)
         },
         forget: async (type, id) => {
@@ -354,9 +571,11 @@ export class TaskRunner {
       inventory: {
         addHost: (spec) => {
           o.inventory.addHost(spec.name, spec.groups, spec.vars)
-          if (o.journal && !plan && !containsUnknown(spec.vars)) void o.journal.rememberHost(spec.name, spec.groups ?? [], spec.vars ?? {})
+          if (o.journal && !plan && !containsUnknown(spec.vars))
+            void o.journal.rememberHost(spec.name, spec.groups ?? [], spec.vars ?? {})
         },
-        hostVars: (name) => (o.inventory.hosts.has(name) || name === 'localhost' ? this.owner.varsOf(name) : undefined),
+        hostVars: (name) =>
+          o.inventory.hosts.has(name) || name === 'localhost' ? this.owner.varsOf(name) : undefined,
       },
       progress,
       secret: (v) => o.redactor.add(v),

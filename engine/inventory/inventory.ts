@@ -59,7 +59,12 @@ export class Inventory {
       err('an inventory is a mapping of groups (usually `all:`)', [])
       return { inventory: inv, errors }
     }
-    const walkGroup = (name: string, body: unknown, p: YamlPath, parent: string | undefined): void => {
+    const walkGroup = (
+      name: string,
+      body: unknown,
+      p: YamlPath,
+      parent: string | undefined,
+    ): void => {
       const g = inv.group(name)
       if (parent && parent !== name) {
         inv.group(parent).children.add(name)
@@ -71,14 +76,21 @@ export class Inventory {
         return
       }
       for (const k of Object.keys(body)) {
-        if (!GROUP_KEYS.has(k)) err(`unknown group keyword '${k}' in group '${name}'`, [...p, k], true, didYouMean(k, GROUP_KEYS) ?? 'hosts go under `hosts:`, variables under `vars:`')
+        if (!GROUP_KEYS.has(k))
+          err(
+            `unknown group keyword '${k}' in group '${name}'`,
+            [...p, k],
+            true,
+            didYouMean(k, GROUP_KEYS) ?? 'hosts go under `hosts:`, variables under `vars:`',
+          )
       }
       if (body.vars !== undefined) {
         if (isObj(body.vars)) Object.assign(g.vars, body.vars)
         else err(`vars of group '${name}' must be a mapping`, [...p, 'vars'])
       }
       if (body.hosts !== undefined && body.hosts !== null) {
-        if (!isObj(body.hosts)) err(`hosts of group '${name}' must be a mapping of host names`, [...p, 'hosts'])
+        if (!isObj(body.hosts))
+          err(`hosts of group '${name}' must be a mapping of host names`, [...p, 'hosts'])
         else
           for (const [h, hv] of Object.entries(body.hosts)) {
             if (hv !== null && hv !== undefined && !isObj(hv)) {
@@ -92,11 +104,15 @@ export class Inventory {
           }
       }
       if (body.children !== undefined && body.children !== null) {
-        if (!isObj(body.children)) err(`children of group '${name}' must be a mapping of groups`, [...p, 'children'])
-        else for (const [c, cb] of Object.entries(body.children)) walkGroup(c, cb, [...p, 'children', c], name)
+        if (!isObj(body.children))
+          err(`children of group '${name}' must be a mapping of groups`, [...p, 'children'])
+        else
+          for (const [c, cb] of Object.entries(body.children))
+            walkGroup(c, cb, [...p, 'children', c], name)
       }
     }
-    for (const [name, body] of Object.entries(root)) walkGroup(name, body, [name], name === 'all' ? undefined : 'all')
+    for (const [name, body] of Object.entries(root))
+      walkGroup(name, body, [name], name === 'all' ? undefined : 'all')
     for (const h of inv.hosts.values()) {
       h.groups.add('all')
       inv.group('all').hosts.add(h.name)
@@ -147,7 +163,8 @@ export class Inventory {
     if (!g || seen.has(name)) return []
     seen.add(name)
     const out = [...g.hosts]
-    for (const c of g.children) for (const h of this.groupHosts(c, seen)) if (!out.includes(h)) out.push(h)
+    for (const c of g.children)
+      for (const h of this.groupHosts(c, seen)) if (!out.includes(h)) out.push(h)
     return out
   }
 
@@ -175,7 +192,8 @@ export class Inventory {
   hostVars(host: string): Record<string, unknown> {
     const out: Record<string, unknown> = {}
     // The implicit localhost is in no group, but takes `all`'s variables, as in Ansible.
-    if (!this.hosts.has(host) && (host === 'localhost' || host === '127.0.0.1')) return { ...this.groups.get('all')?.vars }
+    if (!this.hosts.has(host) && (host === 'localhost' || host === '127.0.0.1'))
+      return { ...this.groups.get('all')?.vars }
     for (const g of this.ancestry(host)) Object.assign(out, this.groups.get(g)?.vars)
     Object.assign(out, this.hosts.get(host)?.vars)
     return out
@@ -186,7 +204,10 @@ export class Inventory {
    * `web:&prod`, `kld-*`. `localhost` always matches, as an implicit local host.
    */
   match(pattern: string): string[] {
-    const terms = pattern.split(/[:,]/).map((t) => t.trim()).filter(Boolean)
+    const terms = pattern
+      .split(/[:,]/)
+      .map((t) => t.trim())
+      .filter(Boolean)
     let result: string[] = []
     for (const t of terms) {
       if (t.startsWith('!')) {
@@ -206,9 +227,16 @@ export class Inventory {
     if (this.hosts.has(t)) return [t]
     if (t === 'localhost' || t === '127.0.0.1') return [t]
     if (t.includes('*') || t.includes('?')) {
-      const re = new RegExp(`^${t.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`)
+      const re = new RegExp(
+        `^${t
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+      )
       const hosts = [...this.hosts.keys()].filter((h) => re.test(h))
-      const groups = [...this.groups.keys()].filter((g) => re.test(g)).flatMap((g) => this.groupHosts(g))
+      const groups = [...this.groups.keys()]
+        .filter((g) => re.test(g))
+        .flatMap((g) => this.groupHosts(g))
       return [...new Set([...hosts, ...groups])]
     }
     return []

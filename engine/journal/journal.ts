@@ -38,7 +38,10 @@ const journalSchema = z.object({
   runbook: z.string(),
   inventory: z.string().nullable(),
   resources: z.array(resourceSchema),
-  hosts: z.record(z.string(), z.object({ groups: z.array(z.string()), vars: z.record(z.string(), z.unknown()) })),
+  hosts: z.record(
+    z.string(),
+    z.object({ groups: z.array(z.string()), vars: z.record(z.string(), z.unknown()) }),
+  ),
   runs: z.array(runSchema),
 })
 
@@ -46,7 +49,11 @@ const journalSchema = z.object({
 export type JournalData = z.infer<typeof journalSchema>
 
 /** The directory holding a runbook's journal, lock and generated secrets. */
-export function stateDirFor(root: string, runbookFile: string, inventoryFile: string | undefined): string {
+export function stateDirFor(
+  root: string,
+  runbookFile: string,
+  inventoryFile: string | undefined,
+): string {
   const key = `${path.resolve(runbookFile)}\n${inventoryFile ? path.resolve(inventoryFile) : ''}`
   const hash = createHash('sha256').update(key).digest('hex').slice(0, 10)
   const base = path.basename(runbookFile).replace(/\.ya?ml$/, '')
@@ -67,7 +74,12 @@ export class Journal {
   ) {}
 
   /** Opens (or starts) the journal in `dir`. A corrupt journal is an error, never silently reset. */
-  static async open(dir: string, runbook: string, inventory: string | undefined, redactor?: Redactor): Promise<Journal> {
+  static async open(
+    dir: string,
+    runbook: string,
+    inventory: string | undefined,
+    redactor?: Redactor,
+  ): Promise<Journal> {
     const file = path.join(dir, 'journal.json')
     await fs.mkdir(dir, { recursive: true, mode: 0o700 })
     let text: string | undefined
@@ -77,42 +89,73 @@ export class Journal {
       text = undefined
     }
     if (text === undefined) {
-      return new Journal(file, { version: 1, runbook: path.resolve(runbook), inventory: inventory ? path.resolve(inventory) : null, resources: [], hosts: {}, runs: [] }, redactor)
+      return new Journal(
+        file,
+        {
+          version: 1,
+          runbook: path.resolve(runbook),
+          inventory: inventory ? path.resolve(inventory) : null,
+          resources: [],
+          hosts: {},
+          runs: [],
+        },
+        redactor,
+      )
     }
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
     } catch (e) {
-      throw new RunbookError('E_JOURNAL', `journal ${file} is not valid JSON: ${(e as Error).message}`, { hint: 'it is written atomically, so this file was edited by hand or by another program' })
+      throw new RunbookError(
+        'E_JOURNAL',
+        `journal ${file} is not valid JSON: ${(e as Error).message}`,
+        { hint: 'it is written atomically, so this file was edited by hand or by another program' },
+      )
     }
     const r = journalSchema.safeParse(parsed)
-    if (!r.success) throw new RunbookError('E_JOURNAL', `journal ${file} is not a runbook journal: ${r.error.issues[0]?.message ?? ''}`)
+    if (!r.success)
+      throw new RunbookError(
+        'E_JOURNAL',
+        `journal ${file} is not a runbook journal: ${r.error.issues[0]?.message ?? ''}`,
+      )
     return new Journal(file, r.data, redactor)
   }
 
   /** Writes the journal (temp file, fsync, rename); writes are serialised. */
   save(): Promise<void> {
-    const snapshot = JSON.stringify(this.redactor ? this.redactor.value(this.data) : this.data, null, 2)
-    this.writing = this.writing.then(() => writeFileAtomic(this.file, `${snapshot}\n`, { mode: 0o600 }))
+    const snapshot = JSON.stringify(
+      this.redactor ? this.redactor.value(this.data) : this.data,
+      null,
+      2,
+    )
+    this.writing = this.writing.then(() =>
+      writeFileAtomic(this.file, `${snapshot}\n`, { mode: 0o600 }),
+    )
     return this.writing
   }
 
   /** Records a created resource (one record per module, type, id and host: a path exists per host). */
   async record(r: ResourceRecord): Promise<void> {
-    this.data.resources = this.data.resources.filter((x) => !(x.module === r.module && x.type === r.type && x.id === r.id && x.host === r.host))
+    this.data.resources = this.data.resources.filter(
+      (x) => !(x.module === r.module && x.type === r.type && x.id === r.id && x.host === r.host),
+    )
     this.data.resources.push(r)
     await this.save()
   }
 
   /** Forgets a resource (it was destroyed); on one host only when `host` is given. */
   async forget(type: string, id: string, host?: string): Promise<void> {
-    this.data.resources = this.data.resources.filter((x) => !(x.type === type && x.id === id && (host === undefined || x.host === host)))
+    this.data.resources = this.data.resources.filter(
+      (x) => !(x.type === type && x.id === id && (host === undefined || x.host === host)),
+    )
     await this.save()
   }
 
   /** Resources by module and type (and id). */
   find(module: string, type: string, id?: string): ResourceRecord[] {
-    return this.data.resources.filter((r) => r.module === module && r.type === type && (id === undefined || r.id === id))
+    return this.data.resources.filter(
+      (r) => r.module === module && r.type === type && (id === undefined || r.id === id),
+    )
   }
 
   /** Remembers a host added during the run, so `destroy` can reach it later. */
@@ -125,14 +168,24 @@ export class Journal {
   async startRun(command: string): Promise<string> {
     for (const run of this.data.runs) if (run.status === 'running') run.status = 'interrupted'
     const id = `${Date.now().toString(36)}-${process.pid}`
-    this.data.runs.push({ id, command, pid: process.pid, startedAt: new Date().toISOString(), status: 'running' })
+    this.data.runs.push({
+      id,
+      command,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      status: 'running',
+    })
     this.data.runs = this.data.runs.slice(-50)
     await this.save()
     return id
   }
 
   /** Ends a run entry. */
-  async finishRun(id: string, status: 'ok' | 'failed', counts: Record<string, number>): Promise<void> {
+  async finishRun(
+    id: string,
+    status: 'ok' | 'failed',
+    counts: Record<string, number>,
+  ): Promise<void> {
     const run = this.data.runs.find((r) => r.id === id)
     if (run) Object.assign(run, { status, counts, finishedAt: new Date().toISOString() })
     await this.save()

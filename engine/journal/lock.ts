@@ -46,7 +46,12 @@ export interface Lock {
 export async function acquireLock(dir: string, command: string, waitMs = 0): Promise<Lock> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 })
   const file = path.join(dir, 'lock')
-  const me: LockHolder = { pid: process.pid, host: hostname(), command, startedAt: new Date().toISOString() }
+  const me: LockHolder = {
+    pid: process.pid,
+    host: hostname(),
+    command,
+    startedAt: new Date().toISOString(),
+  }
   const deadline = Date.now() + waitMs
   let tookOverFrom: LockHolder | undefined
   for (;;) {
@@ -81,9 +86,13 @@ export async function acquireLock(dir: string, command: string, waitMs = 0): Pro
       continue
     }
     if (Date.now() >= deadline) {
-      throw new RunbookError('E_LOCK', `another run of this runbook holds the lock: pid ${holder.pid} on ${holder.host}, \`${holder.command}\`, since ${holder.startedAt}`, {
-        hint: `wait for it, or use --lock-timeout; if that process is gone, remove ${file}`,
-      })
+      throw new RunbookError(
+        'E_LOCK',
+        `another run of this runbook holds the lock: pid ${holder.pid} on ${holder.host}, \`${holder.command}\`, since ${holder.startedAt}`,
+        {
+          hint: `wait for it, or use --lock-timeout; if that process is gone, remove ${file}`,
+        },
+      )
     }
     await new Promise((r) => setTimeout(r, 200))
   }

@@ -51,7 +51,12 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
  * @example digestFiles(prepared.sources) // { '/rb/runbook.yaml': 'e3b0…' }
  */
 export function digestFiles(sources: SourceSet): Record<string, string> {
-  return Object.fromEntries(sources.entries().map(([file, text]) => [path.resolve(file), sha256(text)]).sort(([a], [b]) => String(a).localeCompare(String(b))))
+  return Object.fromEntries(
+    sources
+      .entries()
+      .map(([file, text]) => [path.resolve(file), sha256(text)])
+      .sort(([a], [b]) => String(a).localeCompare(String(b))),
+  )
 }
 
 /**
@@ -60,7 +65,11 @@ export function digestFiles(sources: SourceSet): Record<string, string> {
  */
 export function planEntries(changes: readonly PlannedChange[], redactor: Redactor): string[] {
   return changes
-    .map((c) => redactor.text(`${c.play} / ${c.task} / ${c.host}${c.check ? ' (check)' : ''}\n${formatChange(c.change, plainColors, { diff: true }).join('\n')}`))
+    .map((c) =>
+      redactor.text(
+        `${c.play} / ${c.task} / ${c.host}${c.check ? ' (check)' : ''}\n${formatChange(c.change, plainColors, { diff: true }).join('\n')}`,
+      ),
+    )
     .sort()
 }
 
@@ -68,8 +77,16 @@ export function planEntries(changes: readonly PlannedChange[], redactor: Redacto
  * Writes a saved plan (0600: it names hosts and may hold --var values).
  * @example await writeSavedPlan('vip.plan', { options, files, changes, rendered })
  */
-export async function writeSavedPlan(file: string, plan: Omit<SavedPlan, 'format' | 'version' | 'created'>): Promise<void> {
-  const doc: SavedPlan = { format: PLAN_FORMAT, version: 1, created: new Date().toISOString(), ...plan }
+export async function writeSavedPlan(
+  file: string,
+  plan: Omit<SavedPlan, 'format' | 'version' | 'created'>,
+): Promise<void> {
+  const doc: SavedPlan = {
+    format: PLAN_FORMAT,
+    version: 1,
+    created: new Date().toISOString(),
+    ...plan,
+  }
   await writeFileAtomic(path.resolve(file), `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 })
 }
 
@@ -92,10 +109,18 @@ export async function readSavedPlan(file: string): Promise<SavedPlan | undefined
   } catch {
     return undefined
   }
-  if (doc === null || typeof doc !== 'object' || (doc as { format?: unknown }).format !== PLAN_FORMAT) return undefined
+  if (
+    doc === null ||
+    typeof doc !== 'object' ||
+    (doc as { format?: unknown }).format !== PLAN_FORMAT
+  )
+    return undefined
   const p = doc as Partial<SavedPlan>
   if (p.version !== 1 || !p.options || !p.files || !Array.isArray(p.changes)) {
-    throw new RunbookError('E_USAGE', `${file}: a saved plan of an unknown version or damaged; run plan again`)
+    throw new RunbookError(
+      'E_USAGE',
+      `${file}: a saved plan of an unknown version or damaged; run plan again`,
+    )
   }
   return p as SavedPlan
 }
@@ -104,13 +129,18 @@ export async function readSavedPlan(file: string): Promise<SavedPlan | undefined
  * The files whose content is not what the plan read (changed or gone), with what happened.
  * @example await changedFiles(saved, digestFiles(prepared.sources)) // ['/rb/k.hbs: changed']
  */
-export async function changedFiles(plan: SavedPlan, now: Record<string, string>): Promise<string[]> {
+export async function changedFiles(
+  plan: SavedPlan,
+  now: Record<string, string>,
+): Promise<string[]> {
   const out: string[] = []
   for (const [file, digest] of Object.entries(plan.files)) {
-    if (now[file] === undefined) out.push(`${file}: ${(await fs.stat(file).catch(() => null)) ? 'no longer read' : 'gone'}`)
+    if (now[file] === undefined)
+      out.push(`${file}: ${(await fs.stat(file).catch(() => null)) ? 'no longer read' : 'gone'}`)
     else if (now[file] !== digest) out.push(`${file}: changed`)
   }
-  for (const file of Object.keys(now)) if (plan.files[file] === undefined) out.push(`${file}: read now, not when the plan was saved`)
+  for (const file of Object.keys(now))
+    if (plan.files[file] === undefined) out.push(`${file}: read now, not when the plan was saved`)
   return out
 }
 
@@ -128,6 +158,13 @@ export function planDrift(saved: readonly string[], now: readonly string[]): str
     else gone.push(e)
   }
   const added = [...left].flatMap(([e, n]) => Array<string>(n).fill(e))
-  const indent = (e: string): string => e.split('\n').map((l, i) => (i === 0 ? l : `  ${l}`)).join('\n')
-  return [...gone.map((e) => `planned, not needed now: ${indent(e)}`), ...added.map((e) => `needed now, not planned: ${indent(e)}`)]
+  const indent = (e: string): string =>
+    e
+      .split('\n')
+      .map((l, i) => (i === 0 ? l : `  ${l}`))
+      .join('\n')
+  return [
+    ...gone.map((e) => `planned, not needed now: ${indent(e)}`),
+    ...added.map((e) => `needed now, not planned: ${indent(e)}`),
+  ]
 }

@@ -88,13 +88,15 @@ export function consoleReporter(o: ConsoleOptions): Reporter {
         break
       case 'task_start':
         active.set(e.host, { task: e.task, started: Date.now() })
-        if (!o.live && o.verbose) print(`  ${c.dim('start'.padEnd(STATUS_WIDTH))} ${e.host}  ${e.task}`)
+        if (!o.live && o.verbose)
+          print(`  ${c.dim('start'.padEnd(STATUS_WIDTH))} ${e.host}  ${e.task}`)
         break
       case 'task_progress': {
         const a = active.get(e.host)
         const repeated = a?.msg === e.message
         if (a) a.msg = e.message
-        if (!o.live && !repeated) print(`  ${c.dim('waiting'.padEnd(STATUS_WIDTH))} ${e.host}  ${e.task}: ${e.message}`)
+        if (!o.live && !repeated)
+          print(`  ${c.dim('waiting'.padEnd(STATUS_WIDTH))} ${e.host}  ${e.task}: ${e.message}`)
         break
       }
       case 'task_end': {
@@ -110,19 +112,31 @@ export function consoleReporter(o: ConsoleOptions): Reporter {
         const secs = c.dim(`(${(e.duration_ms / 1000).toFixed(1)}s)`)
         const handler = e.handler ? c.dim(' [handler]') : ''
         let line = `  ${statusText(e.status, e.ignored)} ${e.host}  ${e.task}${handler} ${secs}`
-        if (e.msg && (e.status === 'failed' || e.status === 'unreachable')) line += `\n      ${c.red(e.msg)}${e.pos ? c.dim(`  at ${e.pos}`) : ''}`
-        if (e.display) line += `\n${e.display.split('\n').map((l) => `      ${l}`).join('\n')}`
-        const changeLines = e.status === 'changed' ? e.changes.flatMap((ch) => formatChange(ch, c, { diff: o.diff, indent: '      ' })) : []
+        if (e.msg && (e.status === 'failed' || e.status === 'unreachable'))
+          line += `\n      ${c.red(e.msg)}${e.pos ? c.dim(`  at ${e.pos}`) : ''}`
+        if (e.display)
+          line += `\n${e.display
+            .split('\n')
+            .map((l) => `      ${l}`)
+            .join('\n')}`
+        const changeLines =
+          e.status === 'changed'
+            ? e.changes.flatMap((ch) => formatChange(ch, c, { diff: o.diff, indent: '      ' }))
+            : []
         print([line, ...changeLines].join('\n'))
         break
       }
       case 'warning':
-        print(`  ${c.yellow('warning'.padEnd(STATUS_WIDTH))} ${e.host ? `${e.host}  ` : ''}${e.message}`)
+        print(
+          `  ${c.yellow('warning'.padEnd(STATUS_WIDTH))} ${e.host ? `${e.host}  ` : ''}${e.message}`,
+        )
         break
       case 'summary':
         clear()
         write(`\n${recap(e.hosts, c)}\n`)
-        write(`${c.dim(`${e.mode} finished in ${(e.duration_ms / 1000).toFixed(1)}s:`)} ${e.ok ? c.green('ok') : c.red('failed')}, changed=${e.changed}\n`)
+        write(
+          `${c.dim(`${e.mode} finished in ${(e.duration_ms / 1000).toFixed(1)}s:`)} ${e.ok ? c.green('ok') : c.red('failed')}, changed=${e.changed}\n`,
+        )
         break
       default:
         break
@@ -147,6 +161,11 @@ export function recap(hosts: Record<string, HostCounts>, c: Colors): string {
 }
 
 /** Prints a plan's summary line. */
-export function printPlanSummary(out: NodeJS.WritableStream, counts: PlanCounts, c: Colors, deferred: number): void {
+export function printPlanSummary(
+  out: NodeJS.WritableStream,
+  counts: PlanCounts,
+  c: Colors,
+  deferred: number,
+): void {
   out.write(`\n${planSummary(counts, c, deferred)}\n`)
 }

@@ -20,7 +20,12 @@ export interface HostCounts {
 
 /** Every event of a run. */
 export type RunEvent =
-  | { type: 'run_start'; runbook: string; mode: 'plan' | 'apply' | 'check' | 'destroy'; time: string }
+  | {
+      type: 'run_start'
+      runbook: string
+      mode: 'plan' | 'apply' | 'check' | 'destroy'
+      time: string
+    }
   | { type: 'play_start'; play: string; hosts: string[] }
   | { type: 'task_start'; play: string; task: string; host: string; handler?: boolean }
   | { type: 'task_progress'; task: string; host: string; message: string }
@@ -43,7 +48,17 @@ export type RunEvent =
     }
   | { type: 'warning'; message: string; host?: string | undefined; task?: string | undefined }
   | { type: 'play_end'; play: string }
-  | { type: 'summary'; ok: boolean; mode: string; hosts: Record<string, HostCounts>; plan: PlanCounts; duration_ms: number; changed: number; failed: number; unreachable: number }
+  | {
+      type: 'summary'
+      ok: boolean
+      mode: string
+      hosts: Record<string, HostCounts>
+      plan: PlanCounts
+      duration_ms: number
+      changed: number
+      failed: number
+      unreachable: number
+    }
 
 /** A consumer of events. */
 export type EventSink = (e: RunEvent) => void

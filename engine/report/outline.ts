@@ -21,7 +21,9 @@ function stepLines(steps: Step[], indent: string, inherited: string[]): string[]
     const tags = [...new Set([...inherited, ...s.tags])]
     const tagText = tags.length ? `  tags: [${tags.join(', ')}]` : ''
     if (s.kind === 'task') {
-      out.push(`${indent}${s.name}  (${s.module}${s.loop !== undefined ? ', loop' : ''}${s.when.length ? ', when' : ''})${tagText}`)
+      out.push(
+        `${indent}${s.name}  (${s.module}${s.loop !== undefined ? ', loop' : ''}${s.when.length ? ', when' : ''})${tagText}`,
+      )
       continue
     }
     out.push(`${indent}${s.name}:${s.when.length ? '  (when)' : ''}${tagText}`)
@@ -41,16 +43,28 @@ export function outline(rb: Runbook, inv: Inventory, o: OutlineOptions): string[
   const allowed = o.limit === undefined ? undefined : new Set(inv.match(o.limit))
   const lines: string[] = [`runbook: ${rb.name}`]
   rb.plays.forEach((play, i) => {
-    lines.push('', `play #${i + 1} (${play.hosts}): ${play.name}${play.tags.length ? `  tags: [${play.tags.join(', ')}]` : ''}`)
+    lines.push(
+      '',
+      `play #${i + 1} (${play.hosts}): ${play.name}${play.tags.length ? `  tags: [${play.tags.join(', ')}]` : ''}`,
+    )
     if (o.hosts) {
       let hosts = inv.match(play.hosts)
-      if (allowed) hosts = hosts.filter((h) => allowed.has(h) || (h === 'localhost' && !inv.hosts.has('localhost')))
-      const later = play.hosts.split(/[:,]/).map((t) => t.trim()).filter((t) => added.has(t))
-      lines.push(`  hosts (${hosts.length}): ${hosts.join(', ') || '-'}${later.length ? `  (and the hosts added during the run to ${later.join(', ')})` : ''}`)
+      if (allowed)
+        hosts = hosts.filter(
+          (h) => allowed.has(h) || (h === 'localhost' && !inv.hosts.has('localhost')),
+        )
+      const later = play.hosts
+        .split(/[:,]/)
+        .map((t) => t.trim())
+        .filter((t) => added.has(t))
+      lines.push(
+        `  hosts (${hosts.length}): ${hosts.join(', ') || '-'}${later.length ? `  (and the hosts added during the run to ${later.join(', ')})` : ''}`,
+      )
     }
     if (o.tasks) {
       lines.push('  tasks:', ...stepLines(play.tasks, '    ', play.tags))
-      if (play.handlers.length) lines.push('  handlers:', ...stepLines(play.handlers, '    ', play.tags))
+      if (play.handlers.length)
+        lines.push('  handlers:', ...stepLines(play.handlers, '    ', play.tags))
     }
   })
   return lines

@@ -9,7 +9,12 @@ import { formatChange, planSummary, type Colors } from './format.ts'
  * The plan as text lines.
  * @example renderPlan(result.changes, colors).join('\n')
  */
-export function renderPlan(changes: PlannedChange[], c: Colors, counts: { create: number; update: number; delete: number; run: number }, checks = 0): string[] {
+export function renderPlan(
+  changes: PlannedChange[],
+  c: Colors,
+  counts: { create: number; update: number; delete: number; run: number },
+  checks = 0,
+): string[] {
   const lines: string[] = []
   let lastPlay = ''
   const groups = new Map<string, PlannedChange[]>()
@@ -25,10 +30,17 @@ export function renderPlan(changes: PlannedChange[], c: Colors, counts: { create
       lines.push('', c.bold(`PLAY ${first.play}`))
       lastPlay = first.play
     }
-    lines.push('', `  ${c.bold(`# ${first.task}`)} ${c.dim(`[${first.host}]`)}${first.check ? c.dim('  (check)') : first.deferred ? c.dim('  (known after apply)') : ''}`)
+    lines.push(
+      '',
+      `  ${c.bold(`# ${first.task}`)} ${c.dim(`[${first.host}]`)}${first.check ? c.dim('  (check)') : first.deferred ? c.dim('  (known after apply)') : ''}`,
+    )
     for (const ch of list) lines.push(...formatChange(ch.change, c, { diff: true, indent: '  ' }))
   }
-  const deferred = new Set(changes.filter((c) => c.deferred && !c.check).map((c) => `${c.play}\u0000${c.task}\u0000${c.host}`)).size
+  const deferred = new Set(
+    changes
+      .filter((c) => c.deferred && !c.check)
+      .map((c) => `${c.play}\u0000${c.task}\u0000${c.host}`),
+  ).size
   lines.push('', planSummary(counts, c, deferred, checks))
   return lines
 }

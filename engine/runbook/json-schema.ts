@@ -17,11 +17,13 @@ function toJson(s: z.ZodType): Json {
 }
 
 function props(keywords: Record<string, z.ZodType>): Record<string, Json> {
-  return Object.fromEntries(Object.entries(keywords).map(([k, s]) => {
-    const j = toJson(s)
-    delete j.$schema
-    return [k, j]
-  }))
+  return Object.fromEntries(
+    Object.entries(keywords).map(([k, s]) => {
+      const j = toJson(s)
+      delete j.$schema
+      return [k, j]
+    }),
+  )
 }
 
 /**
@@ -34,22 +36,42 @@ export function runbookJsonSchema(registry: ModuleRegistry): Json {
   for (const [name, m] of registry) {
     const j = toJson(m.params)
     delete j.$schema
-    modules[name] = { description: m.summary, anyOf: [j, ...(m.freeForm ? [{ type: 'string' }] : [])] }
+    modules[name] = {
+      description: m.summary,
+      anyOf: [j, ...(m.freeForm ? [{ type: 'string' }] : [])],
+    }
   }
   const templated = { type: 'string', pattern: '\\{\\{' }
   const task: Json = {
     type: 'object',
-    properties: { ...taskProps, ...Object.fromEntries(Object.entries(modules).map(([k, v]) => [k, { anyOf: [v, templated] }])), block: { type: 'array', items: { $ref: '#/$defs/task' } }, rescue: { type: 'array', items: { $ref: '#/$defs/task' } }, always: { type: 'array', items: { $ref: '#/$defs/task' } } },
+    properties: {
+      ...taskProps,
+      ...Object.fromEntries(
+        Object.entries(modules).map(([k, v]) => [k, { anyOf: [v, templated] }]),
+      ),
+      block: { type: 'array', items: { $ref: '#/$defs/task' } },
+      rescue: { type: 'array', items: { $ref: '#/$defs/task' } },
+      always: { type: 'array', items: { $ref: '#/$defs/task' } },
+    },
     additionalProperties: false,
     minProperties: 1,
   }
   const play: Json = {
     type: 'object',
-    properties: { ...props(playKeywords), tasks: { type: 'array', items: { $ref: '#/$defs/task' } }, handlers: { type: 'array', items: { $ref: '#/$defs/task' } } },
+    properties: {
+      ...props(playKeywords),
+      tasks: { type: 'array', items: { $ref: '#/$defs/task' } },
+      handlers: { type: 'array', items: { $ref: '#/$defs/task' } },
+    },
     required: ['hosts'],
     additionalProperties: false,
   }
-  const importPlaybook: Json = { type: 'object', properties: props(importPlaybookKeywords), required: ['import_playbook'], additionalProperties: false }
+  const importPlaybook: Json = {
+    type: 'object',
+    properties: props(importPlaybookKeywords),
+    required: ['import_playbook'],
+    additionalProperties: false,
+  }
   const playEntry: Json = { anyOf: [{ $ref: '#/$defs/play' }, { $ref: '#/$defs/importPlaybook' }] }
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -57,7 +79,15 @@ export function runbookJsonSchema(registry: ModuleRegistry): Json {
     title: 'runbook',
     $defs: { task, play, importPlaybook, playEntry },
     oneOf: [
-      { type: 'object', properties: { ...props(runbookKeywords), plays: { type: 'array', items: { $ref: '#/$defs/playEntry' } } }, required: ['plays'], additionalProperties: false },
+      {
+        type: 'object',
+        properties: {
+          ...props(runbookKeywords),
+          plays: { type: 'array', items: { $ref: '#/$defs/playEntry' } },
+        },
+        required: ['plays'],
+        additionalProperties: false,
+      },
       { type: 'array', items: { $ref: '#/$defs/playEntry' } },
     ],
   }

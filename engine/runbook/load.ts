@@ -8,7 +8,16 @@ import path from 'node:path'
 import type { z } from 'zod'
 import { RunbookError } from '../errors.ts'
 import { didYouMean } from '../suggest.ts'
-import { IMPORT_TASKS_KEYS, importPlaybookKeywords, playKeywords, runbookKeywords, taskKeywords, PLAY_KEYS, RUNBOOK_KEYS, TASK_KEYS } from './schema.ts'
+import {
+  IMPORT_TASKS_KEYS,
+  importPlaybookKeywords,
+  playKeywords,
+  runbookKeywords,
+  taskKeywords,
+  PLAY_KEYS,
+  RUNBOOK_KEYS,
+  TASK_KEYS,
+} from './schema.ts'
 import { locate, type Source, type YamlPath } from './source.ts'
 import type { Block, Common, Play, Runbook, Step, Task } from './types.ts'
 
@@ -37,15 +46,19 @@ const MAX_IMPORT_DEPTH = 20
 
 type Obj = Record<string, unknown>
 
-const existsDir = (p: string): boolean => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true
+const existsDir = (p: string): boolean =>
+  statSync(p, { throwIfNoEntry: false })?.isDirectory() === true
 const existsFile = (p: string): boolean => statSync(p, { throwIfNoEntry: false })?.isFile() === true
 
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v)
-const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)])
-const conds = (v: unknown): (string | boolean)[] => (v === undefined ? [] : Array.isArray(v) ? (v as (string | boolean)[]) : [v as string | boolean])
+const list = (v: unknown): string[] =>
+  v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]
+const conds = (v: unknown): (string | boolean)[] =>
+  v === undefined ? [] : Array.isArray(v) ? (v as (string | boolean)[]) : [v as string | boolean]
 
 class Loader {
   readonly errors: RunbookError[] = []
+  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
   constructor(
     private readonly src: Source,
     private readonly modules: ModuleCatalog,
@@ -64,7 +77,12 @@ class Loader {
    * Reads a file named at `p` (relative to this file) for an import; reports a missing file, a
    * cycle or YAML errors there and returns undefined.
    */
-  private importSource(file: unknown, p: YamlPath, what: string, label?: string): Source | undefined {
+  private importSource(
+    file: unknown,
+    p: YamlPath,
+    what: string,
+    label?: string,
+  ): Source | undefined {
     if (typeof file !== 'string' || file.trim() === '') return undefined
     if (this.read === undefined) {
       this.err('E_SCHEMA', `${what} is not available here`, p, { task: label })
@@ -73,12 +91,16 @@ class Loader {
     const target = path.resolve(path.dirname(path.resolve(this.src.file)), file)
     if (this.chain.includes(target)) {
       const top = path.dirname(this.chain[0] ?? target)
-      const names = [...this.chain.slice(this.chain.indexOf(target)), target].map((f) => path.relative(top, f))
+      const names = [...this.chain.slice(this.chain.indexOf(target)), target].map((f) =>
+        path.relative(top, f),
+      )
       this.err('E_SCHEMA', `${what}: import cycle ${names.join(' -> ')}`, p, { task: label })
       return undefined
     }
     if (this.chain.length >= MAX_IMPORT_DEPTH) {
-      this.err('E_SCHEMA', `${what}: imports nest deeper than ${MAX_IMPORT_DEPTH}`, p, { task: label })
+      this.err('E_SCHEMA', `${what}: imports nest deeper than ${MAX_IMPORT_DEPTH}`, p, {
+        task: label,
+      })
       return undefined
     }
     const r = this.read(target)
@@ -94,7 +116,15 @@ class Loader {
   }
 
   private child(src: Source, via?: string, roleDir: string | undefined = this.roleDir): Loader {
-    return new Loader(src, this.modules, this.read, [...this.chain, path.resolve(src.file)], via, this.extras, roleDir)
+    return new Loader(
+      src,
+      this.modules,
+      this.read,
+      [...this.chain, path.resolve(src.file)],
+      via,
+      this.extras,
+      roleDir,
+    )
   }
 
   /** Where role `name` may be, in order: roles/NAME beside this file, then beside the main runbook. */
@@ -133,13 +163,20 @@ class Loader {
     const candidates = this.roleCandidates(name)
     const dir = candidates.find(existsDir)
     if (dir === undefined) {
-      this.err('E_SCHEMA', `role '${name}' not found (looked in ${candidates.join(', ')})`, p, { task: common.name })
+      this.err('E_SCHEMA', `role '${name}' not found (looked in ${candidates.join(', ')})`, p, {
+        task: common.name,
+      })
       return undefined
     }
     const mapping = (src: Source | undefined | null, what: string): Record<string, unknown> => {
-      if (src === undefined || src === null || src.value === null || src.value === undefined) return {}
+      if (src === undefined || src === null || src.value === null || src.value === undefined)
+        return {}
       if (isObj(src.value)) return src.value
-      this.errors.push(new RunbookError('E_SCHEMA', `a role's ${what} file is a mapping of variables`, { pos: locate(src, []) }))
+      this.errors.push(
+        new RunbookError('E_SCHEMA', `a role's ${what} file is a mapping of variables`, {
+          pos: locate(src, []),
+        }),
+      )
       return {}
     }
     if (this.chain.some((f) => f.startsWith(`${dir}${path.sep}`))) {
@@ -151,32 +188,79 @@ class Loader {
     const tasksSrc = this.roleFile(dir, 'tasks')
     const handlersSrc = this.roleFile(dir, 'handlers')
     if (tasksSrc === undefined && handlersSrc === undefined) {
-      this.err('E_SCHEMA', `role '${name}' has neither tasks/main.yaml nor handlers/main.yaml (in ${dir})`, p, { task: common.name })
+      this.err(
+        'E_SCHEMA',
+        `role '${name}' has neither tasks/main.yaml nor handlers/main.yaml (in ${dir})`,
+        p,
+        { task: common.name },
+      )
       return undefined
     }
     const list = (src: Source | undefined | null, handler: boolean): Step[] => {
-      if (src === undefined || src === null || src.value === null || src.value === undefined) return []
+      if (src === undefined || src === null || src.value === null || src.value === undefined)
+        return []
       const sub = this.child(src, `${this.via ?? ''}${this.src.file}#${p.join('.')}>`, dir)
       let steps: Step[] = []
-      if (Array.isArray(src.value)) steps = handler ? src.value.map((h, i) => sub.step(h, [i], true)).filter((s): s is Step => s !== undefined) : sub.steps(src.value, [])
-      else sub.err('E_SCHEMA', `a role's ${handler ? 'handlers' : 'tasks'} file is a list of tasks`, [])
+      if (Array.isArray(src.value))
+        steps = handler
+          ? src.value
+              .map((h, i) => sub.step(h, [i], true))
+              .filter((s): s is Step => s !== undefined)
+          : sub.steps(src.value, [])
+      else
+        sub.err(
+          'E_SCHEMA',
+          `a role's ${handler ? 'handlers' : 'tasks'} file is a list of tasks`,
+          [],
+        )
       this.errors.push(...sub.errors)
       return steps
     }
     const tasks = list(tasksSrc, false)
     // a role used twice brings its handlers once (each runs once per flush)
     const have = new Set(this.extras.handlers.map((h) => `${h.file}#${h.path.join('.')}`))
-    this.extras.handlers.push(...list(handlersSrc, true).filter((s): s is Task => s.kind === 'task' && !have.has(`${s.file}#${s.path.join('.')}`)))
+    this.extras.handlers.push(
+      ...list(handlersSrc, true).filter(
+        (s): s is Task => s.kind === 'task' && !have.has(`${s.file}#${s.path.join('.')}`),
+      ),
+    )
     for (const [k, v] of Object.entries(defaults)) this.extras.defaults[k] = v
-    return { ...common, name: common.name, vars: { ...vars, ...common.vars }, kind: 'block', block: tasks, rescue: [], always: [] }
+    return {
+      ...common,
+      name: common.name,
+      vars: { ...vars, ...common.vars },
+      kind: 'block',
+      block: tasks,
+      rescue: [],
+      always: [],
+    }
   }
 
-  err(code: RunbookError['code'], message: string, p: YamlPath, opts: { key?: boolean; hint?: string | undefined; task?: string | undefined } = {}): void {
-    this.errors.push(new RunbookError(code, message, { pos: locate(this.src, p, { key: opts.key }), hint: opts.hint, task: opts.task }))
+  err(
+    code: RunbookError['code'],
+    message: string,
+    p: YamlPath,
+    opts: { key?: boolean; hint?: string | undefined; task?: string | undefined } = {},
+  ): void {
+    this.errors.push(
+      new RunbookError(code, message, {
+        pos: locate(this.src, p, { key: opts.key }),
+        hint: opts.hint,
+        task: opts.task,
+      }),
+    )
   }
 
   /** Checks the keywords of one mapping; returns the keys that are not keywords. */
-  keywords(obj: Obj, p: YamlPath, schema: Record<string, z.ZodType>, allowed: ReadonlySet<string>, what: string, task?: string): string[] {
+  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+  keywords(
+    obj: Obj,
+    p: YamlPath,
+    schema: Record<string, z.ZodType>,
+    allowed: ReadonlySet<string>,
+    what: string,
+    task?: string,
+  ): string[] {
     const rest: string[] = []
     for (const [k, v] of Object.entries(obj)) {
       if (!allowed.has(k)) {
@@ -188,8 +272,11 @@ class Loader {
       const r = s.safeParse(v)
       if (!r.success) {
         const issue = r.error.issues[0]
-        const sub = issue && issue.path.length ? [...p, k, ...(issue.path as (string | number)[])] : [...p, k]
-        this.err('E_SCHEMA', `${what} keyword '${k}': ${issue?.message ?? 'invalid value'}`, sub, { task })
+        const sub =
+          issue && issue.path.length ? [...p, k, ...(issue.path as (string | number)[])] : [...p, k]
+        this.err('E_SCHEMA', `${what} keyword '${k}': ${issue?.message ?? 'invalid value'}`, sub, {
+          task,
+        })
       }
     }
     return rest
@@ -207,7 +294,10 @@ class Loader {
       top = root
       playsPath = ['plays']
       for (const k of this.keywords(root, [], runbookKeywords, RUNBOOK_KEYS, 'runbook')) {
-        this.err('E_UNKNOWN_KEY', `unknown runbook keyword '${k}'`, [k], { key: true, hint: didYouMean(k, RUNBOOK_KEYS) })
+        this.err('E_UNKNOWN_KEY', `unknown runbook keyword '${k}'`, [k], {
+          key: true,
+          hint: didYouMean(k, RUNBOOK_KEYS),
+        })
       }
     } else {
       this.err('E_SCHEMA', 'a runbook is a mapping with `plays`, or a list of plays', [])
@@ -215,9 +305,11 @@ class Loader {
     }
     const plays: Play[] = []
     const rawPlays = Array.isArray(top.plays) ? top.plays : []
-    if (!Array.isArray(top.plays) || rawPlays.length === 0) this.err('E_SCHEMA', 'a runbook needs at least one play', playsPath)
+    if (!Array.isArray(top.plays) || rawPlays.length === 0)
+      this.err('E_SCHEMA', 'a runbook needs at least one play', playsPath)
     rawPlays.forEach((rp, i) => {
-      if (isObj(rp) && 'import_playbook' in rp) plays.push(...this.importPlaybook(rp, [...playsPath, i]))
+      if (isObj(rp) && 'import_playbook' in rp)
+        plays.push(...this.importPlaybook(rp, [...playsPath, i]))
       else {
         const play = this.play(rp, [...playsPath, i])
         if (play) plays.push(play)
@@ -237,7 +329,12 @@ class Loader {
   importPlaybook(raw: Obj, p: YamlPath): Play[] {
     const allowed = new Set(Object.keys(importPlaybookKeywords))
     for (const k of this.keywords(raw, p, importPlaybookKeywords, allowed, 'import_playbook')) {
-      this.err('E_UNKNOWN_KEY', `unknown import_playbook keyword '${k}'`, [...p, k], { key: true, hint: didYouMean(k, allowed) ?? 'an imported runbook is used as it is; put vars in it or on the command line' })
+      this.err('E_UNKNOWN_KEY', `unknown import_playbook keyword '${k}'`, [...p, k], {
+        key: true,
+        hint:
+          didYouMean(k, allowed) ??
+          'an imported runbook is used as it is; put vars in it or on the command line',
+      })
     }
     const src = this.importSource(raw.import_playbook, [...p, 'import_playbook'], 'import_playbook')
     if (src === undefined) return []
@@ -253,7 +350,9 @@ class Loader {
       return undefined
     }
     for (const k of this.keywords(raw, p, playKeywords, PLAY_KEYS, 'play')) {
-      const hint = didYouMean(k, PLAY_KEYS) ?? (this.modules.has(k) || TASK_KEYS.has(k) ? 'tasks go under `tasks:`' : undefined)
+      const hint =
+        didYouMean(k, PLAY_KEYS) ??
+        (this.modules.has(k) || TASK_KEYS.has(k) ? 'tasks go under `tasks:`' : undefined)
       this.err('E_UNKNOWN_KEY', `unknown play keyword '${k}'`, [...p, k], { key: true, hint })
     }
     if (raw.hosts === undefined) this.err('E_SCHEMA', "play has no 'hosts'", p)
@@ -264,15 +363,25 @@ class Loader {
         const at: YamlPath = [...p, 'roles', i]
         const e: Obj = typeof entry === 'string' ? { role: entry } : isObj(entry) ? entry : {}
         const name = typeof e.role === 'string' ? e.role : undefined
-        const block = this.role(name, typeof entry === 'string' ? at : [...at, 'role'], { ...this.common(e, at, `role ${name ?? '?'}`) })
+        const block = this.role(name, typeof entry === 'string' ? at : [...at, 'role'], {
+          ...this.common(e, at, `role ${name ?? '?'}`),
+        })
         if (block) roles.push(block)
       })
     }
     const tasks = [...roles, ...this.steps(raw.tasks, [...p, 'tasks'])]
-    const handlers = Array.isArray(raw.handlers) ? raw.handlers.map((h, i) => this.step(h, [...p, 'handlers', i], true)).filter((s): s is Task => s?.kind === 'task') : []
+    const handlers = Array.isArray(raw.handlers)
+      ? raw.handlers
+          .map((h, i) => this.step(h, [...p, 'handlers', i], true))
+          .filter((s): s is Task => s?.kind === 'task')
+      : []
     if (Array.isArray(raw.handlers)) {
       raw.handlers.forEach((h, i) => {
-        for (const k of ['import_tasks', 'import_role']) if (isObj(h) && k in h) this.err('E_SCHEMA', `${k} is for tasks, not handlers`, [...p, 'handlers', i, k], { key: true })
+        for (const k of ['import_tasks', 'import_role'])
+          if (isObj(h) && k in h)
+            this.err('E_SCHEMA', `${k} is for tasks, not handlers`, [...p, 'handlers', i, k], {
+              key: true,
+            })
       })
     }
     return {
@@ -298,7 +407,9 @@ class Loader {
       this.err('E_SCHEMA', 'expected a list of tasks', p)
       return []
     }
-    return raw.map((t, i) => this.step(t, [...p, i], false)).filter((s): s is Step => s !== undefined)
+    return raw
+      .map((t, i) => this.step(t, [...p, i], false))
+      .filter((s): s is Step => s !== undefined)
   }
 
   common(raw: Obj, p: YamlPath, name: string): Common {
@@ -327,19 +438,40 @@ class Loader {
    */
   importTasks(raw: Obj, p: YamlPath, rest: string[], label: string | undefined): Block | undefined {
     const kind = 'import_role' in raw ? 'import_role' : 'import_tasks'
-    for (const k of rest) this.err('E_UNKNOWN_KEY', `unknown keyword '${k}' beside ${kind}`, [...p, k], { key: true, task: label, hint: this.modules.has(k) ? 'a module goes in a task of its own' : didYouMean(k, IMPORT_TASKS_KEYS) })
+    for (const k of rest)
+      this.err('E_UNKNOWN_KEY', `unknown keyword '${k}' beside ${kind}`, [...p, k], {
+        key: true,
+        task: label,
+        hint: this.modules.has(k)
+          ? 'a module goes in a task of its own'
+          : didYouMean(k, IMPORT_TASKS_KEYS),
+      })
     for (const k of Object.keys(raw)) {
       if (TASK_KEYS.has(k) && !IMPORT_TASKS_KEYS.has(k)) {
-        this.err('E_SCHEMA', `'${k}' does not apply to ${kind} (only ${[...IMPORT_TASKS_KEYS].filter((x) => !x.startsWith('import_')).join(', ')})`, [...p, k], { key: true, task: label })
+        this.err(
+          'E_SCHEMA',
+          `'${k}' does not apply to ${kind} (only ${[...IMPORT_TASKS_KEYS].filter((x) => !x.startsWith('import_')).join(', ')})`,
+          [...p, k],
+          { key: true, task: label },
+        )
       }
     }
     if ('import_tasks' in raw && 'import_role' in raw) {
-      this.err('E_SCHEMA', 'one import per entry: import_tasks or import_role', [...p, 'import_role'], { key: true, task: label })
+      this.err(
+        'E_SCHEMA',
+        'one import per entry: import_tasks or import_role',
+        [...p, 'import_role'],
+        { key: true, task: label },
+      )
       return undefined
     }
     if ('import_role' in raw) {
       const name = isObj(raw.import_role) ? raw.import_role.name : undefined
-      return this.role(name, [...p, 'import_role', 'name'], this.common(raw, p, label ?? `role ${String(name)}`))
+      return this.role(
+        name,
+        [...p, 'import_role', 'name'],
+        this.common(raw, p, label ?? `role ${String(name)}`),
+      )
     }
     const file = raw.import_tasks
     const src = this.importSource(file, [...p, 'import_tasks'], 'import_tasks', label)
@@ -348,9 +480,16 @@ class Loader {
     const value = src.value
     let steps: Step[] = []
     if (Array.isArray(value)) steps = sub.steps(value, [])
-    else if (value !== null && value !== undefined) sub.err('E_SCHEMA', 'a tasks file is a list of tasks', [])
+    else if (value !== null && value !== undefined)
+      sub.err('E_SCHEMA', 'a tasks file is a list of tasks', [])
     this.errors.push(...sub.errors)
-    return { ...this.common(raw, p, label ?? `import_tasks ${String(file)}`), kind: 'block', block: steps, rescue: [], always: [] }
+    return {
+      ...this.common(raw, p, label ?? `import_tasks ${String(file)}`),
+      kind: 'block',
+      block: steps,
+      rescue: [],
+      always: [],
+    }
   }
 
   step(raw: unknown, p: YamlPath, handler: boolean): Step | undefined {
@@ -360,15 +499,28 @@ class Loader {
     }
     const label = typeof raw.name === 'string' ? raw.name : undefined
     const rest = this.keywords(raw, p, taskKeywords, TASK_KEYS, 'task', label)
-    if ('import_tasks' in raw || 'import_role' in raw) return handler ? undefined : this.importTasks(raw, p, rest, label)
-    for (const [dynamic, instead] of [['include_tasks', 'import_tasks'], ['include_role', 'import_role']] as const) {
+    if ('import_tasks' in raw || 'import_role' in raw)
+      return handler ? undefined : this.importTasks(raw, p, rest, label)
+    for (const [dynamic, instead] of [
+      ['include_tasks', 'import_tasks'],
+      ['include_role', 'import_role'],
+    ] as const) {
       if (dynamic in raw) {
-        this.err('E_SCHEMA', `${dynamic} (dynamic) is not supported`, [...p, dynamic], { key: true, task: label, hint: `use ${instead}: it is read at load time, so it is validated and planned with the rest` })
+        this.err('E_SCHEMA', `${dynamic} (dynamic) is not supported`, [...p, dynamic], {
+          key: true,
+          task: label,
+          hint: `use ${instead}: it is read at load time, so it is validated and planned with the rest`,
+        })
         return undefined
       }
     }
     if ('block' in raw) {
-      for (const k of rest) this.err('E_UNKNOWN_KEY', `unknown block keyword '${k}'`, [...p, k], { key: true, hint: didYouMean(k, TASK_KEYS), task: label })
+      for (const k of rest)
+        this.err('E_UNKNOWN_KEY', `unknown block keyword '${k}'`, [...p, k], {
+          key: true,
+          hint: didYouMean(k, TASK_KEYS),
+          task: label,
+        })
       const block: Block = {
         ...this.common(raw, p, label ?? 'block'),
         kind: 'block',
@@ -378,20 +530,41 @@ class Loader {
       }
       return block
     }
-    for (const k of ['rescue', 'always']) if (k in raw) this.err('E_SCHEMA', `'${k}' needs a 'block' beside it`, [...p, k], { key: true, task: label })
+    for (const k of ['rescue', 'always'])
+      if (k in raw)
+        this.err('E_SCHEMA', `'${k}' needs a 'block' beside it`, [...p, k], {
+          key: true,
+          task: label,
+        })
     const mods = rest.filter((k) => this.modules.has(k))
     for (const k of rest.filter((k) => !this.modules.has(k))) {
       // Without any module key, a stray key is most likely a misspelt module; beside one, a keyword.
       const asModule = mods.length === 0
-      const hint = asModule ? didYouMean(k, [...this.modules.names(), ...TASK_KEYS]) : didYouMean(k, TASK_KEYS)
-      this.err(asModule ? 'E_UNKNOWN_MODULE' : 'E_UNKNOWN_KEY', asModule ? `unknown module '${k}'` : `unknown task keyword '${k}'`, [...p, k], { key: true, hint, task: label })
+      const hint = asModule
+        ? didYouMean(k, [...this.modules.names(), ...TASK_KEYS])
+        : didYouMean(k, TASK_KEYS)
+      this.err(
+        asModule ? 'E_UNKNOWN_MODULE' : 'E_UNKNOWN_KEY',
+        asModule ? `unknown module '${k}'` : `unknown task keyword '${k}'`,
+        [...p, k],
+        { key: true, hint, task: label },
+      )
     }
     if (mods.length === 0) {
-      if (rest.length === 0) this.err('E_UNKNOWN_MODULE', 'task has no module', p, { task: label, hint: 'add a module key such as `command:` or `template:`; see `runbook modules`' })
+      if (rest.length === 0)
+        this.err('E_UNKNOWN_MODULE', 'task has no module', p, {
+          task: label,
+          hint: 'add a module key such as `command:` or `template:`; see `runbook modules`',
+        })
       return undefined
     }
     if (mods.length > 1) {
-      this.err('E_SCHEMA', `task has more than one module: ${mods.join(', ')}`, [...p, mods[1] as string], { key: true, task: label })
+      this.err(
+        'E_SCHEMA',
+        `task has more than one module: ${mods.join(', ')}`,
+        [...p, mods[1] as string],
+        { key: true, task: label },
+      )
       return undefined
     }
     const module = mods[0] as string
@@ -400,12 +573,16 @@ class Loader {
       const ff = this.modules.freeForm(module)
       if (ff) args = { [ff]: String(args) }
       else {
-        this.err('E_PARAM', `${module}: parameters must be a mapping`, [...p, module], { task: label })
+        this.err('E_PARAM', `${module}: parameters must be a mapping`, [...p, module], {
+          task: label,
+        })
         args = {}
       }
     } else if (args === null || args === undefined) args = {}
     else if (!isObj(args)) {
-      this.err('E_PARAM', `${module}: parameters must be a mapping`, [...p, module], { task: label })
+      this.err('E_PARAM', `${module}: parameters must be a mapping`, [...p, module], {
+        task: label,
+      })
       args = {}
     }
     const lc = isObj(raw.loop_control) ? raw.loop_control : {}
@@ -429,8 +606,13 @@ class Loader {
       timeout: typeof raw.timeout === 'number' ? raw.timeout : undefined,
       listen: handler ? [name, ...list(raw.listen)] : [],
     }
-    if (!handler && raw.listen !== undefined) this.err('E_SCHEMA', "'listen' is for handlers only", [...p, 'listen'], { key: true, task: label })
-    if (handler && !label) this.err('E_SCHEMA', 'a handler needs a name (tasks notify it by name)', p)
+    if (!handler && raw.listen !== undefined)
+      this.err('E_SCHEMA', "'listen' is for handlers only", [...p, 'listen'], {
+        key: true,
+        task: label,
+      })
+    if (handler && !label)
+      this.err('E_SCHEMA', 'a handler needs a name (tasks notify it by name)', p)
     if (raw.until !== undefined && raw.retries === undefined) task.retries = 3
     return task
   }
@@ -441,7 +623,11 @@ class Loader {
  * `read` loads the files of import_tasks and import_playbook; without it they are errors.
  * @example const { runbook, errors } = loadRunbook(source, catalog, readSource)
  */
-export function loadRunbook(src: Source, modules: ModuleCatalog, read?: ReadSource): { runbook: Runbook; errors: RunbookError[] } {
+export function loadRunbook(
+  src: Source,
+  modules: ModuleCatalog,
+  read?: ReadSource,
+): { runbook: Runbook; errors: RunbookError[] } {
   const l = new Loader(src, modules, read)
   const runbook = l.runbook()
   return { runbook, errors: l.errors }

@@ -10,47 +10,79 @@ const condition = z.union([z.string(), z.boolean(), z.array(z.union([z.string(),
 /** Keywords a task (or block) may carry besides its module. */
 export const taskKeywords = {
   name: z.string().describe('What the task does, shown in plans and reports'),
-  register: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a variable name').describe('Keep the result in this variable'),
+  register: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a variable name')
+    .describe('Keep the result in this variable'),
   when: condition.describe('Run only when this condition holds (a list means all of them)'),
-  loop: z.union([z.string(), z.array(z.unknown())]).describe('Run once per item; the item is `item`'),
+  loop: z
+    .union([z.string(), z.array(z.unknown())])
+    .describe('Run once per item; the item is `item`'),
   with_items: z.union([z.string(), z.array(z.unknown())]).describe('Ansible spelling of loop'),
   loop_control: z.strictObject({
     loop_var: z.string().optional(),
     index_var: z.string().optional(),
     label: z.string().optional(),
   }),
-  notify: strOrList.describe('Handlers to run at the end of the play when this task changes something'),
+  notify: strOrList.describe(
+    'Handlers to run at the end of the play when this task changes something',
+  ),
   tags: strOrList.describe('Select with --tags / --skip-tags'),
   become: z.boolean().describe('Run with sudo'),
   become_user: z.string(),
   retries: z.number().int().min(0).describe('Retry up to this many times until `until` holds'),
   until: z.string().describe('Condition that ends the retries'),
   delay: z.number().min(0).describe('Seconds between retries'),
-  delegate_to: z.string().describe('Run on this host instead, with the current host\'s variables'),
+  delegate_to: z.string().describe("Run on this host instead, with the current host's variables"),
   run_once: z.boolean().describe('Run for the first host of the play only'),
   ignore_errors: z.boolean(),
   changed_when: condition,
   failed_when: condition,
   check_mode: z.boolean().describe('false: run even during plan/--check (for read-only commands)'),
-  no_log: z.boolean().describe('Hide this task\'s parameters and results in every output'),
+  no_log: z.boolean().describe("Hide this task's parameters and results in every output"),
   vars: z.record(z.string(), z.unknown()),
   timeout: z.number().positive().describe('Fail the task after this many seconds'),
   listen: strOrList.describe('Handlers only: topics this handler answers to'),
   import_role: z
-    .strictObject({ name: z.string().describe('The role: roles/NAME beside the runbook (tasks/, handlers/, defaults/, vars/, templates/, files/)') })
-    .describe("A role's tasks put here at load time (its handlers join the play's, its defaults the lowest variables); name, when, tags, vars and become here apply to them all"),
+    .strictObject({
+      name: z
+        .string()
+        .describe(
+          'The role: roles/NAME beside the runbook (tasks/, handlers/, defaults/, vars/, templates/, files/)',
+        ),
+    })
+    .describe(
+      "A role's tasks put here at load time (its handlers join the play's, its defaults the lowest variables); name, when, tags, vars and become here apply to them all",
+    ),
   import_tasks: z
     .string()
-    .describe('Tasks from another YAML file (a list of tasks; path relative to this file), put here at load time; name, when, tags, vars and become here apply to them all'),
+    .describe(
+      'Tasks from another YAML file (a list of tasks; path relative to this file), put here at load time; name, when, tags, vars and become here apply to them all',
+    ),
 } as const
 
 /** The keywords an `import_tasks` entry may carry beside the file name. */
-export const IMPORT_TASKS_KEYS: ReadonlySet<string> = new Set(['import_tasks', 'import_role', 'name', 'when', 'tags', 'vars', 'become', 'become_user'])
+export const IMPORT_TASKS_KEYS: ReadonlySet<string> = new Set([
+  'import_tasks',
+  'import_role',
+  'name',
+  'when',
+  'tags',
+  'vars',
+  'become',
+  'become_user',
+])
 
 /** An entry of a play's `roles`: a name, or the name with vars, when and tags for all its tasks. */
 export const roleEntry = z.union([
   z.string(),
-  z.strictObject({ role: z.string(), vars: z.record(z.string(), z.unknown()).optional(), when: condition.optional(), tags: strOrList.optional(), become: z.boolean().optional() }),
+  z.strictObject({
+    role: z.string(),
+    vars: z.record(z.string(), z.unknown()).optional(),
+    when: condition.optional(),
+    tags: strOrList.optional(),
+    become: z.boolean().optional(),
+  }),
 ])
 
 /** Keys that make a task a block. */
@@ -59,13 +91,19 @@ export const blockKeys = ['block', 'rescue', 'always'] as const
 /** Keywords a play may carry. */
 export const playKeywords = {
   name: z.string(),
-  hosts: z.union([z.string(), z.array(z.string())]).describe('Host pattern: `all`, a group, names, `a:b`, `a:!b`, `web*`'),
+  hosts: z
+    .union([z.string(), z.array(z.string())])
+    .describe('Host pattern: `all`, a group, names, `a:b`, `a:!b`, `web*`'),
   vars: z.record(z.string(), z.unknown()),
   become: z.boolean(),
   become_user: z.string(),
   gather_facts: z.boolean().describe('Run the facts module first on every host'),
   tags: strOrList,
-  roles: z.array(roleEntry).describe('Roles whose tasks run before the play\'s tasks, in order (roles/NAME beside the runbook)'),
+  roles: z
+    .array(roleEntry)
+    .describe(
+      "Roles whose tasks run before the play's tasks, in order (roles/NAME beside the runbook)",
+    ),
   tasks: z.array(z.unknown()),
   handlers: z.array(z.unknown()),
   forks: z.number().int().positive(),
@@ -73,7 +111,9 @@ export const playKeywords = {
 
 /** An entry of `plays` that brings in the plays of another runbook file. */
 export const importPlaybookKeywords = {
-  import_playbook: z.string().describe('Another runbook file (path relative to this one) whose plays run here, in order'),
+  import_playbook: z
+    .string()
+    .describe('Another runbook file (path relative to this one) whose plays run here, in order'),
   name: z.string(),
 } as const
 

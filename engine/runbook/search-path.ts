@@ -10,7 +10,9 @@ import path from 'node:path'
  * @example sourceSearchPath('/rb/roles/keepalived', '/rb') // ['/rb/roles/keepalived/templates', ..., '/rb']
  */
 export function sourceSearchPath(roleDir: string | undefined, baseDir: string): string[] {
-  return roleDir === undefined ? [baseDir] : [path.join(roleDir, 'templates'), path.join(roleDir, 'files'), roleDir, baseDir]
+  return roleDir === undefined
+    ? [baseDir]
+    : [path.join(roleDir, 'templates'), path.join(roleDir, 'files'), roleDir, baseDir]
 }
 
 /**
@@ -18,6 +20,9 @@ export function sourceSearchPath(roleDir: string | undefined, baseDir: string): 
  * @example findSource(['/rb/roles/k/templates', '/rb'], 'keepalived.conf.hbs')
  */
 export function findSource(dirs: readonly string[], rel: string): string | undefined {
-  if (path.isAbsolute(rel)) return statSync(rel, { throwIfNoEntry: false })?.isFile() ? rel : undefined
-  return dirs.map((d) => path.resolve(d, rel)).find((f) => statSync(f, { throwIfNoEntry: false })?.isFile() === true)
+  if (path.isAbsolute(rel))
+    return statSync(rel, { throwIfNoEntry: false })?.isFile() ? rel : undefined
+  return dirs
+    .map((d) => path.resolve(d, rel))
+    .find((f) => statSync(f, { throwIfNoEntry: false })?.isFile() === true)
 }

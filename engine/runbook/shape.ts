@@ -40,10 +40,22 @@ export function hasTemplate(v: unknown): boolean {
 
 function optional(s: z.ZodType): boolean {
   const t = defOf(s).type
-  return t === 'optional' || t === 'default' || t === 'prefault' || t === 'catch' || (t === 'pipe' && optional(defOf(s).in as z.ZodType))
+  return (
+    t === 'optional' ||
+    t === 'default' ||
+    t === 'prefault' ||
+    t === 'catch' ||
+    (t === 'pipe' && optional(defOf(s).in as z.ZodType))
+  )
 }
 
-function check(schema: z.ZodType, value: unknown, path: (string | number)[], aliases: Readonly<Record<string, string>>, out: ShapeIssue[]): void {
+function check(
+  schema: z.ZodType,
+  value: unknown,
+  path: (string | number)[],
+  aliases: Readonly<Record<string, string>>,
+  out: ShapeIssue[],
+): void {
   if (typeof value === 'string' && isTemplate(value)) return
   const def = defOf(schema)
   switch (def.type) {
@@ -64,7 +76,10 @@ function check(schema: z.ZodType, value: unknown, path: (string | number)[], ali
       return check((def.getter as () => z.ZodType)(), value, path, aliases, out)
     case 'object': {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        out.push({ path, message: `expected a mapping, got ${Array.isArray(value) ? 'a list' : typeof value}` })
+        out.push({
+          path,
+          message: `expected a mapping, got ${Array.isArray(value) ? 'a list' : typeof value}`,
+        })
         return
       }
       const shape = def.shape ?? {}
@@ -73,11 +88,24 @@ function check(schema: z.ZodType, value: unknown, path: (string | number)[], ali
       for (const k of Object.keys(obj)) {
         const key = path.length === 0 ? (aliases[k] ?? k) : k
         if (!(key in shape) && strict) {
-          out.push({ path: [...path, k], message: `unknown parameter '${k}'`, hint: didYouMean(k, [...Object.keys(shape), ...(path.length === 0 ? Object.keys(aliases) : [])])?.replace(/'([^']+)'/, (_, s: string) => `'${path.length === 0 ? (aliases[s] ?? s) : s}'`), atKey: true })
+          out.push({
+            path: [...path, k],
+            message: `unknown parameter '${k}'`,
+            hint: didYouMean(k, [
+              ...Object.keys(shape),
+              ...(path.length === 0 ? Object.keys(aliases) : []),
+            ])?.replace(
+              /'([^']+)'/,
+              (_, s: string) => `'${path.length === 0 ? (aliases[s] ?? s) : s}'`,
+            ),
+            atKey: true,
+          })
         }
       }
       for (const [k, s] of Object.entries(shape)) {
-        const present = Object.keys(obj).find((x) => (path.length === 0 ? (aliases[x] ?? x) : x) === k)
+        const present = Object.keys(obj).find(
+          (x) => (path.length === 0 ? (aliases[x] ?? x) : x) === k,
+        )
         if (present === undefined) {
           if (!optional(s)) out.push({ path, message: `missing required parameter '${k}'` })
           continue
@@ -88,7 +116,10 @@ function check(schema: z.ZodType, value: unknown, path: (string | number)[], ali
     }
     case 'array':
       if (!Array.isArray(value)) {
-        out.push({ path, message: `expected a list, got ${value === null ? 'null' : typeof value}` })
+        out.push({
+          path,
+          message: `expected a list, got ${value === null ? 'null' : typeof value}`,
+        })
         return
       }
       value.forEach((v, i) => check(def.element as z.ZodType, v, [...path, i], aliases, out))
@@ -98,7 +129,8 @@ function check(schema: z.ZodType, value: unknown, path: (string | number)[], ali
         out.push({ path, message: 'expected a mapping' })
         return
       }
-      for (const [k, v] of Object.entries(value)) check(def.valueType as z.ZodType, v, [...path, k], aliases, out)
+      for (const [k, v] of Object.entries(value))
+        check(def.valueType as z.ZodType, v, [...path, k], aliases, out)
       return
     case 'union': {
       const tries = (def.options ?? []).map((o) => {
@@ -116,7 +148,10 @@ function check(schema: z.ZodType, value: unknown, path: (string | number)[], ali
       const r = schema.safeParse(value)
       if (!r.success) {
         const issue = r.error.issues[0]
-        out.push({ path: [...path, ...((issue?.path ?? []) as (string | number)[])], message: issue?.message ?? 'invalid value' })
+        out.push({
+          path: [...path, ...((issue?.path ?? []) as (string | number)[])],
+          message: issue?.message ?? 'invalid value',
+        })
       }
     }
   }
@@ -126,15 +161,25 @@ function check(schema: z.ZodType, value: unknown, path: (string | number)[], ali
  * Problems in `args` for `schema`, as far as they can be told before rendering.
  * @example checkShape(z.strictObject({ name: z.string() }), { nme: 'x' }, {})
  */
-export function checkShape(schema: z.ZodType, args: unknown, aliases: Readonly<Record<string, string>> = {}): ShapeIssue[] {
+export function checkShape(
+  schema: z.ZodType,
+  args: unknown,
+  aliases: Readonly<Record<string, string>> = {},
+): ShapeIssue[] {
   const out: ShapeIssue[] = []
   check(schema, args, [], aliases, out)
   if (out.length === 0 && !hasTemplate(args)) {
-    const normalized = args !== null && typeof args === 'object' && !Array.isArray(args) ? Object.fromEntries(Object.entries(args).map(([k, v]) => [aliases[k] ?? k, v])) : args
+    const normalized =
+      args !== null && typeof args === 'object' && !Array.isArray(args)
+        ? Object.fromEntries(Object.entries(args).map(([k, v]) => [aliases[k] ?? k, v]))
+        : args
     const r = schema.safeParse(normalized)
     if (!r.success) {
       const issue = r.error.issues[0]
-      out.push({ path: (issue?.path ?? []) as (string | number)[], message: issue?.message ?? 'invalid parameters' })
+      out.push({
+        path: (issue?.path ?? []) as (string | number)[],
+        message: issue?.message ?? 'invalid parameters',
+      })
     }
   }
   return out
@@ -147,7 +192,8 @@ function coerceLeaf(schema: z.ZodType, value: unknown): unknown {
   }
   if (typeof value === 'string') {
     const t = value.trim()
-    if (t !== '' && !Number.isNaN(Number(t)) && schema.safeParse(Number(t)).success) return Number(t)
+    if (t !== '' && !Number.isNaN(Number(t)) && schema.safeParse(Number(t)).success)
+      return Number(t)
     const lower = t.toLowerCase()
     if ((lower === 'true' || lower === 'yes') && schema.safeParse(true).success) return true
     if ((lower === 'false' || lower === 'no') && schema.safeParse(false).success) return false
@@ -170,7 +216,9 @@ export function coerceParams(schema: z.ZodType, value: unknown): unknown {
     case 'readonly':
     case 'nonoptional':
     case 'nullable':
-      return value === undefined || value === null ? value : coerceParams(def.innerType as z.ZodType, value)
+      return value === undefined || value === null
+        ? value
+        : coerceParams(def.innerType as z.ZodType, value)
     case 'pipe':
       return coerceParams(def.in as z.ZodType, value)
     case 'lazy':
@@ -178,12 +226,20 @@ export function coerceParams(schema: z.ZodType, value: unknown): unknown {
     case 'object': {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) return value
       const shape = def.shape ?? {}
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shape[k] ? coerceParams(shape[k], v) : v]))
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, shape[k] ? coerceParams(shape[k], v) : v]),
+      )
     }
     case 'array':
-      return Array.isArray(value) ? value.map((v) => coerceParams(def.element as z.ZodType, v)) : value
+      return Array.isArray(value)
+        ? value.map((v) => coerceParams(def.element as z.ZodType, v))
+        : value
     case 'record':
-      return value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, coerceParams(def.valueType as z.ZodType, v)])) : value
+      return value !== null && typeof value === 'object' && !Array.isArray(value)
+        ? Object.fromEntries(
+            Object.entries(value).map(([k, v]) => [k, coerceParams(def.valueType as z.ZodType, v)]),
+          )
+        : value
     case 'union': {
       if (schema.safeParse(value).success) return value
       for (const o of def.options ?? []) {

@@ -4,7 +4,17 @@
  * so errors print `file:line:col` with the line and a caret.
  */
 import { promises as fs } from 'node:fs'
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, isPair, isNode, type Document, type Node } from 'yaml'
+import {
+  LineCounter,
+  parseDocument,
+  isMap,
+  isSeq,
+  isScalar,
+  isPair,
+  isNode,
+  type Document,
+  type Node,
+} from 'yaml'
 import { RunbookError, type SourcePos } from '../errors.ts'
 
 /** A path into a YAML document. */
@@ -57,12 +67,21 @@ export class SourceSet {
  */
 export function parseYaml(file: string, text: string): { source: Source; errors: RunbookError[] } {
   const lines = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, keepSourceTokens: false })
+  const doc = parseDocument(text, {
+    lineCounter: lines,
+    prettyErrors: false,
+    uniqueKeys: true,
+    keepSourceTokens: false,
+  })
   const errors: RunbookError[] = doc.errors.map((e) => {
     const offset = e.pos[0]
     const { line, col } = lines.linePos(offset)
     const message = e.message.split('\n')[0] ?? e.message
-    return new RunbookError('E_YAML', `YAML: ${message.replace(/ at line \d+, column \d+:?$/, '')}`, { pos: { file, line, col } })
+    return new RunbookError(
+      'E_YAML',
+      `YAML: ${message.replace(/ at line \d+, column \d+:?$/, '')}`,
+      { pos: { file, line, col } },
+    )
   })
   const value = errors.length ? undefined : doc.toJS({ maxAliasCount: 1000 })
   return { source: { file, text, doc, lines, value }, errors }
@@ -74,7 +93,10 @@ export async function loadYaml(file: string): Promise<{ source: Source; errors: 
   try {
     text = await fs.readFile(file, 'utf8')
   } catch (e) {
-    throw new RunbookError('E_USAGE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`)
+    throw new RunbookError(
+      'E_USAGE',
+      `cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    )
   }
   return parseYaml(file, text)
 }
@@ -110,7 +132,7 @@ export function locate(src: Source, path: YamlPath, opts: { key?: boolean } = {}
 /** The position of a character offset inside the scalar at `path` (for a `{{` inside a string). */
 export function locateInScalar(src: Source, path: YamlPath, index: number): SourcePos {
   const base = locate(src, path)
-  let node: unknown = src.doc.getIn(path as (string | number)[], true)
+  const node: unknown = src.doc.getIn(path as (string | number)[], true)
   if (!isScalar(node) || typeof node.value !== 'string') return base
   const text = node.value
   const raw = node.range ? src.text.slice(node.range[0], node.range[1]) : ''

@@ -4,7 +4,6 @@
  * file:line:col, the task and a "did you mean".
  */
 import { readFileSync } from 'node:fs'
-import path from 'node:path'
 import { RunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { ModuleRegistry } from '../module.ts'
@@ -31,7 +30,11 @@ const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts', 'runboo
  * @example flatTasks(play.tasks).filter((t) => t.module === 'add_host')
  */
 export function flatTasks(steps: Step[]): Task[] {
-  return steps.flatMap((s) => (s.kind === 'task' ? [s] : [...flatTasks(s.block), ...flatTasks(s.rescue), ...flatTasks(s.always)]))
+  return steps.flatMap((s) =>
+    s.kind === 'task'
+      ? [s]
+      : [...flatTasks(s.block), ...flatTasks(s.rescue), ...flatTasks(s.always)],
+  )
 }
 
 /**
@@ -41,7 +44,9 @@ export function flatTasks(steps: Step[]): Task[] {
 export function addedGroups(rb: Runbook): Set<string> {
   const out = new Set<string>()
   for (const t of rb.plays.flatMap((p) => [...flatTasks(p.tasks), ...p.handlers])) {
-    if (t.module === 'add_host') for (const g of ([] as unknown[]).concat(t.args.groups ?? t.args.group ?? [])) if (typeof g === 'string') out.add(g)
+    if (t.module === 'add_host')
+      for (const g of ([] as unknown[]).concat(t.args.groups ?? t.args.group ?? []))
+        if (typeof g === 'string') out.add(g)
   }
   return out
 }
@@ -53,6 +58,7 @@ class Validator {
   /** Groups that add_host will create. */
   private readonly addedGroups: Set<string>
 
+  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
   constructor(
     private readonly rb: Runbook,
     private readonly inv: Inventory,
@@ -64,9 +70,24 @@ class Validator {
     this.addedGroups = addedGroups(rb)
   }
 
-  err(code: RunbookError['code'], message: string, file: string, path: YamlPath, opts: { task?: string | undefined; hint?: string | undefined; key?: boolean; index?: number } = {}): void {
+  err(
+    code: RunbookError['code'],
+    message: string,
+    file: string,
+    path: YamlPath,
+    opts: {
+      task?: string | undefined
+      hint?: string | undefined
+      key?: boolean
+      index?: number
+    } = {},
+  ): void {
     const src = this.sources.get(file)
-    const pos = src ? (opts.index !== undefined ? locateInScalar(src, path, opts.index) : locate(src, path, { key: opts.key })) : undefined
+    const pos = src
+      ? opts.index !== undefined
+        ? locateInScalar(src, path, opts.index)
+        : locate(src, path, { key: opts.key })
+      : undefined
     this.errors.push(new RunbookError(code, message, { pos, task: opts.task, hint: opts.hint }))
   }
 
@@ -76,24 +97,41 @@ class Validator {
       if (t.register) this.dynamic.add(t.register)
       const m = this.registry.get(t.module)
       for (const v of m?.providesVars?.(t.args) ?? []) this.dynamic.add(v)
-      if (t.module === 'add_host' && t.args.vars && typeof t.args.vars === 'object') for (const v of Object.keys(t.args.vars)) this.dynamic.add(v)
+      if (t.module === 'add_host' && t.args.vars && typeof t.args.vars === 'object')
+        for (const v of Object.keys(t.args.vars)) this.dynamic.add(v)
     }
     if (this.rb.plays.some((p) => p.gatherFacts)) this.dynamic.add('facts')
     for (const play of this.rb.plays) this.play(play)
   }
 
-
   play(play: Play): void {
-    const known = new Set([...this.base, ...this.dynamic, ...Object.keys(play.vars), ...Object.keys(play.defaults)])
+    const known = new Set([
+      ...this.base,
+      ...this.dynamic,
+      ...Object.keys(play.vars),
+      ...Object.keys(play.defaults),
+    ])
     for (const g of this.inv.groups.values()) for (const k of Object.keys(g.vars)) known.add(k)
     for (const h of this.inv.hosts.values()) for (const k of Object.keys(h.vars)) known.add(k)
     this.vars(play.vars, play.file, [...play.path, 'vars'], known, undefined)
-    for (const term of play.hosts.split(/[:,]/).map((t) => t.trim().replace(/^[!&]/, '')).filter(Boolean)) {
+    for (const term of play.hosts
+      .split(/[:,]/)
+      .map((t) => t.trim().replace(/^[!&]/, ''))
+      .filter(Boolean)) {
       if (isTemplate(term) || term.includes('*') || term.includes('?')) continue
-      if (this.inv.match(term).length || this.addedGroups.has(term) || this.inv.groups.has(term)) continue
-      this.err('E_INVENTORY', `hosts pattern '${term}' matches no host or group`, play.file, [...play.path, 'hosts'], {
-        hint: didYouMean(term, [...this.inv.names(), ...this.addedGroups]) ?? (this.inv.file ? undefined : 'no inventory given: use -i INVENTORY'),
-      })
+      if (this.inv.match(term).length || this.addedGroups.has(term) || this.inv.groups.has(term))
+        continue
+      this.err(
+        'E_INVENTORY',
+        `hosts pattern '${term}' matches no host or group`,
+        play.file,
+        [...play.path, 'hosts'],
+        {
+          hint:
+            didYouMean(term, [...this.inv.names(), ...this.addedGroups]) ??
+            (this.inv.file ? undefined : 'no inventory given: use -i INVENTORY'),
+        },
+      )
     }
     const topics = new Set(play.handlers.flatMap((h) => h.listen))
     this.steps(play.tasks, known, topics, false)
@@ -103,9 +141,19 @@ class Validator {
   steps(steps: Step[], known: Set<string>, topics: Set<string>, inRescue: boolean): void {
     for (const s of steps) {
       const scope = new Set([...known, ...Object.keys(s.vars)])
-      const whenScope = s.kind === 'task' && s.loop !== undefined ? new Set([...scope, s.loopVar, ...(s.indexVar ? [s.indexVar] : [])]) : scope
+      const whenScope =
+        s.kind === 'task' && s.loop !== undefined
+          ? new Set([...scope, s.loopVar, ...(s.indexVar ? [s.indexVar] : [])])
+          : scope
       this.vars(s.vars, s.file, [...s.path, 'vars'], whenScope, s.name)
-      for (const [i, w] of s.when.entries()) this.condition(w, s.file, [...s.path, 'when', ...(s.when.length > 1 ? [i] : [])], whenScope, s.name)
+      for (const [i, w] of s.when.entries())
+        this.condition(
+          w,
+          s.file,
+          [...s.path, 'when', ...(s.when.length > 1 ? [i] : [])],
+          whenScope,
+          s.name,
+        )
       if (s.kind === 'block') {
         this.steps(s.block, scope, topics, inRescue)
         this.steps(s.rescue, new Set([...scope, 'failed_task', 'failed_result']), topics, true)
@@ -120,26 +168,64 @@ class Validator {
     const m = this.registry.get(t.module)
     if (!m) return
     if (t.loop !== undefined) this.value(t.loop, t.file, [...t.path, 'loop'], known, t.name)
-    const scope = new Set([...known, ...(t.loop !== undefined ? [t.loopVar, ...(t.indexVar ? [t.indexVar] : [])] : [])])
+    const scope = new Set([
+      ...known,
+      ...(t.loop !== undefined ? [t.loopVar, ...(t.indexVar ? [t.indexVar] : [])] : []),
+    ])
     const withResult = new Set([...scope, 'result', ...(t.register ? [t.register] : [])])
     for (const issue of checkShape(m.params, t.args, m.aliases ?? {})) {
-      this.err('E_PARAM', `${t.module}: ${issue.message}`, t.file, [...t.path, t.module, ...issue.path], { task: t.name, hint: issue.hint, key: issue.atKey })
+      this.err(
+        'E_PARAM',
+        `${t.module}: ${issue.message}`,
+        t.file,
+        [...t.path, t.module, ...issue.path],
+        { task: t.name, hint: issue.hint, key: issue.atKey },
+      )
     }
-    for (const f of m.templateFiles?.(t.args) ?? []) this.templateFile(f.path, new Set([...scope, ...f.vars]), t, [...t.path, t.module, 'src'])
+    for (const f of m.templateFiles?.(t.args) ?? [])
+      this.templateFile(f.path, new Set([...scope, ...f.vars]), t, [...t.path, t.module, 'src'])
     const raw = new Set(m.rawParams ?? [])
     for (const [k, v] of Object.entries(t.args)) {
       // Parameters the module renders itself (with variables of its own) get a syntax check only.
       this.value(v, t.file, [...t.path, t.module, k], raw.has(k) ? undefined : scope, t.name)
     }
-    for (const [k, list] of [['changed_when', t.changedWhen], ['failed_when', t.failedWhen]] as const) {
-      for (const [i, c] of list.entries()) this.condition(c, t.file, [...t.path, k, ...(list.length > 1 ? [i] : [])], withResult, t.name)
+    for (const [k, list] of [
+      ['changed_when', t.changedWhen],
+      ['failed_when', t.failedWhen],
+    ] as const) {
+      for (const [i, c] of list.entries())
+        this.condition(
+          c,
+          t.file,
+          [...t.path, k, ...(list.length > 1 ? [i] : [])],
+          withResult,
+          t.name,
+        )
     }
     if (t.until) this.condition(t.until, t.file, [...t.path, 'until'], withResult, t.name)
-    if (t.delegateTo && !isTemplate(t.delegateTo) && !this.inv.match(t.delegateTo).length && !this.addedHostNames().has(t.delegateTo)) {
-      this.err('E_INVENTORY', `delegate_to: no host '${t.delegateTo}'`, t.file, [...t.path, 'delegate_to'], { task: t.name, hint: didYouMean(t.delegateTo, this.inv.names()) })
+    if (
+      t.delegateTo &&
+      !isTemplate(t.delegateTo) &&
+      !this.inv.match(t.delegateTo).length &&
+      !this.addedHostNames().has(t.delegateTo)
+    ) {
+      this.err(
+        'E_INVENTORY',
+        `delegate_to: no host '${t.delegateTo}'`,
+        t.file,
+        [...t.path, 'delegate_to'],
+        { task: t.name, hint: didYouMean(t.delegateTo, this.inv.names()) },
+      )
     }
     for (const [i, n] of t.notify.entries()) {
-      if (!topics.has(n)) this.err('E_SCHEMA', `notify: no handler named '${n}' in this play`, t.file, [...t.path, 'notify', ...(t.notify.length > 1 ? [i] : [])], { task: t.name, hint: didYouMean(n, topics) })
+      if (!topics.has(n))
+        this.err(
+          'E_SCHEMA',
+          `notify: no handler named '${n}' in this play`,
+          t.file,
+          [...t.path, 'notify', ...(t.notify.length > 1 ? [i] : [])],
+          { task: t.name, hint: didYouMean(n, topics) },
+        )
     }
   }
 
@@ -152,7 +238,13 @@ class Validator {
       if (file === undefined) throw new Error('not found')
       text = readFileSync(file, 'utf8')
     } catch {
-      this.err('E_PARAM', `${t.module}: template file ${rel} not found (looked in ${dirs.join(', ')})`, t.file, at, { task: t.name })
+      this.err(
+        'E_PARAM',
+        `${t.module}: template file ${rel} not found (looked in ${dirs.join(', ')})`,
+        t.file,
+        at,
+        { task: t.name },
+      )
       return
     }
     this.sources.addText(file, text)
@@ -165,35 +257,75 @@ class Validator {
       refs = templateRefs(text)
     } catch (e) {
       const line = /line (\d+)/.exec(String((e as RunbookError).cause ?? ''))?.[1]
-      this.errors.push(new RunbookError('E_TEMPLATE', (e as Error).message, { pos: { file, line: Number(line ?? 1), col: 1 }, task: t.name }))
+      this.errors.push(
+        new RunbookError('E_TEMPLATE', (e as Error).message, {
+          pos: { file, line: Number(line ?? 1), col: 1 },
+          task: t.name,
+        }),
+      )
       return
     }
     for (const h of refs.helpers) {
-      if (!['if', 'unless', 'each', 'with'].includes(h.root) && !this.isHelper(h.root)) this.errors.push(new RunbookError('E_TEMPLATE', `unknown helper '${h.root}'`, { pos: posOf(h.index), task: t.name, hint: didYouMean(h.root, this.helperList()) }))
+      if (!['if', 'unless', 'each', 'with'].includes(h.root) && !this.isHelper(h.root))
+        this.errors.push(
+          new RunbookError('E_TEMPLATE', `unknown helper '${h.root}'`, {
+            pos: posOf(h.index),
+            task: t.name,
+            hint: didYouMean(h.root, this.helperList()),
+          }),
+        )
     }
     for (const r of refs.vars) {
-      if (!known.has(r.root)) this.errors.push(new RunbookError('E_UNDEFINED', `undefined variable '${r.root}'`, { pos: posOf(r.index), task: t.name, hint: didYouMean(r.root, known) }))
+      if (!known.has(r.root))
+        this.errors.push(
+          new RunbookError('E_UNDEFINED', `undefined variable '${r.root}'`, {
+            pos: posOf(r.index),
+            task: t.name,
+            hint: didYouMean(r.root, known),
+          }),
+        )
     }
   }
 
   private addedHostNames(): Set<string> {
     const names = new Set<string>()
-    for (const p of this.rb.plays) for (const t of flatTasks(p.tasks)) if (t.module === 'add_host' && typeof t.args.name === 'string') names.add(t.args.name)
+    for (const p of this.rb.plays)
+      for (const t of flatTasks(p.tasks))
+        if (t.module === 'add_host' && typeof t.args.name === 'string') names.add(t.args.name)
     return names
   }
 
-  vars(vars: Record<string, unknown>, file: string, path: YamlPath, known: Set<string>, task: string | undefined): void {
+  vars(
+    vars: Record<string, unknown>,
+    file: string,
+    path: YamlPath,
+    known: Set<string>,
+    task: string | undefined,
+  ): void {
     for (const [k, v] of Object.entries(vars)) this.value(v, file, [...path, k], known, task)
   }
 
   /** Checks every template inside a value (syntax only when `known` is undefined). */
-  value(v: unknown, file: string, path: YamlPath, known: Set<string> | undefined, task: string | undefined): void {
+  value(
+    v: unknown,
+    file: string,
+    path: YamlPath,
+    known: Set<string> | undefined,
+    task: string | undefined,
+  ): void {
     if (typeof v === 'string') this.template(v, file, path, known, task)
     else if (Array.isArray(v)) v.forEach((x, i) => this.value(x, file, [...path, i], known, task))
-    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) this.value(x, file, [...path, k], known, task)
+    else if (v !== null && typeof v === 'object')
+      for (const [k, x] of Object.entries(v)) this.value(x, file, [...path, k], known, task)
   }
 
-  template(s: string, file: string, path: YamlPath, known: Set<string> | undefined, task: string | undefined): void {
+  template(
+    s: string,
+    file: string,
+    path: YamlPath,
+    known: Set<string> | undefined,
+    task: string | undefined,
+  ): void {
     if (!isTemplate(s)) return
     let refs: ReturnType<typeof templateRefs>
     try {
@@ -203,14 +335,30 @@ class Validator {
       return
     }
     for (const h of refs.helpers) {
-      if (!['if', 'unless', 'each', 'with'].includes(h.root) && !this.isHelper(h.root)) this.err('E_TEMPLATE', `unknown helper '${h.root}'`, file, path, { task, index: h.index, hint: didYouMean(h.root, this.helperList()) })
+      if (!['if', 'unless', 'each', 'with'].includes(h.root) && !this.isHelper(h.root))
+        this.err('E_TEMPLATE', `unknown helper '${h.root}'`, file, path, {
+          task,
+          index: h.index,
+          hint: didYouMean(h.root, this.helperList()),
+        })
     }
     for (const r of refs.vars) {
-      if (known && !known.has(r.root)) this.err('E_UNDEFINED', `undefined variable '${r.root}'`, file, path, { task, index: r.index, hint: didYouMean(r.root, known) })
+      if (known && !known.has(r.root))
+        this.err('E_UNDEFINED', `undefined variable '${r.root}'`, file, path, {
+          task,
+          index: r.index,
+          hint: didYouMean(r.root, known),
+        })
     }
   }
 
-  condition(c: string | boolean, file: string, path: YamlPath, known: Set<string>, task: string | undefined): void {
+  condition(
+    c: string | boolean,
+    file: string,
+    path: YamlPath,
+    known: Set<string>,
+    task: string | undefined,
+  ): void {
     if (typeof c !== 'string') return
     if (isTemplate(c)) return this.template(c, file, path, known, task)
     let refs: string[]
@@ -220,7 +368,12 @@ class Validator {
       this.err('E_EXPRESSION', (e as Error).message, file, path, { task })
       return
     }
-    for (const r of refs) if (!known.has(r)) this.err('E_UNDEFINED', `undefined variable '${r}' in condition`, file, path, { task, hint: didYouMean(r, known) })
+    for (const r of refs)
+      if (!known.has(r))
+        this.err('E_UNDEFINED', `undefined variable '${r}' in condition`, file, path, {
+          task,
+          hint: didYouMean(r, known),
+        })
   }
 
   private helperList(): string[] {
@@ -235,7 +388,15 @@ class Validator {
  * Validates a loaded runbook against modules, inventory and known variables.
  * @example const errors = validateRunbook(runbook, inventory, registry, sources, { runbook: [...], extra: [], secrets: [] })
  */
-export function validateRunbook(rb: Runbook, inv: Inventory, registry: ModuleRegistry, sources: SourceSet, known: KnownVars, baseDir: string): RunbookError[] {
+// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+export function validateRunbook(
+  rb: Runbook,
+  inv: Inventory,
+  registry: ModuleRegistry,
+  sources: SourceSet,
+  known: KnownVars,
+  baseDir: string,
+): RunbookError[] {
   const base = new Set([...known.runbook, ...known.extra, ...known.secrets, ...MAGIC])
   const v = new Validator(rb, inv, registry, sources, base, baseDir)
   v.run()

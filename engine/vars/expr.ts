@@ -34,7 +34,10 @@ export function parseExpression(source: string): Node {
     try {
       ast = jsep(source)
     } catch (e) {
-      throw new RunbookError('E_EXPRESSION', `cannot parse condition '${source}': ${(e as Error).message}`)
+      throw new RunbookError(
+        'E_EXPRESSION',
+        `cannot parse condition '${source}': ${(e as Error).message}`,
+      )
     }
     cache.set(source, ast)
   }
@@ -42,7 +45,10 @@ export function parseExpression(source: string): Node {
 }
 
 class Missing {
-  constructor(readonly name: string, readonly hint?: string) {}
+  constructor(
+    readonly name: string,
+    readonly hint?: string,
+  ) {}
 }
 
 function member(obj: unknown, key: unknown, path: string): unknown {
@@ -51,7 +57,10 @@ function member(obj: unknown, key: unknown, path: string): unknown {
   if (obj === null || obj === undefined) return new Missing(path)
   if (typeof obj === 'string' && typeof key === 'number') return obj[key]
   if (typeof obj !== 'object' || !Object.prototype.hasOwnProperty.call(obj, String(key))) {
-    return new Missing(path, typeof obj === 'object' ? didYouMean(String(key), Object.keys(obj)) : undefined)
+    return new Missing(
+      path,
+      typeof obj === 'object' ? didYouMean(String(key), Object.keys(obj)) : undefined,
+    )
   }
   return (obj as Record<string, unknown>)[String(key)]
 }
@@ -60,14 +69,17 @@ function nameOf(n: Node): string {
   if (n.type === 'Identifier') return (n as jsep.Identifier).name
   if (n.type === 'MemberExpression') {
     const m = n as jsep.MemberExpression
-    const prop = m.computed ? `[${JSON.stringify((m.property as jsep.Literal).value ?? '?')}]` : `.${(m.property as jsep.Identifier).name}`
+    const prop = m.computed
+      ? `[${JSON.stringify((m.property as jsep.Literal).value ?? '?')}]`
+      : `.${(m.property as jsep.Identifier).name}`
     return `${nameOf(m.object)}${prop}`
   }
   return '?'
 }
 
 function strict(v: unknown): unknown {
-  if (v instanceof Missing) throw new RunbookError('E_UNDEFINED', `undefined variable '${v.name}'`, { hint: v.hint })
+  if (v instanceof Missing)
+    throw new RunbookError('E_UNDEFINED', `undefined variable '${v.name}'`, { hint: v.hint })
   return v
 }
 
@@ -79,7 +91,10 @@ function truthy(v: unknown): boolean {
 
 function callFn(name: string, args: unknown[]): unknown {
   const fn = helpers[name]
-  if (!fn) throw new RunbookError('E_EXPRESSION', `unknown function or filter '${name}'`, { hint: didYouMean(name, Object.keys(helpers)) })
+  if (!fn)
+    throw new RunbookError('E_EXPRESSION', `unknown function or filter '${name}'`, {
+      hint: didYouMean(name, Object.keys(helpers)),
+    })
   if (args.some(isUnknown)) return unknown(name)
   return fn(...args)
 }
@@ -91,7 +106,9 @@ function ev(n: Node, scope: Scope): unknown {
     case 'Identifier': {
       const name = (n as jsep.Identifier).name
       if (name === 'true' || name === 'false') return name === 'true'
-      return Object.prototype.hasOwnProperty.call(scope, name) ? scope[name] : new Missing(name, didYouMean(name, Object.keys(scope)))
+      return Object.prototype.hasOwnProperty.call(scope, name)
+        ? scope[name]
+        : new Missing(name, didYouMean(name, Object.keys(scope)))
     }
     case 'MemberExpression': {
       const m = n as jsep.MemberExpression
@@ -112,8 +129,12 @@ function ev(n: Node, scope: Scope): unknown {
     }
     case 'CallExpression': {
       const c = n as jsep.CallExpression
-      if (c.callee.type !== 'Identifier') throw new RunbookError('E_EXPRESSION', 'only named functions can be called')
-      return callFn((c.callee as jsep.Identifier).name, c.arguments.map((a) => strict(ev(a, scope))))
+      if (c.callee.type !== 'Identifier')
+        throw new RunbookError('E_EXPRESSION', 'only named functions can be called')
+      return callFn(
+        (c.callee as jsep.Identifier).name,
+        c.arguments.map((a) => strict(ev(a, scope))),
+      )
     }
     case 'ConditionalExpression': {
       const c = n as jsep.ConditionalExpression
@@ -136,7 +157,10 @@ function binary(b: jsep.BinaryExpression, scope: Scope): unknown {
     if (b.right.type === 'Identifier') return callFn((b.right as jsep.Identifier).name, [input])
     if (b.right.type === 'CallExpression') {
       const c = b.right as jsep.CallExpression
-      return callFn((c.callee as jsep.Identifier).name, [input, ...c.arguments.map((a) => strict(ev(a, scope)))])
+      return callFn((c.callee as jsep.Identifier).name, [
+        input,
+        ...c.arguments.map((a) => strict(ev(a, scope))),
+      ])
     }
     throw new RunbookError('E_EXPRESSION', 'a filter after | must be a name or a call')
   }
@@ -154,10 +178,24 @@ function binary(b: jsep.BinaryExpression, scope: Scope): unknown {
   switch (op) {
     case '==':
     case '===':
-      return l === r || (l !== null && r !== null && typeof l !== 'object' && String(l) === String(r) && (typeof l === 'number' || typeof r === 'number'))
+      return (
+        l === r ||
+        (l !== null &&
+          r !== null &&
+          typeof l !== 'object' &&
+          String(l) === String(r) &&
+          (typeof l === 'number' || typeof r === 'number'))
+      )
     case '!=':
     case '!==':
-      return !(l === r || (l !== null && r !== null && typeof l !== 'object' && String(l) === String(r) && (typeof l === 'number' || typeof r === 'number')))
+      return !(
+        l === r ||
+        (l !== null &&
+          r !== null &&
+          typeof l !== 'object' &&
+          String(l) === String(r) &&
+          (typeof l === 'number' || typeof r === 'number'))
+      )
     case '<':
       return (l as number) < (r as number)
     case '>':
@@ -179,7 +217,8 @@ function binary(b: jsep.BinaryExpression, scope: Scope): unknown {
     case 'in':
       if (Array.isArray(r)) return r.includes(l)
       if (typeof r === 'string') return r.includes(String(l))
-      if (r !== null && typeof r === 'object') return Object.prototype.hasOwnProperty.call(r, String(l))
+      if (r !== null && typeof r === 'object')
+        return Object.prototype.hasOwnProperty.call(r, String(l))
       return false
     default:
       throw new RunbookError('E_EXPRESSION', `unsupported operator '${op}'`)
@@ -194,7 +233,12 @@ function test(b: jsep.BinaryExpression, scope: Scope): unknown {
     negate = true
     right = (right as jsep.UnaryExpression).argument
   }
-  const name = right.type === 'Identifier' ? (right as jsep.Identifier).name : right.type === 'Literal' ? String((right as jsep.Literal).raw) : ''
+  const name =
+    right.type === 'Identifier'
+      ? (right as jsep.Identifier).name
+      : right.type === 'Literal'
+        ? String((right as jsep.Literal).raw)
+        : ''
   const v = ev(b.left, scope)
   let result: boolean
   switch (name) {
@@ -222,7 +266,17 @@ function test(b: jsep.BinaryExpression, scope: Scope): unknown {
       result = strict(v) === false
       break
     default:
-      throw new RunbookError('E_EXPRESSION', `unknown test 'is ${name}'`, { hint: didYouMean(name, ['defined', 'undefined', 'none', 'string', 'number', 'true', 'false']) })
+      throw new RunbookError('E_EXPRESSION', `unknown test 'is ${name}'`, {
+        hint: didYouMean(name, [
+          'defined',
+          'undefined',
+          'none',
+          'string',
+          'number',
+          'true',
+          'false',
+        ]),
+      })
   }
   return negate ? !result : result
 }
@@ -237,7 +291,10 @@ export function evaluate(source: string, scope: Scope): unknown {
 }
 
 /** Evaluates a condition to true/false, or an Unknown when it depends on values known after apply. */
-export function evaluateCondition(source: string | boolean, scope: Scope): boolean | ReturnType<typeof unknown> {
+export function evaluateCondition(
+  source: string | boolean,
+  scope: Scope,
+): boolean | ReturnType<typeof unknown> {
   if (typeof source === 'boolean') return source
   const v = evaluate(source, scope)
   if (isUnknown(v)) return v
@@ -264,7 +321,8 @@ export function expressionRefs(source: string): string[] {
         if (b.operator === 'is') return visit(b.left, true)
         visit(b.left, guarded)
         if (b.operator === '|') {
-          if (b.right.type === 'CallExpression') for (const a of (b.right as jsep.CallExpression).arguments) visit(a, guarded)
+          if (b.right.type === 'CallExpression')
+            for (const a of (b.right as jsep.CallExpression).arguments) visit(a, guarded)
           return
         }
         return visit(b.right, guarded)

@@ -9,13 +9,18 @@ type Helper = (...args: unknown[]) => unknown
 /** Drops Handlebars' trailing options argument. */
 function plain(args: unknown[]): unknown[] {
   const last = args[args.length - 1]
-  return last !== null && typeof last === 'object' && 'hash' in last && 'data' in last ? args.slice(0, -1) : args
+  return last !== null && typeof last === 'object' && 'hash' in last && 'data' in last
+    ? args.slice(0, -1)
+    : args
 }
 
 function parseCidr(v: unknown): { address: string; prefix: number } {
   const s = String(v)
   const [address = '', prefix] = s.split('/')
-  return { address, prefix: prefix === undefined ? (address.includes(':') ? 128 : 32) : Number(prefix) }
+  return {
+    address,
+    prefix: prefix === undefined ? (address.includes(':') ? 128 : 32) : Number(prefix),
+  }
 }
 
 function ipv4Network(address: string, prefix: number): string {
@@ -49,7 +54,9 @@ export const helpers: Record<string, Helper> = {
   trim: (...a) => String(plain(a)[0]).trim(),
   replace: (...a) => {
     const [s, from, to] = plain(a)
-    return String(s).split(String(from)).join(String(to ?? ''))
+    return String(s)
+      .split(String(from))
+      .join(String(to ?? ''))
   },
   split: (...a) => {
     const [s, sep] = plain(a)
@@ -73,7 +80,9 @@ export const helpers: Record<string, Helper> = {
   },
   lookup: (...a) => {
     const [obj, key] = plain(a)
-    return obj !== null && typeof obj === 'object' ? (obj as Record<string, unknown>)[String(key)] : undefined
+    return obj !== null && typeof obj === 'object'
+      ? (obj as Record<string, unknown>)[String(key)]
+      : undefined
   },
   map: (...a) => {
     const [arr, key] = plain(a)
@@ -89,11 +98,17 @@ export const helpers: Record<string, Helper> = {
   indent: (...a) => {
     const [n, s] = plain(a)
     const pad = ' '.repeat(Number(n))
-    return String(s).split('\n').map((l, i) => (i === 0 || l === '' ? l : pad + l)).join('\n')
+    return String(s)
+      .split('\n')
+      .map((l, i) => (i === 0 || l === '' ? l : pad + l))
+      .join('\n')
   },
   b64encode: (...a) => Buffer.from(String(plain(a)[0])).toString('base64'),
   b64decode: (...a) => Buffer.from(String(plain(a)[0]), 'base64').toString('utf8'),
-  sha256: (...a) => createHash('sha256').update(String(plain(a)[0])).digest('hex'),
+  sha256: (...a) =>
+    createHash('sha256')
+      .update(String(plain(a)[0]))
+      .digest('hex'),
   /** `192.0.2.254/24` -> `192.0.2.254` */
   ip_address: (...a) => parseCidr(plain(a)[0]).address,
   /** `192.0.2.254/24` -> `24` */
@@ -106,4 +121,10 @@ export const helpers: Record<string, Helper> = {
 }
 
 /** Helper names, for validation and suggestions. */
-export const helperNames: ReadonlySet<string> = new Set([...Object.keys(helpers), 'if', 'unless', 'each', 'with'])
+export const helperNames: ReadonlySet<string> = new Set([
+  ...Object.keys(helpers),
+  'if',
+  'unless',
+  'each',
+  'with',
+])

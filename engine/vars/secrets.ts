@@ -19,7 +19,13 @@ export const secretDeclSchema = z.strictObject({
   from_env: z.string().optional().describe('Environment variable holding the value'),
   from_file: z.string().optional().describe('File holding the value (trailing newline removed)'),
   prompt: z.string().optional().describe('Ask on the terminal with this prompt'),
-  generate: z.number().int().min(8).max(256).optional().describe('Generate a random value of this length once and keep it in the journal directory'),
+  generate: z
+    .number()
+    .int()
+    .min(8)
+    .max(256)
+    .optional()
+    .describe('Generate a random value of this length once and keep it in the journal directory'),
 })
 
 /** A secret declaration. */
@@ -27,7 +33,12 @@ export type SecretDecl = z.infer<typeof secretDeclSchema>
 
 /** Whether a vars value declares a secret. */
 export function isSecretDecl(v: unknown): v is SecretDecl {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && (v as Record<string, unknown>).secret === true
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    !Array.isArray(v) &&
+    (v as Record<string, unknown>).secret === true
+  )
 }
 
 /**
@@ -80,12 +91,26 @@ export interface SecretSources {
 }
 
 /** Resolves one declared secret to its value. */
-export async function resolveSecret(name: string, decl: SecretDecl, src: SecretSources): Promise<string> {
-  const ways = [decl.from_env, decl.from_file, decl.prompt, decl.generate].filter((x) => x !== undefined).length
-  if (ways !== 1) throw new RunbookError('E_SECRET', `secret '${name}' needs exactly one of from_env, from_file, prompt, generate`)
+export async function resolveSecret(
+  name: string,
+  decl: SecretDecl,
+  src: SecretSources,
+): Promise<string> {
+  const ways = [decl.from_env, decl.from_file, decl.prompt, decl.generate].filter(
+    (x) => x !== undefined,
+  ).length
+  if (ways !== 1)
+    throw new RunbookError(
+      'E_SECRET',
+      `secret '${name}' needs exactly one of from_env, from_file, prompt, generate`,
+    )
   if (decl.from_env !== undefined) {
     const v = src.env[decl.from_env]
-    if (v === undefined || v === '') throw new RunbookError('E_SECRET', `secret '${name}': environment variable ${decl.from_env} is not set`)
+    if (v === undefined || v === '')
+      throw new RunbookError(
+        'E_SECRET',
+        `secret '${name}': environment variable ${decl.from_env} is not set`,
+      )
     return v
   }
   if (decl.from_file !== undefined) {
@@ -93,11 +118,19 @@ export async function resolveSecret(name: string, decl: SecretDecl, src: SecretS
     try {
       return (await fs.readFile(file, 'utf8')).replace(/\r?\n$/, '')
     } catch (e) {
-      throw new RunbookError('E_SECRET', `secret '${name}': cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+      throw new RunbookError(
+        'E_SECRET',
+        `secret '${name}': cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      )
     }
   }
   if (decl.prompt !== undefined) {
-    if (!src.prompt) throw new RunbookError('E_SECRET', `secret '${name}' must be typed at a prompt, but there is no terminal`, { hint: 'use from_env or from_file in non-interactive runs' })
+    if (!src.prompt)
+      throw new RunbookError(
+        'E_SECRET',
+        `secret '${name}' must be typed at a prompt, but there is no terminal`,
+        { hint: 'use from_env or from_file in non-interactive runs' },
+      )
     return src.prompt(decl.prompt)
   }
   const file = path.join(src.stateDir, 'secrets', `${name}`)

@@ -29,7 +29,11 @@ export function parseTemplate(template: string): hbs.AST.Program {
     } catch (e) {
       const last = (e as Error).message.split('\n').slice(-1)[0] ?? ''
       const got = /got '([^']+)'/.exec(last)?.[1]
-      throw new RunbookError('E_TEMPLATE', `template syntax error${got ? `: unexpected ${got === 'EOF' ? 'end of template' : `'${got}'`}` : `: ${last}`}`, { cause: e })
+      throw new RunbookError(
+        'E_TEMPLATE',
+        `template syntax error${got ? `: unexpected ${got === 'EOF' ? 'end of template' : `'${got}'`}` : `: ${last}`}`,
+        { cause: e },
+      )
     }
     parsed.set(template, ast)
   }
@@ -42,14 +46,29 @@ interface Frame {
   data: Record<string, unknown>
 }
 
-function missing(part: string, i: number, parts: string[], original: string, holder: unknown): RunbookError {
+function missing(
+  part: string,
+  i: number,
+  parts: string[],
+  original: string,
+  holder: unknown,
+): RunbookError {
   const known = holder !== null && typeof holder === 'object' ? Object.keys(holder) : []
   const at = i === 0 ? `'${part}'` : `'${part}' in '${parts.slice(0, i).join('.')}'`
-  return new RunbookError('E_UNDEFINED', `undefined variable ${at}${i === 0 ? '' : ` (from '${original}')`}`, { hint: didYouMean(part, known) })
+  return new RunbookError(
+    'E_UNDEFINED',
+    `undefined variable ${at}${i === 0 ? '' : ` (from '${original}')`}`,
+    { hint: didYouMean(part, known) },
+  )
 }
 
 function has(obj: unknown, key: string): boolean {
-  return obj !== null && obj !== undefined && typeof obj === 'object' && (isUnknown(obj) || Object.prototype.hasOwnProperty.call(obj, key))
+  return (
+    obj !== null &&
+    obj !== undefined &&
+    typeof obj === 'object' &&
+    (isUnknown(obj) || Object.prototype.hasOwnProperty.call(obj, key))
+  )
 }
 
 /** Strict lookup: a missing name is an error; inside blocks, outer contexts are searched too. */
@@ -58,13 +77,15 @@ function lookup(frame: Frame, p: hbs.AST.PathExpression): unknown {
   if (p.data) {
     const [head = '', ...rest] = parts
     if (head === 'root') return walk(frame.contexts[0], rest, p.original)
-    if (!(head in frame.data)) throw new RunbookError('E_UNDEFINED', `undefined variable '@${head}'`)
+    if (!(head in frame.data))
+      throw new RunbookError('E_UNDEFINED', `undefined variable '@${head}'`)
     return walk(frame.data[head], rest, p.original)
   }
   const depth = p.depth ?? 0
   const ctxIndex = frame.contexts.length - 1 - depth
   const ctx = frame.contexts[ctxIndex]
-  if (parts.length === 0 || p.original === 'this' || p.original.startsWith('this.') || depth > 0) return walk(ctx, parts, p.original)
+  if (parts.length === 0 || p.original === 'this' || p.original.startsWith('this.') || depth > 0)
+    return walk(ctx, parts, p.original)
   const head = parts[0] as string
   for (let i = ctxIndex; i >= 0; i--) {
     if (has(frame.contexts[i], head)) return walk(frame.contexts[i], parts, p.original)
@@ -108,7 +129,10 @@ function evalExpr(e: Expr, frame: Frame): unknown {
 function callHelper(path: Expr, params: Expr[], frame: Frame): unknown {
   const name = (path as hbs.AST.PathExpression).original
   const fn = helpers[name]
-  if (!fn) throw new RunbookError('E_TEMPLATE', `unknown helper '${name}'`, { hint: didYouMean(name, helperNames) })
+  if (!fn)
+    throw new RunbookError('E_TEMPLATE', `unknown helper '${name}'`, {
+      hint: didYouMean(name, helperNames),
+    })
   // `default` must see a missing variable as absent, not fail on it.
   const args = params.map((x, i) => {
     if (name === 'default' && i === 0) {
@@ -178,27 +202,49 @@ function renderBlock(b: hbs.AST.BlockStatement, frame: Frame): string {
     case 'unless':
       return truthy(arg) ? inverse() : renderProgram(b.program, frame)
     case 'with':
-      return arg === undefined || arg === null ? inverse() : renderProgram(b.program, { contexts: [...frame.contexts, arg], data: frame.data })
+      return arg === undefined || arg === null
+        ? inverse()
+        : renderProgram(b.program, { contexts: [...frame.contexts, arg], data: frame.data })
     case 'each': {
-      const entries: [string | number, unknown][] = Array.isArray(arg) ? arg.map((v, i) => [i, v]) : arg && typeof arg === 'object' ? Object.entries(arg) : []
+      const entries: [string | number, unknown][] = Array.isArray(arg)
+        ? arg.map((v, i) => [i, v])
+        : arg && typeof arg === 'object'
+          ? Object.entries(arg)
+          : []
       if (entries.length === 0) return inverse()
       const names = b.program.blockParams ?? []
       return entries
         .map(([key, v], i) => {
-          const data = { ...frame.data, index: i, key, first: i === 0, last: i === entries.length - 1 }
-          const ctx = names.length ? { ...(frame.contexts[frame.contexts.length - 1] as object), [names[0] as string]: v, ...(names[1] ? { [names[1]]: key } : {}) } : v
+          const data = {
+            ...frame.data,
+            index: i,
+            key,
+            first: i === 0,
+            last: i === entries.length - 1,
+          }
+          const ctx = names.length
+            ? {
+                ...(frame.contexts[frame.contexts.length - 1] as object),
+                [names[0] as string]: v,
+                ...(names[1] ? { [names[1]]: key } : {}),
+              }
+            : v
           return renderProgram(b.program, { contexts: [...frame.contexts, ctx], data })
         })
         .join('')
     }
     default:
-      throw new RunbookError('E_TEMPLATE', `unknown block helper '#${name}'`, { hint: didYouMean(name, ['if', 'unless', 'each', 'with']) })
+      throw new RunbookError('E_TEMPLATE', `unknown block helper '#${name}'`, {
+        hint: didYouMean(name, ['if', 'unless', 'each', 'with']),
+      })
   }
 }
 
 /** A template made of exactly one `{{ ... }}` and nothing else yields the value itself. */
 function lone(ast: hbs.AST.Program): hbs.AST.MustacheStatement | undefined {
-  const body = ast.body.filter((s) => !(s.type === 'ContentStatement' && (s as hbs.AST.ContentStatement).value.trim() === ''))
+  const body = ast.body.filter(
+    (s) => !(s.type === 'ContentStatement' && (s as hbs.AST.ContentStatement).value.trim() === ''),
+  )
   if (body.length !== 1 || body[0]?.type !== 'MustacheStatement') return undefined
   return body[0] as hbs.AST.MustacheStatement
 }
@@ -219,7 +265,8 @@ export function renderString(template: string, scope: Record<string, unknown>): 
     if (typeof v !== 'string' || ast.body.length === 1) return v
   }
   const out = renderProgram(ast, frame)
-  if (out.includes(UNKNOWN_MARK)) return new Unknown(template, out.split(UNKNOWN_MARK).join(KNOWN_AFTER_APPLY))
+  if (out.includes(UNKNOWN_MARK))
+    return new Unknown(template, out.split(UNKNOWN_MARK).join(KNOWN_AFTER_APPLY))
   return out
 }
 
@@ -267,11 +314,22 @@ export function templateRefs(template: string): { vars: TemplateRef[]; helpers: 
   const visitExpr = (e: Expr, at: number, inBlock: boolean): void => {
     if (e.type === 'PathExpression') {
       const p = e as hbs.AST.PathExpression
-      if (p.data || p.original === 'this' || p.original.startsWith('this.') || p.original.startsWith('../') || p.parts.length === 0) return
+      if (
+        p.data ||
+        p.original === 'this' ||
+        p.original.startsWith('this.') ||
+        p.original.startsWith('../') ||
+        p.parts.length === 0
+      )
+        return
       if (!inBlock) vars.push({ root: p.parts[0] as string, path: p.original, index: at })
     } else if (e.type === 'SubExpression') {
       const s = e as hbs.AST.SubExpression
-      hs.push({ root: (s.path as hbs.AST.PathExpression).original, path: (s.path as hbs.AST.PathExpression).original, index: at })
+      hs.push({
+        root: (s.path as hbs.AST.PathExpression).original,
+        path: (s.path as hbs.AST.PathExpression).original,
+        index: at,
+      })
       for (const x of s.params) visitExpr(x, at, inBlock)
       for (const pair of s.hash?.pairs ?? []) visitExpr(pair.value, at, inBlock)
     }
@@ -281,8 +339,13 @@ export function templateRefs(template: string): { vars: TemplateRef[]; helpers: 
     else if (n.type === 'MustacheStatement' || n.type === 'BlockStatement') {
       const m = n as hbs.AST.MustacheStatement | hbs.AST.BlockStatement
       const at = offset(n)
-      const name = m.path.type === 'PathExpression' ? (m.path as hbs.AST.PathExpression).original : ''
-      const isHelper = m.params.length > 0 || (m.hash?.pairs.length ?? 0) > 0 || n.type === 'BlockStatement' || helperNames.has(name)
+      const name =
+        m.path.type === 'PathExpression' ? (m.path as hbs.AST.PathExpression).original : ''
+      const isHelper =
+        m.params.length > 0 ||
+        (m.hash?.pairs.length ?? 0) > 0 ||
+        n.type === 'BlockStatement' ||
+        helperNames.has(name)
       if (isHelper) {
         hs.push({ root: name, path: name, index: at })
         for (const x of m.params) visitExpr(x, at, inBlock)

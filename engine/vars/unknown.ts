@@ -48,8 +48,14 @@ function makeProxy(u: Unknown): Unknown {
     },
     has: () => true,
     getOwnPropertyDescriptor(target, key) {
-      if (typeof key === 'symbol' || Object.prototype.hasOwnProperty.call(target, key)) return Reflect.getOwnPropertyDescriptor(target, key)
-      return { configurable: true, enumerable: false, writable: false, value: unknown(`${target.source}.${key}`) }
+      if (typeof key === 'symbol' || Object.prototype.hasOwnProperty.call(target, key))
+        return Reflect.getOwnPropertyDescriptor(target, key)
+      return {
+        configurable: true,
+        enumerable: false,
+        writable: false,
+        value: unknown(`${target.source}.${key}`),
+      }
     },
   })
 }
@@ -71,7 +77,8 @@ export function containsUnknown(v: unknown): boolean {
 export function showUnknowns(v: unknown): unknown {
   if (v instanceof Unknown) return KNOWN_AFTER_APPLY
   if (Array.isArray(v)) return v.map(showUnknowns)
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, showUnknowns(x)]))
+  if (v !== null && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, showUnknowns(x)]))
   return v
 }
 

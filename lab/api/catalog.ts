@@ -47,7 +47,9 @@ export function catalog(endpoint: string): CatalogEntry[] {
   }))
 }
 
-const KEYSTONE_MEDIA = [{ base: 'application/json', type: 'application/vnd.openstack.identity-v3+json' }]
+const KEYSTONE_MEDIA = [
+  { base: 'application/json', type: 'application/vnd.openstack.identity-v3+json' },
+]
 
 /** Keystone's v3 version document (Keystone 22 speaks v3.14). */
 export function keystoneVersion(base: string): Record<string, unknown> {
@@ -77,7 +79,9 @@ export function novaVersion(base: string): Record<string, unknown> {
       { rel: 'self', href: `${base}/compute/v2.1/` },
       { rel: 'describedby', type: 'text/html', href: 'http://docs.openstack.org/' },
     ],
-    'media-types': [{ base: 'application/json', type: 'application/vnd.openstack.compute+json;version=2.1' }],
+    'media-types': [
+      { base: 'application/json', type: 'application/vnd.openstack.compute+json;version=2.1' },
+    ],
   }
 }
 
@@ -94,19 +98,42 @@ export function novaVersions(base: string): Record<string, unknown> {
         updated: '2025-07-04T12:00:00Z',
         links: [{ rel: 'self', href: `${base}/compute/v2/` }],
       },
-      { id: v21['id'], status: v21['status'], version: v21['version'], min_version: v21['min_version'], updated: v21['updated'], links: [{ rel: 'self', href: `${base}/compute/v2.1/` }] },
+      {
+        id: v21['id'],
+        status: v21['status'],
+        version: v21['version'],
+        min_version: v21['min_version'],
+        updated: v21['updated'],
+        links: [{ rel: 'self', href: `${base}/compute/v2.1/` }],
+      },
     ],
   }
 }
 
 /** GET /network/ : Neutron's only version. */
 export function neutronVersions(base: string): Record<string, unknown> {
-  return { versions: [{ id: 'v2.0', status: 'CURRENT', links: [{ rel: 'self', href: `${base}/network/v2.0/` }] }] }
+  return {
+    versions: [
+      { id: 'v2.0', status: 'CURRENT', links: [{ rel: 'self', href: `${base}/network/v2.0/` }] },
+    ],
+  }
 }
 
 /** GET /image/ : Glance's versions (Glance answers 300 Multiple Choices). */
 export function glanceVersions(base: string): Record<string, unknown> {
-  const ids = ['v2.16', 'v2.15', 'v2.9', 'v2.7', 'v2.6', 'v2.5', 'v2.4', 'v2.3', 'v2.2', 'v2.1', 'v2.0']
+  const ids = [
+    'v2.16',
+    'v2.15',
+    'v2.9',
+    'v2.7',
+    'v2.6',
+    'v2.5',
+    'v2.4',
+    'v2.3',
+    'v2.2',
+    'v2.1',
+    'v2.0',
+  ]
   return {
     versions: ids.map((id, i) => ({
       id,

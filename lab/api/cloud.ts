@@ -84,7 +84,10 @@ export class Cloud {
     this.driver = opts.driver
     this.endpoint = opts.endpoint.replace(/\/$/, '')
     this.tokenTtlMs = (opts.tokenTtlSeconds ?? 3600) * 1000
-    this.capacity = opts.capacity ?? { vcpus: cpus().length * 4, ramMb: Math.floor(totalmem() / 2 ** 20) }
+    this.capacity = opts.capacity ?? {
+      vcpus: cpus().length * 4,
+      ramMb: Math.floor(totalmem() / 2 ** 20),
+    }
     this.log = opts.log ?? (() => undefined)
     const file = labPaths(opts.stateDir).state
     this.state = readState(file) ?? emptyState()
@@ -168,13 +171,25 @@ export class Cloud {
     if (payload.a !== null && !this.state.appCreds.some((c) => c.id === payload.a)) return null
     const roleNames = payload.p === null ? [] : this.roleNames(user.id, payload.p, payload.a)
     if (payload.p !== null && roleNames.length === 0) return null
-    return { token, payload, userId: user.id, projectId: payload.p, roleNames, isAdmin: roleNames.includes('admin') }
+    return {
+      token,
+      payload,
+      userId: user.id,
+      projectId: payload.p,
+      roleNames,
+      isAdmin: roleNames.includes('admin'),
+    }
   }
 
   /** Effective role names of a user on a project (an application credential narrows them). */
   roleNames(userId: string, projectId: string, appCredId: string | null): string[] {
-    const ids = new Set(this.state.assignments.filter((a) => a.userId === userId && a.projectId === projectId).map((a) => a.roleId))
-    const cred = appCredId === null ? undefined : this.state.appCreds.find((c) => c.id === appCredId)
+    const ids = new Set(
+      this.state.assignments
+        .filter((a) => a.userId === userId && a.projectId === projectId)
+        .map((a) => a.roleId),
+    )
+    const cred =
+      appCredId === null ? undefined : this.state.appCreds.find((c) => c.id === appCredId)
     const allowed = cred === undefined ? ids : new Set(cred.roleIds.filter((r) => ids.has(r)))
     const names = new Set(this.state.roles.filter((r) => allowed.has(r.id)).map((r) => r.name))
     // Keystone's default implied roles: admin implies member, member implies reader.

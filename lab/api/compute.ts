@@ -57,19 +57,29 @@ export function failServer(cloud: Cloud, s: ServerRec, message: string, details 
   s.powerState = POWER_NOSTATE
   // Nova keeps the first 255 characters as the message; the rest (a traceback) goes to details.
   const short = message.length > 255 ? message.slice(0, 255) : message
-  s.fault = { code: 500, message: short, created: isoSeconds(), details: details === '' && short !== message ? message : details }
+  s.fault = {
+    code: 500,
+    message: short,
+    created: isoSeconds(),
+    details: details === '' && short !== message ? message : details,
+  }
   releaseNetworking(cloud, s)
   touchServer(s)
 }
 
 /** The driver's view of what to boot. */
 export function vmSpec(cloud: Cloud, s: ServerRec): VmSpec | string {
-  if (s.portIds.length !== 1) return `the lab's hosts have exactly one NIC; this server asks for ${s.portIds.length}`
+  if (s.portIds.length !== 1)
+    return `the lab's hosts have exactly one NIC; this server asks for ${s.portIds.length}`
   const port = cloud.state.ports.find((p) => p.id === s.portIds[0])
   if (port === undefined) return 'the port of the server is gone'
-  if (port.networkId !== tenantNetworkId(cloud.state)) return 'the lab hosts implement only the network of subnet 192.0.2.0/24 (mynetwork)'
+  if (port.networkId !== tenantNetworkId(cloud.state))
+    return 'the lab hosts implement only the network of subnet 192.0.2.0/24 (mynetwork)'
   const image = cloud.state.images.find((i) => i.id === s.imageId)
-  const key = s.keyName === null ? undefined : cloud.state.keypairs.find((k) => k.name === s.keyName && k.userId === s.userId)
+  const key =
+    s.keyName === null
+      ? undefined
+      : cloud.state.keypairs.find((k) => k.name === s.keyName && k.userId === s.userId)
   return {
     id: s.id,
     name: s.name,
@@ -84,7 +94,11 @@ async function build(cloud: Cloud, id: string): Promise<void> {
   const s = find(cloud, id)
   if (s === undefined || s.status !== 'BUILD' || s.taskState === 'deleting') return
   const flavor = cloud.state.flavors.find((f) => f.id === s.flavorId)
-  if (flavor === undefined || flavor.vcpus > cloud.capacity.vcpus || flavor.ram > cloud.capacity.ramMb) {
+  if (
+    flavor === undefined ||
+    flavor.vcpus > cloud.capacity.vcpus ||
+    flavor.ram > cloud.capacity.ramMb
+  ) {
     failServer(cloud, s, 'No valid host was found. There are not enough hosts available.')
     await cloud.commitAndSync()
     return
@@ -106,7 +120,13 @@ async function build(cloud: Cloud, id: string): Promise<void> {
     cloud.log(`createVm ${id} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
     await cloud.driver.deleteVm(id).catch(() => undefined)
     const now = find(cloud, id)
-    if (now !== undefined && now.taskState !== 'deleting') failServer(cloud, now, `Build of instance ${id} aborted: ${errorText(e)}`, e instanceof Error ? (e.stack ?? '') : '')
+    if (now !== undefined && now.taskState !== 'deleting')
+      failServer(
+        cloud,
+        now,
+        `Build of instance ${id} aborted: ${errorText(e)}`,
+        e instanceof Error ? (e.stack ?? '') : '',
+      )
     await cloud.commitAndSync()
     return
   }
@@ -128,7 +148,9 @@ async function build(cloud: Cloud, id: string): Promise<void> {
 
 /** Build a server in the background (the create call has answered 202). */
 export function scheduleBuild(cloud: Cloud, id: string): void {
-  void cloud.vmOp(id, () => build(cloud, id)).catch((e: unknown) => cloud.log(`build ${id}: ${errorText(e)}`))
+  void cloud
+    .vmOp(id, () => build(cloud, id))
+    .catch((e: unknown) => cloud.log(`build ${id}: ${errorText(e)}`))
 }
 
 async function destroy(cloud: Cloud, id: string): Promise<void> {
@@ -148,7 +170,9 @@ async function destroy(cloud: Cloud, id: string): Promise<void> {
 
 /** Delete a server in the background (the DELETE has answered 204). */
 export function scheduleDelete(cloud: Cloud, id: string): void {
-  void cloud.vmOp(id, () => destroy(cloud, id)).catch((e: unknown) => cloud.log(`delete ${id}: ${errorText(e)}`))
+  void cloud
+    .vmOp(id, () => destroy(cloud, id))
+    .catch((e: unknown) => cloud.log(`delete ${id}: ${errorText(e)}`))
 }
 
 /** A power action. */
@@ -190,7 +214,9 @@ async function power(cloud: Cloud, id: string, action: PowerAction): Promise<voi
 
 /** Stop, start or reboot a server in the background (the action has answered 202). */
 export function schedulePower(cloud: Cloud, id: string, action: PowerAction): void {
-  void cloud.vmOp(id, () => power(cloud, id, action)).catch((e: unknown) => cloud.log(`${action} ${id}: ${errorText(e)}`))
+  void cloud
+    .vmOp(id, () => power(cloud, id, action))
+    .catch((e: unknown) => cloud.log(`${action} ${id}: ${errorText(e)}`))
 }
 
 const MAX_LOG = 256 * 1024

@@ -37,11 +37,19 @@ async function main(): Promise<void> {
   const stateDir = values['state-dir']
   if (stateDir === undefined) throw new Error('--state-dir is required')
   const withHosts = values['no-hosts'] !== true
-  const mirrorPort = withHosts && values['mirror-port'] !== undefined ? Number(values['mirror-port']) : null
-  if (mirrorPort !== null && !(Number.isInteger(mirrorPort) && mirrorPort > 0 && mirrorPort < 65536)) throw new Error(`--mirror-port ${String(values['mirror-port'])} is not a port`)
+  const mirrorPort =
+    withHosts && values['mirror-port'] !== undefined ? Number(values['mirror-port']) : null
+  if (
+    mirrorPort !== null &&
+    !(Number.isInteger(mirrorPort) && mirrorPort > 0 && mirrorPort < 65536)
+  )
+    throw new Error(`--mirror-port ${String(values['mirror-port'])} is not a port`)
   let driver: HostDriver = createNullDriver()
   if (withHosts) {
-    driver = (await loadHosts()).createNamespaceDriver({ stateDir: hostsStateDir(stateDir), ...(mirrorPort === null ? {} : { aptMirror: mirrorUrl(mirrorPort) }) })
+    driver = (await loadHosts()).createNamespaceDriver({
+      stateDir: hostsStateDir(stateDir),
+      ...(mirrorPort === null ? {} : { aptMirror: mirrorUrl(mirrorPort) }),
+    })
   }
   const api = await startLabApi({
     stateDir,
@@ -57,7 +65,12 @@ async function main(): Promise<void> {
   if (mirrorPort !== null) {
     try {
       await mkdir(labPaths(stateDir).mirror, { recursive: true })
-      mirror = await startMirrorServer({ dir: labPaths(stateDir).mirror, host: MIRROR_HOST, port: mirrorPort, log })
+      mirror = await startMirrorServer({
+        dir: labPaths(stateDir).mirror,
+        host: MIRROR_HOST,
+        port: mirrorPort,
+        log,
+      })
       log(`package mirror for the VMs at ${mirror.url}`)
     } catch (e) {
       mirrorError = e instanceof Error ? e.message : String(e)
@@ -75,7 +88,9 @@ async function main(): Promise<void> {
     ...(mirrorError === undefined ? {} : { mirrorError }),
   }
   await writeFileAtomic(labPaths(stateDir).daemon, `${JSON.stringify(info, null, 2)}\n`, 0o644)
-  log(`runbook lab API listening on ${api.url} (hosts ${withHosts ? 'on' : 'off'}), state in ${stateDir}`)
+  log(
+    `runbook lab API listening on ${api.url} (hosts ${withHosts ? 'on' : 'off'}), state in ${stateDir}`,
+  )
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return

@@ -52,10 +52,28 @@ function listImages(cloud: Cloud, ctx: Ctx): ReturnType<typeof json> {
   const visibility = q.get('visibility')
   if (visibility !== null && !['public', 'all'].includes(visibility)) items = []
   for (const [k, val] of q) {
-    if (['name', 'id', 'status', 'visibility', 'limit', 'marker', 'sort', 'sort_key', 'sort_dir', 'member_status', 'owner', 'os_hidden'].includes(k)) continue
+    if (
+      [
+        'name',
+        'id',
+        'status',
+        'visibility',
+        'limit',
+        'marker',
+        'sort',
+        'sort_key',
+        'sort_dir',
+        'member_status',
+        'owner',
+        'os_hidden',
+      ].includes(k)
+    )
+      continue
     items = items.filter((i) => i.properties[k] === val)
   }
-  items.sort((a, b) => (a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1))
+  items.sort((a, b) =>
+    a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1,
+  )
   const marker = q.get('marker')
   if (marker !== null) {
     const at = items.findIndex((i) => i.id === marker)
@@ -63,9 +81,14 @@ function listImages(cloud: Cloud, ctx: Ctx): ReturnType<typeof json> {
     items = items.slice(at + 1)
   }
   const limit = Number(q.get('limit') ?? 25)
-  if (!Number.isInteger(limit) || limit < 0) throw glanceError(400, 'limit param must be an integer')
+  if (!Number.isInteger(limit) || limit < 0)
+    throw glanceError(400, 'limit param must be an integer')
   const page = items.slice(0, limit)
-  const body: Record<string, unknown> = { images: page.map(imageView), first: '/v2/images', schema: '/v2/schemas/images' }
+  const body: Record<string, unknown> = {
+    images: page.map(imageView),
+    first: '/v2/images',
+    schema: '/v2/schemas/images',
+  }
   const last = page[page.length - 1]
   if (last !== undefined && items.length > limit) {
     const p = new URLSearchParams(q)
@@ -79,7 +102,11 @@ function listImages(cloud: Cloud, ctx: Ctx): ReturnType<typeof json> {
 export function glancePublicRoutes(): Route[] {
   return [
     { method: 'GET', pattern: /^\/?$/, handler: (ctx) => json(300, glanceVersions(ctx.baseUrl)) },
-    { method: 'GET', pattern: /^\/versions$/, handler: (ctx) => json(200, glanceVersions(ctx.baseUrl)) },
+    {
+      method: 'GET',
+      pattern: /^\/versions$/,
+      handler: (ctx) => json(200, glanceVersions(ctx.baseUrl)),
+    },
   ]
 }
 

@@ -17,7 +17,11 @@ export interface HostsModule {
 }
 
 function isHostsModule(m: unknown): m is HostsModule {
-  return typeof m === 'object' && m !== null && typeof (m as { createNamespaceDriver?: unknown }).createNamespaceDriver === 'function'
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    typeof (m as { createNamespaceDriver?: unknown }).createNamespaceDriver === 'function'
+  )
 }
 
 /** True when lab/hosts/index.ts exists in this tree. */
@@ -30,9 +34,11 @@ export function hostsAvailable(): boolean {
  * @example const hosts = await loadHosts(); const driver = hosts.createNamespaceDriver({ stateDir })
  */
 export async function loadHosts(): Promise<HostsModule> {
-  if (!hostsAvailable()) throw new Error(`the lab's hosts are not available: ${fileURLToPath(HOSTS_ENTRY)} is missing`)
+  if (!hostsAvailable())
+    throw new Error(`the lab's hosts are not available: ${fileURLToPath(HOSTS_ENTRY)} is missing`)
   const mod: unknown = await import(HOSTS_ENTRY.href)
-  if (!isHostsModule(mod)) throw new Error(`${fileURLToPath(HOSTS_ENTRY)} does not export createNamespaceDriver`)
+  if (!isHostsModule(mod))
+    throw new Error(`${fileURLToPath(HOSTS_ENTRY)} does not export createNamespaceDriver`)
   return mod
 }
 
@@ -59,7 +65,9 @@ export function hostsStateDir(stateDir: string): string {
 /** The checks the API can make itself: root and network namespaces. */
 export function basicProblems(): string[] {
   const problems: string[] = []
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) problems.push('the lab needs root (it creates network namespaces, veths and nftables tables)')
-  if (!existsSync('/proc/self/ns/net')) problems.push('this kernel has no network namespaces (/proc/self/ns/net is missing)')
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    problems.push('the lab needs root (it creates network namespaces, veths and nftables tables)')
+  if (!existsSync('/proc/self/ns/net'))
+    problems.push('this kernel has no network namespaces (/proc/self/ns/net is missing)')
   return problems
 }

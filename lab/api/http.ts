@@ -102,8 +102,13 @@ const KEYSTONE_TITLES: Record<number, string> = {
  */
 export function keystoneError(status: number, message: string, baseUrl?: string): ApiError {
   const headers: Record<string, string> = {}
-  if (status === 401 && baseUrl !== undefined) headers['WWW-Authenticate'] = `Keystone uri="${baseUrl}"`
-  return new ApiError(status, { error: { code: status, title: KEYSTONE_TITLES[status] ?? 'Error', message } }, headers)
+  if (status === 401 && baseUrl !== undefined)
+    headers['WWW-Authenticate'] = `Keystone uri="${baseUrl}"`
+  return new ApiError(
+    status,
+    { error: { code: status, title: KEYSTONE_TITLES[status] ?? 'Error', message } },
+    headers,
+  )
 }
 
 /** The 401 every service answers (keystonemiddleware's) when the token is missing, bad or expired. */
@@ -111,7 +116,12 @@ export function unauthorized(baseUrl: string): ApiError {
   return keystoneError(401, 'The request you have made requires authentication.', baseUrl)
 }
 
-const GLANCE_TITLES: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict' }
+const GLANCE_TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+}
 
 /**
  * Glance's JSON error (webob's): `{"code": "404 Not Found", "title": "Not Found", "message": ...}`.
@@ -129,7 +139,9 @@ export function json(status: number, body: unknown, headers?: Record<string, str
 
 /** Narrow an unknown JSON value to a plain object, or null. */
 export function asObject(x: unknown): Record<string, unknown> | null {
-  return x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : null
+  return x !== null && typeof x === 'object' && !Array.isArray(x)
+    ? (x as Record<string, unknown>)
+    : null
 }
 
 /** All values of a query parameter (Neutron lets filters repeat). */

@@ -7,23 +7,42 @@ import { ApiError, asObject, neutronError } from './http.ts'
 import type { Ctx } from './http.ts'
 import { isoSeconds, uuid } from './ids.ts'
 import type { AuthContext } from './tokens.ts'
-import type { NetworkRec, NeutronStandard, PortRec, SecurityGroupRec, SecurityGroupRuleRec } from './types.ts'
+import type {
+  NetworkRec,
+  NeutronStandard,
+  PortRec,
+  SecurityGroupRec,
+  SecurityGroupRuleRec,
+} from './types.ts'
 
 /** The caller of a Neutron route (routes are only reached with a project-scoped token). */
 export function caller(ctx: Ctx): AuthContext & { projectId: string } {
   const auth = ctx.auth
-  if (auth === null || auth.projectId === null) throw new ApiError(401, { error: { code: 401, title: 'Unauthorized', message: 'The request you have made requires authentication.' } })
+  if (auth === null || auth.projectId === null)
+    throw new ApiError(401, {
+      error: {
+        code: 401,
+        title: 'Unauthorized',
+        message: 'The request you have made requires authentication.',
+      },
+    })
   return { ...auth, projectId: auth.projectId }
 }
 
 /** `{"port": {...}}` -> the inner object, with Neutron's messages when it is missing. */
-export function resourceBody(ctx: Ctx, resource: string, allowed: readonly string[]): Record<string, unknown> {
+export function resourceBody(
+  ctx: Ctx,
+  resource: string,
+  allowed: readonly string[],
+): Record<string, unknown> {
   const body = asObject(ctx.body)
   if (body === null) throw neutronError(400, 'HTTPBadRequest', 'Resource body required')
   const inner = asObject(body[resource])
-  if (inner === null) throw neutronError(400, 'HTTPBadRequest', `Unable to find '${resource}' in request body`)
+  if (inner === null)
+    throw neutronError(400, 'HTTPBadRequest', `Unable to find '${resource}' in request body`)
   const unknown = Object.keys(inner).filter((k) => !allowed.includes(k))
-  if (unknown.length > 0) throw neutronError(400, 'HTTPBadRequest', `Unrecognized attribute(s) '${unknown.join(', ')}'`)
+  if (unknown.length > 0)
+    throw neutronError(400, 'HTTPBadRequest', `Unrecognized attribute(s) '${unknown.join(', ')}'`)
   return inner
 }
 
@@ -41,7 +60,10 @@ export function optString(o: Record<string, unknown>, key: string): string | und
 }
 
 /** Read an optional string-or-null attribute. */
-export function optNullableString(o: Record<string, unknown>, key: string): string | null | undefined {
+export function optNullableString(
+  o: Record<string, unknown>,
+  key: string,
+): string | null | undefined {
   return o[key] === null ? null : optString(o, key)
 }
 
@@ -50,7 +72,8 @@ export function optBool(o: Record<string, unknown>, key: string): boolean | unde
   const v = o[key]
   if (v === undefined) return undefined
   if (typeof v === 'boolean') return v
-  if (typeof v === 'string' && ['true', 'false', 'True', 'False'].includes(v)) return v.toLowerCase() === 'true'
+  if (typeof v === 'string' && ['true', 'false', 'True', 'False'].includes(v))
+    return v.toLowerCase() === 'true'
   throw invalidInput(key, `'${JSON.stringify(v)}' cannot be converted to boolean`)
 }
 
@@ -69,7 +92,16 @@ export function policyError(rule: string): ApiError {
 /** The standard attributes of a new resource. */
 export function newStandard(projectId: string, name: string, description: string): NeutronStandard {
   const now = isoSeconds()
-  return { id: uuid(), name, description, projectId, tags: [], createdAt: now, updatedAt: now, revisionNumber: 1 }
+  return {
+    id: uuid(),
+    name,
+    description,
+    projectId,
+    tags: [],
+    createdAt: now,
+    updatedAt: now,
+    revisionNumber: 1,
+  }
 }
 
 /** Mark a resource changed: bump revision_number and updated_at. */
@@ -93,14 +125,16 @@ export function canSeePort(cloud: Cloud, p: PortRec, auth: AuthContext): boolean
 /** Find a visible network or throw 404 NetworkNotFound. */
 export function getNetwork(cloud: Cloud, id: string, auth: AuthContext): NetworkRec {
   const n = cloud.state.networks.find((x) => x.id === id)
-  if (n === undefined || !canSeeNetwork(n, auth)) throw neutronError(404, 'NetworkNotFound', `Network ${id} could not be found.`)
+  if (n === undefined || !canSeeNetwork(n, auth))
+    throw neutronError(404, 'NetworkNotFound', `Network ${id} could not be found.`)
   return n
 }
 
 /** Find a visible port or throw 404 PortNotFound. */
 export function getPort(cloud: Cloud, id: string, auth: AuthContext): PortRec {
   const p = cloud.state.ports.find((x) => x.id === id)
-  if (p === undefined || !canSeePort(cloud, p, auth)) throw neutronError(404, 'PortNotFound', `Port ${id} could not be found.`)
+  if (p === undefined || !canSeePort(cloud, p, auth))
+    throw neutronError(404, 'PortNotFound', `Port ${id} could not be found.`)
   return p
 }
 
@@ -118,20 +152,34 @@ export function getSecurityGroup(cloud: Cloud, id: string, auth: AuthContext): S
  * all ingress from members of the group itself.
  */
 export function ensureDefaultSecurityGroup(cloud: Cloud, projectId: string): SecurityGroupRec {
-  const existing = cloud.state.securityGroups.find((g) => g.projectId === projectId && g.name === 'default')
+  const existing = cloud.state.securityGroups.find(
+    (g) => g.projectId === projectId && g.name === 'default',
+  )
   if (existing !== undefined) return existing
-  const group: SecurityGroupRec = { ...newStandard(projectId, 'default', 'Default security group'), stateful: true }
+  const group: SecurityGroupRec = {
+    ...newStandard(projectId, 'default', 'Default security group'),
+    stateful: true,
+  }
   cloud.state.securityGroups.push(group)
   for (const direction of ['egress', 'ingress'] as const) {
     for (const ethertype of ['IPv4', 'IPv6'] as const) {
-      cloud.state.securityGroupRules.push(newRule(group, { direction, ethertype, remoteGroupId: direction === 'ingress' ? group.id : null }))
+      cloud.state.securityGroupRules.push(
+        newRule(group, {
+          direction,
+          ethertype,
+          remoteGroupId: direction === 'ingress' ? group.id : null,
+        }),
+      )
     }
   }
   return group
 }
 
 /** A rule with defaults for everything not given. */
-export function newRule(group: SecurityGroupRec, r: Partial<SecurityGroupRuleRec> & Pick<SecurityGroupRuleRec, 'direction' | 'ethertype'>): SecurityGroupRuleRec {
+export function newRule(
+  group: SecurityGroupRec,
+  r: Partial<SecurityGroupRuleRec> & Pick<SecurityGroupRuleRec, 'direction' | 'ethertype'>,
+): SecurityGroupRuleRec {
   const now = isoSeconds()
   return {
     id: uuid(),
@@ -154,6 +202,7 @@ export function newRule(group: SecurityGroupRec, r: Partial<SecurityGroupRuleRec
 export function optTags(o: Record<string, unknown>): string[] | undefined {
   const v = o['tags']
   if (v === undefined) return undefined
-  if (!Array.isArray(v) || v.some((t) => typeof t !== 'string')) throw invalidInput('tags', `'${JSON.stringify(v)}' is not a list of strings`)
+  if (!Array.isArray(v) || v.some((t) => typeof t !== 'string'))
+    throw invalidInput('tags', `'${JSON.stringify(v)}' is not a list of strings`)
   return v as string[]
 }

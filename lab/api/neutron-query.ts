@@ -7,7 +7,18 @@ import { json, neutronError } from './http.ts'
 import type { ApiError, Ctx, Reply } from './http.ts'
 import type { View } from './neutron-views.ts'
 
-const RESERVED = new Set(['fields', 'limit', 'marker', 'page_reverse', 'sort_key', 'sort_dir', 'tags', 'tags-any', 'not-tags', 'not-tags-any'])
+const RESERVED = new Set([
+  'fields',
+  'limit',
+  'marker',
+  'page_reverse',
+  'sort_key',
+  'sort_dir',
+  'tags',
+  'tags-any',
+  'not-tags',
+  'not-tags-any',
+])
 
 /** A filter Neutron implements specially (e.g. `fixed_ips=ip_address=X` on ports). */
 export type CustomFilter = (item: View, values: string[]) => boolean
@@ -25,7 +36,8 @@ export interface ListSpec {
 
 function scalarMatches(value: unknown, wanted: string): boolean {
   if (value === null || value === undefined) return wanted === '' || wanted === 'None'
-  if (typeof value === 'boolean') return ['true', '1', 'yes', 'on'].includes(wanted.toLowerCase()) === value
+  if (typeof value === 'boolean')
+    return ['true', '1', 'yes', 'on'].includes(wanted.toLowerCase()) === value
   return String(value) === wanted
 }
 
@@ -36,7 +48,10 @@ function matches(item: View, key: string, values: string[]): boolean {
 }
 
 function tagList(q: URLSearchParams, key: string): string[] {
-  return q.getAll(key).flatMap((v) => v.split(',')).filter((t) => t !== '')
+  return q
+    .getAll(key)
+    .flatMap((v) => v.split(','))
+    .filter((t) => t !== '')
 }
 
 function tagsMatch(item: View, q: URLSearchParams): boolean {
@@ -53,8 +68,10 @@ function tagsMatch(item: View, q: URLSearchParams): boolean {
 }
 
 function compare(a: unknown, b: unknown): number {
-  const x = a === null || a === undefined ? '' : typeof a === 'object' ? JSON.stringify(a) : String(a)
-  const y = b === null || b === undefined ? '' : typeof b === 'object' ? JSON.stringify(b) : String(b)
+  const x =
+    a === null || a === undefined ? '' : typeof a === 'object' ? JSON.stringify(a) : String(a)
+  const y =
+    b === null || b === undefined ? '' : typeof b === 'object' ? JSON.stringify(b) : String(b)
   return x < y ? -1 : x > y ? 1 : 0
 }
 
@@ -77,7 +94,11 @@ export function listReply(ctx: Ctx, spec: ListSpec, items: View[]): Reply {
     else filters.push([key, q.getAll(key)])
   }
   if (invalid.length > 0) {
-    throw neutronError(400, 'HTTPBadRequest', `[${invalid.map((k) => `'${k}'`).join(', ')}] is invalid attribute for filtering`)
+    throw neutronError(
+      400,
+      'HTTPBadRequest',
+      `[${invalid.map((k) => `'${k}'`).join(', ')}] is invalid attribute for filtering`,
+    )
   }
   let out = items.filter(
     (item) =>
@@ -92,7 +113,12 @@ export function listReply(ctx: Ctx, spec: ListSpec, items: View[]): Reply {
   let limit = 0
   if (limitRaw !== null) {
     limit = /^-?\d+$/.test(limitRaw) ? Number(limitRaw) : -1
-    if (limit < 0) throw neutronError(400, 'BadRequest', `Bad limit request: Limit must be an integer 0 or greater and not '${limitRaw}'.`)
+    if (limit < 0)
+      throw neutronError(
+        400,
+        'BadRequest',
+        `Bad limit request: Limit must be an integer 0 or greater and not '${limitRaw}'.`,
+      )
   }
   const sortKeys = q.getAll('sort_key')
   const sortDirs = q.getAll('sort_dir')
@@ -100,7 +126,12 @@ export function listReply(ctx: Ctx, spec: ListSpec, items: View[]): Reply {
     throw neutronError(400, 'HTTPBadRequest', 'The number of sort_keys and sort_dirs must be same')
   }
   for (const d of sortDirs) {
-    if (d !== 'asc' && d !== 'desc') throw neutronError(400, 'HTTPBadRequest', `${d} is invalid value for sort_dirs, valid value is 'asc' and 'desc'`)
+    if (d !== 'asc' && d !== 'desc')
+      throw neutronError(
+        400,
+        'HTTPBadRequest',
+        `${d} is invalid value for sort_dirs, valid value is 'asc' and 'desc'`,
+      )
   }
   const sorts: [string, boolean][] = sortKeys.map((k, i) => [k, (sortDirs[i] ?? 'asc') === 'asc'])
   // Neutron's native pagination always sorts by id last, so markers are stable.

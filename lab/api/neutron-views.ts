@@ -5,7 +5,16 @@
  */
 import type { Cloud } from './cloud.ts'
 import { normalizeCidr } from './ipam.ts'
-import type { FloatingIpRec, NetworkRec, NeutronStandard, PortRec, RouterRec, SecurityGroupRec, SecurityGroupRuleRec, SubnetRec } from './types.ts'
+import type {
+  FloatingIpRec,
+  NetworkRec,
+  NeutronStandard,
+  PortRec,
+  RouterRec,
+  SecurityGroupRec,
+  SecurityGroupRuleRec,
+  SubnetRec,
+} from './types.ts'
 
 /** A JSON object as the API returns it. */
 export type View = Record<string, unknown>
@@ -83,7 +92,10 @@ export function portView(p: PortRec, admin: boolean): View {
     device_id: p.deviceId,
     device_owner: p.deviceOwner,
     fixed_ips: p.fixedIps.map((f) => ({ subnet_id: f.subnetId, ip_address: f.ipAddress })),
-    allowed_address_pairs: p.allowedAddressPairs.map((a) => ({ ip_address: a.ipAddress, mac_address: a.macAddress })),
+    allowed_address_pairs: p.allowedAddressPairs.map((a) => ({
+      ip_address: a.ipAddress,
+      mac_address: a.macAddress,
+    })),
     extra_dhcp_opts: [],
     security_groups: [...p.securityGroups],
     port_security_enabled: p.portSecurityEnabled,
@@ -130,7 +142,9 @@ export function securityGroupView(cloud: Cloud, g: SecurityGroupRec): View {
     name: g.name,
     stateful: g.stateful,
     shared: false,
-    security_group_rules: cloud.state.securityGroupRules.filter((r) => r.securityGroupId === g.id).map(ruleView),
+    security_group_rules: cloud.state.securityGroupRules
+      .filter((r) => r.securityGroupId === g.id)
+      .map(ruleView),
     ...standard(g),
   }
 }
@@ -148,7 +162,10 @@ export function routerView(r: RouterRec, admin: boolean): View {
         : {
             network_id: r.gateway.networkId,
             enable_snat: r.gateway.enableSnat,
-            external_fixed_ips: r.gateway.fixedIps.map((f) => ({ subnet_id: f.subnetId, ip_address: f.ipAddress })),
+            external_fixed_ips: r.gateway.fixedIps.map((f) => ({
+              subnet_id: f.subnetId,
+              ip_address: f.ipAddress,
+            })),
           },
     availability_zone_hints: [],
     availability_zones: [],

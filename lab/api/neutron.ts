@@ -28,12 +28,18 @@ const EXTENSIONS: [alias: string, name: string][] = [
   ['router', 'Neutron L3 Router'],
   ['security-group', 'security-group'],
   ['security-groups-normalized-cidr', 'Security Group Rule normalized CIDR'],
-  ['security-groups-remote-address-group', 'Remote address group id field for security group rules'],
+  [
+    'security-groups-remote-address-group',
+    'Remote address group id field for security group rules',
+  ],
   ['security-groups-shared-filtering', 'Security group filtering on the shared field'],
   ['stateful-security-group', 'Stateful security group'],
   ['standard-attr-description', 'standard-attr-description'],
   ['standard-attr-revisions', 'Resource revision numbers'],
-  ['standard-attr-tag', 'Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip'],
+  [
+    'standard-attr-tag',
+    'Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip',
+  ],
   ['standard-attr-timestamp', 'Resource timestamps'],
   ['empty-string-filtering', 'Empty String Filtering Extension'],
   ['pagination', 'Pagination support'],
@@ -50,7 +56,13 @@ const TAGGABLE: Record<string, string> = {
   'security-groups': 'securityGroups',
 }
 
-type Tagged = { id: string; projectId: string; tags: string[]; updatedAt: string; revisionNumber: number }
+type Tagged = {
+  id: string
+  projectId: string
+  tags: string[]
+  updatedAt: string
+  revisionNumber: number
+}
 
 function taggedResource(cloud: Cloud, ctx: Ctx): Tagged {
   const auth = caller(ctx)
@@ -72,13 +84,18 @@ function taggedResource(cloud: Cloud, ctx: Ctx): Tagged {
       found = s.routers.find((x) => x.id === id && (auth.isAdmin || x.projectId === auth.projectId))
       break
     case 'floatingips':
-      found = s.floatingIps.find((x) => x.id === id && (auth.isAdmin || x.projectId === auth.projectId))
+      found = s.floatingIps.find(
+        (x) => x.id === id && (auth.isAdmin || x.projectId === auth.projectId),
+      )
       break
     case 'security-groups':
-      found = s.securityGroups.find((x) => x.id === id && (auth.isAdmin || x.projectId === auth.projectId))
+      found = s.securityGroups.find(
+        (x) => x.id === id && (auth.isAdmin || x.projectId === auth.projectId),
+      )
       break
   }
-  if (found === undefined) throw neutronError(404, 'NotFound', `${collection.replace(/s$/, '')} ${id} could not be found.`)
+  if (found === undefined)
+    throw neutronError(404, 'NotFound', `${collection.replace(/s$/, '')} ${id} could not be found.`)
   return found
 }
 
@@ -88,14 +105,19 @@ function tagRoutes(cloud: Cloud): Route[] {
   const one = new RegExp(`^/v2\\.0/(${kinds})/([^/]+)/tags/([^/]+)$`)
   const commit = (r: Reply) => cloud.commit().then(() => r)
   return [
-    { method: 'GET', pattern: base, handler: (ctx) => json(200, { tags: taggedResource(cloud, ctx).tags }) },
+    {
+      method: 'GET',
+      pattern: base,
+      handler: (ctx) => json(200, { tags: taggedResource(cloud, ctx).tags }),
+    },
     {
       method: 'PUT',
       pattern: base,
       handler: (ctx) => {
         const r = taggedResource(cloud, ctx)
         const tags = (ctx.body as { tags?: unknown } | null)?.tags
-        if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) throw neutronError(400, 'HTTPBadRequest', 'Invalid tags body')
+        if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string'))
+          throw neutronError(400, 'HTTPBadRequest', 'Invalid tags body')
         r.tags = [...new Set(tags as string[])]
         touch(r)
         return commit(json(200, { tags: r.tags }))
@@ -117,7 +139,12 @@ function tagRoutes(cloud: Cloud): Route[] {
       handler: (ctx) => {
         const r = taggedResource(cloud, ctx)
         const tag = decodeURIComponent(ctx.params[2] ?? '')
-        if (!r.tags.includes(tag)) throw neutronError(404, 'TagNotFound', `Tag ${tag} could not be found for resource ${r.id}.`)
+        if (!r.tags.includes(tag))
+          throw neutronError(
+            404,
+            'TagNotFound',
+            `Tag ${tag} could not be found for resource ${r.id}.`,
+          )
         return { status: 204 }
       },
     },
@@ -138,7 +165,12 @@ function tagRoutes(cloud: Cloud): Route[] {
       handler: (ctx) => {
         const r = taggedResource(cloud, ctx)
         const tag = decodeURIComponent(ctx.params[2] ?? '')
-        if (!r.tags.includes(tag)) throw neutronError(404, 'TagNotFound', `Tag ${tag} could not be found for resource ${r.id}.`)
+        if (!r.tags.includes(tag))
+          throw neutronError(
+            404,
+            'TagNotFound',
+            `Tag ${tag} could not be found for resource ${r.id}.`,
+          )
         r.tags = r.tags.filter((t) => t !== tag)
         touch(r)
         return commit({ status: 204 })
@@ -149,12 +181,20 @@ function tagRoutes(cloud: Cloud): Route[] {
 
 /** Routes that need no token: Neutron's version document. */
 export function neutronPublicRoutes(): Route[] {
-  return [{ method: 'GET', pattern: /^\/?$/, handler: (ctx) => json(200, neutronVersions(ctx.baseUrl)) }]
+  return [
+    { method: 'GET', pattern: /^\/?$/, handler: (ctx) => json(200, neutronVersions(ctx.baseUrl)) },
+  ]
 }
 
 /** All of Neutron's authenticated routes (mounted at `/network`). */
 export function neutronRoutes(cloud: Cloud): Route[] {
-  const ext = (alias: string, name: string) => ({ alias, name, description: name, updated: '2013-01-01T10:00:00-00:00', links: [] })
+  const ext = (alias: string, name: string) => ({
+    alias,
+    name,
+    description: name,
+    updated: '2013-01-01T10:00:00-00:00',
+    links: [],
+  })
   return [
     {
       method: 'GET',
@@ -170,17 +210,30 @@ export function neutronRoutes(cloud: Cloud): Route[] {
           ['security_group_rule', 'security-group-rules'],
         ]
         return json(200, {
-          resources: names.map(([name, collection]) => ({ name, collection, links: [{ rel: 'self', href: `${ctx.baseUrl}/network/v2.0/${collection}` }] })),
+          resources: names.map(([name, collection]) => ({
+            name,
+            collection,
+            links: [{ rel: 'self', href: `${ctx.baseUrl}/network/v2.0/${collection}` }],
+          })),
         })
       },
     },
-    { method: 'GET', pattern: /^\/v2\.0\/extensions$/, handler: () => json(200, { extensions: EXTENSIONS.map(([a, n]) => ext(a, n)) }) },
+    {
+      method: 'GET',
+      pattern: /^\/v2\.0\/extensions$/,
+      handler: () => json(200, { extensions: EXTENSIONS.map(([a, n]) => ext(a, n)) }),
+    },
     {
       method: 'GET',
       pattern: /^\/v2\.0\/extensions\/([^/]+)$/,
       handler: (ctx) => {
         const found = EXTENSIONS.find(([a]) => a === ctx.params[0])
-        if (found === undefined) throw neutronError(404, 'HTTPNotFound', `Extension with alias ${ctx.params[0] ?? ''} does not exist`)
+        if (found === undefined)
+          throw neutronError(
+            404,
+            'HTTPNotFound',
+            `Extension with alias ${ctx.params[0] ?? ''} does not exist`,
+          )
         return json(200, { extension: ext(found[0], found[1]) })
       },
     },

@@ -14,13 +14,21 @@ import type { NetworkRec, PortRec, ServerRec } from './types.ts'
 /** The caller of a Nova route (routes are only reached with a project-scoped token). */
 export function who(ctx: Ctx): AuthContext & { projectId: string } {
   const auth = ctx.auth
-  if (auth === null || auth.projectId === null) throw novaError(401, 'The request you have made requires authentication.')
+  if (auth === null || auth.projectId === null)
+    throw novaError(401, 'The request you have made requires authentication.')
   return { ...auth, projectId: auth.projectId }
 }
 
 /** Nova's 400 for a body that fails its JSON schema. */
-export function invalid(field: string, value: unknown, reason: string): ReturnType<typeof novaError> {
-  return novaError(400, `Invalid input for field/attribute ${field}. Value: ${JSON.stringify(value)}. ${reason}`)
+export function invalid(
+  field: string,
+  value: unknown,
+  reason: string,
+): ReturnType<typeof novaError> {
+  return novaError(
+    400,
+    `Invalid input for field/attribute ${field}. Value: ${JSON.stringify(value)}. ${reason}`,
+  )
 }
 
 /** `http://.../flavors/2` or `2` -> `2`. */
@@ -45,33 +53,53 @@ interface NicRequest {
   fixedIp?: string
 }
 
-function parseNetworks(cloud: Cloud, raw: unknown, auth: AuthContext & { projectId: string }, v: Microversion): NicRequest[] {
+function parseNetworks(
+  cloud: Cloud,
+  raw: unknown,
+  auth: AuthContext & { projectId: string },
+  v: Microversion,
+): NicRequest[] {
   if (raw === undefined) {
     if (atLeast(v, 37)) throw invalid('server', '...', "'networks' is a required property")
     raw = 'auto'
   }
   if (raw === 'none') return []
   if (raw === 'auto') {
-    const own = cloud.state.networks.filter((n) => !n.external && (n.projectId === auth.projectId || n.shared))
-    if (own.length === 0) throw novaError(400, `Unable to automatically allocate a network for project ${auth.projectId}`)
-    if (own.length > 1) throw novaError(409, 'Multiple possible networks found, use a Network ID to be more specific.')
+    const own = cloud.state.networks.filter(
+      (n) => !n.external && (n.projectId === auth.projectId || n.shared),
+    )
+    if (own.length === 0)
+      throw novaError(
+        400,
+        `Unable to automatically allocate a network for project ${auth.projectId}`,
+      )
+    if (own.length > 1)
+      throw novaError(
+        409,
+        'Multiple possible networks found, use a Network ID to be more specific.',
+      )
     return [{ network: own[0] as NetworkRec }]
   }
-  if (!Array.isArray(raw)) throw invalid('networks', raw, `${JSON.stringify(raw)} is not of type 'array'`)
+  if (!Array.isArray(raw))
+    throw invalid('networks', raw, `${JSON.stringify(raw)} is not of type 'array'`)
   return raw.map((item: unknown) => {
     const o = asObject(item)
-    if (o === null) throw invalid('networks', raw, `${JSON.stringify(item)} is not of type 'object'`)
+    if (o === null)
+      throw invalid('networks', raw, `${JSON.stringify(item)} is not of type 'object'`)
     const portId = o['port']
     if (typeof portId === 'string' && portId !== '') {
       const port = cloud.state.ports.find((p) => p.id === portId)
-      if (port === undefined || !canSeePort(cloud, port, auth)) throw novaError(400, `Port ${portId} could not be found.`)
+      if (port === undefined || !canSeePort(cloud, port, auth))
+        throw novaError(400, `Port ${portId} could not be found.`)
       if (port.deviceId !== '') throw novaError(409, `Port ${portId} is still in use.`)
       return { port }
     }
     const netId = o['uuid']
-    if (typeof netId !== 'string') throw invalid('networks', raw, "'uuid' or 'port' is a required property")
+    if (typeof netId !== 'string')
+      throw invalid('networks', raw, "'uuid' or 'port' is a required property")
     const network = cloud.state.networks.find((n) => n.id === netId)
-    if (network === undefined || !canSeeNetwork(network, auth)) throw novaError(400, `Network ${netId} could not be found.`)
+    if (network === undefined || !canSeeNetwork(network, auth))
+      throw novaError(400, `Network ${netId} could not be found.`)
     if (network.external && !network.shared && !auth.isAdmin) {
       throw novaError(403, `It is not allowed to create an interface on external network ${netId}`)
     }
@@ -82,14 +110,17 @@ function parseNetworks(cloud: Cloud, raw: unknown, auth: AuthContext & { project
 
 function resolveGroups(cloud: Cloud, raw: unknown, projectId: string): string[] | null {
   if (raw === undefined) return null
-  if (!Array.isArray(raw)) throw invalid('security_groups', raw, `${JSON.stringify(raw)} is not of type 'array'`)
+  if (!Array.isArray(raw))
+    throw invalid('security_groups', raw, `${JSON.stringify(raw)} is not of type 'array'`)
   return raw.map((g: unknown) => {
     const name = asObject(g)?.['name']
-    if (typeof name !== 'string') throw invalid('security_groups', raw, "'name' is a required property")
+    if (typeof name !== 'string')
+      throw invalid('security_groups', raw, "'name' is a required property")
     const found =
       cloud.state.securityGroups.find((x) => x.projectId === projectId && x.id === name) ??
       cloud.state.securityGroups.find((x) => x.projectId === projectId && x.name === name)
-    if (found === undefined) throw novaError(400, `Security group ${name} not found for project ${projectId}.`)
+    if (found === undefined)
+      throw novaError(400, `Security group ${name} not found for project ${projectId}.`)
     return found.id
   })
 }
@@ -100,39 +131,65 @@ export function createServer(cloud: Cloud, ctx: Ctx, v: Microversion): Reply {
   const body = asObject(asObject(ctx.body)?.['server'])
   if (body === null) throw invalid('root', ctx.body, "'server' is a required property")
   const name = body['name']
-  if (typeof name !== 'string' || name.trim() === '' || name.length > 255) throw invalid('name', name, "'name' is a required property")
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 255)
+    throw invalid('name', name, "'name' is a required property")
   const imageId = refId(body['imageRef'])
-  if (imageId === null) throw novaError(400, 'Block Device Mapping is Invalid: the lab boots servers from images only.')
+  if (imageId === null)
+    throw novaError(400, 'Block Device Mapping is Invalid: the lab boots servers from images only.')
   const image = cloud.state.images.find((i) => i.id === imageId)
   if (image === undefined) throw novaError(400, 'Can not find requested image')
   const flavorId = refId(body['flavorRef'])
   const flavor = cloud.state.flavors.find((f) => f.id === flavorId)
   if (flavor === undefined) throw novaError(400, 'Invalid flavorRef provided.')
-  if (image.minDisk > flavor.disk && flavor.disk > 0) throw novaError(400, "Flavor's disk is too small for requested image.")
-  if (image.minRam > flavor.ram) throw novaError(400, "Flavor's memory is too small for requested image.")
+  if (image.minDisk > flavor.disk && flavor.disk > 0)
+    throw novaError(400, "Flavor's disk is too small for requested image.")
+  if (image.minRam > flavor.ram)
+    throw novaError(400, "Flavor's memory is too small for requested image.")
   const keyName = body['key_name']
-  if (keyName !== undefined && keyName !== null && !cloud.state.keypairs.some((k) => k.name === keyName && k.userId === auth.userId)) {
+  if (
+    keyName !== undefined &&
+    keyName !== null &&
+    !cloud.state.keypairs.some((k) => k.name === keyName && k.userId === auth.userId)
+  ) {
     throw novaError(400, 'Invalid key_name provided.')
   }
   const userData = body['user_data']
-  if (userData !== undefined && userData !== null && (typeof userData !== 'string' || !/^[A-Za-z0-9+/=\s]*$/.test(userData))) {
+  if (
+    userData !== undefined &&
+    userData !== null &&
+    (typeof userData !== 'string' || !/^[A-Za-z0-9+/=\s]*$/.test(userData))
+  ) {
     throw invalid('user_data', userData, 'is not a valid base64 value')
   }
   const metadata = asObject(body['metadata']) ?? {}
-  for (const [k, val] of Object.entries(metadata)) if (typeof val !== 'string') throw invalid('metadata', metadata, `${JSON.stringify(val)} for ${k} is not of type 'string'`)
+  for (const [k, val] of Object.entries(metadata))
+    if (typeof val !== 'string')
+      throw invalid('metadata', metadata, `${JSON.stringify(val)} for ${k} is not of type 'string'`)
   const nics = parseNetworks(cloud, body['networks'], auth, v)
   const groups = resolveGroups(cloud, body['security_groups'], auth.projectId)
   const minCount = Number(body['min_count'] ?? 1)
   const maxCount = Number(body['max_count'] ?? minCount)
-  if (!Number.isInteger(minCount) || !Number.isInteger(maxCount) || minCount < 1 || maxCount < minCount) {
+  if (
+    !Number.isInteger(minCount) ||
+    !Number.isInteger(maxCount) ||
+    minCount < 1 ||
+    maxCount < minCount
+  ) {
     throw novaError(400, 'min_count must be <= max_count')
   }
-  if (maxCount > 1 && nics.some((n) => n.port !== undefined)) throw novaError(400, 'Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.')
+  if (maxCount > 1 && nics.some((n) => n.port !== undefined))
+    throw novaError(
+      400,
+      'Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.',
+    )
   const tags = Array.isArray(body['tags']) ? (body['tags'] as unknown[]).map(String) : []
   const created: ServerRec[] = []
   for (let i = 1; i <= maxCount; i++) {
     const serverName = maxCount > 1 ? `${name}-${i}` : name
-    const requestedHost = typeof body['hostname'] === 'string' && atLeast(v, 90) ? body['hostname'] : hostnameOf(serverName)
+    const requestedHost =
+      typeof body['hostname'] === 'string' && atLeast(v, 90)
+        ? body['hostname']
+        : hostnameOf(serverName)
     const now = isoSeconds()
     const server: ServerRec = {
       id: uuid(),
@@ -167,7 +224,9 @@ export function createServer(cloud: Cloud, ctx: Ctx, v: Microversion): Reply {
   }
   const first = created[0] as ServerRec
   const sgNames =
-    body['security_groups'] === undefined ? [{ name: 'default' }] : (body['security_groups'] as unknown[]).map((g) => ({ name: String(asObject(g)?.['name']) }))
+    body['security_groups'] === undefined
+      ? [{ name: 'default' }]
+      : (body['security_groups'] as unknown[]).map((g) => ({ name: String(asObject(g)?.['name']) }))
   const reply: Record<string, unknown> = {
     id: first.id,
     links: [
@@ -178,8 +237,13 @@ export function createServer(cloud: Cloud, ctx: Ctx, v: Microversion): Reply {
     security_groups: sgNames,
     adminPass: typeof body['adminPass'] === 'string' ? body['adminPass'] : secret(9),
   }
-  if (body['return_reservation_id'] === true) return json(202, { reservation_id: `r-${first.id.slice(0, 8)}` })
-  return json(202, { server: reply }, { Location: `${ctx.baseUrl}/compute/v2.1/servers/${first.id}` })
+  if (body['return_reservation_id'] === true)
+    return json(202, { reservation_id: `r-${first.id.slice(0, 8)}` })
+  return json(
+    202,
+    { server: reply },
+    { Location: `${ctx.baseUrl}/compute/v2.1/servers/${first.id}` },
+  )
 }
 
 /**
@@ -199,9 +263,13 @@ function attachNics(cloud: Cloud, s: ServerRec, nics: NicRequest[], groups: stri
       }
       const network = nic.network as NetworkRec
       if (groups !== null && groups.length > 0 && !network.portSecurityEnabled) {
-        throw new Error('Network requires port_security_enabled and subnet associated in order to apply security groups.')
+        throw new Error(
+          'Network requires port_security_enabled and subnet associated in order to apply security groups.',
+        )
       }
-      const sg = network.portSecurityEnabled ? (groups ?? [ensureDefaultSecurityGroup(cloud, s.projectId).id]) : []
+      const sg = network.portSecurityEnabled
+        ? (groups ?? [ensureDefaultSecurityGroup(cloud, s.projectId).id])
+        : []
       const port = createPortRecord(cloud, {
         network,
         projectId: s.projectId,
@@ -220,6 +288,11 @@ function attachNics(cloud: Cloud, s: ServerRec, nics: NicRequest[], groups: stri
     s.status = 'ERROR'
     s.vmState = 'error'
     s.taskState = null
-    s.fault = { code: 500, message: `Build of instance ${s.id} aborted: ${message}`, created: isoSeconds(), details: '' }
+    s.fault = {
+      code: 500,
+      message: `Build of instance ${s.id} aborted: ${message}`,
+      created: isoSeconds(),
+      details: '',
+    }
   }
 }

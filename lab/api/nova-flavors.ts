@@ -14,7 +14,9 @@ export function flavorRoutes(cloud: Cloud, mv: (ctx: Ctx) => Microversion): Rout
     const auth = who(ctx)
     const minRam = Number(ctx.query.get('minRam') ?? 0)
     const minDisk = Number(ctx.query.get('minDisk') ?? 0)
-    return cloud.state.flavors.filter((f) => (f.isPublic || auth.isAdmin) && f.ram >= minRam && f.disk >= minDisk)
+    return cloud.state.flavors.filter(
+      (f) => (f.isPublic || auth.isAdmin) && f.ram >= minRam && f.disk >= minDisk,
+    )
   }
   const one = (ctx: Ctx) => {
     const f = cloud.state.flavors.find((x) => x.id === ctx.params[0])
@@ -22,20 +24,44 @@ export function flavorRoutes(cloud: Cloud, mv: (ctx: Ctx) => Microversion): Rout
     return f
   }
   return [
-    { method: 'GET', pattern: /^\/flavors$/, handler: (ctx) => json(200, { flavors: visible(ctx).map((f) => flavorSummary(f, mv(ctx), ctx.baseUrl)) }) },
-    { method: 'GET', pattern: /^\/flavors\/detail$/, handler: (ctx) => json(200, { flavors: visible(ctx).map((f) => flavorDetail(f, mv(ctx), ctx.baseUrl)) }) },
-    { method: 'GET', pattern: /^\/flavors\/([^/]+)$/, handler: (ctx) => json(200, { flavor: flavorDetail(one(ctx), mv(ctx), ctx.baseUrl) }) },
-    { method: 'GET', pattern: /^\/flavors\/([^/]+)\/os-extra_specs$/, handler: (ctx) => json(200, { extra_specs: { ...one(ctx).extraSpecs } }) },
+    {
+      method: 'GET',
+      pattern: /^\/flavors$/,
+      handler: (ctx) =>
+        json(200, { flavors: visible(ctx).map((f) => flavorSummary(f, mv(ctx), ctx.baseUrl)) }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/flavors\/detail$/,
+      handler: (ctx) =>
+        json(200, { flavors: visible(ctx).map((f) => flavorDetail(f, mv(ctx), ctx.baseUrl)) }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/flavors\/([^/]+)$/,
+      handler: (ctx) => json(200, { flavor: flavorDetail(one(ctx), mv(ctx), ctx.baseUrl) }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/flavors\/([^/]+)\/os-extra_specs$/,
+      handler: (ctx) => json(200, { extra_specs: { ...one(ctx).extraSpecs } }),
+    },
     {
       method: 'POST',
       pattern: /^\/flavors$/,
       handler: async (ctx) => {
         const auth = who(ctx)
-        if (!auth.isAdmin) throw novaError(403, 'Policy doesn\'t allow os_compute_api:os-flavor-manage:create to be performed.')
+        if (!auth.isAdmin)
+          throw novaError(
+            403,
+            "Policy doesn't allow os_compute_api:os-flavor-manage:create to be performed.",
+          )
         const f = asObject(asObject(ctx.body)?.['flavor'])
-        if (f === null || typeof f['name'] !== 'string') throw invalid('flavor', ctx.body, "'name' is a required property")
+        if (f === null || typeof f['name'] !== 'string')
+          throw invalid('flavor', ctx.body, "'name' is a required property")
         const id = f['id'] === undefined || f['id'] === null ? uuid() : String(f['id'])
-        if (cloud.state.flavors.some((x) => x.id === id || x.name === f['name'])) throw novaError(409, `Flavor with name ${String(f['name'])} already exists.`)
+        if (cloud.state.flavors.some((x) => x.id === id || x.name === f['name']))
+          throw novaError(409, `Flavor with name ${String(f['name'])} already exists.`)
         const flavor: FlavorRec = {
           id,
           name: f['name'],
@@ -59,7 +85,11 @@ export function flavorRoutes(cloud: Cloud, mv: (ctx: Ctx) => Microversion): Rout
       method: 'DELETE',
       pattern: /^\/flavors\/([^/]+)$/,
       handler: async (ctx) => {
-        if (!who(ctx).isAdmin) throw novaError(403, 'Policy doesn\'t allow os_compute_api:os-flavor-manage:delete to be performed.')
+        if (!who(ctx).isAdmin)
+          throw novaError(
+            403,
+            "Policy doesn't allow os_compute_api:os-flavor-manage:delete to be performed.",
+          )
         const f = one(ctx)
         cloud.state.flavors = cloud.state.flavors.filter((x) => x.id !== f.id)
         await cloud.commit()

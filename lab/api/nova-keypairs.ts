@@ -25,7 +25,11 @@ async function loadSsh2(): Promise<typeof import('ssh2')> {
 }
 
 function view(k: KeypairRec, v: Microversion, full: boolean): Record<string, unknown> {
-  const out: Record<string, unknown> = { name: k.name, public_key: k.publicKey, fingerprint: k.fingerprint }
+  const out: Record<string, unknown> = {
+    name: k.name,
+    public_key: k.publicKey,
+    fingerprint: k.fingerprint,
+  }
   if (atLeast(v, 2)) out['type'] = k.type
   if (full) {
     out['user_id'] = k.userId
@@ -63,10 +67,18 @@ export function keypairRoutes(cloud: Cloud, mv: (ctx: Ctx) => Microversion): Rou
       handler: (ctx) => {
         const user = userOf(ctx)
         const v = mv(ctx)
-        return json(200, { keypairs: cloud.state.keypairs.filter((k) => k.userId === user).map((k) => ({ keypair: view(k, v, false) })) })
+        return json(200, {
+          keypairs: cloud.state.keypairs
+            .filter((k) => k.userId === user)
+            .map((k) => ({ keypair: view(k, v, false) })),
+        })
       },
     },
-    { method: 'GET', pattern: /^\/os-keypairs\/([^/]+)$/, handler: (ctx) => json(200, { keypair: view(find(ctx), mv(ctx), true) }) },
+    {
+      method: 'GET',
+      pattern: /^\/os-keypairs\/([^/]+)$/,
+      handler: (ctx) => json(200, { keypair: view(find(ctx), mv(ctx), true) }),
+    },
     {
       method: 'DELETE',
       pattern: /^\/os-keypairs\/([^/]+)$/,
@@ -83,31 +95,57 @@ export function keypairRoutes(cloud: Cloud, mv: (ctx: Ctx) => Microversion): Rou
       handler: async (ctx) => {
         const v = mv(ctx)
         const auth = ctx.auth
-        if (auth === null) throw novaError(401, 'The request you have made requires authentication.')
+        if (auth === null)
+          throw novaError(401, 'The request you have made requires authentication.')
         const body = asObject(asObject(ctx.body)?.['keypair'])
         const name = body?.['name']
         if (body === null || typeof name !== 'string' || !/^[\w. -]{1,255}$/.test(name)) {
-          throw novaError(400, `Invalid input for field/attribute keypair. Value: ${JSON.stringify(ctx.body)}. 'name' is a required property`)
+          throw novaError(
+            400,
+            `Invalid input for field/attribute keypair. Value: ${JSON.stringify(ctx.body)}. 'name' is a required property`,
+          )
         }
-        const userId = atLeast(v, 10) && typeof body['user_id'] === 'string' && auth.isAdmin ? body['user_id'] : auth.userId
-        if (cloud.state.keypairs.some((k) => k.name === name && k.userId === userId)) throw novaError(409, `Key pair '${name}' already exists.`)
+        const userId =
+          atLeast(v, 10) && typeof body['user_id'] === 'string' && auth.isAdmin
+            ? body['user_id']
+            : auth.userId
+        if (cloud.state.keypairs.some((k) => k.name === name && k.userId === userId))
+          throw novaError(409, `Key pair '${name}' already exists.`)
         let publicKey = body['public_key']
         let privateKey: string | undefined
         if (publicKey === undefined || publicKey === null) {
-          if (atLeast(v, 92)) throw novaError(400, `Invalid input for field/attribute keypair. Value: ${JSON.stringify(ctx.body)}. 'public_key' is a required property`)
+          if (atLeast(v, 92))
+            throw novaError(
+              400,
+              `Invalid input for field/attribute keypair. Value: ${JSON.stringify(ctx.body)}. 'public_key' is a required property`,
+            )
           const ssh2 = await loadSsh2()
           const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `Generated-by-Nova` })
           publicKey = pair.public
           privateKey = pair.private
         }
-        if (typeof publicKey !== 'string') throw novaError(400, 'Keypair data is invalid: failed to generate fingerprint')
+        if (typeof publicKey !== 'string')
+          throw novaError(400, 'Keypair data is invalid: failed to generate fingerprint')
         const fp = await fingerprint(publicKey)
-        if (fp === null) throw novaError(400, 'Keypair data is invalid: failed to generate fingerprint')
+        if (fp === null)
+          throw novaError(400, 'Keypair data is invalid: failed to generate fingerprint')
         const type = body['type'] === 'x509' ? 'x509' : 'ssh'
-        const rec: KeypairRec = { id: cloud.state.nextKeypairId++, name, userId, publicKey, fingerprint: fp, type, createdAt: isoNaiveMicros() }
+        const rec: KeypairRec = {
+          id: cloud.state.nextKeypairId++,
+          name,
+          userId,
+          publicKey,
+          fingerprint: fp,
+          type,
+          createdAt: isoNaiveMicros(),
+        }
         cloud.state.keypairs.push(rec)
         await cloud.commit()
-        const out = { ...view(rec, v, false), user_id: userId, ...(privateKey === undefined ? {} : { private_key: privateKey }) }
+        const out = {
+          ...view(rec, v, false),
+          user_id: userId,
+          ...(privateKey === undefined ? {} : { private_key: privateKey }),
+        }
         return json(atLeast(v, 2) ? 201 : 200, { keypair: out })
       },
     },

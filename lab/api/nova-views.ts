@@ -40,11 +40,18 @@ export function microversion(ctx: Ctx): Microversion {
   if (raw === undefined) return MIN
   if (raw.toLowerCase() === 'latest') return MAX
   const v = parseVersion(raw)
-  if (v === null) throw novaError(400, `API Version String ${raw} is of invalid format. Must be of format MajorNum.MinorNum.`)
+  if (v === null)
+    throw novaError(
+      400,
+      `API Version String ${raw} is of invalid format. Must be of format MajorNum.MinorNum.`,
+    )
   const cmp = (a: Microversion, b: Microversion) => (a[0] - b[0]) * 10000 + (a[1] - b[1])
   if (cmp(v, MIN) < 0 || cmp(v, MAX) > 0) {
     throw new ApiError(406, {
-      computeFault: { code: 406, message: `Version ${raw} is not supported by the API. Minimum is ${NOVA_MIN_VERSION} and maximum is ${NOVA_MAX_VERSION}.` },
+      computeFault: {
+        code: 406,
+        message: `Version ${raw} is not supported by the API. Minimum is ${NOVA_MIN_VERSION} and maximum is ${NOVA_MAX_VERSION}.`,
+      },
     })
   }
   return v
@@ -53,7 +60,11 @@ export function microversion(ctx: Ctx): Microversion {
 /** The headers every Nova response carries. */
 export function versionHeaders(v: Microversion): Record<string, string> {
   const s = `${v[0]}.${v[1]}`
-  return { 'OpenStack-API-Version': `compute ${s}`, 'X-OpenStack-Nova-API-Version': s, Vary: 'OpenStack-API-Version, X-OpenStack-Nova-API-Version' }
+  return {
+    'OpenStack-API-Version': `compute ${s}`,
+    'X-OpenStack-Nova-API-Version': s,
+    Vary: 'OpenStack-API-Version, X-OpenStack-Nova-API-Version',
+  }
 }
 
 /** The (single) compute host's name. */
@@ -67,8 +78,16 @@ function links(base: string, kind: string, id: string | number): { rel: string; 
 }
 
 /** A flavor in a list (`GET /flavors`). */
-export function flavorSummary(f: FlavorRec, v: Microversion, base: string): Record<string, unknown> {
-  const out: Record<string, unknown> = { id: f.id, name: f.name, links: links(base, 'flavors', f.id) }
+export function flavorSummary(
+  f: FlavorRec,
+  v: Microversion,
+  base: string,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    id: f.id,
+    name: f.name,
+    links: links(base, 'flavors', f.id),
+  }
   if (atLeast(v, 55)) out['description'] = f.description
   return out
 }
@@ -99,10 +118,20 @@ export function serverAddresses(cloud: Cloud, s: ServerRec): Record<string, unkn
     const net = cloud.state.networks.find((n) => n.id === port.networkId)
     const list = (out[net?.name ?? port.networkId] ??= [])
     for (const f of port.fixedIps) {
-      list.push({ version: 4, addr: f.ipAddress, 'OS-EXT-IPS:type': 'fixed', 'OS-EXT-IPS-MAC:mac_addr': port.macAddress })
+      list.push({
+        version: 4,
+        addr: f.ipAddress,
+        'OS-EXT-IPS:type': 'fixed',
+        'OS-EXT-IPS-MAC:mac_addr': port.macAddress,
+      })
     }
     for (const fip of cloud.state.floatingIps.filter((x) => x.portId === port.id)) {
-      list.push({ version: 4, addr: fip.floatingIpAddress, 'OS-EXT-IPS:type': 'floating', 'OS-EXT-IPS-MAC:mac_addr': port.macAddress })
+      list.push({
+        version: 4,
+        addr: fip.floatingIpAddress,
+        'OS-EXT-IPS:type': 'floating',
+        'OS-EXT-IPS-MAC:mac_addr': port.macAddress,
+      })
     }
   }
   return out
@@ -127,15 +156,32 @@ function hostId(s: ServerRec): string {
   return createHash('sha224').update(`${s.projectId}${HOST_NAME}`).digest('hex')
 }
 
-function imageRef(image: ImageRec | undefined, id: string, v: Microversion, base: string): Record<string, unknown> {
-  const out: Record<string, unknown> = { id, links: [{ rel: 'bookmark', href: `${base}/compute/images/${id}` }] }
+function imageRef(
+  image: ImageRec | undefined,
+  id: string,
+  v: Microversion,
+  base: string,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    id,
+    links: [{ rel: 'bookmark', href: `${base}/compute/images/${id}` }],
+  }
   if (atLeast(v, 98)) out['properties'] = { ...(image?.properties ?? {}) }
   return out
 }
 
-function flavorRef(cloud: Cloud, s: ServerRec, v: Microversion, base: string): Record<string, unknown> {
+function flavorRef(
+  cloud: Cloud,
+  s: ServerRec,
+  v: Microversion,
+  base: string,
+): Record<string, unknown> {
   const f = cloud.state.flavors.find((x) => x.id === s.flavorId)
-  if (!atLeast(v, 47)) return { id: s.flavorId, links: [{ rel: 'bookmark', href: `${base}/compute/flavors/${s.flavorId}` }] }
+  if (!atLeast(v, 47))
+    return {
+      id: s.flavorId,
+      links: [{ rel: 'bookmark', href: `${base}/compute/flavors/${s.flavorId}` }],
+    }
   return {
     vcpus: f?.vcpus ?? 0,
     ram: f?.ram ?? 0,
@@ -148,7 +194,15 @@ function flavorRef(cloud: Cloud, s: ServerRec, v: Microversion, base: string): R
 }
 
 /** A server in full (`GET /servers/{id}`, `/servers/detail`). */
-export function serverDetail(cloud: Cloud, s: ServerRec, v: Microversion, base: string, admin: boolean, show: boolean): Record<string, unknown> {
+// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+export function serverDetail(
+  cloud: Cloud,
+  s: ServerRec,
+  v: Microversion,
+  base: string,
+  admin: boolean,
+  show: boolean,
+): Record<string, unknown> {
   const image = cloud.state.images.find((i) => i.id === s.imageId)
   const out: Record<string, unknown> = {
     id: s.id,
@@ -167,7 +221,8 @@ export function serverDetail(cloud: Cloud, s: ServerRec, v: Microversion, base: 
     accessIPv6: '',
     links: links(base, 'servers', s.id),
     'OS-DCF:diskConfig': 'MANUAL',
-    'OS-EXT-AZ:availability_zone': s.status === 'ERROR' && s.launchedAt === null ? '' : s.availabilityZone,
+    'OS-EXT-AZ:availability_zone':
+      s.status === 'ERROR' && s.launchedAt === null ? '' : s.availabilityZone,
     config_drive: '',
     key_name: s.keyName,
     'OS-SRV-USG:launched_at': s.launchedAt,
@@ -181,7 +236,11 @@ export function serverDetail(cloud: Cloud, s: ServerRec, v: Microversion, base: 
   const groups = serverSecurityGroups(cloud, s)
   if (groups.length > 0) out['security_groups'] = groups
   if (s.fault !== null && s.status === 'ERROR') {
-    const fault: Record<string, unknown> = { code: s.fault.code, created: s.fault.created, message: s.fault.message }
+    const fault: Record<string, unknown> = {
+      code: s.fault.code,
+      created: s.fault.created,
+      message: s.fault.message,
+    }
     // Nova shows a 500 fault's details (a traceback) only to admins.
     if (admin || s.fault.code !== 500) fault['details'] = s.fault.details
     out['fault'] = fault
@@ -220,7 +279,11 @@ export function serverSummary(s: ServerRec, base: string): Record<string, unknow
 
 /** A Nova image (the deprecated image proxy, before 2.36). */
 export function novaImage(i: ImageRec, base: string, detail: boolean): Record<string, unknown> {
-  const out: Record<string, unknown> = { id: i.id, name: i.name, links: links(base, 'images', i.id) }
+  const out: Record<string, unknown> = {
+    id: i.id,
+    name: i.name,
+    links: links(base, 'images', i.id),
+  }
   if (!detail) return out
   return {
     ...out,

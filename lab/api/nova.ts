@@ -14,7 +14,14 @@ import { isoSeconds } from './ids.ts'
 import { createServer, invalid, who } from './nova-create.ts'
 import { flavorRoutes } from './nova-flavors.ts'
 import { keypairRoutes } from './nova-keypairs.ts'
-import { atLeast, microversion, novaImage, serverDetail, serverSummary, versionHeaders } from './nova-views.ts'
+import {
+  atLeast,
+  microversion,
+  novaImage,
+  serverDetail,
+  serverSummary,
+  versionHeaders,
+} from './nova-views.ts'
 import type { Microversion } from './nova-views.ts'
 import type { AuthContext } from './tokens.ts'
 import type { ServerRec } from './types.ts'
@@ -22,16 +29,32 @@ import type { ServerRec } from './types.ts'
 function getServer(cloud: Cloud, ctx: Ctx, auth: AuthContext): ServerRec {
   const id = ctx.params[0] ?? ''
   const s = cloud.state.servers.find((x) => x.id === id)
-  if (s === undefined || (!auth.isAdmin && s.projectId !== auth.projectId)) throw novaError(404, `Instance ${id} could not be found.`)
+  if (s === undefined || (!auth.isAdmin && s.projectId !== auth.projectId))
+    throw novaError(404, `Instance ${id} could not be found.`)
   return s
 }
 
-const NAME_FILTERS = ['name', 'status', 'image', 'flavor', 'ip', 'changes-since', 'tags', 'key_name', 'description', 'availability_zone', 'locked', 'host']
+const NAME_FILTERS = [
+  'name',
+  'status',
+  'image',
+  'flavor',
+  'ip',
+  'changes-since',
+  'tags',
+  'key_name',
+  'description',
+  'availability_zone',
+  'locked',
+  'host',
+]
 
 function listServers(cloud: Cloud, ctx: Ctx, v: Microversion, detail: boolean): Reply {
   const auth = who(ctx)
   const q = ctx.query
-  let items = cloud.state.servers.filter((s) => (auth.isAdmin && q.get('all_tenants') !== null) || s.projectId === auth.projectId)
+  let items = cloud.state.servers.filter(
+    (s) => (auth.isAdmin && q.get('all_tenants') !== null) || s.projectId === auth.projectId,
+  )
   const regex = (p: string): RegExp => {
     try {
       return new RegExp(p)
@@ -49,11 +72,19 @@ function listServers(cloud: Cloud, ctx: Ctx, v: Microversion, detail: boolean): 
     else if (key === 'key_name') items = items.filter((s) => s.keyName === value)
     else if (key === 'ip') {
       const r = regex(value)
-      items = items.filter((s) => cloud.state.ports.some((p) => s.portIds.includes(p.id) && p.fixedIps.some((f) => r.test(f.ipAddress))))
-    } else if (key === 'changes-since') items = items.filter((s) => Date.parse(s.updatedAt) >= Date.parse(value))
-    else if (key === 'tags') items = items.filter((s) => value.split(',').every((t) => s.tags.includes(t)))
+      items = items.filter((s) =>
+        cloud.state.ports.some(
+          (p) => s.portIds.includes(p.id) && p.fixedIps.some((f) => r.test(f.ipAddress)),
+        ),
+      )
+    } else if (key === 'changes-since')
+      items = items.filter((s) => Date.parse(s.updatedAt) >= Date.parse(value))
+    else if (key === 'tags')
+      items = items.filter((s) => value.split(',').every((t) => s.tags.includes(t)))
   }
-  items = [...items].sort((a, b) => (a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1))
+  items = [...items].sort((a, b) =>
+    a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1,
+  )
   const marker = q.get('marker')
   if (marker !== null) {
     const i = items.findIndex((s) => s.id === marker)
@@ -64,24 +95,41 @@ function listServers(cloud: Cloud, ctx: Ctx, v: Microversion, detail: boolean): 
   let limit = 1000
   if (limitRaw !== null) {
     limit = Number(limitRaw)
-    if (!Number.isInteger(limit) || limit < 0) throw novaError(400, `Invalid input for query parameters limit. Value: ${limitRaw}. '${limitRaw}' does not match '^[0-9]*$'`)
+    if (!Number.isInteger(limit) || limit < 0)
+      throw novaError(
+        400,
+        `Invalid input for query parameters limit. Value: ${limitRaw}. '${limitRaw}' does not match '^[0-9]*$'`,
+      )
     limit = Math.min(limit, 1000)
   }
   const page = items.slice(0, limit)
   const body: Record<string, unknown> = {
-    servers: page.map((s) => (detail ? serverDetail(cloud, s, v, ctx.baseUrl, auth.isAdmin, false) : serverSummary(s, ctx.baseUrl))),
+    servers: page.map((s) =>
+      detail
+        ? serverDetail(cloud, s, v, ctx.baseUrl, auth.isAdmin, false)
+        : serverSummary(s, ctx.baseUrl),
+    ),
   }
   const last = page[page.length - 1]
   if (last !== undefined && page.length === limit && items.length > limit) {
     const p = new URLSearchParams(q)
     p.set('marker', last.id)
-    body['servers_links'] = [{ rel: 'next', href: `${ctx.baseUrl}/compute/v2.1/servers${detail ? '/detail' : ''}?${p.toString()}` }]
+    body['servers_links'] = [
+      {
+        rel: 'next',
+        href: `${ctx.baseUrl}/compute/v2.1/servers${detail ? '/detail' : ''}?${p.toString()}`,
+      },
+    ]
   }
   return json(200, body)
 }
 
 function conflict(s: ServerRec, action: string): ReturnType<typeof novaError> {
-  if (s.taskState !== null) return novaError(409, `Cannot '${action}' instance ${s.id} while it is in task_state ${s.taskState}`)
+  if (s.taskState !== null)
+    return novaError(
+      409,
+      `Cannot '${action}' instance ${s.id} while it is in task_state ${s.taskState}`,
+    )
   return novaError(409, `Cannot '${action}' instance ${s.id} while it is in vm_state ${s.vmState}`)
 }
 
@@ -90,7 +138,12 @@ async function serverAction(cloud: Cloud, ctx: Ctx): Promise<Reply> {
   const s = getServer(cloud, ctx, auth)
   const body = asObject(ctx.body)
   const action = body === null ? undefined : Object.keys(body)[0]
-  const power = (name: string, want: ServerRec['vmState'], task: string, act: PowerAction): Reply => {
+  const power = (
+    name: string,
+    want: ServerRec['vmState'],
+    task: string,
+    act: PowerAction,
+  ): Reply => {
     if (s.taskState !== null || s.vmState !== want) throw conflict(s, name)
     s.taskState = task
     s.updatedAt = isoSeconds()
@@ -106,7 +159,12 @@ async function serverAction(cloud: Cloud, ctx: Ctx): Promise<Reply> {
           ? power('stop', 'active', 'powering-off', 'stop')
           : action === 'os-start'
             ? power('start', 'stopped', 'powering-on', 'start')
-            : power('reboot', 'active', asObject(body?.['reboot'])?.['type'] === 'HARD' ? 'rebooting_hard' : 'rebooting', 'reboot')
+            : power(
+                'reboot',
+                'active',
+                asObject(body?.['reboot'])?.['type'] === 'HARD' ? 'rebooting_hard' : 'rebooting',
+                'reboot',
+              )
       await cloud.commit()
       return reply
     }
@@ -120,12 +178,14 @@ async function serverAction(cloud: Cloud, ctx: Ctx): Promise<Reply> {
       }
       const lengthRaw = asObject(body?.['os-getConsoleOutput'])?.['length']
       const length = lengthRaw === undefined || lengthRaw === null ? -1 : Number(lengthRaw)
-      if (!Number.isInteger(length) || length < -1) throw invalid('length', lengthRaw, 'is not a valid length')
+      if (!Number.isInteger(length) || length < -1)
+        throw invalid('length', lengthRaw, 'is not a valid length')
       let output = log
       if (length >= 0) {
         const lines = log.split('\n')
         if (lines[lines.length - 1] === '') lines.pop()
-        output = lines.slice(Math.max(lines.length - length, 0)).join('\n') + (length > 0 ? '\n' : '')
+        output =
+          lines.slice(Math.max(lines.length - length, 0)).join('\n') + (length > 0 ? '\n' : '')
       }
       return json(200, { output })
     }
@@ -154,7 +214,11 @@ function interfaces(cloud: Cloud, s: ServerRec): Record<string, unknown>[] {
 export function novaPublicRoutes(): Route[] {
   return [
     { method: 'GET', pattern: /^\/?$/, handler: (ctx) => json(200, novaVersions(ctx.baseUrl)) },
-    { method: 'GET', pattern: /^\/v2\.1\/?$/, handler: (ctx) => json(200, { version: novaVersion(ctx.baseUrl) }) },
+    {
+      method: 'GET',
+      pattern: /^\/v2\.1\/?$/,
+      handler: (ctx) => json(200, { version: novaVersion(ctx.baseUrl) }),
+    },
   ]
 }
 
@@ -162,15 +226,24 @@ export function novaPublicRoutes(): Route[] {
 export function novaRoutes(cloud: Cloud): Route[] {
   const mv = microversion
   return [
-    { method: 'GET', pattern: /^\/servers$/, handler: (ctx) => listServers(cloud, ctx, mv(ctx), false) },
-    { method: 'GET', pattern: /^\/servers\/detail$/, handler: (ctx) => listServers(cloud, ctx, mv(ctx), true) },
+    {
+      method: 'GET',
+      pattern: /^\/servers$/,
+      handler: (ctx) => listServers(cloud, ctx, mv(ctx), false),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/servers\/detail$/,
+      handler: (ctx) => listServers(cloud, ctx, mv(ctx), true),
+    },
     {
       method: 'POST',
       pattern: /^\/servers$/,
       handler: async (ctx) => {
         const reply = createServer(cloud, ctx, mv(ctx))
         await cloud.commitAndSync()
-        for (const s of cloud.state.servers) if (s.status === 'BUILD' && s.taskState === 'scheduling') scheduleBuild(cloud, s.id)
+        for (const s of cloud.state.servers)
+          if (s.status === 'BUILD' && s.taskState === 'scheduling') scheduleBuild(cloud, s.id)
         return reply
       },
     },
@@ -179,7 +252,16 @@ export function novaRoutes(cloud: Cloud): Route[] {
       pattern: /^\/servers\/([^/]+)$/,
       handler: (ctx) => {
         const auth = who(ctx)
-        return json(200, { server: serverDetail(cloud, getServer(cloud, ctx, auth), mv(ctx), ctx.baseUrl, auth.isAdmin, true) })
+        return json(200, {
+          server: serverDetail(
+            cloud,
+            getServer(cloud, ctx, auth),
+            mv(ctx),
+            ctx.baseUrl,
+            auth.isAdmin,
+            true,
+          ),
+        })
       },
     },
     {
@@ -191,10 +273,13 @@ export function novaRoutes(cloud: Cloud): Route[] {
         const body = asObject(asObject(ctx.body)?.['server'])
         if (body === null) throw invalid('root', ctx.body, "'server' is a required property")
         if (typeof body['name'] === 'string') s.name = body['name']
-        if (typeof body['description'] === 'string' || body['description'] === null) s.description = body['description'] as string | null
+        if (typeof body['description'] === 'string' || body['description'] === null)
+          s.description = body['description'] as string | null
         s.updatedAt = isoSeconds()
         await cloud.commit()
-        return json(200, { server: serverDetail(cloud, s, mv(ctx), ctx.baseUrl, auth.isAdmin, true) })
+        return json(200, {
+          server: serverDetail(cloud, s, mv(ctx), ctx.baseUrl, auth.isAdmin, true),
+        })
       },
     },
     {
@@ -209,17 +294,24 @@ export function novaRoutes(cloud: Cloud): Route[] {
         return { status: 204 }
       },
     },
-    { method: 'POST', pattern: /^\/servers\/([^/]+)\/action$/, handler: (ctx) => serverAction(cloud, ctx) },
+    {
+      method: 'POST',
+      pattern: /^\/servers\/([^/]+)\/action$/,
+      handler: (ctx) => serverAction(cloud, ctx),
+    },
     {
       method: 'GET',
       pattern: /^\/servers\/([^/]+)\/os-interface$/,
-      handler: (ctx) => json(200, { interfaceAttachments: interfaces(cloud, getServer(cloud, ctx, who(ctx))) }),
+      handler: (ctx) =>
+        json(200, { interfaceAttachments: interfaces(cloud, getServer(cloud, ctx, who(ctx))) }),
     },
     {
       method: 'GET',
       pattern: /^\/servers\/([^/]+)\/os-interface\/([^/]+)$/,
       handler: (ctx) => {
-        const found = interfaces(cloud, getServer(cloud, ctx, who(ctx))).find((i) => i['port_id'] === ctx.params[1])
+        const found = interfaces(cloud, getServer(cloud, ctx, who(ctx))).find(
+          (i) => i['port_id'] === ctx.params[1],
+        )
         if (found === undefined) throw novaError(404, `Port ${ctx.params[1] ?? ''} is not attached`)
         return json(200, { interfaceAttachment: found })
       },
@@ -230,7 +322,12 @@ export function novaRoutes(cloud: Cloud): Route[] {
       handler: (ctx) => {
         const s = getServer(cloud, ctx, who(ctx))
         const addresses: Record<string, unknown[]> = {}
-        for (const [net, list] of Object.entries(serverDetail(cloud, s, [2, 1], ctx.baseUrl, false, true)['addresses'] as Record<string, Record<string, unknown>[]>)) {
+        for (const [net, list] of Object.entries(
+          serverDetail(cloud, s, [2, 1], ctx.baseUrl, false, true)['addresses'] as Record<
+            string,
+            Record<string, unknown>[]
+          >,
+        )) {
           addresses[net] = list.map((a) => ({ version: a['version'], addr: a['addr'] }))
         }
         return json(200, { addresses })
@@ -243,7 +340,9 @@ export function novaRoutes(cloud: Cloud): Route[] {
       pattern: new RegExp(`^/${path}$`),
       handler: (ctx: Ctx) => {
         if (atLeast(mv(ctx), 36)) throw novaError(404, 'The resource could not be found.')
-        return json(200, { images: cloud.state.images.map((i) => novaImage(i, ctx.baseUrl, path.endsWith('detail'))) })
+        return json(200, {
+          images: cloud.state.images.map((i) => novaImage(i, ctx.baseUrl, path.endsWith('detail'))),
+        })
       },
     })),
     {
@@ -259,7 +358,10 @@ export function novaRoutes(cloud: Cloud): Route[] {
     {
       method: 'GET',
       pattern: /^\/os-availability-zone(?:\/detail)?$/,
-      handler: () => json(200, { availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: null }] }),
+      handler: () =>
+        json(200, {
+          availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: null }],
+        }),
     },
     {
       method: 'GET',

@@ -6,7 +6,8 @@ import type { HostDriver } from '../driver.ts'
  * @example await startLabApi({ stateDir, port: 0, driver: createNullDriver() })
  */
 export function createNullDriver(): HostDriver {
-  const log = (id: string) => `runbook lab: hosts are disabled (API-only mode); server ${id} has no host.\n`
+  const log = (id: string) =>
+    `runbook lab: hosts are disabled (API-only mode); server ${id} has no host.\n`
   return {
     init: async () => undefined,
     createVm: async (spec) => ({ consoleLog: log(spec.id) }),

@@ -29,7 +29,14 @@ export interface LaunchInfo {
 }
 
 /** The files of a lab state dir. */
-export function labPaths(stateDir: string): { daemon: string; launch: string; log: string; state: string; clouds: string; mirror: string } {
+export function labPaths(stateDir: string): {
+  daemon: string
+  launch: string
+  log: string
+  state: string
+  clouds: string
+  mirror: string
+} {
   return {
     mirror: join(stateDir, 'mirror', 'debian'),
     daemon: join(stateDir, 'daemon.json'),

@@ -15,7 +15,15 @@ import { labPaths } from './paths.ts'
 import { writeFileAtomic } from './store.ts'
 import type { AuthContext } from './tokens.ts'
 import { hashSecret } from './tokens.ts'
-import type { FlavorRec, ImageRec, NetworkRec, ProjectRec, RoleRec, SubnetRec, UserRec } from './types.ts'
+import type {
+  FlavorRec,
+  ImageRec,
+  NetworkRec,
+  ProjectRec,
+  RoleRec,
+  SubnetRec,
+  UserRec,
+} from './types.ts'
 
 /** Names the lab seeds (also what tests and docs refer to). */
 export const SEED = {
@@ -64,20 +72,42 @@ function ensureProject(cloud: Cloud, name: string, description: string): Project
   return p
 }
 
-function ensureUser(cloud: Cloud, name: string, password: string, project: ProjectRec, role: RoleRec): UserRec {
+function ensureUser(
+  cloud: Cloud,
+  name: string,
+  password: string,
+  project: ProjectRec,
+  role: RoleRec,
+): UserRec {
   let u = cloud.state.users.find((x) => x.name === name)
   if (u === undefined) {
-    u = { id: hexId(), name, domainId: 'default', passwordHash: hashSecret(password), defaultProjectId: project.id, enabled: true }
+    u = {
+      id: hexId(),
+      name,
+      domainId: 'default',
+      passwordHash: hashSecret(password),
+      defaultProjectId: project.id,
+      enabled: true,
+    }
     cloud.state.users.push(u)
   }
   const user = u
-  if (!cloud.state.assignments.some((a) => a.userId === user.id && a.projectId === project.id && a.roleId === role.id)) {
+  if (
+    !cloud.state.assignments.some(
+      (a) => a.userId === user.id && a.projectId === project.id && a.roleId === role.id,
+    )
+  ) {
     cloud.state.assignments.push({ userId: user.id, projectId: project.id, roleId: role.id })
   }
   return user
 }
 
-function ensureNetwork(cloud: Cloud, name: string, projectId: string, external: boolean): NetworkRec {
+function ensureNetwork(
+  cloud: Cloud,
+  name: string,
+  projectId: string,
+  external: boolean,
+): NetworkRec {
   let n = cloud.state.networks.find((x) => x.name === name)
   if (n === undefined) {
     n = {
@@ -96,7 +126,16 @@ function ensureNetwork(cloud: Cloud, name: string, projectId: string, external: 
   return n
 }
 
-function ensureSubnet(cloud: Cloud, net: NetworkRec, name: string, cidr: string, gatewayIp: string, pool: [string, string], dhcp: boolean): SubnetRec {
+// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+function ensureSubnet(
+  cloud: Cloud,
+  net: NetworkRec,
+  name: string,
+  cidr: string,
+  gatewayIp: string,
+  pool: [string, string],
+  dhcp: boolean,
+): SubnetRec {
   let s = cloud.state.subnets.find((x) => x.name === name && x.networkId === net.id)
   if (s === undefined) {
     s = {
@@ -127,13 +166,19 @@ export function seedCloud(cloud: Cloud): void {
   const admin = ensureRole(cloud, 'admin')
   const member = ensureRole(cloud, 'member')
   const reader = ensureRole(cloud, 'reader')
-  const adminProject = ensureProject(cloud, SEED.adminProject, 'Bootstrap project for initializing the cloud.')
+  const adminProject = ensureProject(
+    cloud,
+    SEED.adminProject,
+    'Bootstrap project for initializing the cloud.',
+  )
   const demo = ensureProject(cloud, SEED.project, 'The runbook lab project')
   ensureUser(cloud, SEED.adminUser, seed.adminPassword, adminProject, admin)
   const demoUser = ensureUser(cloud, SEED.user, seed.demoPassword, demo, member)
   if (!st.appCreds.some((c) => c.id === seed.appCredId)) {
     seed.appCredId = hexId()
-    st.appCreds = st.appCreds.filter((c) => !(c.userId === demoUser.id && c.name === seed.appCredName))
+    st.appCreds = st.appCreds.filter(
+      (c) => !(c.userId === demoUser.id && c.name === seed.appCredName),
+    )
     st.appCreds.push({
       id: seed.appCredId,
       name: seed.appCredName,
@@ -149,7 +194,20 @@ export function seedCloud(cloud: Cloud): void {
 
   for (const [id, name, ram, vcpus, disk] of FLAVORS) {
     if (st.flavors.some((f) => f.name === name)) continue
-    const flavor: FlavorRec = { id, name, ram, vcpus, disk, ephemeral: 0, swap: 0, rxtxFactor: 1, isPublic: true, disabled: false, description: null, extraSpecs: {} }
+    const flavor: FlavorRec = {
+      id,
+      name,
+      ram,
+      vcpus,
+      disk,
+      ephemeral: 0,
+      swap: 0,
+      rxtxFactor: 1,
+      isPublic: true,
+      disabled: false,
+      description: null,
+      extraSpecs: {},
+    }
     st.flavors.push(flavor)
   }
   for (const [name, distro, version, user] of IMAGES) {
@@ -168,34 +226,70 @@ export function seedCloud(cloud: Cloud): void {
       diskFormat: 'raw',
       containerFormat: 'bare',
       tags: [],
-      properties: { os_distro: distro, os_version: version, os_admin_user: user, hw_architecture: 'x86_64' },
+      properties: {
+        os_distro: distro,
+        os_version: version,
+        os_admin_user: user,
+        hw_architecture: 'x86_64',
+      },
       defaultUser: user,
     }
     st.images.push(image)
   }
 
   const pub = ensureNetwork(cloud, SEED.externalNetwork, adminProject.id, true)
-  ensureSubnet(cloud, pub, SEED.externalSubnet, '198.51.100.0/25', '198.51.100.1', ['198.51.100.10', '198.51.100.126'], false)
+  ensureSubnet(
+    cloud,
+    pub,
+    SEED.externalSubnet,
+    '198.51.100.0/25',
+    '198.51.100.1',
+    ['198.51.100.10', '198.51.100.126'],
+    false,
+  )
   const net = ensureNetwork(cloud, SEED.network, demo.id, false)
-  const subnet = ensureSubnet(cloud, net, SEED.subnet, '192.0.2.0/24', '192.0.2.1', ['192.0.2.10', '192.0.2.254'], true)
+  const subnet = ensureSubnet(
+    cloud,
+    net,
+    SEED.subnet,
+    '192.0.2.0/24',
+    '192.0.2.1',
+    ['192.0.2.10', '192.0.2.254'],
+    true,
+  )
   let router = st.routers.find((r) => r.name === SEED.router)
   if (router === undefined) {
     router = { ...newStandard(demo.id, SEED.router, ''), adminStateUp: true, gateway: null }
     st.routers.push(router)
   }
-  if (router.gateway === null) setGateway(cloud, router, pub, [{ ip_address: SEED.routerGatewayIp }], true)
+  if (router.gateway === null)
+    setGateway(cloud, router, pub, [{ ip_address: SEED.routerGatewayIp }], true)
   const routerId = router.id
-  const hasIface = st.ports.some((p) => p.deviceId === routerId && p.deviceOwner === 'network:router_interface' && p.fixedIps.some((f) => f.subnetId === subnet.id))
-  if (!hasIface) addInterface(cloud, router, { subnet_id: subnet.id }, seedAuth(demoUser.id, demo.id))
+  const hasIface = st.ports.some(
+    (p) =>
+      p.deviceId === routerId &&
+      p.deviceOwner === 'network:router_interface' &&
+      p.fixedIps.some((f) => f.subnetId === subnet.id),
+  )
+  if (!hasIface)
+    addInterface(cloud, router, { subnet_id: subnet.id }, seedAuth(demoUser.id, demo.id))
 
   ensureDefaultSecurityGroup(cloud, demo.id)
   ensureDefaultSecurityGroup(cloud, adminProject.id)
   if (!st.securityGroups.some((g) => g.projectId === demo.id && g.name === 'ssh')) {
     const ssh = { ...newStandard(demo.id, 'ssh', 'SSH from anywhere'), stateful: true }
     st.securityGroups.push(ssh)
-    for (const ethertype of ['IPv4', 'IPv6'] as const) st.securityGroupRules.push(newRule(ssh, { direction: 'egress', ethertype }))
+    for (const ethertype of ['IPv4', 'IPv6'] as const)
+      st.securityGroupRules.push(newRule(ssh, { direction: 'egress', ethertype }))
     st.securityGroupRules.push(
-      newRule(ssh, { direction: 'ingress', ethertype: 'IPv4', protocol: 'tcp', portRangeMin: 22, portRangeMax: 22, remoteIpPrefix: '0.0.0.0/0' }),
+      newRule(ssh, {
+        direction: 'ingress',
+        ethertype: 'IPv4',
+        protocol: 'tcp',
+        portRangeMin: 22,
+        portRangeMax: 22,
+        remoteIpPrefix: '0.0.0.0/0',
+      }),
     )
   }
 }
@@ -222,7 +316,14 @@ export async function writeCloudsYaml(cloud: Cloud): Promise<string> {
   const authUrl = `${cloud.endpoint}/v3`
   const common = { region_name: 'RegionOne', interface: 'public', identity_api_version: 3 }
   const password = (username: string, pw: string, project: string) => ({
-    auth: { auth_url: authUrl, username, password: pw, project_name: project, user_domain_name: 'Default', project_domain_name: 'Default' },
+    auth: {
+      auth_url: authUrl,
+      username,
+      password: pw,
+      project_name: project,
+      user_domain_name: 'Default',
+      project_domain_name: 'Default',
+    },
     ...common,
   })
   const doc = {
@@ -230,7 +331,11 @@ export async function writeCloudsYaml(cloud: Cloud): Promise<string> {
       lab: password(SEED.user, seed.demoPassword, SEED.project),
       'lab-appcred': {
         auth_type: 'v3applicationcredential',
-        auth: { auth_url: authUrl, application_credential_id: seed.appCredId, application_credential_secret: seed.appCredSecret },
+        auth: {
+          auth_url: authUrl,
+          application_credential_id: seed.appCredId,
+          application_credential_secret: seed.appCredSecret,
+        },
         ...common,
       },
       'lab-appcred-name': {
@@ -248,6 +353,10 @@ export async function writeCloudsYaml(cloud: Cloud): Promise<string> {
     },
   }
   const file = labPaths(cloud.stateDir).clouds
-  await writeFileAtomic(file, `# Written by runbook lab up; the lab's API listens on ${cloud.endpoint}.\n${stringify(doc)}`, 0o600)
+  await writeFileAtomic(
+    file,
+    `# Written by runbook lab up; the lab's API listens on ${cloud.endpoint}.\n${stringify(doc)}`,
+    0o600,
+  )
   return file
 }

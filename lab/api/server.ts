@@ -10,7 +10,14 @@ import { Cloud, errorText } from './cloud.ts'
 import type { CloudOptions } from './cloud.ts'
 import { restoreServers } from './compute.ts'
 import { glancePublicRoutes, glanceRoutes } from './glance.ts'
-import { ApiError, glanceError, keystoneError, neutronError, novaError, unauthorized } from './http.ts'
+import {
+  ApiError,
+  glanceError,
+  keystoneError,
+  neutronError,
+  novaError,
+  unauthorized,
+} from './http.ts'
 import type { Ctx, Reply, Route } from './http.ts'
 import { uuid } from './ids.ts'
 import { keystoneRoutes } from './keystone.ts'
@@ -67,7 +74,8 @@ function services(cloud: Cloud): Service[] {
       },
       notFound: () => novaError(404, 'The resource could not be found.'),
       malformed: () => novaError(400, 'Malformed request body'),
-      methodNotAllowed: () => novaError(405, 'The method specified is not allowed for this resource.'),
+      methodNotAllowed: () =>
+        novaError(405, 'The method specified is not allowed for this resource.'),
       internal: (msg) => novaError(500, `Unexpected API Error. ${msg}`),
       needsAuth: true,
       headers: novaHeaders,
@@ -79,8 +87,14 @@ function services(cloud: Cloud): Service[] {
       rewrite: (rest) => rest.replace(/\.json$/, ''),
       notFound: () => neutronError(404, 'HTTPNotFound', 'The resource could not be found.'),
       malformed: () => neutronError(400, 'HTTPBadRequest', 'Malformed request body'),
-      methodNotAllowed: () => neutronError(405, 'HTTPMethodNotAllowed', 'The method is not allowed for this resource.'),
-      internal: (msg) => neutronError(500, 'HTTPInternalServerError', `Request Failed: internal server error while processing your request. ${msg}`),
+      methodNotAllowed: () =>
+        neutronError(405, 'HTTPMethodNotAllowed', 'The method is not allowed for this resource.'),
+      internal: (msg) =>
+        neutronError(
+          500,
+          'HTTPInternalServerError',
+          `Request Failed: internal server error while processing your request. ${msg}`,
+        ),
       needsAuth: true,
     },
     {
@@ -90,8 +104,18 @@ function services(cloud: Cloud): Service[] {
       rewrite: (rest) => rest,
       notFound: () => glanceError(404, 'The resource could not be found.'),
       malformed: () => glanceError(400, 'Malformed request body'),
-      methodNotAllowed: () => new ApiError(405, { code: '405 Method Not Allowed', title: 'Method Not Allowed', message: 'The method is not allowed.' }),
-      internal: (msg) => new ApiError(500, { code: '500 Internal Server Error', title: 'Internal Server Error', message: msg }),
+      methodNotAllowed: () =>
+        new ApiError(405, {
+          code: '405 Method Not Allowed',
+          title: 'Method Not Allowed',
+          message: 'The method is not allowed.',
+        }),
+      internal: (msg) =>
+        new ApiError(500, {
+          code: '500 Internal Server Error',
+          title: 'Internal Server Error',
+          message: msg,
+        }),
       needsAuth: true,
     },
     {
@@ -101,8 +125,10 @@ function services(cloud: Cloud): Service[] {
       rewrite: (rest) => rest,
       notFound: () => keystoneError(404, 'The resource could not be found.'),
       malformed: () => keystoneError(400, 'Malformed request body'),
-      methodNotAllowed: () => keystoneError(405, 'The method is not allowed for the requested URL.'),
-      internal: (msg) => new ApiError(500, { error: { code: 500, title: 'Internal Server Error', message: msg } }),
+      methodNotAllowed: () =>
+        keystoneError(405, 'The method is not allowed for the requested URL.'),
+      internal: (msg) =>
+        new ApiError(500, { error: { code: 500, title: 'Internal Server Error', message: msg } }),
       needsAuth: false,
     },
   ]
@@ -117,23 +143,40 @@ function readBody(req: IncomingMessage): Promise<string> {
   })
 }
 
-function match(routes: Route[], method: string, path: string): { route: Route; params: string[] } | 'method' | null {
+function match(
+  routes: Route[],
+  method: string,
+  path: string,
+): { route: Route; params: string[] } | 'method' | null {
   let pathMatched = false
   for (const route of routes) {
     const m = route.pattern.exec(path)
     if (m === null) continue
     pathMatched = true
-    if (route.method === method || (method === 'HEAD' && route.method === 'GET' && !routes.some((r) => r.method === 'HEAD' && r.pattern.test(path)))) {
+    if (
+      route.method === method ||
+      (method === 'HEAD' &&
+        route.method === 'GET' &&
+        !routes.some((r) => r.method === 'HEAD' && r.pattern.test(path)))
+    ) {
       return { route, params: m.slice(1).map((x) => x ?? '') }
     }
   }
   return pathMatched ? 'method' : null
 }
 
-async function dispatch(cloud: Cloud, all: Service[], req: IncomingMessage, log: (line: string) => void, logBodies: boolean): Promise<Reply & { svc: Service }> {
+async function dispatch(
+  cloud: Cloud,
+  all: Service[],
+  req: IncomingMessage,
+  log: (line: string) => void,
+  logBodies: boolean,
+): Promise<Reply & { svc: Service }> {
   const url = new URL(req.url ?? '/', 'http://lab')
   const method = (req.method ?? 'GET').toUpperCase()
-  const svc = all.find((s) => s.prefix === '' || url.pathname === s.prefix || url.pathname.startsWith(`${s.prefix}/`)) as Service
+  const svc = all.find(
+    (s) => s.prefix === '' || url.pathname === s.prefix || url.pathname.startsWith(`${s.prefix}/`),
+  ) as Service
   const rest = url.pathname.slice(svc.prefix.length)
   const ctx: Ctx = {
     method,
@@ -178,13 +221,24 @@ async function dispatch(cloud: Cloud, all: Service[], req: IncomingMessage, log:
     return { ...reply, headers: { ...(svc.headers?.(ctx) ?? {}), ...(reply.headers ?? {}) }, svc }
   } catch (e) {
     const err = e instanceof ApiError ? e : svc.internal(errorText(e))
-    if (!(e instanceof ApiError)) log(`internal error on ${method} ${url.pathname}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
-    return { status: err.status, body: err.body, headers: { ...(svc.headers?.(ctx) ?? {}), ...err.headers }, svc }
+    if (!(e instanceof ApiError))
+      log(
+        `internal error on ${method} ${url.pathname}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+      )
+    return {
+      status: err.status,
+      body: err.body,
+      headers: { ...(svc.headers?.(ctx) ?? {}), ...err.headers },
+      svc,
+    }
   }
 }
 
 function send(res: ServerResponse, method: string, reply: Reply): string {
-  const headers: Record<string, string> = { 'x-openstack-request-id': `req-${uuid()}`, ...(reply.headers ?? {}) }
+  const headers: Record<string, string> = {
+    'x-openstack-request-id': `req-${uuid()}`,
+    ...(reply.headers ?? {}),
+  }
   let text = ''
   if (reply.body !== undefined && reply.status !== 204) {
     text = JSON.stringify(reply.body)
@@ -209,13 +263,19 @@ export async function startLabApi(opts: LabApiOptions): Promise<LabApi> {
   const server: Server = createServer((req, res) => {
     const started = Date.now()
     if (ready === null) {
-      send(res, 'GET', { status: 503, body: { error: { code: 503, title: 'Service Unavailable', message: 'The lab is starting.' } } })
+      send(res, 'GET', {
+        status: 503,
+        body: {
+          error: { code: 503, title: 'Service Unavailable', message: 'The lab is starting.' },
+        },
+      })
       return
     }
     const { cloud, services: all } = ready
     void dispatch(cloud, all, req, log, opts.logBodies === true).then((reply) => {
       const text = send(res, req.method ?? 'GET', reply)
-      if (opts.logRequests === true) log(`${req.method ?? '?'} ${req.url ?? ''} ${reply.status} ${Date.now() - started}ms`)
+      if (opts.logRequests === true)
+        log(`${req.method ?? '?'} ${req.url ?? ''} ${reply.status} ${Date.now() - started}ms`)
       if (opts.logBodies === true && text !== '') log(`  < ${text.slice(0, 4000)}`)
     })
   })

@@ -13,7 +13,10 @@ export function labPort(p: PortRec): LabPort {
     id: p.id,
     mac: p.macAddress,
     fixedIps: p.fixedIps.map((f) => f.ipAddress),
-    allowedAddressPairs: p.allowedAddressPairs.map((a) => ({ ipAddress: a.ipAddress, macAddress: a.macAddress })),
+    allowedAddressPairs: p.allowedAddressPairs.map((a) => ({
+      ipAddress: a.ipAddress,
+      macAddress: a.macAddress,
+    })),
     securityGroupIds: [...p.securityGroups],
     portSecurityEnabled: p.portSecurityEnabled,
     deviceId: p.deviceOwner.startsWith('compute:') && p.deviceId !== '' ? p.deviceId : null,
@@ -32,7 +35,9 @@ export function tenantNetworkId(state: LabState): string | null {
 export function buildSnapshot(state: LabState): NetworkSnapshot {
   const subnet = state.subnets.find((s) => s.cidr === TENANT_CIDR)
   const netId = subnet?.networkId ?? null
-  const ports = state.ports.filter((p) => p.networkId === netId && !p.deviceOwner.startsWith('network:'))
+  const ports = state.ports.filter(
+    (p) => p.networkId === netId && !p.deviceOwner.startsWith('network:'),
+  )
   const portById = new Map(ports.map((p) => [p.id, p]))
   return {
     subnetCidr: TENANT_CIDR,

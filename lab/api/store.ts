@@ -32,7 +32,11 @@ export async function writeFileAtomic(file: string, text: string, mode = 0o600):
 export function readState(file: string): LabState | null {
   if (!existsSync(file)) return null
   const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'))
-  if (typeof parsed !== 'object' || parsed === null || (parsed as { schema?: unknown }).schema !== 1) {
+  if (
+    typeof parsed !== 'object' ||
+    parsed === null ||
+    (parsed as { schema?: unknown }).schema !== 1
+  ) {
     throw new Error(`${file}: not a runbook lab state file (schema 1)`)
   }
   // Only this module writes the file, always from a LabState, so the shape check above suffices.
@@ -51,7 +55,9 @@ export class StateStore {
     readonly file: string,
     current: () => LabState,
   ) {
-    this.flush = new Coalescer(() => writeFileAtomic(file, `${JSON.stringify(current(), null, 1)}\n`))
+    this.flush = new Coalescer(() =>
+      writeFileAtomic(file, `${JSON.stringify(current(), null, 1)}\n`),
+    )
   }
 
   /** Persist the current state; resolves when it (or a later version) is on disk. */

@@ -15,7 +15,8 @@ import { runSequence } from './sequence.ts'
 import { targetSchema } from './target.ts'
 
 /** What differs. `missing-key`: the real service has it, the lab not; `extra-key`: the reverse. */
-export type DifferenceKind = 'step' | 'status' | 'error-type' | 'missing-key' | 'extra-key' | 'type' | 'fact'
+export type DifferenceKind =
+  'step' | 'status' | 'error-type' | 'missing-key' | 'extra-key' | 'type' | 'fact'
 
 /** One difference between the real run and the lab run. */
 export interface Difference {
@@ -65,15 +66,20 @@ function topmost(paths: string[]): string[] {
 function compareStep(real: StepRecord, lab: StepRecord): Difference[] {
   const out: Difference[] = []
   const step = real.id
-  if (real.status !== lab.status) out.push({ step, kind: 'status', real: String(real.status), lab: String(lab.status) })
-  if (real.errorType !== lab.errorType) out.push({ step, kind: 'error-type', real: show(real.errorType), lab: show(lab.errorType) })
+  if (real.status !== lab.status)
+    out.push({ step, kind: 'status', real: String(real.status), lab: String(lab.status) })
+  if (real.errorType !== lab.errorType)
+    out.push({ step, kind: 'error-type', real: show(real.errorType), lab: show(lab.errorType) })
   const realKeys = new Set(real.shape.keys)
   const labKeys = new Set(lab.shape.keys)
-  for (const key of topmost(real.shape.keys.filter((k) => !labKeys.has(k)))) out.push({ step, kind: 'missing-key', key, real: 'present', lab: 'absent' })
-  for (const key of topmost(lab.shape.keys.filter((k) => !realKeys.has(k)))) out.push({ step, kind: 'extra-key', key, real: 'absent', lab: 'present' })
+  for (const key of topmost(real.shape.keys.filter((k) => !labKeys.has(k))))
+    out.push({ step, kind: 'missing-key', key, real: 'present', lab: 'absent' })
+  for (const key of topmost(lab.shape.keys.filter((k) => !realKeys.has(k))))
+    out.push({ step, kind: 'extra-key', key, real: 'absent', lab: 'present' })
   for (const [key, realType] of Object.entries(real.shape.types)) {
     const labType = lab.shape.types[key]
-    if (labType !== undefined && labType !== realType) out.push({ step, kind: 'type', key, real: realType, lab: labType })
+    if (labType !== undefined && labType !== realType)
+      out.push({ step, kind: 'type', key, real: realType, lab: labType })
   }
   for (const key of new Set([...Object.keys(real.facts), ...Object.keys(lab.facts)])) {
     const a = real.facts[key]
@@ -96,12 +102,18 @@ export function compare(real: SequenceResult, lab: SequenceResult): Difference[]
     else out.push(...compareStep(r, l))
   }
   const realIds = new Set(real.steps.map((s) => s.id))
-  for (const l of lab.steps) if (!realIds.has(l.id)) out.push({ step: l.id, kind: 'step', real: 'missing', lab: 'ran' })
+  for (const l of lab.steps)
+    if (!realIds.has(l.id)) out.push({ step: l.id, kind: 'step', real: 'missing', lab: 'ran' })
   return out
 }
 
 function glob(pattern: string): RegExp {
-  return new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`)
+  return new RegExp(
+    `^${pattern
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  )
 }
 
 function matches(k: KnownDifference, d: Difference): boolean {
@@ -181,14 +193,18 @@ export function describeDifference(d: Difference): string {
 export function renderReport(real: SequenceResult, lab: SequenceResult, v: Verdict): string {
   const lines: string[] = []
   const labels = new Map([...real.steps, ...lab.steps].map((s) => [s.id, s.request]))
-  lines.push(`conformance: ${real.steps.length} steps on ${real.target} (${real.durationMs} ms), ${lab.steps.length} on ${lab.target} (${lab.durationMs} ms)`)
+  lines.push(
+    `conformance: ${real.steps.length} steps on ${real.target} (${real.durationMs} ms), ${lab.steps.length} on ${lab.target} (${lab.durationMs} ms)`,
+  )
   let last = ''
   for (const d of v.unexpected) {
     if (d.step !== last) lines.push(`  ${d.step}  ${labels.get(d.step) ?? ''}`)
     last = d.step
     lines.push(`    - ${describeDifference(d)}`)
   }
-  lines.push(`${v.unexpected.length} unexpected, ${v.justified.length} justified (docs/lab.md), ${v.unused.length} known entries unused`)
+  lines.push(
+    `${v.unexpected.length} unexpected, ${v.justified.length} justified (docs/lab.md), ${v.unused.length} known entries unused`,
+  )
   for (const k of v.unused) lines.push(`  unused: ${k.step} ${k.kind} ${k.key ?? ''}`)
   return lines.join('\n')
 }
@@ -227,7 +243,8 @@ export function renderFindings(real: SequenceResult, lab: SequenceResult, v: Ver
 async function load(path: string): Promise<SequenceResult> {
   const data: unknown = JSON.parse(readFileSync(path, 'utf8'))
   const asTarget = targetSchema.safeParse(data)
-  if (asTarget.success) return runSequence(asTarget.data, { log: (l) => console.error(`[${asTarget.data.name}] ${l}`) })
+  if (asTarget.success)
+    return runSequence(asTarget.data, { log: (l) => console.error(`[${asTarget.data.name}] ${l}`) })
   return data as SequenceResult
 }
 

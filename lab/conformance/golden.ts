@@ -56,7 +56,10 @@ export function scrub(x: unknown): unknown {
   if (Array.isArray(x)) return x.map(scrub)
   if (x !== null && typeof x === 'object') {
     return Object.fromEntries(
-      Object.entries(x as Record<string, unknown>).map(([k, v]) => [k, SECRET_KEYS.has(k) && typeof v === 'string' ? `<${k}>` : scrub(v)]),
+      Object.entries(x as Record<string, unknown>).map(([k, v]) => [
+        k,
+        SECRET_KEYS.has(k) && typeof v === 'string' ? `<${k}>` : scrub(v),
+      ]),
     )
   }
   return x
@@ -68,7 +71,8 @@ function scrubExchange(e: Exchange): Exchange {
       .filter(([k]) => KEEP_HEADERS.includes(k))
       .map(([k, v]) => [k, k === 'x-subject-token' ? '<token>' : v]),
   )
-  const request = e.request.body === undefined ? { ...e.request } : { ...e.request, body: scrub(e.request.body) }
+  const request =
+    e.request.body === undefined ? { ...e.request } : { ...e.request, body: scrub(e.request.body) }
   return { request, status: e.status, headers, body: scrub(e.body) }
 }
 

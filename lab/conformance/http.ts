@@ -63,7 +63,9 @@ function parseBody(data: unknown): unknown {
 
 /** Narrow an unknown value to a plain object (or an empty one). */
 export function obj(x: unknown): Record<string, unknown> {
-  return x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : {}
+  return x !== null && typeof x === 'object' && !Array.isArray(x)
+    ? (x as Record<string, unknown>)
+    : {}
 }
 
 /** Narrow an unknown value to an array (or an empty one). */

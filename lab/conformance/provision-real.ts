@@ -33,7 +33,10 @@ async function token(user: string, password: string, project: string): Promise<s
       url: `${KEYSTONE}/auth/tokens`,
       body: {
         auth: {
-          identity: { methods: ['password'], password: { user: { name: user, domain: { id: 'default' }, password } } },
+          identity: {
+            methods: ['password'],
+            password: { user: { name: user, domain: { id: 'default' }, password } },
+          },
           scope: { project: { name: project, domain: { id: 'default' } } },
         },
       },
@@ -46,44 +49,82 @@ async function token(user: string, password: string, project: string): Promise<s
 }
 
 /** GET a Keystone collection filtered by name and return the first id, or create it. */
-async function ensureKeystone(tok: string, coll: string, filter: string, create: unknown): Promise<string> {
-  const found = arr(obj(must(await send({ method: 'GET', url: `${KEYSTONE}/${coll}?${filter}`, token: tok }), coll).body)[coll])
+async function ensureKeystone(
+  tok: string,
+  coll: string,
+  filter: string,
+  create: unknown,
+): Promise<string> {
+  const found = arr(
+    obj(
+      must(await send({ method: 'GET', url: `${KEYSTONE}/${coll}?${filter}`, token: tok }), coll)
+        .body,
+    )[coll],
+  )
   const id = str(found[0], 'id')
   if (id !== undefined) return id
-  const res = must(await send({ method: 'POST', url: `${KEYSTONE}/${coll}`, token: tok, body: create }), `create ${coll}`)
+  const res = must(
+    await send({ method: 'POST', url: `${KEYSTONE}/${coll}`, token: tok, body: create }),
+    `create ${coll}`,
+  )
   const created = str(Object.values(obj(res.body))[0], 'id')
   if (created === undefined) throw new Error(`create ${coll}: no id`)
   return created
 }
 
 async function roleId(tok: string, name: string): Promise<string> {
-  const roles = arr(obj((await send({ method: 'GET', url: `${KEYSTONE}/roles?name=${name}`, token: tok })).body)['roles'])
+  const roles = arr(
+    obj((await send({ method: 'GET', url: `${KEYSTONE}/roles?name=${name}`, token: tok })).body)[
+      'roles'
+    ],
+  )
   const id = str(roles[0], 'id')
-  if (id === undefined) throw new Error(`role ${name} missing (keystone-manage bootstrap creates it)`)
+  if (id === undefined)
+    throw new Error(`role ${name} missing (keystone-manage bootstrap creates it)`)
   return id
 }
 
 async function identity(state: string): Promise<void> {
   const admin = await token('admin', ADMIN_PASSWORD, 'admin')
   const domain = 'default'
-  const demoProject = await ensureKeystone(admin, 'projects', 'name=demo', { project: { name: 'demo', domain_id: domain } })
+  const demoProject = await ensureKeystone(admin, 'projects', 'name=demo', {
+    project: { name: 'demo', domain_id: domain },
+  })
   const serviceProject = await ensureKeystone(admin, 'projects', 'name=service', {
     project: { name: 'service', domain_id: domain },
   })
   const demoUser = await ensureKeystone(admin, 'users', 'name=demo', {
-    user: { name: 'demo', domain_id: domain, password: DEMO_PASSWORD, default_project_id: demoProject },
+    user: {
+      name: 'demo',
+      domain_id: domain,
+      password: DEMO_PASSWORD,
+      default_project_id: demoProject,
+    },
   })
   const neutronUser = await ensureKeystone(admin, 'users', 'name=neutron', {
     user: { name: 'neutron', domain_id: domain, password: NEUTRON_PASSWORD },
   })
   const member = await roleId(admin, 'member')
   const adminRole = await roleId(admin, 'admin')
-  must(await send({ method: 'PUT', url: `${KEYSTONE}/projects/${demoProject}/users/${demoUser}/roles/${member}`, token: admin }), 'grant')
   must(
-    await send({ method: 'PUT', url: `${KEYSTONE}/projects/${serviceProject}/users/${neutronUser}/roles/${adminRole}`, token: admin }),
+    await send({
+      method: 'PUT',
+      url: `${KEYSTONE}/projects/${demoProject}/users/${demoUser}/roles/${member}`,
+      token: admin,
+    }),
     'grant',
   )
-  const service = await ensureKeystone(admin, 'services', 'type=network', { service: { type: 'network', name: 'neutron' } })
+  must(
+    await send({
+      method: 'PUT',
+      url: `${KEYSTONE}/projects/${serviceProject}/users/${neutronUser}/roles/${adminRole}`,
+      token: admin,
+    }),
+    'grant',
+  )
+  const service = await ensureKeystone(admin, 'services', 'type=network', {
+    service: { type: 'network', name: 'neutron' },
+  })
   for (const iface of ['public', 'internal', 'admin']) {
     await ensureKeystone(admin, 'endpoints', `service_id=${service}&interface=${iface}`, {
       endpoint: { service_id: service, interface: iface, url: NEUTRON, region_id: 'RegionOne' },
@@ -95,8 +136,19 @@ async function identity(state: string): Promise<void> {
     keystoneUrl: KEYSTONE,
     neutronUrl: NEUTRON,
     credentials: {
-      password: { username: 'demo', password: DEMO_PASSWORD, userDomainName: 'Default', projectName: 'demo', projectDomainName: 'Default' },
-      applicationCredential: { ...appCred, name: APP_CRED_NAME, username: 'demo', userDomainName: 'Default' },
+      password: {
+        username: 'demo',
+        password: DEMO_PASSWORD,
+        userDomainName: 'Default',
+        projectName: 'demo',
+        projectDomainName: 'Default',
+      },
+      applicationCredential: {
+        ...appCred,
+        name: APP_CRED_NAME,
+        username: 'demo',
+        userDomainName: 'Default',
+      },
     },
   }
   writeFileSync(join(state, 'target.json'), `${JSON.stringify(target, null, 2)}\n`, { mode: 0o600 })
@@ -104,7 +156,10 @@ async function identity(state: string): Promise<void> {
 }
 
 /** Keystone shows an application credential's secret only once, so reuse the one on disk if it still works. */
-async function ensureAppCred(state: string, demoUser: string): Promise<{ id: string; secret: string }> {
+async function ensureAppCred(
+  state: string,
+  demoUser: string,
+): Promise<{ id: string; secret: string }> {
   const file = join(state, 'target.json')
   if (existsSync(file)) {
     const old = targetSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')))
@@ -114,20 +169,37 @@ async function ensureAppCred(state: string, demoUser: string): Promise<{ id: str
       const res = await send({
         method: 'POST',
         url: `${KEYSTONE}/auth/tokens`,
-        body: { auth: { identity: { methods: ['application_credential'], application_credential: { id, secret } } } },
+        body: {
+          auth: {
+            identity: {
+              methods: ['application_credential'],
+              application_credential: { id, secret },
+            },
+          },
+        },
       })
       if (res.status === 201) return { id, secret }
     }
   }
   const demo = await token('demo', DEMO_PASSWORD, 'demo')
   const url = `${KEYSTONE}/users/${demoUser}/application_credentials`
-  const existing = arr(obj((await send({ method: 'GET', url: `${url}?name=${APP_CRED_NAME}`, token: demo })).body)['application_credentials'])
+  const existing = arr(
+    obj((await send({ method: 'GET', url: `${url}?name=${APP_CRED_NAME}`, token: demo })).body)[
+      'application_credentials'
+    ],
+  )
   for (const c of existing) {
     const id = str(c, 'id')
-    if (id !== undefined) must(await send({ method: 'DELETE', url: `${url}/${id}`, token: demo }), 'delete app cred')
+    if (id !== undefined)
+      must(await send({ method: 'DELETE', url: `${url}/${id}`, token: demo }), 'delete app cred')
   }
   const res = must(
-    await send({ method: 'POST', url, token: demo, body: { application_credential: { name: APP_CRED_NAME, description: 'runbook conformance' } } }),
+    await send({
+      method: 'POST',
+      url,
+      token: demo,
+      body: { application_credential: { name: APP_CRED_NAME, description: 'runbook conformance' } },
+    }),
     'create app cred',
   )
   const cred = obj(obj(res.body)['application_credential'])
@@ -138,12 +210,32 @@ async function ensureAppCred(state: string, demoUser: string): Promise<{ id: str
 }
 
 /** Find a Neutron resource by name (and extra filters) or create it; returns its id. */
-async function ensureNeutron(tok: string, kind: string, query: string, create: Record<string, unknown>): Promise<string> {
+async function ensureNeutron(
+  tok: string,
+  kind: string,
+  query: string,
+  create: Record<string, unknown>,
+): Promise<string> {
   const plural = `${kind}s`
-  const list = arr(obj(must(await send({ method: 'GET', url: `${NEUTRON}/v2.0/${plural}?${query}`, token: tok }), plural).body)[plural])
+  const list = arr(
+    obj(
+      must(
+        await send({ method: 'GET', url: `${NEUTRON}/v2.0/${plural}?${query}`, token: tok }),
+        plural,
+      ).body,
+    )[plural],
+  )
   const id = str(list[0], 'id')
   if (id !== undefined) return id
-  const res = must(await send({ method: 'POST', url: `${NEUTRON}/v2.0/${plural}`, token: tok, body: { [kind]: create } }), `create ${kind}`)
+  const res = must(
+    await send({
+      method: 'POST',
+      url: `${NEUTRON}/v2.0/${plural}`,
+      token: tok,
+      body: { [kind]: create },
+    }),
+    `create ${kind}`,
+  )
   const created = str(obj(res.body)[kind], 'id')
   if (created === undefined) throw new Error(`create ${kind}: no id`)
   return created
@@ -181,19 +273,41 @@ async function network(): Promise<void> {
     external_gateway_info: { network_id: pub },
   })
   const ports = arr(
-    obj((await send({ method: 'GET', url: `${NEUTRON}/v2.0/ports?device_id=${router}&network_id=${net}`, token: demo })).body)['ports'],
+    obj(
+      (
+        await send({
+          method: 'GET',
+          url: `${NEUTRON}/v2.0/ports?device_id=${router}&network_id=${net}`,
+          token: demo,
+        })
+      ).body,
+    )['ports'],
   )
   if (ports.length === 0) {
     must(
-      await send({ method: 'PUT', url: `${NEUTRON}/v2.0/routers/${router}/add_router_interface`, token: demo, body: { subnet_id: subnet } }),
+      await send({
+        method: 'PUT',
+        url: `${NEUTRON}/v2.0/routers/${router}/add_router_interface`,
+        token: demo,
+        body: { subnet_id: subnet },
+      }),
       'add_router_interface',
     )
   }
-  const ssh = await ensureNeutron(demo, 'security_group', 'name=ssh', { name: 'ssh', description: 'SSH from anywhere' })
+  const ssh = await ensureNeutron(demo, 'security_group', 'name=ssh', {
+    name: 'ssh',
+    description: 'SSH from anywhere',
+  })
   const rules = arr(
-    obj((await send({ method: 'GET', url: `${NEUTRON}/v2.0/security-group-rules?security_group_id=${ssh}&protocol=tcp`, token: demo })).body)[
-      'security_group_rules'
-    ],
+    obj(
+      (
+        await send({
+          method: 'GET',
+          url: `${NEUTRON}/v2.0/security-group-rules?security_group_id=${ssh}&protocol=tcp`,
+          token: demo,
+        })
+      ).body,
+    )['security_group_rules'],
   )
   if (rules.length === 0) {
     must(
@@ -218,7 +332,9 @@ async function network(): Promise<void> {
   }
   // Listing security groups makes Neutron create the project's `default` group, as the lab has one.
   await send({ method: 'GET', url: `${NEUTRON}/v2.0/security-groups?name=default`, token: demo })
-  console.log(`network ready: public ${pub}, mynetwork ${net}, mysubnet ${subnet}, myrouter ${router}`)
+  console.log(
+    `network ready: public ${pub}, mynetwork ${net}, mysubnet ${subnet}, myrouter ${router}`,
+  )
 }
 
 const [phase, state] = process.argv.slice(2)

@@ -76,7 +76,11 @@ export class Recorder {
     try {
       res = await send(req)
     } catch (e) {
-      res = { status: 0, headers: {}, body: { transportError: e instanceof Error ? e.message : String(e) } }
+      res = {
+        status: 0,
+        headers: {},
+        body: { transportError: e instanceof Error ? e.message : String(e) },
+      }
     }
     const record: StepRecord = {
       id,
@@ -90,17 +94,25 @@ export class Recorder {
     this.steps.push(record)
     const path = new URL(req.url).pathname + new URL(req.url).search
     this.exchanges[id] = {
-      request: req.body === undefined ? { method: req.method, path } : { method: req.method, path, body: req.body },
+      request:
+        req.body === undefined
+          ? { method: req.method, path }
+          : { method: req.method, path, body: req.body },
       status: res.status,
       headers: res.headers,
       body: res.body,
     }
-    this.log(`${String(res.status).padEnd(3)} ${String(record.ms).padStart(5)} ms ${id}${record.errorType === null ? '' : ` (${record.errorType})`}`)
+    this.log(
+      `${String(res.status).padEnd(3)} ${String(record.ms).padStart(5)} ms ${id}${record.errorType === null ? '' : ` (${record.errorType})`}`,
+    )
     return res
   }
 }
 
-function safeFacts(facts: (res: HttpResponse) => Record<string, Fact>, res: HttpResponse): Record<string, Fact> {
+function safeFacts(
+  facts: (res: HttpResponse) => Record<string, Fact>,
+  res: HttpResponse,
+): Record<string, Fact> {
   try {
     return facts(res)
   } catch (e) {

@@ -18,7 +18,11 @@ function typeOf(x: unknown): JsonType {
   if (x === null) return 'null'
   if (Array.isArray(x)) return 'array'
   const t = typeof x
-  return t === 'object' ? 'object' : t === 'number' || t === 'boolean' || t === 'string' ? t : 'string'
+  return t === 'object'
+    ? 'object'
+    : t === 'number' || t === 'boolean' || t === 'string'
+      ? t
+      : 'string'
 }
 
 /**

@@ -72,10 +72,19 @@ const cloudsYamlSchema = z.object({
  * The Keystone URL gets `/v3` if it lacks it; Neutron's URL is given, as clouds.yaml has none.
  * @example targetFromCloudsYaml(api.cloudsYaml, 'lab', 'lab', `${api.url}/network`)
  */
-export function targetFromCloudsYaml(path: string, cloud: string, name: string, neutronUrl: string): Target {
+export function targetFromCloudsYaml(
+  path: string,
+  cloud: string,
+  name: string,
+  neutronUrl: string,
+): Target {
   const doc = cloudsYamlSchema.parse(parseYaml(readFileSync(path, 'utf8')))
   const auth = doc.clouds[cloud]?.auth
-  if (auth?.username === undefined || auth.password === undefined || auth.project_name === undefined) {
+  if (
+    auth?.username === undefined ||
+    auth.password === undefined ||
+    auth.project_name === undefined
+  ) {
     throw new Error(`${path}: cloud ${cloud} has no password credentials`)
   }
   const keystoneUrl = auth.auth_url.replace(/\/$/, '')

@@ -40,7 +40,11 @@ export class HostCommandError extends Error {
  * non-zero exit unless `allowFail`.
  * @example const { stdout } = await run('ip', ['netns', 'list'])
  */
-export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
+export function run(
+  cmd: string,
+  args: readonly string[],
+  opts: RunOptions = {},
+): Promise<CommandResult> {
   const line = [cmd, ...args].join(' ')
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: hostEnv() })
@@ -57,10 +61,12 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       clearTimeout(timer)
       const result = {
         stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8') + (signal === null ? '' : ` (killed by ${signal})`),
+        stderr:
+          Buffer.concat(err).toString('utf8') + (signal === null ? '' : ` (killed by ${signal})`),
         code: code ?? -1,
       }
-      if (result.code !== 0 && opts.allowFail !== true) reject(new HostCommandError(line, result.code, result.stderr))
+      if (result.code !== 0 && opts.allowFail !== true)
+        reject(new HostCommandError(line, result.code, result.stderr))
       else resolve(result)
     })
     child.stdin.on('error', () => undefined)
@@ -69,7 +75,11 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
 }
 
 /** Runs a shell script (`sh -ec`) inside a named network namespace, nothing else changed. */
-export function runInNetns(netns: string, script: string, opts: RunOptions = {}): Promise<CommandResult> {
+export function runInNetns(
+  netns: string,
+  script: string,
+  opts: RunOptions = {},
+): Promise<CommandResult> {
   return run('nsenter', [`--net=/run/netns/${netns}`, '--', 'sh', '-ec', script], opts)
 }
 
@@ -78,7 +88,11 @@ export function runInNetns(netns: string, script: string, opts: RunOptions = {})
  * parsing does not depend on the caller's shell.
  */
 export function hostEnv(): NodeJS.ProcessEnv {
-  return { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C', LC_ALL: 'C' }
+  return {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    LANG: 'C',
+    LC_ALL: 'C',
+  }
 }
 
 /**

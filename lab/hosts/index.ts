@@ -6,7 +6,14 @@ import { renderRuleset, type PortBinding } from './nft-rules.ts'
 import { ROUTER_NETNS, shortId, vmNames } from './names.ts'
 import { assertNotOthers, claimLab, reapOthers, releaseLab } from './owner.ts'
 import { checkHostPrerequisites } from './prerequisites.ts'
-import { ensureRouter, listNetns, routerExists, syncFloatingAddresses, tenantSubnet, type TenantSubnet } from './router.ts'
+import {
+  ensureRouter,
+  listNetns,
+  routerExists,
+  syncFloatingAddresses,
+  tenantSubnet,
+  type TenantSubnet,
+} from './router.ts'
 import { loadRecords, saveRecord, vmPaths, type VmRecord } from './state.ts'
 import { teardownHosts } from './teardown.ts'
 import {
@@ -89,7 +96,8 @@ const NET = '\0network'
  * const { consoleLog } = await driver.createVm(spec, snapshot)
  */
 export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver {
-  if (opts.aptMirror !== undefined && !MIRROR_URL.test(opts.aptMirror)) throw new Error(`lab hosts: '${opts.aptMirror}' is not an http URL of a package mirror`)
+  if (opts.aptMirror !== undefined && !MIRROR_URL.test(opts.aptMirror))
+    throw new Error(`lab hosts: '${opts.aptMirror}' is not an http URL of a package mirror`)
   const boot: BootOptions = {
     stateDir: opts.stateDir,
     bootScript: fileURLToPath(new URL('./vm-boot.sh', import.meta.url)),
@@ -125,7 +133,8 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
     lock.run(NET, async () => {
       await load()
       await assertNotOthers(opts.stateDir, 'change the network')
-      if (!(await routerExists())) throw new Error('lab hosts: the lab router is missing; call init() first')
+      if (!(await routerExists()))
+        throw new Error('lab hosts: the lab router is missing; call init() first')
       const bindings: PortBinding[] = []
       for (const rec of records.values()) {
         const port = snapshot.ports.find((p) => p.id === rec.port.id)
@@ -135,11 +144,14 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
         }
         bindings.push({ veth: vmNames(rec.short).veth, port: port ?? rec.port })
       }
-      await run('nsenter', [`--net=/run/netns/${ROUTER_NETNS}`, 'nft', '-f', '-'], { input: renderRuleset(snapshot, bindings) })
+      await run('nsenter', [`--net=/run/netns/${ROUTER_NETNS}`, 'nft', '-f', '-'], {
+        input: renderRuleset(snapshot, bindings),
+      })
       await syncFloatingAddresses(snapshot)
     })
 
-  const currentSubnet = (): TenantSubnet => subnet ?? { network: '192.0.2.0', prefixLen: 24, gateway: '192.0.2.1' }
+  const currentSubnet = (): TenantSubnet =>
+    subnet ?? { network: '192.0.2.0', prefixLen: 24, gateway: '192.0.2.1' }
 
   /** Network, disk and boot of a VM that is not running; returns this boot's console. */
   const powerOn = async (rec: VmRecord, port: LabPort): Promise<string> => {
@@ -154,10 +166,13 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
     return bootVm(boot, rec)
   }
 
-  const consoleSize = async (rec: VmRecord): Promise<number> => (await readFile(vmPaths(opts.stateDir, rec.short).console).catch(() => Buffer.alloc(0))).length
+  const consoleSize = async (rec: VmRecord): Promise<number> =>
+    (await readFile(vmPaths(opts.stateDir, rec.short).console).catch(() => Buffer.alloc(0))).length
 
   const latestBoot = async (rec: VmRecord): Promise<string> =>
-    (await readFile(vmPaths(opts.stateDir, rec.short).console).catch(() => Buffer.alloc(0))).subarray(rec.bootOffset).toString('utf8')
+    (await readFile(vmPaths(opts.stateDir, rec.short).console).catch(() => Buffer.alloc(0)))
+      .subarray(rec.bootOffset)
+      .toString('utf8')
 
   return {
     async init(snapshot: NetworkSnapshot): Promise<void> {
@@ -184,7 +199,10 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
         }
         const short = shortId(spec.id)
         const clash = [...records.values()].find((r) => r.short === short && r.id !== spec.id)
-        if (clash !== undefined) throw new Error(`lab hosts: VM ids ${spec.id} and ${clash.id} share the short name ${short}`)
+        if (clash !== undefined)
+          throw new Error(
+            `lab hosts: VM ids ${spec.id} and ${clash.id} share the short name ${short}`,
+          )
         const rec: VmRecord = {
           id: spec.id,
           short,
@@ -202,7 +220,11 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
         const port = snapshot.ports.find((p) => p.id === spec.port.id) ?? spec.port
         // the veth comes up only after its port's rules exist
         await ensureVmNetns(vmNames(short), port)
-        await applyNetwork(snapshot.ports.some((p) => p.id === spec.port.id) ? snapshot : { ...snapshot, ports: [...snapshot.ports, spec.port] })
+        await applyNetwork(
+          snapshot.ports.some((p) => p.id === spec.port.id)
+            ? snapshot
+            : { ...snapshot, ports: [...snapshot.ports, spec.port] },
+        )
         await powerOn(rec, port)
         return { consoleLog: await latestBoot(rec) }
       })
@@ -231,7 +253,8 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
     startVm(id: string): Promise<VmBoot> {
       return lock.run(id, async () => {
         const rec = await record(id)
-        if ((await vmInitPid(vmNames(rec.short).netns)) !== null) return { consoleLog: await latestBoot(rec) }
+        if ((await vmInitPid(vmNames(rec.short).netns)) !== null)
+          return { consoleLog: await latestBoot(rec) }
         await assertNotOthers(opts.stateDir, 'start a VM')
         return { consoleLog: await powerOn(rec, rec.port) }
       })

@@ -19,7 +19,17 @@ export const MARK_INVALID = 0x20000
 /** The low bits of the mark: the index of the lab port the frame came from (0: not a lab port). */
 export const MARK_PORT_MASK = 0xffff
 
-const PROTOCOL_NUMBERS: Record<string, number> = { icmp: 1, igmp: 2, tcp: 6, udp: 17, gre: 47, esp: 50, ah: 51, vrrp: 112, sctp: 132 }
+const PROTOCOL_NUMBERS: Record<string, number> = {
+  icmp: 1,
+  igmp: 2,
+  tcp: 6,
+  udp: 17,
+  gre: 47,
+  esp: 50,
+  ah: 51,
+  vrrp: 112,
+  sctp: 132,
+}
 const PORT_PROTOCOLS: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' }
 
 /** Parses a rule's protocol: a number or a name; null for any; undefined when unknown (rule skipped). */
@@ -44,7 +54,9 @@ export function portSourceRanges(port: LabPort): Ipv4Range[] {
 }
 
 function portMacs(port: LabPort): string[] {
-  const macs = [port.mac, ...port.allowedAddressPairs.map((p) => p.macAddress ?? port.mac)].filter(isMac).map((m) => m.toLowerCase())
+  const macs = [port.mac, ...port.allowedAddressPairs.map((p) => p.macAddress ?? port.mac)]
+    .filter(isMac)
+    .map((m) => m.toLowerCase())
   return [...new Set(macs)]
 }
 
@@ -63,7 +75,8 @@ function ruleMatch(rule: LabSecurityGroupRule, groupSet: (id: string) => string)
     const [el] = nftElements([r])
     if (!(r.start === 0 && r.end === 0xffffffff) && el !== undefined) parts.push(`ip ${peer} ${el}`)
   }
-  if (rule.remoteGroupId !== null && rule.remoteGroupId !== '') parts.push(`ip ${peer} @${groupSet(rule.remoteGroupId)}`)
+  if (rule.remoteGroupId !== null && rule.remoteGroupId !== '')
+    parts.push(`ip ${peer} @${groupSet(rule.remoteGroupId)}`)
   const proto = protocolOf(rule.protocol)
   if (proto === undefined) return null
   if (proto !== null) {
@@ -180,7 +193,8 @@ export function renderRuleset(snapshot: NetworkSnapshot, bindings: readonly Port
   const sets: string[] = []
   for (const [id, name] of groupSets) {
     const members: Ipv4Range[] = []
-    for (const p of snapshot.ports) if (p.securityGroupIds.includes(id)) members.push(...portSourceRanges(p))
+    for (const p of snapshot.ports)
+      if (p.securityGroupIds.includes(id)) members.push(...portSourceRanges(p))
     const els = nftElements(members)
     sets.push(
       `\tset ${name} {\n\t\t# members of security group ${id}\n\t\ttype ipv4_addr\n\t\tflags interval\n${els.length > 0 ? `\t\telements = ${setLiteral(els)}\n` : ''}\t}`,
@@ -193,9 +207,11 @@ export function renderRuleset(snapshot: NetworkSnapshot, bindings: readonly Port
   const dnat: string[] = []
   const snat: string[] = []
   for (const f of snapshot.floatingIps) {
-    if (f.fixedIp === null || parseIpv4(f.floatingIp) === null || parseIpv4(f.fixedIp) === null) continue
+    if (f.fixedIp === null || parseIpv4(f.floatingIp) === null || parseIpv4(f.fixedIp) === null)
+      continue
     dnat.push(`${f.floatingIp} : ${f.fixedIp}`)
-    if (!snat.some((s) => s.startsWith(`${f.fixedIp} :`))) snat.push(`${f.fixedIp} : ${f.floatingIp}`)
+    if (!snat.some((s) => s.startsWith(`${f.fixedIp} :`)))
+      snat.push(`${f.fixedIp} : ${f.floatingIp}`)
   }
   const mapDecl = (name: string, els: string[]): string =>
     `\tmap ${name} {\n\t\ttype ipv4_addr : ipv4_addr\n${els.length > 0 ? `\t\telements = ${setLiteral(els)}\n` : ''}\t}`
@@ -238,12 +254,24 @@ export function renderRuleset(snapshot: NetworkSnapshot, bindings: readonly Port
       // after conntrack (-200), before DNAT (-100): bridged IPv4 arrives here through br_netfilter
       '\t\ttype filter hook prerouting priority -150; policy accept;',
       ...stateMarks,
-      ...(markVmap.length > 0 ? [`\t\tmeta mark & 0x${MARK_PORT_MASK.toString(16)} vmap ${setLiteral(markVmap)}`] : []),
+      ...(markVmap.length > 0
+        ? [`\t\tmeta mark & 0x${MARK_PORT_MASK.toString(16)} vmap ${setLiteral(markVmap)}`]
+        : []),
       '\t}',
     ].join('\n'),
-    ['\tchain state_output {', '\t\ttype filter hook output priority -150; policy accept;', ...stateMarks, '\t}'].join('\n'),
+    [
+      '\tchain state_output {',
+      '\t\ttype filter hook output priority -150; policy accept;',
+      ...stateMarks,
+      '\t}',
+    ].join('\n'),
     ...ipChains,
-    ['\tchain nat_prerouting {', '\t\ttype nat hook prerouting priority dstnat; policy accept;', '\t\tdnat to ip daddr map @fip_dnat', '\t}'].join('\n'),
+    [
+      '\tchain nat_prerouting {',
+      '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+      '\t\tdnat to ip daddr map @fip_dnat',
+      '\t}',
+    ].join('\n'),
     [
       '\tchain nat_postrouting {',
       '\t\ttype nat hook postrouting priority srcnat; policy accept;',

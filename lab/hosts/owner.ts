@@ -96,7 +96,10 @@ export async function claimLab(stateDir: string): Promise<void> {
   await assertNotOthers(stateDir, 'set up the lab')
   await reapOthers(stateDir)
   const tmp = `${OWNER_FILE}.${process.pid}.tmp`
-  await writeFile(tmp, `${resolve(stateDir)}\n${process.pid} ${(await startTime(process.pid)) ?? 0}\n`)
+  await writeFile(
+    tmp,
+    `${resolve(stateDir)}\n${process.pid} ${(await startTime(process.pid)) ?? 0}\n`,
+  )
   await rename(tmp, OWNER_FILE)
 }
 

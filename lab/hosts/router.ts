@@ -28,10 +28,14 @@ export function tenantSubnet(snapshot: NetworkSnapshot): TenantSubnet {
   const gw = parseIpv4(snapshot.gatewayIp)
   const prefixLen = Number(snapshot.subnetCidr.split('/')[1] ?? 'x')
   if (r === null || gw === null || TENANT === null || !Number.isInteger(prefixLen)) {
-    throw new Error(`lab hosts: bad tenant subnet ${snapshot.subnetCidr} / gateway ${snapshot.gatewayIp}`)
+    throw new Error(
+      `lab hosts: bad tenant subnet ${snapshot.subnetCidr} / gateway ${snapshot.gatewayIp}`,
+    )
   }
   if (r.start < TENANT.start || r.end > TENANT.end || gw < r.start || gw > r.end) {
-    throw new Error(`lab hosts: the tenant subnet must lie in 192.0.2.0/24 with its gateway inside (got ${snapshot.subnetCidr}, ${snapshot.gatewayIp})`)
+    throw new Error(
+      `lab hosts: the tenant subnet must lie in 192.0.2.0/24 with its gateway inside (got ${snapshot.subnetCidr}, ${snapshot.gatewayIp})`,
+    )
   }
   return { network: formatIpv4(r.start), prefixLen, gateway: snapshot.gatewayIp }
 }
@@ -46,7 +50,8 @@ export async function listNetns(): Promise<string[]> {
 }
 
 async function linkExists(name: string, netns?: string): Promise<boolean> {
-  const args = netns === undefined ? ['link', 'show', 'dev', name] : ['-n', netns, 'link', 'show', 'dev', name]
+  const args =
+    netns === undefined ? ['link', 'show', 'dev', name] : ['-n', netns, 'link', 'show', 'dev', name]
   return (await run('ip', args, { allowFail: true })).code === 0
 }
 
@@ -70,13 +75,31 @@ export async function ensureRouter(subnet: TenantSubnet): Promise<void> {
     ].join('\n'),
   )
   if (!(await linkExists(FIP_HOST_IF))) {
-    if (await linkExists(FIP_ROUTER_IF, ROUTER_NETNS)) await run('ip', ['-n', ROUTER_NETNS, 'link', 'del', FIP_ROUTER_IF])
-    await run('ip', ['link', 'add', FIP_HOST_IF, 'type', 'veth', 'peer', 'name', FIP_ROUTER_IF, 'netns', ROUTER_NETNS])
+    if (await linkExists(FIP_ROUTER_IF, ROUTER_NETNS))
+      await run('ip', ['-n', ROUTER_NETNS, 'link', 'del', FIP_ROUTER_IF])
+    await run('ip', [
+      'link',
+      'add',
+      FIP_HOST_IF,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      FIP_ROUTER_IF,
+      'netns',
+      ROUTER_NETNS,
+    ])
   }
   await run('sysctl', ['-qw', `net.ipv6.conf.${FIP_HOST_IF}.disable_ipv6=1`], { allowFail: true })
   await run('ip', ['addr', 'replace', `${FIP_HOST_ADDR}/${FIP_PREFIX_LEN}`, 'dev', FIP_HOST_IF])
   await run('ip', ['link', 'set', FIP_HOST_IF, 'up'])
-  await runInNetns(ROUTER_NETNS, [`ip addr replace ${FIP_ROUTER_ADDR}/${FIP_PREFIX_LEN} dev ${FIP_ROUTER_IF}`, `ip link set ${FIP_ROUTER_IF} up`].join('\n'))
+  await runInNetns(
+    ROUTER_NETNS,
+    [
+      `ip addr replace ${FIP_ROUTER_ADDR}/${FIP_PREFIX_LEN} dev ${FIP_ROUTER_IF}`,
+      `ip link set ${FIP_ROUTER_IF} up`,
+    ].join('\n'),
+  )
 }
 
 /** True when the router namespace and its bridge exist. */
@@ -93,14 +116,31 @@ export async function syncFloatingAddresses(snapshot: NetworkSnapshot): Promise<
   for (const f of snapshot.floatingIps) {
     const n = parseIpv4(f.floatingIp)
     if (f.fixedIp === null || n === null || FLOATING === null) continue
-    if (n < FLOATING.start || n > FLOATING.end || f.floatingIp === FIP_HOST_ADDR || f.floatingIp === FIP_ROUTER_ADDR) continue
+    if (
+      n < FLOATING.start ||
+      n > FLOATING.end ||
+      f.floatingIp === FIP_HOST_ADDR ||
+      f.floatingIp === FIP_ROUTER_ADDR
+    )
+      continue
     want.add(f.floatingIp)
   }
-  const { stdout } = await run('ip', ['-n', ROUTER_NETNS, '-4', '-o', 'addr', 'show', 'dev', FIP_ROUTER_IF])
+  const { stdout } = await run('ip', [
+    '-n',
+    ROUTER_NETNS,
+    '-4',
+    '-o',
+    'addr',
+    'show',
+    'dev',
+    FIP_ROUTER_IF,
+  ])
   const have = new Set<string>()
-  for (const m of stdout.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\/32/g)) if (m[1] !== undefined) have.add(m[1])
+  for (const m of stdout.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\/32/g))
+    if (m[1] !== undefined) have.add(m[1])
   const cmds: string[] = []
   for (const a of have) if (!want.has(a)) cmds.push(`addr del ${a}/32 dev ${FIP_ROUTER_IF}`)
   for (const a of want) if (!have.has(a)) cmds.push(`addr add ${a}/32 dev ${FIP_ROUTER_IF}`)
-  if (cmds.length > 0) await run('ip', ['-n', ROUTER_NETNS, '-batch', '-'], { input: `${cmds.join('\n')}\n` })
+  if (cmds.length > 0)
+    await run('ip', ['-n', ROUTER_NETNS, '-batch', '-'], { input: `${cmds.join('\n')}\n` })
 }

@@ -7,7 +7,9 @@ const portSchema = z.object({
   id: z.string(),
   mac: z.string(),
   fixedIps: z.array(z.string()),
-  allowedAddressPairs: z.array(z.object({ ipAddress: z.string(), macAddress: z.string().optional() })),
+  allowedAddressPairs: z.array(
+    z.object({ ipAddress: z.string(), macAddress: z.string().optional() }),
+  ),
   securityGroupIds: z.array(z.string()),
   portSecurityEnabled: z.boolean(),
   deviceId: z.string().nullable(),
@@ -53,7 +55,13 @@ export interface VmPaths {
 /** The paths of a VM's files. */
 export function vmPaths(stateDir: string, short: string): VmPaths {
   const dir = join(stateDir, 'vms', short)
-  return { dir, record: join(dir, 'vm.json'), console: join(dir, 'console.log'), seed: join(dir, 'seed'), disk: join(dir, 'disk') }
+  return {
+    dir,
+    record: join(dir, 'vm.json'),
+    console: join(dir, 'console.log'),
+    seed: join(dir, 'seed'),
+    disk: join(dir, 'disk'),
+  }
 }
 
 /** Writes a file so that a crash leaves either the old or the new content, never a torn one. */

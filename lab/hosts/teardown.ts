@@ -26,13 +26,17 @@ export async function strayVmProcesses(): Promise<number[]> {
 /** The machine's links named rbl*. */
 export async function labLinks(): Promise<string[]> {
   const links = await run('ip', ['-o', 'link', 'show'], { allowFail: true })
-  return [...links.stdout.matchAll(/^\d+: ([^:@\s]+)[:@]/gm)].map((m) => m[1] ?? '').filter((n) => n.startsWith(LAB_PREFIX))
+  return [...links.stdout.matchAll(/^\d+: ([^:@\s]+)[:@]/gm)]
+    .map((m) => m[1] ?? '')
+    .filter((n) => n.startsWith(LAB_PREFIX))
 }
 
 /** The machine's nft tables named rbl*, as [family, name]. */
 export async function labTables(): Promise<Array<[string, string]>> {
   const tables = await run('nft', ['list', 'tables'], { allowFail: true })
-  return [...tables.stdout.matchAll(/^table (\S+) (\S+)$/gm)].flatMap((m): Array<[string, string]> => (m[1] && m[2]?.startsWith(LAB_PREFIX) ? [[m[1], m[2]]] : []))
+  return [...tables.stdout.matchAll(/^table (\S+) (\S+)$/gm)].flatMap(
+    (m): Array<[string, string]> => (m[1] && m[2]?.startsWith(LAB_PREFIX) ? [[m[1], m[2]]] : []),
+  )
 }
 
 async function killStrays(): Promise<void> {
@@ -66,14 +70,21 @@ export async function teardownHosts(stateDir: string | null): Promise<void> {
   }
   const labNetns = (await listNetns()).filter((n) => n.startsWith(LAB_PREFIX))
   // VMs first (their init takes the PID namespace down), then whatever else runs in a lab netns
-  for (const ns of labNetns.sort((a, b) => Number(b.startsWith('rbl-vm-')) - Number(a.startsWith('rbl-vm-')))) {
+  for (const ns of labNetns.sort(
+    (a, b) => Number(b.startsWith('rbl-vm-')) - Number(a.startsWith('rbl-vm-')),
+  )) {
     await attempt(`stop processes in ${ns}`, () => killVmProcesses(ns, 0))
   }
   await attempt('stop stray VM processes', killStrays)
-  for (const ns of labNetns) await attempt(`delete netns ${ns}`, () => run('ip', ['netns', 'del', ns]))
+  for (const ns of labNetns)
+    await attempt(`delete netns ${ns}`, () => run('ip', ['netns', 'del', ns]))
 
-  for (const name of await labLinks()) await attempt(`delete link ${name}`, () => run('ip', ['link', 'del', name]))
-  for (const [family, name] of await labTables()) await attempt(`delete nft table ${family} ${name}`, () => run('nft', ['delete', 'table', family, name]))
+  for (const name of await labLinks())
+    await attempt(`delete link ${name}`, () => run('ip', ['link', 'del', name]))
+  for (const [family, name] of await labTables())
+    await attempt(`delete nft table ${family} ${name}`, () =>
+      run('nft', ['delete', 'table', family, name]),
+    )
 
   // without a state directory (a lab whose owner is unknown), only the lab's own overlay mounts
   const vmsDir = stateDir === null ? null : join(stateDir, 'vms')
@@ -83,8 +94,10 @@ export async function teardownHosts(stateDir: string | null): Promise<void> {
   }
   const stillMounted = await mountsBySource((_s, t) => inVms(t))
   if (stillMounted.length > 0) errors.push(`still mounted: ${stillMounted.join(', ')}`)
-  else if (vmsDir !== null) await attempt('remove VM files', () => rm(vmsDir, { recursive: true, force: true }))
+  else if (vmsDir !== null)
+    await attempt('remove VM files', () => rm(vmsDir, { recursive: true, force: true }))
   if (stateDir !== null) await rmdir(stateDir).catch(() => undefined)
 
-  if (errors.length > 0) throw new Error(`lab hosts: teardown left things behind:\n  ${errors.join('\n  ')}`)
+  if (errors.length > 0)
+    throw new Error(`lab hosts: teardown left things behind:\n  ${errors.join('\n  ')}`)
 }

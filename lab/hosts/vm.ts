@@ -26,13 +26,21 @@ export interface BootOptions {
 }
 
 /** Rejects values that would end up in a shell command or a config file unchecked. */
-export function validateSpec(rec: Pick<VmRecord, 'hostname' | 'defaultUser' | 'authorizedKeys' | 'port'>): void {
+export function validateSpec(
+  rec: Pick<VmRecord, 'hostname' | 'defaultUser' | 'authorizedKeys' | 'port'>,
+): void {
   const problems: string[] = []
-  if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(rec.hostname)) problems.push(`hostname '${rec.hostname}' is not a valid host name`)
-  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(rec.defaultUser) || rec.defaultUser === 'root') problems.push(`user '${rec.defaultUser}' is not a valid login name`)
-  for (const k of rec.authorizedKeys) if (/[\r\n]/.test(k.trim())) problems.push('an authorized key spans several lines')
+  if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(rec.hostname))
+    problems.push(`hostname '${rec.hostname}' is not a valid host name`)
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(rec.defaultUser) || rec.defaultUser === 'root')
+    problems.push(`user '${rec.defaultUser}' is not a valid login name`)
+  for (const k of rec.authorizedKeys)
+    if (/[\r\n]/.test(k.trim())) problems.push('an authorized key spans several lines')
   if (!isMac(rec.port.mac)) problems.push(`port mac '${rec.port.mac}' is not a MAC address`)
-  if (rec.port.fixedIps.length === 0 || rec.port.fixedIps.some((ip) => parseIpv4(ip) === null)) problems.push(`port ${rec.port.id} needs IPv4 fixed IPs (got ${rec.port.fixedIps.join(', ') || 'none'})`)
+  if (rec.port.fixedIps.length === 0 || rec.port.fixedIps.some((ip) => parseIpv4(ip) === null))
+    problems.push(
+      `port ${rec.port.id} needs IPv4 fixed IPs (got ${rec.port.fixedIps.join(', ') || 'none'})`,
+    )
   if (problems.length > 0) throw new Error(`lab hosts: cannot boot this VM: ${problems.join('; ')}`)
 }
 
@@ -103,7 +111,9 @@ export async function killVmProcesses(netns: string, graceMs: number): Promise<v
     for (const pid of pids) kill(pid, 'SIGKILL')
     await sleep(25)
   }
-  throw new Error(`lab hosts: processes of ${netns} do not die: ${(await netnsPids(netns)).join(' ')}`)
+  throw new Error(
+    `lab hosts: processes of ${netns} do not die: ${(await netnsPids(netns)).join(' ')}`,
+  )
 }
 
 /**
@@ -112,12 +122,32 @@ export async function killVmProcesses(netns: string, graceMs: number): Promise<v
  */
 export async function ensureVmNetns(names: VmNames, port: LabPort): Promise<void> {
   if (!(await listNetns()).includes(names.netns)) await run('ip', ['netns', 'add', names.netns])
-  const inVm = await run('ip', ['-n', names.netns, 'link', 'show', 'dev', VM_IF], { allowFail: true })
+  const inVm = await run('ip', ['-n', names.netns, 'link', 'show', 'dev', VM_IF], {
+    allowFail: true,
+  })
   if (inVm.code !== 0) {
     await run('ip', ['-n', ROUTER_NETNS, 'link', 'del', names.veth], { allowFail: true })
-    await run('ip', ['-n', ROUTER_NETNS, 'link', 'add', names.veth, 'type', 'veth', 'peer', 'name', VM_IF, 'address', port.mac.toLowerCase(), 'netns', names.netns])
+    await run('ip', [
+      '-n',
+      ROUTER_NETNS,
+      'link',
+      'add',
+      names.veth,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      VM_IF,
+      'address',
+      port.mac.toLowerCase(),
+      'netns',
+      names.netns,
+    ])
   }
-  await runInNetns(names.netns, 'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1\nip link set lo up')
+  await runInNetns(
+    names.netns,
+    'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1\nip link set lo up',
+  )
 }
 
 /**
@@ -125,7 +155,11 @@ export async function ensureVmNetns(names: VmNames, port: LabPort): Promise<void
  * default route in exactly the seed's shape
  * (`default via 192.0.2.1 dev ens3 proto dhcp src 192.0.2.11 metric 100`).
  */
-export async function configureVmNetwork(names: VmNames, port: LabPort, subnet: TenantSubnet): Promise<void> {
+export async function configureVmNetwork(
+  names: VmNames,
+  port: LabPort,
+  subnet: TenantSubnet,
+): Promise<void> {
   const [primary, ...secondary] = port.fixedIps
   if (primary === undefined) throw new Error(`lab hosts: port ${port.id} has no fixed IP`)
   const cidr = (ip: string) => q(`${ip}/${subnet.prefixLen}`)
@@ -147,17 +181,24 @@ export async function configureVmNetwork(names: VmNames, port: LabPort, subnet: 
 
 /** Plugs the VM's veth into the bridge and brings it up (the port's rules must exist by now). */
 export async function attachVmPort(names: VmNames): Promise<void> {
-  await runInNetns(ROUTER_NETNS, `ip link set ${names.veth} master ${BRIDGE}\nip link set ${names.veth} up`)
+  await runInNetns(
+    ROUTER_NETNS,
+    `ip link set ${names.veth} master ${BRIDGE}\nip link set ${names.veth} up`,
+  )
 }
 
 /** Takes both ends of the VM's link down and removes its addresses, as a power-off would. */
 export async function detachVmPort(names: VmNames): Promise<void> {
   await run('ip', ['-n', ROUTER_NETNS, 'link', 'set', names.veth, 'down'], { allowFail: true })
-  await runInNetns(names.netns, `ip addr flush dev ${VM_IF}\nip link set ${VM_IF} down`, { allowFail: true })
+  await runInNetns(names.netns, `ip addr flush dev ${VM_IF}\nip link set ${VM_IF} down`, {
+    allowFail: true,
+  })
 }
 
 /** Mount points whose source is `source` (from /proc/self/mountinfo), deepest first. */
-export async function mountsBySource(match: (source: string, target: string) => boolean): Promise<string[]> {
+export async function mountsBySource(
+  match: (source: string, target: string) => boolean,
+): Promise<string[]> {
   const info = await readFile('/proc/self/mountinfo', 'utf8')
   const out: string[] = []
   for (const line of info.split('\n')) {
@@ -179,7 +220,14 @@ export async function ensureDisk(opts: BootOptions, names: VmNames): Promise<voi
   const p = vmPaths(opts.stateDir, names.short)
   if ((await mountsBySource((s, t) => s === names.diskSource && t === p.disk)).length > 0) return
   await mkdir(p.disk, { recursive: true })
-  await run('mount', ['-t', 'tmpfs', '-o', `mode=0755,size=${opts.diskSize}`, names.diskSource, p.disk])
+  await run('mount', [
+    '-t',
+    'tmpfs',
+    '-o',
+    `mode=0755,size=${opts.diskSize}`,
+    names.diskSource,
+    p.disk,
+  ])
   // private: the VM's mount namespaces are copies of the machine's, and nothing should propagate
   await run('mount', ['--make-private', p.disk])
 }
@@ -187,7 +235,9 @@ export async function ensureDisk(opts: BootOptions, names: VmNames): Promise<voi
 /** Unmounts the VM's disk (and anything under it), lazily when busy. */
 export async function removeDisk(stateDir: string, names: VmNames): Promise<void> {
   const p = vmPaths(stateDir, names.short)
-  for (const target of await mountsBySource((s, t) => s === names.diskSource || t === p.disk || t.startsWith(`${p.disk}/`))) {
+  for (const target of await mountsBySource(
+    (s, t) => s === names.diskSource || t === p.disk || t.startsWith(`${p.disk}/`),
+  )) {
     await run('umount', ['-l', target], { allowFail: true })
   }
 }
@@ -200,14 +250,18 @@ export async function writeSeed(opts: BootOptions, rec: VmRecord): Promise<void>
     hostname: rec.hostname,
     user: rec.defaultUser,
     'instance-id': rec.id,
-    'authorized_keys': rec.authorizedKeys.map((k) => k.trim()).filter((k) => k !== '').join('\n'),
+    authorized_keys: rec.authorizedKeys
+      .map((k) => k.trim())
+      .filter((k) => k !== '')
+      .join('\n'),
     'key-types': opts.keyTypes.join(' '),
     services: opts.bootServices.join(' '),
     address: rec.port.fixedIps[0] ?? '',
     mac: rec.port.mac.toLowerCase(),
     'apt-mirror': opts.aptMirror ?? '',
   }
-  for (const [name, content] of Object.entries(files)) await writeFile(`${p.seed}/${name}`, `${content}\n`)
+  for (const [name, content] of Object.entries(files))
+    await writeFile(`${p.seed}/${name}`, `${content}\n`)
 }
 
 /**
@@ -222,7 +276,21 @@ export async function bootVm(opts: BootOptions, rec: VmRecord): Promise<string> 
   const logFd = openSync(p.console, 'a', 0o600)
   const child = spawn(
     'nsenter',
-    [`--net=/run/netns/${names.netns}`, '--', 'unshare', '--pid', '--fork', '--mount', '--uts', '--ipc', '--propagation', 'private', '--', 'bash', opts.bootScript],
+    [
+      `--net=/run/netns/${names.netns}`,
+      '--',
+      'unshare',
+      '--pid',
+      '--fork',
+      '--mount',
+      '--uts',
+      '--ipc',
+      '--propagation',
+      'private',
+      '--',
+      'bash',
+      opts.bootScript,
+    ],
     {
       detached: true,
       stdio: ['ignore', logFd, logFd, 'pipe'],
@@ -235,7 +303,10 @@ export async function bootVm(opts: BootOptions, rec: VmRecord): Promise<string> 
   try {
     await new Promise<void>((resolve, reject) => {
       let got = ''
-      timer = setTimeout(() => reject(new Error(`no ready signal within ${opts.bootTimeoutMs} ms`)), opts.bootTimeoutMs)
+      timer = setTimeout(
+        () => reject(new Error(`no ready signal within ${opts.bootTimeoutMs} ms`)),
+        opts.bootTimeoutMs,
+      )
       ready.on('data', (b: Buffer) => {
         got += b.toString('utf8')
         if (got.includes('ready')) resolve()
@@ -246,8 +317,15 @@ export async function bootVm(opts: BootOptions, rec: VmRecord): Promise<string> 
     })
   } catch (e) {
     await killVmProcesses(names.netns, 0).catch(() => undefined)
-    const tail = (await readFile(p.console, 'utf8').catch(() => '')).slice(offset).split('\n').slice(-15).join('\n')
-    throw new Error(`lab hosts: VM ${rec.name} (${rec.id}) did not boot: ${e instanceof Error ? e.message : String(e)}\n--- console ---\n${tail}`)
+    const tail = (await readFile(p.console, 'utf8').catch(() => ''))
+      .slice(offset)
+      .split('\n')
+      .slice(-15)
+      .join('\n')
+    throw new Error(
+      `lab hosts: VM ${rec.name} (${rec.id}) did not boot: ${e instanceof Error ? e.message : String(e)}\n--- console ---\n${tail}`,
+      { cause: e },
+    )
   } finally {
     clearTimeout(timer)
     ready.destroy()
@@ -282,7 +360,10 @@ export async function destroyVm(stateDir: string, short: string): Promise<void> 
   }
   await run('ip', ['-n', ROUTER_NETNS, 'link', 'del', names.veth], { allowFail: true })
   await removeDisk(stateDir, names)
-  const left = await mountsBySource((s, t) => s === names.diskSource || t.startsWith(`${vmPaths(stateDir, short).disk}`))
-  if (left.length > 0) throw new Error(`lab hosts: the disk of VM ${short} is still mounted at ${left.join(', ')}`)
+  const left = await mountsBySource(
+    (s, t) => s === names.diskSource || t.startsWith(`${vmPaths(stateDir, short).disk}`),
+  )
+  if (left.length > 0)
+    throw new Error(`lab hosts: the disk of VM ${short} is still mounted at ${left.join(', ')}`)
   await rm(vmPaths(stateDir, short).dir, { recursive: true, force: true })
 }

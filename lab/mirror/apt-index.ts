@@ -82,7 +82,8 @@ export function parsePolicy(text: string): Map<string, PackagePolicy> {
       continue
     }
     const source = /^ {8}-?\d+ (\S+)/.exec(line)
-    if (source?.[1] !== undefined && version !== null && source[1] !== '/var/lib/dpkg/status') version.downloadable = true
+    if (source?.[1] !== undefined && version !== null && source[1] !== '/var/lib/dpkg/status')
+      version.downloadable = true
   }
   return out
 }
@@ -94,7 +95,8 @@ export function parsePolicy(text: string): Map<string, PackagePolicy> {
  * @example chooseVersion(policy) // '1:2.2.7-1+b2'
  */
 export function chooseVersion(p: PackagePolicy): string | null {
-  const downloadable = (v: string | null) => v !== null && p.versions.some((x) => x.version === v && x.downloadable)
+  const downloadable = (v: string | null) =>
+    v !== null && p.versions.some((x) => x.version === v && x.downloadable)
   if (downloadable(p.installed)) return p.installed
   if (downloadable(p.candidate)) return p.candidate
   return null
@@ -107,7 +109,8 @@ export function chooseVersion(p: PackagePolicy): string | null {
  */
 export function parseRecursiveDepends(text: string): string[] {
   const names = new Set<string>()
-  for (const line of text.split('\n')) if (line !== '' && !line.startsWith(' ') && isPackageName(line.trim())) names.add(line.trim())
+  for (const line of text.split('\n'))
+    if (line !== '' && !line.startsWith(' ') && isPackageName(line.trim())) names.add(line.trim())
   return [...names].sort()
 }
 
@@ -131,7 +134,10 @@ export function parseControl(text: string): [string, string][] {
 /** The value of a control field (first line only for folded fields), or undefined. */
 export function controlField(control: string, name: string): string | undefined {
   const lower = name.toLowerCase()
-  return parseControl(control).find(([k]) => k.toLowerCase() === lower)?.[1].split('\n')[0]?.trim()
+  return parseControl(control)
+    .find(([k]) => k.toLowerCase() === lower)?.[1]
+    .split('\n')[0]
+    ?.trim()
 }
 
 /**
@@ -150,13 +156,23 @@ const FILE_FIELDS = new Set(['filename', 'size', 'md5sum', 'sha1', 'sha256', 'sh
  * its checksums. Fields about the file that the control might carry are replaced, never repeated.
  * @example packagesStanza(control, 'pool/hello_2.10-3_amd64.deb', info)
  */
-export function packagesStanza(control: string, filename: string, file: Pick<DebInfo, 'size' | 'md5' | 'sha256'>): string {
+export function packagesStanza(
+  control: string,
+  filename: string,
+  file: Pick<DebInfo, 'size' | 'md5' | 'sha256'>,
+): string {
   const fields = parseControl(control).filter(([k]) => !FILE_FIELDS.has(k.toLowerCase()))
   const pkg = fields.filter(([k]) => k === 'Package')
-  if (pkg.length !== 1) throw new Error(`not a binary package's control paragraph (${pkg.length} Package fields)`)
+  if (pkg.length !== 1)
+    throw new Error(`not a binary package's control paragraph (${pkg.length} Package fields)`)
   const ordered = [...pkg, ...fields.filter(([k]) => k !== 'Package')]
   const lines = ordered.map(([k, v]) => `${k}: ${v}`)
-  lines.push(`Filename: ${filename}`, `Size: ${file.size}`, `MD5sum: ${file.md5}`, `SHA256: ${file.sha256}`)
+  lines.push(
+    `Filename: ${filename}`,
+    `Size: ${file.size}`,
+    `MD5sum: ${file.md5}`,
+    `SHA256: ${file.sha256}`,
+  )
   return `${lines.join('\n')}\n`
 }
 
@@ -165,7 +181,8 @@ export function packagesStanza(control: string, filename: string, file: Pick<Deb
  * @example packagesIndex([stanza1, stanza2])
  */
 export function packagesIndex(stanzas: string[]): string {
-  const key = (s: string) => `${/^Package: (.*)$/m.exec(s)?.[1] ?? ''}\0${/^Filename: (.*)$/m.exec(s)?.[1] ?? ''}`
+  const key = (s: string) =>
+    `${/^Package: (.*)$/m.exec(s)?.[1] ?? ''}\0${/^Filename: (.*)$/m.exec(s)?.[1] ?? ''}`
   return [...stanzas].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)).join('\n')
 }
 
@@ -175,7 +192,8 @@ export function packagesIndex(stanzas: string[]): string {
  * @example releaseFile([{ path: 'Packages', size, md5, sha256 }], new Date())
  */
 export function releaseFile(files: IndexFile[], date: Date): string {
-  const rows = (hash: 'md5' | 'sha256') => files.map((f) => ` ${f[hash]} ${String(f.size).padStart(16)} ${f.path}`)
+  const rows = (hash: 'md5' | 'sha256') =>
+    files.map((f) => ` ${f[hash]} ${String(f.size).padStart(16)} ${f.path}`)
   return [
     'Origin: runbook-lab',
     'Label: runbook-lab',

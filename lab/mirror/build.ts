@@ -7,7 +7,19 @@
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { copyFile, link, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import {
+  copyFile,
+  link,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import {
@@ -31,7 +43,10 @@ export const DEFAULT_MIRROR_PACKAGES: readonly string[] = ['keepalived', 'ipvsad
 export const DEFAULT_MIRROR_CACHE = '/var/cache/runbook-lab'
 
 /** How apt resolves a package list into the exact files to carry (injectable for tests). */
-export type Resolver = (packages: string[], cacheDir: string) => Promise<{ selections: Selection[]; unknown: string[] }>
+export type Resolver = (
+  packages: string[],
+  cacheDir: string,
+) => Promise<{ selections: Selection[]; unknown: string[] }>
 /** How missing files are fetched into a directory (injectable for tests). */
 export type Downloader = (selections: Selection[], dir: string) => Promise<void>
 
@@ -67,15 +82,23 @@ export interface MirrorBuild {
   ms: number
 }
 
-
-function exec(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string; code: number }> {
+function exec(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; timeoutMs?: number } = {},
+): Promise<{ stdout: string; stderr: string; code: number }> {
   return new Promise((resolve) => {
     // the caller's environment (a proxy apt should use), parsed in the C locale
     const env = { ...process.env, LANG: 'C', LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' }
-    execFile(cmd, args, { cwd: opts.cwd, env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
-      resolve({ stdout, stderr: stderr || (err?.message ?? ''), code })
-    })
+    execFile(
+      cmd,
+      args,
+      { cwd: opts.cwd, env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
+        resolve({ stdout, stderr: stderr || (err?.message ?? ''), code })
+      },
+    )
   })
 }
 
@@ -101,11 +124,13 @@ async function aptInputs(): Promise<string> {
     parts.push(`${f} ${s?.size ?? '-'} ${s?.mtimeMs ?? '-'}`)
   }
   await add('/var/lib/dpkg/status')
-  for (const f of (await readdir('/var/lib/apt/lists').catch(() => [])).sort()) if (f !== 'lock' && f !== 'partial') await add(join('/var/lib/apt/lists', f))
+  for (const f of (await readdir('/var/lib/apt/lists').catch(() => [])).sort())
+    if (f !== 'lock' && f !== 'partial') await add(join('/var/lib/apt/lists', f))
   return parts.join('\n')
 }
 
-const policyOf = async (names: string[]) => parsePolicy((await exec('apt-cache', ['policy', ...names])).stdout)
+const policyOf = async (names: string[]) =>
+  parsePolicy((await exec('apt-cache', ['policy', ...names])).stdout)
 
 /**
  * Resolves with the machine's apt (no network): the dependency closure (Depends and Pre-Depends,
@@ -113,17 +138,35 @@ const policyOf = async (names: string[]) => parsePolicy((await exec('apt-cache',
  * request or the machine's apt state changes, as it costs a few seconds.
  */
 export const aptResolver: Resolver = async (packages, cacheDir) => {
-  const key = createHash('sha256').update(JSON.stringify([...packages].sort())).update(await aptInputs()).digest('hex')
+  const key = createHash('sha256')
+    .update(JSON.stringify([...packages].sort()))
+    .update(await aptInputs())
+    .digest('hex')
   const cacheFile = join(cacheDir, 'resolved.json')
-  const cached = (await readJson(cacheFile)) as { key?: string; selections?: Selection[]; unknown?: string[] } | null
-  if (cached?.key === key && Array.isArray(cached.selections) && Array.isArray(cached.unknown)) return { selections: cached.selections, unknown: cached.unknown }
+  const cached = (await readJson(cacheFile)) as {
+    key?: string
+    selections?: Selection[]
+    unknown?: string[]
+  } | null
+  if (cached?.key === key && Array.isArray(cached.selections) && Array.isArray(cached.unknown))
+    return { selections: cached.selections, unknown: cached.unknown }
 
   const asked = await policyOf(packages)
   const known = packages.filter((p) => asked.has(p) && (asked.get(p)?.versions.length ?? 0) > 0)
   const unknown = packages.filter((p) => !known.includes(p))
   let closure: string[] = []
   if (known.length > 0) {
-    const deps = await exec('apt-cache', ['depends', '--recurse', '--no-recommends', '--no-suggests', '--no-conflicts', '--no-breaks', '--no-replaces', '--no-enhances', ...known])
+    const deps = await exec('apt-cache', [
+      'depends',
+      '--recurse',
+      '--no-recommends',
+      '--no-suggests',
+      '--no-conflicts',
+      '--no-breaks',
+      '--no-replaces',
+      '--no-enhances',
+      ...known,
+    ])
     if (deps.code !== 0) throw new Error(`apt-cache depends failed: ${deps.stderr.trim()}`)
     closure = parseRecursiveDepends(deps.stdout)
   }
@@ -147,23 +190,41 @@ export const aptDownloader: Downloader = async (selections, dir) => {
   // what a killed download left behind (an hour is far longer than any download takes)
   for (const f of await readdir(dir)) {
     const s = f.startsWith('.incoming-') ? await stat(join(dir, f)).catch(() => null) : null
-    if (s !== null && Date.now() - s.mtimeMs > 3_600_000) await rm(join(dir, f), { recursive: true, force: true })
+    if (s !== null && Date.now() - s.mtimeMs > 3_600_000)
+      await rm(join(dir, f), { recursive: true, force: true })
   }
   const incoming = await mkdtemp(join(dir, '.incoming-'))
   try {
     const r = await exec(
       'apt-get',
-      ['download', '-q', '-o', 'APT::Sandbox::User=root', '-o', 'Acquire::Retries=0', '-o', 'Acquire::http::Timeout=15', '-o', 'Acquire::https::Timeout=15', ...selections.map((s) => `${s.name}=${s.version}`)],
+      [
+        'download',
+        '-q',
+        '-o',
+        'APT::Sandbox::User=root',
+        '-o',
+        'Acquire::Retries=0',
+        '-o',
+        'Acquire::http::Timeout=15',
+        '-o',
+        'Acquire::https::Timeout=15',
+        ...selections.map((s) => `${s.name}=${s.version}`),
+      ],
       { cwd: incoming, timeoutMs: 15 * 60_000 },
     )
     for (const f of await readdir(incoming)) {
       if (!f.endsWith('.deb')) continue
-      if ((await exec('dpkg-deb', ['--info', join(incoming, f)])).code === 0) await rename(join(incoming, f), join(dir, f))
+      if ((await exec('dpkg-deb', ['--info', join(incoming, f)])).code === 0)
+        await rename(join(incoming, f), join(dir, f))
     }
     if (r.code !== 0) {
       const errors = r.stderr.split('\n').filter((l) => l.startsWith('E: '))
-      const first = (errors[0] ?? r.stderr.trim().split('\n').pop() ?? '').replace(/\s+/g, ' ').trim()
-      throw new Error(`${first || `apt-get download exited ${r.code}`}${errors.length > 1 ? ` (and ${errors.length - 1} more errors)` : ''}`)
+      const first = (errors[0] ?? r.stderr.trim().split('\n').pop() ?? '')
+        .replace(/\s+/g, ' ')
+        .trim()
+      throw new Error(
+        `${first || `apt-get download exited ${r.code}`}${errors.length > 1 ? ` (and ${errors.length - 1} more errors)` : ''}`,
+      )
     }
   } finally {
     await rm(incoming, { recursive: true, force: true })
@@ -207,14 +268,19 @@ export async function indexDebs(debsDir: string, cacheDir: string): Promise<Map<
     if (ctl.code !== 0) continue
     next[f] = { control: ctl.stdout, size: s.size, mtimeMs: s.mtimeMs, ...(await hashFile(path)) }
   }
-  if (JSON.stringify(old) !== JSON.stringify(next)) await writeAtomic(indexFile, `${JSON.stringify(next)}\n`)
+  if (JSON.stringify(old) !== JSON.stringify(next))
+    await writeAtomic(indexFile, `${JSON.stringify(next)}\n`)
   return new Map(Object.entries(next))
 }
 
 function matches(info: DebInfo, sel: Selection): boolean {
   const [name, arch] = sel.name.split(':')
   const a = controlField(info.control, 'Architecture')
-  return controlField(info.control, 'Package') === name && controlField(info.control, 'Version') === sel.version && (arch === undefined || a === arch || a === 'all')
+  return (
+    controlField(info.control, 'Package') === name &&
+    controlField(info.control, 'Version') === sel.version &&
+    (arch === undefined || a === arch || a === 'all')
+  )
 }
 
 /** Puts `src` at `dest` as a hard link (the cache and the state dir share a filesystem), else a copy. */
@@ -232,7 +298,11 @@ async function place(src: string, dest: string, size: number): Promise<void> {
  * drops pool files no longer listed.
  * @example await publishMirror('/var/lib/runbook-lab/mirror/debian', '/var/cache/runbook-lab/debs', debs)
  */
-export async function publishMirror(dir: string, debsDir: string, debs: [file: string, info: DebInfo][]): Promise<void> {
+export async function publishMirror(
+  dir: string,
+  debsDir: string,
+  debs: [file: string, info: DebInfo][],
+): Promise<void> {
   const pool = join(dir, 'pool')
   await mkdir(pool, { recursive: true, mode: 0o755 })
   const stanzas: string[] = []
@@ -260,7 +330,10 @@ export async function publishMirror(dir: string, debsDir: string, debs: [file: s
 }
 
 function digest(b: Buffer): { md5: string; sha256: string } {
-  return { md5: createHash('md5').update(b).digest('hex'), sha256: createHash('sha256').update(b).digest('hex') }
+  return {
+    md5: createHash('md5').update(b).digest('hex'),
+    sha256: createHash('sha256').update(b).digest('hex'),
+  }
 }
 
 /**
@@ -284,9 +357,12 @@ export async function buildMirror(opts: MirrorBuildOptions): Promise<MirrorBuild
   try {
     ;({ selections, unknown } = await (opts.resolve ?? aptResolver)(packages, cacheDir))
   } catch (e) {
-    log(`package mirror: cannot resolve ${packages.join(', ')} with apt on this machine: ${e instanceof Error ? e.message : String(e)}`)
+    log(
+      `package mirror: cannot resolve ${packages.join(', ')} with apt on this machine: ${e instanceof Error ? e.message : String(e)}`,
+    )
   }
-  if (unknown.length > 0) log(`package mirror: apt on this machine does not know ${unknown.join(', ')}; left out`)
+  if (unknown.length > 0)
+    log(`package mirror: apt on this machine does not know ${unknown.join(', ')}; left out`)
 
   let debs = await indexDebs(debsDir, cacheDir)
   const find = (sel: Selection) => [...debs].find(([, info]) => matches(info, sel))
@@ -295,7 +371,9 @@ export async function buildMirror(opts: MirrorBuildOptions): Promise<MirrorBuild
   let downloadError: string | null = null
   if (lacking.length > 0) {
     const t1 = Date.now()
-    log(`package mirror: downloading ${lacking.length} package(s) into ${debsDir} (apt-get download)...`)
+    log(
+      `package mirror: downloading ${lacking.length} package(s) into ${debsDir} (apt-get download)...`,
+    )
     try {
       await (opts.download ?? aptDownloader)(lacking, debsDir)
     } catch (e) {
@@ -304,8 +382,12 @@ export async function buildMirror(opts: MirrorBuildOptions): Promise<MirrorBuild
     const before = debs.size
     debs = await indexDebs(debsDir, cacheDir)
     downloaded = Math.max(0, debs.size - before)
-    if (downloadError !== null) log(`package mirror: the download failed (offline?): ${downloadError}`)
-    else log(`package mirror: downloaded ${downloaded} file(s) in ${((Date.now() - t1) / 1000).toFixed(1)} s`)
+    if (downloadError !== null)
+      log(`package mirror: the download failed (offline?): ${downloadError}`)
+    else
+      log(
+        `package mirror: downloaded ${downloaded} file(s) in ${((Date.now() - t1) / 1000).toFixed(1)} s`,
+      )
   }
   const chosen: [string, DebInfo][] = []
   const missing: string[] = []
@@ -316,15 +398,30 @@ export async function buildMirror(opts: MirrorBuildOptions): Promise<MirrorBuild
   }
   await publishMirror(opts.dir, debsDir, chosen)
   const ms = Date.now() - t0
-  const result: MirrorBuild = { dir: opts.dir, cacheDir, packages: new Set(chosen.map(([f]) => f)).size, downloaded, missing, unknown, empty: chosen.length === 0, downloadError, ms }
+  const result: MirrorBuild = {
+    dir: opts.dir,
+    cacheDir,
+    packages: new Set(chosen.map(([f]) => f)).size,
+    downloaded,
+    missing,
+    unknown,
+    empty: chosen.length === 0,
+    downloadError,
+    ms,
+  }
   if (result.empty) {
     log(
       `package mirror: EMPTY. No package could be fetched and ${debsDir} has none of ${packages.join(', ')}. ` +
         'apt-get update works in the VMs, but every install fails; run `runbook lab up` again once this machine reaches its apt sources.',
     )
   } else {
-    log(`package mirror: ${result.packages} packages (${packages.join(', ')} and their dependencies) in ${opts.dir}, built in ${(ms / 1000).toFixed(1)} s`)
-    if (missing.length > 0) log(`package mirror: INCOMPLETE, ${missing.length} package(s) missing: ${missing.slice(0, 8).join(' ')}${missing.length > 8 ? ' ...' : ''}`)
+    log(
+      `package mirror: ${result.packages} packages (${packages.join(', ')} and their dependencies) in ${opts.dir}, built in ${(ms / 1000).toFixed(1)} s`,
+    )
+    if (missing.length > 0)
+      log(
+        `package mirror: INCOMPLETE, ${missing.length} package(s) missing: ${missing.slice(0, 8).join(' ')}${missing.length > 8 ? ' ...' : ''}`,
+      )
   }
   return result
 }

@@ -78,7 +78,10 @@ export function fromLab(remoteAddress: string): boolean {
 }
 
 function reply(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) })
+  res.writeHead(status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+  })
   res.end(text)
 }
 
@@ -88,7 +91,12 @@ function contentType(file: string): string {
   return 'text/plain; charset=utf-8'
 }
 
-async function handle(root: string, req: IncomingMessage, res: ServerResponse, allow: (a: string) => boolean): Promise<number> {
+async function handle(
+  root: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  allow: (a: string) => boolean,
+): Promise<number> {
   if (!allow(req.socket.remoteAddress ?? '')) {
     reply(res, 403, 'forbidden\n')
     return 403
@@ -101,12 +109,17 @@ async function handle(root: string, req: IncomingMessage, res: ServerResponse, a
   const file = resolveMirrorPath(root, req.url ?? '/')
   const st = file === null ? null : await lstat(file).catch(() => null)
   // a symlinked directory on the way could lead out of the root: the real path must stay inside
-  const real = st?.isFile() === true && file !== null ? await realpath(file).catch(() => null) : null
+  const real =
+    st?.isFile() === true && file !== null ? await realpath(file).catch(() => null) : null
   if (file === null || st === null || real === null || !real.startsWith(`${root}${sep}`)) {
     reply(res, 404, 'not found\n')
     return 404
   }
-  res.writeHead(200, { 'Content-Type': contentType(file), 'Content-Length': st.size, 'Last-Modified': st.mtime.toUTCString() })
+  res.writeHead(200, {
+    'Content-Type': contentType(file),
+    'Content-Length': st.size,
+    'Last-Modified': st.mtime.toUTCString(),
+  })
   if (req.method === 'HEAD') {
     res.end()
     return 200
@@ -140,7 +153,11 @@ export async function startMirrorServer(opts: MirrorServerOptions): Promise<Mirr
         else res.destroy()
         return 500
       })
-      .then((status) => opts.log?.(`mirror ${req.socket.remoteAddress ?? '?'} ${req.method ?? '?'} ${req.url ?? ''} ${status} ${Date.now() - t0}ms`))
+      .then((status) =>
+        opts.log?.(
+          `mirror ${req.socket.remoteAddress ?? '?'} ${req.method ?? '?'} ${req.url ?? ''} ${status} ${Date.now() - t0}ms`,
+        ),
+      )
   })
   server.keepAliveTimeout = 5_000
   await new Promise<void>((resolve, reject) => {

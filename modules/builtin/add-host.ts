@@ -7,11 +7,17 @@ import { defineModule } from '../../engine/module.ts'
 
 const params = z.strictObject({
   name: z.string().min(1).describe('Inventory name of the host'),
-  groups: z.union([z.string(), z.array(z.string())]).optional().describe('Groups it joins'),
+  groups: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .describe('Groups it joins'),
   address: z.unknown().optional().describe('Address to connect to (may be known only after apply)'),
   user: z.string().optional().describe('Login user'),
   port: z.number().int().optional(),
-  via: z.union([z.string(), z.array(z.string())]).optional().describe('Jumphost(s), by inventory name'),
+  via: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .describe('Jumphost(s), by inventory name'),
   vars: z.record(z.string(), z.unknown()).optional().describe('More host variables'),
 })
 

@@ -7,7 +7,9 @@ import { defineModule } from '../../engine/module.ts'
 import { isUnknown } from '../../engine/vars/unknown.ts'
 
 const params = z.strictObject({
-  that: z.union([z.string(), z.array(z.string())]).describe('Conditions, in the language of `when`; all must hold'),
+  that: z
+    .union([z.string(), z.array(z.string())])
+    .describe('Conditions, in the language of `when`; all must hold'),
   fail_msg: z.string().optional().describe('Message when a condition does not hold'),
   success_msg: z.string().optional(),
 })
@@ -27,7 +29,12 @@ export const assert = defineModule({
     for (const c of conds) {
       const v = ctx.evaluate(c)
       if (isUnknown(v)) continue
-      const ok = typeof v === 'string' ? !['', 'false', 'False', '0', 'no'].includes(v.trim()) : Array.isArray(v) ? v.length > 0 : Boolean(v)
+      const ok =
+        typeof v === 'string'
+          ? !['', 'false', 'False', '0', 'no'].includes(v.trim())
+          : Array.isArray(v)
+            ? v.length > 0
+            : Boolean(v)
       if (!ok) throw new RunbookError('E_ASSERT', p.fail_msg ?? `assertion failed: ${c}`)
     }
     return { msg: p.success_msg ?? 'all assertions passed' }

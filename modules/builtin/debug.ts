@@ -20,7 +20,8 @@ export const debug = defineModule({
     msg: "VRRP runs on {{facts.default_ipv4.interface}}"`,
   params,
   freeForm: 'msg',
-  gather: async (ctx, p) => (p.var !== undefined ? { [p.var]: ctx.evaluate(p.var) } : { msg: p.msg }),
+  gather: async (ctx, p) =>
+    p.var !== undefined ? { [p.var]: ctx.evaluate(p.var) } : { msg: p.msg },
   plan: () => [],
   apply: async () => ({ changed: false }),
   output: (_p, current) => current ?? {},

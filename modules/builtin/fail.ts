@@ -13,7 +13,9 @@ export const fail = defineModule({
   fail:
     msg: "priorities must differ"
   when: nodes[0].priority == nodes[1].priority`,
-  params: z.strictObject({ msg: z.string().default('failed as requested').describe('The message') }),
+  params: z.strictObject({
+    msg: z.string().default('failed as requested').describe('The message'),
+  }),
   freeForm: 'msg',
   gather: async (_ctx, p) => {
     throw new RunbookError('E_ASSERT', p.msg)

@@ -11,7 +11,10 @@ export const setFact = defineModule({
   example: `- name: Remember the VRRP interface
   set_fact:
     vrrp_interface: "{{facts.default_ipv4.interface}}"`,
-  params: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a variable name'), z.unknown()),
+  params: z.record(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a variable name'),
+    z.unknown(),
+  ),
   acceptsUnknown: true,
   gather: async () => null,
   plan: () => [],

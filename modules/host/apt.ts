@@ -9,23 +9,70 @@ import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
 import { KNOWN_AFTER_APPLY } from '../../engine/vars/unknown.ts'
-import { aptErrors, diffDpkg, lockHolder, parseDpkg, parseSimulation, parseSpec, type PackageDelta, type SimAction } from './lib/apt-parse.ts'
+import {
+  aptErrors,
+  diffDpkg,
+  lockHolder,
+  parseDpkg,
+  parseSimulation,
+  parseSpec,
+  type PackageDelta,
+  type SimAction,
+} from './lib/apt-parse.ts'
 import { parseKv, probe, run, sectionLine, sections, sleep, tail } from './lib/remote.ts'
 
-const pkgName = z.string().regex(/^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$/, 'a package name, optionally name=version')
+const pkgName = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$/,
+    'a package name, optionally name=version',
+  )
 
 const params = z
   .strictObject({
-    name: z.union([pkgName, z.array(pkgName)]).optional().describe('Package(s): `keepalived`, `keepalived=1:2.2.7-1`, or a list'),
-    state: z.enum(['present', 'absent', 'latest']).default('present').describe('present: installed (at the pinned version if given); latest: installed and upgraded; absent: removed'),
-    purge: z.boolean().default(false).describe('With state: absent, also remove configuration files'),
-    update_cache: z.boolean().default(false).describe('Run apt-get update first (when the lists are older than cache_valid_time)'),
-    cache_valid_time: z.number().int().nonnegative().optional().describe('Seconds the package lists stay fresh; without it update_cache updates on every run'),
-    install_recommends: z.boolean().optional().describe("Install recommended packages (default: apt's configuration)"),
-    allow_downgrade: z.boolean().default(false).describe('Allow a pinned version older than the installed one'),
-    lock_timeout: z.number().nonnegative().default(300).describe('Seconds to wait for another apt/dpkg to release its lock'),
+    name: z
+      .union([pkgName, z.array(pkgName)])
+      .optional()
+      .describe('Package(s): `keepalived`, `keepalived=1:2.2.7-1`, or a list'),
+    state: z
+      .enum(['present', 'absent', 'latest'])
+      .default('present')
+      .describe(
+        'present: installed (at the pinned version if given); latest: installed and upgraded; absent: removed',
+      ),
+    purge: z
+      .boolean()
+      .default(false)
+      .describe('With state: absent, also remove configuration files'),
+    update_cache: z
+      .boolean()
+      .default(false)
+      .describe('Run apt-get update first (when the lists are older than cache_valid_time)'),
+    cache_valid_time: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        'Seconds the package lists stay fresh; without it update_cache updates on every run',
+      ),
+    install_recommends: z
+      .boolean()
+      .optional()
+      .describe("Install recommended packages (default: apt's configuration)"),
+    allow_downgrade: z
+      .boolean()
+      .default(false)
+      .describe('Allow a pinned version older than the installed one'),
+    lock_timeout: z
+      .number()
+      .nonnegative()
+      .default(300)
+      .describe('Seconds to wait for another apt/dpkg to release its lock'),
   })
-  .refine((p) => p.name !== undefined || p.update_cache, { message: 'give `name`, or `update_cache: true`' })
+  .refine((p) => p.name !== undefined || p.update_cache, {
+    message: 'give `name`, or `update_cache: true`',
+  })
 
 /** apt's parameters. */
 export type AptParams = z.infer<typeof params>
@@ -43,7 +90,8 @@ export interface AptState {
   sim: { ok: boolean; actions: SimAction[]; errors: string } | null
 }
 
-const ENV = 'export DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_MODE=l LC_ALL=C'
+const ENV =
+  'export DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_MODE=l LC_ALL=C'
 const DPKG_FMT = `'\${binary:Package}\\t\${db:Status-Abbrev}\\t\${Version}\\n'`
 
 function specsOf(p: AptParams): string[] {
@@ -56,7 +104,8 @@ function verb(p: AptParams): string {
 
 function aptOptions(p: AptParams): string {
   const o = ['-q', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Options::=--force-confdef']
-  if (p.install_recommends !== undefined) o.push(p.install_recommends ? '--install-recommends' : '--no-install-recommends')
+  if (p.install_recommends !== undefined)
+    o.push(p.install_recommends ? '--install-recommends' : '--no-install-recommends')
   if (p.allow_downgrade) o.push('--allow-downgrades')
   return o.join(' ')
 }
@@ -73,8 +122,10 @@ function selectLine(p: AptParams, spec: string): string {
   const q = quote(spec)
   let pick: string
   if (p.state === 'latest') pick = `sel="$sel ${q}"`
-  else if (p.state === 'present') pick = `if [ "$s" != ii ]${version ? ` || [ "$v" != ${quote(version)} ]` : ''}; then sel="$sel ${q}"; fi`
-  else pick = `c=$(printf %s "$s" | cut -c2); if [ -n "$s" ] && [ "$c" != n ]${p.purge ? '' : ' && [ "$c" != c ]'}; then sel="$sel ${q}"; fi`
+  else if (p.state === 'present')
+    pick = `if [ "$s" != ii ]${version ? ` || [ "$v" != ${quote(version)} ]` : ''}; then sel="$sel ${q}"; fi`
+  else
+    pick = `c=$(printf %s "$s" | cut -c2); if [ -n "$s" ] && [ "$c" != n ]${p.purge ? '' : ' && [ "$c" != c ]'}; then sel="$sel ${q}"; fi`
   return [...read, pick].join('\n')
 }
 
@@ -108,7 +159,13 @@ async function gatherApt(ctx: ModuleContext, p: AptParams): Promise<AptState> {
     const rc = /@@rc=(\d+)/.exec(out)?.[1]
     sim = { ok: rc === '0', actions: parseSimulation(out), errors: aptErrors(out) }
   }
-  return { now: Number(cache.now ?? 0), listsMtime: Number(cache.mtime ?? 0), packages, selected, sim }
+  return {
+    now: Number(cache.now ?? 0),
+    listsMtime: Number(cache.mtime ?? 0),
+    packages,
+    selected,
+    sim,
+  }
 }
 
 /** Why the cache must be updated, or undefined when it is fresh enough (or not asked). */
@@ -116,17 +173,30 @@ function cacheReason(p: AptParams, s: AptState): string | undefined {
   if (!p.update_cache) return undefined
   if (s.listsMtime === 0) return 'no package lists yet'
   const age = s.now - s.listsMtime
-  if (p.cache_valid_time === undefined) return `update_cache without cache_valid_time (lists are ${age} s old)`
-  return age > p.cache_valid_time ? `lists are ${age} s old (valid ${p.cache_valid_time} s)` : undefined
+  if (p.cache_valid_time === undefined)
+    return `update_cache without cache_valid_time (lists are ${age} s old)`
+  return age > p.cache_valid_time
+    ? `lists are ${age} s old (valid ${p.cache_valid_time} s)`
+    : undefined
 }
 
-const ACTION: Record<SimAction['op'], Change['action']> = { install: 'create', upgrade: 'update', downgrade: 'update', reinstall: 'update', remove: 'delete', purge: 'delete' }
+const ACTION: Record<SimAction['op'], Change['action']> = {
+  install: 'create',
+  upgrade: 'update',
+  downgrade: 'update',
+  reinstall: 'update',
+  remove: 'delete',
+  purge: 'delete',
+}
 
 function simChange(a: SimAction, named: Set<string>): Change {
   const c: Change = { action: ACTION[a.op], target: `package ${a.name}` }
   if (a.from !== undefined) c.before = { version: a.from }
   if (a.to !== undefined) c.after = { version: a.to }
-  const notes = [a.op === 'downgrade' || a.op === 'reinstall' || a.op === 'purge' ? a.op : '', named.has(a.name.split(':')[0] ?? '') ? '' : 'dependency'].filter(Boolean)
+  const notes = [
+    a.op === 'downgrade' || a.op === 'reinstall' || a.op === 'purge' ? a.op : '',
+    named.has(a.name.split(':')[0] ?? '') ? '' : 'dependency',
+  ].filter(Boolean)
   if (notes.length) c.note = notes.join(', ')
   return c
 }
@@ -138,9 +208,19 @@ function planApt(p: AptParams, s: AptState): Change[] {
   if (!s.sim) return changes
   const named = new Set(specsOf(p).map((x) => parseSpec(x).name))
   if (!s.sim.ok) {
-    if (!why) throw new RunbookError('E_MODULE', `apt: the simulation of apt-get ${verb(p)} ${s.selected.join(' ')} failed:\n${s.sim.errors || 'no message'}`)
+    if (!why)
+      throw new RunbookError(
+        'E_MODULE',
+        `apt: the simulation of apt-get ${verb(p)} ${s.selected.join(' ')} failed:\n${s.sim.errors || 'no message'}`,
+      )
     // apt cannot know these packages before the update: show them with versions unknown.
-    for (const spec of s.selected) changes.push({ action: p.state === 'absent' ? 'delete' : 'create', target: `package ${parseSpec(spec).name}`, after: { version: KNOWN_AFTER_APPLY }, note: 'known after apt-get update' })
+    for (const spec of s.selected)
+      changes.push({
+        action: p.state === 'absent' ? 'delete' : 'create',
+        target: `package ${parseSpec(spec).name}`,
+        after: { version: KNOWN_AFTER_APPLY },
+        note: 'known after apt-get update',
+      })
     return changes
   }
   for (const a of s.sim.actions) changes.push(simChange(a, named))
@@ -154,7 +234,8 @@ function planApt(p: AptParams, s: AptState): Change[] {
  */
 export const apt = defineModule<AptParams, AptState>({
   name: 'apt',
-  summary: 'Debian packages are present (optionally pinned), latest, or absent; plans from apt-get -s',
+  summary:
+    'Debian packages are present (optionally pinned), latest, or absent; plans from apt-get -s',
   example: `- apt: { name: keepalived, state: present, update_cache: true, cache_valid_time: 3600 }`,
   params,
   aliases: { pkg: 'name', package: 'name' },
@@ -164,26 +245,55 @@ export const apt = defineModule<AptParams, AptState>({
     let cacheUpdated = false
     let log = ''
     if (changes.some((c) => c.target === 'apt cache')) {
-      const r = await aptLocked(ctx, p, `${ENV}\napt-get ${aptOptions(p)} update 2>&1\nrc=$?\n[ $rc -eq 0 ] && mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp\nexit $rc`, 'apt-get update')
-      if (r.rc !== 0) throw new RunbookError('E_COMMAND', `apt-get update failed (rc ${r.rc}):\n${tail(r.stdout + r.stderr)}`)
+      const r = await aptLocked(
+        ctx,
+        p,
+        `${ENV}\napt-get ${aptOptions(p)} update 2>&1\nrc=$?\n[ $rc -eq 0 ] && mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp\nexit $rc`,
+        'apt-get update',
+      )
+      if (r.rc !== 0)
+        throw new RunbookError(
+          'E_COMMAND',
+          `apt-get update failed (rc ${r.rc}):\n${tail(r.stdout + r.stderr)}`,
+        )
       cacheUpdated = true
     }
     let delta: PackageDelta = { installed: [], upgraded: [], removed: [] }
     // Selected at gather time; a cache update may change versions but not what is missing.
     const fresh = cacheUpdated ? await gatherApt(ctx, p) : s
     if (fresh.selected.length) {
-      const script = [ENV, sectionLine('before'), `dpkg-query -W -f=${DPKG_FMT}`, sectionLine('apt'), `apt-get -y ${aptOptions(p)} ${verb(p)} ${fresh.selected.map(quote).join(' ')} </dev/null 2>&1`, 'rc=$?', sectionLine('after'), `dpkg-query -W -f=${DPKG_FMT}`, sectionLine('rc'), 'echo $rc'].join('\n')
+      const script = [
+        ENV,
+        sectionLine('before'),
+        `dpkg-query -W -f=${DPKG_FMT}`,
+        sectionLine('apt'),
+        `apt-get -y ${aptOptions(p)} ${verb(p)} ${fresh.selected.map(quote).join(' ')} </dev/null 2>&1`,
+        'rc=$?',
+        sectionLine('after'),
+        `dpkg-query -W -f=${DPKG_FMT}`,
+        sectionLine('rc'),
+        'echo $rc',
+      ].join('\n')
       const r = await aptLocked(ctx, p, script, `apt-get ${verb(p)}`)
       const sec = sections(r.stdout)
       log = sec.apt ?? ''
       delta = diffDpkg(parseDpkg(sec.before ?? ''), parseDpkg(sec.after ?? ''))
       const rc = Number(sec.rc ?? r.rc)
-      if (rc !== 0) throw new RunbookError('E_COMMAND', `apt-get ${verb(p)} ${fresh.selected.join(' ')} failed (rc ${rc}):\n${aptErrors(log) || tail(log)}`)
+      if (rc !== 0)
+        throw new RunbookError(
+          'E_COMMAND',
+          `apt-get ${verb(p)} ${fresh.selected.join(' ')} failed (rc ${rc}):\n${aptErrors(log) || tail(log)}`,
+        )
     }
     const after = await gatherApt(ctx, p)
     const left = planApt({ ...p, update_cache: false }, after)
-    if (left.length) throw new RunbookError('E_MODULE', `apt: still to do after apply: ${left.map((c) => c.target).join(', ')}\n${tail(log, 10)}`)
-    const changed = cacheUpdated || delta.installed.length + delta.upgraded.length + delta.removed.length > 0
+    if (left.length)
+      throw new RunbookError(
+        'E_MODULE',
+        `apt: still to do after apply: ${left.map((c) => c.target).join(', ')}\n${tail(log, 10)}`,
+      )
+    const changed =
+      cacheUpdated || delta.installed.length + delta.upgraded.length + delta.removed.length > 0
     return { changed, output: { ...delta, cache_updated: cacheUpdated, packages: after.packages } }
   },
   output(p, s, changes) {
@@ -191,9 +301,15 @@ export const apt = defineModule<AptParams, AptState>({
     const name = (c: Change): string => c.target.slice('package '.length)
     const version = (v: unknown): unknown => (v as { version?: unknown } | undefined)?.version
     return {
-      installed: pkgs.filter((c) => c.action === 'create').map((c) => ({ name: name(c), version: version(c.after) })),
-      upgraded: pkgs.filter((c) => c.action === 'update').map((c) => ({ name: name(c), from: version(c.before), to: version(c.after) })),
-      removed: pkgs.filter((c) => c.action === 'delete').map((c) => ({ name: name(c), version: version(c.before) })),
+      installed: pkgs
+        .filter((c) => c.action === 'create')
+        .map((c) => ({ name: name(c), version: version(c.after) })),
+      upgraded: pkgs
+        .filter((c) => c.action === 'update')
+        .map((c) => ({ name: name(c), from: version(c.before), to: version(c.after) })),
+      removed: pkgs
+        .filter((c) => c.action === 'delete')
+        .map((c) => ({ name: name(c), version: version(c.before) })),
       cache_updated: changes.some((c) => c.target === 'apt cache'),
       packages: s?.packages ?? [],
     }
@@ -201,14 +317,24 @@ export const apt = defineModule<AptParams, AptState>({
 })
 
 /** Runs an apt command, waiting (with a progress message) while another apt/dpkg holds its lock. */
-async function aptLocked(ctx: ModuleContext, p: AptParams, script: string, what: string): Promise<{ rc: number; stdout: string; stderr: string }> {
+async function aptLocked(
+  ctx: ModuleContext,
+  p: AptParams,
+  script: string,
+  what: string,
+): Promise<{ rc: number; stdout: string; stderr: string }> {
   const deadline = Date.now() + p.lock_timeout * 1000
   for (;;) {
     ctx.progress(what)
     const r = await run(ctx, script)
-    const holder = r.rc !== 0 || /@@rb:rc\n[1-9]/.test(r.stdout) ? lockHolder(r.stdout + r.stderr) : undefined
+    const holder =
+      r.rc !== 0 || /@@rb:rc\n[1-9]/.test(r.stdout) ? lockHolder(r.stdout + r.stderr) : undefined
     if (!holder) return r
-    if (Date.now() > deadline) throw new RunbookError('E_TIMEOUT', `${what}: the dpkg lock is still held after ${p.lock_timeout} s (${holder})`)
+    if (Date.now() > deadline)
+      throw new RunbookError(
+        'E_TIMEOUT',
+        `${what}: the dpkg lock is still held after ${p.lock_timeout} s (${holder})`,
+      )
     ctx.progress(`waiting for the dpkg lock (${holder})`)
     await sleep(2000, ctx.signal)
   }

@@ -5,15 +5,35 @@ import { z } from 'zod'
 import { quote } from '../../engine/connection/shell.ts'
 import { defineModule } from '../../engine/module.ts'
 import { splitArgs } from './lib/argv.ts'
-import { applyRun, display, gatherGuards, planRun, runOutput, runParams, type GuardState } from './lib/run-command.ts'
+import {
+  applyRun,
+  display,
+  gatherGuards,
+  planRun,
+  runOutput,
+  runParams,
+  type GuardState,
+} from './lib/run-command.ts'
 
 const params = z
   .strictObject({
-    cmd: z.string().min(1).optional().describe('The command line, split into words like a shell would (quotes honoured) but never run through one: no variables, globs, pipes or redirections'),
-    argv: z.array(z.string()).min(1).optional().describe('The program and its arguments as a list (instead of `cmd`)'),
+    cmd: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'The command line, split into words like a shell would (quotes honoured) but never run through one: no variables, globs, pipes or redirections',
+      ),
+    argv: z
+      .array(z.string())
+      .min(1)
+      .optional()
+      .describe('The program and its arguments as a list (instead of `cmd`)'),
     ...runParams,
   })
-  .refine((p) => (p.cmd === undefined) !== (p.argv === undefined), { message: 'give exactly one of `cmd` or `argv`' })
+  .refine((p) => (p.cmd === undefined) !== (p.argv === undefined), {
+    message: 'give exactly one of `cmd` or `argv`',
+  })
 
 /** command's parameters. */
 export type CommandParams = z.infer<typeof params>

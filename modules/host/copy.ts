@@ -7,15 +7,35 @@ import { findSource } from '../../engine/runbook/search-path.ts'
 import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule } from '../../engine/module.ts'
-import { applyContentFile, contentFileParams, destroyContentFile, gatherRemote, outputOf, planContentFile, wanted, type ContentFileState } from './lib/content-file.ts'
+import {
+  applyContentFile,
+  contentFileParams,
+  destroyContentFile,
+  gatherRemote,
+  outputOf,
+  planContentFile,
+  wanted,
+  type ContentFileState,
+} from './lib/content-file.ts'
 
 const params = z
   .strictObject({
-    content: z.string().optional().describe('The exact content of the file (use `src` for a file next to the runbook)'),
-    src: z.string().min(1).optional().describe('A file on the controller, relative to the runbook directory, copied byte for byte'),
+    content: z
+      .string()
+      .optional()
+      .describe('The exact content of the file (use `src` for a file next to the runbook)'),
+    src: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'A file on the controller, relative to the runbook directory, copied byte for byte',
+      ),
     ...contentFileParams,
   })
-  .refine((p) => (p.content === undefined) !== (p.src === undefined), { message: 'give exactly one of `content` or `src`' })
+  .refine((p) => (p.content === undefined) !== (p.src === undefined), {
+    message: 'give exactly one of `content` or `src`',
+  })
 
 /** copy's parameters. */
 export type CopyParams = z.infer<typeof params>
@@ -26,7 +46,9 @@ export async function readSource(dirs: readonly string[], src: string): Promise<
   try {
     return await fs.readFile(file)
   } catch (e) {
-    throw new RunbookError('E_PARAM', `cannot read src ${file}: ${(e as Error).message}`, { cause: e })
+    throw new RunbookError('E_PARAM', `cannot read src ${file}: ${(e as Error).message}`, {
+      cause: e,
+    })
   }
 }
 
@@ -45,7 +67,9 @@ export const copy = defineModule<CopyParams, ContentFileState>({
   example: `- copy:\n    dest: /etc/default/keepalived\n    content: "DAEMON_ARGS=\\"-D\\"\\n"\n    mode: '0644'\n    backup: true`,
   params,
   async gather(ctx, p) {
-    const want = wanted(p.content ?? (await readSource(ctx.searchPath ?? [ctx.baseDir], p.src ?? '')))
+    const want = wanted(
+      p.content ?? (await readSource(ctx.searchPath ?? [ctx.baseDir], p.src ?? '')),
+    )
     return { want, have: await gatherRemote(ctx, p.dest, want) }
   },
   plan: planContentFile,

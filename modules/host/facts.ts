@@ -33,7 +33,13 @@ export interface HostFacts {
   arch: string
   init: 'systemd' | 'sysv' | 'unknown'
   pkg_mgr: string
-  default_ipv4: { interface: string; address: string | null; gateway: string | null; prefix: number | null; mac: string | null } | null
+  default_ipv4: {
+    interface: string
+    address: string | null
+    gateway: string | null
+    prefix: number | null
+    mac: string | null
+  } | null
   interfaces: Record<string, InterfaceFacts>
   all_ipv4_addresses: string[]
 }
@@ -43,9 +49,29 @@ export const FACTS_CACHE_KEY = 'host.facts'
 /** ctx.cache key of a host's init system, shared with `service`. */
 export const INIT_CACHE_KEY = 'host.init'
 
-const addrInfo = z.object({ family: z.string(), local: z.string().optional(), prefixlen: z.number().optional() })
-const ipLinks = z.array(z.object({ ifname: z.string(), address: z.string().optional(), mtu: z.number().optional(), operstate: z.string().optional(), addr_info: z.array(addrInfo).default([]) }))
-const ipRoutes = z.array(z.object({ dst: z.string().optional(), gateway: z.string().optional(), dev: z.string().optional(), prefsrc: z.string().optional(), metric: z.number().optional() }))
+const addrInfo = z.object({
+  family: z.string(),
+  local: z.string().optional(),
+  prefixlen: z.number().optional(),
+})
+const ipLinks = z.array(
+  z.object({
+    ifname: z.string(),
+    address: z.string().optional(),
+    mtu: z.number().optional(),
+    operstate: z.string().optional(),
+    addr_info: z.array(addrInfo).default([]),
+  }),
+)
+const ipRoutes = z.array(
+  z.object({
+    dst: z.string().optional(),
+    gateway: z.string().optional(),
+    dev: z.string().optional(),
+    prefsrc: z.string().optional(),
+    metric: z.number().optional(),
+  }),
+)
 
 /** The probe: every section in one round trip. */
 export const FACTS_SCRIPT = [
@@ -68,7 +94,9 @@ function parseJson<T>(schema: z.ZodType<T>, text: string | undefined, what: stri
   try {
     return schema.parse(JSON.parse(text?.trim() || '[]'))
   } catch (e) {
-    throw new RunbookError('E_MODULE', `facts: cannot read ${what}: ${(e as Error).message}`, { cause: e })
+    throw new RunbookError('E_MODULE', `facts: cannot read ${what}: ${(e as Error).message}`, {
+      cause: e,
+    })
   }
 }
 
@@ -90,34 +118,61 @@ function inSubnet(ip: string, net: IfAddress): boolean {
 export function parseFacts(stdout: string): HostFacts {
   const sec = sections(stdout)
   const links = parseJson(ipLinks, sec.addr, 'ip -j addr')
-  const routes = parseJson(ipRoutes, sec.route, 'ip -j route').filter((r) => r.dst === undefined || r.dst === 'default')
+  const routes = parseJson(ipRoutes, sec.route, 'ip -j route').filter(
+    (r) => r.dst === undefined || r.dst === 'default',
+  )
   const os = parseKv(sec.os ?? '')
   const env = parseKv(sec.env ?? '')
   const interfaces: Record<string, InterfaceFacts> = {}
   for (const l of links) {
-    const pick = (family: string): IfAddress[] => l.addr_info.filter((a) => a.family === family && a.local).map((a) => ({ address: a.local ?? '', prefix: a.prefixlen ?? 0 }))
-    interfaces[l.ifname] = { mac: l.address ?? null, mtu: l.mtu ?? null, state: l.operstate ?? 'UNKNOWN', ipv4: pick('inet'), ipv6: pick('inet6') }
+    const pick = (family: string): IfAddress[] =>
+      l.addr_info
+        .filter((a) => a.family === family && a.local)
+        .map((a) => ({ address: a.local ?? '', prefix: a.prefixlen ?? 0 }))
+    interfaces[l.ifname] = {
+      mac: l.address ?? null,
+      mtu: l.mtu ?? null,
+      state: l.operstate ?? 'UNKNOWN',
+      ipv4: pick('inet'),
+      ipv6: pick('inet6'),
+    }
   }
   const route = [...routes].sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0]
   let default_ipv4: HostFacts['default_ipv4'] = null
   if (route?.dev) {
     const iface = interfaces[route.dev]
     const addrs = iface?.ipv4 ?? []
-    const chosen = addrs.find((a) => a.address === route.prefsrc) ?? addrs.find((a) => route.gateway !== undefined && inSubnet(route.gateway, a)) ?? addrs[0]
-    default_ipv4 = { interface: route.dev, address: route.prefsrc ?? chosen?.address ?? null, gateway: route.gateway ?? null, prefix: chosen?.prefix ?? null, mac: iface?.mac ?? null }
+    const chosen =
+      addrs.find((a) => a.address === route.prefsrc) ??
+      addrs.find((a) => route.gateway !== undefined && inSubnet(route.gateway, a)) ??
+      addrs[0]
+    default_ipv4 = {
+      interface: route.dev,
+      address: route.prefsrc ?? chosen?.address ?? null,
+      gateway: route.gateway ?? null,
+      prefix: chosen?.prefix ?? null,
+      mac: iface?.mac ?? null,
+    }
   }
   const init = env.init === 'systemd' || env.init === 'sysv' ? env.init : 'unknown'
   return {
     hostname: env.hostname ?? '',
     fqdn: env.fqdn || env.hostname || '',
-    os: { id: unquote(os.ID ?? ''), version_id: unquote(os.VERSION_ID ?? ''), pretty_name: unquote(os.PRETTY_NAME ?? ''), codename: unquote(os.VERSION_CODENAME ?? '') },
+    os: {
+      id: unquote(os.ID ?? ''),
+      version_id: unquote(os.VERSION_ID ?? ''),
+      pretty_name: unquote(os.PRETTY_NAME ?? ''),
+      codename: unquote(os.VERSION_CODENAME ?? ''),
+    },
     kernel: env.kernel ?? '',
     arch: env.arch ?? '',
     init,
     pkg_mgr: env.pkg_mgr === 'apt-get' ? 'apt' : (env.pkg_mgr ?? 'unknown'),
     default_ipv4,
     interfaces,
-    all_ipv4_addresses: Object.values(interfaces).flatMap((i) => i.ipv4.map((a) => a.address)).filter((a) => !a.startsWith('127.')),
+    all_ipv4_addresses: Object.values(interfaces)
+      .flatMap((i) => i.ipv4.map((a) => a.address))
+      .filter((a) => !a.startsWith('127.')),
   }
 }
 
@@ -132,7 +187,10 @@ export async function hostFacts(ctx: ModuleContext, refresh = false): Promise<Ho
 }
 
 const params = z.strictObject({
-  refresh: z.boolean().default(false).describe('Read the facts again even if this run already has them for the host'),
+  refresh: z
+    .boolean()
+    .default(false)
+    .describe('Read the facts again even if this run already has them for the host'),
 })
 
 /** facts' parameters. */
@@ -146,12 +204,17 @@ export type FactsParams = z.infer<typeof params>
  */
 export const facts = defineModule<FactsParams, HostFacts>({
   name: 'facts',
-  summary: 'Reads the host’s network, OS, init system and package manager into `facts` (once per run)',
+  summary:
+    'Reads the host’s network, OS, init system and package manager into `facts` (once per run)',
   example: `- facts: {}\n- debug: { msg: "{{facts.default_ipv4.interface}} {{facts.default_ipv4.address}}" }`,
   params,
   gather: (ctx, p) => hostFacts(ctx, p.refresh),
   plan: () => [],
-  apply: async (_ctx, _p, _changes, current) => ({ changed: false, facts: { facts: current }, output: { facts: current } }),
+  apply: async (_ctx, _p, _changes, current) => ({
+    changed: false,
+    facts: { facts: current },
+    output: { facts: current },
+  }),
   output: (_p, current) => ({ facts: current }),
   facts: (_p, current) => (current ? { facts: current } : undefined),
   providesVars: () => ['facts'],

@@ -18,4 +18,17 @@ import { waitFor } from './wait-for.ts'
  * Every host module, for the registry.
  * @example const registry = createRegistry([...builtinModules, ...hostModules])
  */
-export const hostModules = [command, shell, copy, template, file, waitFor, apt, service, sysctl, address, facts, ping] as const
+export const hostModules = [
+  command,
+  shell,
+  copy,
+  template,
+  file,
+  waitFor,
+  apt,
+  service,
+  sysctl,
+  address,
+  facts,
+  ping,
+] as const

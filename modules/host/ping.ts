@@ -14,7 +14,10 @@ const params = z.strictObject({
   count: z.number().int().min(1).max(100).default(3).describe('Echo requests to send'),
   timeout: z.number().positive().default(5).describe('Seconds the whole check may take (ping -w)'),
   interval: z.number().min(0.2).default(0.2).describe('Seconds between requests'),
-  expect: z.enum(['reachable', 'unreachable']).default('reachable').describe('reachable: at least one reply; unreachable: no reply at all'),
+  expect: z
+    .enum(['reachable', 'unreachable'])
+    .default('reachable')
+    .describe('reachable: at least one reply; unreachable: no reply at all'),
 })
 
 /** ping's parameters. */
@@ -55,7 +58,8 @@ async function pingOnce(ctx: ModuleContext, p: PingParams): Promise<PingState> {
   const r = await run(ctx, `LC_ALL=C ${cmd}`, { idempotent: true })
   const s = parsePing(r.stdout)
   // rc 1: no reply (a result); rc 2: ping could not run (unknown host, bad address).
-  if (r.rc > 1 || (s.transmitted === 0 && r.rc !== 0)) s.error = tail(r.stderr || r.stdout, 3) || `ping rc ${r.rc}`
+  if (r.rc > 1 || (s.transmitted === 0 && r.rc !== 0))
+    s.error = tail(r.stderr || r.stdout, 3) || `ping rc ${r.rc}`
   return s
 }
 
@@ -73,16 +77,35 @@ export const ping = defineModule<PingParams, PingState>({
   params,
   verifies: true,
   gather: pingOnce,
-  plan: (p, s) => (holds(p, s) ? [] : [{ action: 'run', target: `ping ${p.address}`, note: `expected ${p.expect}, but now ${summary(p, s)}` }]),
+  plan: (p, s) =>
+    holds(p, s)
+      ? []
+      : [
+          {
+            action: 'run',
+            target: `ping ${p.address}`,
+            note: `expected ${p.expect}, but now ${summary(p, s)}`,
+          },
+        ],
   // Pings once more: the plan's answer may be minutes old (a VIP that was still moving).
   async apply(ctx, p) {
     const s = await pingOnce(ctx, p)
-    if (!holds(p, s)) throw new RunbookError('E_ASSERT', `ping: expected ${p.address} ${p.expect}, but ${summary(p, s)}`)
+    if (!holds(p, s))
+      throw new RunbookError(
+        'E_ASSERT',
+        `ping: expected ${p.address} ${p.expect}, but ${summary(p, s)}`,
+      )
     return { changed: false, output: outputOf(p, s) }
   },
   output: (p, s) => outputOf(p, s),
 })
 
 function outputOf(p: PingParams, s: PingState | undefined): Record<string, unknown> {
-  return { address: p.address, expect: p.expect, transmitted: s?.transmitted, received: s?.received, ...(s?.rttAvg !== undefined ? { rtt_avg_ms: s.rttAvg } : {}) }
+  return {
+    address: p.address,
+    expect: p.expect,
+    transmitted: s?.transmitted,
+    received: s?.received,
+    ...(s?.rttAvg !== undefined ? { rtt_avg_ms: s.rttAvg } : {}),
+  }
 }

@@ -8,21 +8,47 @@ import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
 import { INIT_CACHE_KEY } from './facts.ts'
-import { actionScript, enableScript, logScript, parseProbe, probeScript, type InitSystem, type ServiceState } from './lib/init-system.ts'
+import {
+  actionScript,
+  enableScript,
+  logScript,
+  parseProbe,
+  probeScript,
+  type InitSystem,
+  type ServiceState,
+} from './lib/init-system.ts'
 import { parseKv, probe, run, sleep, tail } from './lib/remote.ts'
 
 const params = z
   .strictObject({
-    name: z.string().min(1).regex(/^[A-Za-z0-9@._:-]+$/, 'a service name').describe('Service name (`keepalived`; `keepalived.service` works too)'),
+    name: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9@._:-]+$/, 'a service name')
+      .describe('Service name (`keepalived`; `keepalived.service` works too)'),
     state: z
       .enum(['started', 'stopped', 'restarted', 'reloaded'])
       .optional()
-      .describe('started/stopped: the state to ensure; restarted/reloaded: an action, done on every apply (typically from a handler); on a stopped service both start it'),
+      .describe(
+        'started/stopped: the state to ensure; restarted/reloaded: an action, done on every apply (typically from a handler); on a stopped service both start it',
+      ),
     enabled: z.boolean().optional().describe('Whether the service starts at boot'),
-    timeout: z.number().positive().default(10).describe('Seconds to wait for the service to reach the state after acting'),
-    settle: z.number().nonnegative().default(1).describe('Seconds the service must stay running after a start before it counts as started (daemons that die on a bad config)'),
+    timeout: z
+      .number()
+      .positive()
+      .default(10)
+      .describe('Seconds to wait for the service to reach the state after acting'),
+    settle: z
+      .number()
+      .nonnegative()
+      .default(1)
+      .describe(
+        'Seconds the service must stay running after a start before it counts as started (daemons that die on a bad config)',
+      ),
   })
-  .refine((p) => p.state !== undefined || p.enabled !== undefined, { message: 'give `state`, `enabled`, or both' })
+  .refine((p) => p.state !== undefined || p.enabled !== undefined, {
+    message: 'give `state`, `enabled`, or both',
+  })
 
 /** service's parameters. */
 export type ServiceParams = z.infer<typeof params>
@@ -50,7 +76,8 @@ function verbOf(c: Change): Verb {
  */
 export const service = defineModule<ServiceParams, ServiceState>({
   name: 'service',
-  summary: 'A service is started/stopped (or restarted/reloaded) and enabled at boot, with systemd or SysV init',
+  summary:
+    'A service is started/stopped (or restarted/reloaded) and enabled at boot, with systemd or SysV init',
   example: `- service: { name: keepalived, state: started, enabled: true }`,
   params,
   aliases: { service: 'name' },
@@ -58,14 +85,43 @@ export const service = defineModule<ServiceParams, ServiceState>({
   plan(p, s) {
     const changes: Change[] = []
     const target = `service ${p.name}`
-    const note = s.exists ? undefined : `not installed yet (${s.init}); an earlier task must install it`
-    const withNote = (c: Change): Change => (note ? { ...c, note: c.note ? `${c.note}; ${note}` : note } : c)
-    if (p.enabled !== undefined && s.enabled !== p.enabled) changes.push(withNote({ action: 'update', target: `${target} at boot`, before: { enabled: s.enabled }, after: { enabled: p.enabled } }))
+    const note = s.exists
+      ? undefined
+      : `not installed yet (${s.init}); an earlier task must install it`
+    const withNote = (c: Change): Change =>
+      note ? { ...c, note: c.note ? `${c.note}; ${note}` : note } : c
+    if (p.enabled !== undefined && s.enabled !== p.enabled)
+      changes.push(
+        withNote({
+          action: 'update',
+          target: `${target} at boot`,
+          before: { enabled: s.enabled },
+          after: { enabled: p.enabled },
+        }),
+      )
     const want = p.state
-    if ((want === 'started' && !s.running) || ((want === 'restarted' || want === 'reloaded') && !s.running)) {
-      changes.push(withNote({ action: 'update', target, before: { running: false }, after: { running: true }, ...(want === 'started' ? {} : { note: `${want} requested, not running: start` }) }))
+    if (
+      (want === 'started' && !s.running) ||
+      ((want === 'restarted' || want === 'reloaded') && !s.running)
+    ) {
+      changes.push(
+        withNote({
+          action: 'update',
+          target,
+          before: { running: false },
+          after: { running: true },
+          ...(want === 'started' ? {} : { note: `${want} requested, not running: start` }),
+        }),
+      )
     } else if (want === 'stopped' && s.running) {
-      changes.push(withNote({ action: 'update', target, before: { running: true }, after: { running: false } }))
+      changes.push(
+        withNote({
+          action: 'update',
+          target,
+          before: { running: true },
+          after: { running: false },
+        }),
+      )
     } else if (want === 'restarted' || want === 'reloaded') {
       // An action, not a state: it cannot converge, so it is a `run` every time it is asked for.
       const action = want === 'restarted' ? 'restart' : 'reload'
@@ -74,12 +130,20 @@ export const service = defineModule<ServiceParams, ServiceState>({
     return changes
   },
   async apply(ctx, p, changes, s) {
-    if (!s.exists) throw new RunbookError('E_MODULE', `service ${p.name} not found (${s.init === 'systemd' ? 'no such unit' : `no /etc/init.d/${p.name}`})`)
+    if (!s.exists)
+      throw new RunbookError(
+        'E_MODULE',
+        `service ${p.name} not found (${s.init === 'systemd' ? 'no such unit' : `no /etc/init.d/${p.name}`})`,
+      )
     const name = p.name
     for (const c of changes) {
       if (c.target.endsWith(' at boot')) {
         const r = await run(ctx, enableScript(s.init, name, p.enabled ?? true))
-        if (r.rc !== 0) throw new RunbookError('E_COMMAND', `cannot ${p.enabled ? 'enable' : 'disable'} ${name}: ${tail(r.stdout + r.stderr)}`)
+        if (r.rc !== 0)
+          throw new RunbookError(
+            'E_COMMAND',
+            `cannot ${p.enabled ? 'enable' : 'disable'} ${name}: ${tail(r.stdout + r.stderr)}`,
+          )
         continue
       }
       const verb = verbOf(c)
@@ -94,14 +158,24 @@ export const service = defineModule<ServiceParams, ServiceState>({
       }
     }
     const now = await gatherService(ctx, p)
-    if (p.enabled !== undefined && now.enabled !== p.enabled) throw new RunbookError('E_MODULE', `service ${name}: enabled is ${String(now.enabled)} after apply, not ${String(p.enabled)}`)
+    if (p.enabled !== undefined && now.enabled !== p.enabled)
+      throw new RunbookError(
+        'E_MODULE',
+        `service ${name}: enabled is ${String(now.enabled)} after apply, not ${String(p.enabled)}`,
+      )
     return { changed: true, output: outputOf(p, now) }
   },
   output: (p, s) => outputOf(p, s),
 })
 
 /** Polls until the service is in the state the verb claims, then lets it settle; else fails with its logs. */
-async function verify(ctx: ModuleContext, p: ServiceParams, verb: Verb, before: ServiceState, said: string): Promise<void> {
+async function verify(
+  ctx: ModuleContext,
+  p: ServiceParams,
+  verb: Verb,
+  before: ServiceState,
+  said: string,
+): Promise<void> {
   const wantRunning = verb !== 'stop'
   const deadline = Date.now() + p.timeout * 1000
   let now = await gatherService(ctx, p)
@@ -115,15 +189,26 @@ async function verify(ctx: ModuleContext, p: ServiceParams, verb: Verb, before: 
     now = await gatherService(ctx, p)
   }
   let problem: string | undefined
-  if (now.running !== wantRunning) problem = `is ${now.running ? 'still running' : 'not running'} after ${verb} (${now.detail || 'no process'})`
-  else if (verb === 'restart' && before.pid !== null && now.pid === before.pid) problem = `kept pid ${now.pid} through a restart`
+  if (now.running !== wantRunning)
+    problem = `is ${now.running ? 'still running' : 'not running'} after ${verb} (${now.detail || 'no process'})`
+  else if (verb === 'restart' && before.pid !== null && now.pid === before.pid)
+    problem = `kept pid ${now.pid} through a restart`
   if (!problem) return
   const logs = await run(ctx, logScript(now.init, p.name), { idempotent: true })
-  const log = logs.stdout.trim() ? `\n--- last log lines:\n${tail(logs.stdout, 20)}` : '\n--- no log lines found for it'
+  const log = logs.stdout.trim()
+    ? `\n--- last log lines:\n${tail(logs.stdout, 20)}`
+    : '\n--- no log lines found for it'
   throw new RunbookError('E_MODULE', `service ${p.name} ${problem}\n${said}${log}`)
 }
 
 function outputOf(p: ServiceParams, s: ServiceState | undefined): Record<string, unknown> {
   if (!s) return { name: p.name }
-  return { name: p.name, state: s.running ? 'started' : 'stopped', enabled: s.enabled, init: s.init, pid: s.pid, status: s.detail }
+  return {
+    name: p.name,
+    state: s.running ? 'started' : 'stopped',
+    enabled: s.enabled,
+    init: s.init,
+    pid: s.pid,
+    status: s.detail,
+  }
 }

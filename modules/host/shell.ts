@@ -3,7 +3,14 @@
  */
 import { z } from 'zod'
 import { defineModule } from '../../engine/module.ts'
-import { applyRun, gatherGuards, planRun, runOutput, runParams, type GuardState } from './lib/run-command.ts'
+import {
+  applyRun,
+  gatherGuards,
+  planRun,
+  runOutput,
+  runParams,
+  type GuardState,
+} from './lib/run-command.ts'
 
 const params = z.strictObject({
   cmd: z.string().min(1).describe('The command line, run with /bin/sh -c'),

@@ -9,17 +9,38 @@ import { defineModule, type ModuleContext, type ResourceRecord } from '../../eng
 import type { Change } from '../../engine/plan/change.ts'
 import { fromBase64, probe, run, sectionLine, sections, tail } from './lib/remote.ts'
 
-const SYSCTL_DIRS = '/etc/sysctl.d/*.conf /run/sysctl.d/*.conf /usr/local/lib/sysctl.d/*.conf /usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf /etc/sysctl.conf'
+const SYSCTL_DIRS =
+  '/etc/sysctl.d/*.conf /run/sysctl.d/*.conf /usr/local/lib/sysctl.d/*.conf /usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf /etc/sysctl.conf'
 
 const params = z
   .strictObject({
-    name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.:/@-]*$/, 'a sysctl key such as net.ipv4.ip_forward').describe('The key, dotted (`net.ipv4.conf.all.arp_ignore`)'),
-    value: z.union([z.string(), z.number()]).optional().describe('The value (required with state: present); whitespace is normalised'),
-    state: z.enum(['present', 'absent']).default('present').describe('present: set now (with reload) and persisted; absent: the line is removed from `sysctl_file` (the running value is left alone)'),
-    reload: z.boolean().default(true).describe('Also set the running value now, not only at the next boot'),
-    sysctl_file: z.string().min(1).default('/etc/sysctl.d/99-runbook.conf').describe('File that persists the value'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.:/@-]*$/, 'a sysctl key such as net.ipv4.ip_forward')
+      .describe('The key, dotted (`net.ipv4.conf.all.arp_ignore`)'),
+    value: z
+      .union([z.string(), z.number()])
+      .optional()
+      .describe('The value (required with state: present); whitespace is normalised'),
+    state: z
+      .enum(['present', 'absent'])
+      .default('present')
+      .describe(
+        'present: set now (with reload) and persisted; absent: the line is removed from `sysctl_file` (the running value is left alone)',
+      ),
+    reload: z
+      .boolean()
+      .default(true)
+      .describe('Also set the running value now, not only at the next boot'),
+    sysctl_file: z
+      .string()
+      .min(1)
+      .default('/etc/sysctl.d/99-runbook.conf')
+      .describe('File that persists the value'),
   })
-  .refine((p) => p.state === 'absent' || p.value !== undefined, { message: '`value` is required with state: present' })
+  .refine((p) => p.state === 'absent' || p.value !== undefined, {
+    message: '`value` is required with state: present',
+  })
 
 /** sysctl's parameters. */
 export type SysctlParams = z.infer<typeof params>
@@ -47,7 +68,9 @@ function norm(v: string | number): string {
 
 /** The canonical dotted key, for comparing lines. */
 function keyOf(name: string): string {
-  return procPath(name).slice('/proc/sys/'.length).replace(/[./]/g, (c) => (c === '/' ? '.' : '/'))
+  return procPath(name)
+    .slice('/proc/sys/'.length)
+    .replace(/[./]/g, (c) => (c === '/' ? '.' : '/'))
 }
 
 function lineKey(line: string): { key: string; value: string } | undefined {
@@ -100,7 +123,8 @@ async function gatherSysctl(ctx: ModuleContext, p: SysctlParams): Promise<Sysctl
   ].join('\n')
   const sec = sections(await probe(ctx, script, `sysctl ${p.name}`))
   const now = sec.now?.trim() ?? '@@missing'
-  const file = sec.file === undefined || sec.file === '@@missing' ? null : fromBase64(sec.file.trim())
+  const file =
+    sec.file === undefined || sec.file === '@@missing' ? null : fromBase64(sec.file.trim())
   const key = keyOf(p.name)
   const others: SysctlState['others'] = []
   for (const line of (sec.others ?? '').split('\n')) {
@@ -115,15 +139,29 @@ async function gatherSysctl(ctx: ModuleContext, p: SysctlParams): Promise<Sysctl
 /** Files read after ours by `sysctl --system` (sorted by name; /etc/sysctl.conf last) that set another value. */
 function overriders(p: SysctlParams, s: SysctlState, value: string): string[] {
   const base = (x: string): string => x.slice(x.lastIndexOf('/') + 1)
-  return s.others.filter((o) => o.value !== value && (o.path === '/etc/sysctl.conf' || base(o.path) > base(p.sysctl_file))).map((o) => `${o.path} (= ${o.value})`)
+  return s.others
+    .filter(
+      (o) =>
+        o.value !== value && (o.path === '/etc/sysctl.conf' || base(o.path) > base(p.sysctl_file)),
+    )
+    .map((o) => `${o.path} (= ${o.value})`)
 }
 
 function planSysctl(p: SysctlParams, s: SysctlState): Change[] {
   const changes: Change[] = []
   const value = p.value === undefined ? undefined : norm(p.value)
   if (p.state === 'present' && value !== undefined && p.reload && s.now !== value) {
-    if (s.now === null) throw new RunbookError('E_MODULE', `sysctl ${p.name}: no such key on the host (${procPath(p.name)} missing; kernel module not loaded?)`)
-    changes.push({ action: 'update', target: `sysctl ${p.name}`, before: { value: s.now }, after: { value } })
+    if (s.now === null)
+      throw new RunbookError(
+        'E_MODULE',
+        `sysctl ${p.name}: no such key on the host (${procPath(p.name)} missing; kernel module not loaded?)`,
+      )
+    changes.push({
+      action: 'update',
+      target: `sysctl ${p.name}`,
+      before: { value: s.now },
+      after: { value },
+    })
   }
   const before = s.file ?? ''
   const after = persist(before, p.name, p.state === 'present' ? value : undefined)
@@ -136,7 +174,8 @@ function planSysctl(p: SysctlParams, s: SysctlState): Change[] {
       after: { [p.name]: p.state === 'present' ? value : null },
       diff: { path: p.sysctl_file, before, after },
     }
-    if (later.length) change.note = `also set in ${later.join(', ')}, read later at boot: that value wins`
+    if (later.length)
+      change.note = `also set in ${later.join(', ')}, read later at boot: that value wins`
     changes.push(change)
   }
   return changes
@@ -159,15 +198,27 @@ export const sysctl = defineModule<SysctlParams, SysctlState>({
     const value = p.value === undefined ? undefined : norm(p.value)
     for (const c of changes) {
       if (c.target.startsWith('file ') && c.diff) {
-        await conn.writeFile(p.sysctl_file, c.diff.after, { become: ctx.become, ...(s.file === null ? { mode: 0o644 } : {}) })
-        if (persisted(s.file, p.name) === undefined && p.state === 'present') await ctx.journal.record({ type: 'sysctl', id: `${p.sysctl_file}:${p.name}` })
+        await conn.writeFile(p.sysctl_file, c.diff.after, {
+          become: ctx.become,
+          ...(s.file === null ? { mode: 0o644 } : {}),
+        })
+        if (persisted(s.file, p.name) === undefined && p.state === 'present')
+          await ctx.journal.record({ type: 'sysctl', id: `${p.sysctl_file}:${p.name}` })
       } else if (value !== undefined) {
         const r = await run(ctx, `sysctl -q -w ${quote(`${p.name}=${value}`)}`)
-        if (r.rc !== 0) throw new RunbookError('E_COMMAND', `sysctl -w ${p.name}=${value} failed: ${tail(r.stderr || r.stdout)}`)
+        if (r.rc !== 0)
+          throw new RunbookError(
+            'E_COMMAND',
+            `sysctl -w ${p.name}=${value} failed: ${tail(r.stderr || r.stdout)}`,
+          )
       }
     }
     const now = await gatherSysctl(ctx, p)
-    if (planSysctl(p, now).length) throw new RunbookError('E_MODULE', `sysctl ${p.name}: the host reports ${now.now ?? 'nothing'} after apply (post-condition failed)`)
+    if (planSysctl(p, now).length)
+      throw new RunbookError(
+        'E_MODULE',
+        `sysctl ${p.name}: the host reports ${now.now ?? 'nothing'} after apply (post-condition failed)`,
+      )
     return { changed: true, output: outputOf(p, now) }
   },
   output: (p, s) => outputOf(p, s),
@@ -184,5 +235,10 @@ export const sysctl = defineModule<SysctlParams, SysctlState>({
 })
 
 function outputOf(p: SysctlParams, s: SysctlState | undefined): Record<string, unknown> {
-  return { name: p.name, value: s?.now ?? null, persisted: persisted(s?.file ?? null, p.name) ?? null, file: p.sysctl_file }
+  return {
+    name: p.name,
+    value: s?.now ?? null,
+    persisted: persisted(s?.file ?? null, p.name) ?? null,
+    file: p.sysctl_file,
+  }
 }

@@ -11,20 +11,46 @@ import { parseKv, run, sleep, tail } from './lib/remote.ts'
 
 const params = z
   .strictObject({
-    port: z.number().int().min(1).max(65535).optional().describe('TCP port to wait for (on `host`)'),
-    host: z.string().min(1).default('127.0.0.1').describe('Address the TCP check connects to, from the host'),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe('TCP port to wait for (on `host`)'),
+    host: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe('Address the TCP check connects to, from the host'),
     path: z.string().min(1).optional().describe('A path on the host to wait for'),
-    command: z.string().min(1).optional().describe('A read-only shell command; the condition holds when its rc is 0'),
+    command: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A read-only shell command; the condition holds when its rc is 0'),
     state: z
       .enum(['started', 'stopped', 'present', 'absent'])
       .default('started')
-      .describe('started/present: the port accepts, the path exists, the command succeeds; stopped/absent: the opposite'),
+      .describe(
+        'started/present: the port accepts, the path exists, the command succeeds; stopped/absent: the opposite',
+      ),
     timeout: z.number().positive().default(300).describe('Seconds to wait before the task fails'),
-    delay: z.number().nonnegative().default(0).describe('Seconds to wait before the first check during apply'),
+    delay: z
+      .number()
+      .nonnegative()
+      .default(0)
+      .describe('Seconds to wait before the first check during apply'),
     sleep: z.number().positive().default(1).describe('Seconds between checks'),
-    connect_timeout: z.number().positive().default(2).describe('Seconds one TCP connection attempt may take'),
+    connect_timeout: z
+      .number()
+      .positive()
+      .default(2)
+      .describe('Seconds one TCP connection attempt may take'),
   })
-  .refine((p) => [p.port, p.path, p.command].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of `port`, `path` or `command`' })
+  .refine((p) => [p.port, p.path, p.command].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of `port`, `path` or `command`',
+  })
 
 /** wait_for's parameters. */
 export type WaitForParams = z.infer<typeof params>
@@ -49,7 +75,8 @@ export function describeWait(p: WaitForParams): string {
 /** One check, one round trip. bash's /dev/tcp needs nothing installed; nc is the fallback. */
 function checkScript(p: WaitForParams): string {
   if (p.path !== undefined) return `if [ -e ${quote(p.path)} ]; then echo up=1; else echo up=0; fi`
-  if (p.command !== undefined) return `( ${p.command} ) >/dev/null 2>&1 </dev/null && echo up=1 || echo up=0`
+  if (p.command !== undefined)
+    return `( ${p.command} ) >/dev/null 2>&1 </dev/null && echo up=1 || echo up=0`
   const ct = Math.max(1, Math.ceil(p.connect_timeout))
   const h = quote(p.host)
   return [
@@ -62,7 +89,8 @@ function checkScript(p: WaitForParams): string {
 
 async function check(ctx: ModuleContext, p: WaitForParams): Promise<WaitState> {
   const r = await run(ctx, checkScript(p), { idempotent: true })
-  if (r.rc !== 0) throw new RunbookError('E_COMMAND', `wait_for: check failed (rc ${r.rc}): ${tail(r.stderr)}`)
+  if (r.rc !== 0)
+    throw new RunbookError('E_COMMAND', `wait_for: check failed (rc ${r.rc}): ${tail(r.stderr)}`)
   return { up: parseKv(r.stdout).up === '1' }
 }
 
@@ -78,7 +106,16 @@ export const waitFor = defineModule<WaitForParams, WaitState>({
   params,
   verifies: true,
   gather: check,
-  plan: (p, s) => (s.up === wantUp(p) ? [] : [{ action: 'run', target: `wait for ${describeWait(p)}`, note: `not yet (timeout ${p.timeout} s)` }]),
+  plan: (p, s) =>
+    s.up === wantUp(p)
+      ? []
+      : [
+          {
+            action: 'run',
+            target: `wait for ${describeWait(p)}`,
+            note: `not yet (timeout ${p.timeout} s)`,
+          },
+        ],
   // Waiting changes nothing on the host, so a successful wait reports changed=false, as Ansible.
   async apply(ctx, p) {
     const started = Date.now()
@@ -88,13 +125,22 @@ export const waitFor = defineModule<WaitForParams, WaitState>({
     for (;;) {
       if ((await check(ctx, p)).up === wantUp(p)) {
         const elapsed = (Date.now() - started) / 1000
-        return { changed: false, msg: `${describeWait(p)} after ${elapsed.toFixed(1)} s`, output: { state: p.state, elapsed } }
+        return {
+          changed: false,
+          msg: `${describeWait(p)} after ${elapsed.toFixed(1)} s`,
+          output: { state: p.state, elapsed },
+        }
       }
       if (Date.now() + p.sleep * 1000 > deadline) break
       await sleep(p.sleep * 1000, ctx.signal)
-      ctx.progress(`waiting for ${describeWait(p)} (${Math.round((Date.now() - started) / 1000)} s of ${p.timeout} s)`)
+      ctx.progress(
+        `waiting for ${describeWait(p)} (${Math.round((Date.now() - started) / 1000)} s of ${p.timeout} s)`,
+      )
     }
-    throw new RunbookError('E_TIMEOUT', `timed out after ${p.timeout} s waiting for ${describeWait(p)}`)
+    throw new RunbookError(
+      'E_TIMEOUT',
+      `timed out after ${p.timeout} s waiting for ${describeWait(p)}`,
+    )
   },
   output: (p, s, changes) => ({ state: p.state, elapsed: changes.length ? unknown('elapsed') : 0 }),
 })

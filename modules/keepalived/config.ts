@@ -10,8 +10,22 @@ import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import { unknown } from '../../engine/vars/unknown.ts'
 import { hostFacts } from '../host/facts.ts'
-import { applyContentFile, destroyContentFile, gatherRemote, planContentFile, wanted, type ContentFileParams, type ContentFileState } from '../host/lib/content-file.ts'
-import { clusterProblems, formatProblems, hostProblems, type HostView, type Resolved } from './lib/cluster.ts'
+import {
+  applyContentFile,
+  destroyContentFile,
+  gatherRemote,
+  planContentFile,
+  wanted,
+  type ContentFileParams,
+  type ContentFileState,
+} from '../host/lib/content-file.ts'
+import {
+  clusterProblems,
+  formatProblems,
+  hostProblems,
+  type HostView,
+  type Resolved,
+} from './lib/cluster.ts'
 import { configFields } from './lib/params.ts'
 import { instanceName, renderConfig, routerId } from './lib/render.ts'
 
@@ -19,7 +33,12 @@ const params = z.strictObject(configFields).superRefine((p, ctx) => {
   const problems = clusterProblems(p)
   // The engine reports one issue per task (with its path): one issue that lists every problem.
   const first = problems[0]
-  if (first) ctx.addIssue({ code: 'custom', path: first.path, message: problems.length === 1 ? first.message : formatProblems(problems) })
+  if (first)
+    ctx.addIssue({
+      code: 'custom',
+      path: first.path,
+      message: problems.length === 1 ? first.message : formatProblems(problems),
+    })
 })
 
 /** keepalived.config's parameters. */
@@ -31,7 +50,14 @@ export interface KeepalivedConfigState extends ContentFileState {
 }
 
 function fileParams(p: KeepalivedConfigParams): ContentFileParams {
-  return { dest: p.dest, mode: p.mode, owner: p.owner, group: p.group, backup: p.backup, validate: p.validate === false ? undefined : p.validate }
+  return {
+    dest: p.dest,
+    mode: p.mode,
+    owner: p.owner,
+    group: p.group,
+    backup: p.backup,
+    validate: p.validate === false ? undefined : p.validate,
+  }
 }
 
 /** The host as the cluster checks need it, from the run's facts (one round trip when not cached). */
@@ -49,25 +75,66 @@ async function hostView(ctx: ModuleContext): Promise<HostView> {
  * the cluster writes the same path, and the journal keeps one record per module, type and id.
  */
 function journalPerHost(ctx: ModuleContext): ModuleContext {
-  const journal = { ...ctx.journal, record: (r: Parameters<ModuleContext['journal']['record']>[0]) => ctx.journal.record({ ...r, id: `${ctx.host}:${r.id}`, name: r.name ?? r.id, data: { ...r.data, path: r.id } }) }
-  return new Proxy(ctx, { get: (target, key) => (key === 'journal' ? journal : Reflect.get(target, key)) })
+  const journal = {
+    ...ctx.journal,
+    record: (r: Parameters<ModuleContext['journal']['record']>[0]) =>
+      ctx.journal.record({
+        ...r,
+        id: `${ctx.host}:${r.id}`,
+        name: r.name ?? r.id,
+        data: { ...r.data, path: r.id },
+      }),
+  }
+  return new Proxy(ctx, {
+    get: (target, key) => (key === 'journal' ? journal : Reflect.get(target, key)),
+  })
 }
 
 /**
  * Checks this host's place in the cluster and renders its keepalived.conf (pure).
  * @example const { text, resolved } = prepareConfig(params, { name: 'kld-vm-1', defaultInterface: 'ens3', interfaces: null })
  */
-export function prepareConfig(p: KeepalivedConfigParams, host: HostView): { text: string; resolved: Resolved } {
+export function prepareConfig(
+  p: KeepalivedConfigParams,
+  host: HostView,
+): { text: string; resolved: Resolved } {
   const { problems, resolved } = hostProblems(p, host, p.interface)
-  if (!resolved || problems.length > 0) throw new RunbookError('E_PARAM', `keepalived.config: ${formatProblems(problems)}`)
+  if (!resolved || problems.length > 0)
+    throw new RunbookError('E_PARAM', `keepalived.config: ${formatProblems(problems)}`)
   return { text: renderConfig(p, resolved), resolved }
 }
 
-function outputOf(p: KeepalivedConfigParams, s: KeepalivedConfigState | undefined): Record<string, unknown> {
-  const base = { dest: p.dest, instance: instanceName(p), virtual_ipaddresses: p.virtual_ipaddresses }
-  if (!s) return { ...base, checksum: unknown('checksum'), node: p.node ?? unknown('node'), state: unknown('state'), priority: unknown('priority'), interface: p.interface ?? unknown('interface'), router_id: unknown('router_id'), unicast_peers: unknown('unicast_peers') }
+function outputOf(
+  p: KeepalivedConfigParams,
+  s: KeepalivedConfigState | undefined,
+): Record<string, unknown> {
+  const base = {
+    dest: p.dest,
+    instance: instanceName(p),
+    virtual_ipaddresses: p.virtual_ipaddresses,
+  }
+  if (!s)
+    return {
+      ...base,
+      checksum: unknown('checksum'),
+      node: p.node ?? unknown('node'),
+      state: unknown('state'),
+      priority: unknown('priority'),
+      interface: p.interface ?? unknown('interface'),
+      router_id: unknown('router_id'),
+      unicast_peers: unknown('unicast_peers'),
+    }
   const { node, interface: iface, peers } = s.resolved
-  return { ...base, checksum: s.want.sha256, node: node.name, state: node.state, priority: node.priority, interface: iface, router_id: routerId(p, node.name), unicast_peers: p.unicast ? peers.map((n) => n.address) : [] }
+  return {
+    ...base,
+    checksum: s.want.sha256,
+    node: node.name,
+    state: node.state,
+    priority: node.priority,
+    interface: iface,
+    router_id: routerId(p, node.name),
+    unicast_peers: p.unicast ? peers.map((n) => n.address) : [],
+  }
 }
 
 /**
@@ -82,7 +149,8 @@ function outputOf(p: KeepalivedConfigParams, s: KeepalivedConfigState | undefine
  */
 export const keepalivedConfig = defineModule<KeepalivedConfigParams, KeepalivedConfigState>({
   name: 'keepalived.config',
-  summary: 'keepalived.conf (VRRP instance, optional LVS virtual servers) from typed parameters, checked across the cluster and with keepalived -t',
+  summary:
+    'keepalived.conf (VRRP instance, optional LVS virtual servers) from typed parameters, checked across the cluster and with keepalived -t',
   example: [
     '- keepalived.config:',
     '    cluster:                          # the same list on every node',
@@ -108,5 +176,6 @@ export const keepalivedConfig = defineModule<KeepalivedConfigParams, KeepalivedC
     return { changed: r.changed ?? true, output: outputOf(p, s) }
   },
   output: (p, s) => outputOf(p, s),
-  destroy: (ctx, r) => destroyContentFile(ctx, { ...r, id: typeof r.data?.path === 'string' ? r.data.path : r.id }),
+  destroy: (ctx, r) =>
+    destroyContentFile(ctx, { ...r, id: typeof r.data?.path === 'string' ? r.data.path : r.id }),
 })

@@ -13,9 +13,20 @@ import type { Connection } from '../../engine/connection/types.ts'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import { unknown } from '../../engine/vars/unknown.ts'
-import { actionScript, parseProbe, probeScript, type ServiceState } from '../host/lib/init-system.ts'
+import {
+  actionScript,
+  parseProbe,
+  probeScript,
+  type ServiceState,
+} from '../host/lib/init-system.ts'
 import { parseKv, sleep, tail } from '../host/lib/remote.ts'
-import { parsePing, pingReadScript, pingStartScript, pingStopScript, type PingStats } from './lib/ping.ts'
+import {
+  parsePing,
+  pingReadScript,
+  pingStartScript,
+  pingStopScript,
+  type PingStats,
+} from './lib/ping.ts'
 import { execOn, probeHolders, vipAddress, type HolderProbe } from './lib/vip.ts'
 
 const ifname = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'an interface name')
@@ -23,22 +34,84 @@ const ifname = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'an interface name')
 const params = z
   .strictObject({
     vip: z.string().min(1).describe('The virtual IP (`192.0.2.254` or `192.0.2.254/24`)'),
-    master: z.string().min(1).describe('Inventory name of the node that holds the VIP now and is made to fail'),
-    backups: z.array(z.string().min(1)).min(1).describe('Inventory names of the nodes that may take the VIP over'),
-    interface: ifname.optional().describe('Interface the VIP lives on (default: any on the nodes; for link-down, the one carrying the VIP on the master)'),
-    how: z.enum(['stop', 'link-down']).default('stop').describe('`stop`: stop the service on the master, as the seed does; `link-down`: take its interface down for `down_seconds` (a crash: no goodbye advert)'),
-    service: z.string().regex(/^[A-Za-z0-9@._:-]+$/).default('keepalived').describe('Service stopped and started again by `how: stop`'),
-    down_seconds: z.number().positive().max(300).default(6).describe('link-down: seconds the link stays down (longer than about 3 × advert_int + 1, or no backup notices)'),
-    max_gap_ms: z.number().int().positive().optional().describe('Longest allowed silence between two ping replies, in ms (default 3000 for stop, 6000 for link-down)'),
-    restore: z.boolean().default(true).describe('stop: start the service again afterwards (link-down always brings the link back)'),
-    failback: z.boolean().default(true).describe('After the restore, wait until the VIP is back on the master (false with nopreempt: any single holder will do)'),
-    timeout: z.number().positive().default(20).describe('Seconds each phase may take (VIP answering, failover, failback)'),
-    ping_interval: z.number().min(0.01).max(5).default(0.2).describe('Seconds between pings (below 0.2 needs become on the observer)'),
-    settle: z.number().min(0).default(1).describe('Seconds of pinging after the last phase, so the failback’s own gap is measured too'),
+    master: z
+      .string()
+      .min(1)
+      .describe('Inventory name of the node that holds the VIP now and is made to fail'),
+    backups: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe('Inventory names of the nodes that may take the VIP over'),
+    interface: ifname
+      .optional()
+      .describe(
+        'Interface the VIP lives on (default: any on the nodes; for link-down, the one carrying the VIP on the master)',
+      ),
+    how: z
+      .enum(['stop', 'link-down'])
+      .default('stop')
+      .describe(
+        '`stop`: stop the service on the master, as the seed does; `link-down`: take its interface down for `down_seconds` (a crash: no goodbye advert)',
+      ),
+    service: z
+      .string()
+      .regex(/^[A-Za-z0-9@._:-]+$/)
+      .default('keepalived')
+      .describe('Service stopped and started again by `how: stop`'),
+    down_seconds: z
+      .number()
+      .positive()
+      .max(300)
+      .default(6)
+      .describe(
+        'link-down: seconds the link stays down (longer than about 3 × advert_int + 1, or no backup notices)',
+      ),
+    max_gap_ms: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        'Longest allowed silence between two ping replies, in ms (default 3000 for stop, 6000 for link-down)',
+      ),
+    restore: z
+      .boolean()
+      .default(true)
+      .describe('stop: start the service again afterwards (link-down always brings the link back)'),
+    failback: z
+      .boolean()
+      .default(true)
+      .describe(
+        'After the restore, wait until the VIP is back on the master (false with nopreempt: any single holder will do)',
+      ),
+    timeout: z
+      .number()
+      .positive()
+      .default(20)
+      .describe('Seconds each phase may take (VIP answering, failover, failback)'),
+    ping_interval: z
+      .number()
+      .min(0.01)
+      .max(5)
+      .default(0.2)
+      .describe('Seconds between pings (below 0.2 needs become on the observer)'),
+    settle: z
+      .number()
+      .min(0)
+      .default(1)
+      .describe(
+        'Seconds of pinging after the last phase, so the failback’s own gap is measured too',
+      ),
   })
   .superRefine((p, ctx) => {
-    if (p.backups.includes(p.master)) ctx.addIssue({ code: 'custom', path: ['backups'], message: `${p.master} is the master; it cannot be a backup too` })
-    if (new Set(p.backups).size !== p.backups.length) ctx.addIssue({ code: 'custom', path: ['backups'], message: 'a backup is listed twice' })
+    if (p.backups.includes(p.master))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backups'],
+        message: `${p.master} is the master; it cannot be a backup too`,
+      })
+    if (new Set(p.backups).size !== p.backups.length)
+      ctx.addIssue({ code: 'custom', path: ['backups'], message: 'a backup is listed twice' })
   })
 
 /** keepalived.failover's parameters. */
@@ -102,7 +175,9 @@ function fmtS(ms: number | null): string {
 
 /** One line with the measurements, for messages and the run's output. */
 export function summary(m: FailoverMeasurements): string {
-  const path = [m.holder_before, m.holder_during, m.holder_after].map((h) => (h.length ? h.join('+') : 'nobody')).join(' -> ')
+  const path = [m.holder_before, m.holder_during, m.holder_after]
+    .map((h) => (h.length ? h.join('+') : 'nobody'))
+    .join(' -> ')
   return `VIP ${m.vip} (${m.how}): ${path}; failover ${fmtS(m.failover_ms)}, failback ${fmtS(m.failback_ms)}; longest gap ${m.max_gap_ms} ms (limit ${m.max_gap_limit_ms}); ${m.received}/${m.sent} replies${m.duplicates ? `, ${m.duplicates} duplicates` : ''}`
 }
 
@@ -116,7 +191,15 @@ interface Watch {
 }
 
 /** Polls who holds the VIP until `wish` holds for CONFIRM_MS, split brain lasts, or time runs out. */
-async function watchHolders(ctx: ModuleContext, nodes: readonly string[], vip: string, iface: string | undefined, wish: (h: string[]) => boolean, timeoutMs: number): Promise<Watch> {
+// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+async function watchHolders(
+  ctx: ModuleContext,
+  nodes: readonly string[],
+  vip: string,
+  iface: string | undefined,
+  wish: (h: string[]) => boolean,
+  timeoutMs: number,
+): Promise<Watch> {
   const start = performance.now()
   let okSince: number | null = null
   let multiSince: number | null = null
@@ -133,25 +216,43 @@ async function watchHolders(ctx: ModuleContext, nodes: readonly string[], vip: s
       okSince ??= now
       if (now - okSince >= CONFIRM_MS) return { ok: true, holders, probes, at: okSince, splitMs }
     } else okSince = null
-    if (splitMs > SPLIT_BRAIN_MS || (okSince === null && now - start > timeoutMs)) return { ok: false, holders, probes, at: now, splitMs }
+    if (splitMs > SPLIT_BRAIN_MS || (okSince === null && now - start > timeoutMs))
+      return { ok: false, holders, probes, at: now, splitMs }
     await sleep(POLL_MS, ctx.signal)
   }
 }
 
 /** The service on a node, as `service` sees it. */
-async function serviceState(ctx: ModuleContext, conn: Connection, name: string): Promise<ServiceState> {
+async function serviceState(
+  ctx: ModuleContext,
+  conn: Connection,
+  name: string,
+): Promise<ServiceState> {
   const r = await execOn(ctx, conn, probeScript(name, undefined), { idempotent: true })
-  if (r.rc !== 0) throw new RunbookError('E_COMMAND', `${conn.host}: cannot read the state of ${name}: ${tail(r.stderr || r.stdout)}`)
+  if (r.rc !== 0)
+    throw new RunbookError(
+      'E_COMMAND',
+      `${conn.host}: cannot read the state of ${name}: ${tail(r.stderr || r.stdout)}`,
+    )
   return parseProbe(parseKv(r.stdout))
 }
 
 /** Starts the service on the master and waits until it runs. */
-async function startService(ctx: ModuleContext, conn: Connection, name: string, timeoutMs: number): Promise<void> {
+async function startService(
+  ctx: ModuleContext,
+  conn: Connection,
+  name: string,
+  timeoutMs: number,
+): Promise<void> {
   const s = await serviceState(ctx, conn, name)
   const r = await execOn(ctx, conn, actionScript(s.init, name, 'start'))
   const until = performance.now() + timeoutMs
   while (!(await serviceState(ctx, conn, name)).running) {
-    if (performance.now() > until) throw new RunbookError('E_MODULE', `${conn.host}: ${name} is not running after start (rc ${r.rc}): ${tail(r.stdout + r.stderr, 5)}`)
+    if (performance.now() > until)
+      throw new RunbookError(
+        'E_MODULE',
+        `${conn.host}: ${name} is not running after start (rc ${r.rc}): ${tail(r.stdout + r.stderr, 5)}`,
+      )
     await sleep(200, ctx.signal)
   }
 }
@@ -166,11 +267,20 @@ class Pinger {
     private readonly intervalMs: number,
   ) {}
 
-  static async start(ctx: ModuleContext, vip: string, intervalS: number, deadlineS: number): Promise<Pinger> {
+  static async start(
+    ctx: ModuleContext,
+    vip: string,
+    intervalS: number,
+    deadlineS: number,
+  ): Promise<Pinger> {
     const conn = await ctx.conn()
     const r = await execOn(ctx, conn, pingStartScript(vip, intervalS, deadlineS))
     const kv = parseKv(r.stdout)
-    if (r.rc !== 0 || !kv.pid || !kv.file) throw new RunbookError('E_COMMAND', `${ctx.host}: cannot start ping ${vip} (rc ${r.rc}): ${tail(r.stderr || r.stdout)}`)
+    if (r.rc !== 0 || !kv.pid || !kv.file)
+      throw new RunbookError(
+        'E_COMMAND',
+        `${ctx.host}: cannot start ping ${vip} (rc ${r.rc}): ${tail(r.stderr || r.stdout)}`,
+      )
     return new Pinger(ctx, conn, Number(kv.pid), kv.file, intervalS * 1000)
   }
 
@@ -199,45 +309,84 @@ async function baseline(ctx: ModuleContext, pinger: Pinger, timeoutMs: number): 
 }
 
 /** The test itself; fills `m` as it goes and returns why it failed, if it did. */
-async function runTest(ctx: ModuleContext, p: FailoverParams, m: FailoverMeasurements, pinger: Pinger, restoreOnError: { pending?: (() => Promise<void>) | undefined }): Promise<string | undefined> {
+async function runTest(
+  ctx: ModuleContext,
+  p: FailoverParams,
+  m: FailoverMeasurements,
+  pinger: Pinger,
+  restoreOnError: { pending?: (() => Promise<void>) | undefined },
+): Promise<string | undefined> {
   const vip = m.vip
   const timeoutMs = p.timeout * 1000
   const nodes = [p.master, ...p.backups]
   ctx.progress(`waiting for ${vip} to be on ${p.master} alone`)
-  const before = await watchHolders(ctx, nodes, vip, p.interface, (h) => h.length === 1 && h[0] === p.master, timeoutMs)
+  const before = await watchHolders(
+    ctx,
+    nodes,
+    vip,
+    p.interface,
+    (h) => h.length === 1 && h[0] === p.master,
+    timeoutMs,
+  )
   m.holder_before = before.holders
   if (!before.ok) {
     const where = before.holders.length === 0 ? 'on no node' : `on ${before.holders.join(' and ')}`
-    return verdictOf(before, `${vip} is ${where}, not on the master ${p.master} alone, after ${p.timeout} s: nothing to fail over`)
+    return verdictOf(
+      before,
+      `${vip} is ${where}, not on the master ${p.master} alone, after ${p.timeout} s: nothing to fail over`,
+    )
   }
   ctx.progress(`waiting for ${vip} to answer pings from ${ctx.host}`)
-  if (!(await baseline(ctx, pinger, timeoutMs))) return `${vip} does not answer pings from ${ctx.host} within ${p.timeout} s, although ${p.master} holds it (allowed address pairs? security groups?)`
-  const iface = p.interface ?? before.probes.find((x) => x.node === p.master)?.interface ?? undefined
+  if (!(await baseline(ctx, pinger, timeoutMs)))
+    return `${vip} does not answer pings from ${ctx.host} within ${p.timeout} s, although ${p.master} holds it (allowed address pairs? security groups?)`
+  const iface =
+    p.interface ?? before.probes.find((x) => x.node === p.master)?.interface ?? undefined
   const master = await ctx.connectTo(p.master)
 
   let failedAt: number
-  let restoredAt = 0
+  let restoredAt: number
   if (p.how === 'stop') {
     ctx.progress(`stopping ${p.service} on ${p.master}`)
     const s = await serviceState(ctx, master, p.service)
     // From here on, whatever happens, the service is started again (starting a running one is harmless).
-    restoreOnError.pending = p.restore ? () => startService(ctx, master, p.service, timeoutMs) : undefined
+    restoreOnError.pending = p.restore
+      ? () => startService(ctx, master, p.service, timeoutMs)
+      : undefined
     failedAt = performance.now()
     const r = await execOn(ctx, master, actionScript(s.init, p.service, 'stop'))
-    if (r.rc !== 0) throw new RunbookError('E_COMMAND', `${p.master}: stopping ${p.service} failed (rc ${r.rc}): ${tail(r.stdout + r.stderr)}`)
+    if (r.rc !== 0)
+      throw new RunbookError(
+        'E_COMMAND',
+        `${p.master}: stopping ${p.service} failed (rc ${r.rc}): ${tail(r.stdout + r.stderr)}`,
+      )
     // Init scripts report success even when they could not signal the daemon (no root): check.
     const stopBy = performance.now() + 5000
     while ((await serviceState(ctx, master, p.service)).running) {
       if (performance.now() > stopBy) {
-        throw new RunbookError('E_COMMAND', `${p.master}: ${p.service} is still running after \`stop\` (rc ${r.rc})${ctx.become ? '' : ': stopping a service needs root'}: ${tail(r.stdout + r.stderr)}`, { hint: ctx.become ? undefined : 'add `become: true` to the task or play' })
+        throw new RunbookError(
+          'E_COMMAND',
+          `${p.master}: ${p.service} is still running after \`stop\` (rc ${r.rc})${ctx.become ? '' : ': stopping a service needs root'}: ${tail(r.stdout + r.stderr)}`,
+          { hint: ctx.become ? undefined : 'add `become: true` to the task or play' },
+        )
       }
       await new Promise((res) => setTimeout(res, 200))
     }
     ctx.progress(`waiting for a backup to take ${vip}`)
-    const during = await watchHolders(ctx, nodes, vip, p.interface, (h) => h.length === 1 && h[0] !== p.master, timeoutMs)
+    const during = await watchHolders(
+      ctx,
+      nodes,
+      vip,
+      p.interface,
+      (h) => h.length === 1 && h[0] !== p.master,
+      timeoutMs,
+    )
     m.holder_during = during.holders
     if (during.ok) m.failover_ms = Math.round(during.at - failedAt)
-    if (!during.ok) return verdictOf(during, `no backup (${p.backups.join(', ')}) took ${vip} within ${p.timeout} s after ${p.service} stopped on ${p.master}`)
+    if (!during.ok)
+      return verdictOf(
+        during,
+        `no backup (${p.backups.join(', ')}) took ${vip} within ${p.timeout} s after ${p.service} stopped on ${p.master}`,
+      )
     if (!p.restore) return undefined
     ctx.progress(`starting ${p.service} on ${p.master}`)
     restoredAt = performance.now()
@@ -248,35 +397,67 @@ async function runTest(ctx: ModuleContext, p: FailoverParams, m: FailoverMeasure
     ctx.progress(`taking ${iface} down on ${p.master} for ${p.down_seconds} s`)
     const sent = performance.now()
     const r = await execOn(ctx, master, linkDownScript(iface, p.down_seconds))
-    if (r.rc !== 0) throw new RunbookError('E_COMMAND', `${p.master}: cannot take ${iface} down (rc ${r.rc}): ${tail(r.stdout + r.stderr)}`)
+    if (r.rc !== 0)
+      throw new RunbookError(
+        'E_COMMAND',
+        `${p.master}: cannot take ${iface} down (rc ${r.rc}): ${tail(r.stdout + r.stderr)}`,
+      )
     // The detached script waits 0.5 s after it started, about half a round trip after `sent`.
     failedAt = (sent + performance.now()) / 2 + 500
     const upAt = failedAt + p.down_seconds * 1000
     restoredAt = upAt
     ctx.progress(`waiting for a backup to take ${vip} (${p.master} is unreachable meanwhile)`)
     // The master cannot be asked while its link is down (its SSH session stalls): backups only.
-    const during = await watchHolders(ctx, p.backups, vip, p.interface, (h) => h.length === 1, Math.min(timeoutMs, upAt - performance.now() - CONFIRM_MS))
+    const during = await watchHolders(
+      ctx,
+      p.backups,
+      vip,
+      p.interface,
+      (h) => h.length === 1,
+      Math.min(timeoutMs, upAt - performance.now() - CONFIRM_MS),
+    )
     m.holder_during = during.holders
     if (during.ok) m.failover_ms = Math.round(during.at - failedAt)
     if (!during.ok) {
       await sleep(Math.max(0, upAt - performance.now()) + 500, ctx.signal)
-      return verdictOf(during, `no backup (${p.backups.join(', ')}) took ${vip} while ${p.master}'s ${iface} was down (${p.down_seconds} s; a backup needs about 3 × advert_int + 1 s to notice)`)
+      return verdictOf(
+        during,
+        `no backup (${p.backups.join(', ')}) took ${vip} while ${p.master}'s ${iface} was down (${p.down_seconds} s; a backup needs about 3 × advert_int + 1 s to notice)`,
+      )
     }
     ctx.progress(`waiting for ${iface} on ${p.master} to come back`)
     await sleep(Math.max(0, upAt - performance.now()) + 300, ctx.signal)
   }
 
   const wantMaster = p.failback
-  ctx.progress(wantMaster ? `waiting for ${vip} to return to ${p.master}` : `waiting for ${vip} to settle on one node`)
-  const after = await watchHolders(ctx, nodes, vip, p.interface, (h) => (wantMaster ? h.length === 1 && h[0] === p.master : h.length === 1), timeoutMs)
+  ctx.progress(
+    wantMaster
+      ? `waiting for ${vip} to return to ${p.master}`
+      : `waiting for ${vip} to settle on one node`,
+  )
+  const after = await watchHolders(
+    ctx,
+    nodes,
+    vip,
+    p.interface,
+    (h) => (wantMaster ? h.length === 1 && h[0] === p.master : h.length === 1),
+    timeoutMs,
+  )
   m.holder_after = after.holders
   if (after.ok && wantMaster) m.failback_ms = Math.max(0, Math.round(after.at - restoredAt))
-  if (!after.ok) return verdictOf(after, wantMaster ? `${vip} did not return to ${p.master} within ${p.timeout} s after the restore (nopreempt? then set failback: false)` : `${vip} did not settle on one node within ${p.timeout} s after the restore`)
+  if (!after.ok)
+    return verdictOf(
+      after,
+      wantMaster
+        ? `${vip} did not return to ${p.master} within ${p.timeout} s after the restore (nopreempt? then set failback: false)`
+        : `${vip} did not settle on one node within ${p.timeout} s after the restore`,
+    )
   return undefined
 }
 
 function verdictOf(w: Watch, otherwise: string): string {
-  if (w.splitMs > SPLIT_BRAIN_MS) return `split brain: ${w.holders.join(' and ')} held the VIP at the same time for ${(w.splitMs / 1000).toFixed(1)} s`
+  if (w.splitMs > SPLIT_BRAIN_MS)
+    return `split brain: ${w.holders.join(' and ')} held the VIP at the same time for ${(w.splitMs / 1000).toFixed(1)} s`
   return `${otherwise}; holders at the end: ${w.holders.length ? w.holders.join(', ') : 'none'}`
 }
 
@@ -294,7 +475,8 @@ function verdictOf(w: Watch, otherwise: string): string {
  */
 export const keepalivedFailover = defineModule<FailoverParams, null>({
   name: 'keepalived.failover',
-  summary: 'Verify from an observer host that a VIP keeps answering while its master fails (service stop or link down) and comes back',
+  summary:
+    'Verify from an observer host that a VIP keeps answering while its master fails (service stop or link down) and comes back',
   example: [
     '- name: The VIP survives the loss of its master',
     '  keepalived.failover:',
@@ -310,20 +492,52 @@ export const keepalivedFailover = defineModule<FailoverParams, null>({
   async gather(ctx, p) {
     vipAddress(p.vip)
     // A node pinging a VIP it may hold itself measures nothing a client would see.
-    if (p.master === ctx.host || p.backups.includes(ctx.host)) throw new RunbookError('E_PARAM', `keepalived.failover: run it from a host outside the cluster (the jumphost), not from ${ctx.host}`)
+    if (p.master === ctx.host || p.backups.includes(ctx.host))
+      throw new RunbookError(
+        'E_PARAM',
+        `keepalived.failover: run it from a host outside the cluster (the jumphost), not from ${ctx.host}`,
+      )
     for (const n of [p.master, ...p.backups]) {
-      if (ctx.inventory.hostVars(n) === undefined) throw new RunbookError('E_PARAM', `keepalived.failover: '${n}' is not a host of the inventory`)
+      if (ctx.inventory.hostVars(n) === undefined)
+        throw new RunbookError(
+          'E_PARAM',
+          `keepalived.failover: '${n}' is not a host of the inventory`,
+        )
     }
     return null
   },
   plan(p) {
-    const act = p.how === 'stop' ? `stop ${p.service} on ${p.master}${p.restore ? ', then start it again' : ' (left stopped)'}` : `take ${p.interface ?? 'the VIP’s interface'} on ${p.master} down for ${p.down_seconds} s`
-    return [{ action: 'run', target: `failover test of ${vipAddress(p.vip)}`, after: { how: p.how, master: p.master, backups: p.backups, max_gap_ms: gapLimit(p) }, note: `ping it from this host, ${act}, expect one backup to take it within ${p.timeout} s` }]
+    const act =
+      p.how === 'stop'
+        ? `stop ${p.service} on ${p.master}${p.restore ? ', then start it again' : ' (left stopped)'}`
+        : `take ${p.interface ?? 'the VIP’s interface'} on ${p.master} down for ${p.down_seconds} s`
+    return [
+      {
+        action: 'run',
+        target: `failover test of ${vipAddress(p.vip)}`,
+        after: { how: p.how, master: p.master, backups: p.backups, max_gap_ms: gapLimit(p) },
+        note: `ping it from this host, ${act}, expect one backup to take it within ${p.timeout} s`,
+      },
+    ]
   },
   async apply(ctx, p) {
     const m: FailoverMeasurements = {
-      vip: vipAddress(p.vip), how: p.how, observer: ctx.host, holder_before: [], holder_during: [], holder_after: [], failover_ms: null, failback_ms: null,
-      sent: 0, received: 0, lost: 0, duplicates: 0, max_gap_ms: 0, gaps_ms: [], max_gap_limit_ms: gapLimit(p), passed: false,
+      vip: vipAddress(p.vip),
+      how: p.how,
+      observer: ctx.host,
+      holder_before: [],
+      holder_during: [],
+      holder_after: [],
+      failover_ms: null,
+      failback_ms: null,
+      sent: 0,
+      received: 0,
+      lost: 0,
+      duplicates: 0,
+      max_gap_ms: 0,
+      gaps_ms: [],
+      max_gap_limit_ms: gapLimit(p),
+      passed: false,
     }
     // ping's own deadline: it stops by itself even if this process dies mid-test.
     const deadline = 4 * p.timeout + p.down_seconds + p.settle + 60
@@ -340,14 +554,36 @@ export const keepalivedFailover = defineModule<FailoverParams, null>({
       if (pending) await pending().catch(() => undefined)
       stats = await pinger.stop().catch(() => undefined)
     }
-    if (stats) Object.assign(m, { sent: stats.sent, received: stats.received, lost: Math.max(0, stats.sent - stats.received), duplicates: stats.duplicates, max_gap_ms: stats.maxGapMs, gaps_ms: stats.gapsMs })
-    if (!why && m.max_gap_ms > m.max_gap_limit_ms) why = `the VIP was silent for ${m.max_gap_ms} ms, more than max_gap_ms ${m.max_gap_limit_ms}`
+    if (stats)
+      Object.assign(m, {
+        sent: stats.sent,
+        received: stats.received,
+        lost: Math.max(0, stats.sent - stats.received),
+        duplicates: stats.duplicates,
+        max_gap_ms: stats.maxGapMs,
+        gaps_ms: stats.gapsMs,
+      })
+    if (!why && m.max_gap_ms > m.max_gap_limit_ms)
+      why = `the VIP was silent for ${m.max_gap_ms} ms, more than max_gap_ms ${m.max_gap_limit_ms}`
     m.passed = why === undefined
     const output = { ...m }
     const changed = p.how === 'stop' && !p.restore
-    if (why) return { failed: true, changed, msg: `keepalived.failover: ${why}\n${summary(m)}`, output }
+    if (why)
+      return { failed: true, changed, msg: `keepalived.failover: ${why}\n${summary(m)}`, output }
     return { changed, output }
   },
-  output: (p, _s) => ({ vip: vipAddress(p.vip), how: p.how, passed: unknown('passed'), failover_ms: unknown('failover_ms'), failback_ms: unknown('failback_ms'), max_gap_ms: unknown('max_gap_ms'), sent: unknown('sent'), received: unknown('received') }),
-  display: (o) => (typeof o.vip === 'string' && Array.isArray(o.holder_before) ? summary(o as unknown as FailoverMeasurements) : undefined),
+  output: (p, _s) => ({
+    vip: vipAddress(p.vip),
+    how: p.how,
+    passed: unknown('passed'),
+    failover_ms: unknown('failover_ms'),
+    failback_ms: unknown('failback_ms'),
+    max_gap_ms: unknown('max_gap_ms'),
+    sent: unknown('sent'),
+    received: unknown('received'),
+  }),
+  display: (o) =>
+    typeof o.vip === 'string' && Array.isArray(o.holder_before)
+      ? summary(o as unknown as FailoverMeasurements)
+      : undefined,
 })

@@ -10,4 +10,8 @@ import { keepalivedVipHolder } from './vip-holder.ts'
  * Every keepalived module, for the registry.
  * @example const registry = createRegistry([...builtinModules, ...hostModules, ...keepalivedModules])
  */
-export const keepalivedModules = [keepalivedConfig, keepalivedFailover, keepalivedVipHolder] as const
+export const keepalivedModules = [
+  keepalivedConfig,
+  keepalivedFailover,
+  keepalivedVipHolder,
+] as const

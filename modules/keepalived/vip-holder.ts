@@ -10,8 +10,15 @@ import { probeHolders, vipAddress, type HolderProbe } from './lib/vip.ts'
 
 const params = z.strictObject({
   vip: z.string().min(1).describe('The virtual IP (`192.0.2.254` or `192.0.2.254/24`)'),
-  nodes: z.array(z.string().min(1)).min(1).describe('Inventory names of the nodes that may hold it'),
-  interface: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'an interface name').optional().describe('Look only on this interface (default: every interface)'),
+  nodes: z
+    .array(z.string().min(1))
+    .min(1)
+    .describe('Inventory names of the nodes that may hold it'),
+  interface: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'an interface name')
+    .optional()
+    .describe('Look only on this interface (default: every interface)'),
 })
 
 /** keepalived.vip_holder's parameters. */
@@ -47,7 +54,15 @@ export const keepalivedVipHolder = defineModule<VipHolderParams, HolderProbe[]>(
   gather: (ctx, p) => probeHolders(ctx, p.nodes, vipAddress(p.vip), p.interface),
   plan: () => [],
   apply: async () => ({ changed: false }),
-  output: (p, probes) => (probes ? holderOutput(vipAddress(p.vip), probes) : { vip: vipAddress(p.vip), holder: unknown('holder'), holders: unknown('holders'), interfaces: unknown('interfaces') }),
+  output: (p, probes) =>
+    probes
+      ? holderOutput(vipAddress(p.vip), probes)
+      : {
+          vip: vipAddress(p.vip),
+          holder: unknown('holder'),
+          holders: unknown('holders'),
+          interfaces: unknown('interfaces'),
+        },
   display: (o) => {
     const holders = Array.isArray(o.holders) ? (o.holders as string[]) : []
     if (holders.length === 0) return `${String(o.vip)} is on no node`

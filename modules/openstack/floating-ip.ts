@@ -11,21 +11,40 @@ import type { Change } from '../../engine/plan/change.ts'
 import { containsUnknown, unknown } from '../../engine/vars/unknown.ts'
 import type { FloatingIp, Network, Port } from './client/neutron.ts'
 import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
-import { createOwned, isPending, ownerOf, recordData, takeOver, TAG_PREFIX, type ClaimKind } from './lib/ownership.ts'
+import {
+  createOwned,
+  isPending,
+  ownerOf,
+  recordData,
+  takeOver,
+  TAG_PREFIX,
+  type ClaimKind,
+} from './lib/ownership.ts'
 import { adoptParam, cloudParam, known, later, stateParam, printable } from './lib/params.ts'
 
 const params = z
   .strictObject({
-    network: z.string().min(1).describe('External network name or id to allocate from (e.g. public)'),
-    port: later(z.string().min(1)).optional().describe('Port name or id the floating IP translates to'),
-    server: later(z.string().min(1)).optional().describe("Or a server name or id: its port (the one with `fixed_ip`, else its first)"),
-    fixed_ip: later(z.string().min(1)).optional().describe('Which fixed IP of the port (default: its first)'),
+    network: z
+      .string()
+      .min(1)
+      .describe('External network name or id to allocate from (e.g. public)'),
+    port: later(z.string().min(1))
+      .optional()
+      .describe('Port name or id the floating IP translates to'),
+    server: later(z.string().min(1))
+      .optional()
+      .describe('Or a server name or id: its port (the one with `fixed_ip`, else its first)'),
+    fixed_ip: later(z.string().min(1))
+      .optional()
+      .describe('Which fixed IP of the port (default: its first)'),
     description: z.string().optional().describe('Description of a new floating IP'),
     state: stateParam,
     adopt: adoptParam,
     cloud: cloudParam,
   })
-  .refine((p) => (p.port === undefined) !== (p.server === undefined), { message: 'give exactly one of `port` or `server`' })
+  .refine((p) => (p.port === undefined) !== (p.server === undefined), {
+    message: 'give exactly one of `port` or `server`',
+  })
 
 /** openstack.floating_ip's parameters. */
 export type FloatingIpParams = z.infer<typeof params>
@@ -45,7 +64,10 @@ export interface FloatingIpState {
 }
 
 const targetOf = (p: FloatingIpParams, s: FloatingIpState): string => {
-  const what = p.server !== undefined ? `server ${known(p.server) ? p.server : '(known after apply)'}` : `port ${known(p.port) ? String(p.port) : '(known after apply)'}`
+  const what =
+    p.server !== undefined
+      ? `server ${known(p.server) ? p.server : '(known after apply)'}`
+      : `port ${known(p.port) ? String(p.port) : '(known after apply)'}`
   return `floating IP on ${what}${s.fixedIp ? ` (${s.fixedIp})` : ''}`
 }
 
@@ -58,35 +80,100 @@ export function planFloatingIp(p: FloatingIpParams, s: FloatingIpState): Change[
   const fip = s.current
   if (p.state === 'absent') {
     if (fip === undefined) return []
-    if (s.how === 'foreign' && !p.adopt) throw new RunbookError('E_MODULE', `${target}: ${fip.floating_ip_address} is on it but was not allocated by this runbook`, { hint: 'set `adopt: true` to release it anyway' })
-    return [{ action: 'delete', target, before: { floating_ip_address: fip.floating_ip_address, id: fip.id } }]
+    if (s.how === 'foreign' && !p.adopt)
+      throw new RunbookError(
+        'E_MODULE',
+        `${target}: ${fip.floating_ip_address} is on it but was not allocated by this runbook`,
+        { hint: 'set `adopt: true` to release it anyway' },
+      )
+    return [
+      {
+        action: 'delete',
+        target,
+        before: { floating_ip_address: fip.floating_ip_address, id: fip.id },
+      },
+    ]
   }
   if (fip !== undefined) {
     if (fip.floating_network_id === s.network.id) return []
-    if (s.how === 'foreign' || s.how === 'adopt') throw new RunbookError('E_MODULE', `${target}: ${fip.floating_ip_address} is from network ${fip.floating_network_id}, not ${p.network}, and this runbook did not allocate it`)
-    return [{ action: 'replace', target, before: { floating_ip_address: fip.floating_ip_address, network_id: fip.floating_network_id }, after: { network: p.network, floating_ip_address: unknown('floating_ip.address') }, note: 'from another external network' }]
+    if (s.how === 'foreign' || s.how === 'adopt')
+      throw new RunbookError(
+        'E_MODULE',
+        `${target}: ${fip.floating_ip_address} is from network ${fip.floating_network_id}, not ${p.network}, and this runbook did not allocate it`,
+      )
+    return [
+      {
+        action: 'replace',
+        target,
+        before: {
+          floating_ip_address: fip.floating_ip_address,
+          network_id: fip.floating_network_id,
+        },
+        after: { network: p.network, floating_ip_address: unknown('floating_ip.address') },
+        note: 'from another external network',
+      },
+    ]
   }
   const port = s.port?.id ?? unknown('port.id')
   if (s.reusable !== undefined) {
-    return [{ action: 'update', target, before: { floating_ip_address: s.reusable.floating_ip_address, port_id: null }, after: { floating_ip_address: s.reusable.floating_ip_address, port_id: port }, note: 'associate the one this runbook allocated earlier' }]
+    return [
+      {
+        action: 'update',
+        target,
+        before: { floating_ip_address: s.reusable.floating_ip_address, port_id: null },
+        after: { floating_ip_address: s.reusable.floating_ip_address, port_id: port },
+        note: 'associate the one this runbook allocated earlier',
+      },
+    ]
   }
-  return [{ action: 'create', target, after: { network: p.network, port_id: port, ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}), floating_ip_address: unknown('floating_ip.address'), id: unknown('floating_ip.id') } }]
+  return [
+    {
+      action: 'create',
+      target,
+      after: {
+        network: p.network,
+        port_id: port,
+        ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}),
+        floating_ip_address: unknown('floating_ip.address'),
+        id: unknown('floating_ip.id'),
+      },
+    },
+  ]
 }
 
 /** What `register` gets. */
 export function floatingIpOutput(fip: FloatingIp | undefined): Record<string, unknown> {
   if (fip === undefined) {
     const address = unknown('floating_ip.address')
-    return { id: unknown('floating_ip.id'), address, floating_ip_address: address, fixed_ip_address: unknown('floating_ip.fixed_ip_address'), port_id: unknown('floating_ip.port_id') }
+    return {
+      id: unknown('floating_ip.id'),
+      address,
+      floating_ip_address: address,
+      fixed_ip_address: unknown('floating_ip.fixed_ip_address'),
+      port_id: unknown('floating_ip.port_id'),
+    }
   }
-  return { id: fip.id, address: fip.floating_ip_address, floating_ip_address: fip.floating_ip_address, fixed_ip_address: fip.fixed_ip_address, port_id: fip.port_id, network_id: fip.floating_network_id, status: fip.status }
+  return {
+    id: fip.id,
+    address: fip.floating_ip_address,
+    floating_ip_address: fip.floating_ip_address,
+    fixed_ip_address: fip.fixed_ip_address,
+    port_id: fip.port_id,
+    network_id: fip.floating_network_id,
+    status: fip.status,
+  }
 }
 
-async function targetPort(ctx: ModuleContext, api: Api, p: FloatingIpParams): Promise<Port | undefined> {
+async function targetPort(
+  ctx: ModuleContext,
+  api: Api,
+  p: FloatingIpParams,
+): Promise<Port | undefined> {
   if (p.port !== undefined) {
     if (!known(p.port)) return undefined
     const port = await api.neutron.portByRef(p.port)
-    if (port === undefined && !ctx.check && p.state === 'present') throw new RunbookError('E_API', `Neutron: no port named or with id '${p.port}'`)
+    if (port === undefined && !ctx.check && p.state === 'present')
+      throw new RunbookError('E_API', `Neutron: no port named or with id '${p.port}'`)
     return port
   }
   if (p.server === undefined || !known(p.server)) return undefined
@@ -99,7 +186,11 @@ async function targetPort(ctx: ModuleContext, api: Api, p: FloatingIpParams): Pr
   if (p.fixed_ip !== undefined) {
     if (!known(p.fixed_ip)) return undefined
     const found = ports.find((x) => x.fixed_ips.some((f) => f.ip_address === p.fixed_ip))
-    if (found === undefined) throw new RunbookError('E_API', `server ${p.server} has no port with fixed IP ${p.fixed_ip} (it has ${ports.flatMap((x) => x.fixed_ips.map((f) => f.ip_address)).join(', ') || 'none'})`)
+    if (found === undefined)
+      throw new RunbookError(
+        'E_API',
+        `server ${p.server} has no port with fixed IP ${p.fixed_ip} (it has ${ports.flatMap((x) => x.fixed_ips.map((f) => f.ip_address)).join(', ') || 'none'})`,
+      )
     return found
   }
   const first = ports.sort((a, b) => a.id.localeCompare(b.id))[0]
@@ -107,20 +198,50 @@ async function targetPort(ctx: ModuleContext, api: Api, p: FloatingIpParams): Pr
   return first
 }
 
-async function gatherFloatingIp(ctx: ModuleContext, p: FloatingIpParams, api: Api): Promise<FloatingIpState> {
+async function gatherFloatingIp(
+  ctx: ModuleContext,
+  p: FloatingIpParams,
+  api: Api,
+): Promise<FloatingIpState> {
   const network = await api.neutron.network(p.network)
   const port = await targetPort(ctx, api, p)
-  const fixedIp = port === undefined ? undefined : p.fixed_ip !== undefined && known(p.fixed_ip) ? p.fixed_ip : port.fixed_ips[0]?.ip_address
+  const fixedIp =
+    port === undefined
+      ? undefined
+      : p.fixed_ip !== undefined && known(p.fixed_ip)
+        ? p.fixed_ip
+        : port.fixed_ips[0]?.ip_address
   const owner = ownerOf(ctx)
-  const records = ctx.journal.find('openstack.floating_ip', 'floating_ip').filter((r) => !isPending(r))
+  const records = ctx.journal
+    .find('openstack.floating_ip', 'floating_ip')
+    .filter((r) => !isPending(r))
   const journalled = new Set(records.map((r) => r.id))
   let current: FloatingIp | undefined
   let how: FloatingIpState['how']
   if (port !== undefined) {
-    const on = (await api.neutron.floatingIps({ port_id: port.id })).filter((f) => fixedIp === undefined || f.fixed_ip_address === fixedIp)
+    const on = (await api.neutron.floatingIps({ port_id: port.id })).filter(
+      (f) => fixedIp === undefined || f.fixed_ip_address === fixedIp,
+    )
     current = on.find((f) => journalled.has(f.id) || f.tags.includes(owner.tag)) ?? on[0]
-    if (current !== undefined) how = journalled.has(current.id) ? 'journal' : current.tags.includes(owner.tag) ? 'tag' : p.adopt ? 'adopt' : 'foreign'
-    if (current !== undefined) await takeOver(ctx, api, 'floating_ip', current.floating_ip_address, current.id, how, { network_id: current.floating_network_id }, port.id)
+    if (current !== undefined)
+      how = journalled.has(current.id)
+        ? 'journal'
+        : current.tags.includes(owner.tag)
+          ? 'tag'
+          : p.adopt
+            ? 'adopt'
+            : 'foreign'
+    if (current !== undefined)
+      await takeOver(
+        ctx,
+        api,
+        'floating_ip',
+        current.floating_ip_address,
+        current.id,
+        how,
+        { network_id: current.floating_network_id },
+        port.id,
+      )
   }
   let reusable: FloatingIp | undefined
   if (current === undefined && p.state === 'present') {
@@ -148,7 +269,8 @@ async function gatherFloatingIp(ctx: ModuleContext, p: FloatingIpParams, api: Ap
  */
 export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
   name: 'openstack.floating_ip',
-  summary: 'A floating IP from an external network on a port or a server (the one already there is reused)',
+  summary:
+    'A floating IP from an external network on a port or a server (the one already there is reused)',
   example: `- name: The jumphost's public address
   openstack.floating_ip:
     network: public
@@ -160,7 +282,8 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
   gather: (ctx, p) => gatherFloatingIp(ctx, p, apiFor(ctx, p.cloud)),
   plan: (p, s) => printable(planFloatingIp(p, s)),
   async apply(ctx, p, changes, s) {
-    if (containsUnknown(p)) throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
+    if (containsUnknown(p))
+      throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
     const api = apiFor(ctx, p.cloud)
     const change = changes[0]
     if (change === undefined) return { changed: false, output: floatingIpOutput(s.current) }
@@ -170,15 +293,31 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
       if (change.action === 'delete') return { output: { id: s.current.id, state: 'absent' } }
     }
     const port = s.port
-    if (port === undefined) throw new RunbookError('E_API', `${targetOf(p, s)}: the port is not there`)
+    if (port === undefined)
+      throw new RunbookError('E_API', `${targetOf(p, s)}: the port is not there`)
     let id: string
     if (change.action === 'update' && s.reusable !== undefined) {
       id = s.reusable.id
-      const f = await api.neutron.updateFloatingIp(id, { port_id: port.id, ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}) })
-      if (ctx.journal.find('openstack.floating_ip', 'floating_ip', id).length === 0) await ctx.journal.record({ type: 'floating_ip', id, name: f.floating_ip_address, data: await recordData(ctx, api, { network_id: s.network.id }) })
+      const f = await api.neutron.updateFloatingIp(id, {
+        port_id: port.id,
+        ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}),
+      })
+      if (ctx.journal.find('openstack.floating_ip', 'floating_ip', id).length === 0)
+        await ctx.journal.record({
+          type: 'floating_ip',
+          id,
+          name: f.floating_ip_address,
+          data: await recordData(ctx, api, { network_id: s.network.id }),
+        })
     } else {
       const owner = ownerOf(ctx)
-      const body = { floating_network_id: s.network.id, port_id: port.id, ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}), ...(p.description === undefined ? {} : { description: p.description }), tags: [owner.tag] }
+      const body = {
+        floating_network_id: s.network.id,
+        port_id: port.id,
+        ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}),
+        ...(p.description === undefined ? {} : { description: p.description }),
+        tags: [owner.tag],
+      }
       const created = await createOwned(ctx, api, {
         module: 'openstack.floating_ip',
         type: 'floating_ip',
@@ -187,21 +326,35 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
         data: await recordData(ctx, api, { network_id: s.network.id }),
         id: (x: FloatingIp) => x.id,
         post: () => api.neutron.createFloatingIp(body),
-        lookup: async () => (await api.neutron.floatingIps({ port_id: port.id, tags: owner.tag }))[0],
+        lookup: async () =>
+          (await api.neutron.floatingIps({ port_id: port.id, tags: owner.tag }))[0],
       })
       id = created.id
     }
     const now = await api.neutron.floatingIp(id)
-    if (now === undefined || now.port_id !== port.id) throw new RunbookError('E_API', `${targetOf(p, s)}: Neutron does not show floating IP ${id} on port ${port.id}`)
+    if (now === undefined || now.port_id !== port.id)
+      throw new RunbookError(
+        'E_API',
+        `${targetOf(p, s)}: Neutron does not show floating IP ${id} on port ${port.id}`,
+      )
     return { output: floatingIpOutput(now) }
   },
-  output: (_p, s, changes) => floatingIpOutput(changes.some((c) => c.action !== 'update') && changes.length > 0 ? undefined : (s?.current ?? s?.reusable)),
+  output: (_p, s, changes) =>
+    floatingIpOutput(
+      changes.some((c) => c.action !== 'update') && changes.length > 0
+        ? undefined
+        : (s?.current ?? s?.reusable),
+    ),
   async destroy(ctx, r) {
     const api = await apiForRecord(ctx, r)
     let id: string | undefined = r.id
     if (isPending(r)) {
-      const owner = typeof r.data?.['owner'] === 'string' ? `${TAG_PREFIX}${r.data['owner']}` : undefined
-      id = owner === undefined || r.name === undefined ? undefined : (await api.neutron.floatingIps({ port_id: r.name, tags: owner }))[0]?.id
+      const owner =
+        typeof r.data?.['owner'] === 'string' ? `${TAG_PREFIX}${r.data['owner']}` : undefined
+      id =
+        owner === undefined || r.name === undefined
+          ? undefined
+          : (await api.neutron.floatingIps({ port_id: r.name, tags: owner }))[0]?.id
     }
     if (id !== undefined) await api.neutron.deleteFloatingIp(id)
   },

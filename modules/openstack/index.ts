@@ -14,4 +14,11 @@ import { server } from './server.ts'
  * Every OpenStack module, for the registry.
  * @example const registry = createRegistry([...builtinModules, ...hostModules, ...openstackModules])
  */
-export const openstackModules = [port, server, floatingIp, keypair, securityGroup, portInfo] as const
+export const openstackModules = [
+  port,
+  server,
+  floatingIp,
+  keypair,
+  securityGroup,
+  portInfo,
+] as const

@@ -14,19 +14,35 @@ import type { Change } from '../../engine/plan/change.ts'
 import { unknown, UnknownValueError } from '../../engine/vars/unknown.ts'
 import type { Keypair } from './client/nova.ts'
 import { apiFor, apiForRecord } from './lib/cloud.ts'
-import { claim, createOwned, ownerOf, pendingId, recordData, takeOver, type ClaimKind } from './lib/ownership.ts'
+import {
+  claim,
+  createOwned,
+  ownerOf,
+  pendingId,
+  recordData,
+  takeOver,
+  type ClaimKind,
+} from './lib/ownership.ts'
 import { adoptParam, cloudParam, stateParam, printable } from './lib/params.ts'
 
 const params = z
   .strictObject({
     name: z.string().min(1).describe('Keypair name'),
     public_key: z.string().min(1).optional().describe('The public key, one OpenSSH line'),
-    public_key_file: z.string().min(1).optional().describe('Or a file holding it, relative to the runbook directory'),
+    public_key_file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Or a file holding it, relative to the runbook directory'),
     state: stateParam,
     adopt: adoptParam,
     cloud: cloudParam,
   })
-  .refine((p) => p.state === 'absent' || (p.public_key === undefined) !== (p.public_key_file === undefined), { message: 'give exactly one of `public_key` or `public_key_file`' })
+  .refine(
+    (p) =>
+      p.state === 'absent' || (p.public_key === undefined) !== (p.public_key_file === undefined),
+    { message: 'give exactly one of `public_key` or `public_key_file`' },
+  )
 
 /** openstack.keypair's parameters. */
 export type KeypairParams = z.infer<typeof params>
@@ -53,11 +69,28 @@ const keySha = (key: string): string => createHash('sha256').update(normaliseKey
 export function planKeypair(p: KeypairParams, s: KeypairState): Change[] {
   const target = `keypair ${p.name}`
   const k = s.keypair
-  if (p.state === 'absent') return k === undefined ? [] : [{ action: 'delete', target, before: { fingerprint: k.fingerprint } }]
-  if (k === undefined) return [{ action: 'create', target, after: { name: p.name, public_key: s.want } }]
+  if (p.state === 'absent')
+    return k === undefined
+      ? []
+      : [{ action: 'delete', target, before: { fingerprint: k.fingerprint } }]
+  if (k === undefined)
+    return [{ action: 'create', target, after: { name: p.name, public_key: s.want } }]
   if (normaliseKey(k.public_key) === s.want) return []
-  if (s.how === 'same') throw new RunbookError('E_MODULE', `${target} exists with another key (${k.fingerprint}) and was not created by this runbook`, { hint: 'set `adopt: true` to replace it, or choose another name' })
-  return [{ action: 'replace', target, before: { public_key: normaliseKey(k.public_key), fingerprint: k.fingerprint }, after: { public_key: s.want }, note: 'Nova cannot change a keypair\'s key' }]
+  if (s.how === 'same')
+    throw new RunbookError(
+      'E_MODULE',
+      `${target} exists with another key (${k.fingerprint}) and was not created by this runbook`,
+      { hint: 'set `adopt: true` to replace it, or choose another name' },
+    )
+  return [
+    {
+      action: 'replace',
+      target,
+      before: { public_key: normaliseKey(k.public_key), fingerprint: k.fingerprint },
+      after: { public_key: s.want },
+      note: "Nova cannot change a keypair's key",
+    },
+  ]
 }
 
 /**
@@ -83,21 +116,54 @@ export const keypair = defineModule<KeypairParams, KeypairState>({
         const file = path.resolve(ctx.baseDir, p.public_key_file)
         text = await fs.readFile(file, 'utf8').catch((e: unknown) => {
           // During a plan the key may be what an earlier task (ssh-keygen) is about to make.
-          if (ctx.check && (e as NodeJS.ErrnoException).code === 'ENOENT') throw new UnknownValueError(`public key file ${p.public_key_file}`)
-          throw new RunbookError('E_PARAM', `cannot read public_key_file ${file}: ${(e as Error).message}`)
+          if (ctx.check && (e as NodeJS.ErrnoException).code === 'ENOENT')
+            throw new UnknownValueError(`public key file ${p.public_key_file}`)
+          throw new RunbookError(
+            'E_PARAM',
+            `cannot read public_key_file ${file}: ${(e as Error).message}`,
+          )
         })
       }
       want = normaliseKey(text ?? '')
-      if (!/^(ssh-|ecdsa-|sk-)\S+ [A-Za-z0-9+/=]+$/.test(want)) throw new RunbookError('E_PARAM', `keypair ${p.name}: the public key is not an OpenSSH public key line`)
+      if (!/^(ssh-|ecdsa-|sk-)\S+ [A-Za-z0-9+/=]+$/.test(want))
+        throw new RunbookError(
+          'E_PARAM',
+          `keypair ${p.name}: the public key is not an OpenSSH public key line`,
+        )
     }
     const found = await api.nova.keypair(p.name)
     const pending = ctx.journal.find('openstack.keypair', 'keypair', pendingId(p.name))[0]
     const owner = ownerOf(ctx)
-    const marked = (k: Keypair): boolean => pending !== undefined && pending.data?.['key_sha256'] === keySha(k.public_key)
-    const sameKey = found !== undefined && want !== undefined && normaliseKey(found.public_key) === want
+    const marked = (k: Keypair): boolean =>
+      pending !== undefined && pending.data?.['key_sha256'] === keySha(k.public_key)
+    const sameKey =
+      found !== undefined && want !== undefined && normaliseKey(found.public_key) === want
     // An identical key that is not ours is fine to use: nothing to change, nothing to take.
-    const c = found === undefined ? undefined : sameKey && !marked(found) && ctx.journal.find('openstack.keypair', 'keypair', found.name).length === 0 ? undefined : claim(ctx, { module: 'openstack.keypair', type: 'keypair', kind: 'keypair', name: p.name, adopt: p.adopt, owner, id: (k: Keypair) => k.name, marked }, [found])
-    if (c !== undefined) await takeOver(ctx, api, 'keypair', p.name, p.name, c.how, { key_sha256: keySha(c.resource.public_key) })
+    const c =
+      found === undefined
+        ? undefined
+        : sameKey &&
+            !marked(found) &&
+            ctx.journal.find('openstack.keypair', 'keypair', found.name).length === 0
+          ? undefined
+          : claim(
+              ctx,
+              {
+                module: 'openstack.keypair',
+                type: 'keypair',
+                kind: 'keypair',
+                name: p.name,
+                adopt: p.adopt,
+                owner,
+                id: (k: Keypair) => k.name,
+                marked,
+              },
+              [found],
+            )
+    if (c !== undefined)
+      await takeOver(ctx, api, 'keypair', p.name, p.name, c.how, {
+        key_sha256: keySha(c.resource.public_key),
+      })
     return { want, keypair: found, how: c?.how ?? (found === undefined ? undefined : 'same') }
   },
   plan: (p, s) => printable(planKeypair(p, s)),
@@ -124,19 +190,41 @@ export const keypair = defineModule<KeypairParams, KeypairState>({
       },
     })
     const now = await api.nova.keypair(created.name)
-    if (now === undefined || normaliseKey(now.public_key) !== key) throw new RunbookError('E_API', `keypair ${p.name}: Nova does not show the key`)
-    return { output: { name: now.name, fingerprint: now.fingerprint, public_key: now.public_key, type: now.type ?? 'ssh' } }
+    if (now === undefined || normaliseKey(now.public_key) !== key)
+      throw new RunbookError('E_API', `keypair ${p.name}: Nova does not show the key`)
+    return {
+      output: {
+        name: now.name,
+        fingerprint: now.fingerprint,
+        public_key: now.public_key,
+        type: now.type ?? 'ssh',
+      },
+    }
   },
   output: (p, s, changes) =>
     s?.keypair === undefined || changes.some((c) => c.action === 'create' || c.action === 'replace')
-      ? { name: p.name, fingerprint: unknown('keypair.fingerprint'), public_key: s?.want ?? unknown('keypair.public_key'), type: 'ssh' }
-      : { name: s.keypair.name, fingerprint: s.keypair.fingerprint, public_key: s.keypair.public_key, type: s.keypair.type ?? 'ssh' },
+      ? {
+          name: p.name,
+          fingerprint: unknown('keypair.fingerprint'),
+          public_key: s?.want ?? unknown('keypair.public_key'),
+          type: 'ssh',
+        }
+      : {
+          name: s.keypair.name,
+          fingerprint: s.keypair.fingerprint,
+          public_key: s.keypair.public_key,
+          type: s.keypair.type ?? 'ssh',
+        },
   async destroy(ctx, r) {
     const api = await apiForRecord(ctx, r)
     const name = r.name ?? r.id
     const k = await api.nova.keypair(name)
     // A pending create: only the key it was about to import is ours.
-    if (k === undefined || (r.id.startsWith('pending:') && r.data?.['key_sha256'] !== keySha(k.public_key))) return
+    if (
+      k === undefined ||
+      (r.id.startsWith('pending:') && r.data?.['key_sha256'] !== keySha(k.public_key))
+    )
+      return
     await api.nova.deleteKeypair(name)
   },
 })

@@ -15,7 +15,9 @@ import { cloudParam, known, later } from './lib/params.ts'
 
 const params = z.strictObject({
   server: later(z.string().min(1)).describe('Server name or id (`--server`)'),
-  fixed_ip: later(z.string().min(1)).optional().describe('Fixed IP address of the port (`--fixed-ip ip-address=`)'),
+  fixed_ip: later(z.string().min(1))
+    .optional()
+    .describe('Fixed IP address of the port (`--fixed-ip ip-address=`)'),
   cloud: cloudParam,
 })
 
@@ -30,8 +32,25 @@ export interface PortInfoState {
 
 /** What `register` gets: the port (id, MAC, fixed IPs) and every match. */
 export function portInfoOutput(s: PortInfoState | undefined): Record<string, unknown> {
-  if (s === undefined || s.pending) return { id: unknown('port.id'), mac_address: unknown('port.mac_address'), ip: unknown('port.ip'), fixed_ips: unknown('port.fixed_ips'), network_id: unknown('port.network_id'), ports: unknown('ports') }
-  const view = (p: Port): Record<string, unknown> => ({ id: p.id, name: p.name, mac_address: p.mac_address, ip: p.fixed_ips[0]?.ip_address ?? null, fixed_ips: p.fixed_ips, network_id: p.network_id, allowed_address_pairs: p.allowed_address_pairs, security_groups: p.security_groups })
+  if (s === undefined || s.pending)
+    return {
+      id: unknown('port.id'),
+      mac_address: unknown('port.mac_address'),
+      ip: unknown('port.ip'),
+      fixed_ips: unknown('port.fixed_ips'),
+      network_id: unknown('port.network_id'),
+      ports: unknown('ports'),
+    }
+  const view = (p: Port): Record<string, unknown> => ({
+    id: p.id,
+    name: p.name,
+    mac_address: p.mac_address,
+    ip: p.fixed_ips[0]?.ip_address ?? null,
+    fixed_ips: p.fixed_ips,
+    network_id: p.network_id,
+    allowed_address_pairs: p.allowed_address_pairs,
+    security_groups: p.security_groups,
+  })
   const first = s.ports[0]
   return { ...(first === undefined ? {} : view(first)), ports: s.ports.map(view) }
 }
@@ -44,7 +63,8 @@ export function portInfoOutput(s: PortInfoState | undefined): Record<string, unk
  */
 export const portInfo = defineModule<PortInfoParams, PortInfoState>({
   name: 'openstack.port_info',
-  summary: "Look up a server's Neutron port by fixed IP (openstack port list --server --fixed-ip), read only",
+  summary:
+    "Look up a server's Neutron port by fixed IP (openstack port list --server --fixed-ip), read only",
   example: `- name: The port behind the address the VM reports
   openstack.port_info:
     server: kld-vm-1
@@ -54,16 +74,29 @@ export const portInfo = defineModule<PortInfoParams, PortInfoState>({
   target: 'controller',
   acceptsUnknown: true,
   async gather(ctx, p) {
-    if (!known(p.server) || (p.fixed_ip !== undefined && !known(p.fixed_ip))) return { pending: true, ports: [] }
+    if (!known(p.server) || (p.fixed_ip !== undefined && !known(p.fixed_ip)))
+      return { pending: true, ports: [] }
     const api = apiFor(ctx, p.cloud)
     const server = await api.nova.serverByRef(p.server)
     if (server === undefined) {
       if (ctx.check) return { pending: true, ports: [] }
       throw new RunbookError('E_API', `Nova: no server named or with id '${p.server}'`)
     }
-    const ports = await api.neutron.ports({ device_id: server.id, ...(p.fixed_ip === undefined ? {} : { fixed_ips: `ip_address=${p.fixed_ip}` }) })
-    if (ports.length === 0) throw new RunbookError('E_API', `server ${p.server} has no port${p.fixed_ip === undefined ? '' : ` with fixed IP ${p.fixed_ip}`}`)
-    if (ports.length > 1 && p.fixed_ip === undefined) throw new RunbookError('E_API', `server ${p.server} has ${ports.length} ports (${ports.map((x) => x.id).join(', ')})`, { hint: 'give fixed_ip to pick one' })
+    const ports = await api.neutron.ports({
+      device_id: server.id,
+      ...(p.fixed_ip === undefined ? {} : { fixed_ips: `ip_address=${p.fixed_ip}` }),
+    })
+    if (ports.length === 0)
+      throw new RunbookError(
+        'E_API',
+        `server ${p.server} has no port${p.fixed_ip === undefined ? '' : ` with fixed IP ${p.fixed_ip}`}`,
+      )
+    if (ports.length > 1 && p.fixed_ip === undefined)
+      throw new RunbookError(
+        'E_API',
+        `server ${p.server} has ${ports.length} ports (${ports.map((x) => x.id).join(', ')})`,
+        { hint: 'give fixed_ip to pick one' },
+      )
     return { pending: false, ports }
   },
   plan: () => [],

@@ -10,36 +10,73 @@ import type { Change } from '../../engine/plan/change.ts'
 import { containsUnknown, unknown, type Unknown } from '../../engine/vars/unknown.ts'
 import type { Port } from './client/neutron.ts'
 import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
-import { claim, createOwned, ownerOf, recordData, recordTarget, takeOver, type ClaimKind } from './lib/ownership.ts'
-import { adoptParam, cloudParam, known, later, stateParam, type Later, printable } from './lib/params.ts'
+import {
+  claim,
+  createOwned,
+  ownerOf,
+  recordData,
+  recordTarget,
+  takeOver,
+  type ClaimKind,
+} from './lib/ownership.ts'
+import {
+  adoptParam,
+  cloudParam,
+  known,
+  later,
+  stateParam,
+  type Later,
+  printable,
+} from './lib/params.ts'
 
 const fixedIp = z
   .strictObject({
     subnet: later(z.string().min(1)).optional().describe('Subnet name or id'),
-    ip_address: later(z.string().min(1)).optional().describe('The address (default: one Neutron picks)'),
+    ip_address: later(z.string().min(1))
+      .optional()
+      .describe('The address (default: one Neutron picks)'),
   })
-  .refine((f) => f.subnet !== undefined || f.ip_address !== undefined, { message: 'give subnet, ip_address or both' })
+  .refine((f) => f.subnet !== undefined || f.ip_address !== undefined, {
+    message: 'give subnet, ip_address or both',
+  })
 
 const pair = z.strictObject({
-  ip_address: later(z.string().min(1)).describe('Address or CIDR the port may also send from (the VIP)'),
-  mac_address: later(z.string().min(1)).optional().describe("MAC address (default: the port's own)"),
+  ip_address: later(z.string().min(1)).describe(
+    'Address or CIDR the port may also send from (the VIP)',
+  ),
+  mac_address: later(z.string().min(1))
+    .optional()
+    .describe("MAC address (default: the port's own)"),
 })
 
 const params = z
   .strictObject({
     name: z.string().min(1).optional().describe('Port name: the port this task creates and owns'),
-    id: later(z.string().min(1)).optional().describe('An existing port by id (a server\'s port): changed in place, never created'),
+    id: later(z.string().min(1))
+      .optional()
+      .describe("An existing port by id (a server's port): changed in place, never created"),
     network: later(z.string().min(1)).optional().describe('Network name or id (needed to create)'),
     fixed_ips: z.array(fixedIp).optional().describe('Fixed IPs: [{subnet, ip_address}]'),
-    allowed_address_pairs: z.array(pair).optional().describe('Allowed address pairs, compared as a set ([] clears them)'),
-    security_groups: z.array(later(z.string().min(1))).optional().describe('Security group names or ids, compared as a set'),
-    port_security_enabled: z.boolean().optional().describe('Port security (IP source guard and security groups)'),
+    allowed_address_pairs: z
+      .array(pair)
+      .optional()
+      .describe('Allowed address pairs, compared as a set ([] clears them)'),
+    security_groups: z
+      .array(later(z.string().min(1)))
+      .optional()
+      .describe('Security group names or ids, compared as a set'),
+    port_security_enabled: z
+      .boolean()
+      .optional()
+      .describe('Port security (IP source guard and security groups)'),
     description: z.string().optional().describe('Description'),
     state: stateParam,
     adopt: adoptParam,
     cloud: cloudParam,
   })
-  .refine((p) => (p.name === undefined) !== (p.id === undefined), { message: 'give exactly one of `name` or `id`' })
+  .refine((p) => (p.name === undefined) !== (p.id === undefined), {
+    message: 'give exactly one of `name` or `id`',
+  })
 
 /** openstack.port's parameters. */
 export type PortParams = z.infer<typeof params>
@@ -67,22 +104,52 @@ const same = (a: unknown, b: unknown): boolean => known(a) && known(b) && a === 
 
 /** `192.0.2.254/32` and `192.0.2.254` are the same address. */
 function canonicalIp(ip: string): string {
-  return ip.trim().toLowerCase().replace(/\/(32|128)$/, '')
+  return ip
+    .trim()
+    .toLowerCase()
+    .replace(/\/(32|128)$/, '')
 }
 
 /** Allowed address pairs as a set of `ip|mac` keys (a pair without MAC means the port's MAC). */
-function pairKeys(pairs: readonly { ip_address: Later<string>; mac_address?: Later<string> | undefined }[], portMac: string): string[] | undefined {
-  if (pairs.some((p) => !known(p.ip_address) || (p.mac_address !== undefined && !known(p.mac_address)))) return undefined
-  return [...new Set(pairs.map((p) => `${canonicalIp(p.ip_address as string)}|${((p.mac_address as string | undefined) ?? portMac).toLowerCase()}`))].sort()
+function pairKeys(
+  pairs: readonly { ip_address: Later<string>; mac_address?: Later<string> | undefined }[],
+  portMac: string,
+): string[] | undefined {
+  if (
+    pairs.some(
+      (p) => !known(p.ip_address) || (p.mac_address !== undefined && !known(p.mac_address)),
+    )
+  )
+    return undefined
+  return [
+    ...new Set(
+      pairs.map(
+        (p) =>
+          `${canonicalIp(p.ip_address as string)}|${((p.mac_address as string | undefined) ?? portMac).toLowerCase()}`,
+      ),
+    ),
+  ].sort()
 }
 
 /** Whether the port's fixed IPs are the wanted ones (each wanted entry matches one allocation). */
-export function fixedIpsMatch(want: readonly WantedFixedIp[], have: readonly { subnet_id: string; ip_address: string }[]): boolean {
+export function fixedIpsMatch(
+  want: readonly WantedFixedIp[],
+  have: readonly { subnet_id: string; ip_address: string }[],
+): boolean {
   if (want.length !== have.length) return false
   const free = [...have]
   for (const w of want) {
-    if ((w.subnet_id !== undefined && !known(w.subnet_id)) || (w.ip_address !== undefined && !known(w.ip_address))) return false
-    const i = free.findIndex((h) => (w.subnet_id === undefined || w.subnet_id === h.subnet_id) && (w.ip_address === undefined || canonicalIp(w.ip_address as string) === canonicalIp(h.ip_address)))
+    if (
+      (w.subnet_id !== undefined && !known(w.subnet_id)) ||
+      (w.ip_address !== undefined && !known(w.ip_address))
+    )
+      return false
+    const i = free.findIndex(
+      (h) =>
+        (w.subnet_id === undefined || w.subnet_id === h.subnet_id) &&
+        (w.ip_address === undefined ||
+          canonicalIp(w.ip_address as string) === canonicalIp(h.ip_address)),
+    )
     if (i < 0) return false
     free.splice(i, 1)
   }
@@ -98,14 +165,19 @@ function wantedAttrs(p: PortParams, s: PortState): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   if (p.fixed_ips !== undefined) out['fixed_ips'] = p.fixed_ips
   if (p.allowed_address_pairs !== undefined) out['allowed_address_pairs'] = p.allowed_address_pairs
-  if (p.security_groups !== undefined) out['security_groups'] = s.want.security_groups ?? p.security_groups
+  if (p.security_groups !== undefined)
+    out['security_groups'] = s.want.security_groups ?? p.security_groups
   if (p.port_security_enabled !== undefined) out['port_security_enabled'] = p.port_security_enabled
   if (p.description !== undefined) out['description'] = p.description
   return out
 }
 
 /** The attributes of `port` that differ from `p`, before and after. */
-function differences(p: PortParams, s: PortState, port: Port): { before: Record<string, unknown>; after: Record<string, unknown> } {
+function differences(
+  p: PortParams,
+  s: PortState,
+  port: Port,
+): { before: Record<string, unknown>; after: Record<string, unknown> } {
   const before: Record<string, unknown> = {}
   const after: Record<string, unknown> = {}
   if (s.want.fixed_ips !== undefined && !fixedIpsMatch(s.want.fixed_ips, port.fixed_ips)) {
@@ -117,18 +189,28 @@ function differences(p: PortParams, s: PortState, port: Port): { before: Record<
     const have = pairKeys(port.allowed_address_pairs, port.mac_address)
     if (want === undefined || JSON.stringify(want) !== JSON.stringify(have)) {
       before['allowed_address_pairs'] = port.allowed_address_pairs
-      after['allowed_address_pairs'] = p.allowed_address_pairs.map((x) => ({ ip_address: x.ip_address, mac_address: x.mac_address ?? port.mac_address }))
+      after['allowed_address_pairs'] = p.allowed_address_pairs.map((x) => ({
+        ip_address: x.ip_address,
+        mac_address: x.mac_address ?? port.mac_address,
+      }))
     }
   }
   const sgs = s.want.security_groups
   if (sgs !== undefined) {
     const complete = sgs.every((g) => known(g))
-    if (!complete || JSON.stringify([...new Set(sgs as string[])].sort()) !== JSON.stringify([...port.security_groups].sort())) {
+    if (
+      !complete ||
+      JSON.stringify([...new Set(sgs as string[])].sort()) !==
+        JSON.stringify([...port.security_groups].sort())
+    ) {
       before['security_groups'] = port.security_groups
       after['security_groups'] = sgs
     }
   }
-  if (p.port_security_enabled !== undefined && p.port_security_enabled !== (port.port_security_enabled ?? true)) {
+  if (
+    p.port_security_enabled !== undefined &&
+    p.port_security_enabled !== (port.port_security_enabled ?? true)
+  ) {
     before['port_security_enabled'] = port.port_security_enabled ?? true
     after['port_security_enabled'] = p.port_security_enabled
   }
@@ -148,38 +230,85 @@ export function planPort(p: PortParams, s: PortState): Change[] {
   const target = targetOf(p, port)
   if (p.state === 'absent') {
     if (port === undefined) return []
-    return [{ action: 'delete', target, before: { id: port.id, fixed_ips: port.fixed_ips.map((f) => f.ip_address) } }]
+    return [
+      {
+        action: 'delete',
+        target,
+        before: { id: port.id, fixed_ips: port.fixed_ips.map((f) => f.ip_address) },
+      },
+    ]
   }
   if (port === undefined) {
     if (p.id !== undefined) {
       if (!s.pending) throw new RunbookError('E_API', `Neutron: no port with id '${String(p.id)}'`)
-      return [{ action: 'update', target, after: wantedAttrs(p, s), note: 'a port that exists only after apply' }]
+      return [
+        {
+          action: 'update',
+          target,
+          after: wantedAttrs(p, s),
+          note: 'a port that exists only after apply',
+        },
+      ]
     }
-    if (p.network === undefined) throw new RunbookError('E_PARAM', `creating port ${p.name ?? ''} needs \`network\``)
+    if (p.network === undefined)
+      throw new RunbookError('E_PARAM', `creating port ${p.name ?? ''} needs \`network\``)
     return [
       {
         action: 'create',
         target,
-        after: { name: p.name, network: p.network, ...wantedAttrs(p, s), id: unknown('port.id'), mac_address: unknown('port.mac_address') },
+        after: {
+          name: p.name,
+          network: p.network,
+          ...wantedAttrs(p, s),
+          id: unknown('port.id'),
+          mac_address: unknown('port.mac_address'),
+        },
       },
     ]
   }
   if (s.want.network_id !== undefined && !same(s.want.network_id, port.network_id)) {
     if (s.how === 'adopt' || s.how === 'id') {
-      throw new RunbookError('E_MODULE', `${target} (${port.id}) is on network ${port.network_id}, not ${String(p.network)}; Neutron cannot move a port, and this runbook did not create it`)
+      throw new RunbookError(
+        'E_MODULE',
+        `${target} (${port.id}) is on network ${port.network_id}, not ${String(p.network)}; Neutron cannot move a port, and this runbook did not create it`,
+      )
     }
-    return [{ action: 'replace', target, before: { id: port.id, network_id: port.network_id }, after: { network: p.network, ...wantedAttrs(p, s), id: unknown('port.id') }, note: 'Neutron cannot move a port to another network' }]
+    return [
+      {
+        action: 'replace',
+        target,
+        before: { id: port.id, network_id: port.network_id },
+        after: { network: p.network, ...wantedAttrs(p, s), id: unknown('port.id') },
+        note: 'Neutron cannot move a port to another network',
+      },
+    ]
   }
   const d = differences(p, s, port)
   if (Object.keys(d.after).length === 0) return []
-  return [{ action: 'update', target: p.name === undefined ? target : `${target} (${port.id})`, before: d.before, after: d.after }]
+  return [
+    {
+      action: 'update',
+      target: p.name === undefined ? target : `${target} (${port.id})`,
+      before: d.before,
+      after: d.after,
+    },
+  ]
 }
 
 /** What `register` gets. */
 export function portOutput(port: Port | undefined, p?: PortParams): Record<string, unknown> {
   if (port === undefined) {
     const ip = p?.fixed_ips?.[0]?.ip_address
-    return { id: unknown('port.id'), name: p?.name ?? '', mac_address: unknown('port.mac_address'), ip: ip ?? unknown('port.ip'), fixed_ips: unknown('port.fixed_ips'), network_id: unknown('port.network_id'), allowed_address_pairs: p?.allowed_address_pairs ?? [], status: unknown('port.status') }
+    return {
+      id: unknown('port.id'),
+      name: p?.name ?? '',
+      mac_address: unknown('port.mac_address'),
+      ip: ip ?? unknown('port.ip'),
+      fixed_ips: unknown('port.fixed_ips'),
+      network_id: unknown('port.network_id'),
+      allowed_address_pairs: p?.allowed_address_pairs ?? [],
+      status: unknown('port.status'),
+    }
   }
   return {
     id: port.id,
@@ -196,19 +325,35 @@ export function portOutput(port: Port | undefined, p?: PortParams): Record<strin
   }
 }
 
-async function resolveWant(ctx: ModuleContext, api: Api, p: PortParams, port: Port | undefined): Promise<PortState['want']> {
+async function resolveWant(
+  ctx: ModuleContext,
+  api: Api,
+  p: PortParams,
+  port: Port | undefined,
+): Promise<PortState['want']> {
   const want: PortState['want'] = {}
   if (p.state === 'absent') return want
-  if (p.network !== undefined) want.network_id = known(p.network) ? (await api.neutron.network(p.network)).id : p.network
-  const networkId = want.network_id !== undefined && known(want.network_id) ? want.network_id : port?.network_id
+  if (p.network !== undefined)
+    want.network_id = known(p.network) ? (await api.neutron.network(p.network)).id : p.network
+  const networkId =
+    want.network_id !== undefined && known(want.network_id) ? want.network_id : port?.network_id
   if (p.fixed_ips !== undefined) {
     want.fixed_ips = []
     for (const f of p.fixed_ips) {
-      const subnetId = f.subnet === undefined ? undefined : known(f.subnet) ? (await api.neutron.subnet(f.subnet, networkId)).id : f.subnet
-      want.fixed_ips.push({ ...(subnetId === undefined ? {} : { subnet_id: subnetId }), ...(f.ip_address === undefined ? {} : { ip_address: f.ip_address }) })
+      const subnetId =
+        f.subnet === undefined
+          ? undefined
+          : known(f.subnet)
+            ? (await api.neutron.subnet(f.subnet, networkId)).id
+            : f.subnet
+      want.fixed_ips.push({
+        ...(subnetId === undefined ? {} : { subnet_id: subnetId }),
+        ...(f.ip_address === undefined ? {} : { ip_address: f.ip_address }),
+      })
     }
   }
-  if (p.security_groups !== undefined) want.security_groups = await securityGroupIds(ctx, api, p.security_groups)
+  if (p.security_groups !== undefined)
+    want.security_groups = await securityGroupIds(ctx, api, p.security_groups)
   return want
 }
 
@@ -216,7 +361,11 @@ async function resolveWant(ctx: ModuleContext, api: Api, p: PortParams, port: Po
  * Security group ids for names or ids; a name not found is known after apply during a plan (an
  * earlier task may create it) and an error otherwise.
  */
-export async function securityGroupIds(ctx: ModuleContext, api: Api, refs: readonly Later<string>[]): Promise<Later<string>[]> {
+export async function securityGroupIds(
+  ctx: ModuleContext,
+  api: Api,
+  refs: readonly Later<string>[],
+): Promise<Later<string>[]> {
   const names = refs.filter((r): r is string => known(r))
   const ids = await api.neutron.securityGroupIds(names, await api.client.projectId())
   const byName = new Map(names.map((n, i) => [n, ids[i]]))
@@ -225,25 +374,47 @@ export async function securityGroupIds(ctx: ModuleContext, api: Api, refs: reado
     const id = byName.get(r)
     if (id !== undefined) return id
     if (ctx.check) return unknown(`security group ${r}`) as Unknown
-    throw new RunbookError('E_API', `Neutron: no security group named or with id '${r}' in this project`)
+    throw new RunbookError(
+      'E_API',
+      `Neutron: no security group named or with id '${r}' in this project`,
+    )
   })
 }
 
-function body(p: PortParams, s: PortState, port: Port | undefined, changed?: Record<string, unknown>): Record<string, unknown> {
+function body(
+  p: PortParams,
+  s: PortState,
+  port: Port | undefined,
+  changed?: Record<string, unknown>,
+): Record<string, unknown> {
   const b: Record<string, unknown> = {}
   const has = (k: string): boolean => changed === undefined || k in changed
   if (has('fixed_ips') && s.want.fixed_ips !== undefined) {
     // Wanted entries that match an allocation keep it exactly, so Neutron does not reallocate.
     const free = [...(port?.fixed_ips ?? [])]
     b['fixed_ips'] = s.want.fixed_ips.map((w) => {
-      const i = free.findIndex((h) => (w.subnet_id === undefined || w.subnet_id === h.subnet_id) && (w.ip_address === undefined || canonicalIp(String(w.ip_address)) === canonicalIp(h.ip_address)))
+      const i = free.findIndex(
+        (h) =>
+          (w.subnet_id === undefined || w.subnet_id === h.subnet_id) &&
+          (w.ip_address === undefined ||
+            canonicalIp(String(w.ip_address)) === canonicalIp(h.ip_address)),
+      )
       if (i >= 0) return free.splice(i, 1)[0]
-      return { ...(w.subnet_id === undefined ? {} : { subnet_id: w.subnet_id }), ...(w.ip_address === undefined ? {} : { ip_address: w.ip_address }) }
+      return {
+        ...(w.subnet_id === undefined ? {} : { subnet_id: w.subnet_id }),
+        ...(w.ip_address === undefined ? {} : { ip_address: w.ip_address }),
+      }
     })
   }
-  if (has('allowed_address_pairs') && p.allowed_address_pairs !== undefined) b['allowed_address_pairs'] = p.allowed_address_pairs.map((x) => ({ ip_address: x.ip_address, ...(x.mac_address === undefined ? {} : { mac_address: x.mac_address }) }))
-  if (has('security_groups') && s.want.security_groups !== undefined) b['security_groups'] = s.want.security_groups
-  if (has('port_security_enabled') && p.port_security_enabled !== undefined) b['port_security_enabled'] = p.port_security_enabled
+  if (has('allowed_address_pairs') && p.allowed_address_pairs !== undefined)
+    b['allowed_address_pairs'] = p.allowed_address_pairs.map((x) => ({
+      ip_address: x.ip_address,
+      ...(x.mac_address === undefined ? {} : { mac_address: x.mac_address }),
+    }))
+  if (has('security_groups') && s.want.security_groups !== undefined)
+    b['security_groups'] = s.want.security_groups
+  if (has('port_security_enabled') && p.port_security_enabled !== undefined)
+    b['port_security_enabled'] = p.port_security_enabled
   if (has('description') && p.description !== undefined) b['description'] = p.description
   return b
 }
@@ -259,7 +430,8 @@ function body(p: PortParams, s: PortState, port: Port | undefined, changed?: Rec
  */
 export const port = defineModule<PortParams, PortState>({
   name: 'openstack.port',
-  summary: 'A Neutron port: reserve an address, or set allowed address pairs and security groups on a port',
+  summary:
+    'A Neutron port: reserve an address, or set allowed address pairs and security groups on a port',
   example: `- name: Reserve the VIP address with a port nobody uses
   openstack.port:
     name: kld-vip
@@ -275,19 +447,50 @@ export const port = defineModule<PortParams, PortState>({
   async gather(ctx, p) {
     const api = apiFor(ctx, p.cloud)
     if (p.id !== undefined) {
-      if (!known(p.id)) return { port: undefined, how: undefined, pending: true, want: await resolveWant(ctx, api, p, undefined) }
+      if (!known(p.id))
+        return {
+          port: undefined,
+          how: undefined,
+          pending: true,
+          want: await resolveWant(ctx, api, p, undefined),
+        }
       const found = await api.neutron.port(p.id)
-      return { port: found, how: found === undefined ? undefined : 'id', pending: false, want: await resolveWant(ctx, api, p, found) }
+      return {
+        port: found,
+        how: found === undefined ? undefined : 'id',
+        pending: false,
+        want: await resolveWant(ctx, api, p, found),
+      }
     }
     const name = p.name ?? ''
     const owner = ownerOf(ctx)
-    const c = claim(ctx, { module: 'openstack.port', type: 'port', kind: 'port', name, adopt: p.adopt, owner, id: (x: Port) => x.id, marked: (x) => x.tags.includes(owner.tag), tags: (x) => x.tags }, await api.neutron.ports({ name }))
+    const c = claim(
+      ctx,
+      {
+        module: 'openstack.port',
+        type: 'port',
+        kind: 'port',
+        name,
+        adopt: p.adopt,
+        owner,
+        id: (x: Port) => x.id,
+        marked: (x) => x.tags.includes(owner.tag),
+        tags: (x) => x.tags,
+      },
+      await api.neutron.ports({ name }),
+    )
     if (c !== undefined) await takeOver(ctx, api, 'port', name, c.resource.id, c.how)
-    return { port: c?.resource, how: c?.how, pending: false, want: await resolveWant(ctx, api, p, c?.resource) }
+    return {
+      port: c?.resource,
+      how: c?.how,
+      pending: false,
+      want: await resolveWant(ctx, api, p, c?.resource),
+    }
   },
   plan: (p, s) => printable(planPort(p, s)),
   async apply(ctx, p, changes, s) {
-    if (containsUnknown(p)) throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
+    if (containsUnknown(p))
+      throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
     const api = apiFor(ctx, p.cloud)
     const change = changes[0]
     let result = s.port
@@ -312,20 +515,33 @@ export const port = defineModule<PortParams, PortState>({
         lookup: async () => (await api.neutron.ports({ name, tags: owner.tag }))[0],
       })
     } else if (change.action === 'update' && s.port !== undefined) {
-      result = await api.neutron.updatePort(s.port.id, body(p, s, s.port, change.after as Record<string, unknown>))
+      result = await api.neutron.updatePort(
+        s.port.id,
+        body(p, s, s.port, change.after as Record<string, unknown>),
+      )
     }
     // The post-condition: what Neutron shows now plans to nothing.
     const now = result === undefined ? undefined : await api.neutron.port(result.id)
     const left = planPort(p, { ...s, port: now, pending: false, how: s.how ?? 'journal' })
     if (now === undefined || left.length > 0) {
-      throw new RunbookError('E_API', `${targetOf(p, now)}: Neutron did not take the change${left[0] ? ` (${JSON.stringify(left[0].after)} still differs)` : ' (the port is gone)'}`)
+      throw new RunbookError(
+        'E_API',
+        `${targetOf(p, now)}: Neutron did not take the change${left[0] ? ` (${JSON.stringify(left[0].after)} still differs)` : ' (the port is gone)'}`,
+      )
     }
     return { output: portOutput(now) }
   },
-  output: (p, s, changes) => portOutput(changes.some((c) => c.action === 'create' || c.action === 'replace') ? undefined : s?.port, p),
+  output: (p, s, changes) =>
+    portOutput(
+      changes.some((c) => c.action === 'create' || c.action === 'replace') ? undefined : s?.port,
+      p,
+    ),
   async destroy(ctx, r) {
     const api = await apiForRecord(ctx, r)
-    const id = await recordTarget(r, async (name, tag) => (await api.neutron.ports({ name, tags: tag }))[0]?.id)
+    const id = await recordTarget(
+      r,
+      async (name, tag) => (await api.neutron.ports({ name, tags: tag }))[0]?.id,
+    )
     if (id !== undefined) await api.neutron.deletePort(id)
   },
 })

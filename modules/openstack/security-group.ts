@@ -11,34 +11,93 @@ import { unknown, type Unknown } from '../../engine/vars/unknown.ts'
 import { OpenStackApiError } from './client/errors.ts'
 import { ruleSchema, type Rule, type SecurityGroup } from './client/neutron.ts'
 import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
-import { claim, createOwned, ownerOf, recordData, recordTarget, takeOver, type ClaimKind } from './lib/ownership.ts'
+import {
+  claim,
+  createOwned,
+  ownerOf,
+  recordData,
+  recordTarget,
+  takeOver,
+  type ClaimKind,
+} from './lib/ownership.ts'
 import { adoptParam, cloudParam, known, stateParam, type Later, printable } from './lib/params.ts'
 
 /** IP protocol numbers by the names Neutron accepts. */
 export const PROTOCOLS: Record<string, number> = {
-  icmp: 1, igmp: 2, ipip: 4, tcp: 6, egp: 8, dccp: 33, 'ipv6-encap': 41, 'ipv6-route': 43, 'ipv6-frag': 44, rsvp: 46, gre: 47, esp: 50, ah: 51,
-  icmpv6: 58, 'ipv6-icmp': 58, 'ipv6-nonxt': 59, 'ipv6-opts': 60, ospf: 89, encap: 98, pgm: 113, vrrp: 112, sctp: 132, udplite: 136, udp: 17,
+  icmp: 1,
+  igmp: 2,
+  ipip: 4,
+  tcp: 6,
+  egp: 8,
+  dccp: 33,
+  'ipv6-encap': 41,
+  'ipv6-route': 43,
+  'ipv6-frag': 44,
+  rsvp: 46,
+  gre: 47,
+  esp: 50,
+  ah: 51,
+  icmpv6: 58,
+  'ipv6-icmp': 58,
+  'ipv6-nonxt': 59,
+  'ipv6-opts': 60,
+  ospf: 89,
+  encap: 98,
+  pgm: 113,
+  vrrp: 112,
+  sctp: 132,
+  udplite: 136,
+  udp: 17,
 }
-const NAMES: Record<number, string> = Object.fromEntries(Object.entries(PROTOCOLS).filter(([n]) => n !== 'ipv6-icmp').map(([n, v]) => [v, n]))
+const NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(PROTOCOLS)
+    .filter(([n]) => n !== 'ipv6-icmp')
+    .map(([n, v]) => [v, n]),
+)
 const PORTED = new Set([6, 17, 33, 132, 136])
 
 const rule = z.strictObject({
-  direction: z.enum(['ingress', 'egress']).default('ingress').describe('ingress (default) or egress'),
+  direction: z
+    .enum(['ingress', 'egress'])
+    .default('ingress')
+    .describe('ingress (default) or egress'),
   ethertype: z.enum(['IPv4', 'IPv6']).default('IPv4').describe('IPv4 (default) or IPv6'),
-  protocol: z.union([z.string().min(1), z.number().int().min(0).max(255)]).optional().describe('tcp, udp, icmp, vrrp, ... or a number (VRRP is 112); omitted or `any`: every protocol'),
-  port: z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+(-\d+)?$/)]).optional().describe('Port or range `8000-8080` (tcp, udp, sctp)'),
+  protocol: z
+    .union([z.string().min(1), z.number().int().min(0).max(255)])
+    .optional()
+    .describe(
+      'tcp, udp, icmp, vrrp, ... or a number (VRRP is 112); omitted or `any`: every protocol',
+    ),
+  port: z
+    .union([z.number().int().min(1).max(65535), z.string().regex(/^\d+(-\d+)?$/)])
+    .optional()
+    .describe('Port or range `8000-8080` (tcp, udp, sctp)'),
   icmp_type: z.number().int().min(0).max(255).optional().describe('ICMP type'),
   icmp_code: z.number().int().min(0).max(255).optional().describe('ICMP code (with icmp_type)'),
-  remote_ip_prefix: z.string().min(1).optional().describe('Source (ingress) or destination (egress) CIDR'),
-  remote_group: z.string().min(1).optional().describe('Or a security group name or id; `self` is this group'),
+  remote_ip_prefix: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Source (ingress) or destination (egress) CIDR'),
+  remote_group: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Or a security group name or id; `self` is this group'),
   description: z.string().optional().describe('Description of a new rule'),
 })
 
 const params = z.strictObject({
   name: z.string().min(1).describe('Security group name'),
   description: z.string().optional().describe('Description'),
-  rules: z.array(rule).default([]).describe('The rules, compared as a set: missing ones are added, others removed'),
-  default_egress: z.boolean().default(true).describe("Keep Neutron's default egress rules (any IPv4, any IPv6) without listing them"),
+  rules: z
+    .array(rule)
+    .default([])
+    .describe('The rules, compared as a set: missing ones are added, others removed'),
+  default_egress: z
+    .boolean()
+    .default(true)
+    .describe("Keep Neutron's default egress rules (any IPv4, any IPv6) without listing them"),
   state: stateParam,
   adopt: adoptParam,
   cloud: cloudParam,
@@ -79,28 +138,48 @@ export function protocolNumber(p: string | number | null | undefined): string | 
   if (s === 'any' || s === '') return null
   if (/^\d+$/.test(s)) return String(Number(s))
   const n = PROTOCOLS[s]
-  if (n === undefined) throw new RunbookError('E_PARAM', `unknown protocol '${String(p)}'`, { hint: `use a number or one of ${Object.keys(PROTOCOLS).join(', ')}` })
+  if (n === undefined)
+    throw new RunbookError('E_PARAM', `unknown protocol '${String(p)}'`, {
+      hint: `use a number or one of ${Object.keys(PROTOCOLS).join(', ')}`,
+    })
   return String(n)
 }
 
 /** A rule parameter in Neutron's terms. */
-export function normaliseRule(r: RuleParams): Omit<NormalRule, 'remote_group_id'> & { remote_group: string | null } {
-  if (r.remote_ip_prefix !== undefined && r.remote_group !== undefined) throw new RunbookError('E_PARAM', 'a rule takes remote_ip_prefix or remote_group, not both')
+export function normaliseRule(
+  r: RuleParams,
+): Omit<NormalRule, 'remote_group_id'> & { remote_group: string | null } {
+  if (r.remote_ip_prefix !== undefined && r.remote_group !== undefined)
+    throw new RunbookError('E_PARAM', 'a rule takes remote_ip_prefix or remote_group, not both')
   const protocol = protocolNumber(r.protocol)
   let min: number | null = null
   let max: number | null = null
   if (r.port !== undefined) {
-    if (protocol === null || !PORTED.has(Number(protocol))) throw new RunbookError('E_PARAM', `a port needs protocol tcp, udp, sctp, dccp or udplite (got ${String(r.protocol ?? 'any')})`)
+    if (protocol === null || !PORTED.has(Number(protocol)))
+      throw new RunbookError(
+        'E_PARAM',
+        `a port needs protocol tcp, udp, sctp, dccp or udplite (got ${String(r.protocol ?? 'any')})`,
+      )
     const [a, b] = String(r.port).split('-').map(Number)
     min = a ?? null
     max = b ?? a ?? null
   }
   if (r.icmp_type !== undefined || r.icmp_code !== undefined) {
-    if (protocol !== '1' && protocol !== '58') throw new RunbookError('E_PARAM', 'icmp_type and icmp_code need protocol icmp')
+    if (protocol !== '1' && protocol !== '58')
+      throw new RunbookError('E_PARAM', 'icmp_type and icmp_code need protocol icmp')
     min = r.icmp_type ?? null
     max = r.icmp_code ?? null
   }
-  return { direction: r.direction, ethertype: r.ethertype, protocol, port_range_min: min, port_range_max: max, remote_ip_prefix: r.remote_ip_prefix ?? null, remote_group: r.remote_group ?? null, description: r.description }
+  return {
+    direction: r.direction,
+    ethertype: r.ethertype,
+    protocol,
+    port_range_min: min,
+    port_range_max: max,
+    remote_ip_prefix: r.remote_ip_prefix ?? null,
+    remote_group: r.remote_group ?? null,
+    description: r.description,
+  }
 }
 
 /** `0.0.0.0/0` (or `::/0`) allows the same as no prefix. */
@@ -112,7 +191,14 @@ function prefixKey(prefix: string | null): string {
 export function ruleKey(r: NormalRule, selfId: string | undefined): string | undefined {
   const group = r.remote_group_id === 'self' ? selfId : r.remote_group_id
   if (group !== null && (group === undefined || !known(group))) return undefined
-  return [r.direction, r.ethertype, r.protocol ?? '*', r.port_range_min ?? '*', r.port_range_max ?? '*', group === null ? prefixKey(r.remote_ip_prefix) : `group:${group as string}`].join(' ')
+  return [
+    r.direction,
+    r.ethertype,
+    r.protocol ?? '*',
+    r.port_range_min ?? '*',
+    r.port_range_max ?? '*',
+    group === null ? prefixKey(r.remote_ip_prefix) : `group:${group as string}`,
+  ].join(' ')
 }
 
 /** A rule as people read it: `ingress IPv4 tcp 22 from 0.0.0.0/0`. */
@@ -120,17 +206,45 @@ export function ruleText(r: NormalRule, names: Record<string, string>, selfId?: 
   const num = r.protocol === null ? null : Number(r.protocol)
   const proto = num === null ? 'any' : (NAMES[num] ?? String(num))
   let ports = ''
-  if (num !== null && PORTED.has(num) && r.port_range_min !== null) ports = r.port_range_max !== null && r.port_range_max !== r.port_range_min ? ` ${r.port_range_min}-${r.port_range_max}` : ` ${r.port_range_min}`
-  if ((num === 1 || num === 58) && r.port_range_min !== null) ports = ` type ${r.port_range_min}${r.port_range_max !== null ? ` code ${r.port_range_max}` : ''}`
+  if (num !== null && PORTED.has(num) && r.port_range_min !== null)
+    ports =
+      r.port_range_max !== null && r.port_range_max !== r.port_range_min
+        ? ` ${r.port_range_min}-${r.port_range_max}`
+        : ` ${r.port_range_min}`
+  if ((num === 1 || num === 58) && r.port_range_min !== null)
+    ports = ` type ${r.port_range_min}${r.port_range_max !== null ? ` code ${r.port_range_max}` : ''}`
   const g = r.remote_group_id
-  const remote = g === null ? (r.remote_ip_prefix ?? 'any') : g === 'self' || g === selfId ? 'group self' : known(g) ? `group ${names[g] ?? g}` : 'group (known after apply)'
+  const remote =
+    g === null
+      ? (r.remote_ip_prefix ?? 'any')
+      : g === 'self' || g === selfId
+        ? 'group self'
+        : known(g)
+          ? `group ${names[g] ?? g}`
+          : 'group (known after apply)'
   return `${r.direction} ${r.ethertype} ${proto}${ports} ${r.direction === 'egress' ? 'to' : 'from'} ${remote}`
 }
 
-const DEFAULT_EGRESS: NormalRule[] = ['IPv4', 'IPv6'].map((ethertype) => ({ direction: 'egress', ethertype, protocol: null, port_range_min: null, port_range_max: null, remote_ip_prefix: null, remote_group_id: null }))
+const DEFAULT_EGRESS: NormalRule[] = ['IPv4', 'IPv6'].map((ethertype) => ({
+  direction: 'egress',
+  ethertype,
+  protocol: null,
+  port_range_min: null,
+  port_range_max: null,
+  remote_ip_prefix: null,
+  remote_group_id: null,
+}))
 
 function fromNeutron(r: Rule): NormalRule {
-  return { direction: r.direction, ethertype: r.ethertype, protocol: protocolNumber(r.protocol), port_range_min: r.port_range_min, port_range_max: r.port_range_max, remote_ip_prefix: r.remote_ip_prefix, remote_group_id: r.remote_group_id }
+  return {
+    direction: r.direction,
+    ethertype: r.ethertype,
+    protocol: protocolNumber(r.protocol),
+    port_range_min: r.port_range_min,
+    port_range_max: r.port_range_max,
+    remote_ip_prefix: r.remote_ip_prefix,
+    remote_group_id: r.remote_group_id,
+  }
 }
 
 function wanted(p: SecurityGroupParams, s: SecurityGroupState): NormalRule[] {
@@ -138,10 +252,16 @@ function wanted(p: SecurityGroupParams, s: SecurityGroupState): NormalRule[] {
 }
 
 /** Rules to add and to remove. */
-function ruleDiff(p: SecurityGroupParams, s: SecurityGroupState, group: SecurityGroup): { add: NormalRule[]; remove: Rule[] } {
+function ruleDiff(
+  p: SecurityGroupParams,
+  s: SecurityGroupState,
+  group: SecurityGroup,
+): { add: NormalRule[]; remove: Rule[] } {
   const want = wanted(p, s)
   const wantKeys = new Set(want.map((r) => ruleKey(r, group.id)))
-  const haveKeys = new Map(group.security_group_rules.map((r) => [ruleKey(fromNeutron(r), group.id), r]))
+  const haveKeys = new Map(
+    group.security_group_rules.map((r) => [ruleKey(fromNeutron(r), group.id), r]),
+  )
   const seen = new Set<string>()
   const add = want.filter((r) => {
     const k = ruleKey(r, group.id)
@@ -150,7 +270,9 @@ function ruleDiff(p: SecurityGroupParams, s: SecurityGroupState, group: Security
     seen.add(k)
     return true
   })
-  const remove = group.security_group_rules.filter((r) => !wantKeys.has(ruleKey(fromNeutron(r), group.id)))
+  const remove = group.security_group_rules.filter(
+    (r) => !wantKeys.has(ruleKey(fromNeutron(r), group.id)),
+  )
   return { add, remove }
 }
 
@@ -161,10 +283,24 @@ function ruleDiff(p: SecurityGroupParams, s: SecurityGroupState, group: Security
 export function planSecurityGroup(p: SecurityGroupParams, s: SecurityGroupState): Change[] {
   const target = `security group ${p.name}`
   const g = s.group
-  if (p.state === 'absent') return g === undefined ? [] : [{ action: 'delete', target, before: { id: g.id, rules: g.security_group_rules.length } }]
+  if (p.state === 'absent')
+    return g === undefined
+      ? []
+      : [{ action: 'delete', target, before: { id: g.id, rules: g.security_group_rules.length } }]
   if (g === undefined) {
     const texts = [...new Set(wanted(p, s).map((r) => ruleText(r, s.names)))]
-    return [{ action: 'create', target, after: { name: p.name, ...(p.description === undefined ? {} : { description: p.description }), rules: texts, id: unknown('security_group.id') } }]
+    return [
+      {
+        action: 'create',
+        target,
+        after: {
+          name: p.name,
+          ...(p.description === undefined ? {} : { description: p.description }),
+          rules: texts,
+          id: unknown('security_group.id'),
+        },
+      },
+    ]
   }
   const before: Record<string, unknown> = {}
   const after: Record<string, unknown> = {}
@@ -179,12 +315,30 @@ export function planSecurityGroup(p: SecurityGroupParams, s: SecurityGroupState)
   return [{ action: 'update', target: `${target} (${g.id})`, before, after }]
 }
 
-async function gatherGroup(ctx: ModuleContext, p: SecurityGroupParams, api: Api): Promise<SecurityGroupState> {
+async function gatherGroup(
+  ctx: ModuleContext,
+  p: SecurityGroupParams,
+  api: Api,
+): Promise<SecurityGroupState> {
   const project = await api.client.projectId()
   const all = await api.neutron.securityGroups({ project_id: project })
   const names = Object.fromEntries(all.map((g) => [g.id, g.name]))
   const owner = ownerOf(ctx)
-  const c = claim(ctx, { module: 'openstack.security_group', type: 'security_group', kind: 'security group', name: p.name, adopt: p.adopt, owner, id: (g: SecurityGroup) => g.id, marked: (g) => g.tags.includes(owner.tag), tags: (g) => g.tags }, all.filter((g) => g.name === p.name))
+  const c = claim(
+    ctx,
+    {
+      module: 'openstack.security_group',
+      type: 'security_group',
+      kind: 'security group',
+      name: p.name,
+      adopt: p.adopt,
+      owner,
+      id: (g: SecurityGroup) => g.id,
+      marked: (g) => g.tags.includes(owner.tag),
+      tags: (g) => g.tags,
+    },
+    all.filter((g) => g.name === p.name),
+  )
   if (c !== undefined) await takeOver(ctx, api, 'security_group', p.name, c.resource.id, c.how)
   const want: NormalRule[] = []
   if (p.state === 'present') {
@@ -194,10 +348,15 @@ async function gatherGroup(ctx: ModuleContext, p: SecurityGroupParams, api: Api)
       if (n.remote_group !== null) {
         if (n.remote_group === 'self' || n.remote_group === p.name) group = 'self'
         else {
-          const found = all.find((g) => g.id === n.remote_group) ?? all.find((g) => g.name === n.remote_group)
+          const found =
+            all.find((g) => g.id === n.remote_group) ?? all.find((g) => g.name === n.remote_group)
           if (found !== undefined) group = found.id
           else if (ctx.check) group = unknown(`security group ${n.remote_group}`) as Unknown
-          else throw new RunbookError('E_API', `Neutron: no security group named or with id '${n.remote_group}' in this project`)
+          else
+            throw new RunbookError(
+              'E_API',
+              `Neutron: no security group named or with id '${n.remote_group}' in this project`,
+            )
         }
       }
       const { remote_group: _ignored, ...rest } = n
@@ -216,17 +375,30 @@ async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> 
     ...(r.port_range_min === null ? {} : { port_range_min: r.port_range_min }),
     ...(r.port_range_max === null ? {} : { port_range_max: r.port_range_max }),
     ...(r.remote_ip_prefix === null ? {} : { remote_ip_prefix: r.remote_ip_prefix }),
-    ...(r.remote_group_id === null ? {} : { remote_group_id: r.remote_group_id === 'self' ? groupId : r.remote_group_id }),
+    ...(r.remote_group_id === null
+      ? {}
+      : { remote_group_id: r.remote_group_id === 'self' ? groupId : r.remote_group_id }),
     ...(r.description === undefined ? {} : { description: r.description }),
   }
   try {
     // A rule is its own identity: Neutron refuses a duplicate with 409, so a repeat is harmless.
     await api.client.createResolved(
-      () => api.client.post('network', '/security-group-rules', { security_group_rule: body }, z.object({ security_group_rule: ruleSchema })),
+      () =>
+        api.client.post(
+          'network',
+          '/security-group-rules',
+          { security_group_rule: body },
+          z.object({ security_group_rule: ruleSchema }),
+        ),
       async () => undefined,
     )
   } catch (e) {
-    if (!(e instanceof OpenStackApiError && e.status === 409 && e.faultType === 'SecurityGroupRuleExists')) throw e
+    if (!(
+      e instanceof OpenStackApiError &&
+      e.status === 409 &&
+      e.faultType === 'SecurityGroupRuleExists'
+    ))
+      throw e
   }
 }
 
@@ -242,7 +414,8 @@ async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> 
  */
 export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupState>({
   name: 'openstack.security_group',
-  summary: 'A Neutron security group with exactly these rules (VRRP 112, ICMP, SSH, ...), compared as a set',
+  summary:
+    'A Neutron security group with exactly these rules (VRRP 112, ICMP, SSH, ...), compared as a set',
   example: `- name: VRRP between the keepalived VMs, ping and SSH
   openstack.security_group:
     name: kld-vrrp
@@ -268,33 +441,77 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
     let group = s.group
     if (change.action === 'create') {
       const owner = ownerOf(ctx)
-      const body = { name: p.name, ...(p.description === undefined ? {} : { description: p.description }), tags: [owner.tag] }
+      const body = {
+        name: p.name,
+        ...(p.description === undefined ? {} : { description: p.description }),
+        tags: [owner.tag],
+      }
       group = await createOwned(ctx, api, {
         module: 'openstack.security_group',
         type: 'security_group',
         name: p.name,
         data: await recordData(ctx, api),
         id: (g: SecurityGroup) => g.id,
-        post: async () => (await api.client.post('network', '/security-groups', { security_group: body }, z.object({ security_group: z.object({ id: z.string() }) }))).security_group as SecurityGroup,
-        lookup: async () => (await api.neutron.securityGroups({ name: p.name, tags: owner.tag }))[0],
+        post: async () =>
+          (
+            await api.client.post(
+              'network',
+              '/security-groups',
+              { security_group: body },
+              z.object({ security_group: z.object({ id: z.string() }) }),
+            )
+          ).security_group as SecurityGroup,
+        lookup: async () =>
+          (await api.neutron.securityGroups({ name: p.name, tags: owner.tag }))[0],
       })
       group = await api.neutron.securityGroup(group.id)
-    } else if (group !== undefined && p.description !== undefined && p.description !== group.description) {
-      await api.client.put('network', `/security-groups/${group.id}`, { security_group: { description: p.description } }, z.unknown())
+    } else if (
+      group !== undefined &&
+      p.description !== undefined &&
+      p.description !== group.description
+    ) {
+      await api.client.put(
+        'network',
+        `/security-groups/${group.id}`,
+        { security_group: { description: p.description } },
+        z.unknown(),
+      )
     }
-    if (group === undefined) throw new RunbookError('E_API', `security group ${p.name}: Neutron does not show it`)
+    if (group === undefined)
+      throw new RunbookError('E_API', `security group ${p.name}: Neutron does not show it`)
     const d = ruleDiff(p, s, group)
     for (const r of d.remove) await api.client.delete('network', `/security-group-rules/${r.id}`)
     for (const r of d.add) await addRule(api, group.id, r)
     const now = await gatherGroup(ctx, p, api)
     const left = planSecurityGroup(p, { ...now, how: now.how ?? 'journal' })
-    if (now.group === undefined || left.length > 0) throw new RunbookError('E_API', `security group ${p.name}: Neutron does not show the rules asked for (${JSON.stringify(left[0]?.after ?? {})})`)
-    return { output: { id: now.group.id, name: p.name, rules: now.group.security_group_rules.map((r) => ruleText(fromNeutron(r), now.names, now.group?.id)) } }
+    if (now.group === undefined || left.length > 0)
+      throw new RunbookError(
+        'E_API',
+        `security group ${p.name}: Neutron does not show the rules asked for (${JSON.stringify(left[0]?.after ?? {})})`,
+      )
+    return {
+      output: {
+        id: now.group.id,
+        name: p.name,
+        rules: now.group.security_group_rules.map((r) =>
+          ruleText(fromNeutron(r), now.names, now.group?.id),
+        ),
+      },
+    }
   },
-  output: (p, s, changes) => ({ id: changes.some((c) => c.action === 'create') || s?.group === undefined ? unknown('security_group.id') : s.group.id, name: p.name }),
+  output: (p, s, changes) => ({
+    id:
+      changes.some((c) => c.action === 'create') || s?.group === undefined
+        ? unknown('security_group.id')
+        : s.group.id,
+    name: p.name,
+  }),
   async destroy(ctx, r) {
     const api = await apiForRecord(ctx, r)
-    const id = await recordTarget(r, async (name, tag) => (await api.neutron.securityGroups({ name, tags: tag }))[0]?.id)
+    const id = await recordTarget(
+      r,
+      async (name, tag) => (await api.neutron.securityGroups({ name, tags: tag }))[0]?.id,
+    )
     if (id !== undefined) await api.client.delete('network', `/security-groups/${id}`)
   },
 })

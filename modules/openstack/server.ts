@@ -5,7 +5,10 @@
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
-import { parseConsoleFingerprints, type PinnedHostKey } from '../../engine/connection/console-keys.ts'
+import {
+  parseConsoleFingerprints,
+  type PinnedHostKey,
+} from '../../engine/connection/console-keys.ts'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
@@ -13,7 +16,15 @@ import { containsUnknown, unknown } from '../../engine/vars/unknown.ts'
 import type { Port } from './client/neutron.ts'
 import type { Flavor, Server } from './client/nova.ts'
 import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
-import { claim, createOwned, ownerOf, recordData, recordTarget, takeOver, type ClaimKind } from './lib/ownership.ts'
+import {
+  claim,
+  createOwned,
+  ownerOf,
+  recordData,
+  recordTarget,
+  takeOver,
+  type ClaimKind,
+} from './lib/ownership.ts'
 import { adoptParam, cloudParam, known, later, type Later, printable } from './lib/params.ts'
 import { waitFor } from './lib/wait.ts'
 import { securityGroupIds } from './port.ts'
@@ -26,18 +37,45 @@ const params = z
     image: z.string().min(1).optional().describe('Image name or id (needed to create)'),
     flavor: z.string().min(1).optional().describe('Flavor name or id (needed to create)'),
     network: oneOrMany.optional().describe('Network name(s) or id(s): Nova makes a port on each'),
-    port: oneOrMany.optional().describe('Existing port name(s) or id(s) to use (e.g. made with openstack.port)'),
+    port: oneOrMany
+      .optional()
+      .describe('Existing port name(s) or id(s) to use (e.g. made with openstack.port)'),
     fixed_ip: later(z.string().min(1)).optional().describe('Fixed IP on the (first) network'),
-    security_groups: z.array(later(z.string().min(1))).optional().describe("Security group names or ids of the server's ports, compared as a set (default: Nova's, `default`)"),
+    security_groups: z
+      .array(later(z.string().min(1)))
+      .optional()
+      .describe(
+        "Security group names or ids of the server's ports, compared as a set (default: Nova's, `default`)",
+      ),
     key_name: later(z.string().min(1)).optional().describe('Keypair name (openstack.keypair)'),
-    user_data: later(z.string()).optional().describe('cloud-init user data (text); a change replaces the server'),
-    state: z.enum(['present', 'running', 'stopped', 'absent']).default('present').describe('present: exists (started when created); running / stopped: also in that power state; absent: deleted'),
-    host_keys: z.boolean().default(true).describe("Read the SSH host keys from the console log (and wait for them after creating)"),
-    timeout: z.number().int().positive().default(600).describe('Seconds to wait for ACTIVE, for the host keys, or for deletion'),
+    user_data: later(z.string())
+      .optional()
+      .describe('cloud-init user data (text); a change replaces the server'),
+    state: z
+      .enum(['present', 'running', 'stopped', 'absent'])
+      .default('present')
+      .describe(
+        'present: exists (started when created); running / stopped: also in that power state; absent: deleted',
+      ),
+    host_keys: z
+      .boolean()
+      .default(true)
+      .describe('Read the SSH host keys from the console log (and wait for them after creating)'),
+    timeout: z
+      .number()
+      .int()
+      .positive()
+      .default(600)
+      .describe('Seconds to wait for ACTIVE, for the host keys, or for deletion'),
     adopt: adoptParam,
     cloud: cloudParam,
   })
-  .refine((p) => p.fixed_ip === undefined || (p.network !== undefined && (!Array.isArray(p.network) || p.network.length === 1)), { message: '`fixed_ip` needs exactly one `network`' })
+  .refine(
+    (p) =>
+      p.fixed_ip === undefined ||
+      (p.network !== undefined && (!Array.isArray(p.network) || p.network.length === 1)),
+    { message: '`fixed_ip` needs exactly one `network`' },
+  )
 
 /** openstack.server's parameters. */
 export type ServerParams = z.infer<typeof params>
@@ -62,7 +100,8 @@ export interface ServerState {
   }
 }
 
-const list = (v: Later<string> | Later<string>[] | undefined): Later<string>[] => (v === undefined ? [] : Array.isArray(v) ? v : [v])
+const list = (v: Later<string> | Later<string>[] | undefined): Later<string>[] =>
+  v === undefined ? [] : Array.isArray(v) ? v : [v]
 
 /** sha256 of user data, as kept in the journal. */
 export function userDataSha(text: string): string {
@@ -71,11 +110,18 @@ export function userDataSha(text: string): string {
 
 function sameSet(want: readonly Later<string>[], have: readonly string[]): boolean {
   if (!want.every((w) => known(w))) return false
-  return JSON.stringify([...new Set(want as string[])].sort()) === JSON.stringify([...new Set(have)].sort())
+  return (
+    JSON.stringify([...new Set(want as string[])].sort()) ===
+    JSON.stringify([...new Set(have)].sort())
+  )
 }
 
 /** Why an existing server no longer matches what Nova can only set at creation. */
-function replaceReasons(p: ServerParams, s: ServerState, server: Server): { before: Record<string, unknown>; after: Record<string, unknown>; reasons: string[] } {
+function replaceReasons(
+  p: ServerParams,
+  s: ServerState,
+  server: Server,
+): { before: Record<string, unknown>; after: Record<string, unknown>; reasons: string[] } {
   const before: Record<string, unknown> = {}
   const after: Record<string, unknown> = {}
   const reasons: string[] = []
@@ -85,7 +131,11 @@ function replaceReasons(p: ServerParams, s: ServerState, server: Server): { befo
     after['image'] = p.image
     reasons.push('image')
   }
-  if (w.flavor !== undefined && server.flavor.id !== w.flavor.id && server.flavor.original_name !== w.flavor.name) {
+  if (
+    w.flavor !== undefined &&
+    server.flavor.id !== w.flavor.id &&
+    server.flavor.original_name !== w.flavor.name
+  ) {
     before['flavor'] = server.flavor.original_name ?? server.flavor.id
     after['flavor'] = p.flavor
     reasons.push('flavor')
@@ -97,7 +147,13 @@ function replaceReasons(p: ServerParams, s: ServerState, server: Server): { befo
   }
   const given = new Set(w.ports.filter((x): x is string => known(x)))
   const made = s.ports.filter((x) => !given.has(x.id))
-  if (p.network !== undefined && !sameSet(w.networks, made.map((x) => x.network_id))) {
+  if (
+    p.network !== undefined &&
+    !sameSet(
+      w.networks,
+      made.map((x) => x.network_id),
+    )
+  ) {
     before['networks'] = made.map((x) => x.network_id)
     after['networks'] = w.networks
     reasons.push('networks')
@@ -107,12 +163,21 @@ function replaceReasons(p: ServerParams, s: ServerState, server: Server): { befo
     after['ports'] = w.ports
     reasons.push('ports')
   }
-  if (p.fixed_ip !== undefined && !(known(p.fixed_ip) && s.ports.some((x) => x.fixed_ips.some((f) => f.ip_address === p.fixed_ip)))) {
+  if (
+    p.fixed_ip !== undefined &&
+    !(
+      known(p.fixed_ip) && s.ports.some((x) => x.fixed_ips.some((f) => f.ip_address === p.fixed_ip))
+    )
+  ) {
     before['fixed_ip'] = s.ports[0]?.fixed_ips[0]?.ip_address ?? null
     after['fixed_ip'] = p.fixed_ip
     reasons.push('fixed_ip')
   }
-  if (w.user_data_sha256 !== undefined && s.userDataSha !== undefined && w.user_data_sha256 !== s.userDataSha) {
+  if (
+    w.user_data_sha256 !== undefined &&
+    s.userDataSha !== undefined &&
+    w.user_data_sha256 !== s.userDataSha
+  ) {
     before['user_data_sha256'] = s.userDataSha
     after['user_data_sha256'] = w.user_data_sha256
     reasons.push('user_data')
@@ -130,7 +195,9 @@ function createAttrs(p: ServerParams): Record<string, unknown> {
     ...(p.fixed_ip === undefined ? {} : { fixed_ip: p.fixed_ip }),
     ...(p.security_groups === undefined ? {} : { security_groups: p.security_groups }),
     ...(p.key_name === undefined ? {} : { key_name: p.key_name }),
-    ...(p.user_data === undefined ? {} : { user_data_sha256: known(p.user_data) ? userDataSha(p.user_data) : p.user_data }),
+    ...(p.user_data === undefined
+      ? {}
+      : { user_data_sha256: known(p.user_data) ? userDataSha(p.user_data) : p.user_data }),
     id: unknown('server.id'),
     status: p.state === 'stopped' ? 'SHUTOFF' : 'ACTIVE',
   }
@@ -143,26 +210,47 @@ function createAttrs(p: ServerParams): Record<string, unknown> {
 export function planServer(p: ServerParams, s: ServerState): Change[] {
   const server = s.server
   const target = `server ${p.name}`
-  if (p.state === 'absent') return server === undefined ? [] : [{ action: 'delete', target, before: { id: server.id, status: server.status } }]
+  if (p.state === 'absent')
+    return server === undefined
+      ? []
+      : [{ action: 'delete', target, before: { id: server.id, status: server.status } }]
   if (server === undefined) {
-    if (p.image === undefined || p.flavor === undefined) throw new RunbookError('E_PARAM', `creating server ${p.name} needs \`image\` and \`flavor\``)
+    if (p.image === undefined || p.flavor === undefined)
+      throw new RunbookError('E_PARAM', `creating server ${p.name} needs \`image\` and \`flavor\``)
     return [{ action: 'create', target, after: createAttrs(p) }]
   }
   const r = replaceReasons(p, s, server)
-  if (server.status === 'ERROR') r.reasons.unshift(`it is in ERROR${server.fault ? `: ${server.fault.message}` : ''}`)
+  if (server.status === 'ERROR')
+    r.reasons.unshift(`it is in ERROR${server.fault ? `: ${server.fault.message}` : ''}`)
   if (r.reasons.length > 0) {
-    if (s.how === 'adopt') throw new RunbookError('E_MODULE', `${target} (${server.id}) differs in what only a new server can change (${r.reasons.join(', ')}), and this runbook did not create it`)
-    return [{ action: 'replace', target: `${target} (${server.id})`, before: { id: server.id, status: server.status, ...r.before }, after: { ...createAttrs(p), ...r.after }, note: `replace: ${r.reasons.join('; ')}` }]
+    if (s.how === 'adopt')
+      throw new RunbookError(
+        'E_MODULE',
+        `${target} (${server.id}) differs in what only a new server can change (${r.reasons.join(', ')}), and this runbook did not create it`,
+      )
+    return [
+      {
+        action: 'replace',
+        target: `${target} (${server.id})`,
+        before: { id: server.id, status: server.status, ...r.before },
+        after: { ...createAttrs(p), ...r.after },
+        note: `replace: ${r.reasons.join('; ')}`,
+      },
+    ]
   }
   const before: Record<string, unknown> = {}
   const after: Record<string, unknown> = {}
   const given = new Set(s.want.ports.filter((x): x is string => known(x)))
   const made = s.ports.filter((x) => !given.has(x.id))
-  if (s.want.security_groups !== undefined && made.some((x) => !sameSet(s.want.security_groups ?? [], x.security_groups))) {
+  if (
+    s.want.security_groups !== undefined &&
+    made.some((x) => !sameSet(s.want.security_groups ?? [], x.security_groups))
+  ) {
     before['security_groups'] = [...new Set(made.flatMap((x) => x.security_groups))]
     after['security_groups'] = s.want.security_groups
   }
-  const wantStatus = p.state === 'running' ? 'ACTIVE' : p.state === 'stopped' ? 'SHUTOFF' : undefined
+  const wantStatus =
+    p.state === 'running' ? 'ACTIVE' : p.state === 'stopped' ? 'SHUTOFF' : undefined
   if (wantStatus !== undefined && server.status !== wantStatus) {
     before['status'] = server.status
     after['status'] = wantStatus
@@ -172,29 +260,66 @@ export function planServer(p: ServerParams, s: ServerState): Change[] {
 }
 
 /** What `register` gets: id, status, the primary fixed IP, addresses, ports, host keys. */
-export function serverOutput(s: ServerState | undefined, p?: ServerParams): Record<string, unknown> {
+export function serverOutput(
+  s: ServerState | undefined,
+  p?: ServerParams,
+): Record<string, unknown> {
   const server = s?.server
   if (server === undefined) {
-    const port = { id: unknown('server.port.id'), ip: p?.fixed_ip ?? unknown('server.port.ip'), mac_address: unknown('server.port.mac_address'), fixed_ips: unknown('server.port.fixed_ips'), network_id: unknown('server.port.network_id') }
-    return { id: unknown('server.id'), name: p?.name ?? '', status: unknown('server.status'), ip: p?.fixed_ip ?? unknown('server.ip'), addresses: unknown('server.addresses'), port, ports: unknown('server.ports'), host_keys: unknown('server.host_keys') }
+    const port = {
+      id: unknown('server.port.id'),
+      ip: p?.fixed_ip ?? unknown('server.port.ip'),
+      mac_address: unknown('server.port.mac_address'),
+      fixed_ips: unknown('server.port.fixed_ips'),
+      network_id: unknown('server.port.network_id'),
+    }
+    return {
+      id: unknown('server.id'),
+      name: p?.name ?? '',
+      status: unknown('server.status'),
+      ip: p?.fixed_ip ?? unknown('server.ip'),
+      addresses: unknown('server.addresses'),
+      port,
+      ports: unknown('server.ports'),
+      host_keys: unknown('server.host_keys'),
+    }
   }
-  const ports = s?.ports.map((x) => ({ id: x.id, network_id: x.network_id, mac_address: x.mac_address, ip: x.fixed_ips[0]?.ip_address ?? null, fixed_ips: x.fixed_ips, security_groups: x.security_groups })) ?? []
+  const ports =
+    s?.ports.map((x) => ({
+      id: x.id,
+      network_id: x.network_id,
+      mac_address: x.mac_address,
+      ip: x.fixed_ips[0]?.ip_address ?? null,
+      fixed_ips: x.fixed_ips,
+      security_groups: x.security_groups,
+    })) ?? []
   return {
     id: server.id,
     name: server.name,
     status: server.status,
     ip: ports[0]?.ip ?? null,
-    addresses: Object.fromEntries(Object.entries(server.addresses).map(([net, addrs]) => [net, addrs.map((a) => a.addr)])),
+    addresses: Object.fromEntries(
+      Object.entries(server.addresses).map(([net, addrs]) => [net, addrs.map((a) => a.addr)]),
+    ),
     port: ports[0] ?? null,
     ports,
-    host_keys: (s?.hostKeys ?? []).map((k) => ({ fingerprint: k.fingerprint, ...(k.type ? { type: k.type } : {}), ...(k.key ? { key: k.key } : {}) })),
+    host_keys: (s?.hostKeys ?? []).map((k) => ({
+      fingerprint: k.fingerprint,
+      ...(k.type ? { type: k.type } : {}),
+      ...(k.key ? { key: k.key } : {}),
+    })),
     key_name: server.key_name,
     image_id: server.image,
     flavor: server.flavor.original_name ?? server.flavor.id ?? null,
   }
 }
 
-async function resolveRefs(ctx: ModuleContext, api: Api, kind: 'network' | 'port', refs: Later<string>[]): Promise<Later<string>[]> {
+async function resolveRefs(
+  ctx: ModuleContext,
+  api: Api,
+  kind: 'network' | 'port',
+  refs: Later<string>[],
+): Promise<Later<string>[]> {
   const out: Later<string>[] = []
   for (const r of refs) {
     if (!known(r)) out.push(r)
@@ -233,37 +358,79 @@ async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Prom
     if (p.flavor !== undefined) want.flavor = await api.nova.flavor(p.flavor)
     want.networks = await resolveRefs(ctx, api, 'network', list(p.network))
     want.ports = await resolveRefs(ctx, api, 'port', list(p.port))
-    if (p.security_groups !== undefined) want.security_groups = await securityGroupIds(ctx, api, p.security_groups)
-    if (p.user_data !== undefined && known(p.user_data)) want.user_data_sha256 = userDataSha(p.user_data)
+    if (p.security_groups !== undefined)
+      want.security_groups = await securityGroupIds(ctx, api, p.security_groups)
+    if (p.user_data !== undefined && known(p.user_data))
+      want.user_data_sha256 = userDataSha(p.user_data)
   }
   const owner = ownerOf(ctx)
-  const c = claim(ctx, { module: 'openstack.server', type: 'server', kind: 'server', name: p.name, adopt: p.adopt, owner, id: (x: Server) => x.id, marked: (x) => x.tags.includes(owner.tag), tags: (x) => x.tags }, await api.nova.serversNamed(p.name))
+  const c = claim(
+    ctx,
+    {
+      module: 'openstack.server',
+      type: 'server',
+      kind: 'server',
+      name: p.name,
+      adopt: p.adopt,
+      owner,
+      id: (x: Server) => x.id,
+      marked: (x) => x.tags.includes(owner.tag),
+      tags: (x) => x.tags,
+    },
+    await api.nova.serversNamed(p.name),
+  )
   const server = c?.resource
-  const record = server === undefined ? undefined : ctx.journal.find('openstack.server', 'server', server.id)[0]
+  const record =
+    server === undefined ? undefined : ctx.journal.find('openstack.server', 'server', server.id)[0]
   const sha = record?.data?.['user_data_sha256']
   if (c !== undefined) await takeOver(ctx, api, 'server', p.name, c.resource.id, c.how)
   return {
     server,
     how: c?.how,
     ports: server === undefined ? [] : await portsOf(api, server, want),
-    hostKeys: server === undefined || !p.host_keys || p.state === 'absent' ? undefined : await hostKeysOf(api, server),
+    hostKeys:
+      server === undefined || !p.host_keys || p.state === 'absent'
+        ? undefined
+        : await hostKeysOf(api, server),
     userDataSha: typeof sha === 'string' ? sha : undefined,
     want,
   }
 }
 
 /** Waits until the server is in `status`; ERROR fails with Nova's fault. */
-async function waitStatus(ctx: ModuleContext, api: Api, id: string, name: string, status: 'ACTIVE' | 'SHUTOFF', timeout: number): Promise<Server> {
+// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+async function waitStatus(
+  ctx: ModuleContext,
+  api: Api,
+  id: string,
+  name: string,
+  status: 'ACTIVE' | 'SHUTOFF',
+  timeout: number,
+): Promise<Server> {
   return waitFor(ctx, { what: `server ${status}`, timeoutMs: timeout * 1000 }, async () => {
     const s = await api.nova.server(id)
-    if (s === undefined) throw new RunbookError('E_API', `Nova: server ${name} (${id}) disappeared while waiting for ${status}`)
-    if (s.status === 'ERROR') throw new RunbookError('E_API', `Nova: server ${name} (${id}) went to ERROR: ${s.fault?.message ?? 'no fault given'}`, { hint: s.fault?.details ? s.fault.details.slice(0, 300) : undefined })
+    if (s === undefined)
+      throw new RunbookError(
+        'E_API',
+        `Nova: server ${name} (${id}) disappeared while waiting for ${status}`,
+      )
+    if (s.status === 'ERROR')
+      throw new RunbookError(
+        'E_API',
+        `Nova: server ${name} (${id}) went to ERROR: ${s.fault?.message ?? 'no fault given'}`,
+        { hint: s.fault?.details ? s.fault.details.slice(0, 300) : undefined },
+      )
     return s.status === status && (s['OS-EXT-STS:task_state'] ?? null) === null ? s : undefined
   })
 }
 
 /** Deletes a server and waits until Nova no longer shows it. */
-async function deleteServer(ctx: ModuleContext, api: Api, id: string, timeout: number): Promise<void> {
+async function deleteServer(
+  ctx: ModuleContext,
+  api: Api,
+  id: string,
+  timeout: number,
+): Promise<void> {
   if (!(await api.nova.deleteServer(id))) return
   await waitFor(ctx, { what: 'server deletion', timeoutMs: timeout * 1000 }, async () => {
     const s = await api.nova.server(id)
@@ -271,17 +438,37 @@ async function deleteServer(ctx: ModuleContext, api: Api, id: string, timeout: n
   })
 }
 
-async function waitHostKeys(ctx: ModuleContext, api: Api, id: string, timeout: number): Promise<void> {
-  await waitFor(ctx, { what: 'the SSH host keys in the console log', timeoutMs: timeout * 1000, intervalMs: 500 }, async () => {
-    const log = await api.nova.consoleLog(id)
-    return /-----END SSH HOST KEY (KEYS|FINGERPRINTS)-----/.test(log) && parseConsoleFingerprints(log).length > 0 ? true : undefined
-  })
+async function waitHostKeys(
+  ctx: ModuleContext,
+  api: Api,
+  id: string,
+  timeout: number,
+): Promise<void> {
+  await waitFor(
+    ctx,
+    { what: 'the SSH host keys in the console log', timeoutMs: timeout * 1000, intervalMs: 500 },
+    async () => {
+      const log = await api.nova.consoleLog(id)
+      return /-----END SSH HOST KEY (KEYS|FINGERPRINTS)-----/.test(log) &&
+        parseConsoleFingerprints(log).length > 0
+        ? true
+        : undefined
+    },
+  )
 }
 
-async function createServer(ctx: ModuleContext, api: Api, p: ServerParams, s: ServerState): Promise<string> {
+async function createServer(
+  ctx: ModuleContext,
+  api: Api,
+  p: ServerParams,
+  s: ServerState,
+): Promise<string> {
   const owner = ownerOf(ctx)
   const networks = [
-    ...s.want.networks.map((id, i) => ({ uuid: id, ...(i === 0 && p.fixed_ip !== undefined ? { fixed_ip: p.fixed_ip } : {}) })),
+    ...s.want.networks.map((id, i) => ({
+      uuid: id,
+      ...(i === 0 && p.fixed_ip !== undefined ? { fixed_ip: p.fixed_ip } : {}),
+    })),
     ...s.want.ports.map((id) => ({ port: id })),
   ]
   const body: Record<string, unknown> = {
@@ -291,10 +478,16 @@ async function createServer(ctx: ModuleContext, api: Api, p: ServerParams, s: Se
     networks: networks.length > 0 ? networks : 'auto',
     tags: [owner.tag],
   }
-  if (s.want.security_groups !== undefined) body['security_groups'] = s.want.security_groups.map((g) => ({ name: g }))
+  if (s.want.security_groups !== undefined)
+    body['security_groups'] = s.want.security_groups.map((g) => ({ name: g }))
   if (p.key_name !== undefined) body['key_name'] = p.key_name
-  if (p.user_data !== undefined) body['user_data'] = Buffer.from(String(p.user_data)).toString('base64')
-  const data = await recordData(ctx, api, s.want.user_data_sha256 === undefined ? {} : { user_data_sha256: s.want.user_data_sha256 })
+  if (p.user_data !== undefined)
+    body['user_data'] = Buffer.from(String(p.user_data)).toString('base64')
+  const data = await recordData(
+    ctx,
+    api,
+    s.want.user_data_sha256 === undefined ? {} : { user_data_sha256: s.want.user_data_sha256 },
+  )
   const created = await createOwned(ctx, api, {
     module: 'openstack.server',
     type: 'server',
@@ -302,7 +495,8 @@ async function createServer(ctx: ModuleContext, api: Api, p: ServerParams, s: Se
     data,
     id: (x: { id: string }) => x.id,
     post: async () => ({ id: await api.nova.createServer(body) }),
-    lookup: async () => (await api.nova.serversNamed(p.name)).find((x) => x.tags.includes(owner.tag)),
+    lookup: async () =>
+      (await api.nova.serversNamed(p.name)).find((x) => x.tags.includes(owner.tag)),
   })
   return created.id
 }
@@ -323,7 +517,8 @@ async function createServer(ctx: ModuleContext, api: Api, p: ServerParams, s: Se
  */
 export const server = defineModule<ServerParams, ServerState>({
   name: 'openstack.server',
-  summary: 'A Nova server, ACTIVE, with its ports, addresses and SSH host keys (from the console log)',
+  summary:
+    'A Nova server, ACTIVE, with its ports, addresses and SSH host keys (from the console log)',
   example: `- name: The keepalived VMs
   openstack.server:
     name: "{{item}}"
@@ -340,7 +535,8 @@ export const server = defineModule<ServerParams, ServerState>({
   gather: (ctx, p) => gatherServer(ctx, p, apiFor(ctx, p.cloud)),
   plan: (p, s) => printable(planServer(p, s)),
   async apply(ctx, p, changes, s) {
-    if (containsUnknown(p)) throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
+    if (containsUnknown(p))
+      throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
     const api = apiFor(ctx, p.cloud)
     const change = changes[0]
     if (change === undefined) return { changed: false, output: serverOutput(s, p) }
@@ -362,10 +558,15 @@ export const server = defineModule<ServerParams, ServerState>({
       const after = change.after as Record<string, unknown>
       if ('security_groups' in after) {
         const given = new Set(s.want.ports)
-        for (const x of s.ports) if (!given.has(x.id)) await api.neutron.updatePort(x.id, { security_groups: s.want.security_groups })
+        for (const x of s.ports)
+          if (!given.has(x.id))
+            await api.neutron.updatePort(x.id, { security_groups: s.want.security_groups })
       }
       if (after['status'] === 'ACTIVE' || after['status'] === 'SHUTOFF') {
-        await api.nova.action(id, after['status'] === 'ACTIVE' ? { 'os-start': null } : { 'os-stop': null })
+        await api.nova.action(
+          id,
+          after['status'] === 'ACTIVE' ? { 'os-start': null } : { 'os-stop': null },
+        )
         await waitStatus(ctx, api, id, p.name, after['status'], p.timeout)
       }
     }
@@ -373,14 +574,24 @@ export const server = defineModule<ServerParams, ServerState>({
     const now = await gatherServer(ctx, p, api)
     const left = planServer(p, { ...now, how: now.how ?? 'journal' })
     if (now.server === undefined || left.length > 0) {
-      throw new RunbookError('E_API', `server ${p.name}: the cloud does not show the change${left[0] ? ` (${left[0].note ?? JSON.stringify(left[0].after)})` : ' (the server is gone)'}`)
+      throw new RunbookError(
+        'E_API',
+        `server ${p.name}: the cloud does not show the change${left[0] ? ` (${left[0].note ?? JSON.stringify(left[0].after)})` : ' (the server is gone)'}`,
+      )
     }
     return { output: serverOutput(now, p) }
   },
-  output: (p, s, changes) => (changes.some((c) => c.action === 'create' || c.action === 'replace') ? serverOutput(undefined, p) : serverOutput(s, p)),
+  output: (p, s, changes) =>
+    changes.some((c) => c.action === 'create' || c.action === 'replace')
+      ? serverOutput(undefined, p)
+      : serverOutput(s, p),
   async destroy(ctx, r) {
     const api = await apiForRecord(ctx, r)
-    const id = await recordTarget(r, async (name, tag) => (await api.nova.serversNamed(name)).find((x) => x.tags.includes(tag))?.id)
+    const id = await recordTarget(
+      r,
+      async (name, tag) =>
+        (await api.nova.serversNamed(name)).find((x) => x.tags.includes(tag))?.id,
+    )
     if (id !== undefined) await deleteServer(ctx, api, id, 600)
   },
 })

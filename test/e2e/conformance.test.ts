@@ -13,7 +13,14 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { labDown, labUp } from '../../lab/index.ts'
-import { classify, compare, describeDifference, readKnownDifferences, renderFindings, renderReport } from '../../lab/conformance/compare.ts'
+import {
+  classify,
+  compare,
+  describeDifference,
+  readKnownDifferences,
+  renderFindings,
+  renderReport,
+} from '../../lab/conformance/compare.ts'
 import type { SequenceResult, StepRecord } from '../../lab/conformance/recorder.ts'
 import { runSequence } from '../../lab/conformance/sequence.ts'
 import { readTarget, targetFromCloudsYaml } from '../../lab/conformance/target.ts'
@@ -26,9 +33,14 @@ const SKIP = process.env['RUNBOOK_SKIP_CONFORMANCE'] === '1'
 
 function sh(script: string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [join(REPO, 'lab/conformance', script)], { stdio: ['ignore', 'inherit', 'inherit'], timeout: timeoutMs })
+    const child = spawn('bash', [join(REPO, 'lab/conformance', script)], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: timeoutMs,
+    })
     child.on('error', reject)
-    child.on('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`${script} exited with ${code ?? signal}`))))
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`${script} exited with ${code ?? signal}`)),
+    )
   })
 }
 
@@ -36,7 +48,8 @@ describe.skipIf(SKIP)('conformance: the lab against real Keystone and Neutron', 
   let labDir: string | undefined
   let real: SequenceResult
   let lab: SequenceResult
-  const step = (r: SequenceResult, id: string): StepRecord | undefined => r.steps.find((s) => s.id === id)
+  const step = (r: SequenceResult, id: string): StepRecord | undefined =>
+    r.steps.find((s) => s.id === id)
 
   beforeAll(async () => {
     await sh('setup-real.sh', 600_000)
@@ -85,7 +98,11 @@ describe.skipIf(SKIP)('conformance: the lab against real Keystone and Neutron', 
       associate: '200',
       policy: '403 PolicyNotAuthorized',
     })
-    expect(step(real, 'neutron.floatingip.associate')?.facts).toMatchObject({ portSet: true, fixedIpIsVip: true, routerSet: true })
+    expect(step(real, 'neutron.floatingip.associate')?.facts).toMatchObject({
+      portSet: true,
+      fixedIpIsVip: true,
+      routerSet: true,
+    })
   })
 
   it('the lab differs from them only as docs/lab.md lists', () => {

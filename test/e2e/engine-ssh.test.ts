@@ -16,7 +16,16 @@ import { prepare } from '../../engine/prepare.ts'
 import type { HostDriver, LabPort } from '../../lab/driver.ts'
 import { checkHostPrerequisites, createNamespaceDriver } from '../../lab/hosts/index.ts'
 import { registry } from '../../modules/index.ts'
-import { SG_DEFAULT, SG_SSH, makePort, makeSnapshot, makeSpec, makeSshKit, parseConsoleKeys, type SshKit } from './lab-hosts/fixture.ts'
+import {
+  SG_DEFAULT,
+  SG_SSH,
+  makePort,
+  makeSnapshot,
+  makeSpec,
+  makeSshKit,
+  parseConsoleKeys,
+  type SshKit,
+} from './lab-hosts/fixture.ts'
 
 const isRoot = process.getuid?.() === 0
 const BIN = path.resolve('engine/cli/runbook.js')
@@ -28,7 +37,14 @@ describe.skipIf(!isRoot)('engine over SSH through a jumphost, against lab VMs', 
   const stateDir = path.join(work, 'lab')
   const jump = makePort(40, [SG_DEFAULT, SG_SSH])
   const vms: LabPort[] = Array.from({ length: VMS }, (_, i) => makePort(41 + i, [SG_DEFAULT]))
-  const fips = [{ id: 'f1a70000-0000-4000-8000-0000000000e1', floatingIp: FIP, fixedIp: '192.0.2.40', portId: jump.id }]
+  const fips = [
+    {
+      id: 'f1a70000-0000-4000-8000-0000000000e1',
+      floatingIp: FIP,
+      fixedIp: '192.0.2.40',
+      portId: jump.id,
+    },
+  ]
   const snapshot = () => makeSnapshot([jump, ...vms], fips)
   const consoles: Record<string, string> = {}
   let driver: HostDriver | undefined
@@ -36,13 +52,36 @@ describe.skipIf(!isRoot)('engine over SSH through a jumphost, against lab VMs', 
   let inventory = ''
 
   const vmName = (i: number): string => `vm${i + 1}`
-  const cli = (args: string[], env: Record<string, string> = {}): { code: number; out: string; err: string } => {
-    const r = spawnSync(process.execPath, [BIN, ...args], { cwd: work, env: { ...process.env, NO_COLOR: '1', ...env }, encoding: 'utf8', timeout: 120_000 })
+  const cli = (
+    args: string[],
+    env: Record<string, string> = {},
+  ): { code: number; out: string; err: string } => {
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      cwd: work,
+      env: { ...process.env, NO_COLOR: '1', ...env },
+      encoding: 'utf8',
+      timeout: 120_000,
+    })
     return { code: r.status ?? -1, out: r.stdout, err: r.stderr }
   }
   const writeInventory = (pins: Record<string, string>): void => {
-    const lines = ['all:', '  vars:', '    user: ubuntu', `    private_key: ${path.join(work, 'id_ed25519')}`, '  hosts:', `    jump: { address: ${FIP}, pinned_host_keys: ${JSON.stringify(pins.jump)} }`, '  children:', '    cluster:', '      vars: { via: jump }', '      hosts:']
-    vms.forEach((p, i) => lines.push(`        ${vmName(i)}: { address: ${p.fixedIps[0]}, pinned_host_keys: ${JSON.stringify(pins[vmName(i)])} }`))
+    const lines = [
+      'all:',
+      '  vars:',
+      '    user: ubuntu',
+      `    private_key: ${path.join(work, 'id_ed25519')}`,
+      '  hosts:',
+      `    jump: { address: ${FIP}, pinned_host_keys: ${JSON.stringify(pins.jump)} }`,
+      '  children:',
+      '    cluster:',
+      '      vars: { via: jump }',
+      '      hosts:',
+    ]
+    vms.forEach((p, i) =>
+      lines.push(
+        `        ${vmName(i)}: { address: ${p.fixedIps[0]}, pinned_host_keys: ${JSON.stringify(pins[vmName(i)])} }`,
+      ),
+    )
     inventory = path.join(work, 'inventory.yaml')
     writeFileSync(inventory, `${lines.join('\n')}\n`)
   }
@@ -52,7 +91,10 @@ describe.skipIf(!isRoot)('engine over SSH through a jumphost, against lab VMs', 
     kit = await makeSshKit(work, FIP)
     driver = createNamespaceDriver({ stateDir })
     await driver.init(snapshot())
-    const specs = [makeSpec('jump', jump, kit.publicKey), ...vms.map((p, i) => makeSpec(vmName(i), p, kit.publicKey))]
+    const specs = [
+      makeSpec('jump', jump, kit.publicKey),
+      ...vms.map((p, i) => makeSpec(vmName(i), p, kit.publicKey)),
+    ]
     const boots = await Promise.all(specs.map((s) => driver!.createVm(s, snapshot())))
     specs.forEach((s, i) => {
       consoles[s.name] = boots[i]?.consoleLog ?? ''
@@ -137,11 +179,19 @@ plays:
         service: { name: keepalived, state: restarted }
 `,
     )
-    const before = await kit.run('192.0.2.41', 'sudo cat /etc/keepalived/keepalived.conf; pidof keepalived')
+    const before = await kit.run(
+      '192.0.2.41',
+      'sudo cat /etc/keepalived/keepalived.conf; pidof keepalived',
+    )
     const r = cli(['apply', 'broken.yaml', '-i', inventory])
     expect(r.code).toBe(1)
-    expect(r.out + r.err).toMatch(/validation of \/etc\/keepalived\/keepalived.conf failed, the old file is untouched/)
-    const after = await kit.run('192.0.2.41', 'sudo cat /etc/keepalived/keepalived.conf; pidof keepalived')
+    expect(r.out + r.err).toMatch(
+      /validation of \/etc\/keepalived\/keepalived.conf failed, the old file is untouched/,
+    )
+    const after = await kit.run(
+      '192.0.2.41',
+      'sudo cat /etc/keepalived/keepalived.conf; pidof keepalived',
+    )
     expect(after.stdout).toBe(before.stdout)
     expect(after.stdout).toMatch(/\d+\s*$/)
   }, 120_000)
@@ -150,7 +200,10 @@ plays:
     const pins = { ...consoles, vm3: consoles.vm4 ?? '' }
     writeInventory(pins)
     try {
-      writeFileSync(path.join(work, 'touch.yaml'), 'plays:\n  - hosts: vm3\n    tasks:\n      - shell: touch /tmp/ran-on-vm3\n')
+      writeFileSync(
+        path.join(work, 'touch.yaml'),
+        'plays:\n  - hosts: vm3\n    tasks:\n      - shell: touch /tmp/ran-on-vm3\n',
+      )
       const r = cli(['apply', 'touch.yaml', '-i', inventory])
       expect(r.code).toBe(1)
       expect(r.out + r.err).toMatch(/vm3/)
@@ -163,27 +216,53 @@ plays:
   }, 60_000)
 
   it('runs 20 tasks on 10 hosts over one connection per host, and a no-change run is fast', async () => {
-    const tasks = Array.from({ length: 19 }, (_, i) => `      - name: check ${i}\n        shell: test -d /etc\n        changed_when: false`).join('\n')
+    const tasks = Array.from(
+      { length: 19 },
+      (_, i) =>
+        `      - name: check ${i}\n        shell: test -d /etc\n        changed_when: false`,
+    ).join('\n')
     writeFileSync(
       path.join(work, 'many.yaml'),
       `plays:\n  - hosts: cluster\n    tasks:\n${tasks}\n      - name: count ssh connections\n        shell: ss -Htn state established '( sport = :22 )' | wc -l\n        register: conns\n        changed_when: false\n      - assert: { that: "conns.stdout | int == 1" }\n`,
     )
     const run = async (): Promise<{ ms: number; ok: boolean; changed: number }> => {
-      const p = await prepare({ runbookFile: path.join(work, 'many.yaml'), inventoryFile: inventory, registry, stateRoot: path.join(work, '.runbook') })
+      const p = await prepare({
+        runbookFile: path.join(work, 'many.yaml'),
+        inventoryFile: inventory,
+        registry,
+        stateRoot: path.join(work, '.runbook'),
+      })
       const started = Date.now()
       const result = await execute({
-        runbook: p.runbook, inventory: p.inventory, registry, mode: 'apply', extraVars: {}, secretVars: {}, redactor: p.redactor,
-        connections: sshConnectionFactory({ defaults: { projectKnownHosts: path.join(work, '.runbook', 'known_hosts') } }),
-        forks: 10, emit: () => undefined, sources: p.sources, baseDir: p.baseDir,
+        runbook: p.runbook,
+        inventory: p.inventory,
+        registry,
+        mode: 'apply',
+        extraVars: {},
+        secretVars: {},
+        redactor: p.redactor,
+        connections: sshConnectionFactory({
+          defaults: { projectKnownHosts: path.join(work, '.runbook', 'known_hosts') },
+        }),
+        forks: 10,
+        emit: () => undefined,
+        sources: p.sources,
+        baseDir: p.baseDir,
       })
-      return { ms: Date.now() - started, ok: result.ok, changed: Object.values(result.hosts).reduce((n, h) => n + h.changed, 0) }
+      return {
+        ms: Date.now() - started,
+        ok: result.ok,
+        changed: Object.values(result.hosts).reduce((n, h) => n + h.changed, 0),
+      }
     }
     const warm = await run()
     expect(warm.ok).toBe(true)
     const timed = await run()
     expect(timed.ok).toBe(true)
     expect(timed.changed).toBe(0)
-    console.log(`no-change run, 21 tasks x ${VMS} hosts behind one jumphost: ${timed.ms} ms (first run ${warm.ms} ms)`)
+    console.log(
+      `no-change run, 21 tasks x ${VMS} hosts behind one jumphost: ${timed.ms} ms (first run ${warm.ms} ms)`,
+    )
     expect(timed.ms).toBeLessThan(2000)
     const jumpConns = await kit.run(FIP, "ss -Htn state established '( sport = :22 )' | wc -l")
     expect(Number(jumpConns.stdout.trim())).toBe(1)
@@ -200,14 +279,28 @@ plays:
       spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
         .stdout.split('\n')
         .map(Number)
-        .filter((pid) => pid > 0 && pattern.test(spawnSync('cat', [`/proc/${pid}/cmdline`], { encoding: 'utf8' }).stdout.replace(/\0/g, ' ')))
-    const child = spawn(process.execPath, [BIN, 'apply', 'slow.yaml', '-i', inventory, '-e', 'pause=60'], { cwd: work, env: { ...process.env, NO_COLOR: '1' } })
+        .filter(
+          (pid) =>
+            pid > 0 &&
+            pattern.test(
+              spawnSync('cat', [`/proc/${pid}/cmdline`], { encoding: 'utf8' }).stdout.replace(
+                /\0/g,
+                ' ',
+              ),
+            ),
+        )
+    const child = spawn(
+      process.execPath,
+      [BIN, 'apply', 'slow.yaml', '-i', inventory, '-e', 'pause=60'],
+      { cwd: work, env: { ...process.env, NO_COLOR: '1' } },
+    )
     let out = ''
     child.stdout.on('data', (b: Buffer) => (out += b.toString()))
     child.stderr.on('data', (b: Buffer) => (out += b.toString()))
     const exited = new Promise<number>((r) => child.on('exit', (c) => r(c ?? -1)))
     // wait until the slow step runs on the VM, then kill that VM's SSH session
-    for (let i = 0; i < 300 && vmPids(/^sleep 60/).length === 0; i++) await new Promise((r) => setTimeout(r, 100))
+    for (let i = 0; i < 300 && vmPids(/^sleep 60/).length === 0; i++)
+      await new Promise((r) => setTimeout(r, 100))
     const sessions = vmPids(/^sshd: ubuntu/)
     expect(sessions.length).toBeGreaterThan(0)
     for (const pid of sessions) process.kill(pid, 'SIGKILL')
@@ -225,6 +318,9 @@ plays:
   it('runs ad-hoc commands on many hosts with runbook exec', () => {
     const r = cli(['exec', inventory, 'cluster', '--', 'hostname'])
     expect(r.code).toBe(0)
-    for (let i = 0; i < VMS; i++) expect(r.out).toMatch(new RegExp(`^${vmName(i)} \\| CHANGED \\| rc=0 >>\\n${vmName(i)}$`, 'm'))
+    for (let i = 0; i < VMS; i++)
+      expect(r.out).toMatch(
+        new RegExp(`^${vmName(i)} \\| CHANGED \\| rc=0 >>\\n${vmName(i)}$`, 'm'),
+      )
   }, 60_000)
 })

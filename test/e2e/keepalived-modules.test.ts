@@ -16,7 +16,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { HostDriver, LabPort } from '../../lab/driver.ts'
 import { checkHostPrerequisites, createNamespaceDriver } from '../../lab/hosts/index.ts'
 import type { FailoverMeasurements } from '../../modules/keepalived/failover.ts'
-import { SG_DEFAULT, SG_SSH, makePort, makeSnapshot, makeSpec, makeSshKit, parseConsoleKeys, type SshKit } from './lab-hosts/fixture.ts'
+import {
+  SG_DEFAULT,
+  SG_SSH,
+  makePort,
+  makeSnapshot,
+  makeSpec,
+  makeSshKit,
+  parseConsoleKeys,
+  type SshKit,
+} from './lab-hosts/fixture.ts'
 
 const isRoot = process.getuid?.() === 0
 const BIN = path.resolve('engine/cli/runbook.js')
@@ -96,7 +105,14 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
   const jump = makePort(60, [SG_DEFAULT, SG_SSH])
   const vm1 = withVip(makePort(61, [SG_DEFAULT]))
   const vm2 = withVip(makePort(62, [SG_DEFAULT]))
-  const fips = [{ id: 'f1a70000-0000-4000-8000-0000000000f1', floatingIp: FIP, fixedIp: '192.0.2.60', portId: jump.id }]
+  const fips = [
+    {
+      id: 'f1a70000-0000-4000-8000-0000000000f1',
+      floatingIp: FIP,
+      fixedIp: '192.0.2.60',
+      portId: jump.id,
+    },
+  ]
   const snapshot = () => makeSnapshot([jump, vm1, vm2], fips)
   let driver: HostDriver | undefined
   let kit: SshKit
@@ -104,27 +120,45 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
   const figures: Record<string, FailoverMeasurements> = {}
 
   const cli = (args: string[]): RunResult => {
-    const r = spawnSync(process.execPath, [BIN, ...args], { cwd: work, env: { ...process.env, NO_COLOR: '1', KEEPALIVED_AUTH_PASS: AUTH }, encoding: 'utf8', timeout: 240_000 })
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      cwd: work,
+      env: { ...process.env, NO_COLOR: '1', KEEPALIVED_AUTH_PASS: AUTH },
+      encoding: 'utf8',
+      timeout: 240_000,
+    })
     const events = r.stdout
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
     return { code: r.status ?? -1, out: r.stdout, err: r.stderr, events }
   }
-  const apply = (...vars: string[]): RunResult => cli(['apply', 'vip.yaml', '-i', inventory, '--json', ...vars.flatMap((v) => ['-e', v])])
+  const apply = (...vars: string[]): RunResult =>
+    cli(['apply', 'vip.yaml', '-i', inventory, '--json', ...vars.flatMap((v) => ['-e', v])])
   const measured = (r: RunResult): FailoverMeasurements => {
     const e = r.events.find((x) => x.type === 'task_end' && x.task === 'Measurements')
     return (JSON.parse(String(e?.display)) as { failover: FailoverMeasurements }).failover
   }
-  const summaryOf = (r: RunResult) => r.events.find((x) => x.type === 'summary') as { changed: number; failed: number; hosts: Record<string, { changed: number; failed: number }> } | undefined
-  const failureOf = (r: RunResult): string => String(r.events.find((x) => x.type === 'task_end' && x.status === 'failed')?.msg ?? '')
+  const summaryOf = (r: RunResult) =>
+    r.events.find((x) => x.type === 'summary') as
+      | {
+          changed: number
+          failed: number
+          hosts: Record<string, { changed: number; failed: number }>
+        }
+      | undefined
+  const failureOf = (r: RunResult): string =>
+    String(r.events.find((x) => x.type === 'task_end' && x.status === 'failed')?.msg ?? '')
 
   beforeAll(async () => {
     await checkHostPrerequisites()
     kit = await makeSshKit(work, FIP)
     driver = createNamespaceDriver({ stateDir })
     await driver.init(snapshot())
-    const specs = [makeSpec('jump', jump, kit.publicKey), makeSpec('kld-vm-1', vm1, kit.publicKey), makeSpec('kld-vm-2', vm2, kit.publicKey)]
+    const specs = [
+      makeSpec('jump', jump, kit.publicKey),
+      makeSpec('kld-vm-1', vm1, kit.publicKey),
+      makeSpec('kld-vm-2', vm2, kit.publicKey),
+    ]
     const boots = await Promise.all(specs.map((s) => driver!.createVm(s, snapshot())))
     const consoles: Record<string, string> = {}
     specs.forEach((s, i) => {
@@ -132,7 +166,8 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
       kit.trust(s.port.fixedIps[0] ?? '', parseConsoleKeys(consoles[s.name] ?? '').keys)
     })
     kit.trust(FIP, parseConsoleKeys(consoles.jump ?? '').keys)
-    const host = (name: string, address: string): string => `${name}: { address: ${address}, pinned_host_keys: ${JSON.stringify(consoles[name])} }`
+    const host = (name: string, address: string): string =>
+      `${name}: { address: ${address}, pinned_host_keys: ${JSON.stringify(consoles[name])} }`
     inventory = path.join(work, 'inventory.yaml')
     writeFileSync(
       inventory,
@@ -156,7 +191,14 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
   }, 240_000)
 
   afterAll(async () => {
-    console.log(`failover figures:\n${Object.entries(figures).map(([k, m]) => `  ${k}: failover ${m.failover_ms} ms, failback ${m.failback_ms} ms, longest gap ${m.max_gap_ms} ms (gaps ${m.gaps_ms.join(', ')}), ${m.received}/${m.sent} replies`).join('\n')}`)
+    console.log(
+      `failover figures:\n${Object.entries(figures)
+        .map(
+          ([k, m]) =>
+            `  ${k}: failover ${m.failover_ms} ms, failback ${m.failback_ms} ms, longest gap ${m.max_gap_ms} ms (gaps ${m.gaps_ms.join(', ')}), ${m.received}/${m.sent} replies`,
+        )
+        .join('\n')}`,
+    )
     try {
       await (driver ?? createNamespaceDriver({ stateDir })).teardown()
     } finally {
@@ -170,13 +212,23 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
     expect(failureOf(first)).toBe('')
     expect(first.code).toBe(0)
     expect(first.out).not.toContain(AUTH)
-    const conf = await kit.run('192.0.2.61', 'sudo cat /etc/keepalived/keepalived.conf; sudo stat -c %a:%U:%G /etc/keepalived/keepalived.conf')
-    expect(conf.stdout).toContain('state MASTER\n  interface ens3\n  virtual_router_id 254\n  priority 120')
+    const conf = await kit.run(
+      '192.0.2.61',
+      'sudo cat /etc/keepalived/keepalived.conf; sudo stat -c %a:%U:%G /etc/keepalived/keepalived.conf',
+    )
+    expect(conf.stdout).toContain(
+      'state MASTER\n  interface ens3\n  virtual_router_id 254\n  priority 120',
+    )
     expect(conf.stdout).toContain(`auth_pass ${AUTH}`)
     expect(conf.stdout).toMatch(/^640:root:root$/m)
     const m = measured(first)
     figures['stop, multicast'] = m
-    expect(m).toMatchObject({ passed: true, holder_before: ['kld-vm-1'], holder_during: ['kld-vm-2'], holder_after: ['kld-vm-1'] })
+    expect(m).toMatchObject({
+      passed: true,
+      holder_before: ['kld-vm-1'],
+      holder_during: ['kld-vm-2'],
+      holder_after: ['kld-vm-1'],
+    })
     // A graceful stop: the master says goodbye (priority 0), the backup waits its skew time (~0.65 s).
     expect(m.failover_ms).toBeGreaterThan(200)
     expect(m.failover_ms).toBeLessThan(3000)
@@ -189,17 +241,30 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
     // The operator's view this time: the recap, and the test's one-line verdict under its task.
     const second = cli(['apply', 'vip.yaml', '-i', inventory])
     expect(second.code).toBe(0)
-    for (const h of ['kld-vm-1', 'kld-vm-2', 'jump']) expect(second.out).toMatch(new RegExp(`${h}\\s+ok=\\d+\\s+changed=0\\s+failed=0`))
-    expect(second.out).toMatch(/VIP 192\.0\.2\.254 \(stop\): kld-vm-1 -> kld-vm-2 -> kld-vm-1; failover [\d.]+ s, failback [\d.]+ s; longest gap \d+ ms \(limit 3000\)/)
+    for (const h of ['kld-vm-1', 'kld-vm-2', 'jump'])
+      expect(second.out).toMatch(new RegExp(`${h}\\s+ok=\\d+\\s+changed=0\\s+failed=0`))
+    expect(second.out).toMatch(
+      /VIP 192\.0\.2\.254 \(stop\): kld-vm-1 -> kld-vm-2 -> kld-vm-1; failover [\d.]+ s, failback [\d.]+ s; longest gap \d+ ms \(limit 3000\)/,
+    )
     expect(second.out).not.toContain(AUTH)
-    const plan = cli(['plan', 'vip.yaml', '-i', inventory, '--tags', 'config', '--detailed-exitcode'])
+    const plan = cli([
+      'plan',
+      'vip.yaml',
+      '-i',
+      inventory,
+      '--tags',
+      'config',
+      '--detailed-exitcode',
+    ])
     expect(plan.code).toBe(0)
     expect(plan.out).toMatch(/No changes/)
     // The whole plan: the config in sync; the failover test is a check, listed but not a change.
     const full = cli(['plan', 'vip.yaml', '-i', inventory, '--detailed-exitcode'])
     expect(full.code).toBe(0)
     expect(full.out).toMatch(/\(check\)\n {2}! failover test of 192\.0\.2\.254/)
-    expect(full.out).toMatch(/No changes\. The infrastructure matches the runbook\. \d checks? will run on apply\./)
+    expect(full.out).toMatch(
+      /No changes\. The infrastructure matches the runbook\. \d checks? will run on apply\./,
+    )
     expect(full.out).not.toContain(AUTH)
   }, 300_000)
 
@@ -209,14 +274,22 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
     expect(r.code).toBe(0)
     const m = measured(r)
     figures['link-down, multicast'] = m
-    expect(m).toMatchObject({ passed: true, how: 'link-down', holder_before: ['kld-vm-1'], holder_during: ['kld-vm-2'], holder_after: ['kld-vm-1'] })
+    expect(m).toMatchObject({
+      passed: true,
+      how: 'link-down',
+      holder_before: ['kld-vm-1'],
+      holder_during: ['kld-vm-2'],
+      holder_after: ['kld-vm-1'],
+    })
     // No goodbye advert: the backup notices after 3 × advert_int + skew.
     expect(m.failover_ms).toBeGreaterThan(2500)
     expect(m.failover_ms).toBeLessThan(6000)
     expect(m.max_gap_ms).toBeGreaterThan(2500)
     expect(m.max_gap_ms).toBeLessThan(6000)
     const routes = await kit.run('192.0.2.61', 'ip -4 route show default; ip -br link show ens3')
-    expect(routes.stdout).toMatch(/^default via 192\.0\.2\.1 dev ens3 proto dhcp src 192\.0\.2\.61 metric 100/m)
+    expect(routes.stdout).toMatch(
+      /^default via 192\.0\.2\.1 dev ens3 proto dhcp src 192\.0\.2\.61 metric 100/m,
+    )
     expect(routes.stdout).toMatch(/^ens3\S*\s+UP\s/m)
   }, 300_000)
 
@@ -233,7 +306,11 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
     expect(c2.stdout).toContain('unicast_src_ip 192.0.2.62\n  unicast_peer {\n    192.0.2.61\n  }')
     const m = measured(r)
     figures['stop, unicast'] = m
-    expect(m).toMatchObject({ passed: true, holder_during: ['kld-vm-2'], holder_after: ['kld-vm-1'] })
+    expect(m).toMatchObject({
+      passed: true,
+      holder_during: ['kld-vm-2'],
+      holder_after: ['kld-vm-1'],
+    })
     expect(m.max_gap_ms).toBeLessThan(3000)
     const again = apply('unicast=true')
     expect(summaryOf(again)?.changed).toBe(0)
@@ -243,17 +320,30 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
     const r = apply('unicast=true', 'max_gap=150')
     expect(r.code).toBe(1)
     const msg = failureOf(r)
-    expect(msg).toMatch(/keepalived\.failover: the VIP was silent for \d+ ms, more than max_gap_ms 150\nVIP 192\.0\.2\.254 \(stop\): kld-vm-1 -> kld-vm-2 -> kld-vm-1; failover [\d.]+ s, failback [\d.]+ s; longest gap \d+ ms \(limit 150\); \d+\/\d+ replies/)
-    const vm1State = await kit.run('192.0.2.61', `pidof keepalived >/dev/null && ip -4 -o addr show dev ens3 | grep -c ' ${VIP}/'`)
+    expect(msg).toMatch(
+      /keepalived\.failover: the VIP was silent for \d+ ms, more than max_gap_ms 150\nVIP 192\.0\.2\.254 \(stop\): kld-vm-1 -> kld-vm-2 -> kld-vm-1; failover [\d.]+ s, failback [\d.]+ s; longest gap \d+ ms \(limit 150\); \d+\/\d+ replies/,
+    )
+    const vm1State = await kit.run(
+      '192.0.2.61',
+      `pidof keepalived >/dev/null && ip -4 -o addr show dev ens3 | grep -c ' ${VIP}/'`,
+    )
     expect(vm1State.stdout.trim()).toBe('1')
   }, 300_000)
 
   it('refuses a broken cluster before touching anything, naming the node', async () => {
-    writeFileSync(path.join(work, 'broken.yaml'), RUNBOOK.replace('{ name: kld-vm-2, state: BACKUP, priority: 90', '{ name: kld-vm-2, state: MASTER, priority: 90'))
+    writeFileSync(
+      path.join(work, 'broken.yaml'),
+      RUNBOOK.replace(
+        '{ name: kld-vm-2, state: BACKUP, priority: 90',
+        '{ name: kld-vm-2, state: MASTER, priority: 90',
+      ),
+    )
     const before = await kit.run('192.0.2.62', 'sudo sha256sum /etc/keepalived/keepalived.conf')
     const r = cli(['apply', 'broken.yaml', '-i', inventory, '--tags', 'config'])
     expect(r.code).toBe(1)
-    expect(r.out + r.err).toMatch(/keepalived\.config: 'cluster\.1\.state': kld-vm-2: a second MASTER \(kld-vm-1 is MASTER too\)/)
+    expect(r.out + r.err).toMatch(
+      /keepalived\.config: 'cluster\.1\.state': kld-vm-2: a second MASTER \(kld-vm-1 is MASTER too\)/,
+    )
     expect(r.out).toMatch(/kld-vm-2\s+ok=1\s+changed=0\s+failed=1/)
     const after = await kit.run('192.0.2.62', 'sudo sha256sum /etc/keepalived/keepalived.conf')
     expect(after.stdout).toBe(before.stdout)
@@ -262,6 +352,7 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
   it('destroy removes the config files the runs created', async () => {
     const r = cli(['destroy', 'vip.yaml', '-i', inventory, '--auto-approve'])
     expect(r.code).toBe(0)
-    for (const a of ['192.0.2.61', '192.0.2.62']) expect((await kit.run(a, 'sudo test -e /etc/keepalived/keepalived.conf')).code).toBe(1)
+    for (const a of ['192.0.2.61', '192.0.2.62'])
+      expect((await kit.run(a, 'sudo test -e /etc/keepalived/keepalived.conf')).code).toBe(1)
   }, 120_000)
 })

@@ -15,7 +15,8 @@ import { labLeftovers } from './lab-hosts/fixture.ts'
 import { assertNoLiveLab } from '../helpers/lab.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
-const HOSTS = process.env['RUNBOOK_LAB_E2E_HOSTS'] !== '0' && process.getuid?.() === 0 && hostsAvailable()
+const HOSTS =
+  process.env['RUNBOOK_LAB_E2E_HOSTS'] !== '0' && process.getuid?.() === 0 && hostsAvailable()
 
 function alive(pid: number): boolean {
   try {
@@ -34,7 +35,10 @@ async function demoToken(url: string, cloudsYaml: string): Promise<string> {
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({
       auth: {
-        identity: { methods: ['password'], password: { user: { name: 'demo', domain: { name: 'Default' }, password } } },
+        identity: {
+          methods: ['password'],
+          password: { user: { name: 'demo', domain: { name: 'Default' }, password } },
+        },
         scope: { project: { name: 'demo', domain: { name: 'Default' } } },
       },
     }),
@@ -44,14 +48,20 @@ async function demoToken(url: string, cloudsYaml: string): Promise<string> {
 
 async function portIds(url: string, cloudsYaml: string): Promise<string[]> {
   const token = await demoToken(url, cloudsYaml)
-  const res = await fetch(`${url}/network/v2.0/ports?name=kept`, { headers: { 'X-Auth-Token': token } })
+  const res = await fetch(`${url}/network/v2.0/ports?name=kept`, {
+    headers: { 'X-Auth-Token': token },
+  })
   const body = (await res.json()) as { ports: { id: string }[] }
   return body.ports.map((p) => p.id)
 }
 
 async function createPort(url: string, cloudsYaml: string): Promise<void> {
   const token = await demoToken(url, cloudsYaml)
-  const nets = (await (await fetch(`${url}/network/v2.0/networks?name=mynetwork`, { headers: { 'X-Auth-Token': token } })).json()) as { networks: { id: string }[] }
+  const nets = (await (
+    await fetch(`${url}/network/v2.0/networks?name=mynetwork`, {
+      headers: { 'X-Auth-Token': token },
+    })
+  ).json()) as { networks: { id: string }[] }
   const res = await fetch(`${url}/network/v2.0/ports`, {
     method: 'POST',
     headers: { 'X-Auth-Token': token, 'Content-Type': 'application/json' },
@@ -75,12 +85,21 @@ describe('lab daemon: up, status, down', () => {
     const up = await labUp({ stateDir, port: 0, withHosts: false, log: (l) => lines.push(l) })
     expect(up.alreadyRunning).toBe(false)
     expect(up.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
-    expect(lines.join('\n')).toContain(`export OS_CLIENT_CONFIG_FILE=${join(stateDir, 'clouds.yaml')} OS_CLOUD=lab`)
+    expect(lines.join('\n')).toContain(
+      `export OS_CLIENT_CONFIG_FILE=${join(stateDir, 'clouds.yaml')} OS_CLOUD=lab`,
+    )
     expect(readFileSync(up.cloudsYaml, 'utf8')).toContain(`auth_url: ${up.url}/v3`)
     const again = await labUp({ stateDir, port: 0, withHosts: false, ...quiet })
     expect(again).toMatchObject({ alreadyRunning: true, pid: up.pid, url: up.url })
     const st = await labStatus({ stateDir, ...quiet })
-    expect(st).toMatchObject({ running: true, stale: false, pid: up.pid, url: up.url, withHosts: false, servers: [] })
+    expect(st).toMatchObject({
+      running: true,
+      stale: false,
+      pid: up.pid,
+      url: up.url,
+      withHosts: false,
+      servers: [],
+    })
     await createPort(up.url, up.cloudsYaml)
   })
 
@@ -105,32 +124,51 @@ describe('lab daemon: up, status, down', () => {
     const down = await labDown({ stateDir, withHosts: false, ...quiet })
     expect(down.stopped).toBe(true)
     expect(alive(st.pid ?? 0)).toBe(false)
-    for (const f of ['daemon.json', 'launch.json', 'api-state.json', 'clouds.yaml']) expect(existsSync(join(stateDir, f))).toBe(false)
+    for (const f of ['daemon.json', 'launch.json', 'api-state.json', 'clouds.yaml'])
+      expect(existsSync(join(stateDir, f))).toBe(false)
     expect((await labStatus({ stateDir, ...quiet })).running).toBe(false)
     expect((await labDown({ stateDir, withHosts: false, ...quiet })).stopped).toBe(false)
   })
 
-  it.skipIf(process.getuid?.() !== 0)('refuses at once, with a clear message, without root', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rb-lab-nonroot-'))
-    chmodSync(dir, 0o777)
-    try {
-      const started = Date.now()
-      const out = await new Promise<{ code: number; stderr: string }>((resolve) => {
-        execFile(
-          'setpriv',
-          ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', 'lab/main.ts', 'up', '--state-dir', join(dir, 's')],
-          { cwd: REPO, env: { ...process.env, HOME: dir, TMPDIR: dir } },
-          (err, _stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stderr }),
-        )
-      })
-      expect(out.code).toBe(1)
-      expect(out.stderr).toContain('runbook lab up: this machine cannot run the lab')
-      expect(out.stderr).toContain('root')
-      expect(Date.now() - started).toBeLessThan(20_000)
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
+  it.skipIf(process.getuid?.() !== 0)(
+    'refuses at once, with a clear message, without root',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'rb-lab-nonroot-'))
+      chmodSync(dir, 0o777)
+      try {
+        const started = Date.now()
+        const out = await new Promise<{ code: number; stderr: string }>((resolve) => {
+          execFile(
+            'setpriv',
+            [
+              '--reuid=65534',
+              '--regid=65534',
+              '--clear-groups',
+              process.execPath,
+              '--import',
+              'tsx',
+              'lab/main.ts',
+              'up',
+              '--state-dir',
+              join(dir, 's'),
+            ],
+            { cwd: REPO, env: { ...process.env, HOME: dir, TMPDIR: dir } },
+            (err, _stdout, stderr) =>
+              resolve({
+                code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1,
+                stderr,
+              }),
+          )
+        })
+        expect(out.code).toBe(1)
+        expect(out.stderr).toContain('runbook lab up: this machine cannot run the lab')
+        expect(out.stderr).toContain('root')
+        expect(Date.now() - started).toBeLessThan(20_000)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    },
+  )
 })
 
 describe.skipIf(!HOSTS)('lab daemon with real hosts: down after SIGKILL', () => {
@@ -148,18 +186,27 @@ describe.skipIf(!HOSTS)('lab daemon with real hosts: down after SIGKILL', () => 
   const labWithServer = async (dir: string): Promise<number> => {
     const up = await labUp({ stateDir: dir, port: 0, withHosts: true, log: () => undefined })
     const token = await demoToken(up.url, up.cloudsYaml)
-    const get = async (path: string) => (await (await fetch(`${up.url}${path}`, { headers: { 'X-Auth-Token': token } })).json()) as Record<string, unknown>
-    const net = ((await get('/network/v2.0/networks?name=mynetwork'))['networks'] as { id: string }[])[0]?.id
-    const image = ((await get('/image/v2/images?name=Debian+12'))['images'] as { id: string }[])[0]?.id
+    const get = async (path: string) =>
+      (await (
+        await fetch(`${up.url}${path}`, { headers: { 'X-Auth-Token': token } })
+      ).json()) as Record<string, unknown>
+    const net = (
+      (await get('/network/v2.0/networks?name=mynetwork'))['networks'] as { id: string }[]
+    )[0]?.id
+    const image = ((await get('/image/v2/images?name=Debian+12'))['images'] as { id: string }[])[0]
+      ?.id
     const res = await fetch(`${up.url}/compute/v2.1/servers`, {
       method: 'POST',
       headers: { 'X-Auth-Token': token, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ server: { name: 'victim', imageRef: image, flavorRef: '1', networks: [{ uuid: net }] } }),
+      body: JSON.stringify({
+        server: { name: 'victim', imageRef: image, flavorRef: '1', networks: [{ uuid: net }] },
+      }),
     })
     const id = ((await res.json()) as { server: { id: string } }).server.id
     const deadline = Date.now() + 120_000
     for (;;) {
-      const status = ((await get(`/compute/v2.1/servers/${id}`))['server'] as { status: string }).status
+      const status = ((await get(`/compute/v2.1/servers/${id}`))['server'] as { status: string })
+        .status
       if (status === 'ACTIVE') break
       if (status === 'ERROR' || Date.now() > deadline) throw new Error(`server is ${status}`)
       await new Promise((r) => setTimeout(r, 250))
@@ -185,10 +232,11 @@ describe.skipIf(!HOSTS)('lab daemon with real hosts: down after SIGKILL', () => 
   it('a lab left by a killed daemon is taken over by the next lab up, in another state directory', async () => {
     const other = join(work, 'other')
     await killDaemon(await labWithServer(stateDir))
-    const leftVms = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).match(/^rbl-vm-\S+/gm) ?? []
+    const leftVms =
+      execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).match(/^rbl-vm-\S+/gm) ?? []
     expect(leftVms).toHaveLength(1)
     // a live owner is refused; a dead one is taken down by the next lab
-    const up = await labUp({ stateDir: other, port: 0, withHosts: true, log: () => undefined })
+    await labUp({ stateDir: other, port: 0, withHosts: true, log: () => undefined })
     try {
       const now = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
       for (const ns of leftVms) expect(now).not.toContain(ns)
@@ -196,7 +244,9 @@ describe.skipIf(!HOSTS)('lab daemon with real hosts: down after SIGKILL', () => 
       expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(join(stateDir, 'hosts'))
       expect(existsSync(join(stateDir, 'hosts', 'vms'))).toBe(false)
       expect((await labStatus({ stateDir: other, log: () => undefined })).running).toBe(true)
-      await expect(labUp({ stateDir, port: 0, withHosts: true, log: () => undefined })).rejects.toThrow(/another lab is up on this machine/)
+      await expect(
+        labUp({ stateDir, port: 0, withHosts: true, log: () => undefined }),
+      ).rejects.toThrow(/another lab is up on this machine/)
     } finally {
       await labDown({ stateDir: other, log: () => undefined })
       await labDown({ stateDir, log: () => undefined })

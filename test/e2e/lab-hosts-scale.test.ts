@@ -12,19 +12,38 @@ import { afterAll, describe, expect, it } from 'vitest'
 import type { LabPort, VmSpec } from '../../lab/driver.ts'
 import { createNamespaceDriver } from '../../lab/hosts/index.ts'
 import { netnsPids } from '../../lab/hosts/vm.ts'
-import { SG_DEFAULT, SG_SSH, labLeftovers, makePort, makeSnapshot, makeSpec, makeSshKit, parseConsoleKeys } from './lab-hosts/fixture.ts'
+import {
+  SG_DEFAULT,
+  SG_SSH,
+  labLeftovers,
+  makePort,
+  makeSnapshot,
+  makeSpec,
+  makeSshKit,
+  parseConsoleKeys,
+} from './lab-hosts/fixture.ts'
 import { assertNoLiveLab } from '../helpers/lab.ts'
 
 const enabled = process.env['RUNBOOK_TEST_SCALE'] === '1' && process.getuid?.() === 0
 const COUNT = Number(process.env['RUNBOOK_TEST_SCALE_VMS'] ?? '50')
 const FIP = '198.51.100.10'
 
-const MEMINFO = ['MemAvailable', 'Shmem', 'Slab', 'SUnreclaim', 'KernelStack', 'PageTables'] as const
+const MEMINFO = [
+  'MemAvailable',
+  'Shmem',
+  'Slab',
+  'SUnreclaim',
+  'KernelStack',
+  'PageTables',
+] as const
 
 function meminfo(): Record<(typeof MEMINFO)[number], number> {
   const text = readFileSync('/proc/meminfo', 'utf8')
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB$`, 'm').exec(text)?.[1] ?? 0)
-  return Object.fromEntries(MEMINFO.map((k) => [k, kb(k)])) as Record<(typeof MEMINFO)[number], number>
+  return Object.fromEntries(MEMINFO.map((k) => [k, kb(k)])) as Record<
+    (typeof MEMINFO)[number],
+    number
+  >
 }
 
 async function pssKb(pids: number[]): Promise<number> {
@@ -59,9 +78,18 @@ describe.skipIf(!enabled)('lab hosts at scale', () => {
     const jump = makePort(10, [SG_DEFAULT, SG_SSH])
     const ports: LabPort[] = [jump]
     for (let i = 0; i < COUNT - 1; i++) ports.push(makePort(20 + i, [SG_DEFAULT]))
-    const fips = [{ id: 'f1a70000-0000-4000-8000-000000000001', floatingIp: FIP, fixedIp: '192.0.2.10', portId: jump.id }]
+    const fips = [
+      {
+        id: 'f1a70000-0000-4000-8000-000000000001',
+        floatingIp: FIP,
+        fixedIp: '192.0.2.10',
+        portId: jump.id,
+      },
+    ]
     const snapshot = makeSnapshot(ports, fips)
-    const specs: VmSpec[] = ports.map((p, i) => makeSpec(i === 0 ? 'scale-jump' : `scale-vm-${i}`, p, kit.publicKey))
+    const specs: VmSpec[] = ports.map((p, i) =>
+      makeSpec(i === 0 ? 'scale-jump' : `scale-vm-${i}`, p, kit.publicKey),
+    )
 
     const memBefore = meminfo()
     const t0 = Date.now()
@@ -85,8 +113,15 @@ describe.skipIf(!enabled)('lab hosts at scale', () => {
 
     let pss = 0
     for (const s of specs) pss += await pssKb(await netnsPids(`rbl-vm-${s.id.slice(0, 8)}`))
-    const disks = execFileSync('df', ['-k', '--output=used', ...specs.map((s) => join(stateDir, 'vms', s.id.slice(0, 8), 'disk'))], { encoding: 'utf8' })
-    const diskKb = disks.split('\n').slice(1).reduce((a, l) => a + (Number(l.trim()) || 0), 0)
+    const disks = execFileSync(
+      'df',
+      ['-k', '--output=used', ...specs.map((s) => join(stateDir, 'vms', s.id.slice(0, 8), 'disk'))],
+      { encoding: 'utf8' },
+    )
+    const diskKb = disks
+      .split('\n')
+      .slice(1)
+      .reduce((a, l) => a + (Number(l.trim()) || 0), 0)
 
     const ts = Date.now()
     await driver.syncNetwork(snapshot)
@@ -117,7 +152,9 @@ describe.skipIf(!enabled)('lab hosts at scale', () => {
         `  init ${initMs} ms; all VMs ${totalMs} ms (4 at a time) = ${(totalMs / COUNT).toFixed(0)} ms per VM of wall time`,
         `  createVm: median ${sorted[Math.floor(COUNT / 2)]} ms, p95 ${sorted[Math.floor(COUNT * 0.95)]} ms, max ${sorted[COUNT - 1]} ms`,
         `  memory: MemAvailable -${mb(memBefore.MemAvailable - memAfter.MemAvailable)} MB (${mb((memBefore.MemAvailable - memAfter.MemAvailable) / COUNT)} MB per VM); processes' PSS ${mb(pss)} MB (${mb(pss / COUNT)} MB per VM); disks (tmpfs) ${mb(diskKb)} MB (${mb(diskKb / COUNT)} MB per VM)`,
-        `  kernel, per VM: ${MEMINFO.filter((k) => k !== 'MemAvailable').map((k) => `${k} +${((memAfter[k] - memBefore[k]) / COUNT / 1024).toFixed(2)} MB`).join(', ')}`,
+        `  kernel, per VM: ${MEMINFO.filter((k) => k !== 'MemAvailable')
+          .map((k) => `${k} +${((memAfter[k] - memBefore[k]) / COUNT / 1024).toFixed(2)} MB`)
+          .join(', ')}`,
         `  syncNetwork with ${COUNT} ports: ${syncMs} ms; one ssh through the jumphost: ${oneSshMs} ms; teardown ${teardownMs} ms`,
       ].join('\n'),
     )

@@ -56,7 +56,14 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
   // the port that reserves the VIP, as in the seed: no device, only an address
   const vipPort = makePort(254, [SG_DEFAULT])
   const ports: LabPort[] = [vm1, vm2, jump, vipPort]
-  const fips = [{ id: 'f1a70000-0000-4000-8000-000000000001', floatingIp: FIP, fixedIp: '192.0.2.13', portId: jump.id }]
+  const fips = [
+    {
+      id: 'f1a70000-0000-4000-8000-000000000001',
+      floatingIp: FIP,
+      fixedIp: '192.0.2.13',
+      portId: jump.id,
+    },
+  ]
   const snapshot = () => makeSnapshot(ports, fips)
   let driver: HostDriver | undefined
   let kit: SshKit
@@ -65,7 +72,10 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
 
   const vipHolder = async (): Promise<string[]> => {
     const out: string[] = []
-    for (const [name, ip] of [['kld-vm-1', '192.0.2.11'], ['kld-vm-2', '192.0.2.12']] as const) {
+    for (const [name, ip] of [
+      ['kld-vm-1', '192.0.2.11'],
+      ['kld-vm-2', '192.0.2.12'],
+    ] as const) {
       const r = await kit.run(ip, 'ip -4 -o addr show dev ens3', 8_000)
       if (r.stdout.includes(`inet ${VIP}/`)) out.push(name)
     }
@@ -83,7 +93,11 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
     kit = await makeSshKit(work, FIP)
     driver = createNamespaceDriver({ stateDir })
     await driver.init(snapshot())
-    const specs = [makeSpec('kld-vm-1', vm1, kit.publicKey), makeSpec('kld-vm-2', vm2, kit.publicKey), makeSpec('kld-jumphost-vm', jump, kit.publicKey)]
+    const specs = [
+      makeSpec('kld-vm-1', vm1, kit.publicKey),
+      makeSpec('kld-vm-2', vm2, kit.publicKey),
+      makeSpec('kld-jumphost-vm', jump, kit.publicKey),
+    ]
     const boots = await Promise.all(specs.map((s) => driver!.createVm(s, snapshot())))
     specs.forEach((s, i) => {
       ids[s.name] = s.id
@@ -107,8 +121,16 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
       expect(log).toMatch(/Cloud-init v\. .* finished at /)
       const { fingerprints, keys } = parseConsoleKeys(log)
       expect(fingerprints.length).toBeGreaterThanOrEqual(2)
-      for (const f of fingerprints) expect(f).toMatch(new RegExp(`^\\d+ SHA256:[A-Za-z0-9+/]{43} root@${name} \\((ECDSA|ED25519|RSA)\\)$`))
-      expect(log).toMatch(new RegExp(`^<14>\\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d cloud-init: 256 SHA256:\\S+ root@${name} \\(ED25519\\)$`, 'm'))
+      for (const f of fingerprints)
+        expect(f).toMatch(
+          new RegExp(`^\\d+ SHA256:[A-Za-z0-9+/]{43} root@${name} \\((ECDSA|ED25519|RSA)\\)$`),
+        )
+      expect(log).toMatch(
+        new RegExp(
+          `^<14>\\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d cloud-init: 256 SHA256:\\S+ root@${name} \\(ED25519\\)$`,
+          'm',
+        ),
+      )
       // the fingerprints are those of the announced keys
       const computed = keys.map((k) => {
         const f = join(work, 'k.pub')
@@ -125,19 +147,35 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
     expect(j.stdout.trim()).toBe('kld-jumphost-vm')
     const r = await kit.run('192.0.2.11', 'hostname; ip route | grep default; sudo -n id -u')
     expect(r.code).toBe(0)
-    expect(r.stdout.split('\n').slice(0, 3).map((l) => l.trim())).toEqual(['kld-vm-1', 'default via 192.0.2.1 dev ens3 proto dhcp src 192.0.2.11 metric 100', '0'])
+    expect(
+      r.stdout
+        .split('\n')
+        .slice(0, 3)
+        .map((l) => l.trim()),
+    ).toEqual([
+      'kld-vm-1',
+      'default via 192.0.2.1 dev ens3 proto dhcp src 192.0.2.11 metric 100',
+      '0',
+    ])
     // the machine's only way into the lab is the floating range: nothing routes the tenant subnet to it
     const viaLab = execFileSync('ip', ['route', 'show', 'table', 'all'], { encoding: 'utf8' })
       .split('\n')
       .filter((l) => l.includes('rbl'))
     expect(viaLab.length).toBeGreaterThan(0)
-    for (const l of viaLab) expect(l).toMatch(/^(local |broadcast )?198\.51\.100\.(0\/25|1|127) dev rbl-fip0 /)
+    for (const l of viaLab)
+      expect(l).toMatch(/^(local |broadcast )?198\.51\.100\.(0\/25|1|127) dev rbl-fip0 /)
   })
 
   it('keeps what one VM writes away from the other VMs and the machine', async () => {
-    const w = await kit.run('192.0.2.11', 'echo vm1 | sudo tee /etc/rbl-isolation-probe >/dev/null && echo x > /tmp/rbl-probe && touch ~/rbl-probe && sudo sh -c "echo 4242 > /run/rbl-probe.pid"')
+    const w = await kit.run(
+      '192.0.2.11',
+      'echo vm1 | sudo tee /etc/rbl-isolation-probe >/dev/null && echo x > /tmp/rbl-probe && touch ~/rbl-probe && sudo sh -c "echo 4242 > /run/rbl-probe.pid"',
+    )
     expect(w.code).toBe(0)
-    const r = await kit.run('192.0.2.12', 'ls /etc/rbl-isolation-probe /tmp/rbl-probe ~/rbl-probe /run/rbl-probe.pid 2>/dev/null | wc -l; hostname; ps -e --no-headers | wc -l')
+    const r = await kit.run(
+      '192.0.2.12',
+      'ls /etc/rbl-isolation-probe /tmp/rbl-probe ~/rbl-probe /run/rbl-probe.pid 2>/dev/null | wc -l; hostname; ps -e --no-headers | wc -l',
+    )
     const [files, host, procs] = r.stdout.trim().split('\n')
     expect(files).toBe('0')
     expect(host).toBe('kld-vm-2')
@@ -148,12 +186,16 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
 
   it('drops spoofed sources and filters ingress by security group, updates at once', async () => {
     // a source address the port does not own: neither ARP nor IP gets through
-    const spoof = await kit.run('192.0.2.12', 'sudo ip addr add 192.0.2.99/24 dev ens3; ping -c 2 -W 1 -I 192.0.2.99 192.0.2.13; rc=$?; sudo ip addr del 192.0.2.99/24 dev ens3; exit $rc')
+    const spoof = await kit.run(
+      '192.0.2.12',
+      'sudo ip addr add 192.0.2.99/24 dev ens3; ping -c 2 -W 1 -I 192.0.2.99 192.0.2.13; rc=$?; sudo ip addr del 192.0.2.99/24 dev ens3; exit $rc',
+    )
     expect(spoof.code).not.toBe(0)
     expect((await kit.run('192.0.2.12', 'ping -c 1 -W 1 192.0.2.13')).code).toBe(0)
     // the `ssh` group lets tcp 22 in from anywhere, but nothing else from outside the default group
     expect(spawnSyncCode('ping', ['-c', '1', '-W', '1', FIP])).not.toBe(0)
-    const tcp22 = (ip: string) => kit.run(FIP, `timeout 3 bash -c 'echo > /dev/tcp/${ip}/22'`, 8_000)
+    const tcp22 = (ip: string) =>
+      kit.run(FIP, `timeout 3 bash -c 'echo > /dev/tcp/${ip}/22'`, 8_000)
     expect((await tcp22('192.0.2.12')).code).toBe(0)
     vm2.securityGroupIds = []
     await driver!.syncNetwork(snapshot())
@@ -164,11 +206,19 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
   })
 
   it('runs keepalived: a master, the VIP only with allowed address pairs, failover', async () => {
-    for (const [ip, state, prio] of [['192.0.2.11', 'MASTER', 120], ['192.0.2.12', 'BACKUP', 90]] as const) {
-      const r = await kit.run(ip, `echo '${keepalivedConf(state, prio)}' | sudo tee /etc/keepalived/keepalived.conf >/dev/null && sudo service keepalived start`)
+    for (const [ip, state, prio] of [
+      ['192.0.2.11', 'MASTER', 120],
+      ['192.0.2.12', 'BACKUP', 90],
+    ] as const) {
+      const r = await kit.run(
+        ip,
+        `echo '${keepalivedConf(state, prio)}' | sudo tee /etc/keepalived/keepalived.conf >/dev/null && sudo service keepalived start`,
+      )
       expect(r.code, r.stderr).toBe(0)
     }
-    expect(await eventually(async () => (await vipHolder()).join() === 'kld-vm-1', 15_000)).toBe(true)
+    expect(await eventually(async () => (await vipHolder()).join() === 'kld-vm-1', 15_000)).toBe(
+      true,
+    )
     // VRRP passes, but the port does not own the VIP yet: the jumphost cannot reach it
     expect(await jumpPingsVip()).toBe(false)
 
@@ -178,30 +228,48 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
 
     // a graceful stop of the master hands the VIP over
     expect((await kit.run('192.0.2.11', 'sudo service keepalived stop')).code).toBe(0)
-    expect(await eventually(async () => (await vipHolder()).join() === 'kld-vm-2', 10_000)).toBe(true)
+    expect(await eventually(async () => (await vipHolder()).join() === 'kld-vm-2', 10_000)).toBe(
+      true,
+    )
     expect(await eventually(jumpPingsVip, 8_000)).toBe(true)
 
     // the master comes back and takes the VIP again (it has the higher priority)
     expect((await kit.run('192.0.2.11', 'sudo service keepalived start')).code).toBe(0)
-    expect(await eventually(async () => (await vipHolder()).join() === 'kld-vm-1', 15_000)).toBe(true)
+    expect(await eventually(async () => (await vipHolder()).join() === 'kld-vm-1', 15_000)).toBe(
+      true,
+    )
 
     // power the master off: the backup takes over
     await driver!.stopVm(ids['kld-vm-1'] ?? '')
     const vm1ns = `rbl-vm-${(ids['kld-vm-1'] ?? '').slice(0, 8)}`
-    expect(execFileSync('ip', ['-n', vm1ns, 'link', 'show', 'ens3'], { encoding: 'utf8' })).toMatch(/state DOWN/)
+    expect(execFileSync('ip', ['-n', vm1ns, 'link', 'show', 'ens3'], { encoding: 'utf8' })).toMatch(
+      /state DOWN/,
+    )
     expect(execFileSync('ip', ['netns', 'pids', vm1ns], { encoding: 'utf8' }).trim()).toBe('')
     expect((await kit.run('192.0.2.11', 'true', 8_000)).code).not.toBe(0)
-    expect(await eventually(async () => (await kit.run('192.0.2.12', 'ip -4 -o addr show dev ens3')).stdout.includes(`inet ${VIP}/`), 10_000)).toBe(true)
+    expect(
+      await eventually(
+        async () =>
+          (await kit.run('192.0.2.12', 'ip -4 -o addr show dev ens3')).stdout.includes(
+            `inet ${VIP}/`,
+          ),
+        10_000,
+      ),
+    ).toBe(true)
     expect(await eventually(jumpPingsVip, 8_000)).toBe(true)
 
     // power it on: same host keys (StrictHostKeyChecking), same disk, keepalived starts at boot
     const boot = await driver!.startVm(ids['kld-vm-1'] ?? '')
     expect(boot.consoleLog).toMatch(/finished at/)
     expect(boot.consoleLog).not.toMatch(/BEGIN SSH HOST KEY FINGERPRINTS/)
-    expect(await driver!.consoleLog(ids['kld-vm-1'] ?? '')).toContain(parseConsoleKeys(consoles['kld-vm-1'] ?? '').fingerprints[0] ?? 'x')
+    expect(await driver!.consoleLog(ids['kld-vm-1'] ?? '')).toContain(
+      parseConsoleKeys(consoles['kld-vm-1'] ?? '').fingerprints[0] ?? 'x',
+    )
     const back = await kit.run('192.0.2.11', 'cat /etc/rbl-isolation-probe; ls /tmp | wc -l')
     expect(back.stdout.split('\n').slice(0, 2)).toEqual(['vm1', '0'])
-    expect(await eventually(async () => (await vipHolder()).join() === 'kld-vm-1', 15_000)).toBe(true)
+    expect(await eventually(async () => (await vipHolder()).join() === 'kld-vm-1', 15_000)).toBe(
+      true,
+    )
 
     // taking the pair away again works at once
     for (const p of [vm1, vm2]) p.allowedAddressPairs = []
@@ -218,8 +286,12 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).toContain(`rbl-vm-${short}`)
     await driver!.deleteVm(spec.id)
     ports.pop()
-    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(`rbl-vm-${short}`)
-    expect(execFileSync('ip', ['-n', 'rbl-router', 'link', 'show'], { encoding: 'utf8' })).not.toContain(`rblv-${short}`)
+    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(
+      `rbl-vm-${short}`,
+    )
+    expect(
+      execFileSync('ip', ['-n', 'rbl-router', 'link', 'show'], { encoding: 'utf8' }),
+    ).not.toContain(`rblv-${short}`)
     expect(execFileSync('cat', ['/proc/self/mountinfo'], { encoding: 'utf8' })).not.toContain(short)
     expect(existsSync(join(stateDir, 'vms', short))).toBe(false)
     await driver!.deleteVm(spec.id)
@@ -239,9 +311,20 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
     const specFile = join(work, 'spec.json')
     writeFileSync(snapFile, JSON.stringify(makeSnapshot([...ports, p], fips)))
     writeFileSync(specFile, JSON.stringify(makeSpec('kld-vm-5', p, kit.publicKey)))
-    const holder = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'lab-hosts', 'holder.ts'), stateDir, snapFile, specFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const holder = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(import.meta.dirname, 'lab-hosts', 'holder.ts'),
+        stateDir,
+        snapFile,
+        specFile,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
     const ready = await new Promise<boolean>((resolve) => {
       let out = ''
       const timer = setTimeout(() => resolve(false), 60_000)

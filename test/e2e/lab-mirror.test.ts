@@ -5,7 +5,7 @@
  * of `hello` (which the machine lacks), keepalived already the newest version, ipvsadm. The machine's
  * own apt configuration and dpkg state must not change. Needs root; leaves nothing behind.
  */
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { request } from 'node:http'
@@ -64,11 +64,20 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
   let kit: SshKit
   let fip = ''
 
-  const api = async (method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; headers: Headers; json: Record<string, unknown> }> => {
+  const api = async (
+    method: string,
+    path: string,
+    token: string | null,
+    body?: unknown,
+  ): Promise<{ status: number; headers: Headers; json: Record<string, unknown> }> => {
     const headers: Record<string, string> = { Accept: 'application/json' }
     if (token !== null) headers['X-Auth-Token'] = token
     if (body !== undefined) headers['Content-Type'] = 'application/json'
-    const res = await fetch(`${lab.url}${path}`, { method, headers, body: body === undefined ? null : JSON.stringify(body) })
+    const res = await fetch(`${lab.url}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? null : JSON.stringify(body),
+    })
     const text = await res.text()
     const json = (text === '' ? {} : JSON.parse(text)) as Record<string, unknown>
     if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${text}`)
@@ -92,37 +101,83 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
     let t0 = Date.now()
     lab = await labUp({ stateDir, port: 0, log: (l) => lines.push(l) })
     timings.push(['labUp (mirror build included)', Date.now() - t0])
-    timings.push([`  of which the mirror (${lab.mirror?.downloaded ?? 0} downloaded)`, lab.mirror?.ms ?? -1])
+    timings.push([
+      `  of which the mirror (${lab.mirror?.downloaded ?? 0} downloaded)`,
+      lab.mirror?.ms ?? -1,
+    ])
 
     // one VM with the `ssh` group and a floating IP, through the API
     t0 = Date.now()
     kit = await makeSshKit(work, '198.51.100.10')
-    const auth = (parse(readFileSync(lab.cloudsYaml, 'utf8')) as { clouds: Record<string, { auth: Record<string, string> }> }).clouds['lab']?.auth ?? {}
+    const auth =
+      (
+        parse(readFileSync(lab.cloudsYaml, 'utf8')) as {
+          clouds: Record<string, { auth: Record<string, string> }>
+        }
+      ).clouds['lab']?.auth ?? {}
     const tok = await api('POST', '/v3/auth/tokens', null, {
       auth: {
-        identity: { methods: ['password'], password: { user: { name: auth['username'], domain: { name: 'Default' }, password: auth['password'] } } },
+        identity: {
+          methods: ['password'],
+          password: {
+            user: {
+              name: auth['username'],
+              domain: { name: 'Default' },
+              password: auth['password'],
+            },
+          },
+        },
         scope: { project: { name: auth['project_name'], domain: { name: 'Default' } } },
       },
     })
     const token = tok.headers.get('x-subject-token') ?? ''
-    await api('POST', '/compute/v2.1/os-keypairs', token, { keypair: { name: 'mirror-key', public_key: kit.publicKey } })
-    const image = first((await api('GET', `/image/v2/images?name=${encodeURIComponent('Ubuntu 22.04')}`, token)).json, 'images')
-    const net = first((await api('GET', '/network/v2.0/networks?name=mynetwork', token)).json, 'networks')
-    const pub = first((await api('GET', '/network/v2.0/networks?name=public', token)).json, 'networks')
+    await api('POST', '/compute/v2.1/os-keypairs', token, {
+      keypair: { name: 'mirror-key', public_key: kit.publicKey },
+    })
+    const image = first(
+      (await api('GET', `/image/v2/images?name=${encodeURIComponent('Ubuntu 22.04')}`, token)).json,
+      'images',
+    )
+    const net = first(
+      (await api('GET', '/network/v2.0/networks?name=mynetwork', token)).json,
+      'networks',
+    )
+    const pub = first(
+      (await api('GET', '/network/v2.0/networks?name=public', token)).json,
+      'networks',
+    )
     const created = await api('POST', '/compute/v2.1/servers', token, {
-      server: { name: 'kld-mirror-vm', imageRef: image['id'], flavorRef: '2', networks: [{ uuid: net['id'] }], key_name: 'mirror-key', security_groups: [{ name: 'default' }, { name: 'ssh' }] },
+      server: {
+        name: 'kld-mirror-vm',
+        imageRef: image['id'],
+        flavorRef: '2',
+        networks: [{ uuid: net['id'] }],
+        key_name: 'mirror-key',
+        security_groups: [{ name: 'default' }, { name: 'ssh' }],
+      },
     })
     const id = String((created.json['server'] as Record<string, unknown>)['id'])
     for (let i = 0; ; i++) {
-      const s = (await api('GET', `/compute/v2.1/servers/${id}`, token)).json['server'] as Record<string, unknown>
+      const s = (await api('GET', `/compute/v2.1/servers/${id}`, token)).json['server'] as Record<
+        string,
+        unknown
+      >
       if (s['status'] === 'ACTIVE') break
-      if (s['status'] === 'ERROR' || i > 600) throw new Error(`server ${String(s['status'])}: ${JSON.stringify(s['fault'])}`)
+      if (s['status'] === 'ERROR' || i > 600)
+        throw new Error(`server ${String(s['status'])}: ${JSON.stringify(s['fault'])}`)
       await new Promise((r) => setTimeout(r, 100))
     }
-    const port = first((await api('GET', `/network/v2.0/ports?device_id=${id}`, token)).json, 'ports')
-    const fipRes = await api('POST', '/network/v2.0/floatingips', token, { floatingip: { floating_network_id: pub['id'], port_id: port['id'] } })
+    const port = first(
+      (await api('GET', `/network/v2.0/ports?device_id=${id}`, token)).json,
+      'ports',
+    )
+    const fipRes = await api('POST', '/network/v2.0/floatingips', token, {
+      floatingip: { floating_network_id: pub['id'], port_id: port['id'] },
+    })
     fip = String((fipRes.json['floatingip'] as Record<string, unknown>)['floating_ip_address'])
-    const consoleRes = await api('POST', `/compute/v2.1/servers/${id}/action`, token, { 'os-getConsoleOutput': { length: null } })
+    const consoleRes = await api('POST', `/compute/v2.1/servers/${id}/action`, token, {
+      'os-getConsoleOutput': { length: null },
+    })
     kit.trust(fip, parseConsoleKeys(String(consoleRes.json['output'])).keys)
     timings.push(['VM with floating IP, reachable', Date.now() - t0])
   })
@@ -138,7 +193,9 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
       }
     } finally {
       const width = Math.max(0, ...timings.map(([k]) => k.length))
-      console.log(`lab mirror timings:\n${timings.map(([k, ms]) => `  ${k.padEnd(width)}  ${ms} ms`).join('\n')}\nlabUp said:\n  ${lines.join('\n  ')}`)
+      console.log(
+        `lab mirror timings:\n${timings.map(([k, ms]) => `  ${k.padEnd(width)}  ${ms} ms`).join('\n')}\nlabUp said:\n  ${lines.join('\n  ')}`,
+      )
       rmSync(work, { recursive: true, force: true })
     }
   })
@@ -149,17 +206,27 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
     expect(lab.mirror?.missing).toEqual([])
     expect(lab.mirror?.url).toBe('http://198.51.100.1:8781/debian')
     const index = readFileSync(join(stateDir, 'mirror', 'debian', 'Packages'), 'utf8')
-    for (const p of ['hello', 'keepalived', 'ipvsadm', 'libc6']) expect(index).toMatch(new RegExp(`^Package: ${p}$`, 'm'))
-    expect(lines.join('\n')).toMatch(/package mirror for the VMs: http:\/\/198\.51\.100\.1:8781\/debian \(\d+ packages\)/)
+    for (const p of ['hello', 'keepalived', 'ipvsadm', 'libc6'])
+      expect(index).toMatch(new RegExp(`^Package: ${p}$`, 'm'))
+    expect(lines.join('\n')).toMatch(
+      /package mirror for the VMs: http:\/\/198\.51\.100\.1:8781\/debian \(\d+ packages\)/,
+    )
   })
 
-  it('points the VM\'s apt at the lab mirror only, failing fast', async () => {
-    const r = await vm('grep -v "^#" /etc/apt/sources.list; ls -A /etc/apt/sources.list.d | wc -l; apt-config dump | grep -E "^Acquire::(Retries|http::Timeout) "')
+  it("points the VM's apt at the lab mirror only, failing fast", async () => {
+    const r = await vm(
+      'grep -v "^#" /etc/apt/sources.list; ls -A /etc/apt/sources.list.d | wc -l; apt-config dump | grep -E "^Acquire::(Retries|http::Timeout) "',
+    )
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout.trim().split('\n')).toEqual(['deb [trusted=yes] http://198.51.100.1:8781/debian ./', '0', 'Acquire::Retries "0";', 'Acquire::http::Timeout "5";'])
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'deb [trusted=yes] http://198.51.100.1:8781/debian ./',
+      '0',
+      'Acquire::Retries "0";',
+      'Acquire::http::Timeout "5";',
+    ])
   })
 
-  it('runs the seed\'s `sudo apt update && sudo apt install keepalived`', async () => {
+  it("runs the seed's `sudo apt update && sudo apt install keepalived`", async () => {
     const t0 = Date.now()
     const r = await vm('sudo apt update && sudo apt install keepalived')
     timings.push(['in the VM: apt update && apt install keepalived', Date.now() - t0])
@@ -179,7 +246,9 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
 
   it('installs hello from the mirror (a package the machine does not have) and it runs', async () => {
     const t0 = Date.now()
-    const r = await vm('sudo DEBIAN_FRONTEND=noninteractive apt-get install -y hello && hello && dpkg -s hello | grep -E "^(Status|Version):"')
+    const r = await vm(
+      'sudo DEBIAN_FRONTEND=noninteractive apt-get install -y hello && hello && dpkg -s hello | grep -E "^(Status|Version):"',
+    )
     timings.push(['in the VM: apt-get install -y hello', Date.now() - t0])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout).toMatch(/Get:\d+ http:\/\/198\.51\.100\.1:8781\/debian \.\/ hello 2\.10/)
@@ -204,7 +273,13 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
 
   it('serves only files under the mirror, only on the lab address', async () => {
     expect(await rawGet('198.51.100.1', 8781, '/debian/Release')).toBe(200)
-    for (const p of ['/debian/../api-state.json', '/debian/%2e%2e/api-state.json', '/debian/pool/..%2f..%2fclouds.yaml', '/debian/pool', '/api-state.json']) {
+    for (const p of [
+      '/debian/../api-state.json',
+      '/debian/%2e%2e/api-state.json',
+      '/debian/pool/..%2f..%2fclouds.yaml',
+      '/debian/pool',
+      '/api-state.json',
+    ]) {
       expect(await rawGet('198.51.100.1', 8781, p)).toBe(404)
     }
     expect(await rawGet('198.51.100.1', 8781, '/debian/Release', 'POST')).toBe(405)
@@ -213,7 +288,10 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
 
   it('a second build needs no network: everything comes from the cache', async () => {
     const t0 = Date.now()
-    const m = await buildMirror({ dir: join(work, 'again', 'debian'), download: () => Promise.reject(new Error('no network in this test')) })
+    const m = await buildMirror({
+      dir: join(work, 'again', 'debian'),
+      download: () => Promise.reject(new Error('no network in this test')),
+    })
     timings.push(['mirror build from the cache (no network)', Date.now() - t0])
     expect(m).toMatchObject({ empty: false, missing: [], downloaded: 0, downloadError: null })
     expect(m.packages).toBe(lab.mirror?.packages)
@@ -222,7 +300,10 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
   it('fails fast when the mirror does not answer', async () => {
     const t0 = Date.now()
     // a port nothing listens on, with a list directory of its own so the real lists stay
-    const r = await vm('echo "deb [trusted=yes] http://198.51.100.1:8799/debian ./" > /tmp/dead.list; mkdir -p /tmp/lists/partial; sudo apt-get update -o Dir::Etc::SourceList=/tmp/dead.list -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists=/tmp/lists; echo "rc=$?"', 30_000)
+    const r = await vm(
+      'echo "deb [trusted=yes] http://198.51.100.1:8799/debian ./" > /tmp/dead.list; mkdir -p /tmp/lists/partial; sudo apt-get update -o Dir::Etc::SourceList=/tmp/dead.list -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists=/tmp/lists; echo "rc=$?"',
+      30_000,
+    )
     expect(r.stdout).toMatch(/rc=\d+/)
     expect(r.stdout + r.stderr).toMatch(/Err:|Failed to fetch|Could not connect/)
     expect(Date.now() - t0).toBeLessThan(20_000)
@@ -243,7 +324,12 @@ describe.skipIf(!HOSTS)('lab package mirror, offline with an empty cache', () =>
     process.env['http_proxy'] = 'http://127.0.0.1:9'
     try {
       started = true
-      lab = await labUp({ stateDir, port: 0, mirror: { cacheDir: join(work, 'empty-cache') }, log: (l) => lines.push(l) })
+      lab = await labUp({
+        stateDir,
+        port: 0,
+        mirror: { cacheDir: join(work, 'empty-cache') },
+        log: (l) => lines.push(l),
+      })
     } finally {
       if (saved === undefined) delete process.env['http_proxy']
       else process.env['http_proxy'] = saved
@@ -262,12 +348,18 @@ describe.skipIf(!HOSTS)('lab package mirror, offline with an empty cache', () =>
   })
 
   it('still comes up, and says clearly that the mirror is empty', async () => {
-    expect(lab.mirror).toMatchObject({ empty: true, packages: 0, url: 'http://198.51.100.1:8781/debian' })
+    expect(lab.mirror).toMatchObject({
+      empty: true,
+      packages: 0,
+      url: 'http://198.51.100.1:8781/debian',
+    })
     expect(lab.mirror?.downloadError).toMatch(/127\.0\.0\.1:9/)
     const said = lines.join('\n')
     expect(said).toMatch(/package mirror: the download failed \(offline\?\)/)
     expect(said).toMatch(/package mirror: EMPTY\. No package could be fetched/)
-    expect(said).toMatch(/package mirror for the VMs: http:\/\/198\.51\.100\.1:8781\/debian \(EMPTY\)/)
+    expect(said).toMatch(
+      /package mirror for the VMs: http:\/\/198\.51\.100\.1:8781\/debian \(EMPTY\)/,
+    )
     // an empty but valid repository: apt-get update in a VM succeeds, installs find nothing
     expect(await rawGet('198.51.100.1', 8781, '/debian/Release')).toBe(200)
     expect(await rawGet('198.51.100.1', 8781, '/debian/Packages')).toBe(200)

@@ -110,25 +110,63 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
   const stateDir = path.join(work, 'lab')
   let cloudsYaml = ''
   let up = false
-  const env = (): Record<string, string> => ({ ...(process.env as Record<string, string>), NO_COLOR: '1', OS_CLIENT_CONFIG_FILE: cloudsYaml })
+  const env = (): Record<string, string> => ({
+    ...(process.env as Record<string, string>),
+    NO_COLOR: '1',
+    OS_CLIENT_CONFIG_FILE: cloudsYaml,
+  })
   /** API requests the lab has served so far (its log has one line per request). */
-  const served = (): string[] => readFileSync(path.join(stateDir, 'lab.log'), 'utf8').split('\n').filter((l) => / (GET|POST|PUT|DELETE|HEAD) \/\S* \d{3} /.test(` ${l}`))
-  const cli = (args: string[]): { code: number; out: string; err: string; ms: number; requests: string[] } => {
+  const served = (): string[] =>
+    readFileSync(path.join(stateDir, 'lab.log'), 'utf8')
+      .split('\n')
+      .filter((l) => / (GET|POST|PUT|DELETE|HEAD) \/\S* \d{3} /.test(` ${l}`))
+  const cli = (
+    args: string[],
+  ): { code: number; out: string; err: string; ms: number; requests: string[] } => {
     const started = Date.now()
     const before = served().length
-    const r = spawnSync(process.execPath, [BIN, ...args], { cwd: work, env: env(), encoding: 'utf8', timeout: 300_000 })
-    return { code: r.status ?? -1, out: r.stdout, err: r.stderr, ms: Date.now() - started, requests: served().slice(before) }
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      cwd: work,
+      env: env(),
+      encoding: 'utf8',
+      timeout: 300_000,
+    })
+    return {
+      code: r.status ?? -1,
+      out: r.stdout,
+      err: r.stderr,
+      ms: Date.now() - started,
+      requests: served().slice(before),
+    }
   }
   const api = (): { neutron: Neutron; nova: Nova } => {
-    const c = new OpenStackClient(resolveCloud({ cloud: 'lab', env: { OS_CLIENT_CONFIG_FILE: cloudsYaml } }))
+    const c = new OpenStackClient(
+      resolveCloud({ cloud: 'lab', env: { OS_CLIENT_CONFIG_FILE: cloudsYaml } }),
+    )
     return { neutron: new Neutron(c), nova: new Nova(c) }
   }
 
   beforeAll(async () => {
-    const lab = await labUp({ withHosts: true, stateDir, port: 0, mirror: false, log: () => undefined })
+    const lab = await labUp({
+      withHosts: true,
+      stateDir,
+      port: 0,
+      mirror: false,
+      log: () => undefined,
+    })
     up = true
     cloudsYaml = lab.cloudsYaml
-    const keygen = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'rbt-os-e2e', '-f', path.join(work, 'id_ed25519')])
+    const keygen = spawnSync('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-C',
+      'rbt-os-e2e',
+      '-f',
+      path.join(work, 'id_ed25519'),
+    ])
     if (keygen.status !== 0) throw new Error(`ssh-keygen: ${keygen.stderr.toString()}`)
     writeFileSync(path.join(work, 'vip.yaml'), runbook(path.join(work, 'id_ed25519')))
   }, 180_000)
@@ -136,7 +174,8 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
   afterAll(async () => {
     try {
       // Also after an `up` that failed half way: its daemon may be running already.
-      if (up || existsSync(path.join(stateDir, 'launch.json'))) await labDown({ stateDir, log: () => undefined })
+      if (up || existsSync(path.join(stateDir, 'launch.json')))
+        await labDown({ stateDir, log: () => undefined })
     } finally {
       rmSync(work, { recursive: true, force: true })
     }
@@ -146,7 +185,15 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
     const plan = cli(['plan', 'vip.yaml', '--detailed-exitcode'])
     expect(plan.err).toBe('')
     expect(plan.code).toBe(2)
-    for (const line of ['+ keypair kld-key', '+ security group kld-vrrp', '+ port kld-vip', '+ server kld-vm-1', '+ server kld-vm-2', '+ server kld-jumphost-vm', '+ floating IP on server kld-jumphost-vm']) {
+    for (const line of [
+      '+ keypair kld-key',
+      '+ security group kld-vrrp',
+      '+ port kld-vip',
+      '+ server kld-vm-1',
+      '+ server kld-vm-2',
+      '+ server kld-jumphost-vm',
+      '+ floating IP on server kld-jumphost-vm',
+    ]) {
       expect(plan.out).toContain(line)
     }
     expect(plan.out).toMatch(/id\s+= \(known after apply\)/)
@@ -161,7 +208,9 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
 
   it('creates everything, reaches the VMs through the jumphost with pinned keys; a second apply changes nothing', async () => {
     const first = cli(['apply', 'vip.yaml'])
-    console.log(`apply (create) through the CLI: ${first.ms} ms, ${first.requests.length} API requests`)
+    console.log(
+      `apply (create) through the CLI: ${first.ms} ms, ${first.requests.length} API requests`,
+    )
     expect(first.err).toBe('')
     expect(first.code).toBe(0)
     expect(first.out).toMatch(/kld-vm-1\s+ok=1\s+changed=0\s+failed=0/)
@@ -175,7 +224,9 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
       expect(s?.status).toBe('ACTIVE')
       const ports = await neutron.ports({ device_id: s?.id ?? '' })
       expect(ports).toHaveLength(1)
-      expect(ports[0]?.allowed_address_pairs).toEqual([{ ip_address: '192.0.2.254/24', mac_address: ports[0]?.mac_address }])
+      expect(ports[0]?.allowed_address_pairs).toEqual([
+        { ip_address: '192.0.2.254/24', mac_address: ports[0]?.mac_address },
+      ])
     }
     const [jump] = await nova.serversNamed('kld-jumphost-vm')
     const [jumpPort] = await neutron.ports({ device_id: jump?.id ?? '' })
@@ -184,7 +235,9 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
     expect(fips[0]?.floating_ip_address).toMatch(/^198\.51\.100\.\d+$/)
 
     const second = cli(['apply', 'vip.yaml'])
-    console.log(`apply (nothing to change): ${second.ms} ms, ${second.requests.length} API requests (${second.requests.filter((l) => l.includes('/v3/auth/tokens')).length} token)`)
+    console.log(
+      `apply (nothing to change): ${second.ms} ms, ${second.requests.length} API requests (${second.requests.filter((l) => l.includes('/v3/auth/tokens')).length} token)`,
+    )
     expect(second.code).toBe(0)
     expect(second.out).toMatch(/localhost\s+ok=\d+\s+changed=0\s+failed=0/)
     expect(second.out).toMatch(/kld-vm-1\s+ok=1\s+changed=0/)
@@ -193,7 +246,12 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
     expect(plan.code).toBe(0)
     expect(plan.out).toMatch(/No changes/)
     // Reads only: a plan never writes to the cloud.
-    expect(plan.requests.filter((l) => /(POST|PUT|DELETE) /.test(l) && !l.includes('/auth/tokens') && !l.includes('/action'))).toEqual([])
+    expect(
+      plan.requests.filter(
+        (l) =>
+          /(POST|PUT|DELETE) /.test(l) && !l.includes('/auth/tokens') && !l.includes('/action'),
+      ),
+    ).toEqual([])
   }, 300_000)
 
   it('the allowed address pair is what lets the VIP answer: without it the ping fails, plan sees the drift, apply puts it back', async () => {
@@ -203,7 +261,10 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
     const [jumpPort] = await neutron.ports({ device_id: jump?.id ?? '' })
     const [vm1Port] = await neutron.ports({ device_id: vm1?.id ?? '' })
     const [fip] = await neutron.floatingIps({ port_id: jumpPort?.id ?? '' })
-    const consoles = { jump: await nova.consoleLog(jump?.id ?? ''), vm1: await nova.consoleLog(vm1?.id ?? '') }
+    const consoles = {
+      jump: await nova.consoleLog(jump?.id ?? ''),
+      vm1: await nova.consoleLog(vm1?.id ?? ''),
+    }
     writeFileSync(
       path.join(work, 'inventory.yaml'),
       [
@@ -215,11 +276,19 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
         '',
       ].join('\n'),
     )
-    const exec = (host: string, ...command: string[]): ReturnType<typeof cli> => cli(['exec', 'inventory.yaml', host, ...command])
-    expect(exec('vm1', '-b', '--', 'ip', 'addr', 'replace', '192.0.2.254/24', 'dev', 'ens3').code).toBe(0)
+    const exec = (host: string, ...command: string[]): ReturnType<typeof cli> =>
+      cli(['exec', 'inventory.yaml', host, ...command])
+    expect(
+      exec('vm1', '-b', '--', 'ip', 'addr', 'replace', '192.0.2.254/24', 'dev', 'ens3').code,
+    ).toBe(0)
     expect(exec('jump', '--', 'ping', '-c', '2', '-W', '2', '192.0.2.254').code).toBe(0)
 
-    await neutron.c.put('network', `/ports/${vm1Port?.id ?? ''}`, { port: { allowed_address_pairs: [] } }, z.unknown())
+    await neutron.c.put(
+      'network',
+      `/ports/${vm1Port?.id ?? ''}`,
+      { port: { allowed_address_pairs: [] } },
+      z.unknown(),
+    )
     expect(exec('jump', '--', 'ping', '-c', '2', '-W', '2', '192.0.2.254').code).toBe(2)
     const drift = cli(['plan', 'vip.yaml', '--detailed-exitcode'])
     expect(drift.code).toBe(2)
@@ -233,11 +302,14 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
 
   it('destroys everything it created (checked through the API); then the fresh cloud plans every resource again', async () => {
     const destroy = cli(['destroy', 'vip.yaml', '--auto-approve'])
-    console.log(`destroy through the CLI: ${destroy.ms} ms, ${destroy.requests.length} API requests`)
+    console.log(
+      `destroy through the CLI: ${destroy.ms} ms, ${destroy.requests.length} API requests`,
+    )
     expect(destroy.err).toBe('')
     expect(destroy.code).toBe(0)
     const { neutron, nova } = api()
-    for (const name of ['kld-vm-1', 'kld-vm-2', 'kld-jumphost-vm']) expect(await nova.serversNamed(name)).toEqual([])
+    for (const name of ['kld-vm-1', 'kld-vm-2', 'kld-jumphost-vm'])
+      expect(await nova.serversNamed(name)).toEqual([])
     expect(await neutron.ports({ name: 'kld-vip' })).toEqual([])
     expect((await neutron.ports({ device_owner: 'compute:nova' })).length).toBe(0)
     expect(await neutron.floatingIps({})).toEqual([])

@@ -7,11 +7,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { facts } from '../../modules/host/facts.ts'
 import { service } from '../../modules/host/service.ts'
-import { addUplink, startSandbox, systemdSandboxSupport, type SandboxHost } from '../fixtures/sandbox-host.ts'
+import {
+  addUplink,
+  startSandbox,
+  systemdSandboxSupport,
+  type SandboxHost,
+} from '../fixtures/sandbox-host.ts'
 import { testContext, type TestContext } from '../helpers/context.ts'
 import { converge, CountingConnection } from '../modules/host/harness.ts'
 
-const KEEPALIVED_CONF = 'vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 52\n  priority 90\n  advert_int 1\n  virtual_ipaddress {\n    198.51.100.200/32\n  }\n}\n'
+const KEEPALIVED_CONF =
+  'vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 52\n  priority 90\n  advert_int 1\n  virtual_ipaddress {\n    198.51.100.200/32\n  }\n}\n'
 const root = process.getuid?.() === 0
 // Where the machine cannot give systemd a cgroup2 tree, say so rather than pass silently.
 const support = root ? systemdSandboxSupport() : null
@@ -22,12 +28,18 @@ describe.skipIf(!root)('service on a systemd host', () => {
   let ctx: TestContext
 
   beforeAll(async () => {
-    if (support === null) throw new Error('this machine has no writable cgroup2 hierarchy: a systemd host cannot be made here')
+    if (support === null)
+      throw new Error(
+        'this machine has no writable cgroup2 hierarchy: a systemd host cannot be made here',
+      )
     box = await startSandbox({ id: 'systemd', hostname: 'rbt-mod-systemd', init: 'systemd' })
     conn = new CountingConnection(box.conn)
     ctx = testContext({ conn })
     await addUplink(box, { address: '198.51.100.194/28', gateway: '198.51.100.193' })
-    await box.sh('cat > /etc/keepalived/keepalived.conf && systemctl disable keepalived.service 2>/dev/null', KEEPALIVED_CONF)
+    await box.sh(
+      'cat > /etc/keepalived/keepalived.conf && systemctl disable keepalived.service 2>/dev/null',
+      KEEPALIVED_CONF,
+    )
   }, 60_000)
 
   afterAll(async () => {
@@ -41,11 +53,23 @@ describe.skipIf(!root)('service on a systemd host', () => {
   })
 
   it('starts and enables keepalived through systemctl, and the unit really runs', async () => {
-    const r = await converge(service, ctx, conn, { name: 'keepalived', state: 'started', enabled: true })
-    expect(r.first.map((c) => c.target)).toEqual(['service keepalived at boot', 'service keepalived'])
+    const r = await converge(service, ctx, conn, {
+      name: 'keepalived',
+      state: 'started',
+      enabled: true,
+    })
+    expect(r.first.map((c) => c.target)).toEqual([
+      'service keepalived at boot',
+      'service keepalived',
+    ])
     expect(r.second).toEqual([])
     expect(r.gatherTrips).toBe(1)
-    expect(r.result?.output).toMatchObject({ state: 'started', enabled: true, init: 'systemd', status: 'active/running' })
+    expect(r.result?.output).toMatchObject({
+      state: 'started',
+      enabled: true,
+      init: 'systemd',
+      status: 'active/running',
+    })
     expect((await box.sh('systemctl is-active keepalived.service')).trim()).toBe('active')
     expect((await box.sh('systemctl is-enabled keepalived.service')).trim()).toBe('enabled')
     expect(await box.sh('pidof keepalived')).toMatch(/\d+/)
@@ -54,18 +78,31 @@ describe.skipIf(!root)('service on a systemd host', () => {
   it('restarted is a run every time, and the main pid changes', async () => {
     const pid = (await box.sh('systemctl show -p MainPID --value keepalived.service')).trim()
     const r = await converge(service, ctx, conn, { name: 'keepalived', state: 'restarted' })
-    expect(r.first).toMatchObject([{ action: 'run', target: 'service keepalived', after: { action: 'restart' } }])
+    expect(r.first).toMatchObject([
+      { action: 'run', target: 'service keepalived', after: { action: 'restart' } },
+    ])
     const now = (await box.sh('systemctl show -p MainPID --value keepalived.service')).trim()
     expect(now).not.toBe(pid)
     expect(Number(now)).toBeGreaterThan(0)
   })
 
   it('stops and disables it; the unit is inactive and disabled', async () => {
-    const r = await converge(service, ctx, conn, { name: 'keepalived', state: 'stopped', enabled: false })
-    expect(r.first.map((c) => c.target).sort()).toEqual(['service keepalived', 'service keepalived at boot'])
+    const r = await converge(service, ctx, conn, {
+      name: 'keepalived',
+      state: 'stopped',
+      enabled: false,
+    })
+    expect(r.first.map((c) => c.target).sort()).toEqual([
+      'service keepalived',
+      'service keepalived at boot',
+    ])
     expect(r.second).toEqual([])
-    expect((await box.conn.exec('systemctl is-active keepalived.service')).stdout.trim()).toBe('inactive')
-    expect((await box.conn.exec('systemctl is-enabled keepalived.service')).stdout.trim()).toBe('disabled')
+    expect((await box.conn.exec('systemctl is-active keepalived.service')).stdout.trim()).toBe(
+      'inactive',
+    )
+    expect((await box.conn.exec('systemctl is-enabled keepalived.service')).stdout.trim()).toBe(
+      'disabled',
+    )
   })
 
   it('a unit whose daemon dies at start fails started with its journal lines', async () => {
@@ -87,7 +124,14 @@ describe.skipIf(!root)('service on a systemd host', () => {
     const p = service.params.parse({ name: 'rbt-no-such-unit', state: 'started' })
     const s = await service.gather(ctx, p)
     const plan = service.plan(p, s)
-    expect(plan).toMatchObject([{ target: 'service rbt-no-such-unit', note: 'not installed yet (systemd); an earlier task must install it' }])
-    await expect(service.apply(ctx, p, plan, s)).rejects.toThrow(/service rbt-no-such-unit not found \(no such unit\)/)
+    expect(plan).toMatchObject([
+      {
+        target: 'service rbt-no-such-unit',
+        note: 'not installed yet (systemd); an earlier task must install it',
+      },
+    ])
+    await expect(service.apply(ctx, p, plan, s)).rejects.toThrow(
+      /service rbt-no-such-unit not found \(no such unit\)/,
+    )
   })
 })

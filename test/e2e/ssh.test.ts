@@ -67,7 +67,12 @@ afterEach(async () => {
 afterAll(async () => {
   await Promise.allSettled(pools.splice(0).map((p) => p.closeAll()))
   await f?.teardown()
-  if (Object.keys(figures).length) console.log(`ssh figures:\n${Object.entries(figures).map(([k, v]) => `  ${k}: ${v}`).join('\n')}`)
+  if (Object.keys(figures).length)
+    console.log(
+      `ssh figures:\n${Object.entries(figures)
+        .map(([k, v]) => `  ${k}: ${v}`)
+        .join('\n')}`,
+    )
 })
 
 describe('commands through the jump host', () => {
@@ -76,8 +81,13 @@ describe('commands through the jump host', () => {
     const r = await conn.exec('hostname -I; echo oops >&2; exit 3', { idempotent: true })
     expect(r).toEqual({ rc: 3, stdout: `${h(1).address} \n`, stderr: 'oops\n' })
     expect((await conn.exec('tr a-z A-Z', { stdin: 'hello\nworld' })).stdout).toBe('HELLO\nWORLD')
-    expect((await conn.exec('pwd; echo "$GREETING"', { cwd: '/usr', env: { GREETING: "it's me" } })).stdout).toBe("/usr\nit's me\n")
-    const big = await conn.exec('head -c 3000000 /dev/zero | tr "\\0" x; head -c 100000 /dev/zero | tr "\\0" y >&2')
+    expect(
+      (await conn.exec('pwd; echo "$GREETING"', { cwd: '/usr', env: { GREETING: "it's me" } }))
+        .stdout,
+    ).toBe("/usr\nit's me\n")
+    const big = await conn.exec(
+      'head -c 3000000 /dev/zero | tr "\\0" x; head -c 100000 /dev/zero | tr "\\0" y >&2',
+    )
     expect([big.stdout.length, big.stderr.length]).toEqual([3_000_000, 100_000])
     expect((await conn.exec("echo 'unbalanced")).rc).toBe(2)
     expect((await conn.exec('echo still fine')).stdout).toBe('still fine\n')
@@ -86,7 +96,9 @@ describe('commands through the jump host', () => {
   it('shares one connect among concurrent callers for a host', async () => {
     const before = f.logins(h(1))
     const pool = newPool()
-    const conns = await Promise.all(Array.from({ length: 5 }, () => pool.get('h1', f.settings(h(1)))))
+    const conns = await Promise.all(
+      Array.from({ length: 5 }, () => pool.get('h1', f.settings(h(1)))),
+    )
     expect(new Set(conns).size).toBe(1)
     expect(f.logins(h(1)) - before).toBe(1)
   })
@@ -94,7 +106,10 @@ describe('commands through the jump host', () => {
   it('follows a chain of two jump hosts', async () => {
     const pool = newPool()
     const second = { name: 'h2', ...f.settings(h(2)), via: [] }
-    const conn = await pool.get('h3', f.settings(h(3), { via: [{ name: 'jump', ...f.settings(f.jump) }, second] }))
+    const conn = await pool.get(
+      'h3',
+      f.settings(h(3), { via: [{ name: 'jump', ...f.settings(f.jump) }, second] }),
+    )
     expect((await conn.exec('hostname -I')).stdout.trim()).toBe(h(3).address)
     expect(pool.info().map((t) => t.label)).toEqual(['jump', 'h2', 'h3'])
     expect(f.log(h(3))).toContain(`Connection from ${h(2).address}`)
@@ -130,16 +145,27 @@ describe('become', () => {
   it('uses sudo -n when the user needs no password', async () => {
     const conn = await newPool().get('h2', f.settings(h(2), { user: f.users.nopass.name }))
     expect((await conn.exec('id -un')).stdout).toBe('rbtnp\n')
-    expect((await conn.exec('id -un; cat', { become: { method: 'sudo' }, stdin: 'payload' })).stdout).toBe('root\npayload')
+    expect(
+      (await conn.exec('id -un; cat', { become: { method: 'sudo' }, stdin: 'payload' })).stdout,
+    ).toBe('root\npayload')
     // A password given anyway must not end up in the command's stdin.
-    const r = await conn.exec('cat', { become: { method: 'sudo', password: 'not-needed' }, stdin: 'payload' })
+    const r = await conn.exec('cat', {
+      become: { method: 'sudo', password: 'not-needed' },
+      stdin: 'payload',
+    })
     expect(r).toEqual({ rc: 0, stdout: 'payload', stderr: '' })
-    expect((await conn.exec('id -un', { become: { method: 'sudo', user: f.users.password.name } })).stdout).toBe('rbtpw\n')
+    expect(
+      (await conn.exec('id -un', { become: { method: 'sudo', user: f.users.password.name } }))
+        .stdout,
+    ).toBe('rbtpw\n')
   })
 
   it('feeds the password to sudo -S, never to the command, never echoed', async () => {
     const password = f.users.password.password
-    const conn = await newPool().get('h2', f.settings(h(2), { user: f.users.password.name, becomePassword: password }))
+    const conn = await newPool().get(
+      'h2',
+      f.settings(h(2), { user: f.users.password.name, becomePassword: password }),
+    )
     const r = await conn.exec('id -un; cat', { become: { method: 'sudo' }, stdin: 'payload' })
     expect(r).toEqual({ rc: 0, stdout: 'root\npayload', stderr: '' })
     const running = conn.exec('sleep 1', { become: { method: 'sudo' } })
@@ -157,20 +183,36 @@ describe('become', () => {
     const pool = newPool()
     const conn = await pool.get('h2', f.settings(h(2), { user: f.users.password.name }))
     const none = conn.exec('id', { become: { method: 'sudo' } })
-    await expect(none).rejects.toMatchObject({ code: 'E_COMMAND', message: expect.stringMatching(/needs a password/) })
+    await expect(none).rejects.toMatchObject({
+      code: 'E_COMMAND',
+      message: expect.stringMatching(/needs a password/),
+    })
     const wrong = conn.exec('id', { become: { method: 'sudo', password: 'wrong' } })
-    await expect(wrong).rejects.toMatchObject({ code: 'E_COMMAND', message: expect.stringMatching(/refused the password/) })
+    await expect(wrong).rejects.toMatchObject({
+      code: 'E_COMMAND',
+      message: expect.stringMatching(/refused the password/),
+    })
   })
 
   it('writes through the atomic script as another user, with owner and mode', async () => {
     const conn = await newPool().get('h2', f.settings(h(2), { user: f.users.nopass.name }))
     const file = path.join(f.dir, 'h2', 'root-only', 'conf')
-    await conn.exec(`mkdir -p ${path.dirname(file)} && chmod 0700 ${path.dirname(file)}`, { become: { method: 'sudo' } })
-    await conn.writeFile(file, 'old\n', { become: { method: 'sudo' }, mode: 0o640, owner: f.users.password.name })
+    await conn.exec(`mkdir -p ${path.dirname(file)} && chmod 0700 ${path.dirname(file)}`, {
+      become: { method: 'sudo' },
+    })
+    await conn.writeFile(file, 'old\n', {
+      become: { method: 'sudo' },
+      mode: 0o640,
+      owner: f.users.password.name,
+    })
     const uid = Number((await conn.exec(`id -u ${f.users.password.name}`)).stdout)
     expect([statSync(file).mode & 0o7777, statSync(file).uid]).toEqual([0o640, uid])
     await conn.writeFile(file, 'new\n', { become: { method: 'sudo' } })
-    expect([readFileSync(file, 'utf8'), statSync(file).mode & 0o7777, statSync(file).uid]).toEqual(['new\n', 0o640, uid])
+    expect([readFileSync(file, 'utf8'), statSync(file).mode & 0o7777, statSync(file).uid]).toEqual([
+      'new\n',
+      0o640,
+      uid,
+    ])
     expect((await conn.readFile(file, { become: { method: 'sudo' } }))!.toString()).toBe('new\n')
     await expect(conn.readFile(file)).rejects.toMatchObject({ code: 'E_CONNECTION' })
   })
@@ -183,14 +225,18 @@ describe('connection reuse and speed', () => {
     const t0 = process.hrtime.bigint()
     const conns = await Promise.all(f.hosts.map((x) => pool.get(x.name, f.settings(x))))
     const connected = ms(t0)
-    await Promise.all(conns.map(async (c) => {
-      for (let i = 0; i < 20; i++) await c.exec(`test -d /etc && echo ${i}`, { idempotent: true })
-    }))
+    await Promise.all(
+      conns.map(async (c) => {
+        for (let i = 0; i < 20; i++) await c.exec(`test -d /etc && echo ${i}`, { idempotent: true })
+      }),
+    )
     const cold = ms(t0)
     const t1 = process.hrtime.bigint()
-    await Promise.all(conns.map(async (c) => {
-      for (let i = 0; i < 20; i++) await c.exec(`test -d /etc && echo ${i}`, { idempotent: true })
-    }))
+    await Promise.all(
+      conns.map(async (c) => {
+        for (let i = 0; i < 20; i++) await c.exec(`test -d /etc && echo ${i}`, { idempotent: true })
+      }),
+    )
     const warm = ms(t1)
     for (const x of f.hosts) {
       expect(f.tcpConnections(x), x.name).toBe(1)
@@ -229,7 +275,8 @@ describe('connection reuse and speed', () => {
       expect(await execChannel(client, 'true')).toBe(0)
       chan.push(ms(s))
     }
-    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+    const median = (xs: number[]): number =>
+      [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
     figures['per command, persistent shell (median of 50)'] = `${median(shell).toFixed(1)} ms`
     figures['per command, new exec channel (median of 10)'] = `${median(chan).toFixed(1)} ms`
     expect(median(shell)).toBeLessThan(median(chan))
@@ -241,7 +288,10 @@ describe('host keys', () => {
     const project = path.join(f.dir, 'project-known-hosts')
     const settings = (mode: HostConnectionSettings['hostKeyChecking']): HostConnectionSettings =>
       f.settings(h(3), { knownHostsFiles: [], projectKnownHosts: project, hostKeyChecking: mode })
-    await expect(newPool().get('h3', settings('strict'))).rejects.toMatchObject({ code: 'E_HOST_KEY', message: expect.stringMatching(/is unknown/) })
+    await expect(newPool().get('h3', settings('strict'))).rejects.toMatchObject({
+      code: 'E_HOST_KEY',
+      message: expect.stringMatching(/is unknown/),
+    })
     const events: string[] = []
     await newPool({ onEvent: (e) => events.push(e.type) }).get('h3', settings('accept-new'))
     expect(events).toContain('host-key-recorded')
@@ -256,18 +306,34 @@ describe('host keys', () => {
     const console_ = [
       'cloud-init[77]: Cloud-init v. 23.1 running modules:final',
       '<14>Nov 22 00:05:01 cloud-init: -----BEGIN SSH HOST KEY FINGERPRINTS-----',
-      ...h(4).hostKeys.map((k) => `<14>Nov 22 00:05:01 cloud-init: 256 ${fp(k)} root@h4 (${k.startsWith('ssh-ed25519') ? 'ED25519' : 'ECDSA'})`),
+      ...h(4).hostKeys.map(
+        (k) =>
+          `<14>Nov 22 00:05:01 cloud-init: 256 ${fp(k)} root@h4 (${k.startsWith('ssh-ed25519') ? 'ED25519' : 'ECDSA'})`,
+      ),
       '<14>Nov 22 00:05:01 cloud-init: -----END SSH HOST KEY FINGERPRINTS-----',
     ].join('\n')
     const pins = parseConsoleFingerprints(console_)
     expect(pins).toHaveLength(2)
     const project = path.join(f.dir, 'pinned-known-hosts')
-    const conn = await newPool().get('h4', f.settings(h(4), { knownHostsFiles: [], projectKnownHosts: project, pinnedHostKeys: pins }))
+    const conn = await newPool().get(
+      'h4',
+      f.settings(h(4), { knownHostsFiles: [], projectKnownHosts: project, pinnedHostKeys: pins }),
+    )
     expect((await conn.exec('echo pinned')).stdout).toBe('pinned\n')
     expect(readFileSync(project, 'utf8')).toContain(h(4).address)
-    const wrong = parseConsoleFingerprints(console_.replaceAll(fp(h(4).hostKeys[0]!), fp(h(5).hostKeys[0]!)).replaceAll(fp(h(4).hostKeys[1]!), fp(h(5).hostKeys[1]!)))
-    const refused = newPool().get('h4', f.settings(h(4), { knownHostsFiles: [], pinnedHostKeys: wrong }))
-    await expect(refused).rejects.toMatchObject({ code: 'E_HOST_KEY', message: expect.stringMatching(/does not match the keys pinned/) })
+    const wrong = parseConsoleFingerprints(
+      console_
+        .replaceAll(fp(h(4).hostKeys[0]!), fp(h(5).hostKeys[0]!))
+        .replaceAll(fp(h(4).hostKeys[1]!), fp(h(5).hostKeys[1]!)),
+    )
+    const refused = newPool().get(
+      'h4',
+      f.settings(h(4), { knownHostsFiles: [], pinnedHostKeys: wrong }),
+    )
+    await expect(refused).rejects.toMatchObject({
+      code: 'E_HOST_KEY',
+      message: expect.stringMatching(/does not match the keys pinned/),
+    })
   })
 
   it('refuses a changed key in every mode, naming both fingerprints, before any command runs', async () => {
@@ -281,7 +347,10 @@ describe('host keys', () => {
       const err = await pool
         .get('h9', f.settings(host, { hostKeyChecking: mode }))
         .then((c) => c.exec(`touch ${marker}`))
-        .then(() => undefined, (e: unknown) => e)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
       expect(err).toBeInstanceOf(RunbookError)
       const e = err as RunbookError
       expect(e.code).toBe('E_HOST_KEY')
@@ -300,11 +369,19 @@ describe('credentials', () => {
   it('asks for a key passphrase once for all hosts', async () => {
     const asked: string[] = []
     const pool = newPool({ passphrase: async (file) => (asked.push(file), f.keyPassphrase) })
-    const [a, b] = await Promise.all([5, 6].map((i) => pool.get(`h${i}`, f.settings(h(i), { privateKey: f.encryptedKeyPath }))))
+    const [a, b] = await Promise.all(
+      [5, 6].map((i) => pool.get(`h${i}`, f.settings(h(i), { privateKey: f.encryptedKeyPath }))),
+    )
     expect((await a!.exec('echo a')).stdout + (await b!.exec('echo b')).stdout).toBe('a\nb\n')
     expect(asked).toEqual([f.encryptedKeyPath])
-    const wrong = newPool({ passphrase: async () => 'nope' }).get('h5', f.settings(h(5), { privateKey: f.encryptedKeyPath }))
-    await expect(wrong).rejects.toMatchObject({ code: 'E_CONNECTION', hint: expect.stringMatching(/wrong passphrase/) })
+    const wrong = newPool({ passphrase: async () => 'nope' }).get(
+      'h5',
+      f.settings(h(5), { privateKey: f.encryptedKeyPath }),
+    )
+    await expect(wrong).rejects.toMatchObject({
+      code: 'E_CONNECTION',
+      hint: expect.stringMatching(/wrong passphrase/),
+    })
   })
 
   it('authenticates with ssh-agent', async () => {
@@ -313,7 +390,10 @@ describe('credentials', () => {
     try {
       for (let i = 0; i < 100 && !existsSync(sock); i++) await sleep(20)
       await new Promise<void>((resolve, reject) => {
-        const add = spawn('ssh-add', [f.keyPath], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' })
+        const add = spawn('ssh-add', [f.keyPath], {
+          env: { ...process.env, SSH_AUTH_SOCK: sock },
+          stdio: 'ignore',
+        })
         add.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ssh-add: ${code}`))))
       })
       const conn = await newPool().get('h6', f.settings(h(6), { privateKey: [], agent: sock }))
@@ -340,7 +420,10 @@ describe('credentials', () => {
         '',
       ].join('\n'),
     )
-    const pool = newPool({ sshConfigFile: cfg, defaults: { knownHostsFiles: [f.knownHostsFile], agent: false } })
+    const pool = newPool({
+      sshConfigFile: cfg,
+      defaults: { knownHostsFiles: [f.knownHostsFile], agent: false },
+    })
     const conn = await pool.get('web', { address: 'rbt-web' })
     expect((await conn.exec('hostname -I')).stdout.trim()).toBe(h(7).address)
     expect(pool.info().map((t) => t.label)).toEqual(['rbt-bastion', 'web'])
@@ -362,16 +445,26 @@ describe('credentials', () => {
         '',
       ].join('\n'),
     )
-    const pool = newPool({ sshConfigFile: cfg, defaults: { knownHostsFiles: [f.knownHostsFile], agent: false } })
+    const pool = newPool({
+      sshConfigFile: cfg,
+      defaults: { knownHostsFiles: [f.knownHostsFile], agent: false },
+    })
     const conn = await pool.get('pc', { address: 'rbt-pc' })
     expect((await conn.exec('hostname -I')).stdout.trim()).toBe(h(8).address)
     expect((await conn.exec('echo $SSH_CONNECTION')).stdout.split(' ')[0]).toBe('192.0.2.1')
     // no transport of ours to the jump host: the ssh -W process is the way there
     expect(pool.info().map((t) => t.label)).toEqual(['pc'])
-    const running = () => execFileSync('pgrep', ['-fc', '--', `-W ${h(8).address}:22 root@${f.jump.address}`], { encoding: 'utf8' }).trim()
+    const running = () =>
+      execFileSync('pgrep', ['-fc', '--', `-W ${h(8).address}:22 root@${f.jump.address}`], {
+        encoding: 'utf8',
+      }).trim()
     expect(running()).toBe('1')
-    const broken = await pool.get('broken', { address: 'rbt-pc-broken', user: 'root', privateKey: f.keyPath }).catch((e: unknown) => e)
-    expect(String(broken)).toContain(`through ProxyCommand \`sh -c "echo no route to ${h(8).address} >&2; exit 7"\`: the ProxyCommand exited (7): no route to ${h(8).address}`)
+    const broken = await pool
+      .get('broken', { address: 'rbt-pc-broken', user: 'root', privateKey: f.keyPath })
+      .catch((e: unknown) => e)
+    expect(String(broken)).toContain(
+      `through ProxyCommand \`sh -c "echo no route to ${h(8).address} >&2; exit 7"\`: the ProxyCommand exited (7): no route to ${h(8).address}`,
+    )
     await pool.closeAll()
     let left = '1'
     for (let i = 0; i < 50 && left !== '0'; i++) {
@@ -392,7 +485,9 @@ describe('timeouts and dropped connections', () => {
   it('kills a command that times out and re-opens the shell clean', async () => {
     const conn = await newPool().get('h8', f.settings(h(8)))
     const started = Date.now()
-    await expect(conn.exec('sleep 31.25; echo late', { timeoutMs: 300 })).rejects.toMatchObject({ code: 'E_TIMEOUT' })
+    await expect(conn.exec('sleep 31.25; echo late', { timeoutMs: 300 })).rejects.toMatchObject({
+      code: 'E_TIMEOUT',
+    })
     expect(Date.now() - started).toBeLessThan(1500)
     expect((await conn.exec('echo next')).stdout).toBe('next\n')
     const abort = new AbortController()
@@ -404,8 +499,13 @@ describe('timeouts and dropped connections', () => {
   })
 
   it('kills a timed-out command that runs as root through sudo with a password', async () => {
-    const conn = await newPool().get('h8', f.settings(h(8), { user: f.users.password.name, becomePassword: f.users.password.password }))
-    await expect(conn.exec('sleep 32.25', { timeoutMs: 300, become: { method: 'sudo' } })).rejects.toMatchObject({ code: 'E_TIMEOUT' })
+    const conn = await newPool().get(
+      'h8',
+      f.settings(h(8), { user: f.users.password.name, becomePassword: f.users.password.password }),
+    )
+    await expect(
+      conn.exec('sleep 32.25', { timeoutMs: 300, become: { method: 'sudo' } }),
+    ).rejects.toMatchObject({ code: 'E_TIMEOUT' })
     await sleep(1500)
     expect(f.inNs(h(8), "pgrep -f 'sleep 3[2].25' || true").trim()).toBe('')
     expect((await conn.exec('id -un', { become: { method: 'sudo' } })).stdout).toBe('root\n')
@@ -430,7 +530,10 @@ describe('timeouts and dropped connections', () => {
     const running = conn.exec(`sleep 1; echo once >> ${file}`)
     await sleep(300)
     f.killSessions(h(10))
-    await expect(running).rejects.toMatchObject({ code: 'E_CONNECTION', message: expect.stringMatching(/may or may not have run/) })
+    await expect(running).rejects.toMatchObject({
+      code: 'E_CONNECTION',
+      message: expect.stringMatching(/may or may not have run/),
+    })
     await sleep(1200)
     expect(readFileSync(file, 'utf8')).toBe('once\n')
     expect((await conn.exec(`cat ${file}`)).stdout).toBe('once\n')
@@ -443,7 +546,10 @@ describe('timeouts and dropped connections', () => {
     f.killSessions(f.jump)
     await sleep(200)
     expect((await conn.exec('echo back', { idempotent: true })).stdout).toBe('back\n')
-    expect(pool.info().map((t) => [t.label, t.generation])).toEqual([['jump', 2], ['h10', 2]])
+    expect(pool.info().map((t) => [t.label, t.generation])).toEqual([
+      ['jump', 2],
+      ['h10', 2],
+    ])
   })
 
   it('leaves the old file intact when the connection dies mid-write, and converges on the next write', async () => {
@@ -452,10 +558,14 @@ describe('timeouts and dropped connections', () => {
     const conn: SshConnection = await pool.get('h5', f.settings(host))
     const file = path.join(f.dir, 'h5', 'atomic.conf')
     await conn.writeFile(file, 'old\n')
-    const writing = conn.writeFile(file, Buffer.alloc(200 * 1024 * 1024, 'n')).then(() => 'written', (e: unknown) => e)
+    const writing = conn.writeFile(file, Buffer.alloc(200 * 1024 * 1024, 'n')).then(
+      () => 'written',
+      (e: unknown) => e,
+    )
     const tmpSeen = async (): Promise<boolean> => {
       for (let i = 0; i < 2000; i++) {
-        if (readdirSync(path.dirname(file)).some((n) => n.startsWith('.atomic.conf.rb-'))) return true
+        if (readdirSync(path.dirname(file)).some((n) => n.startsWith('.atomic.conf.rb-')))
+          return true
         await sleep(2)
       }
       return false
@@ -478,7 +588,10 @@ describe('the connection factory', () => {
       jump: { ansible_host: f.jump.address, ansible_user: 'root' },
       h1: { ansible_host: h(1).address, ansible_user: 'root', via: 'jump' },
     }
-    const factory = sshConnectionFactory({ sshConfigFile: false, defaults: { knownHostsFiles: [f.knownHostsFile], agent: false, privateKey: f.keyPath } })
+    const factory = sshConnectionFactory({
+      sshConfigFile: false,
+      defaults: { knownHostsFiles: [f.knownHostsFile], agent: false, privateKey: f.keyPath },
+    })
     try {
       const varsOf = (name: string) => inventory[name] ?? {}
       const conn = await factory.get('h1', varsOf)
@@ -502,8 +615,15 @@ describe('runbook exec', () => {
     const pool = newPool()
     const blocks: string[] = []
     const hosts = [1, 2, 3].map((i) => ({ name: `h${i}`, settings: f.settings(h(i)) }))
-    hosts.push({ name: 'nowhere', settings: f.settings(h(1), { address: '192.0.2.99', connectTimeoutMs: 1500 }) })
-    const results = await runAdhoc(hosts, 'hostname -I | cut -d" " -f1; test "$(hostname -I | cut -d" " -f1)" != 192.0.2.12', { pool, write: (b) => blocks.push(b) })
+    hosts.push({
+      name: 'nowhere',
+      settings: f.settings(h(1), { address: '192.0.2.99', connectTimeoutMs: 1500 }),
+    })
+    const results = await runAdhoc(
+      hosts,
+      'hostname -I | cut -d" " -f1; test "$(hostname -I | cut -d" " -f1)" != 192.0.2.12',
+      { pool, write: (b) => blocks.push(b) },
+    )
     expect(results.map((r) => r.rc)).toEqual([0, 1, 0, undefined])
     expect(blocks).toContain(`h1 | CHANGED | rc=0 >>\n${h(1).address}\n`)
     expect(blocks).toContain(`h2 | FAILED | rc=1 >>\n${h(2).address}\n`)

@@ -20,7 +20,12 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
   let clouds = ''
   let up = false
   const cli = (args: string[]): { code: number; out: string; err: string } => {
-    const r = spawnSync(process.execPath, [BIN, ...args], { cwd: work, env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8', timeout: 300_000 })
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      cwd: work,
+      env: { ...process.env, NO_COLOR: '1' },
+      encoding: 'utf8',
+      timeout: 300_000,
+    })
     return { code: r.status ?? -1, out: r.stdout, err: r.stderr }
   }
   const vars = (): string[] => ['-e', `openstack_clouds_yaml=${clouds}`]
@@ -33,7 +38,8 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
 
   afterAll(async () => {
     try {
-      if (up || existsSync(path.join(stateDir, 'launch.json'))) await labDown({ stateDir, log: () => undefined })
+      if (up || existsSync(path.join(stateDir, 'launch.json')))
+        await labDown({ stateDir, log: () => undefined })
     } finally {
       rmSync(work, { recursive: true, force: true })
     }
@@ -43,12 +49,26 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
     const plan = cli(['plan', RUNBOOK, ...vars(), '--detailed-exitcode', '--out', 'fresh.plan'])
     expect(plan.err).toBe('')
     expect(plan.code).toBe(2)
-    for (const line of ['+ port kld-vip', '+ server kld-vm-1', '+ server kld-vm-2', '+ server kld-jumphost-vm']) expect(plan.out).toContain(line)
+    for (const line of [
+      '+ port kld-vip',
+      '+ server kld-vm-1',
+      '+ server kld-vm-2',
+      '+ server kld-jumphost-vm',
+    ])
+      expect(plan.out).toContain(line)
     // the key file is made by the task before (ssh-keygen), so the keypair is known after apply
-    expect(plan.out).toMatch(/~ openstack\.keypair {2}\(public key file \S+ is known only after apply\)/)
-    expect(plan.out).toMatch(/# keepalived\.conf, MASTER on one node and BACKUP on the other \[kld-vm-2\] {2}\(known after apply\)/)
-    expect(plan.out).toMatch(/# Stop the master's keepalived.*\[kld-jumphost-vm\] {2}\(check\)\n {2}! failover test of 192\.0\.2\.254/)
-    expect(plan.out).toMatch(/Plan: 5 to create, 2 to change, 0 to destroy, 1 to run\. \d+ more tasks known after apply .*\. 2 checks will run on apply\./)
+    expect(plan.out).toMatch(
+      /~ openstack\.keypair {2}\(public key file \S+ is known only after apply\)/,
+    )
+    expect(plan.out).toMatch(
+      /# keepalived\.conf, MASTER on one node and BACKUP on the other \[kld-vm-2\] {2}\(known after apply\)/,
+    )
+    expect(plan.out).toMatch(
+      /# Stop the master's keepalived.*\[kld-jumphost-vm\] {2}\(check\)\n {2}! failover test of 192\.0\.2\.254/,
+    )
+    expect(plan.out).toMatch(
+      /Plan: 5 to create, 2 to change, 0 to destroy, 1 to run\. \d+ more tasks known after apply .*\. 2 checks will run on apply\./,
+    )
   })
 
   it('applies the saved plan: the whole procedure, and proves the VIP survives the loss of its master', () => {
@@ -56,7 +76,9 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
     expect(r.err).toBe('')
     expect(r.code).toBe(0)
     expect(r.out).toMatch(/The saved plan fresh\.plan still holds \(\d+ changes\); applying it\./)
-    expect(r.out).toMatch(/VIP 192\.0\.2\.254 \(stop\): kld-vm-1 -> kld-vm-2 -> kld-vm-1; failover [\d.]+ s, failback [\d.]+ s; longest gap \d+ ms \(limit 3000\)/)
+    expect(r.out).toMatch(
+      /VIP 192\.0\.2\.254 \(stop\): kld-vm-1 -> kld-vm-2 -> kld-vm-1; failover [\d.]+ s, failback [\d.]+ s; longest gap \d+ ms \(limit 3000\)/,
+    )
     expect(r.out).not.toMatch(/auth_pass \S+[^*\s]/)
   }, 300_000)
 
@@ -66,7 +88,9 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
     expect(again.out).toMatch(/apply finished in [\d.]+s: ok, changed=0/)
     const plan = cli(['plan', RUNBOOK, ...vars(), '--detailed-exitcode'])
     expect(plan.code, plan.out + plan.err).toBe(0)
-    expect(plan.out).toMatch(/No changes\. The infrastructure matches the runbook\. 1 check will run on apply\./)
+    expect(plan.out).toMatch(
+      /No changes\. The infrastructure matches the runbook\. 1 check will run on apply\./,
+    )
   }, 300_000)
 
   it('switches to unicast VRRP (seed 003) with one variable, and still survives the loss of its master', () => {
@@ -83,9 +107,24 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
     const d = cli(['destroy', RUNBOOK, ...vars(), '--auto-approve'])
     expect(d.code, d.out + d.err).toBe(0)
     expect(d.out).toMatch(/destroy finished in [\d.]+s: ok, changed=8/)
-    const journal = JSON.parse(readFileSync(path.join(work, '.runbook', (spawnSync('ls', [path.join(work, '.runbook')], { encoding: 'utf8' }).stdout.split('\n').find((l) => l.startsWith('vip-keepalived-')) ?? ''), 'journal.json'), 'utf8')) as { resources: unknown[] }
+    const journal = JSON.parse(
+      readFileSync(
+        path.join(
+          work,
+          '.runbook',
+          spawnSync('ls', [path.join(work, '.runbook')], { encoding: 'utf8' })
+            .stdout.split('\n')
+            .find((l) => l.startsWith('vip-keepalived-')) ?? '',
+          'journal.json',
+        ),
+        'utf8',
+      ),
+    ) as { resources: unknown[] }
     expect(journal.resources).toEqual([])
-    const servers = spawnSync('openstack', ['server', 'list', '-f', 'value', '-c', 'Name'], { env: { ...process.env, OS_CLIENT_CONFIG_FILE: clouds, OS_CLOUD: 'lab' }, encoding: 'utf8' })
+    const servers = spawnSync('openstack', ['server', 'list', '-f', 'value', '-c', 'Name'], {
+      env: { ...process.env, OS_CLIENT_CONFIG_FILE: clouds, OS_CLOUD: 'lab' },
+      encoding: 'utf8',
+    })
     expect(servers.stdout.trim()).toBe('')
     const plan = cli(['plan', RUNBOOK, ...vars(), '--detailed-exitcode'])
     expect(plan.code).toBe(2)

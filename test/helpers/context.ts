@@ -46,7 +46,8 @@ export function testContext(opts: TestContextOptions = {}): TestContext {
     vars,
     baseDir: opts.baseDir ?? process.cwd(),
     check: opts.check ?? false,
-    render: (t, extra) => Handlebars.compile(t, { noEscape: true, strict: true })({ ...vars, ...extra }),
+    render: (t, extra) =>
+      Handlebars.compile(t, { noEscape: true, strict: true })({ ...vars, ...extra }),
     evaluate: (e) => {
       throw new Error(`evaluate is not available in this test context: ${e}`)
     },
@@ -56,9 +57,18 @@ export function testContext(opts: TestContextOptions = {}): TestContext {
       return shared.get(key) as T
     },
     journal: {
-      find: (module, type, id) => records.filter((r) => r.module === module && r.type === type && (id === undefined || r.id === id)),
+      find: (module, type, id) =>
+        records.filter(
+          (r) => r.module === module && r.type === type && (id === undefined || r.id === id),
+        ),
       record: async (r) => {
-        records.push({ ...r, module: 'test', host: conn.host, task: 'test', createdAt: new Date().toISOString() })
+        records.push({
+          ...r,
+          module: 'test',
+          host: conn.host,
+          task: 'test',
+          createdAt: new Date().toISOString(),
+        })
       },
       forget: async (type, id) => {
         const i = records.findIndex((r) => r.type === type && r.id === id)

@@ -9,6 +9,8 @@ export async function assertNoLiveLab(): Promise<void> {
   await reapStaleLab()
   const owner = await labOwner()
   if (owner?.live === true) {
-    throw new Error(`a lab is already up on this machine (state in ${owner.stateDir}, pid ${String(owner.pid)}): take it down first`)
+    throw new Error(
+      `a lab is already up on this machine (state in ${owner.stateDir}, pid ${String(owner.pid)}): take it down first`,
+    )
   }
 }

@@ -26,7 +26,10 @@ export interface RunYamlOptions {
 }
 
 /** Writes the YAML to a temp dir, prepares and executes it; returns the result and events. */
-export async function runYaml(yaml: string, o: RunYamlOptions): Promise<{ result: RunResult; events: RunEvent[]; dir: string; file: string }> {
+export async function runYaml(
+  yaml: string,
+  o: RunYamlOptions,
+): Promise<{ result: RunResult; events: RunEvent[]; dir: string; file: string }> {
   const dir = o.dir ?? mkdtempSync(path.join(tmpdir(), 'rb-run-'))
   const file = path.join(dir, 'runbook.yaml')
   writeFileSync(file, yaml)
@@ -35,12 +38,33 @@ export async function runYaml(yaml: string, o: RunYamlOptions): Promise<{ result
     inventoryFile = path.join(dir, 'inventory.yaml')
     writeFileSync(inventoryFile, o.inventory)
   }
-  const p = await prepare({ runbookFile: file, inventoryFile, registry: o.registry, vars: o.vars, env: o.env ?? {}, stateRoot: path.join(dir, '.runbook') })
+  const p = await prepare({
+    runbookFile: file,
+    inventoryFile,
+    registry: o.registry,
+    vars: o.vars,
+    env: o.env ?? {},
+    stateRoot: path.join(dir, '.runbook'),
+  })
   const journal = await Journal.open(p.stateDir, file, inventoryFile, p.redactor)
   const events: RunEvent[] = []
   const result = await execute({
-    runbook: p.runbook, inventory: p.inventory, registry: o.registry, mode: o.mode ?? 'apply', extraVars: p.extraVars, secretVars: p.secretVars, redactor: p.redactor,
-    journal, connections: localOnlyFactory(), forks: 5, emit: (e) => events.push(e), sources: p.sources, baseDir: p.baseDir, tags: o.tags, limit: o.limit, forceHandlers: o.forceHandlers,
+    runbook: p.runbook,
+    inventory: p.inventory,
+    registry: o.registry,
+    mode: o.mode ?? 'apply',
+    extraVars: p.extraVars,
+    secretVars: p.secretVars,
+    redactor: p.redactor,
+    journal,
+    connections: localOnlyFactory(),
+    forks: 5,
+    emit: (e) => events.push(e),
+    sources: p.sources,
+    baseDir: p.baseDir,
+    tags: o.tags,
+    limit: o.limit,
+    forceHandlers: o.forceHandlers,
   })
   return { result, events, dir, file }
 }

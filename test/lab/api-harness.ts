@@ -41,7 +41,9 @@ export function recordingDriver(): RecordingDriver {
       d.calls.push({ method: 'createVm', id: spec.id, spec, snapshot })
       if (d.gate !== null) await d.gate
       if (d.fail.createVm !== undefined) throw new Error(d.fail.createVm)
-      return { consoleLog: `ci-info: boot of ${spec.hostname}\nec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n` }
+      return {
+        consoleLog: `ci-info: boot of ${spec.hostname}\nec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n`,
+      }
     },
     async deleteVm(id) {
       d.calls.push({ method: 'deleteVm', id })
@@ -82,7 +84,11 @@ export interface TestLab {
   url: string
   stateDir: string
   driver: RecordingDriver
-  req(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<Res>
+  req(
+    method: string,
+    path: string,
+    opts?: { token?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<Res>
   /** A project-scoped token of `demo` (password). */
   token(): Promise<string>
   /** A project-scoped token of `admin`. */
@@ -128,12 +134,21 @@ export async function startTestLab(opts: TestLabOptions = {}): Promise<TestLab> 
       const headers: Record<string, string> = { Accept: 'application/json', ...(o.headers ?? {}) }
       if (o.token !== undefined) headers['X-Auth-Token'] = o.token
       if (o.body !== undefined) headers['Content-Type'] = 'application/json'
-      const res = await fetch(`${api.url}${path}`, { method, headers, body: o.body === undefined ? null : JSON.stringify(o.body) })
+      const res = await fetch(`${api.url}${path}`, {
+        method,
+        headers,
+        body: o.body === undefined ? null : JSON.stringify(o.body),
+      })
       const text = await res.text()
-      return { status: res.status, headers: res.headers, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }
+      return {
+        status: res.status,
+        headers: res.headers,
+        body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
+      }
     },
     token: () => passwordToken(lab, 'demo', demoPassword(api), 'demo'),
-    adminToken: () => passwordToken(lab, 'admin', api.cloud.state.seed?.adminPassword ?? '', 'admin'),
+    adminToken: () =>
+      passwordToken(lab, 'admin', api.cloud.state.seed?.adminPassword ?? '', 'admin'),
     async restart(between) {
       await api.close()
       if (between !== undefined) await between()
@@ -155,16 +170,27 @@ function demoPassword(api: LabApi): string {
 export function passwordAuth(user: string, password: string, project: string): unknown {
   return {
     auth: {
-      identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } },
+      identity: {
+        methods: ['password'],
+        password: { user: { name: user, domain: { name: 'Default' }, password } },
+      },
       scope: { project: { name: project, domain: { id: 'default' } } },
     },
   }
 }
 
-async function passwordToken(lab: TestLab, user: string, password: string, project: string): Promise<string> {
-  const res = await lab.req('POST', '/v3/auth/tokens', { body: passwordAuth(user, password, project) })
+async function passwordToken(
+  lab: TestLab,
+  user: string,
+  password: string,
+  project: string,
+): Promise<string> {
+  const res = await lab.req('POST', '/v3/auth/tokens', {
+    body: passwordAuth(user, password, project),
+  })
   const token = res.headers.get('x-subject-token')
-  if (res.status !== 201 || token === null) throw new Error(`auth failed: ${res.status} ${JSON.stringify(res.body)}`)
+  if (res.status !== 201 || token === null)
+    throw new Error(`auth failed: ${res.status} ${JSON.stringify(res.body)}`)
   return token
 }
 
@@ -181,7 +207,8 @@ export async function eventually<T>(check: () => Promise<T | undefined>, ms = 50
 
 /** Narrow a JSON value to an object. */
 export function o(x: unknown): Record<string, unknown> {
-  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new Error(`not an object: ${JSON.stringify(x)}`)
+  if (x === null || typeof x !== 'object' || Array.isArray(x))
+    throw new Error(`not an object: ${JSON.stringify(x)}`)
   return x as Record<string, unknown>
 }
 

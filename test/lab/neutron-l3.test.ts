@@ -41,51 +41,147 @@ describe('lab API: Neutron routers and floating IPs', () => {
     expect(routers).toHaveLength(1)
     expect(routers[0]).toMatchObject({
       name: 'myrouter',
-      external_gateway_info: { network_id: publicId, enable_snat: true, external_fixed_ips: [{ ip_address: '198.51.100.2' }] },
+      external_gateway_info: {
+        network_id: publicId,
+        enable_snat: true,
+        external_fixed_ips: [{ ip_address: '198.51.100.2' }],
+      },
     })
   })
 
   it('creates a floating IP from public, associates it to a port, disassociates and deletes it', async () => {
-    const created = await lab.req('POST', '/network/v2.0/floatingips', { token, body: { floatingip: { floating_network_id: publicId } } })
+    const created = await lab.req('POST', '/network/v2.0/floatingips', {
+      token,
+      body: { floatingip: { floating_network_id: publicId } },
+    })
     expect(created.status).toBe(201)
     const fip = o(created.body['floatingip'])
     expect(Object.keys(fip).sort()).toEqual(FIP_KEYS)
-    expect(fip).toMatchObject({ floating_ip_address: '198.51.100.10', status: 'DOWN', port_id: null, router_id: null, port_details: null })
-    const port = o((await lab.req('POST', '/network/v2.0/ports', { token, body: { port: { network_id: netId, name: 'vm' } } })).body['port'])
-    const assoc = await lab.req('PUT', `/network/v2.0/floatingips/${String(fip['id'])}`, { token, body: { floatingip: { port_id: port['id'] } } })
+    expect(fip).toMatchObject({
+      floating_ip_address: '198.51.100.10',
+      status: 'DOWN',
+      port_id: null,
+      router_id: null,
+      port_details: null,
+    })
+    const port = o(
+      (
+        await lab.req('POST', '/network/v2.0/ports', {
+          token,
+          body: { port: { network_id: netId, name: 'vm' } },
+        })
+      ).body['port'],
+    )
+    const assoc = await lab.req('PUT', `/network/v2.0/floatingips/${String(fip['id'])}`, {
+      token,
+      body: { floatingip: { port_id: port['id'] } },
+    })
     expect(assoc.status).toBe(200)
-    expect(o(assoc.body['floatingip'])).toMatchObject({ port_id: port['id'], fixed_ip_address: '192.0.2.10', status: 'ACTIVE' })
+    expect(o(assoc.body['floatingip'])).toMatchObject({
+      port_id: port['id'],
+      fixed_ip_address: '192.0.2.10',
+      status: 'ACTIVE',
+    })
     expect(o(o(assoc.body['floatingip'])['port_details'])['mac_address']).toBe(port['mac_address'])
-    expect(lab.driver.lastSnapshot()?.floatingIps).toEqual([{ id: fip['id'], floatingIp: '198.51.100.10', fixedIp: '192.0.2.10', portId: port['id'] }])
-    const listed = a((await lab.req('GET', `/network/v2.0/floatingips?floating_ip_address=198.51.100.10`, { token })).body['floatingips'])
+    expect(lab.driver.lastSnapshot()?.floatingIps).toEqual([
+      { id: fip['id'], floatingIp: '198.51.100.10', fixedIp: '192.0.2.10', portId: port['id'] },
+    ])
+    const listed = a(
+      (
+        await lab.req('GET', `/network/v2.0/floatingips?floating_ip_address=198.51.100.10`, {
+          token,
+        })
+      ).body['floatingips'],
+    )
     expect(listed).toHaveLength(1)
-    const second = o((await lab.req('POST', '/network/v2.0/floatingips', { token, body: { floatingip: { floating_network_id: publicId } } })).body['floatingip'])
-    const taken = await lab.req('PUT', `/network/v2.0/floatingips/${String(second['id'])}`, { token, body: { floatingip: { port_id: port['id'] } } })
+    const second = o(
+      (
+        await lab.req('POST', '/network/v2.0/floatingips', {
+          token,
+          body: { floatingip: { floating_network_id: publicId } },
+        })
+      ).body['floatingip'],
+    )
+    const taken = await lab.req('PUT', `/network/v2.0/floatingips/${String(second['id'])}`, {
+      token,
+      body: { floatingip: { port_id: port['id'] } },
+    })
     expect(taken.status).toBe(409)
     expect(o(taken.body['NeutronError'])['type']).toBe('FloatingIPPortAlreadyAssociated')
-    const off = await lab.req('PUT', `/network/v2.0/floatingips/${String(fip['id'])}`, { token, body: { floatingip: { port_id: null } } })
-    expect(o(off.body['floatingip'])).toMatchObject({ port_id: null, fixed_ip_address: null, status: 'DOWN' })
-    expect(lab.driver.lastSnapshot()?.floatingIps.find((f) => f.id === fip['id'])).toMatchObject({ fixedIp: null, portId: null })
-    expect((await lab.req('DELETE', `/network/v2.0/floatingips/${String(fip['id'])}`, { token })).status).toBe(204)
+    const off = await lab.req('PUT', `/network/v2.0/floatingips/${String(fip['id'])}`, {
+      token,
+      body: { floatingip: { port_id: null } },
+    })
+    expect(o(off.body['floatingip'])).toMatchObject({
+      port_id: null,
+      fixed_ip_address: null,
+      status: 'DOWN',
+    })
+    expect(lab.driver.lastSnapshot()?.floatingIps.find((f) => f.id === fip['id'])).toMatchObject({
+      fixedIp: null,
+      portId: null,
+    })
+    expect(
+      (await lab.req('DELETE', `/network/v2.0/floatingips/${String(fip['id'])}`, { token })).status,
+    ).toBe(204)
     const gone = await lab.req('GET', `/network/v2.0/floatingips/${String(fip['id'])}`, { token })
     expect(gone.status).toBe(404)
     expect(o(gone.body['NeutronError'])['type']).toBe('FloatingIPNotFound')
     // The freed address is handed out again.
-    const third = o((await lab.req('POST', '/network/v2.0/floatingips', { token, body: { floatingip: { floating_network_id: publicId } } })).body['floatingip'])
+    const third = o(
+      (
+        await lab.req('POST', '/network/v2.0/floatingips', {
+          token,
+          body: { floatingip: { floating_network_id: publicId } },
+        })
+      ).body['floatingip'],
+    )
     expect(third['floating_ip_address']).toBe('198.51.100.10')
   })
 
   it('creates and associates in one call; a port behind no router gets ExternalGatewayForFloatingIPNotFound', async () => {
-    const port = o((await lab.req('POST', '/network/v2.0/ports', { token, body: { port: { network_id: netId } } })).body['port'])
-    const both = await lab.req('POST', '/network/v2.0/floatingips', { token, body: { floatingip: { floating_network_id: publicId, port_id: port['id'] } } })
+    const port = o(
+      (
+        await lab.req('POST', '/network/v2.0/ports', {
+          token,
+          body: { port: { network_id: netId } },
+        })
+      ).body['port'],
+    )
+    const both = await lab.req('POST', '/network/v2.0/floatingips', {
+      token,
+      body: { floatingip: { floating_network_id: publicId, port_id: port['id'] } },
+    })
     expect(both.status).toBe(201)
     expect(o(both.body['floatingip'])['router_id']).not.toBeNull()
-    const net = o((await lab.req('POST', '/network/v2.0/networks', { token, body: { network: { name: 'isolated' } } })).body['network'])
-    const sub = o(
-      (await lab.req('POST', '/network/v2.0/subnets', { token, body: { subnet: { network_id: net['id'], ip_version: 4, cidr: '10.1.0.0/24' } } })).body['subnet'],
+    const net = o(
+      (
+        await lab.req('POST', '/network/v2.0/networks', {
+          token,
+          body: { network: { name: 'isolated' } },
+        })
+      ).body['network'],
     )
-    const lone = o((await lab.req('POST', '/network/v2.0/ports', { token, body: { port: { network_id: net['id'] } } })).body['port'])
-    const fail = await lab.req('POST', '/network/v2.0/floatingips', { token, body: { floatingip: { floating_network_id: publicId, port_id: lone['id'] } } })
+    const sub = o(
+      (
+        await lab.req('POST', '/network/v2.0/subnets', {
+          token,
+          body: { subnet: { network_id: net['id'], ip_version: 4, cidr: '10.1.0.0/24' } },
+        })
+      ).body['subnet'],
+    )
+    const lone = o(
+      (
+        await lab.req('POST', '/network/v2.0/ports', {
+          token,
+          body: { port: { network_id: net['id'] } },
+        })
+      ).body['port'],
+    )
+    const fail = await lab.req('POST', '/network/v2.0/floatingips', {
+      token,
+      body: { floatingip: { floating_network_id: publicId, port_id: lone['id'] } },
+    })
     expect(fail.status).toBe(404)
     expect(fail.body).toEqual({
       NeutronError: {
@@ -102,8 +198,13 @@ describe('lab API: Neutron routers and floating IPs', () => {
       body: { floatingip: { floating_network_id: publicId, floating_ip_address: '198.51.100.50' } },
     })
     expect(fixed.status).toBe(403)
-    expect(o(fixed.body['NeutronError'])['message']).toBe('(rule:create_floatingip and rule:create_floatingip:floating_ip_address) is disallowed by policy')
-    const internal = await lab.req('POST', '/network/v2.0/floatingips', { token, body: { floatingip: { floating_network_id: netId } } })
+    expect(o(fixed.body['NeutronError'])['message']).toBe(
+      '(rule:create_floatingip and rule:create_floatingip:floating_ip_address) is disallowed by policy',
+    )
+    const internal = await lab.req('POST', '/network/v2.0/floatingips', {
+      token,
+      body: { floatingip: { floating_network_id: netId } },
+    })
     expect(internal.status).toBe(400)
     const admin = await lab.adminToken()
     const asAdmin = await lab.req('POST', '/network/v2.0/floatingips', {
@@ -114,12 +215,22 @@ describe('lab API: Neutron routers and floating IPs', () => {
   })
 
   it('refuses to remove a router interface that floating IPs need', async () => {
-    const router = a((await lab.req('GET', '/network/v2.0/routers?name=myrouter', { token })).body['routers'])[0]
-    const subnet = a((await lab.req('GET', '/network/v2.0/subnets?name=mysubnet', { token })).body['subnets'])[0]
-    const res = await lab.req('PUT', `/network/v2.0/routers/${String(router?.['id'])}/remove_router_interface`, { token, body: { subnet_id: subnet?.['id'] } })
+    const router = a(
+      (await lab.req('GET', '/network/v2.0/routers?name=myrouter', { token })).body['routers'],
+    )[0]
+    const subnet = a(
+      (await lab.req('GET', '/network/v2.0/subnets?name=mysubnet', { token })).body['subnets'],
+    )[0]
+    const res = await lab.req(
+      'PUT',
+      `/network/v2.0/routers/${String(router?.['id'])}/remove_router_interface`,
+      { token, body: { subnet_id: subnet?.['id'] } },
+    )
     expect(res.status).toBe(409)
     expect(o(res.body['NeutronError'])['type']).toBe('RouterInterfaceInUseByFloatingIP')
-    const del = await lab.req('DELETE', `/network/v2.0/routers/${String(router?.['id'])}`, { token })
+    const del = await lab.req('DELETE', `/network/v2.0/routers/${String(router?.['id'])}`, {
+      token,
+    })
     expect(o(del.body['NeutronError'])['type']).toBe('RouterInUse')
   })
 })

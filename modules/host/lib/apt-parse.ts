@@ -44,9 +44,26 @@ export function parseSimulation(out: string): SimAction[] {
     if (!m) continue
     const [, kind, name = '', from, to] = m
     if (kind === 'Inst') {
-      const op = from === undefined ? 'install' : from === to ? 'reinstall' : down.has(name) || down.has(name.split(':')[0] ?? '') ? 'downgrade' : 'upgrade'
-      actions.push({ op, name, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) })
-    } else actions.push({ op: kind === 'Purg' ? 'purge' : 'remove', name, ...(from !== undefined ? { from } : {}) })
+      const op =
+        from === undefined
+          ? 'install'
+          : from === to
+            ? 'reinstall'
+            : down.has(name) || down.has(name.split(':')[0] ?? '')
+              ? 'downgrade'
+              : 'upgrade'
+      actions.push({
+        op,
+        name,
+        ...(from !== undefined ? { from } : {}),
+        ...(to !== undefined ? { to } : {}),
+      })
+    } else
+      actions.push({
+        op: kind === 'Purg' ? 'purge' : 'remove',
+        name,
+        ...(from !== undefined ? { from } : {}),
+      })
   }
   return actions
 }
@@ -95,16 +112,22 @@ export interface PackageDelta {
  * Compares two dpkg snapshots.
  * @example diffDpkg(parseDpkg(''), parseDpkg('x\tii \t1\n')).installed // [{ name: 'x', version: '1' }]
  */
-export function diffDpkg(before: Map<string, DpkgEntry>, after: Map<string, DpkgEntry>): PackageDelta {
+export function diffDpkg(
+  before: Map<string, DpkgEntry>,
+  after: Map<string, DpkgEntry>,
+): PackageDelta {
   const d: PackageDelta = { installed: [], upgraded: [], removed: [] }
   const isIn = (e: DpkgEntry | undefined): boolean => e?.status === 'ii'
   for (const [name, a] of after) {
     const b = before.get(name)
     if (isIn(a) && !isIn(b)) d.installed.push({ name, version: a.version })
-    else if (isIn(a) && isIn(b) && b?.version !== a.version) d.upgraded.push({ name, from: b?.version ?? '', to: a.version })
-    else if (!isIn(a) && b !== undefined && b.status !== a.status && (isIn(b) || a.status !== 'rc')) d.removed.push({ name, version: b.version })
+    else if (isIn(a) && isIn(b) && b?.version !== a.version)
+      d.upgraded.push({ name, from: b?.version ?? '', to: a.version })
+    else if (!isIn(a) && b !== undefined && b.status !== a.status && (isIn(b) || a.status !== 'rc'))
+      d.removed.push({ name, version: b.version })
   }
-  for (const [name, b] of before) if (!after.has(name) && b.status !== 'un') d.removed.push({ name, version: b.version })
+  for (const [name, b] of before)
+    if (!after.has(name) && b.status !== 'un') d.removed.push({ name, version: b.version })
   return d
 }
 
@@ -112,6 +135,9 @@ export function diffDpkg(before: Map<string, DpkgEntry>, after: Map<string, Dpkg
 export function lockHolder(out: string): string | undefined {
   const m = /Could not get lock (\S+?)\.?\s+It is held by process (\d+)(?: \(([^)]+)\))?/.exec(out)
   if (m) return `${m[3] ?? 'pid'} ${m[2]} holds ${m[1]}`
-  if (/Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock directory/.test(out)) return 'another process holds the dpkg lock'
+  if (
+    /Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock directory/.test(out)
+  )
+    return 'another process holds the dpkg lock'
   return undefined
 }

@@ -22,7 +22,8 @@ export function splitArgs(line: string): string[] {
     }
     if (quote === '"') {
       if (c === '"') quote = undefined
-      else if (c === '\\' && i + 1 < line.length && '$`"\\\n'.includes(line[i + 1] as string)) word += line[++i]
+      else if (c === '\\' && i + 1 < line.length && '$`"\\\n'.includes(line[i + 1] as string))
+        word += line[++i]
       else word += c
       continue
     }
@@ -41,7 +42,11 @@ export function splitArgs(line: string): string[] {
       inWord = true
     }
   }
-  if (quote) throw new RunbookError('E_PARAM', `unterminated ${quote === "'" ? 'single' : 'double'} quote in: ${line}`)
+  if (quote)
+    throw new RunbookError(
+      'E_PARAM',
+      `unterminated ${quote === "'" ? 'single' : 'double'} quote in: ${line}`,
+    )
   if (inWord) out.push(word)
   return out
 }

@@ -11,14 +11,31 @@ import { quote } from '../../../engine/connection/shell.ts'
  * a decimal value (`0o644`, i.e. 420, is refused because 4-2-0 is not what anyone means).
  */
 export const modeParam = z
-  .union([z.string().regex(/^0?[0-7]{3,4}$/, 'an octal mode such as "0644"'), z.number().int().nonnegative().refine((n) => /^[0-7]{3,4}$/.test(String(n)), 'an octal mode such as 0644 (digits 0-7)')])
-  .describe("Permissions as chmod's octal digits: '0644' (quoted) or 644; YAML's 0o644 form is refused")
+  .union([
+    z.string().regex(/^0?[0-7]{3,4}$/, 'an octal mode such as "0644"'),
+    z
+      .number()
+      .int()
+      .nonnegative()
+      .refine((n) => /^[0-7]{3,4}$/.test(String(n)), 'an octal mode such as 0644 (digits 0-7)'),
+  ])
+  .describe(
+    "Permissions as chmod's octal digits: '0644' (quoted) or 644; YAML's 0o644 form is refused",
+  )
 
 /** owner/group/mode parameters, as zod fields. */
 export const attrParams = {
   mode: modeParam.optional(),
-  owner: z.string().min(1).optional().describe('User that owns the file (name or uid); unchanged when absent'),
-  group: z.string().min(1).optional().describe('Group of the file (name or gid); unchanged when absent'),
+  owner: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('User that owns the file (name or uid); unchanged when absent'),
+  group: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Group of the file (name or gid); unchanged when absent'),
 }
 
 /** The attributes a task asks for. */
@@ -55,7 +72,13 @@ export function statLines(): string {
 
 /** Parses what statLines printed. */
 export function parseAttrs(kv: Record<string, string>): FileAttrs & { uid: string; gid: string } {
-  return { mode: normMode(kv.mode ?? '0'), owner: kv.owner ?? '', group: kv.group ?? '', uid: kv.uid ?? '', gid: kv.gid ?? '' }
+  return {
+    mode: normMode(kv.mode ?? '0'),
+    owner: kv.owner ?? '',
+    group: kv.group ?? '',
+    uid: kv.uid ?? '',
+    gid: kv.gid ?? '',
+  }
 }
 
 /** Whether `want` (a name or a numeric id) names the same user/group as the host reported. */
@@ -67,7 +90,10 @@ function sameId(want: string, name: string, id: string | undefined): boolean {
  * The attributes that differ, as before/after halves; undefined when all match.
  * @example attrDiff({ mode: '0600' }, { mode: '0644', owner: 'root', group: 'root' }) // { before: { mode: '0644' }, after: { mode: '0600' } }
  */
-export function attrDiff(want: WantedAttrs, have: FileAttrs & { uid?: string; gid?: string }): { before: Partial<FileAttrs>; after: Partial<FileAttrs> } | undefined {
+export function attrDiff(
+  want: WantedAttrs,
+  have: FileAttrs & { uid?: string; gid?: string },
+): { before: Partial<FileAttrs>; after: Partial<FileAttrs> } | undefined {
   const before: Partial<FileAttrs> = {}
   const after: Partial<FileAttrs> = {}
   if (want.mode !== undefined && normMode(want.mode) !== have.mode) {
@@ -98,7 +124,10 @@ export function wantedAttrs(want: WantedAttrs): Partial<FileAttrs> {
 export function setAttrsScript(path: string, after: Partial<FileAttrs>): string {
   const p = quote(path)
   const lines: string[] = []
-  if (after.owner !== undefined || after.group !== undefined) lines.push(`chown ${quote(`${after.owner ?? ''}${after.group !== undefined ? `:${after.group}` : ''}`)} ${p}`)
+  if (after.owner !== undefined || after.group !== undefined)
+    lines.push(
+      `chown ${quote(`${after.owner ?? ''}${after.group !== undefined ? `:${after.group}` : ''}`)} ${p}`,
+    )
   if (after.mode !== undefined) lines.push(`chmod ${after.mode} ${p}`)
   return lines.join(' && ') || 'true'
 }

@@ -10,7 +10,16 @@ import { RunbookError } from '../../../engine/errors.ts'
 import type { ApplyResult, ModuleContext, ResourceRecord } from '../../../engine/module.ts'
 import type { Change } from '../../../engine/plan/change.ts'
 import { KNOWN_AFTER_APPLY, UNKNOWN_MARK } from '../../../engine/vars/unknown.ts'
-import { attrDiff, attrParams, modeNumber, parseAttrs, setAttrsScript, statLines, wantedAttrs, type FileAttrs } from './attrs.ts'
+import {
+  attrDiff,
+  attrParams,
+  modeNumber,
+  parseAttrs,
+  setAttrsScript,
+  statLines,
+  wantedAttrs,
+  type FileAttrs,
+} from './attrs.ts'
 import { parseKv, probe, run, tail } from './remote.ts'
 
 /** Largest current file fetched for a diff; larger files show a checksum change only. */
@@ -20,12 +29,17 @@ export const DIFF_LIMIT = 256 * 1024
 export const contentFileParams = {
   dest: z.string().min(1).describe('Absolute path of the file on the host'),
   ...attrParams,
-  backup: z.boolean().default(false).describe('Keep the old file as `dest.<timestamp>~` before replacing it'),
+  backup: z
+    .boolean()
+    .default(false)
+    .describe('Keep the old file as `dest.<timestamp>~` before replacing it'),
   validate: z
     .string()
     .regex(/%s/, "must contain %s, the path of the new file (e.g. 'keepalived -t -f %s')")
     .optional()
-    .describe('Command run on the host against the new content (%s = a temp file next to dest) before it replaces the old file; a non-zero rc leaves the old file untouched'),
+    .describe(
+      'Command run on the host against the new content (%s = a temp file next to dest) before it replaces the old file; a non-zero rc leaves the old file untouched',
+    ),
 }
 
 /** What the task wants, resolved on the controller (content rendered or read). */
@@ -38,7 +52,11 @@ export interface WantedContent {
 }
 
 /** The destination as the host reports it. */
-export type RemoteFile = { type: 'absent'; parentExists: boolean } | { type: 'directory' } | { type: 'other' } | RegularFile
+export type RemoteFile =
+  | { type: 'absent'; parentExists: boolean }
+  | { type: 'directory' }
+  | { type: 'other' }
+  | RegularFile
 
 /** An existing regular file (content only when fetched for a diff). */
 export interface RegularFile extends FileAttrs {
@@ -76,7 +94,8 @@ export function wanted(data: string | Buffer): WantedContent {
   }
   // Bytes that do not survive a UTF-8 round trip (NUL, latin-1) are kept as they are, without a diff.
   const text = data.toString('utf8')
-  if (data.includes(0) || !Buffer.from(text, 'utf8').equals(data)) return { content: data.toString('base64'), binary: true, sha256: sha256(data) }
+  if (data.includes(0) || !Buffer.from(text, 'utf8').equals(data))
+    return { content: data.toString('base64'), binary: true, sha256: sha256(data) }
   return { content: text, binary: false, sha256: sha256(data) }
 }
 
@@ -89,7 +108,11 @@ function bytes(w: WantedContent): Buffer {
 }
 
 /** One round trip: type, attributes and sha256 of dest; its content only when it differs and is small. */
-export async function gatherRemote(ctx: ModuleContext, dest: string, want: WantedContent): Promise<RemoteFile> {
+export async function gatherRemote(
+  ctx: ModuleContext,
+  dest: string,
+  want: WantedContent,
+): Promise<RemoteFile> {
   const script = [
     `p=${quote(dest)}`,
     'if [ -e "$p" ]; then',
@@ -108,7 +131,13 @@ export async function gatherRemote(ctx: ModuleContext, dest: string, want: Wante
   if (kv.type === 'absent') return { type: 'absent', parentExists: kv.parent === 'yes' }
   if (kv.type === 'directory') return { type: 'directory' }
   if (kv.type === 'other') return { type: 'other' }
-  const file: RegularFile = { type: 'file', path: kv.path ?? dest, sha256: kv.sha256 ?? '', size: Number(kv.size ?? 0), ...parseAttrs(kv) }
+  const file: RegularFile = {
+    type: 'file',
+    path: kv.path ?? dest,
+    sha256: kv.sha256 ?? '',
+    size: Number(kv.size ?? 0),
+    ...parseAttrs(kv),
+  }
   if (kv.content !== undefined) {
     const raw = Buffer.from(kv.content, 'base64')
     if (!raw.includes(0)) file.content = raw.toString('utf8')
@@ -128,12 +157,23 @@ function diffText(w: WantedContent): string | undefined {
 export function planContentFile(p: ContentFileParams, s: ContentFileState): Change[] {
   const target = `file ${p.dest}`
   const { want, have } = s
-  if (have.type === 'directory' || have.type === 'other') throw new RunbookError('E_MODULE', `${p.dest} exists and is not a regular file (${have.type})`)
+  if (have.type === 'directory' || have.type === 'other')
+    throw new RunbookError('E_MODULE', `${p.dest} exists and is not a regular file (${have.type})`)
   const after = { sha256: want.sha256 ?? KNOWN_AFTER_APPLY, ...wantedAttrs(p) }
   const text = diffText(want)
   if (have.type === 'absent') {
-    const note = have.parentExists ? undefined : `directory ${p.dest.slice(0, p.dest.lastIndexOf('/')) || '/'} does not exist: apply will fail`
-    return [{ action: 'create', target, after, ...(text !== undefined ? { diff: { path: p.dest, before: '', after: text } } : {}), ...(note ? { note } : {}) }]
+    const note = have.parentExists
+      ? undefined
+      : `directory ${p.dest.slice(0, p.dest.lastIndexOf('/')) || '/'} does not exist: apply will fail`
+    return [
+      {
+        action: 'create',
+        target,
+        after,
+        ...(text !== undefined ? { diff: { path: p.dest, before: '', after: text } } : {}),
+        ...(note ? { note } : {}),
+      },
+    ]
   }
   const attrs = attrDiff(p, have)
   const contentDiffers = want.sha256 !== have.sha256
@@ -144,42 +184,66 @@ export function planContentFile(p: ContentFileParams, s: ContentFileState): Chan
   if (contentDiffers) {
     before.sha256 = have.sha256
     afterU.sha256 = want.sha256 ?? KNOWN_AFTER_APPLY
-    if (text !== undefined && have.content !== undefined) change.diff = { path: p.dest, before: have.content, after: text }
-    else change.note = want.sha256 === null ? 'content known after apply' : 'content differs (binary or larger than the diff limit)'
+    if (text !== undefined && have.content !== undefined)
+      change.diff = { path: p.dest, before: have.content, after: text }
+    else
+      change.note =
+        want.sha256 === null
+          ? 'content known after apply'
+          : 'content differs (binary or larger than the diff limit)'
   }
   return [change]
 }
 
 /** Writes the new content (after `validate` and `backup`), or only fixes attributes; verifies. */
-export async function applyContentFile(ctx: ModuleContext, p: ContentFileParams, s: ContentFileState): Promise<ApplyResult> {
+export async function applyContentFile(
+  ctx: ModuleContext,
+  p: ContentFileParams,
+  s: ContentFileState,
+): Promise<ApplyResult> {
   const { want, have } = s
-  if (want.sha256 === null) throw new RunbookError('E_MODULE', `content of ${p.dest} is still unknown at apply`)
+  if (want.sha256 === null)
+    throw new RunbookError('E_MODULE', `content of ${p.dest} is still unknown at apply`)
   const conn = await ctx.conn()
   const dest = have.type === 'file' ? have.path : p.dest
   let backupFile: string | undefined
   if (have.type !== 'file' || have.sha256 !== want.sha256) {
-    if (have.type === 'absent' && !have.parentExists) throw new RunbookError('E_MODULE', `cannot create ${p.dest}: its directory does not exist`)
+    if (have.type === 'absent' && !have.parentExists)
+      throw new RunbookError('E_MODULE', `cannot create ${p.dest}: its directory does not exist`)
     const pre = prepareScript(dest, p, have.type === 'file')
     if (pre) {
       const r = await run(ctx, pre, { stdin: bytes(want) })
       if (r.rc !== 0) {
         const out = tail(`${r.stdout}${r.stderr}`)
-        if (r.rc === 97) throw new RunbookError('E_COMMAND', `validation of ${p.dest} failed, the old file is untouched: ${p.validate ?? ''}\n${out}`)
+        if (r.rc === 97)
+          throw new RunbookError(
+            'E_COMMAND',
+            `validation of ${p.dest} failed, the old file is untouched: ${p.validate ?? ''}\n${out}`,
+          )
         throw new RunbookError('E_COMMAND', `preparing ${p.dest} failed (rc ${r.rc}): ${out}`)
       }
       backupFile = parseKv(r.stdout).backup
     }
-    await conn.writeFile(dest, bytes(want), { mode: p.mode === undefined ? undefined : modeNumber(p.mode), owner: p.owner, group: p.group, become: ctx.become })
+    await conn.writeFile(dest, bytes(want), {
+      mode: p.mode === undefined ? undefined : modeNumber(p.mode),
+      owner: p.owner,
+      group: p.group,
+      become: ctx.become,
+    })
   } else {
     const attrs = attrDiff(p, have)
     if (attrs) {
       const r = await run(ctx, setAttrsScript(dest, attrs.after))
-      if (r.rc !== 0) throw new RunbookError('E_COMMAND', `cannot set attributes of ${p.dest}: ${tail(r.stderr)}`)
+      if (r.rc !== 0)
+        throw new RunbookError('E_COMMAND', `cannot set attributes of ${p.dest}: ${tail(r.stderr)}`)
     }
   }
   const now = await gatherRemote(ctx, p.dest, want)
   if (now.type !== 'file' || now.sha256 !== want.sha256 || attrDiff(p, now)) {
-    throw new RunbookError('E_MODULE', `${p.dest} does not have the content and attributes just written (post-condition failed)`)
+    throw new RunbookError(
+      'E_MODULE',
+      `${p.dest} does not have the content and attributes just written (post-condition failed)`,
+    )
   }
   if (have.type === 'absent') await ctx.journal.record({ type: 'file', id: p.dest })
   return { changed: true, output: outputOf(p, { want, have: now }, backupFile) }
@@ -212,10 +276,18 @@ function prepareScript(dest: string, p: ContentFileParams, exists: boolean): str
 }
 
 /** What `register` holds. */
-export function outputOf(p: ContentFileParams, s: ContentFileState | undefined, backupFile?: string): Record<string, unknown> {
+export function outputOf(
+  p: ContentFileParams,
+  s: ContentFileState | undefined,
+  backupFile?: string,
+): Record<string, unknown> {
   const have = s?.have
-  const out: Record<string, unknown> = { dest: p.dest, checksum: s?.want.sha256 ?? KNOWN_AFTER_APPLY }
-  if (have?.type === 'file') Object.assign(out, { size: have.size, mode: have.mode, owner: have.owner, group: have.group })
+  const out: Record<string, unknown> = {
+    dest: p.dest,
+    checksum: s?.want.sha256 ?? KNOWN_AFTER_APPLY,
+  }
+  if (have?.type === 'file')
+    Object.assign(out, { size: have.size, mode: have.mode, owner: have.owner, group: have.group })
   if (backupFile) out.backup_file = backupFile
   return out
 }
@@ -224,5 +296,6 @@ export function outputOf(p: ContentFileParams, s: ContentFileState | undefined, 
 export async function destroyContentFile(ctx: ModuleContext, r: ResourceRecord): Promise<void> {
   const q = quote(r.id)
   const res = await run(ctx, `if [ -f ${q} ] || [ -L ${q} ]; then rm -f ${q}; fi`)
-  if (res.rc !== 0) throw new RunbookError('E_COMMAND', `cannot remove ${r.id}: ${tail(res.stderr)}`)
+  if (res.rc !== 0)
+    throw new RunbookError('E_COMMAND', `cannot remove ${r.id}: ${tail(res.stderr)}`)
 }

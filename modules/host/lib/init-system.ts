@@ -66,7 +66,14 @@ function scriptName(name: string): string {
 export function probeScript(name: string, init: InitSystem | undefined): string {
   if (init === 'systemd') return systemdProbe(unitName(name))
   if (init === 'sysv') return sysvProbe(scriptName(name))
-  return [DETECT, 'if [ $init = systemd ]; then', systemdProbe(unitName(name)), 'else', sysvProbe(scriptName(name)), 'fi'].join('\n')
+  return [
+    DETECT,
+    'if [ $init = systemd ]; then',
+    systemdProbe(unitName(name)),
+    'else',
+    sysvProbe(scriptName(name)),
+    'fi',
+  ].join('\n')
 }
 
 /** Reads the probe's key=value output. */
@@ -79,17 +86,33 @@ export function parseProbe(kv: Record<string, string>): ServiceState {
       init: 'systemd',
       exists: kv.LoadState !== undefined && kv.LoadState !== 'not-found',
       running: active === 'active' || active === 'reloading' || active === 'activating',
-      enabled: file === 'enabled' || file === 'enabled-runtime' || file === 'alias' ? true : file === 'disabled' || file === 'masked' ? false : null,
+      enabled:
+        file === 'enabled' || file === 'enabled-runtime' || file === 'alias'
+          ? true
+          : file === 'disabled' || file === 'masked'
+            ? false
+            : null,
       pid: pid > 0 ? pid : null,
       detail: `${active}/${kv.SubState ?? '?'}`,
     }
   }
   const pid = Number(kv.pid ?? '')
-  return { init: 'sysv', exists: kv.exists === '1', running: kv.running === '1', enabled: kv.enabled === '1', pid: pid > 0 ? pid : null, detail: kv.how ?? '' }
+  return {
+    init: 'sysv',
+    exists: kv.exists === '1',
+    running: kv.running === '1',
+    enabled: kv.enabled === '1',
+    pid: pid > 0 ? pid : null,
+    detail: kv.how ?? '',
+  }
 }
 
 /** The command that starts/stops/restarts/reloads a service. */
-export function actionScript(init: InitSystem, name: string, verb: 'start' | 'stop' | 'restart' | 'reload'): string {
+export function actionScript(
+  init: InitSystem,
+  name: string,
+  verb: 'start' | 'stop' | 'restart' | 'reload',
+): string {
   if (init === 'systemd') return `systemctl ${verb} ${quote(unitName(name))} 2>&1`
   const n = scriptName(name)
   return `if command -v service >/dev/null 2>&1; then service ${quote(n)} ${verb}; else ${quote(`/etc/init.d/${n}`)} ${verb}; fi 2>&1 </dev/null`
@@ -97,7 +120,8 @@ export function actionScript(init: InitSystem, name: string, verb: 'start' | 'st
 
 /** The command that enables or disables a service at boot. */
 export function enableScript(init: InitSystem, name: string, enabled: boolean): string {
-  if (init === 'systemd') return `systemctl ${enabled ? 'enable' : 'disable'} ${quote(unitName(name))} 2>&1`
+  if (init === 'systemd')
+    return `systemctl ${enabled ? 'enable' : 'disable'} ${quote(unitName(name))} 2>&1`
   const n = quote(scriptName(name))
   if (!enabled) return `update-rc.d ${n} disable 2>&1`
   // `enable` only flips existing links; `defaults` makes them when the package never did.
@@ -106,7 +130,8 @@ export function enableScript(init: InitSystem, name: string, enabled: boolean): 
 
 /** The service's own last log lines: the journal, or the syslog files a SysV host writes. */
 export function logScript(init: InitSystem, name: string, lines = 20): string {
-  if (init === 'systemd') return `journalctl -u ${quote(unitName(name))} -n ${lines} --no-pager 2>&1`
+  if (init === 'systemd')
+    return `journalctl -u ${quote(unitName(name))} -n ${lines} --no-pager 2>&1`
   const n = quote(scriptName(name))
   return [
     'for f in /var/log/syslog /var/log/daemon.log /var/log/messages; do',

@@ -16,7 +16,11 @@ export interface RunOptions extends Omit<ExecOptions, 'become'> {
  * Runs a script on the task's host with the task's become.
  * @example const r = await run(ctx, 'cat /proc/sys/net/ipv4/ip_forward', { idempotent: true })
  */
-export async function run(ctx: ModuleContext, script: string, opts: RunOptions = {}): Promise<ExecResult> {
+export async function run(
+  ctx: ModuleContext,
+  script: string,
+  opts: RunOptions = {},
+): Promise<ExecResult> {
   const conn = await ctx.conn()
   const { what: _what, ...exec } = opts
   return conn.exec(script, { ...exec, become: ctx.become, signal: opts.signal ?? ctx.signal })
@@ -28,7 +32,11 @@ export async function run(ctx: ModuleContext, script: string, opts: RunOptions =
  */
 export async function probe(ctx: ModuleContext, script: string, what: string): Promise<string> {
   const r = await run(ctx, script, { idempotent: true })
-  if (r.rc !== 0) throw new RunbookError('E_COMMAND', `${what}: probe failed (rc ${r.rc}): ${tail(r.stderr || r.stdout)}`)
+  if (r.rc !== 0)
+    throw new RunbookError(
+      'E_COMMAND',
+      `${what}: probe failed (rc ${r.rc}): ${tail(r.stderr || r.stdout)}`,
+    )
   return r.stdout
 }
 

@@ -43,19 +43,44 @@ function num(n: number): string {
 }
 
 function checkBlock(c: HealthCheck): string[] {
-  const timers = [`connect_timeout ${num(c.connect_timeout)}`, ...(c.connect_port !== undefined ? [`connect_port ${c.connect_port}`] : []), `retry ${c.retry}`, `delay_before_retry ${num(c.delay_before_retry)}`]
+  const timers = [
+    `connect_timeout ${num(c.connect_timeout)}`,
+    ...(c.connect_port !== undefined ? [`connect_port ${c.connect_port}`] : []),
+    `retry ${c.retry}`,
+    `delay_before_retry ${num(c.delay_before_retry)}`,
+  ]
   if (c.type === 'TCP_CHECK') return block('TCP_CHECK', timers)
-  const urls = c.urls.flatMap((u) => block('url', [`path ${u.path}`, ...(u.digest !== undefined ? [`digest ${u.digest}`] : []), ...(u.status_code !== undefined ? [`status_code ${u.status_code}`] : [])]))
+  const urls = c.urls.flatMap((u) =>
+    block('url', [
+      `path ${u.path}`,
+      ...(u.digest !== undefined ? [`digest ${u.digest}`] : []),
+      ...(u.status_code !== undefined ? [`status_code ${u.status_code}`] : []),
+    ]),
+  )
   return block(c.type, [...urls, ...timers])
 }
 
 function realServerBlock(rs: RealServer): string[] {
-  return block(`real_server ${rs.address} ${rs.port}`, [`weight ${rs.weight}`, ...(rs.check ? checkBlock(rs.check) : [])])
+  return block(`real_server ${rs.address} ${rs.port}`, [
+    `weight ${rs.weight}`,
+    ...(rs.check ? checkBlock(rs.check) : []),
+  ])
 }
 
 function virtualServerBlock(vs: VirtualServer): string[] {
-  const head = [`delay_loop ${vs.delay_loop}`, `lb_algo ${vs.lb_algo}`, `lb_kind ${vs.lb_kind}`, ...(vs.persistence_timeout !== undefined ? [`persistence_timeout ${vs.persistence_timeout}`] : []), `protocol ${vs.protocol}`]
-  return block(`virtual_server ${vs.address} ${vs.port}`, [...head, ...vs.real_servers.flatMap((rs) => ['', ...realServerBlock(rs)])])
+  const head = [
+    `delay_loop ${vs.delay_loop}`,
+    `lb_algo ${vs.lb_algo}`,
+    `lb_kind ${vs.lb_kind}`,
+    ...(vs.persistence_timeout !== undefined
+      ? [`persistence_timeout ${vs.persistence_timeout}`]
+      : []),
+    `protocol ${vs.protocol}`,
+  ]
+  return block(`virtual_server ${vs.address} ${vs.port}`, [
+    ...head,
+    ...vs.real_servers.flatMap((rs) => ['', ...realServerBlock(rs)]),
+  ])
 }
 
 /**
@@ -64,18 +89,38 @@ function virtualServerBlock(vs: VirtualServer): string[] {
  */
 export function renderConfig(p: RenderParams, r: Resolved): string {
   const name = instanceName(p)
-  const vrrp: string[] = [`state ${r.node.state}`, `interface ${r.interface}`, `virtual_router_id ${p.virtual_router_id}`, `priority ${r.node.priority}`, `advert_int ${num(p.advert_int)}`]
+  const vrrp: string[] = [
+    `state ${r.node.state}`,
+    `interface ${r.interface}`,
+    `virtual_router_id ${p.virtual_router_id}`,
+    `priority ${r.node.priority}`,
+    `advert_int ${num(p.advert_int)}`,
+  ]
   if (p.nopreempt) vrrp.push('nopreempt')
-  if (p.auth_pass !== undefined) vrrp.push(...block('authentication', [`auth_type ${p.auth_type}`, `auth_pass ${p.auth_pass}`]))
+  if (p.auth_pass !== undefined)
+    vrrp.push(...block('authentication', [`auth_type ${p.auth_type}`, `auth_pass ${p.auth_pass}`]))
   if (p.unicast) {
     vrrp.push(`unicast_src_ip ${r.node.address ?? ''}`)
-    vrrp.push(...block('unicast_peer', r.peers.map((n) => n.address ?? '')))
+    vrrp.push(
+      ...block(
+        'unicast_peer',
+        r.peers.map((n) => n.address ?? ''),
+      ),
+    )
   }
-  vrrp.push(...block('virtual_ipaddress', p.virtual_ipaddresses.map((v) => {
-    const c = parseIpv4Cidr(v)
-    return c ? `${c.address}/${c.prefix}` : v
-  })))
-  const parts: string[][] = [[HEADER], block('global_defs', [`router_id ${routerId(p, r.node.name)}`])]
+  vrrp.push(
+    ...block(
+      'virtual_ipaddress',
+      p.virtual_ipaddresses.map((v) => {
+        const c = parseIpv4Cidr(v)
+        return c ? `${c.address}/${c.prefix}` : v
+      }),
+    ),
+  )
+  const parts: string[][] = [
+    [HEADER],
+    block('global_defs', [`router_id ${routerId(p, r.node.name)}`]),
+  ]
   parts.push(block(`vrrp_instance ${name}`, vrrp))
   for (const vs of p.virtual_servers) parts.push(virtualServerBlock(vs))
   return `${parts.map((b) => b.join('\n')).join('\n\n')}\n`

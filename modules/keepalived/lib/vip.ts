@@ -41,7 +41,12 @@ export function holderInterface(output: string, vip: string): string | null {
 }
 
 /** Runs a command on a node with the task's become. */
-export function execOn(ctx: ModuleContext, conn: Connection, script: string, opts: { idempotent?: boolean; timeoutMs?: number } = {}): ReturnType<Connection['exec']> {
+export function execOn(
+  ctx: ModuleContext,
+  conn: Connection,
+  script: string,
+  opts: { idempotent?: boolean; timeoutMs?: number } = {},
+): ReturnType<Connection['exec']> {
   return conn.exec(script, { become: ctx.become, signal: ctx.signal, ...opts })
 }
 
@@ -49,18 +54,32 @@ export function execOn(ctx: ModuleContext, conn: Connection, script: string, opt
  * Asks one node whether it holds the VIP.
  * @example const p = await probeHolder(ctx, 'kld-vm-1', '192.0.2.254', 'ens3')
  */
-export async function probeHolder(ctx: ModuleContext, node: string, vip: string, iface: string | undefined): Promise<HolderProbe> {
+export async function probeHolder(
+  ctx: ModuleContext,
+  node: string,
+  vip: string,
+  iface: string | undefined,
+): Promise<HolderProbe> {
   const conn = await ctx.connectTo(node)
   const r = await execOn(ctx, conn, addrScript(iface), { idempotent: true })
   if (r.rc !== 0) {
     // A missing interface is an answer (the node cannot hold the VIP there), not a failure.
-    if (iface && /does not exist|Cannot find device/i.test(r.stderr)) return { node, interface: null }
-    throw new RunbookError('E_COMMAND', `${node}: ${addrScript(iface)} failed (rc ${r.rc}): ${tail(r.stderr || r.stdout)}`)
+    if (iface && /does not exist|Cannot find device/i.test(r.stderr))
+      return { node, interface: null }
+    throw new RunbookError(
+      'E_COMMAND',
+      `${node}: ${addrScript(iface)} failed (rc ${r.rc}): ${tail(r.stderr || r.stdout)}`,
+    )
   }
   return { node, interface: holderInterface(r.stdout, vip) }
 }
 
 /** Asks every node at once; one answer per node, in the order given. */
-export async function probeHolders(ctx: ModuleContext, nodes: readonly string[], vip: string, iface: string | undefined): Promise<HolderProbe[]> {
+export async function probeHolders(
+  ctx: ModuleContext,
+  nodes: readonly string[],
+  vip: string,
+  iface: string | undefined,
+): Promise<HolderProbe[]> {
   return Promise.all(nodes.map((n) => probeHolder(ctx, n, vip, iface)))
 }

@@ -35,17 +35,39 @@ export interface EndpointFilter {
  * The URL of a service in the catalog.
  * @example selectEndpoint(catalog, 'network', { interface: 'public', region: 'RegionOne' }) // 'http://127.0.0.1:9696'
  */
-export function selectEndpoint(catalog: readonly CatalogEntry[], type: ServiceType, f: EndpointFilter): string {
+export function selectEndpoint(
+  catalog: readonly CatalogEntry[],
+  type: ServiceType,
+  f: EndpointFilter,
+): string {
   const services = catalog.filter((s) => s.type === type)
   if (services.length === 0) {
-    throw new RunbookError('E_API', `the service catalog has no ${type} service (${SERVICE_NAMES[type]})`, { hint: `it has: ${catalog.map((s) => s.type).join(', ') || 'nothing (an unscoped token?)'}` })
+    throw new RunbookError(
+      'E_API',
+      `the service catalog has no ${type} service (${SERVICE_NAMES[type]})`,
+      {
+        hint: `it has: ${catalog.map((s) => s.type).join(', ') || 'nothing (an unscoped token?)'}`,
+      },
+    )
   }
   const all = services.flatMap((s) => s.endpoints)
-  const inRegion = all.filter((e) => f.region === undefined || e.region_id === f.region || e.region === f.region)
-  const match = inRegion.find((e) => e.interface === f.interface || e.interface === `${f.interface}URL`)
+  const inRegion = all.filter(
+    (e) => f.region === undefined || e.region_id === f.region || e.region === f.region,
+  )
+  const match = inRegion.find(
+    (e) => e.interface === f.interface || e.interface === `${f.interface}URL`,
+  )
   if (match === undefined) {
-    const have = all.map((e) => `${e.interface}${e.region_id ?? e.region ? ` in ${e.region_id ?? e.region}` : ''}`).join(', ')
-    throw new RunbookError('E_API', `the service catalog has no ${f.interface} ${type} endpoint${f.region ? ` in region ${f.region}` : ''}`, { hint: `it has: ${have}` })
+    const have = all
+      .map(
+        (e) => `${e.interface}${(e.region_id ?? e.region) ? ` in ${e.region_id ?? e.region}` : ''}`,
+      )
+      .join(', ')
+    throw new RunbookError(
+      'E_API',
+      `the service catalog has no ${f.interface} ${type} endpoint${f.region ? ` in region ${f.region}` : ''}`,
+      { hint: `it has: ${have}` },
+    )
   }
   return match.url
 }

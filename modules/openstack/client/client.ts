@@ -131,13 +131,19 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * const ports = await c.list('network', '/ports', 'ports', { query: { name: 'kld-vip' } })
  */
 export class OpenStackClient {
-  readonly stats: ClientStats = { auths: 0, requests: 0, retries: 0, byService: { identity: 0, compute: 0, network: 0, image: 0 } }
+  readonly stats: ClientStats = {
+    auths: 0,
+    requests: 0,
+    retries: 0,
+    byService: { identity: 0, compute: 0, network: 0, image: 0 },
+  }
   readonly microversion: string
   private readonly http: AxiosInstance
   private readonly secrets = new Set<string>()
   private current: Token | undefined
   private authing: Promise<Token> | undefined
-  private readonly opts: Required<Omit<ClientOptions, 'secret' | 'signal' | 'microversion'>> & Pick<ClientOptions, 'secret' | 'signal'>
+  private readonly opts: Required<Omit<ClientOptions, 'secret' | 'signal' | 'microversion'>> &
+    Pick<ClientOptions, 'secret' | 'signal'>
 
   constructor(
     readonly config: CloudConfig,
@@ -157,7 +163,11 @@ export class OpenStackClient {
     const ca = config.cacert === undefined ? undefined : readFileSync(config.cacert)
     this.http = axios.create({
       httpAgent: new http.Agent({ keepAlive: true }),
-      httpsAgent: new https.Agent({ keepAlive: true, rejectUnauthorized: config.verify, ...(ca ? { ca } : {}) }),
+      httpsAgent: new https.Agent({
+        keepAlive: true,
+        rejectUnauthorized: config.verify,
+        ...(ca ? { ca } : {}),
+      }),
       timeout: this.opts.timeoutMs,
       responseType: 'text',
       transformResponse: [(d: unknown) => d],
@@ -194,10 +204,19 @@ export class OpenStackClient {
   private async authenticate(): Promise<Token> {
     const url = `${versionedEndpoint('identity', this.config.endpointOverrides.identity ?? this.config.auth.auth_url)}/auth/tokens`
     this.stats.auths++
-    const res = await this.send('identity', 'POST', url, { body: authBody(this.config), idempotent: true }, undefined)
+    const res = await this.send(
+      'identity',
+      'POST',
+      url,
+      { body: authBody(this.config), idempotent: true },
+      undefined,
+    )
     if (res.status !== 201 && res.status !== 200) {
       throw this.error('identity', 'POST', url, res, {
-        hint: res.status === 401 ? `check the credentials of cloud '${this.config.name}' (${this.config.source})` : undefined,
+        hint:
+          res.status === 401
+            ? `check the credentials of cloud '${this.config.name}' (${this.config.source})`
+            : undefined,
       })
     }
     const token = parseToken(res.headers['x-subject-token'], this.json(res.data))
@@ -209,7 +228,12 @@ export class OpenStackClient {
   /** The project the token is scoped to. */
   async projectId(): Promise<string> {
     const t = await this.token()
-    if (t.projectId === undefined) throw new RunbookError('E_API', `cloud '${this.config.name}': the token is not scoped to a project`, { hint: 'set auth.project_name or auth.project_id' })
+    if (t.projectId === undefined)
+      throw new RunbookError(
+        'E_API',
+        `cloud '${this.config.name}': the token is not scoped to a project`,
+        { hint: 'set auth.project_name or auth.project_id' },
+      )
     return t.projectId
   }
 
@@ -218,16 +242,29 @@ export class OpenStackClient {
     const override = this.config.endpointOverrides[service]
     if (override !== undefined) return versionedEndpoint(service, override)
     const t = await this.token()
-    return versionedEndpoint(service, selectEndpoint(t.catalog, service, { interface: this.config.interface, region: this.config.regionName }))
+    return versionedEndpoint(
+      service,
+      selectEndpoint(t.catalog, service, {
+        interface: this.config.interface,
+        region: this.config.regionName,
+      }),
+    )
   }
 
   /**
    * One request to a service; `path` is below the service's versioned endpoint (or an absolute URL
    * from a pagination link). Errors (non-2xx outside `accept`) throw OpenStackApiError.
    */
-  async request(service: ServiceType, method: string, path: string, o: RequestOptions = {}): Promise<ApiResponse> {
+  async request(
+    service: ServiceType,
+    method: string,
+    path: string,
+    o: RequestOptions = {},
+  ): Promise<ApiResponse> {
     const base = await this.endpoint(service)
-    const url = /^https?:\/\//.test(path) ? this.rebase(base, path) : `${base}${path}${queryString(o.query)}`
+    const url = /^https?:\/\//.test(path)
+      ? this.rebase(base, path)
+      : `${base}${path}${queryString(o.query)}`
     let token = await this.token()
     let res: SentResponse = await this.send(service, method, url, o, token.value)
     if (res.status === 401) {
@@ -241,25 +278,47 @@ export class OpenStackClient {
   }
 
   /** GET, parsed. */
-  async get<T>(service: ServiceType, path: string, schema: z.ZodType<T>, o: RequestOptions = {}): Promise<T> {
+  async get<T>(
+    service: ServiceType,
+    path: string,
+    schema: z.ZodType<T>,
+    o: RequestOptions = {},
+  ): Promise<T> {
     const res = await this.request(service, 'GET', path, o)
     return this.parse(service, 'GET', path, schema, res.data)
   }
 
   /** GET that answers undefined for a 404. */
-  async find<T>(service: ServiceType, path: string, schema: z.ZodType<T>, o: RequestOptions = {}): Promise<T | undefined> {
+  async find<T>(
+    service: ServiceType,
+    path: string,
+    schema: z.ZodType<T>,
+    o: RequestOptions = {},
+  ): Promise<T | undefined> {
     const res = await this.request(service, 'GET', path, { ...o, accept: [404] })
     return res.status === 404 ? undefined : this.parse(service, 'GET', path, schema, res.data)
   }
 
   /** POST with a JSON body, the answer parsed. */
-  async post<T>(service: ServiceType, path: string, body: unknown, schema: z.ZodType<T>, o: RequestOptions = {}): Promise<T> {
+  async post<T>(
+    service: ServiceType,
+    path: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+    o: RequestOptions = {},
+  ): Promise<T> {
     const res = await this.request(service, 'POST', path, { ...o, body })
     return this.parse(service, 'POST', path, schema, res.data)
   }
 
   /** PUT with a JSON body, the answer parsed. */
-  async put<T>(service: ServiceType, path: string, body: unknown, schema: z.ZodType<T>, o: RequestOptions = {}): Promise<T> {
+  async put<T>(
+    service: ServiceType,
+    path: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+    o: RequestOptions = {},
+  ): Promise<T> {
     const res = await this.request(service, 'PUT', path, { ...o, body })
     return this.parse(service, 'PUT', path, schema, res.data)
   }
@@ -274,24 +333,52 @@ export class OpenStackClient {
    * Every item of a collection, following `<key>_links` (Nova, Neutron) or `next` (Glance), or
    * limit+marker when the service gives no links.
    */
-  async list<T>(service: ServiceType, path: string, key: string, schema: z.ZodType<T>, o: { query?: Query; limit?: number } = {}): Promise<T[]> {
+  async list<T>(
+    service: ServiceType,
+    path: string,
+    key: string,
+    schema: z.ZodType<T>,
+    o: { query?: Query; limit?: number } = {},
+  ): Promise<T[]> {
     const base = await this.endpoint(service)
     const query: Query = { ...o.query, ...(o.limit === undefined ? {} : { limit: o.limit }) }
     const out: T[] = []
     const seen = new Set<string>()
     let next: string | undefined = `${base}${path}${queryString(query)}`
     while (next !== undefined) {
-      if (seen.has(next) || seen.size > 1000) throw new RunbookError('E_API', `${SERVICE_NAMES[service]}: pagination of ${path} does not end (${next})`)
+      if (seen.has(next) || seen.size > 1000)
+        throw new RunbookError(
+          'E_API',
+          `${SERVICE_NAMES[service]}: pagination of ${path} does not end (${next})`,
+        )
       seen.add(next)
       const res = await this.request(service, 'GET', next)
       const data = this.json(res.data)
-      const page = data !== null && typeof data === 'object' ? (data as Record<string, unknown>)[key] : undefined
-      if (!Array.isArray(page)) throw new RunbookError('E_API', `${SERVICE_NAMES[service]}: GET ${path} answered without a '${key}' list`)
+      const page =
+        data !== null && typeof data === 'object'
+          ? (data as Record<string, unknown>)[key]
+          : undefined
+      if (!Array.isArray(page))
+        throw new RunbookError(
+          'E_API',
+          `${SERVICE_NAMES[service]}: GET ${path} answered without a '${key}' list`,
+        )
       for (const item of page) out.push(this.parse(service, 'GET', path, schema, item))
       next = this.nextPage(base, data as Record<string, unknown>, key)
-      if (next === undefined && o.limit !== undefined && page.length >= o.limit && !(`${key}_links` in (data as object)) && !('next' in (data as object))) {
+      if (
+        next === undefined &&
+        o.limit !== undefined &&
+        page.length >= o.limit &&
+        !(`${key}_links` in (data as object)) &&
+        !('next' in (data as object))
+      ) {
         const last = page[page.length - 1] as { id?: unknown; name?: unknown } | undefined
-        const marker = typeof last?.id === 'string' ? last.id : typeof last?.name === 'string' ? last.name : undefined
+        const marker =
+          typeof last?.id === 'string'
+            ? last.id
+            : typeof last?.name === 'string'
+              ? last.name
+              : undefined
         if (marker !== undefined) next = `${base}${path}${queryString({ ...query, marker })}`
       }
     }
@@ -303,12 +390,16 @@ export class OpenStackClient {
    * `lookup` decides: the resource found is the answer; only when it is not found is the POST sent
    * again.
    */
-  async createResolved<T>(post: () => Promise<T>, lookup: () => Promise<T | undefined>): Promise<T> {
+  async createResolved<T>(
+    post: () => Promise<T>,
+    lookup: () => Promise<T | undefined>,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await post()
       } catch (e) {
-        if (!(e instanceof OpenStackApiError) || !e.ambiguous || attempt >= this.opts.retries) throw e
+        if (!(e instanceof OpenStackApiError) || !e.ambiguous || attempt >= this.opts.retries)
+          throw e
         const found = await lookup()
         if (found !== undefined) return found
         this.stats.retries++
@@ -318,11 +409,20 @@ export class OpenStackClient {
   }
 
   /** Parses a body with a schema; a mismatch is the API's fault, said so. */
-  parse<T>(service: ServiceType, method: string, path: string, schema: z.ZodType<T>, data: unknown): T {
+  parse<T>(
+    service: ServiceType,
+    method: string,
+    path: string,
+    schema: z.ZodType<T>,
+    data: unknown,
+  ): T {
     const r = schema.safeParse(this.json(data))
     if (r.success) return r.data
     const issue = r.error.issues[0]
-    throw new RunbookError('E_API', `${SERVICE_NAMES[service]}: unexpected answer to ${method} ${path.replace(/^https?:\/\/[^/]+/, '')}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`)
+    throw new RunbookError(
+      'E_API',
+      `${SERVICE_NAMES[service]}: unexpected answer to ${method} ${path.replace(/^https?:\/\/[^/]+/, '')}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`,
+    )
   }
 
   private json(data: unknown): unknown {
@@ -338,7 +438,13 @@ export class OpenStackClient {
   private nextPage(base: string, data: Record<string, unknown>, key: string): string | undefined {
     const links = data[`${key}_links`]
     if (Array.isArray(links)) {
-      const next = links.find((l): l is { rel: string; href: string } => typeof l === 'object' && l !== null && (l as { rel?: unknown }).rel === 'next' && typeof (l as { href?: unknown }).href === 'string')
+      const next = links.find(
+        (l): l is { rel: string; href: string } =>
+          typeof l === 'object' &&
+          l !== null &&
+          (l as { rel?: unknown }).rel === 'next' &&
+          typeof (l as { href?: unknown }).href === 'string',
+      )
       return next === undefined ? undefined : this.rebase(base, next.href)
     }
     const glance = data['next']
@@ -368,9 +474,19 @@ export class OpenStackClient {
   }
 
   /** Sends with retries; answers any HTTP status; throws only when no answer came. */
-  private async send(service: ServiceType, method: string, url: string, o: RequestOptions, token: string | undefined): Promise<SentResponse> {
+  private async send(
+    service: ServiceType,
+    method: string,
+    url: string,
+    o: RequestOptions,
+    token: string | undefined,
+  ): Promise<SentResponse> {
     const safe = IDEMPOTENT.has(method) || o.idempotent === true
-    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'runbook-openstack/0.1', ...o.headers }
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      'User-Agent': 'runbook-openstack/0.1',
+      ...o.headers,
+    }
     if (token !== undefined) headers['X-Auth-Token'] = token
     if (o.body !== undefined) headers['Content-Type'] = 'application/json'
     if (service === 'compute') {
@@ -382,7 +498,13 @@ export class OpenStackClient {
       this.stats.byService[service]++
       let res: AxiosResponse<unknown>
       try {
-        res = await this.http.request({ method, url, headers, data: o.body === undefined ? undefined : JSON.stringify(o.body), signal: this.opts.signal })
+        res = await this.http.request({
+          method,
+          url,
+          headers,
+          data: o.body === undefined ? undefined : JSON.stringify(o.body),
+          signal: this.opts.signal,
+        })
       } catch (e) {
         const code = (e as { code?: string }).code ?? ''
         const notSent = NOT_SENT.has(code)
@@ -399,7 +521,10 @@ export class OpenStackClient {
           status: 0,
           fault: { message: this.scrub(`${code || 'error'} ${(e as Error).message}`.trim()) },
           ambiguous: !notSent && !safe,
-          hint: !notSent && !safe ? 'the request may have been carried out' : `after ${attempt + 1} attempt${attempt === 0 ? '' : 's'}`,
+          hint:
+            !notSent && !safe
+              ? 'the request may have been carried out'
+              : `after ${attempt + 1} attempt${attempt === 0 ? '' : 's'}`,
         })
       }
       const status = res.status
@@ -409,7 +534,13 @@ export class OpenStackClient {
         await sleep(this.delay(attempt, this.header(res, 'retry-after')), this.opts.signal)
         continue
       }
-      const out: SentResponse = { status, data: res.data, headers: Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k.toLowerCase(), String(v)])) }
+      const out: SentResponse = {
+        status,
+        data: res.data,
+        headers: Object.fromEntries(
+          Object.entries(res.headers).map(([k, v]) => [k.toLowerCase(), String(v)]),
+        ),
+      }
       // A 5xx to a POST: it may have been carried out before the failure.
       if (retryable && !safe && status !== 429) out.ambiguous = true
       return out
@@ -430,7 +561,13 @@ export class OpenStackClient {
     }
   }
 
-  private error(service: ServiceType, method: string, url: string, res: SentResponse, extra: { hint?: string | undefined } = {}): OpenStackApiError {
+  private error(
+    service: ServiceType,
+    method: string,
+    url: string,
+    res: SentResponse,
+    extra: { hint?: string | undefined } = {},
+  ): OpenStackApiError {
     const fault = parseFault(this.json(res.data), `HTTP ${res.status}`)
     return new OpenStackApiError({
       service,
@@ -439,7 +576,9 @@ export class OpenStackClient {
       status: res.status,
       fault: { type: fault.type, message: this.scrub(fault.message) },
       ambiguous: res.ambiguous === true,
-      hint: extra.hint ?? (res.ambiguous === true ? 'the request may have been carried out' : undefined),
+      hint:
+        extra.hint ??
+        (res.ambiguous === true ? 'the request may have been carried out' : undefined),
     })
   }
 }

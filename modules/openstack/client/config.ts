@@ -68,8 +68,22 @@ export interface ResolveOptions {
 type Raw = Record<string, unknown>
 
 const AUTH_KEYS = [
-  'auth_url', 'username', 'user_id', 'password', 'user_domain_name', 'user_domain_id', 'project_name', 'project_id', 'project_domain_name', 'project_domain_id',
-  'application_credential_id', 'application_credential_name', 'application_credential_secret', 'domain_id', 'domain_name', 'default_domain',
+  'auth_url',
+  'username',
+  'user_id',
+  'password',
+  'user_domain_name',
+  'user_domain_id',
+  'project_name',
+  'project_id',
+  'project_domain_name',
+  'project_domain_id',
+  'application_credential_id',
+  'application_credential_name',
+  'application_credential_secret',
+  'domain_id',
+  'domain_name',
+  'default_domain',
 ] as const
 
 /** OS_* variables and the key each sets (auth keys go under `auth`). */
@@ -103,11 +117,13 @@ const ENV_TOP: [string, string][] = [
 ]
 
 const isObject = (x: unknown): x is Raw => x !== null && typeof x === 'object' && !Array.isArray(x)
-const str = (x: unknown): string | undefined => (typeof x === 'string' && x !== '' ? x : typeof x === 'number' ? String(x) : undefined)
+const str = (x: unknown): string | undefined =>
+  typeof x === 'string' && x !== '' ? x : typeof x === 'number' ? String(x) : undefined
 
 function deepMerge(base: Raw, over: Raw): Raw {
   const out: Raw = { ...base }
-  for (const [k, v] of Object.entries(over)) out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Raw, v) : v
+  for (const [k, v] of Object.entries(over))
+    out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Raw, v) : v
   return out
 }
 
@@ -115,17 +131,29 @@ function deepMerge(base: Raw, over: Raw): Raw {
 export function cloudFromEnv(env: NodeJS.ProcessEnv): Raw {
   const auth: Raw = {}
   const top: Raw = {}
-  for (const [name, key] of ENV_KEYS) if (env[name] !== undefined && env[name] !== '' && auth[key] === undefined) auth[key] = env[name]
-  for (const [name, key] of ENV_TOP) if (env[name] !== undefined && env[name] !== '' && top[key] === undefined) top[key] = env[name]
+  for (const [name, key] of ENV_KEYS)
+    if (env[name] !== undefined && env[name] !== '' && auth[key] === undefined)
+      auth[key] = env[name]
+  for (const [name, key] of ENV_TOP)
+    if (env[name] !== undefined && env[name] !== '' && top[key] === undefined) top[key] = env[name]
   return Object.keys(auth).length > 0 ? { ...top, auth } : top
 }
 
 /** The clouds.yaml (or secure.yaml) files the CLI would consider, in order. */
-export function configFiles(kind: 'clouds' | 'secure', o: { env: NodeJS.ProcessEnv; cwd: string; home: string }): string[] {
-  const explicit = kind === 'clouds' ? o.env['OS_CLIENT_CONFIG_FILE'] : o.env['OS_CLIENT_SECURE_FILE']
-  const xdg = o.env['XDG_CONFIG_HOME'] !== undefined && o.env['XDG_CONFIG_HOME'] !== '' ? o.env['XDG_CONFIG_HOME'] : path.join(o.home, '.config')
+export function configFiles(
+  kind: 'clouds' | 'secure',
+  o: { env: NodeJS.ProcessEnv; cwd: string; home: string },
+): string[] {
+  const explicit =
+    kind === 'clouds' ? o.env['OS_CLIENT_CONFIG_FILE'] : o.env['OS_CLIENT_SECURE_FILE']
+  const xdg =
+    o.env['XDG_CONFIG_HOME'] !== undefined && o.env['XDG_CONFIG_HOME'] !== ''
+      ? o.env['XDG_CONFIG_HOME']
+      : path.join(o.home, '.config')
   const dirs = [o.cwd, path.join(xdg, 'openstack'), '/etc/openstack']
-  const files = dirs.flatMap((d) => ['yaml', 'yml', 'json'].map((ext) => path.join(d, `${kind}.${ext}`)))
+  const files = dirs.flatMap((d) =>
+    ['yaml', 'yml', 'json'].map((ext) => path.join(d, `${kind}.${ext}`)),
+  )
   return explicit !== undefined && explicit !== '' ? [explicit, ...files] : files
 }
 
@@ -138,22 +166,40 @@ function readClouds(file: string): Record<string, Raw> {
   }
   const clouds = isObject(doc) ? doc['clouds'] : undefined
   if (clouds === undefined || clouds === null) return {}
-  if (!isObject(clouds)) throw new RunbookError('E_PARAM', `${file}: 'clouds' must be a mapping of cloud names`)
-  return Object.fromEntries(Object.entries(clouds).filter((e): e is [string, Raw] => isObject(e[1])))
+  if (!isObject(clouds))
+    throw new RunbookError('E_PARAM', `${file}: 'clouds' must be a mapping of cloud names`)
+  return Object.fromEntries(
+    Object.entries(clouds).filter((e): e is [string, Raw] => isObject(e[1])),
+  )
 }
 
 function normaliseInterface(v: unknown, where: string): EndpointInterface {
   const s = (str(v) ?? 'public').replace(/URL$/, '')
   if (s === 'public' || s === 'internal' || s === 'admin') return s
-  throw new RunbookError('E_PARAM', `${where}: interface '${s}' is not one of public, internal, admin`)
+  throw new RunbookError(
+    'E_PARAM',
+    `${where}: interface '${s}' is not one of public, internal, admin`,
+  )
 }
 
 function normaliseAuthType(v: unknown, auth: Raw, where: string): AuthType {
   const s = str(v)
-  if (s === undefined) return str(auth['application_credential_secret']) !== undefined ? 'v3applicationcredential' : 'password'
+  if (s === undefined)
+    return str(auth['application_credential_secret']) !== undefined
+      ? 'v3applicationcredential'
+      : 'password'
   if (s === 'password' || s === 'v3password') return 'password'
-  if (s === 'v3applicationcredential' || s === 'applicationcredential' || s === 'application_credential' || s === 'v3_application_credential') return 'v3applicationcredential'
-  throw new RunbookError('E_PARAM', `${where}: auth_type '${s}' is not supported (password and v3applicationcredential are)`)
+  if (
+    s === 'v3applicationcredential' ||
+    s === 'applicationcredential' ||
+    s === 'application_credential' ||
+    s === 'v3_application_credential'
+  )
+    return 'v3applicationcredential'
+  throw new RunbookError(
+    'E_PARAM',
+    `${where}: auth_type '${s}' is not supported (password and v3applicationcredential are)`,
+  )
 }
 
 /**
@@ -168,10 +214,18 @@ export function cloudConfig(name: string, source: string, raw: Raw): CloudConfig
   const authType = normaliseAuthType(raw['auth_type'], auth, where)
   const authUrl = str(auth['auth_url'])
   if (authUrl === undefined) {
-    throw new RunbookError('E_PARAM', `${where} has no auth.auth_url`, { hint: raw['profile'] !== undefined ? 'vendor profiles are not supported: write auth_url into the cloud' : 'set auth.auth_url or OS_AUTH_URL' })
+    throw new RunbookError('E_PARAM', `${where} has no auth.auth_url`, {
+      hint:
+        raw['profile'] !== undefined
+          ? 'vendor profiles are not supported: write auth_url into the cloud'
+          : 'set auth.auth_url or OS_AUTH_URL',
+    })
   }
   // Names need a domain; like devstack's clouds.yaml, fall back to the `default` domain.
-  const defaultDomainId = str(auth['domain_id']) ?? str(auth['default_domain']) ?? (str(auth['domain_name']) === undefined ? 'default' : undefined)
+  const defaultDomainId =
+    str(auth['domain_id']) ??
+    str(auth['default_domain']) ??
+    (str(auth['domain_name']) === undefined ? 'default' : undefined)
   const defaultDomainName = str(auth['domain_name'])
   const settings: AuthSettings = {
     auth_url: authUrl,
@@ -197,16 +251,39 @@ export function cloudConfig(name: string, source: string, raw: Raw): CloudConfig
     else settings.project_domain_id = defaultDomainId
   }
   if (authType === 'password') {
-    if (settings.username === undefined && settings.user_id === undefined) throw new RunbookError('E_PARAM', `${where}: password authentication needs auth.username or auth.user_id`)
-    if (settings.password === undefined) throw new RunbookError('E_PARAM', `${where}: password authentication needs auth.password`, { hint: 'set it in clouds.yaml, secure.yaml or OS_PASSWORD' })
+    if (settings.username === undefined && settings.user_id === undefined)
+      throw new RunbookError(
+        'E_PARAM',
+        `${where}: password authentication needs auth.username or auth.user_id`,
+      )
+    if (settings.password === undefined)
+      throw new RunbookError('E_PARAM', `${where}: password authentication needs auth.password`, {
+        hint: 'set it in clouds.yaml, secure.yaml or OS_PASSWORD',
+      })
   } else {
-    if (settings.application_credential_secret === undefined) throw new RunbookError('E_PARAM', `${where}: an application credential needs auth.application_credential_secret`)
-    if (settings.application_credential_id === undefined && (settings.application_credential_name === undefined || (settings.username === undefined && settings.user_id === undefined))) {
-      throw new RunbookError('E_PARAM', `${where}: an application credential needs auth.application_credential_id, or its name with auth.username or auth.user_id`)
+    if (settings.application_credential_secret === undefined)
+      throw new RunbookError(
+        'E_PARAM',
+        `${where}: an application credential needs auth.application_credential_secret`,
+      )
+    if (
+      settings.application_credential_id === undefined &&
+      (settings.application_credential_name === undefined ||
+        (settings.username === undefined && settings.user_id === undefined))
+    ) {
+      throw new RunbookError(
+        'E_PARAM',
+        `${where}: an application credential needs auth.application_credential_id, or its name with auth.username or auth.user_id`,
+      )
     }
   }
   const regions = Array.isArray(raw['regions']) ? raw['regions'] : []
-  const firstRegion = regions.length > 0 ? (isObject(regions[0]) ? str(regions[0]['name']) : str(regions[0])) : undefined
+  const firstRegion =
+    regions.length > 0
+      ? isObject(regions[0])
+        ? str(regions[0]['name'])
+        : str(regions[0])
+      : undefined
   const overrides: Partial<Record<ServiceType, string>> = {}
   for (const service of ['identity', 'compute', 'network', 'image'] as const) {
     const v = str(raw[`${service}_endpoint_override`])
@@ -236,7 +313,9 @@ export function resolveCloud(o: ResolveOptions = {}): CloudConfig {
   const env = o.env ?? process.env
   if (isObject(o.cloud)) return cloudConfig('inline', 'inline', o.cloud)
   const fromEnv = cloudFromEnv(env)
-  const name = o.cloud ?? (env['OS_CLOUD'] !== undefined && env['OS_CLOUD'] !== '' ? env['OS_CLOUD'] : undefined)
+  const name =
+    o.cloud ??
+    (env['OS_CLOUD'] !== undefined && env['OS_CLOUD'] !== '' ? env['OS_CLOUD'] : undefined)
   if (name === undefined || name === 'envvars') {
     if (isObject(fromEnv['auth'])) return cloudConfig('envvars', 'environment', fromEnv)
     throw new RunbookError('E_PARAM', 'no OpenStack cloud selected', {
@@ -246,12 +325,17 @@ export function resolveCloud(o: ResolveOptions = {}): CloudConfig {
   const where = { env, cwd: o.cwd ?? process.cwd(), home: o.home ?? os.homedir() }
   const candidates = configFiles('clouds', where)
   const file = candidates.find((f) => existsSync(f))
-  if (file === undefined) throw new RunbookError('E_PARAM', `cloud '${name}': no clouds.yaml found`, { hint: `looked for ${candidates.filter((f) => f.endsWith('.yaml')).join(', ')}` })
+  if (file === undefined)
+    throw new RunbookError('E_PARAM', `cloud '${name}': no clouds.yaml found`, {
+      hint: `looked for ${candidates.filter((f) => f.endsWith('.yaml')).join(', ')}`,
+    })
   const clouds = readClouds(file)
   let raw = clouds[name]
   if (raw === undefined) {
     const known = Object.keys(clouds)
-    throw new RunbookError('E_PARAM', `cloud '${name}' is not in ${file}`, { hint: known.length ? `it has: ${known.join(', ')}` : 'it defines no clouds' })
+    throw new RunbookError('E_PARAM', `cloud '${name}' is not in ${file}`, {
+      hint: known.length ? `it has: ${known.join(', ')}` : 'it defines no clouds',
+    })
   }
   const secureFile = configFiles('secure', where).find((f) => existsSync(f))
   const secure = secureFile === undefined ? undefined : readClouds(secureFile)[name]
@@ -261,5 +345,7 @@ export function resolveCloud(o: ResolveOptions = {}): CloudConfig {
 
 /** The values of a cloud that must never be shown. */
 export function cloudSecrets(c: CloudConfig): string[] {
-  return [c.auth.password, c.auth.application_credential_secret].filter((s): s is string => s !== undefined && s !== '')
+  return [c.auth.password, c.auth.application_credential_secret].filter(
+    (s): s is string => s !== undefined && s !== '',
+  )
 }

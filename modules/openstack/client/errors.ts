@@ -10,7 +10,12 @@ import { RunbookError } from '../../../engine/errors.ts'
 export type ServiceType = 'identity' | 'compute' | 'network' | 'image'
 
 /** How the services call themselves in messages. */
-export const SERVICE_NAMES: Record<ServiceType, string> = { identity: 'Keystone', compute: 'Nova', network: 'Neutron', image: 'Glance' }
+export const SERVICE_NAMES: Record<ServiceType, string> = {
+  identity: 'Keystone',
+  compute: 'Nova',
+  network: 'Neutron',
+  image: 'Glance',
+}
 
 /** What the API said, as far as the envelope tells. */
 export interface ApiFault {
@@ -19,8 +24,10 @@ export interface ApiFault {
   message: string
 }
 
-const isObject = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x)
-const text = (x: unknown): string | undefined => (typeof x === 'string' && x.trim() !== '' ? x.trim() : undefined)
+const isObject = (x: unknown): x is Record<string, unknown> =>
+  x !== null && typeof x === 'object' && !Array.isArray(x)
+const text = (x: unknown): string | undefined =>
+  typeof x === 'string' && x.trim() !== '' ? x.trim() : undefined
 
 /**
  * The fault in a response body, whatever the service's envelope.
@@ -36,26 +43,35 @@ export function parseFault(body: unknown, statusText = ''): ApiFault {
         // not JSON after all: fall through to plain text
       }
     }
-    const plain = trimmed.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim()
+    const plain = trimmed
+      .replace(/<[^>]*>/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim()
     return { message: plain.slice(0, 300) || statusText || 'no message' }
   }
   if (!isObject(body)) return { message: statusText || 'no message' }
   const neutron = body['NeutronError']
   if (isObject(neutron)) {
     const detail = text(neutron['detail'])
-    return { type: text(neutron['type']), message: `${text(neutron['message']) ?? statusText}${detail ? ` (${detail})` : ''}` }
+    return {
+      type: text(neutron['type']),
+      message: `${text(neutron['message']) ?? statusText}${detail ? ` (${detail})` : ''}`,
+    }
   }
   if (typeof neutron === 'string') return { message: neutron }
   const err = body['error']
-  if (isObject(err)) return { type: text(err['title']), message: text(err['message']) ?? statusText }
+  if (isObject(err))
+    return { type: text(err['title']), message: text(err['message']) ?? statusText }
   if (typeof err === 'string') return { message: err }
-  if (text(body['message']) !== undefined) return { type: text(body['title']), message: text(body['message']) ?? '' }
+  if (text(body['message']) !== undefined)
+    return { type: text(body['title']), message: text(body['message']) ?? '' }
   // Nova: a single key naming the fault.
   const keys = Object.keys(body)
   if (keys.length === 1) {
     const key = keys[0] as string
     const inner = body[key]
-    if (isObject(inner) && text(inner['message']) !== undefined) return { type: key, message: text(inner['message']) ?? '' }
+    if (isObject(inner) && text(inner['message']) !== undefined)
+      return { type: key, message: text(inner['message']) ?? '' }
   }
   if (text(body['faultstring']) !== undefined) return { message: text(body['faultstring']) ?? '' }
   return { message: statusText || JSON.stringify(body).slice(0, 300) }
@@ -91,8 +107,14 @@ export class OpenStackApiError extends RunbookError {
   readonly ambiguous: boolean
 
   constructor(info: ApiErrorInfo) {
-    const what = info.status === 0 ? `${SERVICE_NAMES[info.service]} unreachable` : `${SERVICE_NAMES[info.service]} ${info.status}${info.fault.type ? ` ${info.fault.type}` : ''}`
-    super('E_API', `${what}: ${info.fault.message} (${info.method} ${info.path})`, { hint: info.hint, cause: info.cause })
+    const what =
+      info.status === 0
+        ? `${SERVICE_NAMES[info.service]} unreachable`
+        : `${SERVICE_NAMES[info.service]} ${info.status}${info.fault.type ? ` ${info.fault.type}` : ''}`
+    super('E_API', `${what}: ${info.fault.message} (${info.method} ${info.path})`, {
+      hint: info.hint,
+      cause: info.cause,
+    })
     this.name = 'OpenStackApiError'
     this.service = info.service
     this.method = info.method

@@ -18,7 +18,8 @@ export interface Token {
   userId: string
 }
 
-const domain = (id: string | undefined, name: string | undefined): Record<string, string> => (id !== undefined ? { id } : { name: name ?? 'Default' })
+const domain = (id: string | undefined, name: string | undefined): Record<string, string> =>
+  id !== undefined ? { id } : { name: name ?? 'Default' }
 
 function user(a: AuthSettings): Record<string, unknown> {
   if (a.user_id !== undefined) return { id: a.user_id }
@@ -35,14 +36,28 @@ export function authBody(c: CloudConfig): Record<string, unknown> {
     const credential: Record<string, unknown> =
       a.application_credential_id !== undefined
         ? { id: a.application_credential_id, secret: a.application_credential_secret }
-        : { name: a.application_credential_name, secret: a.application_credential_secret, user: user(a) }
+        : {
+            name: a.application_credential_name,
+            secret: a.application_credential_secret,
+            user: user(a),
+          }
     // An application credential carries its own scope; Keystone refuses another one.
-    return { auth: { identity: { methods: ['application_credential'], application_credential: credential } } }
+    return {
+      auth: {
+        identity: { methods: ['application_credential'], application_credential: credential },
+      },
+    }
   }
-  const identity = { methods: ['password'], password: { user: { ...user(a), password: a.password } } }
+  const identity = {
+    methods: ['password'],
+    password: { user: { ...user(a), password: a.password } },
+  }
   let scope: Record<string, unknown> | undefined
   if (a.project_id !== undefined) scope = { project: { id: a.project_id } }
-  else if (a.project_name !== undefined) scope = { project: { name: a.project_name, domain: domain(a.project_domain_id, a.project_domain_name) } }
+  else if (a.project_name !== undefined)
+    scope = {
+      project: { name: a.project_name, domain: domain(a.project_domain_id, a.project_domain_name) },
+    }
   return { auth: scope === undefined ? { identity } : { identity, scope } }
 }
 
@@ -60,11 +75,27 @@ const tokenSchema = z.object({
  * @example parseToken(res.headers['x-subject-token'], res.data)
  */
 export function parseToken(subjectToken: string | undefined, body: unknown): Token {
-  if (subjectToken === undefined || subjectToken === '') throw new RunbookError('E_API', 'Keystone answered without an X-Subject-Token header')
+  if (subjectToken === undefined || subjectToken === '')
+    throw new RunbookError('E_API', 'Keystone answered without an X-Subject-Token header')
   const r = tokenSchema.safeParse(body)
-  if (!r.success) throw new RunbookError('E_API', `Keystone's token response is not a v3 token: ${r.error.issues[0]?.path.join('.')} ${r.error.issues[0]?.message ?? ''}`)
+  if (!r.success)
+    throw new RunbookError(
+      'E_API',
+      `Keystone's token response is not a v3 token: ${r.error.issues[0]?.path.join('.')} ${r.error.issues[0]?.message ?? ''}`,
+    )
   const t = r.data.token
   const expiresAt = Date.parse(t.expires_at)
-  if (Number.isNaN(expiresAt)) throw new RunbookError('E_API', `Keystone's token has an unreadable expires_at '${t.expires_at}'`)
-  return { value: subjectToken, expiresAt, catalog: t.catalog ?? [], projectId: t.project?.id, projectName: t.project?.name, userId: t.user.id }
+  if (Number.isNaN(expiresAt))
+    throw new RunbookError(
+      'E_API',
+      `Keystone's token has an unreadable expires_at '${t.expires_at}'`,
+    )
+  return {
+    value: subjectToken,
+    expiresAt,
+    catalog: t.catalog ?? [],
+    projectId: t.project?.id,
+    projectName: t.project?.name,
+    userId: t.user.id,
+  }
 }

@@ -7,7 +7,11 @@ import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
 import { LookupCache, type OpenStackClient, type Query } from './client.ts'
 
-const nullableString = z.string().nullable().optional().transform((v) => v ?? '')
+const nullableString = z
+  .string()
+  .nullable()
+  .optional()
+  .transform((v) => v ?? '')
 
 /** A fixed IP of a port. */
 export const fixedIpSchema = z.object({ subnet_id: z.string(), ip_address: z.string() })
@@ -19,14 +23,26 @@ export const portSchema = z.object({
   network_id: z.string(),
   mac_address: z.string(),
   fixed_ips: z.array(fixedIpSchema).default([]),
-  allowed_address_pairs: z.array(z.object({ ip_address: z.string(), mac_address: z.string().optional() })).nullable().optional().transform((v) => v ?? []),
-  security_groups: z.array(z.string()).nullable().optional().transform((v) => v ?? []),
+  allowed_address_pairs: z
+    .array(z.object({ ip_address: z.string(), mac_address: z.string().optional() }))
+    .nullable()
+    .optional()
+    .transform((v) => v ?? []),
+  security_groups: z
+    .array(z.string())
+    .nullable()
+    .optional()
+    .transform((v) => v ?? []),
   port_security_enabled: z.boolean().nullable().optional(),
   description: nullableString,
   device_id: nullableString,
   device_owner: nullableString,
   status: nullableString,
-  tags: z.array(z.string()).nullable().optional().transform((v) => v ?? []),
+  tags: z
+    .array(z.string())
+    .nullable()
+    .optional()
+    .transform((v) => v ?? []),
   project_id: z.string().optional(),
 })
 
@@ -45,7 +61,12 @@ export const networkSchema = z.object({
 export type Network = z.infer<typeof networkSchema>
 
 /** A subnet. */
-export const subnetSchema = z.object({ id: z.string(), name: nullableString, network_id: z.string(), cidr: z.string() })
+export const subnetSchema = z.object({
+  id: z.string(),
+  name: nullableString,
+  network_id: z.string(),
+  cidr: z.string(),
+})
 
 /** A subnet. */
 export type Subnet = z.infer<typeof subnetSchema>
@@ -56,11 +77,31 @@ export const ruleSchema = z.object({
   security_group_id: z.string(),
   direction: z.string(),
   ethertype: z.string(),
-  protocol: z.union([z.string(), z.number()]).nullable().optional().transform((v) => (v === undefined || v === null ? null : String(v))),
-  port_range_min: z.number().nullable().optional().transform((v) => v ?? null),
-  port_range_max: z.number().nullable().optional().transform((v) => v ?? null),
-  remote_ip_prefix: z.string().nullable().optional().transform((v) => v ?? null),
-  remote_group_id: z.string().nullable().optional().transform((v) => v ?? null),
+  protocol: z
+    .union([z.string(), z.number()])
+    .nullable()
+    .optional()
+    .transform((v) => (v === undefined || v === null ? null : String(v))),
+  port_range_min: z
+    .number()
+    .nullable()
+    .optional()
+    .transform((v) => v ?? null),
+  port_range_max: z
+    .number()
+    .nullable()
+    .optional()
+    .transform((v) => v ?? null),
+  remote_ip_prefix: z
+    .string()
+    .nullable()
+    .optional()
+    .transform((v) => v ?? null),
+  remote_group_id: z
+    .string()
+    .nullable()
+    .optional()
+    .transform((v) => v ?? null),
   description: nullableString,
 })
 
@@ -72,7 +113,11 @@ export const securityGroupSchema = z.object({
   id: z.string(),
   name: z.string(),
   description: nullableString,
-  tags: z.array(z.string()).nullable().optional().transform((v) => v ?? []),
+  tags: z
+    .array(z.string())
+    .nullable()
+    .optional()
+    .transform((v) => v ?? []),
   project_id: z.string().optional(),
   security_group_rules: z.array(ruleSchema).default([]),
 })
@@ -85,11 +130,23 @@ export const floatingIpSchema = z.object({
   id: z.string(),
   floating_ip_address: z.string(),
   floating_network_id: z.string(),
-  port_id: z.string().nullable().optional().transform((v) => v ?? null),
-  fixed_ip_address: z.string().nullable().optional().transform((v) => v ?? null),
+  port_id: z
+    .string()
+    .nullable()
+    .optional()
+    .transform((v) => v ?? null),
+  fixed_ip_address: z
+    .string()
+    .nullable()
+    .optional()
+    .transform((v) => v ?? null),
   status: nullableString,
   description: nullableString,
-  tags: z.array(z.string()).nullable().optional().transform((v) => v ?? []),
+  tags: z
+    .array(z.string())
+    .nullable()
+    .optional()
+    .transform((v) => v ?? []),
 })
 
 /** A floating IP. */
@@ -123,7 +180,13 @@ export class Neutron {
 
   /** A port by id, or undefined. */
   async port(id: string): Promise<Port | undefined> {
-    return (await this.c.find('network', `/ports/${encodeURIComponent(id)}`, z.object({ port: portSchema })))?.port
+    return (
+      await this.c.find(
+        'network',
+        `/ports/${encodeURIComponent(id)}`,
+        z.object({ port: portSchema }),
+      )
+    )?.port
   }
 
   /** A port by name or id; undefined when there is none. Several with the name is an error. */
@@ -133,18 +196,31 @@ export class Neutron {
       if (p !== undefined) return p
     }
     const found = await this.ports({ name: ref })
-    if (found.length > 1) throw new RunbookError('E_API', `Neutron: ${found.length} ports are named '${ref}' (${found.map((p) => p.id).join(', ')})`, { hint: 'refer to the port by id' })
+    if (found.length > 1)
+      throw new RunbookError(
+        'E_API',
+        `Neutron: ${found.length} ports are named '${ref}' (${found.map((p) => p.id).join(', ')})`,
+        { hint: 'refer to the port by id' },
+      )
     return found[0]
   }
 
   /** Creates a port. */
   async createPort(body: Record<string, unknown>): Promise<Port> {
-    return (await this.c.post('network', '/ports', { port: body }, z.object({ port: portSchema }))).port
+    return (await this.c.post('network', '/ports', { port: body }, z.object({ port: portSchema })))
+      .port
   }
 
   /** Updates a port. */
   async updatePort(id: string, body: Record<string, unknown>): Promise<Port> {
-    return (await this.c.put('network', `/ports/${encodeURIComponent(id)}`, { port: body }, z.object({ port: portSchema }))).port
+    return (
+      await this.c.put(
+        'network',
+        `/ports/${encodeURIComponent(id)}`,
+        { port: body },
+        z.object({ port: portSchema }),
+      )
+    ).port
   }
 
   /** Deletes a port; false when it was already gone. */
@@ -156,11 +232,20 @@ export class Neutron {
   network(ref: string): Promise<Network> {
     return this.cache.get(`network:${ref}`, async () => {
       if (looksLikeId(ref)) {
-        const n = await this.c.find('network', `/networks/${encodeURIComponent(ref)}`, z.object({ network: networkSchema }))
+        const n = await this.c.find(
+          'network',
+          `/networks/${encodeURIComponent(ref)}`,
+          z.object({ network: networkSchema }),
+        )
         if (n !== undefined) return n.network
       }
-      const found = await this.c.list('network', '/networks', 'networks', networkSchema, { query: { name: ref } })
-      if (found.length > 1) throw new RunbookError('E_API', `Neutron: ${found.length} networks are named '${ref}'`, { hint: 'refer to the network by id' })
+      const found = await this.c.list('network', '/networks', 'networks', networkSchema, {
+        query: { name: ref },
+      })
+      if (found.length > 1)
+        throw new RunbookError('E_API', `Neutron: ${found.length} networks are named '${ref}'`, {
+          hint: 'refer to the network by id',
+        })
       const n = found[0]
       if (n === undefined) throw notFound('network', ref)
       return n
@@ -171,39 +256,69 @@ export class Neutron {
   subnet(ref: string, networkId?: string): Promise<Subnet> {
     return this.cache.get(`subnet:${networkId ?? ''}:${ref}`, async () => {
       if (looksLikeId(ref)) {
-        const s = await this.c.find('network', `/subnets/${encodeURIComponent(ref)}`, z.object({ subnet: subnetSchema }))
+        const s = await this.c.find(
+          'network',
+          `/subnets/${encodeURIComponent(ref)}`,
+          z.object({ subnet: subnetSchema }),
+        )
         if (s !== undefined) return s.subnet
       }
-      const found = await this.c.list('network', '/subnets', 'subnets', subnetSchema, { query: { name: ref, ...(networkId === undefined ? {} : { network_id: networkId }) } })
-      if (found.length > 1) throw new RunbookError('E_API', `Neutron: ${found.length} subnets are named '${ref}'`, { hint: 'refer to the subnet by id' })
+      const found = await this.c.list('network', '/subnets', 'subnets', subnetSchema, {
+        query: { name: ref, ...(networkId === undefined ? {} : { network_id: networkId }) },
+      })
+      if (found.length > 1)
+        throw new RunbookError('E_API', `Neutron: ${found.length} subnets are named '${ref}'`, {
+          hint: 'refer to the subnet by id',
+        })
       const s = found[0]
-      if (s === undefined) throw notFound('subnet', ref, networkId === undefined ? undefined : `looked in network ${networkId}`)
+      if (s === undefined)
+        throw notFound(
+          'subnet',
+          ref,
+          networkId === undefined ? undefined : `looked in network ${networkId}`,
+        )
       return s
     })
   }
 
   /** Security groups matching a query. */
   securityGroups(query: Query): Promise<SecurityGroup[]> {
-    return this.c.list('network', '/security-groups', 'security_groups', securityGroupSchema, { query })
+    return this.c.list('network', '/security-groups', 'security_groups', securityGroupSchema, {
+      query,
+    })
   }
 
   /** A security group by id, or undefined. */
   async securityGroup(id: string): Promise<SecurityGroup | undefined> {
-    return (await this.c.find('network', `/security-groups/${encodeURIComponent(id)}`, z.object({ security_group: securityGroupSchema })))?.security_group
+    return (
+      await this.c.find(
+        'network',
+        `/security-groups/${encodeURIComponent(id)}`,
+        z.object({ security_group: securityGroupSchema }),
+      )
+    )?.security_group
   }
 
   /**
    * Security group ids for names or ids, in order, from one listing of the project's groups;
    * undefined for a name not found (the caller decides whether that is an error).
    */
-  async securityGroupIds(refs: readonly string[], projectId: string): Promise<(string | undefined)[]> {
+  async securityGroupIds(
+    refs: readonly string[],
+    projectId: string,
+  ): Promise<(string | undefined)[]> {
     if (refs.length === 0) return []
     const groups = await this.securityGroups({ project_id: projectId, fields: ['id', 'name'] })
     return refs.map((ref) => {
       const byId = groups.find((g) => g.id === ref)
       if (byId !== undefined) return byId.id
       const byName = groups.filter((g) => g.name === ref)
-      if (byName.length > 1) throw new RunbookError('E_API', `Neutron: ${byName.length} security groups are named '${ref}' (${byName.map((g) => g.id).join(', ')})`, { hint: 'refer to the group by id' })
+      if (byName.length > 1)
+        throw new RunbookError(
+          'E_API',
+          `Neutron: ${byName.length} security groups are named '${ref}' (${byName.map((g) => g.id).join(', ')})`,
+          { hint: 'refer to the group by id' },
+        )
       return byName[0]?.id
     })
   }
@@ -215,12 +330,26 @@ export class Neutron {
 
   /** Allocates a floating IP (associated when `port_id` is given). */
   async createFloatingIp(body: Record<string, unknown>): Promise<FloatingIp> {
-    return (await this.c.post('network', '/floatingips', { floatingip: body }, z.object({ floatingip: floatingIpSchema }))).floatingip
+    return (
+      await this.c.post(
+        'network',
+        '/floatingips',
+        { floatingip: body },
+        z.object({ floatingip: floatingIpSchema }),
+      )
+    ).floatingip
   }
 
   /** Associates (`port_id`) or disassociates (`port_id: null`) a floating IP. */
   async updateFloatingIp(id: string, body: Record<string, unknown>): Promise<FloatingIp> {
-    return (await this.c.put('network', `/floatingips/${encodeURIComponent(id)}`, { floatingip: body }, z.object({ floatingip: floatingIpSchema }))).floatingip
+    return (
+      await this.c.put(
+        'network',
+        `/floatingips/${encodeURIComponent(id)}`,
+        { floatingip: body },
+        z.object({ floatingip: floatingIpSchema }),
+      )
+    ).floatingip
   }
 
   /** Releases a floating IP; false when it was already gone. */
@@ -230,6 +359,12 @@ export class Neutron {
 
   /** A floating IP by id, or undefined. */
   async floatingIp(id: string): Promise<FloatingIp | undefined> {
-    return (await this.c.find('network', `/floatingips/${encodeURIComponent(id)}`, z.object({ floatingip: floatingIpSchema })))?.floatingip
+    return (
+      await this.c.find(
+        'network',
+        `/floatingips/${encodeURIComponent(id)}`,
+        z.object({ floatingip: floatingIpSchema }),
+      )
+    )?.floatingip
   }
 }

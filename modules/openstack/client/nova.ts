@@ -12,14 +12,40 @@ export const serverSchema = z.object({
   id: z.string(),
   name: z.string(),
   status: z.string(),
-  tags: z.array(z.string()).nullable().optional().transform((v) => v ?? []),
-  metadata: z.record(z.string(), z.string()).nullable().optional().transform((v) => v ?? {}),
+  tags: z
+    .array(z.string())
+    .nullable()
+    .optional()
+    .transform((v) => v ?? []),
+  metadata: z
+    .record(z.string(), z.string())
+    .nullable()
+    .optional()
+    .transform((v) => v ?? {}),
   // Boot from volume shows "" instead of an image.
-  image: z.union([z.object({ id: z.string() }), z.string()]).nullable().optional().transform((v) => (typeof v === 'object' && v !== null ? v.id : null)),
+  image: z
+    .union([z.object({ id: z.string() }), z.string()])
+    .nullable()
+    .optional()
+    .transform((v) => (typeof v === 'object' && v !== null ? v.id : null)),
   flavor: z.object({ id: z.string().optional(), original_name: z.string().optional() }),
-  key_name: z.string().nullable().optional().transform((v) => v ?? null),
-  addresses: z.record(z.string(), z.array(z.object({ addr: z.string(), version: z.number().optional() }))).nullable().optional().transform((v) => v ?? {}),
-  fault: z.object({ code: z.number().optional(), message: z.string(), details: z.string().nullable().optional() }).optional(),
+  key_name: z
+    .string()
+    .nullable()
+    .optional()
+    .transform((v) => v ?? null),
+  addresses: z
+    .record(z.string(), z.array(z.object({ addr: z.string(), version: z.number().optional() })))
+    .nullable()
+    .optional()
+    .transform((v) => v ?? {}),
+  fault: z
+    .object({
+      code: z.number().optional(),
+      message: z.string(),
+      details: z.string().nullable().optional(),
+    })
+    .optional(),
   'OS-EXT-STS:task_state': z.string().nullable().optional(),
   'OS-EXT-STS:vm_state': z.string().nullable().optional(),
 })
@@ -34,13 +60,25 @@ export const flavorSchema = z.object({ id: z.string(), name: z.string() })
 export type Flavor = z.infer<typeof flavorSchema>
 
 /** A keypair. */
-export const keypairSchema = z.object({ name: z.string(), public_key: z.string(), fingerprint: z.string(), type: z.string().optional() })
+export const keypairSchema = z.object({
+  name: z.string(),
+  public_key: z.string(),
+  fingerprint: z.string(),
+  type: z.string().optional(),
+})
 
 /** A keypair. */
 export type Keypair = z.infer<typeof keypairSchema>
 
 /** A Glance image. */
-export const imageSchema = z.object({ id: z.string(), name: z.string().nullable().optional().transform((v) => v ?? '') })
+export const imageSchema = z.object({
+  id: z.string(),
+  name: z
+    .string()
+    .nullable()
+    .optional()
+    .transform((v) => v ?? ''),
+})
 
 /** An image. */
 export type Image = z.infer<typeof imageSchema>
@@ -52,7 +90,11 @@ export function exactNameRegex(name: string): string {
 
 /** Whether a server is on its way out (it still lists while Nova deletes it). */
 export function isGoing(s: Server): boolean {
-  return s.status === 'DELETED' || s.status === 'SOFT_DELETED' || s['OS-EXT-STS:task_state'] === 'deleting'
+  return (
+    s.status === 'DELETED' ||
+    s.status === 'SOFT_DELETED' ||
+    s['OS-EXT-STS:task_state'] === 'deleting'
+  )
 }
 
 /**
@@ -66,13 +108,21 @@ export class Nova {
 
   /** Servers with exactly this name (deleting ones left out). */
   async serversNamed(name: string): Promise<Server[]> {
-    const all = await this.c.list('compute', '/servers/detail', 'servers', serverSchema, { query: { name: exactNameRegex(name) } })
+    const all = await this.c.list('compute', '/servers/detail', 'servers', serverSchema, {
+      query: { name: exactNameRegex(name) },
+    })
     return all.filter((s) => s.name === name && !isGoing(s))
   }
 
   /** A server by id, or undefined. */
   async server(id: string): Promise<Server | undefined> {
-    return (await this.c.find('compute', `/servers/${encodeURIComponent(id)}`, z.object({ server: serverSchema })))?.server
+    return (
+      await this.c.find(
+        'compute',
+        `/servers/${encodeURIComponent(id)}`,
+        z.object({ server: serverSchema }),
+      )
+    )?.server
   }
 
   /** A server by name or id; undefined when there is none; several with the name is an error. */
@@ -82,13 +132,25 @@ export class Nova {
       if (s !== undefined && !isGoing(s)) return s
     }
     const found = await this.serversNamed(ref)
-    if (found.length > 1) throw new RunbookError('E_API', `Nova: ${found.length} servers are named '${ref}' (${found.map((s) => s.id).join(', ')})`, { hint: 'refer to the server by id' })
+    if (found.length > 1)
+      throw new RunbookError(
+        'E_API',
+        `Nova: ${found.length} servers are named '${ref}' (${found.map((s) => s.id).join(', ')})`,
+        { hint: 'refer to the server by id' },
+      )
     return found[0]
   }
 
   /** Creates a server; Nova answers 202 with its id at once. */
   async createServer(body: Record<string, unknown>): Promise<string> {
-    return (await this.c.post('compute', '/servers', { server: body }, z.object({ server: z.object({ id: z.string() }) }))).server.id
+    return (
+      await this.c.post(
+        'compute',
+        '/servers',
+        { server: body },
+        z.object({ server: z.object({ id: z.string() }) }),
+      )
+    ).server.id
   }
 
   /** Deletes a server; false when it was already gone. */
@@ -103,9 +165,25 @@ export class Nova {
 
   /** The server's console log (a POST that reads only, so it may be repeated). */
   async consoleLog(id: string): Promise<string> {
-    const res = await this.c.request('compute', 'POST', `/servers/${encodeURIComponent(id)}/action`, { body: { 'os-getConsoleOutput': { length: null } }, idempotent: true, accept: [409] })
+    const res = await this.c.request(
+      'compute',
+      'POST',
+      `/servers/${encodeURIComponent(id)}/action`,
+      { body: { 'os-getConsoleOutput': { length: null } }, idempotent: true, accept: [409] },
+    )
     if (res.status === 409) return ''
-    return this.c.parse('compute', 'POST', `/servers/${id}/action`, z.object({ output: z.string().nullable().transform((v) => v ?? '') }), res.data).output
+    return this.c.parse(
+      'compute',
+      'POST',
+      `/servers/${id}/action`,
+      z.object({
+        output: z
+          .string()
+          .nullable()
+          .transform((v) => v ?? ''),
+      }),
+      res.data,
+    ).output
   }
 
   /** A flavor by name or id (cached). */
@@ -113,19 +191,35 @@ export class Nova {
     return this.cache.get(`flavor:${ref}`, async () => {
       const all = await this.c.list('compute', '/flavors', 'flavors', flavorSchema)
       const f = all.find((x) => x.id === ref) ?? all.find((x) => x.name === ref)
-      if (f === undefined) throw new RunbookError('E_API', `Nova: no flavor named or with id '${ref}'`, { hint: `flavors: ${all.map((x) => x.name).join(', ')}` })
+      if (f === undefined)
+        throw new RunbookError('E_API', `Nova: no flavor named or with id '${ref}'`, {
+          hint: `flavors: ${all.map((x) => x.name).join(', ')}`,
+        })
       return f
     })
   }
 
   /** A keypair by name, or undefined. */
   async keypair(name: string): Promise<Keypair | undefined> {
-    return (await this.c.find('compute', `/os-keypairs/${encodeURIComponent(name)}`, z.object({ keypair: keypairSchema })))?.keypair
+    return (
+      await this.c.find(
+        'compute',
+        `/os-keypairs/${encodeURIComponent(name)}`,
+        z.object({ keypair: keypairSchema }),
+      )
+    )?.keypair
   }
 
   /** Imports a public key. */
   async createKeypair(name: string, publicKey: string): Promise<Keypair> {
-    return (await this.c.post('compute', '/os-keypairs', { keypair: { name, public_key: publicKey, type: 'ssh' } }, z.object({ keypair: keypairSchema }))).keypair
+    return (
+      await this.c.post(
+        'compute',
+        '/os-keypairs',
+        { keypair: { name, public_key: publicKey, type: 'ssh' } },
+        z.object({ keypair: keypairSchema }),
+      )
+    ).keypair
   }
 
   /** Deletes a keypair; false when it was already gone. */
@@ -140,10 +234,18 @@ export class Nova {
         const i = await this.c.find('image', `/images/${encodeURIComponent(ref)}`, imageSchema)
         if (i !== undefined) return i
       }
-      const found = await this.c.list('image', '/images', 'images', imageSchema, { query: { name: ref } })
-      if (found.length > 1) throw new RunbookError('E_API', `Glance: ${found.length} images are named '${ref}' (${found.map((i) => i.id).join(', ')})`, { hint: 'refer to the image by id' })
+      const found = await this.c.list('image', '/images', 'images', imageSchema, {
+        query: { name: ref },
+      })
+      if (found.length > 1)
+        throw new RunbookError(
+          'E_API',
+          `Glance: ${found.length} images are named '${ref}' (${found.map((i) => i.id).join(', ')})`,
+          { hint: 'refer to the image by id' },
+        )
       const i = found[0]
-      if (i === undefined) throw new RunbookError('E_API', `Glance: no image named or with id '${ref}'`)
+      if (i === undefined)
+        throw new RunbookError('E_API', `Glance: no image named or with id '${ref}'`)
       return i
     })
   }

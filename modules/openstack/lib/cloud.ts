@@ -29,7 +29,8 @@ export interface Api {
 /** Client options for tests (short backoffs); the CLI leaves the defaults. */
 export const clientDefaults: { options: ClientOptions } = { options: {} }
 
-const isObject = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x)
+const isObject = (x: unknown): x is Record<string, unknown> =>
+  x !== null && typeof x === 'object' && !Array.isArray(x)
 
 /**
  * The API client of the cloud a task means, made once per run.
@@ -37,18 +38,43 @@ const isObject = (x: unknown): x is Record<string, unknown> => x !== null && typ
  */
 export function apiFor(ctx: ModuleContext, cloud: string | undefined): Api {
   const fromVar = cloud === undefined ? ctx.vars[CLOUD_VAR] : undefined
-  if (fromVar !== undefined && fromVar !== null && typeof fromVar !== 'string' && !isObject(fromVar)) {
-    throw new RunbookError('E_PARAM', `the variable ${CLOUD_VAR} must be a cloud name or a clouds.yaml entry (a mapping)`)
+  if (
+    fromVar !== undefined &&
+    fromVar !== null &&
+    typeof fromVar !== 'string' &&
+    !isObject(fromVar)
+  ) {
+    throw new RunbookError(
+      'E_PARAM',
+      `the variable ${CLOUD_VAR} must be a cloud name or a clouds.yaml entry (a mapping)`,
+    )
   }
   const ref = cloud ?? (fromVar === null ? undefined : fromVar)
-  const key = isObject(ref) ? `inline:${createHash('sha256').update(JSON.stringify(ref)).digest('hex')}` : (ref ?? 'env')
+  const key = isObject(ref)
+    ? `inline:${createHash('sha256').update(JSON.stringify(ref)).digest('hex')}`
+    : (ref ?? 'env')
   const file = ctx.vars[CLOUDS_FILE_VAR]
-  if (file !== undefined && typeof file !== 'string') throw new RunbookError('E_PARAM', `the variable ${CLOUDS_FILE_VAR} must be a path`)
+  if (file !== undefined && typeof file !== 'string')
+    throw new RunbookError('E_PARAM', `the variable ${CLOUDS_FILE_VAR} must be a path`)
   return ctx.shared(`openstack:api:${key}:${file ?? ''}`, () => {
-    const config = resolveCloud({ cloud: ref, env: file ? { ...process.env, OS_CLIENT_CONFIG_FILE: path.resolve(ctx.baseDir, file) } : process.env })
-    const client = new OpenStackClient(config, { ...clientDefaults.options, secret: (v) => ctx.secret(v), signal: ctx.signal })
+    const config = resolveCloud({
+      cloud: ref,
+      env: file
+        ? { ...process.env, OS_CLIENT_CONFIG_FILE: path.resolve(ctx.baseDir, file) }
+        : process.env,
+    })
+    const client = new OpenStackClient(config, {
+      ...clientDefaults.options,
+      secret: (v) => ctx.secret(v),
+      signal: ctx.signal,
+    })
     const named = config.name !== 'inline' && config.name !== 'envvars'
-    return { client, neutron: new Neutron(client), nova: new Nova(client), cloudName: named ? config.name : undefined }
+    return {
+      client,
+      neutron: new Neutron(client),
+      nova: new Nova(client),
+      cloudName: named ? config.name : undefined,
+    }
   })
 }
 
@@ -62,9 +88,13 @@ export async function apiForRecord(ctx: ModuleContext, r: ResourceRecord): Promi
   const project = typeof r.data?.['project_id'] === 'string' ? r.data['project_id'] : undefined
   const now = await api.client.projectId()
   if (project !== undefined && project !== now) {
-    throw new RunbookError('E_API', `${r.type} ${r.name ?? r.id} was created in project ${project}, but cloud '${api.client.config.name}' is project ${now}`, {
-      hint: `select the cloud it was made in (task \`cloud:\`, the variable ${CLOUD_VAR}, or OS_CLOUD)`,
-    })
+    throw new RunbookError(
+      'E_API',
+      `${r.type} ${r.name ?? r.id} was created in project ${project}, but cloud '${api.client.config.name}' is project ${now}`,
+      {
+        hint: `select the cloud it was made in (task \`cloud:\`, the variable ${CLOUD_VAR}, or OS_CLOUD)`,
+      },
+    )
   }
   return api
 }

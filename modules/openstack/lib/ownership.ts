@@ -90,24 +90,42 @@ export interface ClaimOptions<T> {
  * us, else (with adopt) the only one there is; a foreign one without adopt is an error.
  * @example const c = claim(ctx, { module: 'openstack.port', type: 'port', kind: 'port', name, adopt, owner, id: (p) => p.id, marked: (p) => p.tags.includes(owner.tag) }, ports)
  */
-export function claim<T>(ctx: ModuleContext, o: ClaimOptions<T>, candidates: readonly T[]): Claim<T> | undefined {
+export function claim<T>(
+  ctx: ModuleContext,
+  o: ClaimOptions<T>,
+  candidates: readonly T[],
+): Claim<T> | undefined {
   const journalled = new Set(ctx.journal.find(o.module, o.type).map((r) => r.id))
   const ours = candidates.filter((c) => journalled.has(o.id(c)) || o.marked(c))
   if (ours.length > 1) {
-    throw new RunbookError('E_MODULE', `${ours.length} ${o.kind}s named '${o.name}' belong to this runbook (${ours.map(o.id).join(', ')})`, { hint: 'delete the extra ones; this runbook manages one per name' })
+    throw new RunbookError(
+      'E_MODULE',
+      `${ours.length} ${o.kind}s named '${o.name}' belong to this runbook (${ours.map(o.id).join(', ')})`,
+      { hint: 'delete the extra ones; this runbook manages one per name' },
+    )
   }
   const mine = ours[0]
-  if (mine !== undefined) return { resource: mine, how: journalled.has(o.id(mine)) ? 'journal' : 'tag' }
+  if (mine !== undefined)
+    return { resource: mine, how: journalled.has(o.id(mine)) ? 'journal' : 'tag' }
   if (candidates.length === 0) return undefined
   if (o.adopt) {
-    if (candidates.length > 1) throw new RunbookError('E_MODULE', `adopt: ${candidates.length} ${o.kind}s are named '${o.name}' (${candidates.map(o.id).join(', ')})`, { hint: 'adopt needs exactly one' })
+    if (candidates.length > 1)
+      throw new RunbookError(
+        'E_MODULE',
+        `adopt: ${candidates.length} ${o.kind}s are named '${o.name}' (${candidates.map(o.id).join(', ')})`,
+        { hint: 'adopt needs exactly one' },
+      )
     return { resource: candidates[0] as T, how: 'adopt' }
   }
   const first = candidates[0] as T
   const other = (o.tags?.(first) ?? []).find((t) => t.startsWith(TAG_PREFIX))
-  throw new RunbookError('E_MODULE', `a ${o.kind} named '${o.name}' already exists (${candidates.map(o.id).join(', ')}) and was not created by this runbook${other ? ` (it carries ${other}, another runbook's tag)` : ''}`, {
-    hint: 'set `adopt: true` to manage it, or choose another name',
-  })
+  throw new RunbookError(
+    'E_MODULE',
+    `a ${o.kind} named '${o.name}' already exists (${candidates.map(o.id).join(', ')}) and was not created by this runbook${other ? ` (it carries ${other}, another runbook's tag)` : ''}`,
+    {
+      hint: 'set `adopt: true` to manage it, or choose another name',
+    },
+  )
 }
 
 /** What a journal record of an OpenStack resource keeps. */
@@ -123,8 +141,17 @@ export interface RecordData {
  * The journal data for a new resource of `api`'s cloud.
  * @example const data = await recordData(ctx, api, { user_data_sha256 })
  */
-export async function recordData(ctx: ModuleContext, api: Api, extra: Record<string, unknown> = {}): Promise<RecordData> {
-  return { ...(api.cloudName === undefined ? {} : { cloud: api.cloudName }), project_id: await api.client.projectId(), owner: ownerOf(ctx).id, ...extra }
+export async function recordData(
+  ctx: ModuleContext,
+  api: Api,
+  extra: Record<string, unknown> = {},
+): Promise<RecordData> {
+  return {
+    ...(api.cloudName === undefined ? {} : { cloud: api.cloudName }),
+    project_id: await api.client.projectId(),
+    owner: ownerOf(ctx).id,
+    ...extra,
+  }
 }
 
 /**
@@ -132,7 +159,17 @@ export async function recordData(ctx: ModuleContext, api: Api, extra: Record<str
  * POST and its record): journals it, and drops the pending record. Bookkeeping only, and a no-op
  * during a plan (the engine ignores records then).
  */
-export async function takeOver(ctx: ModuleContext, api: Api, type: string, name: string, id: string, how: ClaimKind | 'foreign' | undefined, extra: Record<string, unknown> = {}, pendingName = name): Promise<void> {
+// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+export async function takeOver(
+  ctx: ModuleContext,
+  api: Api,
+  type: string,
+  name: string,
+  id: string,
+  how: ClaimKind | 'foreign' | undefined,
+  extra: Record<string, unknown> = {},
+  pendingName = name,
+): Promise<void> {
   if (ctx.check || how !== 'tag') return
   await ctx.journal.record({ type, id, name, data: await recordData(ctx, api, extra) })
   await ctx.journal.forget(type, pendingId(pendingName))
@@ -160,19 +197,33 @@ export interface CreateOwned<T> {
  * resources are gone are forgotten.
  */
 export async function createOwned<T>(ctx: ModuleContext, api: Api, o: CreateOwned<T>): Promise<T> {
-  for (const stale of ctx.journal.find(o.module, o.type)) if (stale.name === o.name && !isPending(stale)) await ctx.journal.forget(o.type, stale.id)
+  for (const stale of ctx.journal.find(o.module, o.type))
+    if (stale.name === o.name && !isPending(stale)) await ctx.journal.forget(o.type, stale.id)
   const pending = pendingId(o.name)
   // The intent is on disk before the request, so a crash in between is taken over, not duplicated.
-  await ctx.journal.record({ type: o.type, id: pending, name: o.name, data: { ...o.data, pending: true } })
+  await ctx.journal.record({
+    type: o.type,
+    id: pending,
+    name: o.name,
+    data: { ...o.data, pending: true },
+  })
   let created: T
   try {
-    created = await api.client.createResolved(() => o.post(), () => o.lookup())
+    created = await api.client.createResolved(
+      () => o.post(),
+      () => o.lookup(),
+    )
   } catch (e) {
     // Refused for sure: nothing to take over later. Unanswered: leave the intent for the next run.
     if (!(e instanceof OpenStackApiError && e.ambiguous)) await ctx.journal.forget(o.type, pending)
     throw e
   }
-  await ctx.journal.record({ type: o.type, id: o.id(created), name: o.recordName?.(created) ?? o.name, data: o.data })
+  await ctx.journal.record({
+    type: o.type,
+    id: o.id(created),
+    name: o.recordName?.(created) ?? o.name,
+    data: o.data,
+  })
   await ctx.journal.forget(o.type, pending)
   return created
 }
@@ -181,7 +232,10 @@ export async function createOwned<T>(ctx: ModuleContext, api: Api, o: CreateOwne
  * The id a journal record stands for: its own, or for a pending create the resource found by
  * name and owner (undefined: the create never happened).
  */
-export async function recordTarget(r: ResourceRecord, lookup: (name: string, ownerTag: string) => Promise<string | undefined>): Promise<string | undefined> {
+export async function recordTarget(
+  r: ResourceRecord,
+  lookup: (name: string, ownerTag: string) => Promise<string | undefined>,
+): Promise<string | undefined> {
   if (!isPending(r)) return r.id
   const owner = typeof r.data?.['owner'] === 'string' ? r.data['owner'] : undefined
   if (owner === undefined || r.name === undefined) return undefined

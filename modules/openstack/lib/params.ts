@@ -11,7 +11,9 @@ import { isUnknown, showUnknowns, type Unknown } from '../../../engine/vars/unkn
 export type Later<T> = T | Unknown
 
 // `not: {}` keeps the JSON Schema for editors exact: only the first branch is ever valid text.
-const unknownValue = z.custom<Unknown>((v) => isUnknown(v), { message: 'expected a value' }).meta({ not: {} })
+const unknownValue = z
+  .custom<Unknown>((v) => isUnknown(v), { message: 'expected a value' })
+  .meta({ not: {} })
 
 /**
  * A text parameter that may be known only after apply.
@@ -31,21 +33,32 @@ export const cloudParam = z
   .string()
   .min(1)
   .optional()
-  .describe('Cloud name in clouds.yaml; default: the runbook variable `openstack_cloud` (a name or an inline clouds.yaml entry), then OS_CLOUD, then OS_* variables')
+  .describe(
+    'Cloud name in clouds.yaml; default: the runbook variable `openstack_cloud` (a name or an inline clouds.yaml entry), then OS_CLOUD, then OS_* variables',
+  )
 
 /** `adopt`: manage a resource of that name that this runbook did not create. */
 export const adoptParam = z
   .boolean()
   .default(false)
-  .describe('Manage an existing resource of this name that this runbook did not create (it is then changed but never deleted by `runbook destroy`)')
+  .describe(
+    'Manage an existing resource of this name that this runbook did not create (it is then changed but never deleted by `runbook destroy`)',
+  )
 
 /** `state` of a resource. */
-export const stateParam = z.enum(['present', 'absent']).default('present').describe('present: exists as described; absent: does not exist')
+export const stateParam = z
+  .enum(['present', 'absent'])
+  .default('present')
+  .describe('present: exists as described; absent: does not exist')
 
 /**
  * Changes as the plan prints them: values known only after apply become `(known after apply)`
  * (the plan renderer prints the text, not the Unknown object).
  */
 export function printable(changes: Change[]): Change[] {
-  return changes.map((c) => ({ ...c, ...(c.before === undefined ? {} : { before: showUnknowns(c.before) }), ...(c.after === undefined ? {} : { after: showUnknowns(c.after) }) }))
+  return changes.map((c) => ({
+    ...c,
+    ...(c.before === undefined ? {} : { before: showUnknowns(c.before) }),
+    ...(c.after === undefined ? {} : { after: showUnknowns(c.after) }),
+  }))
 }

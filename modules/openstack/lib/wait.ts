@@ -19,15 +19,24 @@ export interface WaitOptions {
  * Polls `check` until it returns a value; fails with E_TIMEOUT after the timeout.
  * @example const s = await waitFor(ctx, { what: 'server ACTIVE', timeoutMs: 600_000 }, async () => ...)
  */
-export async function waitFor<T>(ctx: ModuleContext, o: WaitOptions, check: () => Promise<T | undefined>): Promise<T> {
+export async function waitFor<T>(
+  ctx: ModuleContext,
+  o: WaitOptions,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
   const started = Date.now()
   let interval = o.intervalMs ?? 250
   ctx.progress(`waiting for ${o.what}`)
   for (;;) {
     const v = await check()
     if (v !== undefined) return v
-    if (ctx.signal.aborted) throw new RunbookError('E_TIMEOUT', `interrupted while waiting for ${o.what}`)
-    if (Date.now() - started > o.timeoutMs) throw new RunbookError('E_TIMEOUT', `gave up waiting for ${o.what} after ${Math.round(o.timeoutMs / 1000)} s`)
+    if (ctx.signal.aborted)
+      throw new RunbookError('E_TIMEOUT', `interrupted while waiting for ${o.what}`)
+    if (Date.now() - started > o.timeoutMs)
+      throw new RunbookError(
+        'E_TIMEOUT',
+        `gave up waiting for ${o.what} after ${Math.round(o.timeoutMs / 1000)} s`,
+      )
     await new Promise((r) => setTimeout(r, interval))
     interval = Math.min(o.maxIntervalMs ?? 3000, Math.round(interval * 1.5))
   }

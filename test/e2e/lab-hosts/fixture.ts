@@ -23,15 +23,53 @@ export function securityGroups(): LabSecurityGroup[] {
       id: SG_DEFAULT,
       name: 'default',
       rules: [
-        { id: 'r-def-in', direction: 'ingress', ethertype: 'IPv4', protocol: null, portRangeMin: null, portRangeMax: null, remoteIpPrefix: null, remoteGroupId: SG_DEFAULT },
-        { id: 'r-def-out', direction: 'egress', ethertype: 'IPv4', protocol: null, portRangeMin: null, portRangeMax: null, remoteIpPrefix: null, remoteGroupId: null },
-        { id: 'r-def-out6', direction: 'egress', ethertype: 'IPv6', protocol: null, portRangeMin: null, portRangeMax: null, remoteIpPrefix: null, remoteGroupId: null },
+        {
+          id: 'r-def-in',
+          direction: 'ingress',
+          ethertype: 'IPv4',
+          protocol: null,
+          portRangeMin: null,
+          portRangeMax: null,
+          remoteIpPrefix: null,
+          remoteGroupId: SG_DEFAULT,
+        },
+        {
+          id: 'r-def-out',
+          direction: 'egress',
+          ethertype: 'IPv4',
+          protocol: null,
+          portRangeMin: null,
+          portRangeMax: null,
+          remoteIpPrefix: null,
+          remoteGroupId: null,
+        },
+        {
+          id: 'r-def-out6',
+          direction: 'egress',
+          ethertype: 'IPv6',
+          protocol: null,
+          portRangeMin: null,
+          portRangeMax: null,
+          remoteIpPrefix: null,
+          remoteGroupId: null,
+        },
       ],
     },
     {
       id: SG_SSH,
       name: 'ssh',
-      rules: [{ id: 'r-ssh', direction: 'ingress', ethertype: 'IPv4', protocol: '6', portRangeMin: 22, portRangeMax: 22, remoteIpPrefix: '0.0.0.0/0', remoteGroupId: null }],
+      rules: [
+        {
+          id: 'r-ssh',
+          direction: 'ingress',
+          ethertype: 'IPv4',
+          protocol: '6',
+          portRangeMin: 22,
+          portRangeMax: 22,
+          remoteIpPrefix: '0.0.0.0/0',
+          remoteGroupId: null,
+        },
+      ],
     },
   ]
 }
@@ -64,8 +102,17 @@ export function makeSpec(name: string, port: LabPort, publicKey: string): VmSpec
 }
 
 /** A snapshot of the tenant network with these ports and floating IPs. */
-export function makeSnapshot(ports: LabPort[], floatingIps: NetworkSnapshot['floatingIps'] = []): NetworkSnapshot {
-  return { subnetCidr: '192.0.2.0/24', gatewayIp: '192.0.2.1', ports: structuredClone(ports), securityGroups: securityGroups(), floatingIps }
+export function makeSnapshot(
+  ports: LabPort[],
+  floatingIps: NetworkSnapshot['floatingIps'] = [],
+): NetworkSnapshot {
+  return {
+    subnetCidr: '192.0.2.0/24',
+    gatewayIp: '192.0.2.1',
+    ports: structuredClone(ports),
+    securityGroups: securityGroups(),
+    floatingIps,
+  }
 }
 
 /** The host keys and fingerprints a console log announces, cloud-init style. */
@@ -78,10 +125,18 @@ export interface ConsoleKeys {
 
 /** Parses cloud-init's fingerprint and key blocks from a console log. */
 export function parseConsoleKeys(log: string): ConsoleKeys {
-  const fp = /-----BEGIN SSH HOST KEY FINGERPRINTS-----\n([\s\S]*?)\n[^\n]*-----END SSH HOST KEY FINGERPRINTS-----/.exec(log)?.[1] ?? ''
-  const keys = /-----BEGIN SSH HOST KEY KEYS-----\n([\s\S]*?)\n-----END SSH HOST KEY KEYS-----/.exec(log)?.[1] ?? ''
+  const fp =
+    /-----BEGIN SSH HOST KEY FINGERPRINTS-----\n([\s\S]*?)\n[^\n]*-----END SSH HOST KEY FINGERPRINTS-----/.exec(
+      log,
+    )?.[1] ?? ''
+  const keys =
+    /-----BEGIN SSH HOST KEY KEYS-----\n([\s\S]*?)\n-----END SSH HOST KEY KEYS-----/.exec(
+      log,
+    )?.[1] ?? ''
   return {
-    fingerprints: fp.split('\n').map((l) => l.replace(/^<14>\w{3} [ \d]\d \d\d:\d\d:\d\d cloud-init: /, '')),
+    fingerprints: fp
+      .split('\n')
+      .map((l) => l.replace(/^<14>\w{3} [ \d]\d \d\d:\d\d:\d\d cloud-init: /, '')),
     keys: keys.split('\n').filter((l) => l !== ''),
   }
 }
@@ -93,7 +148,11 @@ export interface SshKit {
   /** Adds a host's keys (from its console log) to the kit's known_hosts. */
   trust(address: string, keys: string[]): void
   /** Runs a command on a VM as the default user; resolves with its output and exit code. */
-  run(address: string, command: string, timeoutMs?: number): Promise<{ stdout: string; stderr: string; code: number }>
+  run(
+    address: string,
+    command: string,
+    timeoutMs?: number,
+  ): Promise<{ stdout: string; stderr: string; code: number }>
 }
 
 /** Makes an ssh key and a config where 192.0.2.* is reached through `jumpAddress` (pinned keys only). */
@@ -131,7 +190,9 @@ export async function makeSshKit(dir: string, jumpAddress: string): Promise<SshK
     },
     run(address, command, timeoutMs = 20_000) {
       return new Promise((resolve) => {
-        const child = spawn('ssh', ['-F', config, address, command], { stdio: ['ignore', 'pipe', 'pipe'] })
+        const child = spawn('ssh', ['-F', config, address, command], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
         let stdout = ''
         let stderr = ''
         const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
@@ -147,7 +208,11 @@ export async function makeSshKit(dir: string, jumpAddress: string): Promise<SshK
 }
 
 /** Polls `f` until it returns true or `timeoutMs` passes; returns whether it did. */
-export async function eventually(f: () => Promise<boolean>, timeoutMs: number, intervalMs = 200): Promise<boolean> {
+export async function eventually(
+  f: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<boolean> {
   const until = Date.now() + timeoutMs
   for (;;) {
     if (await f()) return true
@@ -159,15 +224,20 @@ export async function eventually(f: () => Promise<boolean>, timeoutMs: number, i
 /** What of the lab is still on the machine: the checks of "teardown leaves nothing". */
 export async function labLeftovers(stateDir: string): Promise<string[]> {
   const out: string[] = []
-  const sh = async (cmd: string, args: string[]) => (await pexec(cmd, args).catch(() => ({ stdout: '' }))).stdout
-  for (const l of (await sh('ip', ['netns', 'list'])).split('\n')) if (l.startsWith('rbl')) out.push(`netns ${l}`)
-  for (const m of (await sh('ip', ['-o', 'link', 'show'])).matchAll(/^\d+: (rbl[^:@\s]*)/gm)) out.push(`link ${m[1]}`)
-  for (const m of (await sh('nft', ['list', 'tables'])).matchAll(/^table \S+ (rbl\S*)$/gm)) out.push(`nft table ${m[1]}`)
+  const sh = async (cmd: string, args: string[]) =>
+    (await pexec(cmd, args).catch(() => ({ stdout: '' }))).stdout
+  for (const l of (await sh('ip', ['netns', 'list'])).split('\n'))
+    if (l.startsWith('rbl')) out.push(`netns ${l}`)
+  for (const m of (await sh('ip', ['-o', 'link', 'show'])).matchAll(/^\d+: (rbl[^:@\s]*)/gm))
+    out.push(`link ${m[1]}`)
+  for (const m of (await sh('nft', ['list', 'tables'])).matchAll(/^table \S+ (rbl\S*)$/gm))
+    out.push(`nft table ${m[1]}`)
   for (const l of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
     if (/ - \S+ rbl-/.test(l) || l.includes(stateDir)) out.push(`mount ${l}`)
   }
   const { strayVmProcesses } = await import('../../../lab/hosts/teardown.ts')
   for (const pid of await strayVmProcesses()) out.push(`process ${pid}`)
-  for (const l of (await sh('ps', ['-eo', 'pid,args'])).split('\n')) if (l.includes('vm-boot.sh')) out.push(`process ${l.trim()}`)
+  for (const l of (await sh('ps', ['-eo', 'pid,args'])).split('\n'))
+    if (l.includes('vm-boot.sh')) out.push(`process ${l.trim()}`)
   return out
 }

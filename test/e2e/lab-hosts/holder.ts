@@ -9,7 +9,8 @@ import { createNamespaceDriver } from '../../../lab/hosts/index.ts'
 
 async function main(): Promise<void> {
   const [stateDir, snapshotFile, specFile] = process.argv.slice(2)
-  if (stateDir === undefined || snapshotFile === undefined || specFile === undefined) throw new Error('usage: holder.ts STATE_DIR SNAPSHOT_JSON SPEC_JSON')
+  if (stateDir === undefined || snapshotFile === undefined || specFile === undefined)
+    throw new Error('usage: holder.ts STATE_DIR SNAPSHOT_JSON SPEC_JSON')
   const snapshot = JSON.parse(readFileSync(snapshotFile, 'utf8')) as NetworkSnapshot
   const spec = JSON.parse(readFileSync(specFile, 'utf8')) as VmSpec
   const driver = createNamespaceDriver({ stateDir })

@@ -7,8 +7,16 @@ import { describe, expect, it } from 'vitest'
 const BIN = path.resolve('engine/cli/runbook.js')
 const SECRET = 'Sup3r-s3cret-pass'
 
-function cli(dir: string, args: string[], env: Record<string, string> = {}): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, NO_COLOR: '1', KA_PASS: SECRET, ...env }, encoding: 'utf8' })
+function cli(
+  dir: string,
+  args: string[],
+  env: Record<string, string> = {},
+): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: '1', KA_PASS: SECRET, ...env },
+    encoding: 'utf8',
+  })
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr }
 }
 
@@ -62,8 +70,12 @@ plays:
 `)
     const r = cli(dir, ['apply', 'runbook.yaml'])
     expect(r.code).toBe(1)
-    expect(r.err).toMatch(/runbook\.yaml:8:16: task "Install keepalived": apt: unknown parameter 'pkgs'/)
-    expect(r.err).toMatch(/runbook\.yaml:10:9: task "typo module": unknown module 'templte' \(did you mean 'template'\?\)/)
+    expect(r.err).toMatch(
+      /runbook\.yaml:8:16: task "Install keepalived": apt: unknown parameter 'pkgs'/,
+    )
+    expect(r.err).toMatch(
+      /runbook\.yaml:10:9: task "typo module": unknown module 'templte' \(did you mean 'template'\?\)/,
+    )
     expect(r.err).toMatch(/runbook\.yaml:12:27: task "wrong type": wait_for: /)
     expect(r.err).toMatch(/runbook\.yaml:13:\d+: .*undefined variable 'undefined_thing'/)
     expect(r.err).toMatch(/runbook\.yaml:14:23: .*template syntax error/)
@@ -95,7 +107,10 @@ plays:
     const dir = project(LOCAL)
     const r = cli(dir, ['apply', 'runbook.yaml', '--json'])
     expect(r.code).toBe(0)
-    const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { type: string; changed?: number })
+    const lines = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; changed?: number })
     expect(lines.length).toBeGreaterThan(4)
     const last = lines[lines.length - 1]
     expect(last?.type).toBe('summary')
@@ -129,46 +144,75 @@ plays:
     }
     expect(outputs[1]?.out + (outputs[1]?.err ?? '')).toMatch(/the pass is \*\*\*/)
     expect(readFileSync(path.join(dir, 'keepalived.conf'), 'utf8')).toContain(SECRET)
-    const journal = readFileSync(path.join(dir, '.runbook', readdirSync(path.join(dir, '.runbook'))[0] as string, 'journal.json'), 'utf8')
+    const journal = readFileSync(
+      path.join(
+        dir,
+        '.runbook',
+        readdirSync(path.join(dir, '.runbook'))[0] as string,
+        'journal.json',
+      ),
+      'utf8',
+    )
     expect(journal).not.toContain(SECRET)
   })
 
-  it('lets only one of two concurrent applies run; the journal stays valid', { timeout: 60_000 }, async () => {
-    const dir = project(`
+  it(
+    'lets only one of two concurrent applies run; the journal stays valid',
+    { timeout: 60_000 },
+    async () => {
+      const dir = project(
+        `
 plays:
   - hosts: localhost
     tasks:
       - name: slow
         shell: sleep 8; echo done > OUT/slow
         args_placeholder: true
-`.replace('        args_placeholder: true\n', ''))
-    const start = (): Promise<{ code: number; err: string }> =>
-      new Promise((resolve) => {
-        const p = spawn(process.execPath, [BIN, 'apply', 'runbook.yaml'], { cwd: dir, env: { ...process.env, NO_COLOR: '1' } })
-        let err = ''
-        p.stderr.on('data', (b: Buffer) => (err += b.toString()))
-        p.on('exit', (code) => resolve({ code: code ?? -1, err }))
-      })
-    const a = start()
-    const lockFile = (): string | undefined => {
-      const root = path.join(dir, '.runbook')
-      if (!existsSync(root)) return undefined
-      const sub = readdirSync(root)[0]
-      return sub && existsSync(path.join(root, sub, 'lock')) ? path.join(root, sub, 'lock') : undefined
-    }
-    for (let i = 0; i < 200 && !lockFile(); i++) await new Promise((r) => setTimeout(r, 50))
-    expect(lockFile()).toBeDefined()
-    const b = await start()
-    const first = await a
-    expect(first.code).toBe(0)
-    expect(b.code).toBe(1)
-    expect(b.err).toMatch(/another run of this runbook holds the lock: pid \d+/)
-    const stateDir = path.join(dir, '.runbook', readdirSync(path.join(dir, '.runbook'))[0] as string)
-    const journal = JSON.parse(readFileSync(path.join(stateDir, 'journal.json'), 'utf8')) as { runs: { status: string }[] }
-    expect(journal.runs.map((r) => r.status)).toEqual(['ok'])
-    const waited = spawnSync(process.execPath, [BIN, 'apply', 'runbook.yaml', '--lock-timeout', '10'], { cwd: dir, encoding: 'utf8' })
-    expect(waited.status).toBe(0)
-  })
+`.replace('        args_placeholder: true\n', ''),
+      )
+      const start = (): Promise<{ code: number; err: string }> =>
+        new Promise((resolve) => {
+          const p = spawn(process.execPath, [BIN, 'apply', 'runbook.yaml'], {
+            cwd: dir,
+            env: { ...process.env, NO_COLOR: '1' },
+          })
+          let err = ''
+          p.stderr.on('data', (b: Buffer) => (err += b.toString()))
+          p.on('exit', (code) => resolve({ code: code ?? -1, err }))
+        })
+      const a = start()
+      const lockFile = (): string | undefined => {
+        const root = path.join(dir, '.runbook')
+        if (!existsSync(root)) return undefined
+        const sub = readdirSync(root)[0]
+        return sub && existsSync(path.join(root, sub, 'lock'))
+          ? path.join(root, sub, 'lock')
+          : undefined
+      }
+      for (let i = 0; i < 200 && !lockFile(); i++) await new Promise((r) => setTimeout(r, 50))
+      expect(lockFile()).toBeDefined()
+      const b = await start()
+      const first = await a
+      expect(first.code).toBe(0)
+      expect(b.code).toBe(1)
+      expect(b.err).toMatch(/another run of this runbook holds the lock: pid \d+/)
+      const stateDir = path.join(
+        dir,
+        '.runbook',
+        readdirSync(path.join(dir, '.runbook'))[0] as string,
+      )
+      const journal = JSON.parse(readFileSync(path.join(stateDir, 'journal.json'), 'utf8')) as {
+        runs: { status: string }[]
+      }
+      expect(journal.runs.map((r) => r.status)).toEqual(['ok'])
+      const waited = spawnSync(
+        process.execPath,
+        [BIN, 'apply', 'runbook.yaml', '--lock-timeout', '10'],
+        { cwd: dir, encoding: 'utf8' },
+      )
+      expect(waited.status).toBe(0)
+    },
+  )
 
   it('apply --check changes nothing; destroy removes what apply created, newest first', () => {
     const dir = project(`
@@ -196,6 +240,8 @@ plays:
     expect(d.code).toBe(0)
     expect(existsSync(path.join(dir, 'made'))).toBe(false)
     expect(readFileSync(path.join(dir, 'preexisting'), 'utf8')).toBe('changed\n')
-    expect(cli(dir, ['destroy', 'runbook.yaml', '--auto-approve']).out).toMatch(/Nothing to destroy/)
+    expect(cli(dir, ['destroy', 'runbook.yaml', '--auto-approve']).out).toMatch(
+      /Nothing to destroy/,
+    )
   })
 })

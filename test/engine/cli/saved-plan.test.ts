@@ -11,8 +11,16 @@ import { describe, expect, it } from 'vitest'
 const BIN = path.resolve('engine/cli/runbook.js')
 const SECRET = 'Plan-s3cret-value'
 
-function cli(dir: string, args: string[], env: Record<string, string> = {}): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, NO_COLOR: '1', PW: SECRET, ...env }, encoding: 'utf8' })
+function cli(
+  dir: string,
+  args: string[],
+  env: Record<string, string> = {},
+): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: '1', PW: SECRET, ...env },
+    encoding: 'utf8',
+  })
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr }
 }
 
@@ -59,9 +67,13 @@ describe('saved plans', () => {
     writeFileSync(path.join(dir, 'app.conf'), 'port 8080\npass edited by hand\n')
     const again = cli(dir, ['apply', 'tf.plan'])
     expect(again.code).toBe(1)
-    expect(again.err).toMatch(/the saved plan tf\.plan is stale: the infrastructure changed since it was made/)
+    expect(again.err).toMatch(
+      /the saved plan tf\.plan is stale: the infrastructure changed since it was made/,
+    )
     expect(again.err).toContain('planned, not needed now: play 0 / marker / localhost')
-    expect(readFileSync(path.join(dir, 'app.conf'), 'utf8')).toBe('port 8080\npass edited by hand\n')
+    expect(readFileSync(path.join(dir, 'app.conf'), 'utf8')).toBe(
+      'port 8080\npass edited by hand\n',
+    )
   })
 
   it('refuses when a file the plan read changed: the runbook, or a template', () => {
@@ -70,12 +82,17 @@ describe('saved plans', () => {
     writeFileSync(path.join(dir, 'app.conf.hbs'), 'port {{port}}\n')
     const r = cli(dir, ['apply', 'a.plan'])
     expect(r.code).toBe(1)
-    expect(r.err).toContain(`the saved plan a.plan is stale: files changed since it was made:\n  ${path.join(dir, 'app.conf.hbs')}: changed`)
+    expect(r.err).toContain(
+      `the saved plan a.plan is stale: files changed since it was made:\n  ${path.join(dir, 'app.conf.hbs')}: changed`,
+    )
     expect(existsSync(path.join(dir, 'app.conf'))).toBe(false)
     expect(existsSync(path.join(dir, 'marker'))).toBe(false)
     writeFileSync(path.join(dir, 'app.conf.hbs'), 'port {{port}}\npass {{pw}}\n')
     expect(cli(dir, ['plan', 'runbook.yaml', '-o', 'b.plan']).code).toBe(0)
-    writeFileSync(path.join(dir, 'runbook.yaml'), `${readFileSync(path.join(dir, 'runbook.yaml'), 'utf8')}\n# edited\n`)
+    writeFileSync(
+      path.join(dir, 'runbook.yaml'),
+      `${readFileSync(path.join(dir, 'runbook.yaml'), 'utf8')}\n# edited\n`,
+    )
     const rb = cli(dir, ['apply', 'b.plan'])
     expect(rb.code).toBe(1)
     expect(rb.err).toContain(`${path.join(dir, 'runbook.yaml')}: changed`)
@@ -101,7 +118,9 @@ describe('saved plans', () => {
     const dir = project()
     const r = cli(dir, ['apply', 'runbook.yaml', '-e', 'pw=Given-On-The-Command-Line', '--diff'])
     expect(r.code, r.err).toBe(0)
-    expect(readFileSync(path.join(dir, 'app.conf'), 'utf8')).toBe('port 80\npass Given-On-The-Command-Line\n')
+    expect(readFileSync(path.join(dir, 'app.conf'), 'utf8')).toBe(
+      'port 80\npass Given-On-The-Command-Line\n',
+    )
     expect(r.out + r.err).not.toContain('Given-On-The-Command-Line')
     expect(r.out).toContain('+pass ***')
     const p = cli(dir, ['plan', 'runbook.yaml', '-e', 'pw=Another-One', '--out', 's.plan'])
@@ -116,11 +135,17 @@ describe('saved plans', () => {
     expect(cli(dir, ['plan', 'runbook.yaml', '-e', 'port=81', '--out', 'a.plan']).code).toBe(0)
     const r = cli(dir, ['show', 'a.plan'])
     expect(r.code).toBe(0)
-    expect(r.out).toMatch(new RegExp(`^Saved plan a\\.plan, made \\S+: ${path.join(dir, 'runbook.yaml').replaceAll('.', '\\.')} -e port=81\n`))
+    expect(r.out).toMatch(
+      new RegExp(
+        `^Saved plan a\\.plan, made \\S+: ${path.join(dir, 'runbook.yaml').replaceAll('.', '\\.')} -e port=81\n`,
+      ),
+    )
     expect(r.out).toContain('+port 81')
     expect(r.out).toContain('Plan: 1 to create, 0 to change, 0 to destroy, 1 to run.')
     expect(r.out).not.toContain(SECRET)
-    expect(cli(dir, ['show', 'runbook.yaml']).err).toContain('runbook.yaml is not a plan saved by `runbook plan --out`')
+    expect(cli(dir, ['show', 'runbook.yaml']).err).toContain(
+      'runbook.yaml is not a plan saved by `runbook plan --out`',
+    )
   })
 
   it('does not take run options beside a saved plan, nor --out with --destroy', () => {
@@ -128,10 +153,16 @@ describe('saved plans', () => {
     expect(cli(dir, ['plan', 'runbook.yaml', '-o', 'a.plan']).code).toBe(0)
     const r = cli(dir, ['apply', 'a.plan', '-e', 'port=1', '--limit', 'localhost', '--check'])
     expect(r.code).toBe(1)
-    expect(r.err).toContain('a saved plan carries its own options: --var, --limit, --check cannot be given with it')
+    expect(r.err).toContain(
+      'a saved plan carries its own options: --var, --limit, --check cannot be given with it',
+    )
     expect(existsSync(path.join(dir, 'app.conf'))).toBe(false)
-    expect(cli(dir, ['plan', 'runbook.yaml', '--destroy', '-o', 'd.plan']).err).toContain('plan --out saves an apply plan; it does not go with --destroy')
+    expect(cli(dir, ['plan', 'runbook.yaml', '--destroy', '-o', 'd.plan']).err).toContain(
+      'plan --out saves an apply plan; it does not go with --destroy',
+    )
     writeFileSync(path.join(dir, 'bad.plan'), '{"format": "runbook-plan", "version": 9}')
-    expect(cli(dir, ['apply', 'bad.plan']).err).toContain('bad.plan: a saved plan of an unknown version or damaged')
+    expect(cli(dir, ['apply', 'bad.plan']).err).toContain(
+      'bad.plan: a saved plan of an unknown version or damaged',
+    )
   })
 })

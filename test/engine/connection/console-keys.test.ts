@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { matchesPinned, parseConsoleFingerprints, parsePinnedHostKey } from '../../../engine/connection/console-keys.ts'
+import {
+  matchesPinned,
+  parseConsoleFingerprints,
+  parsePinnedHostKey,
+} from '../../../engine/connection/console-keys.ts'
 import { md5Fingerprint, sha256Fingerprint } from '../../../engine/connection/host-key.ts'
 import { ECDSA, ED25519, OTHER_ED25519 } from './keys.ts'
 
@@ -55,7 +59,10 @@ describe('parseConsoleFingerprints', () => {
 
   it('reads ssh-keygen -l lines with an empty comment', () => {
     const log = `-----BEGIN SSH HOST KEY FINGERPRINTS-----\n256 ${ED25519.sha256} no comment (ED25519)\n256 ${ECDSA.sha256} (ECDSA)\n-----END SSH HOST KEY FINGERPRINTS-----`
-    expect(parseConsoleFingerprints(log).map((p) => p.fingerprint)).toEqual([ED25519.sha256, ECDSA.sha256])
+    expect(parseConsoleFingerprints(log).map((p) => p.fingerprint)).toEqual([
+      ED25519.sha256,
+      ECDSA.sha256,
+    ])
   })
 })
 
@@ -80,6 +87,10 @@ describe('parsePinnedHostKey', () => {
 
   it('rejects what is neither', () => {
     expect(parsePinnedHostKey('SHA256:short')).toBeUndefined()
-    expect(parsePinnedHostKey('ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIPsottnw9qJAg0vrIG6JX8Zm2wRnBMkr9eT0Dg41LdVQ')).toBeUndefined()
+    expect(
+      parsePinnedHostKey(
+        'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIPsottnw9qJAg0vrIG6JX8Zm2wRnBMkr9eT0Dg41LdVQ',
+      ),
+    ).toBeUndefined()
   })
 })

@@ -1,15 +1,24 @@
 import { describe, expect, it } from 'vitest'
-import { formatAdhocResult, runAdhoc, summarizeAdhoc } from '../../../engine/connection/exec-adhoc.ts'
+import {
+  formatAdhocResult,
+  runAdhoc,
+  summarizeAdhoc,
+} from '../../../engine/connection/exec-adhoc.ts'
 import type { ConnectionPool } from '../../../engine/connection/pool.ts'
 import type { Connection } from '../../../engine/connection/types.ts'
 import { RunbookError } from '../../../engine/errors.ts'
 
 /** A pool whose hosts answer from a table; `down` hosts are unreachable. */
-function fakePool(answers: Record<string, { rc: number; stdout: string; stderr: string; delay: number } | 'down'>): ConnectionPool {
+function fakePool(
+  answers: Record<string, { rc: number; stdout: string; stderr: string; delay: number } | 'down'>,
+): ConnectionPool {
   return {
     async get(name: string) {
       const a = answers[name]
-      if (a === 'down' || !a) throw new RunbookError('E_CONNECTION', `cannot connect to root@${name}: ECONNREFUSED`, { host: name })
+      if (a === 'down' || !a)
+        throw new RunbookError('E_CONNECTION', `cannot connect to root@${name}: ECONNREFUSED`, {
+          host: name,
+        })
       const conn: Partial<Connection> = {
         host: name,
         exec: async () => {
@@ -55,7 +64,10 @@ describe('runAdhoc', () => {
         }
       },
     } as unknown as ConnectionPool
-    const hosts = Array.from({ length: 12 }, (_, i) => ({ name: `h${i}`, settings: { address: `h${i}` } }))
+    const hosts = Array.from({ length: 12 }, (_, i) => ({
+      name: `h${i}`,
+      settings: { address: `h${i}` },
+    }))
     await runAdhoc(hosts, 'true', { pool, forks: 3 })
     expect(peak).toBe(3)
   })
@@ -63,7 +75,11 @@ describe('runAdhoc', () => {
 
 describe('formatAdhocResult', () => {
   it('prints an empty body for a silent success and adds missing newlines', () => {
-    expect(formatAdhocResult({ host: 'a', rc: 0, stdout: '', stderr: '', ms: 1 })).toBe('a | CHANGED | rc=0 >>\n')
-    expect(formatAdhocResult({ host: 'a', rc: 0, stdout: 'x', stderr: 'y', ms: 1 })).toBe('a | CHANGED | rc=0 >>\nx\ny\n')
+    expect(formatAdhocResult({ host: 'a', rc: 0, stdout: '', stderr: '', ms: 1 })).toBe(
+      'a | CHANGED | rc=0 >>\n',
+    )
+    expect(formatAdhocResult({ host: 'a', rc: 0, stdout: 'x', stderr: 'y', ms: 1 })).toBe(
+      'a | CHANGED | rc=0 >>\nx\ny\n',
+    )
   })
 })

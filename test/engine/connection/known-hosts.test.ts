@@ -65,30 +65,51 @@ describe('entryMatchesHost', () => {
 })
 
 describe('verifyHostKey', () => {
-  const base = (over: Partial<HostKeyCheckInput>): HostKeyCheckInput => ({ host: 'web1', address: '192.0.2.11', port: 22, key, entries: [], mode: 'strict', ...over })
+  const base = (over: Partial<HostKeyCheckInput>): HostKeyCheckInput => ({
+    host: 'web1',
+    address: '192.0.2.11',
+    port: 22,
+    key,
+    entries: [],
+    mode: 'strict',
+    ...over,
+  })
   const kh = (text: string) => parseKnownHosts(text, '/p/known_hosts')
 
   it('accepts a recorded key', () => {
-    expect(verifyHostKey(base({ entries: kh(`192.0.2.11 ssh-ed25519 ${ED25519.b64}`) }))).toEqual({ ok: true, record: 'none' })
+    expect(verifyHostKey(base({ entries: kh(`192.0.2.11 ssh-ed25519 ${ED25519.b64}`) }))).toEqual({
+      ok: true,
+      record: 'none',
+    })
   })
 
   it('accepts a key recorded under a hashed name or with another key type beside it', () => {
-    expect(verifyHostKey(base({ entries: kh(`${ED25519.hashed} ssh-ed25519 ${ED25519.b64}`) })).ok).toBe(true)
-    expect(verifyHostKey(base({ entries: kh(`192.0.2.11 ${ECDSA.line}\n192.0.2.11 ${ED25519.line}`) })).ok).toBe(true)
+    expect(
+      verifyHostKey(base({ entries: kh(`${ED25519.hashed} ssh-ed25519 ${ED25519.b64}`) })).ok,
+    ).toBe(true)
+    expect(
+      verifyHostKey(base({ entries: kh(`192.0.2.11 ${ECDSA.line}\n192.0.2.11 ${ED25519.line}`) }))
+        .ok,
+    ).toBe(true)
   })
 
-  it.each(['strict', 'accept-new', 'off'] as const)('refuses a changed key in mode %s, naming the host and both fingerprints', (mode) => {
-    const v = verifyHostKey(base({ mode, key: other, entries: kh(`192.0.2.11 ssh-ed25519 ${ED25519.b64}`) }))
-    expect(v.ok).toBe(false)
-    if (v.ok) return
-    expect(v.error).toBeInstanceOf(RunbookError)
-    expect(v.error.code).toBe('E_HOST_KEY')
-    expect(v.error.message).toContain('web1 (192.0.2.11)')
-    expect(v.error.message).toContain(ED25519.sha256)
-    expect(v.error.message).toContain(otherFp)
-    expect(v.error.message).toContain('/p/known_hosts:1')
-    expect(v.error.hint).toContain("ssh-keygen -R '192.0.2.11'")
-  })
+  it.each(['strict', 'accept-new', 'off'] as const)(
+    'refuses a changed key in mode %s, naming the host and both fingerprints',
+    (mode) => {
+      const v = verifyHostKey(
+        base({ mode, key: other, entries: kh(`192.0.2.11 ssh-ed25519 ${ED25519.b64}`) }),
+      )
+      expect(v.ok).toBe(false)
+      if (v.ok) return
+      expect(v.error).toBeInstanceOf(RunbookError)
+      expect(v.error.code).toBe('E_HOST_KEY')
+      expect(v.error.message).toContain('web1 (192.0.2.11)')
+      expect(v.error.message).toContain(ED25519.sha256)
+      expect(v.error.message).toContain(otherFp)
+      expect(v.error.message).toContain('/p/known_hosts:1')
+      expect(v.error.hint).toContain("ssh-keygen -R '192.0.2.11'")
+    },
+  )
 
   it('treats a key of another type than the recorded ones as changed', () => {
     const v = verifyHostKey(base({ entries: kh(`192.0.2.11 ${ECDSA.line}`) }))
@@ -105,12 +126,18 @@ describe('verifyHostKey', () => {
   })
 
   it('uses the port in the name', () => {
-    expect(verifyHostKey(base({ port: 2222, entries: kh(`192.0.2.11 ${ED25519.line}`) })).ok).toBe(false)
-    expect(verifyHostKey(base({ port: 2222, entries: kh(`[192.0.2.11]:2222 ${ED25519.line}`) })).ok).toBe(true)
+    expect(verifyHostKey(base({ port: 2222, entries: kh(`192.0.2.11 ${ED25519.line}`) })).ok).toBe(
+      false,
+    )
+    expect(
+      verifyHostKey(base({ port: 2222, entries: kh(`[192.0.2.11]:2222 ${ED25519.line}`) })).ok,
+    ).toBe(true)
   })
 
   it('refuses a revoked key even in mode off', () => {
-    const v = verifyHostKey(base({ mode: 'off', entries: kh(`@revoked 192.0.2.* ${ED25519.line}`) }))
+    const v = verifyHostKey(
+      base({ mode: 'off', entries: kh(`@revoked 192.0.2.* ${ED25519.line}`) }),
+    )
     expect(v.ok).toBe(false)
     if (!v.ok) expect(v.error.message).toContain('revoked')
   })
@@ -118,8 +145,13 @@ describe('verifyHostKey', () => {
   it('lets pinned keys decide, and records them when known_hosts disagrees', () => {
     const pinned = [{ type: 'ssh-ed25519', fingerprint: ED25519.sha256 }]
     expect(verifyHostKey(base({ pinned }))).toEqual({ ok: true, record: 'replace' })
-    expect(verifyHostKey(base({ pinned, entries: kh(`192.0.2.11 ${ED25519.line}`) }))).toEqual({ ok: true, record: 'none' })
-    expect(verifyHostKey(base({ pinned, entries: kh(`192.0.2.11 ssh-ed25519 ${OTHER_ED25519.b64}`) }))).toEqual({ ok: true, record: 'replace' })
+    expect(verifyHostKey(base({ pinned, entries: kh(`192.0.2.11 ${ED25519.line}`) }))).toEqual({
+      ok: true,
+      record: 'none',
+    })
+    expect(
+      verifyHostKey(base({ pinned, entries: kh(`192.0.2.11 ssh-ed25519 ${OTHER_ED25519.b64}`) })),
+    ).toEqual({ ok: true, record: 'replace' })
     const v = verifyHostKey(base({ pinned, key: other }))
     expect(v.ok).toBe(false)
     if (!v.ok) {
@@ -137,8 +169,14 @@ describe('KnownHostsStore', () => {
     const file = path.join(dir, 'sub', 'known_hosts')
     const store = new KnownHostsStore()
     expect(await store.entries([file])).toEqual([])
-    await Promise.all([store.record(file, '192.0.2.11', key, false), store.record(file, '[192.0.2.12]:2222', key, false)])
-    expect((await store.entries([file])).map((e) => e.hosts).sort()).toEqual(['192.0.2.11', '[192.0.2.12]:2222'])
+    await Promise.all([
+      store.record(file, '192.0.2.11', key, false),
+      store.record(file, '[192.0.2.12]:2222', key, false),
+    ])
+    expect((await store.entries([file])).map((e) => e.hosts).sort()).toEqual([
+      '192.0.2.11',
+      '[192.0.2.12]:2222',
+    ])
     await store.record(file, '192.0.2.11', other, true)
     const text = readFileSync(file, 'utf8')
     expect(text).not.toContain(`192.0.2.11 ssh-ed25519 ${ED25519.b64}`)

@@ -1,13 +1,25 @@
 import { spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { afterAll, describe, expect, it } from 'vitest'
-import { FrameReader, RemoteShell, ShellClosedError, buildFramedScript, newMarker, type ShellChannel } from '../../../engine/connection/remote-shell.ts'
+import {
+  FrameReader,
+  RemoteShell,
+  ShellClosedError,
+  buildFramedScript,
+  newMarker,
+  type ShellChannel,
+} from '../../../engine/connection/remote-shell.ts'
 import { quote } from '../../../engine/connection/shell.ts'
 import { innerScript, sudoLine } from '../../../engine/connection/ssh.ts'
 
 describe('FrameReader', () => {
   const marker = newMarker()
-  const out = Buffer.concat([Buffer.from('hello '), Buffer.from(`${marker}P4242\n`), Buffer.from('world\x00\xff'), Buffer.from(`${marker}E3\nstray output`)])
+  const out = Buffer.concat([
+    Buffer.from('hello '),
+    Buffer.from(`${marker}P4242\n`),
+    Buffer.from('world\x00\xff'),
+    Buffer.from(`${marker}E3\nstray output`),
+  ])
   const err = Buffer.from(`warn\n${marker}E\n`)
 
   it('finds pid, rc and both ends whatever the chunking', () => {
@@ -34,7 +46,7 @@ describe('FrameReader', () => {
     expect(r.result().stdout).toEqual(Buffer.from('hello world\x00\xff'))
   })
 
-  it('ignores another command\'s marker', () => {
+  it("ignores another command's marker", () => {
     const r = new FrameReader(marker)
     r.stdout(Buffer.from(`${newMarker()}E0\n`))
     r.stderr(err)
@@ -54,13 +66,17 @@ describe('buildFramedScript', () => {
 
 describe('innerScript and sudoLine', () => {
   it('puts cwd and env inside the script, so they survive sudo', () => {
-    expect(innerScript('pwd', { cwd: '/tmp/a b', env: { A: "it's" } })).toBe("cd '/tmp/a b' || exit 1\nexport A='it'\\''s'\npwd")
+    expect(innerScript('pwd', { cwd: '/tmp/a b', env: { A: "it's" } })).toBe(
+      "cd '/tmp/a b' || exit 1\nexport A='it'\\''s'\npwd",
+    )
     expect(() => innerScript('x', { env: { 'A-B': '1' } })).toThrow(/invalid environment variable/)
   })
 
   it('asks sudo for the password only in pass mode, always with -k', () => {
-    expect(sudoLine('id', 'root', 'nopass')).toBe("sudo -n -H -u root -- /bin/sh -c id")
-    expect(sudoLine('id -u', 'postgres', 'pass')).toBe("sudo -k -S -p '' -H -u postgres -- /bin/sh -c 'id -u'")
+    expect(sudoLine('id', 'root', 'nopass')).toBe('sudo -n -H -u root -- /bin/sh -c id')
+    expect(sudoLine('id -u', 'postgres', 'pass')).toBe(
+      "sudo -k -S -p '' -H -u postgres -- /bin/sh -c 'id -u'",
+    )
   })
 })
 
@@ -82,7 +98,10 @@ function localChannel(): ShellChannel & { kill(): void } {
 describe('RemoteShell over a local sh', () => {
   const channel = localChannel()
   const shell = new RemoteShell(channel)
-  const run = (cmd: string, stdin?: string | Buffer) => shell.run(`/bin/sh -c ${quote(cmd)}`, { stdin: typeof stdin === 'string' ? Buffer.from(stdin) : stdin })
+  const run = (cmd: string, stdin?: string | Buffer) =>
+    shell.run(`/bin/sh -c ${quote(cmd)}`, {
+      stdin: typeof stdin === 'string' ? Buffer.from(stdin) : stdin,
+    })
   afterAll(() => shell.close())
 
   it('separates stdout, stderr and rc', async () => {

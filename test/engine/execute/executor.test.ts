@@ -71,27 +71,35 @@ plays:
     const first = await runYaml(yaml, { registry: allModules, vars: [`out=${out}`] })
     expect(first.result.ok).toBe(true)
     expect(readFileSync(path.join(out, 'log'), 'utf8')).toBe('render\naudit\nrestart\n')
-    const second = await runYaml(yaml, { registry: allModules, vars: [`out=${out}`], dir: first.dir })
+    const second = await runYaml(yaml, {
+      registry: allModules,
+      vars: [`out=${out}`],
+      dir: first.dir,
+    })
     expect(ends(second.events).filter((e) => e.handler)).toHaveLength(0)
     expect(readFileSync(path.join(out, 'log'), 'utf8')).toBe('render\naudit\nrestart\n')
   })
 
   it('plans without touching anything and counts changes', async () => {
     const out = tmp()
-    const { result } = await runYaml(`
+    const { result } = await runYaml(
+      `
 plays:
   - hosts: localhost
     tasks:
       - marker: { path: "{{out}}/a", content: "one" }
       - marker: { path: "{{out}}/b", state: absent }
-`, { registry, vars: [`out=${out}`], mode: 'plan' })
+`,
+      { registry, vars: [`out=${out}`], mode: 'plan' },
+    )
     expect(result.plan).toEqual({ create: 1, update: 0, delete: 0, run: 0 })
     expect(existsSync(path.join(out, 'a'))).toBe(false)
   })
 
   it('skips on when, evaluates per item, and honours tags', async () => {
     const out = tmp()
-    const { result, events } = await runYaml(`
+    const { result, events } = await runYaml(
+      `
 vars:
   nodes: [{ name: a, on: true }, { name: b, on: false }]
 plays:
@@ -103,10 +111,13 @@ plays:
       - name: tagged
         marker: { path: "{{out}}/tagged", content: x }
         tags: [later]
-`, { registry, vars: [`out=${out}`], tags: ['untagged-none'] })
+`,
+      { registry, vars: [`out=${out}`], tags: ['untagged-none'] },
+    )
     expect(result.ok).toBe(true)
     expect(ends(events).map((e) => e.task)).toEqual([])
-    const all = await runYaml(`
+    const all = await runYaml(
+      `
 vars:
   nodes: [{ name: a, on: true }, { name: b, on: false }]
 plays:
@@ -115,7 +126,9 @@ plays:
       - marker: { path: "{{out}}/{{item.name}}", content: x }
         loop: "{{nodes}}"
         when: item.on
-`, { registry, vars: [`out=${out}`] })
+`,
+      { registry, vars: [`out=${out}`] },
+    )
     expect(all.result.ok).toBe(true)
     expect(existsSync(path.join(out, 'a'))).toBe(true)
     expect(existsSync(path.join(out, 'b'))).toBe(false)
@@ -123,7 +136,8 @@ plays:
 
   it('rescues a failed block and always runs always; failures stop the host otherwise', async () => {
     const out = tmp()
-    const { result } = await runYaml(`
+    const { result } = await runYaml(
+      `
 plays:
   - hosts: localhost
     tasks:
@@ -135,7 +149,9 @@ plays:
         always:
           - marker: { path: "{{out}}/always", content: x }
       - marker: { path: "{{out}}/after", content: x }
-`, { registry, vars: [`out=${out}`] })
+`,
+      { registry, vars: [`out=${out}`] },
+    )
     expect(result.ok).toBe(true)
     expect(readFileSync(path.join(out, 'rescued'), 'utf8')).toMatch(/refused/)
     expect(existsSync(path.join(out, 'never'))).toBe(false)
@@ -143,14 +159,17 @@ plays:
     expect(existsSync(path.join(out, 'after'))).toBe(true)
     expect(result.hosts.localhost?.rescued).toBe(1)
 
-    const failing = await runYaml(`
+    const failing = await runYaml(
+      `
 plays:
   - hosts: localhost
     tasks:
       - name: breaks
         marker: { path: "{{out}}/y", content: y, fail: true }
       - marker: { path: "{{out}}/not-reached", content: y }
-`, { registry, vars: [`out=${out}`] })
+`,
+      { registry, vars: [`out=${out}`] },
+    )
     expect(failing.result.ok).toBe(false)
     expect(failing.result.errors[0]?.task).toBe('breaks')
     expect(failing.result.errors[0]?.pos?.line).toBe(5)
@@ -159,7 +178,8 @@ plays:
 
   it('ignore_errors, failed_when and changed_when', async () => {
     const out = tmp()
-    const { result } = await runYaml(`
+    const { result } = await runYaml(
+      `
 plays:
   - hosts: localhost
     tasks:
@@ -170,14 +190,17 @@ plays:
       - name: fails by rule
         marker: { path: "{{out}}/c", content: x }
         failed_when: "result.path == out + '/c'"
-`, { registry, vars: [`out=${out}`] })
+`,
+      { registry, vars: [`out=${out}`] },
+    )
     expect(result.ok).toBe(false)
     expect(result.hosts.localhost).toMatchObject({ ignored: 1, failed: 1, changed: 0, ok: 1 })
   })
 
   it('retries until a condition holds', async () => {
     const out = tmp()
-    const { result, events } = await runYaml(`
+    const { result, events } = await runYaml(
+      `
 plays:
   - hosts: localhost
     tasks:
@@ -188,7 +211,9 @@ plays:
         retries: 2
         delay: 0
         until: "false"
-`, { registry, vars: [`out=${out}`] })
+`,
+      { registry, vars: [`out=${out}`] },
+    )
     expect(result.ok).toBe(false)
     expect(result.errors[0]?.message).toMatch(/still false after 3 attempts/)
     expect(events.filter((e) => e.type === 'task_progress')).toHaveLength(2)
@@ -196,7 +221,8 @@ plays:
 
   it('shows values known after apply and hosts that do not exist yet in a plan', async () => {
     const out = tmp()
-    const { result } = await runYaml(`
+    const { result } = await runYaml(
+      `
 plays:
   - hosts: localhost
     tasks:
@@ -208,7 +234,9 @@ plays:
     tasks:
       - name: on the new vm
         marker: { path: "{{out}}/vm", content: x }
-`, { registry, vars: [`out=${out}`], mode: 'plan' })
+`,
+      { registry, vars: [`out=${out}`], mode: 'plan' },
+    )
     expect(result.ok).toBe(true)
     const deferred = result.changes.filter((c) => c.deferred)
     expect(deferred.map((c) => [c.host, c.task])).toEqual([['vm1', 'on the new vm']])
@@ -217,7 +245,8 @@ plays:
 
   it('redacts secrets from events', async () => {
     const out = tmp()
-    const { events } = await runYaml(`
+    const { events } = await runYaml(
+      `
 vars:
   pw: { secret: true, from_env: PW }
 plays:
@@ -226,7 +255,9 @@ plays:
       - debug: { msg: "the password is {{pw}}" }
       - marker: { path: "{{out}}/s", content: "pass {{pw}}" }
       - marker: { path: "{{out}}/t", content: "{{pw}}", fail: true }
-`, { registry, vars: [`out=${out}`], env: { PW: 'hunter2-secret' } })
+`,
+      { registry, vars: [`out=${out}`], env: { PW: 'hunter2-secret' } },
+    )
     const text = JSON.stringify(events)
     expect(text).not.toContain('hunter2-secret')
     expect(text).toContain('***')
@@ -235,19 +266,25 @@ plays:
 
   it('refuses a runbook with problems before touching anything', async () => {
     const out = tmp()
-    await expect(runYaml(`
+    await expect(
+      runYaml(
+        `
 plays:
   - hosts: localhost
     tasks:
       - marker: { path: "{{out}}/a", content: x }
       - marker: { pth: "{{out}}/b" }
-`, { registry, vars: [`out=${out}`] })).rejects.toBeInstanceOf(RunbookErrors)
+`,
+        { registry, vars: [`out=${out}`] },
+      ),
+    ).rejects.toBeInstanceOf(RunbookErrors)
     expect(existsSync(path.join(out, 'a'))).toBe(false)
   })
 
   it('runs run_once tasks for the first host and shares the result', async () => {
     const out = tmp()
-    const { result } = await runYaml(`
+    const { result } = await runYaml(
+      `
 plays:
   - hosts: all
     tasks:
@@ -256,7 +293,13 @@ plays:
         run_once: true
         register: once
       - assert: { that: "once.path == out + '/once-a'" }
-`, { registry, vars: [`out=${out}`], inventory: 'all:\n  hosts:\n    a: { connection: local }\n    b: { connection: local }\n' })
+`,
+      {
+        registry,
+        vars: [`out=${out}`],
+        inventory: 'all:\n  hosts:\n    a: { connection: local }\n    b: { connection: local }\n',
+      },
+    )
     expect(result.ok).toBe(true)
     expect(existsSync(path.join(out, 'once-a'))).toBe(true)
     expect(existsSync(path.join(out, 'once-b'))).toBe(false)

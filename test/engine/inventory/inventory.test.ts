@@ -34,7 +34,13 @@ describe('Inventory', () => {
   })
 
   it('merges variables from general to specific', () => {
-    expect(inventory.hostVars('kld-vm-1')).toMatchObject({ user: 'ubuntu', port: 22, via: 'jump', address: '192.0.2.11', priority: 120 })
+    expect(inventory.hostVars('kld-vm-1')).toMatchObject({
+      user: 'ubuntu',
+      port: 22,
+      via: 'jump',
+      address: '192.0.2.11',
+      priority: 120,
+    })
     expect(inventory.hostVars('jump')).toMatchObject({ user: 'debian', address: '198.51.100.10' })
     expect(inventory.hostVars('web2').port).toBe(2222)
   })

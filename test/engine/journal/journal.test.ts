@@ -15,8 +15,24 @@ describe('Journal', () => {
     const r = new Redactor()
     r.add('s3cret-value')
     const j = await Journal.open(dir, 'rb.yaml', undefined, r)
-    await j.record({ module: 'm', type: 'port', id: 'p1', name: 'kld-vip', host: 'localhost', task: 't', createdAt: 'now', data: { note: 'has s3cret-value' } })
-    await j.record({ module: 'm', type: 'port', id: 'p2', host: 'localhost', task: 't', createdAt: 'now' })
+    await j.record({
+      module: 'm',
+      type: 'port',
+      id: 'p1',
+      name: 'kld-vip',
+      host: 'localhost',
+      task: 't',
+      createdAt: 'now',
+      data: { note: 'has s3cret-value' },
+    })
+    await j.record({
+      module: 'm',
+      type: 'port',
+      id: 'p2',
+      host: 'localhost',
+      task: 't',
+      createdAt: 'now',
+    })
     await j.forget('port', 'p2')
     const again = await Journal.open(dir, 'rb.yaml', undefined)
     expect(again.find('m', 'port').map((x) => x.id)).toEqual(['p1'])
@@ -25,7 +41,15 @@ describe('Journal', () => {
 
   it('keeps one record per host for the same path', async () => {
     const j = await Journal.open(tmp(), 'rb.yaml', undefined)
-    for (const host of ['vm1', 'vm2']) await j.record({ module: 'template', type: 'file', id: '/etc/x.conf', host, task: 't', createdAt: 'now' })
+    for (const host of ['vm1', 'vm2'])
+      await j.record({
+        module: 'template',
+        type: 'file',
+        id: '/etc/x.conf',
+        host,
+        task: 't',
+        createdAt: 'now',
+      })
     expect(j.find('template', 'file').map((r) => r.host)).toEqual(['vm1', 'vm2'])
     await j.forget('file', '/etc/x.conf', 'vm1')
     expect(j.find('template', 'file').map((r) => r.host)).toEqual(['vm2'])
@@ -38,7 +62,9 @@ describe('Journal', () => {
   })
 
   it('keys state by runbook and inventory', () => {
-    expect(stateDirFor('/s', 'a/vip.yaml', 'i1.yaml')).not.toBe(stateDirFor('/s', 'a/vip.yaml', 'i2.yaml'))
+    expect(stateDirFor('/s', 'a/vip.yaml', 'i1.yaml')).not.toBe(
+      stateDirFor('/s', 'a/vip.yaml', 'i2.yaml'),
+    )
     expect(path.basename(stateDirFor('/s', 'a/vip.yaml', undefined))).toMatch(/^vip-[0-9a-f]{10}$/)
   })
 })
@@ -47,7 +73,9 @@ describe('lock', () => {
   it('lets one holder in, names it to the second, and frees on release', async () => {
     const dir = tmp()
     const a = await acquireLock(dir, 'first')
-    await expect(acquireLock(dir, 'second')).rejects.toThrow(new RegExp(`pid ${process.pid}.*first`))
+    await expect(acquireLock(dir, 'second')).rejects.toThrow(
+      new RegExp(`pid ${process.pid}.*first`),
+    )
     await a.release()
     const b = await acquireLock(dir, 'third')
     await b.release()
@@ -65,7 +93,15 @@ describe('lock', () => {
     const dir = tmp()
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 10)'])
     await new Promise((r) => child.on('exit', r))
-    writeFileSync(path.join(dir, 'lock'), JSON.stringify({ pid: child.pid, host: (await import('node:os')).hostname(), command: 'dead', startedAt: 'then' }))
+    writeFileSync(
+      path.join(dir, 'lock'),
+      JSON.stringify({
+        pid: child.pid,
+        host: (await import('node:os')).hostname(),
+        command: 'dead',
+        startedAt: 'then',
+      }),
+    )
     const l = await acquireLock(dir, 'me')
     expect(l.tookOverFrom?.pid).toBe(child.pid)
     await l.release()

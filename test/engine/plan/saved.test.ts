@@ -7,10 +7,16 @@ describe('planDrift', () => {
   })
 
   it('counts repeated changes: one of two identical ones gone is a difference', () => {
-    expect(planDrift(['p / t / h\n  + x', 'p / t / h\n  + x'], ['p / t / h\n  + x'])).toEqual(['planned, not needed now: p / t / h\n    + x'])
+    expect(planDrift(['p / t / h\n  + x', 'p / t / h\n  + x'], ['p / t / h\n  + x'])).toEqual([
+      'planned, not needed now: p / t / h\n    + x',
+    ])
   })
 
   it('lists what is planned and no longer needed, then what is needed and was not planned', () => {
-    expect(planDrift(['old'], ['new', 'new'])).toEqual(['planned, not needed now: old', 'needed now, not planned: new', 'needed now, not planned: new'])
+    expect(planDrift(['old'], ['new', 'new'])).toEqual([
+      'planned, not needed now: old',
+      'needed now, not planned: new',
+      'needed now, not planned: new',
+    ])
   })
 })

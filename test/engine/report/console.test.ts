@@ -20,27 +20,78 @@ function stream(tty: boolean): Writable & { text: string; isTTY: boolean; column
 describe('console reporter', () => {
   it('draws a live block of current tasks on a terminal and clears it', async () => {
     const out = stream(true)
-    const r = consoleReporter({ out, colors: colorsFor(process.stdout, false), live: true, diff: false })
+    const r = consoleReporter({
+      out,
+      colors: colorsFor(process.stdout, false),
+      live: true,
+      diff: false,
+    })
     r.sink({ type: 'play_start', play: 'p', hosts: ['kld-vm-1', 'kld-vm-2'] })
     r.sink({ type: 'task_start', play: 'p', task: 'Install keepalived', host: 'kld-vm-1' })
     r.sink({ type: 'task_start', play: 'p', task: 'Install keepalived', host: 'kld-vm-2' })
-    r.sink({ type: 'task_progress', task: 'Install keepalived', host: 'kld-vm-2', message: 'waiting for the dpkg lock' })
+    r.sink({
+      type: 'task_progress',
+      task: 'Install keepalived',
+      host: 'kld-vm-2',
+      message: 'waiting for the dpkg lock',
+    })
     await new Promise((res) => setTimeout(res, 300))
-    expect(out.text).toMatch(/… kld-vm-2 {2}Install keepalived {2}\d+\.\ds {2}waiting for the dpkg lock/)
-    r.sink({ type: 'task_end', play: 'p', task: 'Install keepalived', host: 'kld-vm-1', status: 'changed', changes: [{ action: 'create', target: 'package keepalived' }], duration_ms: 1200 })
+    expect(out.text).toMatch(
+      /… kld-vm-2 {2}Install keepalived {2}\d+\.\ds {2}waiting for the dpkg lock/,
+    )
+    r.sink({
+      type: 'task_end',
+      play: 'p',
+      task: 'Install keepalived',
+      host: 'kld-vm-1',
+      status: 'changed',
+      changes: [{ action: 'create', target: 'package keepalived' }],
+      duration_ms: 1200,
+    })
     expect(out.text).toContain('\x1b[')
     expect(out.text).toMatch(/changed {3}kld-vm-1 {2}Install keepalived \(1\.2s\)/)
-    r.sink({ type: 'summary', ok: true, mode: 'apply', hosts: { 'kld-vm-1': { ...emptyCounts(), changed: 1 } }, plan: { create: 1, update: 0, delete: 0, run: 0 }, duration_ms: 1500, changed: 1, failed: 0, unreachable: 0 })
+    r.sink({
+      type: 'summary',
+      ok: true,
+      mode: 'apply',
+      hosts: { 'kld-vm-1': { ...emptyCounts(), changed: 1 } },
+      plan: { create: 1, update: 0, delete: 0, run: 0 },
+      duration_ms: 1500,
+      changed: 1,
+      failed: 0,
+      unreachable: 0,
+    })
     r.close()
-    expect(out.text).toMatch(/RECAP\n {2}kld-vm-1 {2}ok=0 {2}changed=1 {2}failed=0 {2}skipped=0 {2}unreachable=0/)
+    expect(out.text).toMatch(
+      /RECAP\n {2}kld-vm-1 {2}ok=0 {2}changed=1 {2}failed=0 {2}skipped=0 {2}unreachable=0/,
+    )
   })
 
   it('prints plain lines without escapes when not a terminal', () => {
     const out = stream(false)
-    const r = consoleReporter({ out, colors: colorsFor(out as unknown as NodeJS.WriteStream), live: false, diff: true })
+    const r = consoleReporter({
+      out,
+      colors: colorsFor(out as unknown as NodeJS.WriteStream),
+      live: false,
+      diff: true,
+    })
     r.sink({ type: 'task_start', play: 'p', task: 't', host: 'h' })
     r.sink({ type: 'task_progress', task: 't', host: 'h', message: 'server ACTIVE' })
-    r.sink({ type: 'task_end', play: 'p', task: 't', host: 'h', status: 'changed', changes: [{ action: 'update', target: 'file /etc/x', diff: { path: '/etc/x', before: 'a\n', after: 'b\n' } }], duration_ms: 10 })
+    r.sink({
+      type: 'task_end',
+      play: 'p',
+      task: 't',
+      host: 'h',
+      status: 'changed',
+      changes: [
+        {
+          action: 'update',
+          target: 'file /etc/x',
+          diff: { path: '/etc/x', before: 'a\n', after: 'b\n' },
+        },
+      ],
+      duration_ms: 10,
+    })
     r.close()
     expect(out.text).not.toContain('\x1b[')
     expect(out.text).toContain('waiting   h  t: server ACTIVE')

@@ -10,8 +10,14 @@ describe('outline (validate --list-tasks --list-hosts)', () => {
   it('lists each play’s hosts and tasks, with blocks, imports and roles indented and tags inherited', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'rb-outline-'))
     mkdirSync(path.join(dir, 'roles/web/tasks'), { recursive: true })
-    writeFileSync(path.join(dir, 'roles/web/tasks/main.yaml'), '- name: web config\n  debug: { msg: hi }\n')
-    writeFileSync(path.join(dir, 'inv.yaml'), 'all:\n  children:\n    web: { hosts: { w1: {}, w2: {} } }\n')
+    writeFileSync(
+      path.join(dir, 'roles/web/tasks/main.yaml'),
+      '- name: web config\n  debug: { msg: hi }\n',
+    )
+    writeFileSync(
+      path.join(dir, 'inv.yaml'),
+      'all:\n  children:\n    web: { hosts: { w1: {}, w2: {} } }\n',
+    )
     writeFileSync(
       path.join(dir, 'rb.yaml'),
       [
@@ -42,7 +48,13 @@ describe('outline (validate --list-tasks --list-hosts)', () => {
         '',
       ].join('\n'),
     )
-    const p = await prepare({ runbookFile: path.join(dir, 'rb.yaml'), registry, env: {}, stateRoot: dir, skipSecrets: true })
+    const p = await prepare({
+      runbookFile: path.join(dir, 'rb.yaml'),
+      registry,
+      env: {},
+      stateRoot: dir,
+      skipSecrets: true,
+    })
     expect(outline(p.runbook, p.inventory, { tasks: true, hosts: true })).toEqual([
       'runbook: rb.yaml',
       '',
@@ -63,6 +75,8 @@ describe('outline (validate --list-tasks --list-hosts)', () => {
       '  handlers:',
       '    h  (debug)  tags: [deploy]',
     ])
-    expect(outline(p.runbook, p.inventory, { tasks: false, hosts: true, limit: 'w2' })[6]).toBe('  hosts (1): w2  (and the hosts added during the run to late)')
+    expect(outline(p.runbook, p.inventory, { tasks: false, hosts: true, limit: 'w2' })[6]).toBe(
+      '  hosts (1): w2  (and the hosts added during the run to late)',
+    )
   })
 })

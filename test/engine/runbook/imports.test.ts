@@ -22,26 +22,49 @@ function project(files: Record<string, string>): string {
 }
 
 async function errorsOf(dir: string): Promise<[string, string, number, number][]> {
-  const e = await prepare({ runbookFile: path.join(dir, 'rb.yaml'), registry, env: {}, stateRoot: dir }).then(
+  const e = await prepare({
+    runbookFile: path.join(dir, 'rb.yaml'),
+    registry,
+    env: {},
+    stateRoot: dir,
+  }).then(
     () => undefined,
     (x: unknown) => x,
   )
   expect(e).toBeInstanceOf(RunbookErrors)
-  return (e as RunbookErrors).errors.map((x) => [x.message, path.relative(dir, x.pos?.file ?? ''), x.pos?.line ?? 0, x.pos?.col ?? 0])
+  return (e as RunbookErrors).errors.map((x) => [
+    x.message,
+    path.relative(dir, x.pos?.file ?? ''),
+    x.pos?.line ?? 0,
+    x.pos?.col ?? 0,
+  ])
 }
 
 describe('import_tasks', () => {
   it('puts the file’s tasks in place as a block carrying the entry’s when, tags and vars', async () => {
     const dir = project({
-      'rb.yaml': 'plays:\n  - hosts: localhost\n    tasks:\n      - debug: { msg: first }\n      - name: node setup\n        import_tasks: tasks/node.yaml\n        vars: { role: MASTER }\n        when: enabled\n        tags: [node]\n      - debug: { msg: last }\n',
-      'tasks/node.yaml': '- name: say role\n  debug: { msg: "{{role}}" }\n- import_tasks: more.yaml\n',
+      'rb.yaml':
+        'plays:\n  - hosts: localhost\n    tasks:\n      - debug: { msg: first }\n      - name: node setup\n        import_tasks: tasks/node.yaml\n        vars: { role: MASTER }\n        when: enabled\n        tags: [node]\n      - debug: { msg: last }\n',
+      'tasks/node.yaml':
+        '- name: say role\n  debug: { msg: "{{role}}" }\n- import_tasks: more.yaml\n',
       'tasks/more.yaml': '- name: deeper\n  debug: { msg: deep }\n',
     })
-    const p = await prepare({ runbookFile: path.join(dir, 'rb.yaml'), registry, env: {}, vars: ['enabled=yes'], stateRoot: dir })
+    const p = await prepare({
+      runbookFile: path.join(dir, 'rb.yaml'),
+      registry,
+      env: {},
+      vars: ['enabled=yes'],
+      stateRoot: dir,
+    })
     const steps = p.runbook.plays[0]?.tasks ?? []
     expect(steps.map((s) => s.kind)).toEqual(['task', 'block', 'task'])
     const imp = steps[1] as Block
-    expect([imp.name, imp.when, imp.tags, imp.vars]).toEqual(['node setup', ['enabled'], ['node'], { role: 'MASTER' }])
+    expect([imp.name, imp.when, imp.tags, imp.vars]).toEqual([
+      'node setup',
+      ['enabled'],
+      ['node'],
+      { role: 'MASTER' },
+    ])
     expect(imp.block.map((s) => s.name)).toEqual(['say role', 'import_tasks more.yaml'])
     const say = imp.block[0] as Task
     expect([path.relative(dir, say.file), say.path]).toEqual(['tasks/node.yaml', [0]])
@@ -52,7 +75,10 @@ describe('import_tasks', () => {
 
   it('runs the imported tasks in order; the same file imported twice keeps its two runs apart', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'rb-imp-'))
-    writeFileSync(path.join(dir, 'write.yaml'), '- name: write {{which}}\n  copy: { dest: "{{out}}/{{which}}.txt", content: "file {{which}}" }\n  run_once: true\n')
+    writeFileSync(
+      path.join(dir, 'write.yaml'),
+      '- name: write {{which}}\n  copy: { dest: "{{out}}/{{which}}.txt", content: "file {{which}}" }\n  run_once: true\n',
+    )
     const yaml = `vars: { out: ${dir} }\nplays:\n  - hosts: localhost\n    tasks:\n      - import_tasks: write.yaml\n        vars: { which: a }\n      - import_tasks: write.yaml\n        vars: { which: b }\n      - import_tasks: write.yaml\n        vars: { which: c }\n        when: false\n`
     const first = await runYaml(yaml, { registry, dir, mode: 'apply' })
     expect(first.result.ok).toBe(true)
@@ -66,7 +92,8 @@ describe('import_tasks', () => {
   it('an error inside the imported file points into that file, with the task', async () => {
     const dir = project({
       'rb.yaml': 'plays:\n  - hosts: localhost\n    tasks:\n      - import_tasks: t.yaml\n',
-      't.yaml': '- name: bad one\n  debug: { mgs: hi }\n- name: undefined var\n  debug: { msg: "{{nope}}" }\n',
+      't.yaml':
+        '- name: bad one\n  debug: { mgs: hi }\n- name: undefined var\n  debug: { msg: "{{nope}}" }\n',
     })
     const errs = await errorsOf(dir)
     expect(errs).toHaveLength(2)
@@ -103,7 +130,12 @@ describe('import_tasks', () => {
       ['import_tasks: cannot read nope.yaml: no such file', 'rb.yaml', 4, 23],
       ['import_tasks: import cycle a.yaml -> b.yaml -> a.yaml', 'b.yaml', 1, 17],
       ["unknown keyword 'colour' beside import_tasks", 'rb.yaml', 8, 9],
-      ["'loop' does not apply to import_tasks (only name, when, tags, vars, become, become_user)", 'rb.yaml', 7, 9],
+      [
+        "'loop' does not apply to import_tasks (only name, when, tags, vars, become, become_user)",
+        'rb.yaml',
+        7,
+        9,
+      ],
       ['include_tasks (dynamic) is not supported', 'rb.yaml', 9, 9],
       ['a tasks file is a list of tasks', 'notalist.yaml', 1, 1],
       ['import_tasks is for tasks, not handlers', 'rb.yaml', 13, 9],
@@ -115,11 +147,18 @@ describe('import_tasks', () => {
 describe('import_playbook', () => {
   it('brings in another runbook’s plays, in order, with its top-level vars folded into each', async () => {
     const dir = project({
-      'rb.yaml': 'vars: { who: main }\nplays:\n  - name: mine\n    hosts: localhost\n    tasks: [{ debug: { msg: "{{who}}" } }]\n  - import_playbook: sub/other.yaml\n',
-      'sub/other.yaml': 'vars: { who: other, only_there: 1 }\nplays:\n  - name: theirs\n    hosts: localhost\n    vars: { who: play }\n    tasks: [{ debug: { msg: "{{who}} {{only_there}}" } }]\n  - name: theirs too\n    hosts: localhost\n    tasks: [{ import_tasks: t.yaml }]\n',
+      'rb.yaml':
+        'vars: { who: main }\nplays:\n  - name: mine\n    hosts: localhost\n    tasks: [{ debug: { msg: "{{who}}" } }]\n  - import_playbook: sub/other.yaml\n',
+      'sub/other.yaml':
+        'vars: { who: other, only_there: 1 }\nplays:\n  - name: theirs\n    hosts: localhost\n    vars: { who: play }\n    tasks: [{ debug: { msg: "{{who}} {{only_there}}" } }]\n  - name: theirs too\n    hosts: localhost\n    tasks: [{ import_tasks: t.yaml }]\n',
       'sub/t.yaml': '- debug: { msg: "{{who}}" }\n',
     })
-    const p = await prepare({ runbookFile: path.join(dir, 'rb.yaml'), registry, env: {}, stateRoot: dir })
+    const p = await prepare({
+      runbookFile: path.join(dir, 'rb.yaml'),
+      registry,
+      env: {},
+      stateRoot: dir,
+    })
     expect(p.runbook.plays.map((pl) => [pl.name, pl.vars])).toEqual([
       ['mine', {}],
       ['theirs', { who: 'play', only_there: 1 }],

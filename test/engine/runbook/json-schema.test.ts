@@ -32,18 +32,29 @@ plays:
 `)
     expect(validate(rb), JSON.stringify(validate.errors)).toBe(true)
     expect(validate([{ hosts: 'all', tasks: [{ debug: { msg: 'x' } }] }])).toBe(true)
-    expect(validate({ plays: [{ import_playbook: 'other.yaml' }, { hosts: 'all', tasks: [{ import_tasks: 't.yaml', when: 'x', vars: { a: 1 } }] }] })).toBe(true)
+    expect(
+      validate({
+        plays: [
+          { import_playbook: 'other.yaml' },
+          { hosts: 'all', tasks: [{ import_tasks: 't.yaml', when: 'x', vars: { a: 1 } }] },
+        ],
+      }),
+    ).toBe(true)
   })
 
   it('rejects what an editor should underline', () => {
     expect(validate({ plays: [{ hosts: 'all', tasks: [{ apt: { pkgs: 'x' } }] }] })).toBe(false)
-    expect(validate({ plays: [{ hosts: 'all', tasks: [{ templte: { dest: '/x' } }] }] })).toBe(false)
+    expect(validate({ plays: [{ hosts: 'all', tasks: [{ templte: { dest: '/x' } }] }] })).toBe(
+      false,
+    )
     expect(validate({ plays: [{ hots: 'all' }] })).toBe(false)
     expect(validate({ plays: [{ import_playbook: 'other.yaml', hosts: 'all' }] })).toBe(false)
   })
 
   it('is the same as the committed docs/runbook.schema.json and docs/modules.md', () => {
-    expect(JSON.parse(readFileSync('docs/runbook.schema.json', 'utf8'))).toEqual(JSON.parse(JSON.stringify(schema)))
+    expect(JSON.parse(readFileSync('docs/runbook.schema.json', 'utf8'))).toEqual(
+      JSON.parse(JSON.stringify(schema)),
+    )
     const md = readFileSync('docs/modules.md', 'utf8')
     for (const m of registry.values()) expect(md).toContain(moduleMarkdown(m))
   })

@@ -42,7 +42,9 @@ describe('evaluate', () => {
   })
 
   it('is unknown when it depends on an unknown value', () => {
-    expect(isUnknown(evaluateCondition('server.status == "ACTIVE"', { server: unknown('server') }))).toBe(true)
+    expect(
+      isUnknown(evaluateCondition('server.status == "ACTIVE"', { server: unknown('server') })),
+    ).toBe(true)
   })
 
   it('rejects syntax errors', () => {

@@ -11,7 +11,10 @@ describe('Redactor', () => {
     r.add('abcdef')
     r.add('')
     expect(r.text('x abcdef y abc')).toBe('x *** y ***')
-    expect(r.value({ a: ['abc', { b: 'zabcz' }], n: 1 })).toEqual({ a: ['***', { b: 'z***z' }], n: 1 })
+    expect(r.value({ a: ['abc', { b: 'zabcz' }], n: 1 })).toEqual({
+      a: ['***', { b: 'z***z' }],
+      n: 1,
+    })
   })
 })
 
@@ -23,8 +26,12 @@ describe('resolveSecret', () => {
     expect(await resolveSecret('p', { secret: true, from_env: 'PASS' }, src)).toBe('from-env')
     writeFileSync(path.join(dir, 'f'), 'from-file\n')
     expect(await resolveSecret('p', { secret: true, from_file: 'f' }, src)).toBe('from-file')
-    await expect(resolveSecret('p', { secret: true, from_env: 'NOPE' }, src)).rejects.toThrow(/NOPE is not set/)
-    await expect(resolveSecret('p', { secret: true, prompt: 'Password' }, src)).rejects.toThrow(/no terminal/)
+    await expect(resolveSecret('p', { secret: true, from_env: 'NOPE' }, src)).rejects.toThrow(
+      /NOPE is not set/,
+    )
+    await expect(resolveSecret('p', { secret: true, prompt: 'Password' }, src)).rejects.toThrow(
+      /no terminal/,
+    )
   })
 
   it('generates once and keeps the value private', async () => {

@@ -45,7 +45,9 @@ describe('renderString', () => {
     expect(() => renderString('addr {{vpi}}', scope)).toThrowError(RunbookError)
     expect(() => renderString('addr {{vpi}}', scope)).toThrow(/undefined variable 'vpi'/)
     expect(() => renderString('{{nodes.0.nme}}', scope)).toThrow(/'nme' in 'nodes.0'/)
-    expect(() => renderString('{{join missing ","}}', scope)).toThrow(/undefined variable 'missing'/)
+    expect(() => renderString('{{join missing ","}}', scope)).toThrow(
+      /undefined variable 'missing'/,
+    )
   })
 
   it('suggests the closest name', () => {
@@ -66,7 +68,10 @@ describe('renderString', () => {
   })
 
   it('renders deep structures', () => {
-    expect(renderDeep({ a: ['{{vip}}', { b: '{{prefix}}' }], c: 3 }, scope)).toEqual({ a: ['192.0.2.254', { b: 24 }], c: 3 })
+    expect(renderDeep({ a: ['{{vip}}', { b: '{{prefix}}' }], c: 3 }, scope)).toEqual({
+      a: ['192.0.2.254', { b: 24 }],
+      c: 3,
+    })
   })
 
   it('rejects unknown helpers', () => {
@@ -76,7 +81,9 @@ describe('renderString', () => {
 
 describe('templateRefs', () => {
   it('lists root variables outside blocks and helpers', () => {
-    const r = templateRefs('a {{vip}} {{#each nodes}}{{name}}{{/each}} {{join (map nodes "name") sep}}')
+    const r = templateRefs(
+      'a {{vip}} {{#each nodes}}{{name}}{{/each}} {{join (map nodes "name") sep}}',
+    )
     expect(r.vars.map((v) => v.root)).toEqual(['vip', 'nodes', 'nodes', 'sep'])
     expect(r.helpers.map((h) => h.root)).toEqual(['each', 'join', 'map'])
     expect(r.vars[0]?.index).toBe(2)

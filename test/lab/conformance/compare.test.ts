@@ -7,8 +7,21 @@ import type { SequenceResult, StepRecord } from '../../../lab/conformance/record
 import { errorTypeOf } from '../../../lab/conformance/recorder.ts'
 import { shapeOf } from '../../../lab/conformance/shape.ts'
 
-function step(id: string, status: number, body: unknown, facts: StepRecord['facts'] = {}): StepRecord {
-  return { id, request: `GET /${id}`, status, errorType: errorTypeOf(body), shape: shapeOf(body), facts, ms: 1 }
+function step(
+  id: string,
+  status: number,
+  body: unknown,
+  facts: StepRecord['facts'] = {},
+): StepRecord {
+  return {
+    id,
+    request: `GET /${id}`,
+    status,
+    errorType: errorTypeOf(body),
+    shape: shapeOf(body),
+    facts,
+    ms: 1,
+  }
 }
 
 function result(target: string, steps: StepRecord[]): SequenceResult {
@@ -24,8 +37,15 @@ describe('compare', () => {
 
   it('reports status, error type, missing and extra keys (topmost only), types and facts', () => {
     const real = result('real', [
-      step('a', 409, { NeutronError: { type: 'IpAddressAlreadyAllocated', message: 'm', detail: '' } }),
-      step('b', 200, { port: { id: '1', binding: { a: 1, b: 2 }, port_range_min: 22 } }, { count: 1 }),
+      step('a', 409, {
+        NeutronError: { type: 'IpAddressAlreadyAllocated', message: 'm', detail: '' },
+      }),
+      step(
+        'b',
+        200,
+        { port: { id: '1', binding: { a: 1, b: 2 }, port_range_min: 22 } },
+        { count: 1 },
+      ),
     ])
     const lab = result('lab', [
       step('a', 400, { NeutronError: { type: 'BadRequest', message: 'm', detail: '' } }),
@@ -43,7 +63,10 @@ describe('compare', () => {
 
   it('reports steps only one side ran', () => {
     const diffs = compare(result('real', [step('a', 200, {})]), result('lab', [step('b', 200, {})]))
-    expect(diffs.map((d) => `${d.step}:${d.real}/${d.lab}`)).toEqual(['a:ran/missing', 'b:missing/ran'])
+    expect(diffs.map((d) => `${d.step}:${d.real}/${d.lab}`)).toEqual([
+      'a:ran/missing',
+      'b:missing/ran',
+    ])
   })
 })
 
@@ -81,14 +104,22 @@ describe('classify and readKnownDifferences', () => {
     const known = readKnownDifferences(file)
     const v = classify(
       [
-        { step: 'neutron.security-group.create', kind: 'missing-key', key: 'security_group.security_group_rules[].standard_attr_id', real: 'present', lab: 'absent' },
+        {
+          step: 'neutron.security-group.create',
+          kind: 'missing-key',
+          key: 'security_group.security_group_rules[].standard_attr_id',
+          real: 'present',
+          lab: 'absent',
+        },
         { step: 'neutron.port.show', kind: 'status', real: '200', lab: '404' },
         { step: 'neutron.port.show', kind: 'status', real: '200', lab: '500' },
       ],
       known,
     )
     expect(v.justified).toHaveLength(2)
-    expect(v.unexpected).toEqual([{ step: 'neutron.port.show', kind: 'status', real: '200', lab: '500' }])
+    expect(v.unexpected).toEqual([
+      { step: 'neutron.port.show', kind: 'status', real: '200', lab: '500' },
+    ])
     expect(v.unused.map((k) => k.step)).toEqual(['never.matches'])
   })
 })

@@ -3,8 +3,17 @@ import { shapeOf } from '../../../lab/conformance/shape.ts'
 
 describe('shapeOf', () => {
   it('lists nested key paths, arrays as []', () => {
-    const s = shapeOf({ port: { id: 'p', fixed_ips: [{ ip_address: '192.0.2.5', subnet_id: 's' }], tags: [] } })
-    expect(s.keys).toEqual(['port', 'port.fixed_ips', 'port.fixed_ips[].ip_address', 'port.fixed_ips[].subnet_id', 'port.id', 'port.tags'])
+    const s = shapeOf({
+      port: { id: 'p', fixed_ips: [{ ip_address: '192.0.2.5', subnet_id: 's' }], tags: [] },
+    })
+    expect(s.keys).toEqual([
+      'port',
+      'port.fixed_ips',
+      'port.fixed_ips[].ip_address',
+      'port.fixed_ips[].subnet_id',
+      'port.id',
+      'port.tags',
+    ])
   })
 
   it('merges the keys of every array element, so element order does not matter', () => {

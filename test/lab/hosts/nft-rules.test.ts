@@ -4,7 +4,9 @@ import { mergeRanges, nftElements, parseCidr, parseIpv4 } from '../../../lab/hos
 import { renderRuleset } from '../../../lab/hosts/nft-rules.ts'
 import { shortId, vmNames } from '../../../lab/hosts/names.ts'
 
-const rule = (r: Partial<LabSecurityGroupRule> & Pick<LabSecurityGroupRule, 'id' | 'direction'>): LabSecurityGroupRule => ({
+const rule = (
+  r: Partial<LabSecurityGroupRule> & Pick<LabSecurityGroupRule, 'id' | 'direction'>,
+): LabSecurityGroupRule => ({
   ethertype: 'IPv4',
   protocol: null,
   portRangeMin: null,
@@ -33,16 +35,38 @@ const snapshot = (ports: LabPort[]): NetworkSnapshot => ({
     {
       id: 'sg-default',
       name: 'default',
-      rules: [rule({ id: 'in-self', direction: 'ingress', remoteGroupId: 'sg-default' }), rule({ id: 'out', direction: 'egress' })],
+      rules: [
+        rule({ id: 'in-self', direction: 'ingress', remoteGroupId: 'sg-default' }),
+        rule({ id: 'out', direction: 'egress' }),
+      ],
     },
     {
       id: 'sg-ssh',
       name: 'ssh',
       rules: [
-        rule({ id: 'ssh', direction: 'ingress', protocol: '6', portRangeMin: 22, portRangeMax: 22, remoteIpPrefix: '0.0.0.0/0' }),
-        rule({ id: 'ping', direction: 'ingress', protocol: '1', portRangeMin: 8, remoteIpPrefix: '198.51.100.0/24' }),
+        rule({
+          id: 'ssh',
+          direction: 'ingress',
+          protocol: '6',
+          portRangeMin: 22,
+          portRangeMax: 22,
+          remoteIpPrefix: '0.0.0.0/0',
+        }),
+        rule({
+          id: 'ping',
+          direction: 'ingress',
+          protocol: '1',
+          portRangeMin: 8,
+          remoteIpPrefix: '198.51.100.0/24',
+        }),
         rule({ id: 'vrrp', direction: 'ingress', protocol: '112', remoteIpPrefix: '192.0.2.0/24' }),
-        rule({ id: 'web', direction: 'ingress', protocol: '17', portRangeMin: 8000, portRangeMax: 8100 }),
+        rule({
+          id: 'web',
+          direction: 'ingress',
+          protocol: '17',
+          portRangeMin: 8000,
+          portRangeMax: 8100,
+        }),
         rule({ id: 'v6', direction: 'ingress', ethertype: 'IPv6', protocol: '6' }),
       ],
     },
@@ -66,21 +90,32 @@ describe('ipv4 helpers', () => {
     expect(nftElements([r!])).toEqual([rendered])
   })
 
-  it.each(['192.0.2.256', '2001:db8::1', '192.0.2.1/33', '192.0.2.1/24/1', 'x'])('rejects %s', (text) => {
-    expect(parseCidr(text)).toBeNull()
-  })
+  it.each(['192.0.2.256', '2001:db8::1', '192.0.2.1/33', '192.0.2.1/24/1', 'x'])(
+    'rejects %s',
+    (text) => {
+      expect(parseCidr(text)).toBeNull()
+    },
+  )
 
   it('renders unaligned merged ranges as ranges', () => {
-    expect(nftElements([parseCidr('192.0.2.13')!, parseCidr('192.0.2.14')!])).toEqual(['192.0.2.13-192.0.2.14'])
-    expect(nftElements([parseCidr('192.0.2.12')!, parseCidr('192.0.2.13')!])).toEqual(['192.0.2.12/31'])
+    expect(nftElements([parseCidr('192.0.2.13')!, parseCidr('192.0.2.14')!])).toEqual([
+      '192.0.2.13-192.0.2.14',
+    ])
+    expect(nftElements([parseCidr('192.0.2.12')!, parseCidr('192.0.2.13')!])).toEqual([
+      '192.0.2.12/31',
+    ])
   })
 
   it('merges overlapping and adjacent ranges, as nft needs', () => {
     const r = (a: string, b: string) => ({ start: parseIpv4(a)!, end: parseIpv4(b)! })
-    expect(mergeRanges([r('192.0.2.11', '192.0.2.11'), r('192.0.2.0', '192.0.2.255'), r('198.51.100.1', '198.51.100.1'), r('198.51.100.2', '198.51.100.2')])).toEqual([
-      r('192.0.2.0', '192.0.2.255'),
-      r('198.51.100.1', '198.51.100.2'),
-    ])
+    expect(
+      mergeRanges([
+        r('192.0.2.11', '192.0.2.11'),
+        r('192.0.2.0', '192.0.2.255'),
+        r('198.51.100.1', '198.51.100.1'),
+        r('198.51.100.2', '198.51.100.2'),
+      ]),
+    ).toEqual([r('192.0.2.0', '192.0.2.255'), r('198.51.100.1', '198.51.100.2')])
   })
 })
 
@@ -105,7 +140,12 @@ describe('renderRuleset', () => {
   ])
 
   it('replaces both tables in one transaction', () => {
-    expect(text.split('\n').slice(0, 4)).toEqual(['table bridge rbl_ports', 'delete table bridge rbl_ports', 'table ip rbl_router', 'delete table ip rbl_router'])
+    expect(text.split('\n').slice(0, 4)).toEqual([
+      'table bridge rbl_ports',
+      'delete table bridge rbl_ports',
+      'table ip rbl_router',
+      'delete table ip rbl_router',
+    ])
   })
 
   it('lets a port send only from its MAC, fixed IPs and allowed address pairs (ARP too)', () => {
@@ -114,13 +154,17 @@ describe('renderRuleset', () => {
     expect(text).toContain('ether type ip ip saddr != { 192.0.2.11, 192.0.2.254 } drop')
     expect(text).toContain('ether type ip ip saddr != { 192.0.2.13 } drop')
     // unknown lab ports are closed; ports without port security are open
-    expect(text).toMatch(/iifname vmap \{ "rblv-0000000b" : jump from_1, "rblv-0000000d" : jump from_2, "rblv-0000000e" : accept \}/)
+    expect(text).toMatch(
+      /iifname vmap \{ "rblv-0000000b" : jump from_1, "rblv-0000000d" : jump from_2, "rblv-0000000e" : accept \}/,
+    )
     expect(text).toContain('iifname "rblv-*" drop')
   })
 
   it('renders security-group rules by protocol, ports, prefix and remote group', () => {
     expect(text).toContain('ip saddr @g1 accept comment "sg default rule in-self"')
-    expect(text).toMatch(/set g1 \{\n\t\t# members of security group sg-default\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = \{ 192\.0\.2\.11, 192\.0\.2\.13-192\.0\.2\.14, 192\.0\.2\.254 \}/)
+    expect(text).toMatch(
+      /set g1 \{\n\t\t# members of security group sg-default\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = \{ 192\.0\.2\.11, 192\.0\.2\.13-192\.0\.2\.14, 192\.0\.2\.254 \}/,
+    )
     expect(text).toContain('tcp dport 22 accept comment "sg ssh rule ssh"')
     expect(text).toContain('ip saddr 198.51.100.0/24 icmp type 8 accept')
     expect(text).toContain('ip saddr 192.0.2.0/24 ip protocol 112 accept')
@@ -128,17 +172,31 @@ describe('renderRuleset', () => {
     expect(text).not.toContain('rule v6')
     // ingress: established first (from the ip table's mark), then the rules, then drop
     const to2 = /chain to_2 \{([\s\S]*?)\n\t\}/.exec(text)?.[1] ?? ''
-    const lines = to2.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
-    expect(lines.slice(0, 4)).toEqual(['ether type arp accept', 'ether type != ip drop', 'meta mark & 0x20000 == 0x20000 drop', 'meta mark & 0x10000 == 0x10000 accept'])
+    const lines = to2
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'))
+    expect(lines.slice(0, 4)).toEqual([
+      'ether type arp accept',
+      'ether type != ip drop',
+      'meta mark & 0x20000 == 0x20000 drop',
+      'meta mark & 0x10000 == 0x10000 accept',
+    ])
     expect(lines.at(-1)).toBe('drop')
     // egress is stateful in the ip table, keyed by the port mark
     expect(text).toContain('meta mark & 0xffff vmap { 1 : jump egress_1, 2 : jump egress_2 }')
-    expect(text).toMatch(/chain egress_1 \{\n.*\n\t\tct state established,related accept\n\t\tct state invalid drop\n\t\taccept comment "sg default rule out"\n\t\tdrop/)
+    expect(text).toMatch(
+      /chain egress_1 \{\n.*\n\t\tct state established,related accept\n\t\tct state invalid drop\n\t\taccept comment "sg default rule out"\n\t\tdrop/,
+    )
   })
 
   it('maps only associated floating IPs', () => {
-    expect(text).toMatch(/map fip_dnat \{\n\t\ttype ipv4_addr : ipv4_addr\n\t\telements = \{ 198\.51\.100\.10 : 192\.0\.2\.13 \}/)
-    expect(text).toMatch(/map fip_snat \{\n\t\ttype ipv4_addr : ipv4_addr\n\t\telements = \{ 192\.0\.2\.13 : 198\.51\.100\.10 \}/)
+    expect(text).toMatch(
+      /map fip_dnat \{\n\t\ttype ipv4_addr : ipv4_addr\n\t\telements = \{ 198\.51\.100\.10 : 192\.0\.2\.13 \}/,
+    )
+    expect(text).toMatch(
+      /map fip_snat \{\n\t\ttype ipv4_addr : ipv4_addr\n\t\telements = \{ 192\.0\.2\.13 : 198\.51\.100\.10 \}/,
+    )
     expect(text).not.toContain('198.51.100.11')
     expect(text).toContain('iifname "rbl-gw0" drop')
   })

@@ -90,7 +90,8 @@ describe('apt-cache policy', () => {
 
 describe('apt-cache depends --recurse', () => {
   it('keeps real packages, drops virtual ones and indented lines', () => {
-    const out = 'hello\n  Depends: libc6\nlibc6\n  Depends: libgcc-s1\n |Depends: <debconf-2.0>\n<debconf-2.0>\n  cdebconf\nlibgcc-s1\nlibc6\n<perl:any>\n'
+    const out =
+      'hello\n  Depends: libc6\nlibc6\n  Depends: libgcc-s1\n |Depends: <debconf-2.0>\n<debconf-2.0>\n  cdebconf\nlibgcc-s1\nlibc6\n<perl:any>\n'
     expect(parseRecursiveDepends(out)).toEqual(['hello', 'libc6', 'libgcc-s1'])
   })
 
@@ -118,13 +119,24 @@ describe('Packages and Release', () => {
 
   it('writes a stanza: Package first, file fields replaced, checksums last', () => {
     const reordered = CONTROL.replace('Package: hello\n', '') + 'Package: hello\n'
-    const s = packagesStanza(reordered, 'pool/hello_2.10-3_amd64.deb', { size: 53080, md5: 'a'.repeat(32), sha256: 'b'.repeat(64) })
+    const s = packagesStanza(reordered, 'pool/hello_2.10-3_amd64.deb', {
+      size: 53080,
+      md5: 'a'.repeat(32),
+      sha256: 'b'.repeat(64),
+    })
     const lines = s.trimEnd().split('\n')
     expect(lines[0]).toBe('Package: hello')
-    expect(lines.slice(-4)).toEqual(['Filename: pool/hello_2.10-3_amd64.deb', 'Size: 53080', `MD5sum: ${'a'.repeat(32)}`, `SHA256: ${'b'.repeat(64)}`])
+    expect(lines.slice(-4)).toEqual([
+      'Filename: pool/hello_2.10-3_amd64.deb',
+      'Size: 53080',
+      `MD5sum: ${'a'.repeat(32)}`,
+      `SHA256: ${'b'.repeat(64)}`,
+    ])
     expect(lines.filter((l) => l.startsWith('Size:'))).toHaveLength(1)
     expect(s).toContain('Description: example package based on GNU hello\n The GNU hello')
-    expect(() => packagesStanza('Version: 1\n', 'pool/x.deb', { size: 1, md5: '', sha256: '' })).toThrow(/Package/)
+    expect(() =>
+      packagesStanza('Version: 1\n', 'pool/x.deb', { size: 1, md5: '', sha256: '' }),
+    ).toThrow(/Package/)
   })
 
   it('sorts stanzas by package and separates them with one blank line', () => {
@@ -135,14 +147,21 @@ describe('Packages and Release', () => {
   })
 
   it('names pool files as Debian does, without the epoch', () => {
-    expect(poolFileName('keepalived', '1:2.2.7-1+b2', 'amd64')).toBe('keepalived_2.2.7-1+b2_amd64.deb')
+    expect(poolFileName('keepalived', '1:2.2.7-1+b2', 'amd64')).toBe(
+      'keepalived_2.2.7-1+b2_amd64.deb',
+    )
     expect(poolFileName('debconf', '1.5.82', 'all')).toBe('debconf_1.5.82_all.deb')
   })
 
   it('lists the indexes with their sizes and checksums in Release', () => {
-    const r = releaseFile([{ path: 'Packages', size: 10, md5: 'm'.repeat(32), sha256: 's'.repeat(64) }], new Date(Date.UTC(2026, 0, 2, 3, 4, 5)))
+    const r = releaseFile(
+      [{ path: 'Packages', size: 10, md5: 'm'.repeat(32), sha256: 's'.repeat(64) }],
+      new Date(Date.UTC(2026, 0, 2, 3, 4, 5)),
+    )
     expect(r).toContain('Date: Fri, 02 Jan 2026 03:04:05 GMT\n')
-    expect(r).toContain(`MD5Sum:\n ${'m'.repeat(32)}               10 Packages\nSHA256:\n ${'s'.repeat(64)}               10 Packages\n`)
+    expect(r).toContain(
+      `MD5Sum:\n ${'m'.repeat(32)}               10 Packages\nSHA256:\n ${'s'.repeat(64)}               10 Packages\n`,
+    )
     expect(r).not.toMatch(/^(Suite|Codename|Valid-Until):/m)
   })
 })

@@ -3,7 +3,12 @@ import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fromLab, mirrorUrl, resolveMirrorPath, startMirrorServer } from '../../../lab/mirror/server.ts'
+import {
+  fromLab,
+  mirrorUrl,
+  resolveMirrorPath,
+  startMirrorServer,
+} from '../../../lab/mirror/server.ts'
 import type { MirrorServer } from '../../../lab/mirror/server.ts'
 
 describe('resolveMirrorPath', () => {
@@ -11,7 +16,10 @@ describe('resolveMirrorPath', () => {
     ['/debian/Packages', '/m/Packages'],
     ['/debian/./Release', '/m/Release'],
     ['/debian//pool/hello_2.10-3_amd64.deb', '/m/pool/hello_2.10-3_amd64.deb'],
-    ['/debian/pool/libstdc%2B%2B6_12.2.0-14_amd64.deb?x=1', '/m/pool/libstdc++6_12.2.0-14_amd64.deb'],
+    [
+      '/debian/pool/libstdc%2B%2B6_12.2.0-14_amd64.deb?x=1',
+      '/m/pool/libstdc++6_12.2.0-14_amd64.deb',
+    ],
   ])('%s -> %s', (url, want) => {
     expect(resolveMirrorPath('/m', url)).toBe(want)
   })
@@ -61,12 +69,18 @@ describe('the mirror server (on 127.0.0.1)', () => {
   let closed: MirrorServer
 
   /** A raw request: the path goes out exactly as written (fetch would normalise `..`). */
-  const get = (port: number, path: string, method = 'GET'): Promise<{ status: number; body: string; length: string | undefined }> =>
+  const get = (
+    port: number,
+    path: string,
+    method = 'GET',
+  ): Promise<{ status: number; body: string; length: string | undefined }> =>
     new Promise((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port, path, method }, (res) => {
         let body = ''
         res.on('data', (b: Buffer) => (body += b.toString()))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, length: res.headers['content-length'] }))
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body, length: res.headers['content-length'] }),
+        )
       })
       req.on('error', reject)
       req.end()
@@ -90,22 +104,39 @@ describe('the mirror server (on 127.0.0.1)', () => {
   })
 
   it('serves files under the mirror', async () => {
-    expect(await get(open.port, '/debian/Packages')).toEqual({ status: 200, body: 'Package: hello\n', length: '15' })
+    expect(await get(open.port, '/debian/Packages')).toEqual({
+      status: 200,
+      body: 'Package: hello\n',
+      length: '15',
+    })
     expect((await get(open.port, '/debian/./pool/hello_2.10-3_amd64.deb')).body).toBe('deb')
-    expect(await get(open.port, '/debian/Packages', 'HEAD')).toEqual({ status: 200, body: '', length: '15' })
+    expect(await get(open.port, '/debian/Packages', 'HEAD')).toEqual({
+      status: 200,
+      body: '',
+      length: '15',
+    })
   })
 
-  it.each(['/debian/../secret', '/debian/%2e%2e/secret', '/debian/pool/..%2f..%2fsecret', '/debian/link', '/debian/dirlink/secret', '/debian/pool', '/debian/', '/debian/.hidden', '/debian/Release', '/secret'])(
-    'answers 404 to %s',
-    async (path) => {
-      const r = await get(open.port, path)
-      expect(r.status).toBe(404)
-      expect(r.body).not.toContain('secret')
-    },
-  )
+  it.each([
+    '/debian/../secret',
+    '/debian/%2e%2e/secret',
+    '/debian/pool/..%2f..%2fsecret',
+    '/debian/link',
+    '/debian/dirlink/secret',
+    '/debian/pool',
+    '/debian/',
+    '/debian/.hidden',
+    '/debian/Release',
+    '/secret',
+  ])('answers 404 to %s', async (path) => {
+    const r = await get(open.port, path)
+    expect(r.status).toBe(404)
+    expect(r.body).not.toContain('secret')
+  })
 
   it('only reads', async () => {
-    for (const m of ['POST', 'PUT', 'DELETE']) expect((await get(open.port, '/debian/Packages', m)).status).toBe(405)
+    for (const m of ['POST', 'PUT', 'DELETE'])
+      expect((await get(open.port, '/debian/Packages', m)).status).toBe(405)
   })
 
   it('answers only the lab by default (403 from 127.0.0.1)', async () => {

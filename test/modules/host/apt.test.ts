@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { apt, type AptState } from '../../../modules/host/apt.ts'
-import { diffDpkg, lockHolder, parseDpkg, parseSimulation, parseSpec } from '../../../modules/host/lib/apt-parse.ts'
+import {
+  diffDpkg,
+  lockHolder,
+  parseDpkg,
+  parseSimulation,
+  parseSpec,
+} from '../../../modules/host/lib/apt-parse.ts'
 import { planTable, type PlanCase } from './harness.ts'
 
 const NOW = 1_700_000_000
@@ -11,7 +17,12 @@ const cases: PlanCase<AptState>[] = [
   {
     name: 'idempotent: installed, nothing selected',
     params: { name: 'keepalived' },
-    current: { ...fresh, packages: [{ spec: 'keepalived', status: 'ii', version: '1:2.2.7-1' }], selected: [], sim: null },
+    current: {
+      ...fresh,
+      packages: [{ spec: 'keepalived', status: 'ii', version: '1:2.2.7-1' }],
+      selected: [],
+      sim: null,
+    },
     expected: [],
   },
   {
@@ -21,46 +32,122 @@ const cases: PlanCase<AptState>[] = [
       ...fresh,
       packages: [{ spec: 'keepalived', status: '', version: '' }],
       selected: ['keepalived'],
-      sim: { ok: true, errors: '', actions: [{ op: 'install', name: 'libnl-3-200', to: '3.7.0-0.2' }, { op: 'install', name: 'keepalived', to: '1:2.2.7-1' }] },
+      sim: {
+        ok: true,
+        errors: '',
+        actions: [
+          { op: 'install', name: 'libnl-3-200', to: '3.7.0-0.2' },
+          { op: 'install', name: 'keepalived', to: '1:2.2.7-1' },
+        ],
+      },
     },
     expected: [
-      { action: 'create', target: 'package libnl-3-200', after: { version: '3.7.0-0.2' }, note: 'dependency' },
+      {
+        action: 'create',
+        target: 'package libnl-3-200',
+        after: { version: '3.7.0-0.2' },
+        note: 'dependency',
+      },
       { action: 'create', target: 'package keepalived', after: { version: '1:2.2.7-1' } },
     ],
   },
   {
     name: 'latest: an upgrade',
     params: { name: ['rbt-dummy'], state: 'latest' },
-    current: { ...fresh, packages: [{ spec: 'rbt-dummy', status: 'ii', version: '1.0' }], selected: ['rbt-dummy'], sim: { ok: true, errors: '', actions: [{ op: 'upgrade', name: 'rbt-dummy', from: '1.0', to: '2.0' }] } },
-    expected: [{ action: 'update', target: 'package rbt-dummy', before: { version: '1.0' }, after: { version: '2.0' } }],
+    current: {
+      ...fresh,
+      packages: [{ spec: 'rbt-dummy', status: 'ii', version: '1.0' }],
+      selected: ['rbt-dummy'],
+      sim: {
+        ok: true,
+        errors: '',
+        actions: [{ op: 'upgrade', name: 'rbt-dummy', from: '1.0', to: '2.0' }],
+      },
+    },
+    expected: [
+      {
+        action: 'update',
+        target: 'package rbt-dummy',
+        before: { version: '1.0' },
+        after: { version: '2.0' },
+      },
+    ],
   },
   {
     name: 'idempotent: latest already newest (simulated, nothing to do)',
     params: { name: 'rbt-dummy', state: 'latest' },
-    current: { ...fresh, packages: [{ spec: 'rbt-dummy', status: 'ii', version: '2.0' }], selected: ['rbt-dummy'], sim: { ok: true, errors: '', actions: [] } },
+    current: {
+      ...fresh,
+      packages: [{ spec: 'rbt-dummy', status: 'ii', version: '2.0' }],
+      selected: ['rbt-dummy'],
+      sim: { ok: true, errors: '', actions: [] },
+    },
     expected: [],
   },
   {
     name: 'absent with purge',
     params: { name: 'rbt-dummy', state: 'absent', purge: true },
-    current: { ...fresh, packages: [{ spec: 'rbt-dummy', status: 'ii', version: '2.0' }], selected: ['rbt-dummy'], sim: { ok: true, errors: '', actions: [{ op: 'purge', name: 'rbt-dummy', from: '2.0' }] } },
-    expected: [{ action: 'delete', target: 'package rbt-dummy', before: { version: '2.0' }, note: 'purge' }],
+    current: {
+      ...fresh,
+      packages: [{ spec: 'rbt-dummy', status: 'ii', version: '2.0' }],
+      selected: ['rbt-dummy'],
+      sim: { ok: true, errors: '', actions: [{ op: 'purge', name: 'rbt-dummy', from: '2.0' }] },
+    },
+    expected: [
+      { action: 'delete', target: 'package rbt-dummy', before: { version: '2.0' }, note: 'purge' },
+    ],
   },
   {
     name: 'stale cache: update first; unknown package versions known after it',
     params: { name: 'rbt-dummy', update_cache: true, cache_valid_time: 3600 },
-    current: { now: NOW, listsMtime: NOW - 7200, packages: [{ spec: 'rbt-dummy', status: '', version: '' }], selected: ['rbt-dummy'], sim: { ok: false, errors: 'E: Unable to locate package rbt-dummy', actions: [] } },
+    current: {
+      now: NOW,
+      listsMtime: NOW - 7200,
+      packages: [{ spec: 'rbt-dummy', status: '', version: '' }],
+      selected: ['rbt-dummy'],
+      sim: { ok: false, errors: 'E: Unable to locate package rbt-dummy', actions: [] },
+    },
     expected: [
-      { action: 'run', target: 'apt cache', note: 'apt-get update: lists are 7200 s old (valid 3600 s)' },
-      { action: 'create', target: 'package rbt-dummy', after: { version: '(known after apply)' }, note: 'known after apt-get update' },
+      {
+        action: 'run',
+        target: 'apt cache',
+        note: 'apt-get update: lists are 7200 s old (valid 3600 s)',
+      },
+      {
+        action: 'create',
+        target: 'package rbt-dummy',
+        after: { version: '(known after apply)' },
+        note: 'known after apt-get update',
+      },
     ],
   },
-  { name: 'idempotent: cache fresh enough', params: { update_cache: true, cache_valid_time: 3600 }, current: none, expected: [] },
-  { name: 'update_cache without a validity always runs', params: { update_cache: true }, current: none, expected: [{ action: 'run', target: 'apt cache', note: 'apt-get update: update_cache without cache_valid_time (lists are 60 s old)' }] },
+  {
+    name: 'idempotent: cache fresh enough',
+    params: { update_cache: true, cache_valid_time: 3600 },
+    current: none,
+    expected: [],
+  },
+  {
+    name: 'update_cache without a validity always runs',
+    params: { update_cache: true },
+    current: none,
+    expected: [
+      {
+        action: 'run',
+        target: 'apt cache',
+        note: 'apt-get update: update_cache without cache_valid_time (lists are 60 s old)',
+      },
+    ],
+  },
   {
     name: 'a failed simulation without an update to come is an error',
     params: { name: 'nope' },
-    current: { ...fresh, packages: [{ spec: 'nope', status: '', version: '' }], selected: ['nope'], sim: { ok: false, errors: 'E: Unable to locate package nope', actions: [] } },
+    current: {
+      ...fresh,
+      packages: [{ spec: 'nope', status: '', version: '' }],
+      selected: ['nope'],
+      sim: { ok: false, errors: 'E: Unable to locate package nope', actions: [] },
+    },
     throws: /Unable to locate package nope/,
   },
 ]
@@ -89,17 +176,33 @@ describe('apt parsing', () => {
   })
 
   it('splits specs', () => {
-    expect(parseSpec('libc6:amd64=2.36-9')).toEqual({ spec: 'libc6:amd64=2.36-9', name: 'libc6:amd64', version: '2.36-9' })
+    expect(parseSpec('libc6:amd64=2.36-9')).toEqual({
+      spec: 'libc6:amd64=2.36-9',
+      name: 'libc6:amd64',
+      version: '2.36-9',
+    })
   })
 
   it('diffs dpkg snapshots into installed / upgraded / removed', () => {
     const before = parseDpkg('a\tii \t1\nb\tii \t1\nc\tii \t1\nd\trc \t1\n')
     const after = parseDpkg('a\tii \t2\nb\trc \t1\nn\tii \t5\n')
-    expect(diffDpkg(before, after)).toEqual({ installed: [{ name: 'n', version: '5' }], upgraded: [{ name: 'a', from: '1', to: '2' }], removed: [{ name: 'b', version: '1' }, { name: 'c', version: '1' }, { name: 'd', version: '1' }] })
+    expect(diffDpkg(before, after)).toEqual({
+      installed: [{ name: 'n', version: '5' }],
+      upgraded: [{ name: 'a', from: '1', to: '2' }],
+      removed: [
+        { name: 'b', version: '1' },
+        { name: 'c', version: '1' },
+        { name: 'd', version: '1' },
+      ],
+    })
   })
 
   it('recognises a held lock', () => {
-    expect(lockHolder('E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (apt-get)\nN: Be aware')).toBe('apt-get 4242 holds /var/lib/dpkg/lock-frontend')
+    expect(
+      lockHolder(
+        'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (apt-get)\nN: Be aware',
+      ),
+    ).toBe('apt-get 4242 holds /var/lib/dpkg/lock-frontend')
     expect(lockHolder('E: Unable to locate package x')).toBeUndefined()
   })
 

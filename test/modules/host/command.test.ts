@@ -12,18 +12,67 @@ import { testContext } from '../../helpers/context.ts'
 import { converge, CountingConnection, planTable, type PlanCase } from './harness.ts'
 
 const cases: PlanCase<GuardState>[] = [
-  { name: 'no guard: always runs', params: { cmd: 'echo hi' }, current: {}, expected: [{ action: 'run', target: 'command echo hi', note: 'a command always runs (use creates/removes to make it idempotent)' }] },
-  { name: 'creates missing: runs', params: { argv: ['touch', '/tmp/x y'], creates: '/tmp/x y' }, current: { creates: false }, expected: [{ action: 'run', target: "command touch '/tmp/x y'", note: '/tmp/x y does not exist' }] },
-  { name: 'idempotent: creates exists', params: { cmd: 'touch /tmp/x', creates: '/tmp/x' }, current: { creates: true }, expected: [] },
-  { name: 'removes gone: skipped', params: { cmd: 'rm /tmp/x', removes: '/tmp/x' }, current: { removes: false }, expected: [] },
-  { name: 'removes there: runs', params: { cmd: 'rm /tmp/x', removes: '/tmp/x' }, current: { removes: true }, expected: [{ action: 'run', target: 'command rm /tmp/x', note: '/tmp/x exists' }] },
+  {
+    name: 'no guard: always runs',
+    params: { cmd: 'echo hi' },
+    current: {},
+    expected: [
+      {
+        action: 'run',
+        target: 'command echo hi',
+        note: 'a command always runs (use creates/removes to make it idempotent)',
+      },
+    ],
+  },
+  {
+    name: 'creates missing: runs',
+    params: { argv: ['touch', '/tmp/x y'], creates: '/tmp/x y' },
+    current: { creates: false },
+    expected: [
+      { action: 'run', target: "command touch '/tmp/x y'", note: '/tmp/x y does not exist' },
+    ],
+  },
+  {
+    name: 'idempotent: creates exists',
+    params: { cmd: 'touch /tmp/x', creates: '/tmp/x' },
+    current: { creates: true },
+    expected: [],
+  },
+  {
+    name: 'removes gone: skipped',
+    params: { cmd: 'rm /tmp/x', removes: '/tmp/x' },
+    current: { removes: false },
+    expected: [],
+  },
+  {
+    name: 'removes there: runs',
+    params: { cmd: 'rm /tmp/x', removes: '/tmp/x' },
+    current: { removes: true },
+    expected: [{ action: 'run', target: 'command rm /tmp/x', note: '/tmp/x exists' }],
+  },
 ]
 
 describe('command plan', () => planTable(command, cases))
 describe('shell plan', () =>
   planTable(shell, [
-    { name: 'shell runs', params: { cmd: 'ip route | grep default' }, current: {}, expected: [{ action: 'run', target: 'command ip route | grep default', note: 'a command always runs (use creates/removes to make it idempotent)' }] },
-    { name: 'idempotent: creates exists', params: { cmd: 'date > /tmp/d', creates: '/tmp/d' }, current: { creates: true }, expected: [] },
+    {
+      name: 'shell runs',
+      params: { cmd: 'ip route | grep default' },
+      current: {},
+      expected: [
+        {
+          action: 'run',
+          target: 'command ip route | grep default',
+          note: 'a command always runs (use creates/removes to make it idempotent)',
+        },
+      ],
+    },
+    {
+      name: 'idempotent: creates exists',
+      params: { cmd: 'date > /tmp/d', creates: '/tmp/d' },
+      current: { creates: true },
+      expected: [],
+    },
   ]))
 
 describe('splitArgs', () => {
@@ -49,11 +98,22 @@ describe('command and shell on the local host', () => {
   it('command with creates runs once, registers output, then is skipped', async () => {
     const ctx = testContext({ conn })
     const marker = path.join(dir, 'made it')
-    const r = await converge(command, ctx, conn, { argv: ['sh', '-c', 'echo out; echo err >&2; touch "$1"', 'sh', marker], creates: marker })
+    const r = await converge(command, ctx, conn, {
+      argv: ['sh', '-c', 'echo out; echo err >&2; touch "$1"', 'sh', marker],
+      creates: marker,
+    })
     expect(r.gatherTrips).toBe(1)
-    expect(r.result?.output).toMatchObject({ rc: 0, stdout: 'out', stderr: 'err', stdout_lines: ['out'], cmd: ['sh', '-c', 'echo out; echo err >&2; touch "$1"', 'sh', marker] })
+    expect(r.result?.output).toMatchObject({
+      rc: 0,
+      stdout: 'out',
+      stderr: 'err',
+      stdout_lines: ['out'],
+      cmd: ['sh', '-c', 'echo out; echo err >&2; touch "$1"', 'sh', marker],
+    })
     expect(r.second).toEqual([])
-    expect(command.output?.(command.params.parse({ cmd: 'x', creates: marker }), { creates: true }, [])).toMatchObject({ skipped: true, rc: 0 })
+    expect(
+      command.output?.(command.params.parse({ cmd: 'x', creates: marker }), { creates: true }, []),
+    ).toMatchObject({ skipped: true, rc: 0 })
   })
 
   it('command does not expand variables or globs', async () => {
@@ -65,7 +125,12 @@ describe('command and shell on the local host', () => {
 
   it('shell runs through /bin/sh with chdir, stdin and env', async () => {
     const ctx = testContext({ conn })
-    const p = shell.params.parse({ cmd: 'cat | tr a-z A-Z; pwd; echo "$GREETING"', chdir: dir, stdin: 'quiet\n', env: { GREETING: 'hi there' } })
+    const p = shell.params.parse({
+      cmd: 'cat | tr a-z A-Z; pwd; echo "$GREETING"',
+      chdir: dir,
+      stdin: 'quiet\n',
+      env: { GREETING: 'hi there' },
+    })
     const res = await shell.apply(ctx, p, shell.plan(p, {}), {})
     expect(res.output?.stdout_lines).toEqual(['QUIET', dir, 'hi there'])
   })
@@ -91,7 +156,9 @@ describe('command and shell on the local host', () => {
     const ctx = testContext({ conn })
     const p = shell.params.parse({ cmd: 'sleep 5', timeout: 0.3 })
     const t0 = Date.now()
-    await expect(shell.apply(ctx, p, shell.plan(p, {}), {})).rejects.toThrow(/timed out after 0.3 s/)
+    await expect(shell.apply(ctx, p, shell.plan(p, {}), {})).rejects.toThrow(
+      /timed out after 0.3 s/,
+    )
     expect(Date.now() - t0).toBeLessThan(3000)
   })
 

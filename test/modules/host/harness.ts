@@ -4,7 +4,13 @@
  * `converge`, which applies a task and proves the second plan is empty.
  */
 import { expect, it } from 'vitest'
-import type { Connection, ExecOptions, ExecResult, WriteFileOptions, BecomeOptions } from '../../../engine/connection/types.ts'
+import type {
+  Connection,
+  ExecOptions,
+  ExecResult,
+  WriteFileOptions,
+  BecomeOptions,
+} from '../../../engine/connection/types.ts'
 import type { ApplyResult, Module, ModuleContext } from '../../../engine/module.ts'
 import type { Change } from '../../../engine/plan/change.ts'
 
@@ -70,7 +76,12 @@ export interface Converged {
  * gather -> plan -> apply -> gather -> plan, as the executor does; the second plan must be [].
  * @example const r = await converge(sysctl, ctx, conn, { name: 'net.ipv4.ip_forward', value: 1 })
  */
-export async function converge<P, S>(mod: Module<P, S>, ctx: ModuleContext, conn: CountingConnection, raw: Record<string, unknown>): Promise<Converged> {
+export async function converge<P, S>(
+  mod: Module<P, S>,
+  ctx: ModuleContext,
+  conn: CountingConnection,
+  raw: Record<string, unknown>,
+): Promise<Converged> {
   const p = mod.params.parse(raw)
   const before = conn.trips
   const current = await mod.gather(ctx, p)

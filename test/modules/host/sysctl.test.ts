@@ -13,42 +13,95 @@ const sysctlCases: PlanCase<SysctlState>[] = [
     current: { now: '0', file: null, others: [] },
     expected: [
       { action: 'update', target: `sysctl ${K}`, before: { value: '0' }, after: { value: '1' } },
-      { action: 'create', target: `file ${F}`, before: { [K]: null }, after: { [K]: '1' }, diff: { path: F, before: '', after: `${K} = 1\n` } },
+      {
+        action: 'create',
+        target: `file ${F}`,
+        before: { [K]: null },
+        after: { [K]: '1' },
+        diff: { path: F, before: '', after: `${K} = 1\n` },
+      },
     ],
   },
-  { name: 'idempotent: set and persisted', params: { name: K, value: 1 }, current: { now: '1', file: `# x\n${K}=1\n`, others: [] }, expected: [] },
+  {
+    name: 'idempotent: set and persisted',
+    params: { name: K, value: 1 },
+    current: { now: '1', file: `# x\n${K}=1\n`, others: [] },
+    expected: [],
+  },
   {
     name: 'persisted value differs; later file overrides',
     params: { name: K, value: '1' },
-    current: { now: '1', file: `${K} = 2\nnet.ipv4.ip_forward = 1\n`, others: [{ path: '/etc/sysctl.conf', value: '0' }] },
+    current: {
+      now: '1',
+      file: `${K} = 2\nnet.ipv4.ip_forward = 1\n`,
+      others: [{ path: '/etc/sysctl.conf', value: '0' }],
+    },
     expected: [
       {
         action: 'update',
         target: `file ${F}`,
         before: { [K]: '2' },
         after: { [K]: '1' },
-        diff: { path: F, before: `${K} = 2\nnet.ipv4.ip_forward = 1\n`, after: `${K} = 1\nnet.ipv4.ip_forward = 1\n` },
+        diff: {
+          path: F,
+          before: `${K} = 2\nnet.ipv4.ip_forward = 1\n`,
+          after: `${K} = 1\nnet.ipv4.ip_forward = 1\n`,
+        },
         note: 'also set in /etc/sysctl.conf (= 0), read later at boot: that value wins',
       },
     ],
   },
-  { name: 'reload false: only the file', params: { name: K, value: 1, reload: false }, current: { now: '0', file: `${K} = 1\n`, others: [] }, expected: [] },
-  { name: 'whitespace in values is normalised', params: { name: 'net.ipv4.ip_local_port_range', value: '32768   60999' }, current: { now: '32768 60999', file: 'net.ipv4.ip_local_port_range = 32768 60999\n', others: [] }, expected: [] },
+  {
+    name: 'reload false: only the file',
+    params: { name: K, value: 1, reload: false },
+    current: { now: '0', file: `${K} = 1\n`, others: [] },
+    expected: [],
+  },
+  {
+    name: 'whitespace in values is normalised',
+    params: { name: 'net.ipv4.ip_local_port_range', value: '32768   60999' },
+    current: {
+      now: '32768 60999',
+      file: 'net.ipv4.ip_local_port_range = 32768 60999\n',
+      others: [],
+    },
+    expected: [],
+  },
   {
     name: 'absent removes the line, keeps others',
     params: { name: K, state: 'absent' },
     current: { now: '1', file: `a.b = 1\n${K} = 1\n`, others: [] },
-    expected: [{ action: 'update', target: `file ${F}`, before: { [K]: '1' }, after: { [K]: null }, diff: { path: F, before: `a.b = 1\n${K} = 1\n`, after: 'a.b = 1\n' } }],
+    expected: [
+      {
+        action: 'update',
+        target: `file ${F}`,
+        before: { [K]: '1' },
+        after: { [K]: null },
+        diff: { path: F, before: `a.b = 1\n${K} = 1\n`, after: 'a.b = 1\n' },
+      },
+    ],
   },
-  { name: 'idempotent: absent and not in the file', params: { name: K, state: 'absent' }, current: { now: '1', file: 'a.b = 1\n', others: [] }, expected: [] },
-  { name: 'a key the kernel does not have', params: { name: 'net.ipv4.vs.expire_nodest_conn', value: 1 }, current: { now: null, file: null, others: [] }, throws: /no such key/ },
+  {
+    name: 'idempotent: absent and not in the file',
+    params: { name: K, state: 'absent' },
+    current: { now: '1', file: 'a.b = 1\n', others: [] },
+    expected: [],
+  },
+  {
+    name: 'a key the kernel does not have',
+    params: { name: 'net.ipv4.vs.expire_nodest_conn', value: 1 },
+    current: { now: null, file: null, others: [] },
+    throws: /no such key/,
+  },
 ]
 
 describe('sysctl plan', () => planTable(sysctl, sysctlCases))
 
 describe('sysctl helpers', () => {
   it('maps keys to /proc/sys paths, with slashes standing for dots', () => {
-    expect(procPath('net.ipv4.conf.eth0/100.rp_filter')).toBe('/proc/sys/net/ipv4/conf/eth0.100/rp_filter')
+    expect(procPath('net.ipv4.conf.eth0/100.rp_filter')).toBe(
+      '/proc/sys/net/ipv4/conf/eth0.100/rp_filter',
+    )
     expect(procPath('net/ipv4/ip_forward')).toBe('/proc/sys/net/ipv4/ip_forward')
   })
   it('rewrites the first line, drops duplicates, appends when missing', () => {
@@ -58,36 +111,106 @@ describe('sysctl helpers', () => {
   })
 })
 
-const lo = (addresses: string[], persisted: string | null = null): AddressState => ({ interfaceExists: true, addresses, backend: 'ifupdown', persisted })
+const lo = (addresses: string[], persisted: string | null = null): AddressState => ({
+  interfaceExists: true,
+  addresses,
+  backend: 'ifupdown',
+  persisted,
+})
 const VIP = '192.0.2.254'
 const PERSIST = '/etc/network/interfaces.d/runbook-lo-192-0-2-254-32'
 
 const addressCases: PlanCase<AddressState>[] = [
-  { name: 'add the VIP to lo', params: { address: VIP, interface: 'lo' }, current: lo(['127.0.0.1/8', '::1/128']), expected: [{ action: 'create', target: `address ${VIP}/32 on lo`, after: { address: `${VIP}/32` } }] },
-  { name: 'idempotent: it is there', params: { address: `${VIP}/32`, interface: 'lo' }, current: lo(['127.0.0.1/8', `${VIP}/32`]), expected: [] },
-  { name: 'another prefix is replaced', params: { address: `${VIP}/32`, interface: 'lo' }, current: lo([`${VIP}/24`]), expected: [{ action: 'replace', target: `address ${VIP}/32 on lo`, before: { address: `${VIP}/24` }, after: { address: `${VIP}/32` } }] },
-  { name: 'absent removes any prefix', params: { address: VIP, interface: 'lo', state: 'absent' }, current: lo([`${VIP}/24`]), expected: [{ action: 'delete', target: `address ${VIP}/24 on lo`, before: { address: `${VIP}/24` } }] },
+  {
+    name: 'add the VIP to lo',
+    params: { address: VIP, interface: 'lo' },
+    current: lo(['127.0.0.1/8', '::1/128']),
+    expected: [
+      { action: 'create', target: `address ${VIP}/32 on lo`, after: { address: `${VIP}/32` } },
+    ],
+  },
+  {
+    name: 'idempotent: it is there',
+    params: { address: `${VIP}/32`, interface: 'lo' },
+    current: lo(['127.0.0.1/8', `${VIP}/32`]),
+    expected: [],
+  },
+  {
+    name: 'another prefix is replaced',
+    params: { address: `${VIP}/32`, interface: 'lo' },
+    current: lo([`${VIP}/24`]),
+    expected: [
+      {
+        action: 'replace',
+        target: `address ${VIP}/32 on lo`,
+        before: { address: `${VIP}/24` },
+        after: { address: `${VIP}/32` },
+      },
+    ],
+  },
+  {
+    name: 'absent removes any prefix',
+    params: { address: VIP, interface: 'lo', state: 'absent' },
+    current: lo([`${VIP}/24`]),
+    expected: [
+      { action: 'delete', target: `address ${VIP}/24 on lo`, before: { address: `${VIP}/24` } },
+    ],
+  },
   {
     name: 'persisted as an ifupdown stanza',
     params: { address: VIP, interface: 'lo', persist: true },
     current: lo([`${VIP}/32`]),
-    expected: [{ action: 'create', target: `file ${PERSIST}`, diff: { path: PERSIST, before: '', after: persistContent({ address: VIP, interface: 'lo', state: 'present', persist: true }, 'ifupdown') } }],
+    expected: [
+      {
+        action: 'create',
+        target: `file ${PERSIST}`,
+        diff: {
+          path: PERSIST,
+          before: '',
+          after: persistContent(
+            { address: VIP, interface: 'lo', state: 'present', persist: true },
+            'ifupdown',
+          ),
+        },
+      },
+    ],
   },
   {
     name: 'idempotent: persisted already',
     params: { address: VIP, interface: 'lo', persist: true },
-    current: lo([`${VIP}/32`], persistContent({ address: VIP, interface: 'lo', state: 'present', persist: true }, 'ifupdown')),
+    current: lo(
+      [`${VIP}/32`],
+      persistContent(
+        { address: VIP, interface: 'lo', state: 'present', persist: true },
+        'ifupdown',
+      ),
+    ),
     expected: [],
   },
-  { name: 'persist without netplan or ifupdown', params: { address: VIP, interface: 'lo', persist: true }, current: { ...lo([`${VIP}/32`]), backend: 'none' }, throws: /netplan or ifupdown/ },
-  { name: 'no such interface', params: { address: VIP, interface: 'eth9' }, current: { ...lo([]), interfaceExists: false }, throws: /no interface eth9/ },
+  {
+    name: 'persist without netplan or ifupdown',
+    params: { address: VIP, interface: 'lo', persist: true },
+    current: { ...lo([`${VIP}/32`]), backend: 'none' },
+    throws: /netplan or ifupdown/,
+  },
+  {
+    name: 'no such interface',
+    params: { address: VIP, interface: 'eth9' },
+    current: { ...lo([]), interfaceExists: false },
+    throws: /no interface eth9/,
+  },
 ]
 
 describe('address plan', () => planTable(address, addressCases))
 
 it('address: netplan content and default prefixes', () => {
   expect(cidr('2001:DB8::1')).toBe('2001:db8::1/128')
-  expect(persistContent({ address: `${VIP}/32`, interface: 'lo', state: 'present', persist: true }, 'netplan')).toBe(
+  expect(
+    persistContent(
+      { address: `${VIP}/32`, interface: 'lo', state: 'present', persist: true },
+      'netplan',
+    ),
+  ).toBe(
     `# Managed by runbook (address module): ${VIP}/32 on lo\nnetwork:\n  version: 2\n  ethernets:\n    lo:\n      addresses: ["${VIP}/32"]\n`,
   )
 })

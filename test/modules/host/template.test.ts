@@ -14,7 +14,21 @@ const cases: PlanCase<ContentFileState>[] = [
   {
     name: 'rendered content differs',
     params: { dest: '/etc/k.conf', content: 'vip {{vip}}\n' },
-    current: { want: wanted('vip 192.0.2.254\n'), have: { type: 'file', path: '/etc/k.conf', sha256: wanted('vip 192.0.2.1\n').sha256 ?? '', size: 15, mode: '0644', owner: 'root', group: 'root', uid: '0', gid: '0', content: 'vip 192.0.2.1\n' } },
+    current: {
+      want: wanted('vip 192.0.2.254\n'),
+      have: {
+        type: 'file',
+        path: '/etc/k.conf',
+        sha256: wanted('vip 192.0.2.1\n').sha256 ?? '',
+        size: 15,
+        mode: '0644',
+        owner: 'root',
+        group: 'root',
+        uid: '0',
+        gid: '0',
+        content: 'vip 192.0.2.1\n',
+      },
+    },
     expected: [
       {
         action: 'update',
@@ -28,7 +42,20 @@ const cases: PlanCase<ContentFileState>[] = [
   {
     name: 'idempotent: the rendered file is there',
     params: { dest: '/etc/k.conf', content: 'vip {{vip}}\n' },
-    current: { want: wanted('vip 192.0.2.254\n'), have: { type: 'file', path: '/etc/k.conf', sha256: wanted('vip 192.0.2.254\n').sha256 ?? '', size: 16, mode: '0644', owner: 'root', group: 'root', uid: '0', gid: '0' } },
+    current: {
+      want: wanted('vip 192.0.2.254\n'),
+      have: {
+        type: 'file',
+        path: '/etc/k.conf',
+        sha256: wanted('vip 192.0.2.254\n').sha256 ?? '',
+        size: 16,
+        mode: '0644',
+        owner: 'root',
+        group: 'root',
+        uid: '0',
+        gid: '0',
+      },
+    },
     expected: [],
   },
 ]
@@ -41,7 +68,10 @@ describe('template on the local host', () => {
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rbt-template-'))
     await fs.mkdir(path.join(dir, 'templates'))
-    await fs.writeFile(path.join(dir, 'templates', 'k.conf.hbs'), 'vrrp {{name}}\n{{#each peers}}peer {{this}}\n{{/each}}')
+    await fs.writeFile(
+      path.join(dir, 'templates', 'k.conf.hbs'),
+      'vrrp {{name}}\n{{#each peers}}peer {{this}}\n{{/each}}',
+    )
   })
   afterAll(async () => {
     await fs.rm(dir, { recursive: true, force: true })
@@ -49,7 +79,11 @@ describe('template on the local host', () => {
 
   it('renders a src template with the task variables, then is in sync', async () => {
     const dest = path.join(dir, 'k.conf')
-    const ctx = testContext({ conn, baseDir: dir, vars: { name: 'VI_1', peers: ['192.0.2.11', '192.0.2.12'] } })
+    const ctx = testContext({
+      conn,
+      baseDir: dir,
+      vars: { name: 'VI_1', peers: ['192.0.2.11', '192.0.2.12'] },
+    })
     const r = await converge(template, ctx, conn, { src: 'templates/k.conf.hbs', dest })
     expect(r.first[0]?.action).toBe('create')
     expect(r.gatherTrips).toBe(1)
@@ -61,20 +95,33 @@ describe('template on the local host', () => {
     const dest = path.join(dir, 'k.conf')
     const ctx = testContext({ conn, baseDir: dir, vars: { name: 'VI_2', peers: ['192.0.2.11'] } })
     const r = await converge(template, ctx, conn, { src: 'templates/k.conf.hbs', dest })
-    expect(r.first[0]?.diff).toEqual({ path: dest, before: 'vrrp VI_1\npeer 192.0.2.11\npeer 192.0.2.12\n', after: 'vrrp VI_2\npeer 192.0.2.11\n' })
+    expect(r.first[0]?.diff).toEqual({
+      path: dest,
+      before: 'vrrp VI_1\npeer 192.0.2.11\npeer 192.0.2.12\n',
+      after: 'vrrp VI_2\npeer 192.0.2.11\n',
+    })
     expect(r.second).toEqual([])
   })
 
   it('inline content with extra vars', async () => {
     const dest = path.join(dir, 'inline.conf')
-    const r = await converge(template, testContext({ conn, vars: { a: 1 } }), conn, { content: '{{a}}-{{b}}\n', vars: { b: 2 }, dest })
+    const r = await converge(template, testContext({ conn, vars: { a: 1 } }), conn, {
+      content: '{{a}}-{{b}}\n',
+      vars: { b: 2 },
+      dest,
+    })
     expect(r.second).toEqual([])
     expect(await fs.readFile(dest, 'utf8')).toBe('1-2\n')
   })
 
   it('a missing variable is an error, not an empty string', async () => {
     const ctx = testContext({ conn })
-    await expect(template.gather(ctx, template.params.parse({ content: '{{nope}}', dest: path.join(dir, 'x') }))).rejects.toThrow(/nope/)
+    await expect(
+      template.gather(
+        ctx,
+        template.params.parse({ content: '{{nope}}', dest: path.join(dir, 'x') }),
+      ),
+    ).rejects.toThrow(/nope/)
   })
 
   it('a validate failure keeps the old file', async () => {

@@ -6,7 +6,11 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { LocalConnection } from '../../../engine/connection/local.ts'
 import { FACTS_CACHE_KEY, type HostFacts } from '../../../modules/host/facts.ts'
 import { wanted } from '../../../modules/host/lib/content-file.ts'
-import { keepalivedConfig, prepareConfig, type KeepalivedConfigState } from '../../../modules/keepalived/config.ts'
+import {
+  keepalivedConfig,
+  prepareConfig,
+  type KeepalivedConfigState,
+} from '../../../modules/keepalived/config.ts'
 import type { HostView } from '../../../modules/keepalived/lib/cluster.ts'
 import { testContext } from '../../helpers/context.ts'
 import { converge, CountingConnection, planTable, type PlanCase } from '../host/harness.ts'
@@ -26,7 +30,11 @@ const goldens: { file: string; params: Record<string, unknown>; host: HostView }
   { file: 'seed001-backup.conf', params: seed001, host: hostOn('kld-vm-2', 'ens3', '192.0.2.22') },
   { file: 'seed003-unicast.conf', params: seed003, host: hostOn('freepbx1', 'eno1', '192.0.2.31') },
   { file: 'seed004-lvs-dr.conf', params: seed004, host: hostOn('lvs-1', 'eth0', '192.0.2.41') },
-  { file: 'seed002-lvs-tcp-check.conf', params: seed002, host: hostOn('balance01', 'ens18', '192.0.2.235') },
+  {
+    file: 'seed002-lvs-tcp-check.conf',
+    params: seed002,
+    host: hostOn('balance01', 'ens18', '192.0.2.235'),
+  },
 ]
 
 describe('keepalived.config renders the seeds (golden files)', () => {
@@ -43,14 +51,25 @@ describe('keepalived.config renders the seeds (golden files)', () => {
   })
 
   it('unicast peers are the other nodes, in cluster order', () => {
-    const three = { ...seed003, cluster: [...seed003.cluster, { name: 'freepbx3', state: 'BACKUP', priority: 90, address: '192.0.2.34' }] }
+    const three = {
+      ...seed003,
+      cluster: [
+        ...seed003.cluster,
+        { name: 'freepbx3', state: 'BACKUP', priority: 90, address: '192.0.2.34' },
+      ],
+    }
     const text = render(three, hostOn('freepbx2', 'eno1', '192.0.2.32'))
-    expect(text).toContain('unicast_src_ip 192.0.2.32\n  unicast_peer {\n    192.0.2.31\n    192.0.2.34\n  }')
+    expect(text).toContain(
+      'unicast_src_ip 192.0.2.32\n  unicast_peer {\n    192.0.2.31\n    192.0.2.34\n  }',
+    )
   })
 
   it('defaults the interface to the default-route interface and the node to the host', () => {
-    const text = render({ ...seed001, virtual_ipaddresses: ['192.0.2.254/24'] }, hostOn('kld-vm-2', 'ens7', '192.0.2.22'))
-    expect(text).toMatch(/state BACKUP\n  interface ens7\n/)
+    const text = render(
+      { ...seed001, virtual_ipaddresses: ['192.0.2.254/24'] },
+      hostOn('kld-vm-2', 'ens7', '192.0.2.22'),
+    )
+    expect(text).toMatch(/state BACKUP\n {2}interface ens7\n/)
     expect(text).toContain('router_id KLD-VM-2')
   })
 
@@ -60,12 +79,25 @@ describe('keepalived.config renders the seeds (golden files)', () => {
   it.skipIf(!keepalived)('keepalived -t accepts every golden file without a word', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'rbt-kld-golden-'))
     try {
-      const iface = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout.match(/^\d+: ([\w.-]+)[:@][^\n]*<[^>]*\bMULTICAST\b/m)?.[1] ?? 'eth0'
+      const iface =
+        spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout.match(
+          /^\d+: ([\w.-]+)[:@][^\n]*<[^>]*\bMULTICAST\b/m,
+        )?.[1] ?? 'eth0'
       for (const g of goldens) {
         const f = path.join(dir, g.file)
-        writeFileSync(f, readFileSync(path.join(GOLDEN, g.file), 'utf8').replace(/interface \S+/, `interface ${iface}`))
+        writeFileSync(
+          f,
+          readFileSync(path.join(GOLDEN, g.file), 'utf8').replace(
+            /interface \S+/,
+            `interface ${iface}`,
+          ),
+        )
         const r = spawnSync('keepalived', ['-t', '-f', f], { encoding: 'utf8' })
-        expect({ file: g.file, rc: r.status, out: r.stdout + r.stderr }).toEqual({ file: g.file, rc: 0, out: '' })
+        expect({ file: g.file, rc: r.status, out: r.stdout + r.stderr }).toEqual({
+          file: g.file,
+          rc: 0,
+          out: '',
+        })
       }
     } finally {
       rmSync(dir, { recursive: true, force: true })
@@ -78,9 +110,23 @@ const text001 = (): string => render(seed001, hostOn('kld-vm-1', 'ens3', '192.0.
 const state = (have: KeepalivedConfigState['have'], text = text001()): KeepalivedConfigState => ({
   want: wanted(text),
   have,
-  resolved: prepareConfig(keepalivedConfig.params.parse(seed001), hostOn('kld-vm-1', 'ens3', '192.0.2.11')).resolved,
+  resolved: prepareConfig(
+    keepalivedConfig.params.parse(seed001),
+    hostOn('kld-vm-1', 'ens3', '192.0.2.11'),
+  ).resolved,
 })
-const file = (content: string, mode = '0640') => ({ type: 'file' as const, path: '/etc/keepalived/keepalived.conf', sha256: wanted(content).sha256 ?? '', size: content.length, mode, owner: 'root', group: 'root', uid: '0', gid: '0', content })
+const file = (content: string, mode = '0640') => ({
+  type: 'file' as const,
+  path: '/etc/keepalived/keepalived.conf',
+  sha256: wanted(content).sha256 ?? '',
+  size: content.length,
+  mode,
+  owner: 'root',
+  group: 'root',
+  uid: '0',
+  gid: '0',
+  content,
+})
 const older = text001().replace('priority 120', 'priority 110')
 
 const planCases: PlanCase<KeepalivedConfigState>[] = [
@@ -88,21 +134,48 @@ const planCases: PlanCase<KeepalivedConfigState>[] = [
     name: 'a fresh host: create, 0640 root:root',
     params: seed001,
     current: state(hostAbsent),
-    expected: [{ action: 'create', target: 'file /etc/keepalived/keepalived.conf', after: { sha256: wanted(text001()).sha256, mode: '0640', owner: 'root', group: 'root' }, diff: { path: '/etc/keepalived/keepalived.conf', before: '', after: text001() } }],
+    expected: [
+      {
+        action: 'create',
+        target: 'file /etc/keepalived/keepalived.conf',
+        after: { sha256: wanted(text001()).sha256, mode: '0640', owner: 'root', group: 'root' },
+        diff: { path: '/etc/keepalived/keepalived.conf', before: '', after: text001() },
+      },
+    ],
   },
   {
     name: 'a changed priority: update with a diff',
     params: seed001,
     current: state(file(older)),
-    expected: [{ action: 'update', target: 'file /etc/keepalived/keepalived.conf', before: { sha256: wanted(older).sha256 }, after: { sha256: wanted(text001()).sha256 }, diff: { path: '/etc/keepalived/keepalived.conf', before: older, after: text001() } }],
+    expected: [
+      {
+        action: 'update',
+        target: 'file /etc/keepalived/keepalived.conf',
+        before: { sha256: wanted(older).sha256 },
+        after: { sha256: wanted(text001()).sha256 },
+        diff: { path: '/etc/keepalived/keepalived.conf', before: older, after: text001() },
+      },
+    ],
   },
   {
     name: 'the package’s world-readable file: mode only',
     params: seed001,
     current: state(file(text001(), '0644')),
-    expected: [{ action: 'update', target: 'file /etc/keepalived/keepalived.conf', before: { mode: '0644' }, after: { mode: '0640' } }],
+    expected: [
+      {
+        action: 'update',
+        target: 'file /etc/keepalived/keepalived.conf',
+        before: { mode: '0644' },
+        after: { mode: '0640' },
+      },
+    ],
   },
-  { name: 'idempotent: the rendered file is there', params: seed001, current: state(file(text001())), expected: [] },
+  {
+    name: 'idempotent: the rendered file is there',
+    params: seed001,
+    current: state(file(text001())),
+    expected: [],
+  },
 ]
 
 describe('keepalived.config plan', () => planTable(keepalivedConfig, planCases))
@@ -111,7 +184,24 @@ describe('keepalived.config on the local host', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rbt-kld-config-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
   // Facts as the `facts` task would have cached them: nothing about this machine's own network is read.
-  const facts = { default_ipv4: { interface: 'ens3', address: '192.0.2.11', gateway: '192.0.2.1', prefix: 24, mac: null }, interfaces: { ens3: { mac: null, mtu: 1500, state: 'UP', ipv4: [{ address: '192.0.2.11', prefix: 24 }], ipv6: [] } } } as unknown as HostFacts
+  const facts = {
+    default_ipv4: {
+      interface: 'ens3',
+      address: '192.0.2.11',
+      gateway: '192.0.2.1',
+      prefix: 24,
+      mac: null,
+    },
+    interfaces: {
+      ens3: {
+        mac: null,
+        mtu: 1500,
+        state: 'UP',
+        ipv4: [{ address: '192.0.2.11', prefix: 24 }],
+        ipv6: [],
+      },
+    },
+  } as unknown as HostFacts
   const ctxFor = (conn: CountingConnection) => {
     const ctx = testContext({ conn })
     ctx.cache.set(FACTS_CACHE_KEY, facts)
@@ -122,15 +212,30 @@ describe('keepalived.config on the local host', () => {
     const conn = new CountingConnection(new LocalConnection('kld-vm-1'))
     const ctx = ctxFor(conn)
     const dest = path.join(dir, 'keepalived.conf')
-    const r = await converge(keepalivedConfig, ctx, conn, { ...seed001, dest, validate: 'grep -q "^vrrp_instance VI_254 {" %s' })
+    const r = await converge(keepalivedConfig, ctx, conn, {
+      ...seed001,
+      dest,
+      validate: 'grep -q "^vrrp_instance VI_254 {" %s',
+    })
     expect(r.first.map((c) => c.action)).toEqual(['create'])
     expect(r.gatherTrips).toBe(1)
     expect(r.second).toEqual([])
     expect(readFileSync(dest, 'utf8')).toBe(text001())
     expect((statSync(dest).mode & 0o777).toString(8)).toBe('640')
     expect(ctx.secrets).toContain('k3Epa1iv')
-    expect(r.result?.output).toMatchObject({ dest, checksum: wanted(text001()).sha256, node: 'kld-vm-1', state: 'MASTER', priority: 120, interface: 'ens3', instance: 'VI_254', router_id: 'KLD-VM-1' })
-    expect(ctx.records).toMatchObject([{ type: 'file', id: `kld-vm-1:${dest}`, data: { path: dest } }])
+    expect(r.result?.output).toMatchObject({
+      dest,
+      checksum: wanted(text001()).sha256,
+      node: 'kld-vm-1',
+      state: 'MASTER',
+      priority: 120,
+      interface: 'ens3',
+      instance: 'VI_254',
+      router_id: 'KLD-VM-1',
+    })
+    expect(ctx.records).toMatchObject([
+      { type: 'file', id: `kld-vm-1:${dest}`, data: { path: dest } },
+    ])
     await keepalivedConfig.destroy?.(ctx, ctx.records[0]!)
     expect(existsSync(dest)).toBe(false)
   })
@@ -142,7 +247,9 @@ describe('keepalived.config on the local host', () => {
     writeFileSync(dest, 'old\n')
     const p = keepalivedConfig.params.parse({ ...seed001, dest, validate: 'grep -q NOT-THERE %s' })
     const s = await keepalivedConfig.gather(ctx, p)
-    await expect(keepalivedConfig.apply(ctx, p, keepalivedConfig.plan(p, s), s)).rejects.toThrow(/validation of .* failed, the old file is untouched/)
+    await expect(keepalivedConfig.apply(ctx, p, keepalivedConfig.plan(p, s), s)).rejects.toThrow(
+      /validation of .* failed, the old file is untouched/,
+    )
     expect(readFileSync(dest, 'utf8')).toBe('old\n')
   })
 
@@ -150,7 +257,9 @@ describe('keepalived.config on the local host', () => {
     const conn = new CountingConnection(new LocalConnection('kld-vm-9'))
     const ctx = ctxFor(conn)
     const p = keepalivedConfig.params.parse({ ...seed001, dest: path.join(dir, 'x.conf') })
-    await expect(keepalivedConfig.gather(ctx, p)).rejects.toThrow(/this host is 'kld-vm-9', which is not in cluster \(kld-vm-1, kld-vm-2\)/)
+    await expect(keepalivedConfig.gather(ctx, p)).rejects.toThrow(
+      /this host is 'kld-vm-9', which is not in cluster \(kld-vm-1, kld-vm-2\)/,
+    )
     expect(conn.trips).toBe(0)
   })
 })

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import type { Connection, ExecOptions, ExecResult } from '../../../engine/connection/types.ts'
-import { gapLimit, keepalivedFailover, linkDownScript, summary, type FailoverMeasurements } from '../../../modules/keepalived/failover.ts'
+import {
+  gapLimit,
+  keepalivedFailover,
+  linkDownScript,
+  summary,
+  type FailoverMeasurements,
+} from '../../../modules/keepalived/failover.ts'
 import { parsePing, pingStartScript, pingStopScript } from '../../../modules/keepalived/lib/ping.ts'
 import { holderInterface } from '../../../modules/keepalived/lib/vip.ts'
 import { holderOutput, keepalivedVipHolder } from '../../../modules/keepalived/vip-holder.ts'
@@ -9,47 +15,109 @@ import { testContext } from '../../helpers/context.ts'
 const VIP = '192.0.2.254'
 
 describe('ping -D -O output', () => {
-  const reply = (t: number, seq: number, dup = false): string => `[${t.toFixed(6)}] 64 bytes from ${VIP}: icmp_seq=${seq} ttl=64 time=0.061 ms${dup ? ' (DUP!)' : ''}`
-  const none = (t: number, seq: number): string => `[${t.toFixed(6)}] no answer yet for icmp_seq=${seq}`
+  const reply = (t: number, seq: number, dup = false): string =>
+    `[${t.toFixed(6)}] 64 bytes from ${VIP}: icmp_seq=${seq} ttl=64 time=0.061 ms${dup ? ' (DUP!)' : ''}`
+  const none = (t: number, seq: number): string =>
+    `[${t.toFixed(6)}] no answer yet for icmp_seq=${seq}`
   it.each([
-    { name: 'no loss', lines: [reply(100, 1), reply(100.2, 2), reply(100.4, 3)], want: { sent: 3, received: 3, duplicates: 0, maxGapMs: 200, gapsMs: [] } },
+    {
+      name: 'no loss',
+      lines: [reply(100, 1), reply(100.2, 2), reply(100.4, 3)],
+      want: { sent: 3, received: 3, duplicates: 0, maxGapMs: 200, gapsMs: [] },
+    },
     {
       name: 'a failover: 3 lost, then replies again',
-      lines: [reply(100, 1), none(100.2, 2), none(100.4, 3), none(100.6, 4), reply(100.8, 5), reply(101, 6), '', `--- ${VIP} ping statistics ---`, '7 packets transmitted, 3 received, 57.1429% packet loss, time 1201ms'],
+      lines: [
+        reply(100, 1),
+        none(100.2, 2),
+        none(100.4, 3),
+        none(100.6, 4),
+        reply(100.8, 5),
+        reply(101, 6),
+        '',
+        `--- ${VIP} ping statistics ---`,
+        '7 packets transmitted, 3 received, 57.1429% packet loss, time 1201ms',
+      ],
       want: { sent: 7, received: 3, duplicates: 0, maxGapMs: 800, gapsMs: [800] },
     },
-    { name: 'the VIP never came back: the silence at the end counts', lines: [reply(100, 1), reply(100.2, 2), none(100.4, 3), none(102.2, 12)], want: { sent: 12, received: 2, maxGapMs: 2000, gapsMs: [2000] } },
-    { name: 'two hosts answering: duplicates', lines: [reply(100, 1), reply(100.001, 1, true), reply(100.2, 2)], want: { sent: 2, received: 2, duplicates: 1, maxGapMs: 200 } },
-    { name: 'unreachable lines are not replies', lines: [reply(100, 1), `[100.400000] From 192.0.2.60 icmp_seq=2 Destination Host Unreachable`, reply(100.6, 3)], want: { sent: 3, received: 2, maxGapMs: 600 } },
-    { name: 'nothing at all', lines: ['PING 192.0.2.254 (192.0.2.254) 56(84) bytes of data.'], want: { sent: 0, received: 0, maxGapMs: 0, firstReplyAt: null } },
+    {
+      name: 'the VIP never came back: the silence at the end counts',
+      lines: [reply(100, 1), reply(100.2, 2), none(100.4, 3), none(102.2, 12)],
+      want: { sent: 12, received: 2, maxGapMs: 2000, gapsMs: [2000] },
+    },
+    {
+      name: 'two hosts answering: duplicates',
+      lines: [reply(100, 1), reply(100.001, 1, true), reply(100.2, 2)],
+      want: { sent: 2, received: 2, duplicates: 1, maxGapMs: 200 },
+    },
+    {
+      name: 'unreachable lines are not replies',
+      lines: [
+        reply(100, 1),
+        `[100.400000] From 192.0.2.60 icmp_seq=2 Destination Host Unreachable`,
+        reply(100.6, 3),
+      ],
+      want: { sent: 3, received: 2, maxGapMs: 600 },
+    },
+    {
+      name: 'nothing at all',
+      lines: ['PING 192.0.2.254 (192.0.2.254) 56(84) bytes of data.'],
+      want: { sent: 0, received: 0, maxGapMs: 0, firstReplyAt: null },
+    },
   ])('$name', ({ lines, want }) => {
     expect(parsePing(lines.join('\n'), 200)).toMatchObject(want)
   })
 
   it('starts ping in its own session with a deadline, and stops it with SIGINT for the summary', () => {
-    expect(pingStartScript(VIP, 0.2, 150)).toContain(`setsid ping -D -O -n -i 0.2 -w 150 ${VIP} >"$f" 2>&1 </dev/null &`)
+    expect(pingStartScript(VIP, 0.2, 150)).toContain(
+      `setsid ping -D -O -n -i 0.2 -w 150 ${VIP} >"$f" 2>&1 </dev/null &`,
+    )
     expect(pingStopScript(42, '/tmp/rb-failover.abc')).toMatch(/^kill -INT 42 /)
   })
 })
 
 describe('who holds the VIP', () => {
-  const out = ['1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever', '2: ens3    inet 192.0.2.11/24 brd 192.0.2.255 scope global ens3\\       valid_lft forever preferred_lft forever', '2: ens3    inet 192.0.2.254/24 scope global secondary ens3\\       valid_lft forever preferred_lft forever'].join('\n')
+  const out = [
+    '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever',
+    '2: ens3    inet 192.0.2.11/24 brd 192.0.2.255 scope global ens3\\       valid_lft forever preferred_lft forever',
+    '2: ens3    inet 192.0.2.254/24 scope global secondary ens3\\       valid_lft forever preferred_lft forever',
+  ].join('\n')
   it('finds the VIP and its interface in ip -4 -o addr', () => {
     expect(holderInterface(out, VIP)).toBe('ens3')
     expect(holderInterface(out, '192.0.2.25')).toBeNull()
-    expect(holderInterface('5: eth0@if6    inet 192.0.2.254/32 scope global eth0', VIP)).toBe('eth0')
+    expect(holderInterface('5: eth0@if6    inet 192.0.2.254/32 scope global eth0', VIP)).toBe(
+      'eth0',
+    )
   })
   it('reports one holder, or all of them when there are several', () => {
-    expect(holderOutput(VIP, [{ node: 'a', interface: 'ens3' }, { node: 'b', interface: null }])).toEqual({ vip: VIP, holder: 'a', holders: ['a'], interfaces: { a: 'ens3' } })
-    expect(holderOutput(VIP, [{ node: 'a', interface: 'ens3' }, { node: 'b', interface: 'ens3' }])).toMatchObject({ holder: null, holders: ['a', 'b'] })
-    expect(keepalivedVipHolder.display?.({ vip: VIP, holders: ['a', 'b'] })).toBe(`${VIP} is on a and b (split brain)`)
-    expect(keepalivedVipHolder.plan(keepalivedVipHolder.params.parse({ vip: VIP, nodes: ['a'] }), [])).toEqual([])
+    expect(
+      holderOutput(VIP, [
+        { node: 'a', interface: 'ens3' },
+        { node: 'b', interface: null },
+      ]),
+    ).toEqual({ vip: VIP, holder: 'a', holders: ['a'], interfaces: { a: 'ens3' } })
+    expect(
+      holderOutput(VIP, [
+        { node: 'a', interface: 'ens3' },
+        { node: 'b', interface: 'ens3' },
+      ]),
+    ).toMatchObject({ holder: null, holders: ['a', 'b'] })
+    expect(keepalivedVipHolder.display?.({ vip: VIP, holders: ['a', 'b'] })).toBe(
+      `${VIP} is on a and b (split brain)`,
+    )
+    expect(
+      keepalivedVipHolder.plan(keepalivedVipHolder.params.parse({ vip: VIP, nodes: ['a'] }), []),
+    ).toEqual([])
   })
 })
 
 describe('keepalived.failover plan and parameters', () => {
   it('plans one run change that says what it will do', () => {
-    const p = keepalivedFailover.params.parse({ vip: `${VIP}/24`, master: 'kld-vm-1', backups: ['kld-vm-2'] })
+    const p = keepalivedFailover.params.parse({
+      vip: `${VIP}/24`,
+      master: 'kld-vm-1',
+      backups: ['kld-vm-2'],
+    })
     expect(keepalivedFailover.plan(p, null)).toEqual([
       {
         action: 'run',
@@ -80,8 +148,27 @@ describe('keepalived.failover plan and parameters', () => {
     expect(s).toContain('ip route replace $l dev')
   })
   it('summarises the measurements in one line', () => {
-    const m: FailoverMeasurements = { vip: VIP, how: 'stop', observer: 'jump', holder_before: ['a'], holder_during: ['b'], holder_after: ['a'], failover_ms: 640, failback_ms: 1200, sent: 60, received: 57, lost: 3, duplicates: 0, max_gap_ms: 810, gaps_ms: [810], max_gap_limit_ms: 3000, passed: true }
-    expect(summary(m)).toBe(`VIP ${VIP} (stop): a -> b -> a; failover 0.64 s, failback 1.20 s; longest gap 810 ms (limit 3000); 57/60 replies`)
+    const m: FailoverMeasurements = {
+      vip: VIP,
+      how: 'stop',
+      observer: 'jump',
+      holder_before: ['a'],
+      holder_during: ['b'],
+      holder_after: ['a'],
+      failover_ms: 640,
+      failback_ms: 1200,
+      sent: 60,
+      received: 57,
+      lost: 3,
+      duplicates: 0,
+      max_gap_ms: 810,
+      gaps_ms: [810],
+      max_gap_limit_ms: 3000,
+      passed: true,
+    }
+    expect(summary(m)).toBe(
+      `VIP ${VIP} (stop): a -> b -> a; failover 0.64 s, failback 1.20 s; longest gap 810 ms (limit 3000); 57/60 replies`,
+    )
   })
 })
 
@@ -99,7 +186,12 @@ class Sim {
   constructor(
     readonly master: string,
     readonly backup: string,
-    readonly o: { takeoverMs: number | null; failbackMs: number; splitBrain?: boolean; startOn?: string },
+    readonly o: {
+      takeoverMs: number | null
+      failbackMs: number
+      splitBrain?: boolean
+      startOn?: string
+    },
   ) {
     this.holders.add(o.startOn ?? master)
     this.running.set(master, true).set(backup, true)
@@ -117,7 +209,8 @@ class Sim {
   }
   fail(): void {
     if (!this.o.splitBrain) this.set([])
-    if (this.o.takeoverMs !== null) this.set(this.o.splitBrain ? [this.master, this.backup] : [this.backup], this.o.takeoverMs)
+    if (this.o.takeoverMs !== null)
+      this.set(this.o.splitBrain ? [this.master, this.backup] : [this.backup], this.o.takeoverMs)
   }
   restore(): void {
     this.set([this.master], this.o.failbackMs)
@@ -126,12 +219,23 @@ class Sim {
   private readonly pingLines: string[] = []
   ping(final: boolean): string {
     const now = Date.now()
-    for (let seq = this.pingLines.length + 1, t = this.pingStart + (seq - 1) * 200; t <= now; seq++, t += 200) {
+    for (
+      let seq = this.pingLines.length + 1, t = this.pingStart + (seq - 1) * 200;
+      t <= now;
+      seq++, t += 200
+    ) {
       const up = [...this.timeline].reverse().find((e) => e.at <= t)?.up ?? false
-      this.pingLines.push(up ? `[${(t / 1000).toFixed(6)}] 64 bytes from ${VIP}: icmp_seq=${seq} ttl=64 time=0.1 ms` : `[${(t / 1000).toFixed(6)}] no answer yet for icmp_seq=${seq}`)
+      this.pingLines.push(
+        up
+          ? `[${(t / 1000).toFixed(6)}] 64 bytes from ${VIP}: icmp_seq=${seq} ttl=64 time=0.1 ms`
+          : `[${(t / 1000).toFixed(6)}] no answer yet for icmp_seq=${seq}`,
+      )
     }
     const lines = [...this.pingLines]
-    if (final) lines.push(`${lines.length} packets transmitted, ${lines.filter((l) => l.includes('bytes from')).length} received`)
+    if (final)
+      lines.push(
+        `${lines.length} packets transmitted, ${lines.filter((l) => l.includes('bytes from')).length} received`,
+      )
     return `${lines.join('\n')}\n`
   }
 }
@@ -152,8 +256,14 @@ class FakeConn implements Connection {
     }
     if (cmd.startsWith('cat ')) return ok(s.ping(false))
     if (cmd.startsWith('kill -INT')) return ok(s.ping(true))
-    if (cmd.startsWith('ip -4 -o addr show')) return ok(s.holders.has(this.host) ? `2: ens3    inet ${VIP}/24 scope global secondary ens3\n` : '')
-    if (cmd.includes('echo init=')) return ok(`init=sysv\nexists=1\nrunning=${s.running.get(this.host) ? 1 : 0}\nhow=pidof\npid=7\nenabled=1\n`)
+    if (cmd.startsWith('ip -4 -o addr show'))
+      return ok(
+        s.holders.has(this.host) ? `2: ens3    inet ${VIP}/24 scope global secondary ens3\n` : '',
+      )
+    if (cmd.includes('echo init='))
+      return ok(
+        `init=sysv\nexists=1\nrunning=${s.running.get(this.host) ? 1 : 0}\nhow=pidof\npid=7\nenabled=1\n`,
+      )
     if (/keepalived'? stop/.test(cmd)) {
       s.running.set(this.host, false)
       s.fail()
@@ -183,10 +293,20 @@ class FakeConn implements Connection {
 
 /** Runs the module against a Sim from the observer `jump`. */
 async function runFailover(sim: Sim, params: Record<string, unknown>) {
-  const ctx = testContext({ conn: new FakeConn('jump', sim), others: { a: new FakeConn('a', sim), b: new FakeConn('b', sim) } })
+  const ctx = testContext({
+    conn: new FakeConn('jump', sim),
+    others: { a: new FakeConn('a', sim), b: new FakeConn('b', sim) },
+  })
   const inv = ctx.inventory as { hostVars: (n: string) => Record<string, unknown> | undefined }
   inv.hostVars = (n) => (['a', 'b', 'jump'].includes(n) ? {} : undefined)
-  const p = keepalivedFailover.params.parse({ vip: VIP, master: 'a', backups: ['b'], timeout: 3, settle: 0.3, ...params })
+  const p = keepalivedFailover.params.parse({
+    vip: VIP,
+    master: 'a',
+    backups: ['b'],
+    timeout: 3,
+    settle: 0.3,
+    ...params,
+  })
   await keepalivedFailover.gather(ctx, p)
   const r = await keepalivedFailover.apply(ctx, p, keepalivedFailover.plan(p, null), null)
   return { r, out: r.output as unknown as FailoverMeasurements, ctx }
@@ -198,7 +318,14 @@ describe('keepalived.failover against a pretend cluster', () => {
     const { r, out, ctx } = await runFailover(sim, {})
     expect(r.failed).toBeUndefined()
     expect(r.changed).toBe(false)
-    expect(out).toMatchObject({ passed: true, holder_before: ['a'], holder_during: ['b'], holder_after: ['a'], how: 'stop', observer: 'jump' })
+    expect(out).toMatchObject({
+      passed: true,
+      holder_before: ['a'],
+      holder_during: ['b'],
+      holder_after: ['a'],
+      how: 'stop',
+      observer: 'jump',
+    })
     expect(out.failover_ms).toBeGreaterThanOrEqual(250)
     expect(out.failover_ms).toBeLessThan(1000)
     expect(out.failback_ms).toBeGreaterThanOrEqual(250)
@@ -206,7 +333,16 @@ describe('keepalived.failover against a pretend cluster', () => {
     expect(out.max_gap_ms).toBeLessThan(1000)
     expect(out.received).toBeGreaterThan(10)
     expect(out.sent).toBeGreaterThanOrEqual(out.received)
-    expect(ctx.messages).toEqual(expect.arrayContaining(['waiting for 192.0.2.254 to be on a alone', 'waiting for 192.0.2.254 to answer pings from jump', 'stopping keepalived on a', 'waiting for a backup to take 192.0.2.254', 'starting keepalived on a', 'waiting for 192.0.2.254 to return to a']))
+    expect(ctx.messages).toEqual(
+      expect.arrayContaining([
+        'waiting for 192.0.2.254 to be on a alone',
+        'waiting for 192.0.2.254 to answer pings from jump',
+        'stopping keepalived on a',
+        'waiting for a backup to take 192.0.2.254',
+        'starting keepalived on a',
+        'waiting for 192.0.2.254 to return to a',
+      ]),
+    )
     expect(sim.running.get('a')).toBe(true)
   })
 
@@ -214,7 +350,9 @@ describe('keepalived.failover against a pretend cluster', () => {
     const sim = new Sim('a', 'b', { takeoverMs: null, failbackMs: 100 })
     const { r, out } = await runFailover(sim, {})
     expect(r.failed).toBe(true)
-    expect(r.msg).toMatch(/no backup \(b\) took 192.0.2.254 within 3 s after keepalived stopped on a; holders at the end: none\nVIP 192.0.2.254 \(stop\): a -> nobody -> nobody/)
+    expect(r.msg).toMatch(
+      /no backup \(b\) took 192.0.2.254 within 3 s after keepalived stopped on a; holders at the end: none\nVIP 192.0.2.254 \(stop\): a -> nobody -> nobody/,
+    )
     expect(out.passed).toBe(false)
     expect(out.max_gap_ms).toBeGreaterThan(2500)
     expect(sim.running.get('a')).toBe(true)
@@ -239,7 +377,9 @@ describe('keepalived.failover against a pretend cluster', () => {
   it('refuses to start when the VIP is not on the master', async () => {
     const sim = new Sim('a', 'b', { takeoverMs: 100, failbackMs: 100, startOn: 'b' })
     const { r } = await runFailover(sim, {})
-    expect(r.msg).toMatch(/192.0.2.254 is on b, not on the master a alone, after 3 s: nothing to fail over/)
+    expect(r.msg).toMatch(
+      /192.0.2.254 is on b, not on the master a alone, after 3 s: nothing to fail over/,
+    )
     expect(sim.running.get('a')).toBe(true)
   })
 
@@ -248,7 +388,12 @@ describe('keepalived.failover against a pretend cluster', () => {
     const { r, out, ctx } = await runFailover(sim, { how: 'link-down', down_seconds: 2.5 })
     expect(r.failed).toBeUndefined()
     expect(r.changed).toBe(false)
-    expect(out).toMatchObject({ how: 'link-down', holder_before: ['a'], holder_during: ['b'], holder_after: ['a'] })
+    expect(out).toMatchObject({
+      how: 'link-down',
+      holder_before: ['a'],
+      holder_during: ['b'],
+      holder_after: ['a'],
+    })
     expect(out.failover_ms).toBeGreaterThanOrEqual(300)
     const [down, up] = sim.linkDown.get('a') ?? [0, 0]
     expect(sim.execsAt.filter((e) => e.host === 'a' && e.at > down && e.at < up)).toEqual([])
@@ -256,12 +401,26 @@ describe('keepalived.failover against a pretend cluster', () => {
   })
 
   it('refuses to observe from a node of the cluster', async () => {
-    const ctx = testContext({ conn: new FakeConn('b', new Sim('a', 'b', { takeoverMs: 1, failbackMs: 1 })) })
-    await expect(keepalivedFailover.gather(ctx, keepalivedFailover.params.parse({ vip: VIP, master: 'a', backups: ['b'] }))).rejects.toThrow(/run it from a host outside the cluster \(the jumphost\), not from b/)
+    const ctx = testContext({
+      conn: new FakeConn('b', new Sim('a', 'b', { takeoverMs: 1, failbackMs: 1 })),
+    })
+    await expect(
+      keepalivedFailover.gather(
+        ctx,
+        keepalivedFailover.params.parse({ vip: VIP, master: 'a', backups: ['b'] }),
+      ),
+    ).rejects.toThrow(/run it from a host outside the cluster \(the jumphost\), not from b/)
   })
 
   it('refuses hosts that are not in the inventory at plan time', async () => {
-    const ctx = testContext({ conn: new FakeConn('jump', new Sim('a', 'b', { takeoverMs: 1, failbackMs: 1 })) })
-    await expect(keepalivedFailover.gather(ctx, keepalivedFailover.params.parse({ vip: VIP, master: 'a', backups: ['b'] }))).rejects.toThrow(/'a' is not a host of the inventory/)
+    const ctx = testContext({
+      conn: new FakeConn('jump', new Sim('a', 'b', { takeoverMs: 1, failbackMs: 1 })),
+    })
+    await expect(
+      keepalivedFailover.gather(
+        ctx,
+        keepalivedFailover.params.parse({ vip: VIP, master: 'a', backups: ['b'] }),
+      ),
+    ).rejects.toThrow(/'a' is not a host of the inventory/)
   })
 })

@@ -8,7 +8,11 @@ import type { HostView } from '../../../modules/keepalived/lib/cluster.ts'
 
 /** A host view with one interface and its address. */
 export function hostOn(name: string, iface: string, address: string, prefix = 24): HostView {
-  return { name, defaultInterface: iface, interfaces: { lo: [{ address: '127.0.0.1', prefix: 8 }], [iface]: [{ address, prefix }] } }
+  return {
+    name,
+    defaultInterface: iface,
+    interfaces: { lo: [{ address: '127.0.0.1', prefix: 8 }], [iface]: [{ address, prefix }] },
+  }
 }
 
 /** Seed 001 (= 000): two VMs, VIP 192.0.2.254/24, VRRP with a password. */
@@ -65,7 +69,18 @@ export const seed004 = {
         ['192.0.2.179', 'b23518f93b38b0bdeac5a1bf4e205477'],
         ['192.0.2.180', 'b7d8be77ffd1f8f85b8b37fee91d4bb9'],
         ['192.0.2.181', '1fca06d0fe272d1ed040eda7b2c8dd77'],
-      ].map(([address, digest]) => ({ address, port: 80, weight: 1, check: { type: 'HTTP_GET', urls: [{ path: '/', digest }], connect_timeout: 3, retry: 3, delay_before_retry: 3 } })),
+      ].map(([address, digest]) => ({
+        address,
+        port: 80,
+        weight: 1,
+        check: {
+          type: 'HTTP_GET',
+          urls: [{ path: '/', digest }],
+          connect_timeout: 3,
+          retry: 3,
+          delay_before_retry: 3,
+        },
+      })),
     },
   ],
 }
@@ -87,7 +102,11 @@ export const seed002 = {
       port: 143,
       lb_algo: 'lblc',
       lb_kind: 'DR',
-      real_servers: ['192.0.2.238', '192.0.2.239'].map((address) => ({ address, port: 143, check: { type: 'TCP_CHECK', connect_port: 143 } })),
+      real_servers: ['192.0.2.238', '192.0.2.239'].map((address) => ({
+        address,
+        port: 143,
+        check: { type: 'TCP_CHECK', connect_port: 143 },
+      })),
     },
   ],
 }

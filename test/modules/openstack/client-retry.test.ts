@@ -26,7 +26,21 @@ describe('client retries against a failing peer', () => {
       req.on('end', () => {
         if (req.url === '/v3/auth/tokens') {
           res.writeHead(201, { 'Content-Type': 'application/json', 'X-Subject-Token': 'tok-123' })
-          res.end(JSON.stringify({ token: { expires_at: new Date(Date.now() + 3600_000).toISOString(), user: { id: 'u' }, project: { id: 'p', name: 'demo' }, catalog: [{ type: 'network', endpoints: [{ interface: 'public', region_id: 'R', url: `${url}/net` }] }] } }))
+          res.end(
+            JSON.stringify({
+              token: {
+                expires_at: new Date(Date.now() + 3600_000).toISOString(),
+                user: { id: 'u' },
+                project: { id: 'p', name: 'demo' },
+                catalog: [
+                  {
+                    type: 'network',
+                    endpoints: [{ interface: 'public', region_id: 'R', url: `${url}/net` }],
+                  },
+                ],
+              },
+            }),
+          )
           return
         }
         seen.push(`${req.method ?? ''} ${req.url ?? ''}`)
@@ -44,10 +58,20 @@ describe('client retries against a failing peer', () => {
     seen.length = 0
   })
 
-  const client = (retries = 3): OpenStackClient => new OpenStackClient(cloudConfig('fake', 'test', { auth: { auth_url: `${url}/v3`, username: 'u', password: 'pw', project_name: 'demo' } }), { retries, backoffMs: 5, maxBackoffMs: 20 })
+  const client = (retries = 3): OpenStackClient =>
+    new OpenStackClient(
+      cloudConfig('fake', 'test', {
+        auth: { auth_url: `${url}/v3`, username: 'u', password: 'pw', project_name: 'demo' },
+      }),
+      { retries, backoffMs: 5, maxBackoffMs: 20 },
+    )
   const neutron503 = (res: ServerResponse): void => {
     res.writeHead(503, { 'Content-Type': 'application/json' })
-    res.end(JSON.stringify({ NeutronError: { type: 'ServiceUnavailable', message: 'try later', detail: '' } }))
+    res.end(
+      JSON.stringify({
+        NeutronError: { type: 'ServiceUnavailable', message: 'try later', detail: '' },
+      }),
+    )
   }
 
   it('repeats a GET after 503s and answers the 200', async () => {
@@ -65,7 +89,9 @@ describe('client retries against a failing peer', () => {
 
   it('gives up after its retries with the last answer', async () => {
     handler = (_q, res) => neutron503(res)
-    await expect(client(2).delete('network', '/ports/x')).rejects.toThrow('Neutron 503 ServiceUnavailable: try later (DELETE /net/v2.0/ports/x)')
+    await expect(client(2).delete('network', '/ports/x')).rejects.toThrow(
+      'Neutron 503 ServiceUnavailable: try later (DELETE /net/v2.0/ports/x)',
+    )
     expect(seen).toHaveLength(3)
   })
 
@@ -82,7 +108,9 @@ describe('client retries against a failing peer', () => {
 
   it('never repeats a POST by itself: a 503 is reported as possibly carried out', async () => {
     handler = (_q, res) => neutron503(res)
-    const e = (await client().post('network', '/ports', { port: {} }, z.unknown()).catch((x: unknown) => x)) as OpenStackApiError
+    const e = (await client()
+      .post('network', '/ports', { port: {} }, z.unknown())
+      .catch((x: unknown) => x)) as OpenStackApiError
     expect(e).toBeInstanceOf(OpenStackApiError)
     expect(e.ambiguous).toBe(true)
     expect(e.hint).toMatch(/may have been carried out/)
@@ -102,8 +130,12 @@ describe('client retries against a failing peer', () => {
     const c = client()
     const schema = z.object({ id: z.string(), name: z.string() })
     const made = await c.createResolved(
-      () => c.post('network', '/ports', { port: { name: 'made' } }, z.object({ port: schema })).then((r) => r.port),
-      async () => (await c.list('network', '/ports', 'ports', schema, { query: { name: 'made' } }))[0],
+      () =>
+        c
+          .post('network', '/ports', { port: { name: 'made' } }, z.object({ port: schema }))
+          .then((r) => r.port),
+      async () =>
+        (await c.list('network', '/ports', 'ports', schema, { query: { name: 'made' } }))[0],
     )
     expect(made).toEqual({ id: 'p-1', name: 'made' })
     expect(seen).toEqual(['POST /net/v2.0/ports', 'GET /net/v2.0/ports?name=made'])
@@ -118,11 +150,23 @@ describe('client retries against a failing peer', () => {
     }
     const c = client()
     const made = await c.createResolved(
-      () => c.post('network', '/ports', { port: {} }, z.object({ port: z.object({ id: z.string() }) })).then((r) => r.port),
-      async () => (await c.list('network', '/ports', 'ports', z.object({ id: z.string() }), { query: { name: 'x' } }))[0],
+      () =>
+        c
+          .post('network', '/ports', { port: {} }, z.object({ port: z.object({ id: z.string() }) }))
+          .then((r) => r.port),
+      async () =>
+        (
+          await c.list('network', '/ports', 'ports', z.object({ id: z.string() }), {
+            query: { name: 'x' },
+          })
+        )[0],
     )
     expect(made).toEqual({ id: 'p-2' })
-    expect(seen).toEqual(['POST /net/v2.0/ports', 'GET /net/v2.0/ports?name=x', 'POST /net/v2.0/ports'])
+    expect(seen).toEqual([
+      'POST /net/v2.0/ports',
+      'GET /net/v2.0/ports?name=x',
+      'POST /net/v2.0/ports',
+    ])
   })
 
   it('pages with limit and marker when the service gives no links', async () => {
@@ -133,7 +177,11 @@ describe('client retries against a failing peer', () => {
       res.writeHead(200, { 'Content-Type': 'application/json' })
       res.end(JSON.stringify({ things: all.slice(from, from + Number(q.get('limit'))) }))
     }
-    expect(await client().list('network', '/things', 'things', z.object({ id: z.string() }), { limit: 2 })).toEqual(all)
+    expect(
+      await client().list('network', '/things', 'things', z.object({ id: z.string() }), {
+        limit: 2,
+      }),
+    ).toEqual(all)
     expect(seen).toEqual(['GET /net/v2.0/things?limit=2', 'GET /net/v2.0/things?limit=2&marker=b'])
   })
 
@@ -142,7 +190,12 @@ describe('client retries against a failing peer', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()))
     const port = (closed.address() as AddressInfo).port
     await new Promise((r) => closed.close(r))
-    const c = new OpenStackClient(cloudConfig('gone', 'test', { auth: { auth_url: `http://127.0.0.1:${port}/v3`, username: 'u', password: 'pw' } }), { retries: 2, backoffMs: 5 })
+    const c = new OpenStackClient(
+      cloudConfig('gone', 'test', {
+        auth: { auth_url: `http://127.0.0.1:${port}/v3`, username: 'u', password: 'pw' },
+      }),
+      { retries: 2, backoffMs: 5 },
+    )
     const e = (await c.token().catch((x: unknown) => x)) as OpenStackApiError
     expect(e.message).toMatch(/^Keystone unreachable: ECONNREFUSED/)
     expect(e.ambiguous).toBe(false)

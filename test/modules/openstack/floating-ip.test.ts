@@ -7,9 +7,41 @@ import { planTable, type PlanCase } from '../host/harness.ts'
 import { converge, planOnly, Runs, startCloud, type TestCloud } from './harness.ts'
 
 const net: Network = { id: 'ext-1', name: 'public', 'router:external': true, subnets: [] }
-const nic: Port = { id: 'port-1', name: '', network_id: 'net-1', mac_address: 'fa:16:3e:00:00:01', fixed_ips: [{ subnet_id: 's', ip_address: '192.0.2.10' }], allowed_address_pairs: [], security_groups: [], port_security_enabled: true, description: '', device_id: 'srv', device_owner: 'compute:nova', status: 'ACTIVE', tags: [] }
-const fip = (over: Partial<FloatingIp> = {}): FloatingIp => ({ id: 'fip-1', floating_ip_address: '198.51.100.10', floating_network_id: 'ext-1', port_id: 'port-1', fixed_ip_address: '192.0.2.10', status: 'ACTIVE', description: '', tags: [], ...over })
-const st = (over: Partial<FloatingIpState> = {}): FloatingIpState => ({ network: net, port: nic, fixedIp: '192.0.2.10', current: undefined, how: undefined, reusable: undefined, ...over })
+const nic: Port = {
+  id: 'port-1',
+  name: '',
+  network_id: 'net-1',
+  mac_address: 'fa:16:3e:00:00:01',
+  fixed_ips: [{ subnet_id: 's', ip_address: '192.0.2.10' }],
+  allowed_address_pairs: [],
+  security_groups: [],
+  port_security_enabled: true,
+  description: '',
+  device_id: 'srv',
+  device_owner: 'compute:nova',
+  status: 'ACTIVE',
+  tags: [],
+}
+const fip = (over: Partial<FloatingIp> = {}): FloatingIp => ({
+  id: 'fip-1',
+  floating_ip_address: '198.51.100.10',
+  floating_network_id: 'ext-1',
+  port_id: 'port-1',
+  fixed_ip_address: '192.0.2.10',
+  status: 'ACTIVE',
+  description: '',
+  tags: [],
+  ...over,
+})
+const st = (over: Partial<FloatingIpState> = {}): FloatingIpState => ({
+  network: net,
+  port: nic,
+  fixedIp: '192.0.2.10',
+  current: undefined,
+  how: undefined,
+  reusable: undefined,
+  ...over,
+})
 const jump = { network: 'public', server: 'kld-jumphost-vm' }
 
 const cases: PlanCase<FloatingIpState>[] = [
@@ -17,24 +49,81 @@ const cases: PlanCase<FloatingIpState>[] = [
     name: 'none on the port: allocate one on it',
     params: jump,
     current: st(),
-    expected: [{ action: 'create', target: 'floating IP on server kld-jumphost-vm (192.0.2.10)', after: { network: 'public', port_id: 'port-1', fixed_ip_address: '192.0.2.10', floating_ip_address: KNOWN_AFTER_APPLY, id: KNOWN_AFTER_APPLY } }],
+    expected: [
+      {
+        action: 'create',
+        target: 'floating IP on server kld-jumphost-vm (192.0.2.10)',
+        after: {
+          network: 'public',
+          port_id: 'port-1',
+          fixed_ip_address: '192.0.2.10',
+          floating_ip_address: KNOWN_AFTER_APPLY,
+          id: KNOWN_AFTER_APPLY,
+        },
+      },
+    ],
   },
   {
     name: 'the server exists only after apply: everything known after apply',
     params: { network: 'public', server: unknown('jump.name') },
     current: st({ port: undefined, fixedIp: undefined }),
-    expected: [{ action: 'create', target: 'floating IP on server (known after apply)', after: { network: 'public', port_id: KNOWN_AFTER_APPLY, floating_ip_address: KNOWN_AFTER_APPLY, id: KNOWN_AFTER_APPLY } }],
+    expected: [
+      {
+        action: 'create',
+        target: 'floating IP on server (known after apply)',
+        after: {
+          network: 'public',
+          port_id: KNOWN_AFTER_APPLY,
+          floating_ip_address: KNOWN_AFTER_APPLY,
+          id: KNOWN_AFTER_APPLY,
+        },
+      },
+    ],
   },
-  { name: 'idempotent: ours is on the port', params: jump, current: st({ current: fip(), how: 'journal' }), expected: [] },
-  { name: 'idempotent: one somebody else put on the port is reused', params: jump, current: st({ current: fip(), how: 'foreign' }), expected: [] },
+  {
+    name: 'idempotent: ours is on the port',
+    params: jump,
+    current: st({ current: fip(), how: 'journal' }),
+    expected: [],
+  },
+  {
+    name: 'idempotent: one somebody else put on the port is reused',
+    params: jump,
+    current: st({ current: fip(), how: 'foreign' }),
+    expected: [],
+  },
   {
     name: 'one this runbook allocated earlier and is free again is associated',
     params: jump,
     current: st({ reusable: fip({ port_id: null, fixed_ip_address: null }) }),
-    expected: [{ action: 'update', target: 'floating IP on server kld-jumphost-vm (192.0.2.10)', before: { floating_ip_address: '198.51.100.10', port_id: null }, after: { floating_ip_address: '198.51.100.10', port_id: 'port-1' }, note: 'associate the one this runbook allocated earlier' }],
+    expected: [
+      {
+        action: 'update',
+        target: 'floating IP on server kld-jumphost-vm (192.0.2.10)',
+        before: { floating_ip_address: '198.51.100.10', port_id: null },
+        after: { floating_ip_address: '198.51.100.10', port_id: 'port-1' },
+        note: 'associate the one this runbook allocated earlier',
+      },
+    ],
   },
-  { name: 'absent: release ours', params: { ...jump, state: 'absent' }, current: st({ current: fip(), how: 'tag' }), expected: [{ action: 'delete', target: 'floating IP on server kld-jumphost-vm (192.0.2.10)', before: { floating_ip_address: '198.51.100.10', id: 'fip-1' } }] },
-  { name: 'absent: not one it allocated', params: { ...jump, state: 'absent' }, current: st({ current: fip(), how: 'foreign' }), throws: /was not allocated by this runbook/ },
+  {
+    name: 'absent: release ours',
+    params: { ...jump, state: 'absent' },
+    current: st({ current: fip(), how: 'tag' }),
+    expected: [
+      {
+        action: 'delete',
+        target: 'floating IP on server kld-jumphost-vm (192.0.2.10)',
+        before: { floating_ip_address: '198.51.100.10', id: 'fip-1' },
+      },
+    ],
+  },
+  {
+    name: 'absent: not one it allocated',
+    params: { ...jump, state: 'absent' },
+    current: st({ current: fip(), how: 'foreign' }),
+    throws: /was not allocated by this runbook/,
+  },
 ]
 
 describe('openstack.floating_ip plan', () => planTable(floatingIp, cases))
@@ -54,7 +143,14 @@ describe('openstack.floating_ip against the lab API', () => {
     const plan = await planOnly(floatingIp, runs.next(), jump)
     expect(plan.changes[0]?.action).toBe('create')
     expect(plan.output?.['address']).toEqual(unknown('floating_ip.address'))
-    await converge(server, runs.next(), { name: 'kld-jumphost-vm', image: 'Ubuntu 22.04', flavor: 'm1.tiny', network: 'mynetwork', security_groups: ['default', 'ssh'], host_keys: false })
+    await converge(server, runs.next(), {
+      name: 'kld-jumphost-vm',
+      image: 'Ubuntu 22.04',
+      flavor: 'm1.tiny',
+      network: 'mynetwork',
+      security_groups: ['default', 'ssh'],
+      host_keys: false,
+    })
     const r = await converge(floatingIp, runs.next(), jump)
     expect(r.first.map((c) => c.action)).toEqual(['create'])
     expect(r.second).toEqual([])

@@ -27,11 +27,16 @@ export function makeHostKey(): { line: string; fingerprint: string } {
   const raw = Buffer.from(String(publicKey.export({ format: 'jwk' }).x), 'base64url')
   const str = (b: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b])
   const blob = Buffer.concat([str(Buffer.from('ssh-ed25519')), str(raw)])
-  return { line: `ssh-ed25519 ${blob.toString('base64')}`, fingerprint: `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}` }
+  return {
+    line: `ssh-ed25519 ${blob.toString('base64')}`,
+    fingerprint: `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`,
+  }
 }
 
 /** A driver that makes no hosts but answers consoles as cloud-init would. */
-export function consoleDriver(): HostDriver & { keys: Map<string, { line: string; fingerprint: string }> } {
+export function consoleDriver(): HostDriver & {
+  keys: Map<string, { line: string; fingerprint: string }>
+} {
   const keys = new Map<string, { line: string; fingerprint: string }>()
   const log = (spec: VmSpec | string): string => {
     const id = typeof spec === 'string' ? spec : spec.id
@@ -76,11 +81,21 @@ export interface TestCloud {
  * Starts the lab API in-process (hosts off) on a random port.
  * @example const cloud = await startCloud(); ...; await cloud.close()
  */
-export async function startCloud(o: { tokenTtlSeconds?: number; capacity?: Capacity } = {}): Promise<TestCloud> {
+export async function startCloud(
+  o: { tokenTtlSeconds?: number; capacity?: Capacity } = {},
+): Promise<TestCloud> {
   const stateDir = await mkdtemp(path.join(tmpdir(), 'rbt-os-'))
   const driver = consoleDriver()
-  const api = await startLabApi({ stateDir, port: 0, driver, ...(o.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: o.tokenTtlSeconds }), ...(o.capacity === undefined ? {} : { capacity: o.capacity }) })
-  const doc = parse(readFileSync(api.cloudsYaml, 'utf8')) as { clouds: Record<string, Record<string, unknown>> }
+  const api = await startLabApi({
+    stateDir,
+    port: 0,
+    driver,
+    ...(o.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: o.tokenTtlSeconds }),
+    ...(o.capacity === undefined ? {} : { capacity: o.capacity }),
+  })
+  const doc = parse(readFileSync(api.cloudsYaml, 'utf8')) as {
+    clouds: Record<string, Record<string, unknown>>
+  }
   return {
     api,
     url: api.url,
@@ -126,7 +141,8 @@ export class Runs {
       vars,
       baseDir: this.baseDir,
       check,
-      render: (t, extra) => Handlebars.compile(t, { noEscape: true, strict: true })({ ...vars, ...extra }),
+      render: (t, extra) =>
+        Handlebars.compile(t, { noEscape: true, strict: true })({ ...vars, ...extra }),
       evaluate: () => undefined,
       cache: new Map(),
       shared: <T>(key: string, create: () => T): T => {
@@ -134,12 +150,23 @@ export class Runs {
         return this.shared.get(key) as T
       },
       journal: {
-        find: (m, type, id) => this.records.filter((r) => r.module === m && r.type === type && (id === undefined || r.id === id)),
+        find: (m, type, id) =>
+          this.records.filter(
+            (r) => r.module === m && r.type === type && (id === undefined || r.id === id),
+          ),
         record: async (r) => {
           if (check) return
-          const i = this.records.findIndex((x) => x.module === module && x.type === r.type && x.id === r.id)
+          const i = this.records.findIndex(
+            (x) => x.module === module && x.type === r.type && x.id === r.id,
+          )
           if (i >= 0) this.records.splice(i, 1)
-          this.records.push({ ...r, module, host: 'localhost', task: 'test', createdAt: new Date().toISOString() })
+          this.records.push({
+            ...r,
+            module,
+            host: 'localhost',
+            task: 'test',
+            createdAt: new Date().toISOString(),
+          })
         },
         forget: async (type, id) => {
           if (check) return
@@ -175,7 +202,11 @@ export interface Converged {
  * gather -> plan -> apply, then a new run's gather -> plan, which must be [].
  * @example const r = await converge(port, runs, { name: 'kld-vip', network: 'mynetwork' })
  */
-export async function converge<P, S>(mod: Module<P, S>, runs: Runs, raw: Record<string, unknown>): Promise<Converged> {
+export async function converge<P, S>(
+  mod: Module<P, S>,
+  runs: Runs,
+  raw: Record<string, unknown>,
+): Promise<Converged> {
   const p = mod.params.parse(raw)
   const ctx = runs.ctx(mod.name)
   const stats = runs.api().client.stats
@@ -195,7 +226,11 @@ export async function converge<P, S>(mod: Module<P, S>, runs: Runs, raw: Record<
 }
 
 /** Gather and plan only (a `runbook plan` of one task). */
-export async function planOnly<P, S>(mod: Module<P, S>, runs: Runs, raw: Record<string, unknown>): Promise<{ changes: Change[]; output: Record<string, unknown> | undefined; state: S }> {
+export async function planOnly<P, S>(
+  mod: Module<P, S>,
+  runs: Runs,
+  raw: Record<string, unknown>,
+): Promise<{ changes: Change[]; output: Record<string, unknown> | undefined; state: S }> {
   const p = mod.params.parse(raw)
   const state = await mod.gather(runs.ctx(mod.name, true), p)
   const changes = mod.plan(p, state)

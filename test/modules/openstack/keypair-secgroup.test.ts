@@ -5,7 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { KNOWN_AFTER_APPLY, unknown } from '../../../engine/vars/unknown.ts'
 import { keypair, type KeypairState } from '../../../modules/openstack/keypair.ts'
 import { portInfo } from '../../../modules/openstack/port-info.ts'
-import { ruleKey, securityGroup, type SecurityGroupState } from '../../../modules/openstack/security-group.ts'
+import {
+  ruleKey,
+  securityGroup,
+  type SecurityGroupState,
+} from '../../../modules/openstack/security-group.ts'
 import { server } from '../../../modules/openstack/server.ts'
 import { planTable, type PlanCase } from '../host/harness.ts'
 import { converge, makeHostKey, planOnly, Runs, startCloud, type TestCloud } from './harness.ts'
@@ -14,15 +18,82 @@ const K1 = makeHostKey().line
 const K2 = makeHostKey().line
 
 const keyCases: PlanCase<KeypairState>[] = [
-  { name: 'a missing keypair is imported', params: { name: 'k', public_key: `${K1} me@host` }, current: { want: K1, keypair: undefined, how: undefined }, expected: [{ action: 'create', target: 'keypair k', after: { name: 'k', public_key: K1 } }] },
-  { name: 'idempotent: same key, another comment', params: { name: 'k', public_key: `${K1} me@host` }, current: { want: K1, keypair: { name: 'k', public_key: `${K1} Generated-by-Nova`, fingerprint: 'f' }, how: 'journal' }, expected: [] },
-  { name: 'idempotent: an identical keypair that is not ours is used as it is', params: { name: 'k', public_key: K1 }, current: { want: K1, keypair: { name: 'k', public_key: K1, fingerprint: 'f' }, how: 'same' }, expected: [] },
-  { name: 'ours with another key is replaced', params: { name: 'k', public_key: K2 }, current: { want: K2, keypair: { name: 'k', public_key: K1, fingerprint: 'f' }, how: 'journal' }, expected: [{ action: 'replace', target: 'keypair k', before: { public_key: K1, fingerprint: 'f' }, after: { public_key: K2 }, note: "Nova cannot change a keypair's key" }] },
-  { name: 'absent: deleted', params: { name: 'k', state: 'absent' }, current: { want: undefined, keypair: { name: 'k', public_key: K1, fingerprint: 'f' }, how: 'journal' }, expected: [{ action: 'delete', target: 'keypair k', before: { fingerprint: 'f' } }] },
+  {
+    name: 'a missing keypair is imported',
+    params: { name: 'k', public_key: `${K1} me@host` },
+    current: { want: K1, keypair: undefined, how: undefined },
+    expected: [{ action: 'create', target: 'keypair k', after: { name: 'k', public_key: K1 } }],
+  },
+  {
+    name: 'idempotent: same key, another comment',
+    params: { name: 'k', public_key: `${K1} me@host` },
+    current: {
+      want: K1,
+      keypair: { name: 'k', public_key: `${K1} Generated-by-Nova`, fingerprint: 'f' },
+      how: 'journal',
+    },
+    expected: [],
+  },
+  {
+    name: 'idempotent: an identical keypair that is not ours is used as it is',
+    params: { name: 'k', public_key: K1 },
+    current: { want: K1, keypair: { name: 'k', public_key: K1, fingerprint: 'f' }, how: 'same' },
+    expected: [],
+  },
+  {
+    name: 'ours with another key is replaced',
+    params: { name: 'k', public_key: K2 },
+    current: { want: K2, keypair: { name: 'k', public_key: K1, fingerprint: 'f' }, how: 'journal' },
+    expected: [
+      {
+        action: 'replace',
+        target: 'keypair k',
+        before: { public_key: K1, fingerprint: 'f' },
+        after: { public_key: K2 },
+        note: "Nova cannot change a keypair's key",
+      },
+    ],
+  },
+  {
+    name: 'absent: deleted',
+    params: { name: 'k', state: 'absent' },
+    current: {
+      want: undefined,
+      keypair: { name: 'k', public_key: K1, fingerprint: 'f' },
+      how: 'journal',
+    },
+    expected: [{ action: 'delete', target: 'keypair k', before: { fingerprint: 'f' } }],
+  },
 ]
 
-const sgState = (rules: SecurityGroupState['want'], have: { direction: string; ethertype: string; protocol: string | null; remote_group_id?: string | null; remote_ip_prefix?: string | null; port_range_min?: number | null; port_range_max?: number | null; id: string }[]): SecurityGroupState => ({
-  group: { id: 'sg-1', name: 'kld-vrrp', description: '', tags: [], security_group_rules: have.map((r) => ({ security_group_id: 'sg-1', port_range_min: null, port_range_max: null, remote_ip_prefix: null, remote_group_id: null, description: '', ...r })) },
+const sgState = (
+  rules: SecurityGroupState['want'],
+  have: {
+    direction: string
+    ethertype: string
+    protocol: string | null
+    remote_group_id?: string | null
+    remote_ip_prefix?: string | null
+    port_range_min?: number | null
+    port_range_max?: number | null
+    id: string
+  }[],
+): SecurityGroupState => ({
+  group: {
+    id: 'sg-1',
+    name: 'kld-vrrp',
+    description: '',
+    tags: [],
+    security_group_rules: have.map((r) => ({
+      security_group_id: 'sg-1',
+      port_range_min: null,
+      port_range_max: null,
+      remote_ip_prefix: null,
+      remote_group_id: null,
+      description: '',
+      ...r,
+    })),
+  },
   how: 'journal',
   want: rules,
   names: { 'sg-1': 'kld-vrrp' },
@@ -31,35 +102,133 @@ const egress = [
   { id: 'e4', direction: 'egress', ethertype: 'IPv4', protocol: null },
   { id: 'e6', direction: 'egress', ethertype: 'IPv6', protocol: null },
 ]
-const vrrp = { direction: 'ingress', ethertype: 'IPv4', protocol: '112', port_range_min: null, port_range_max: null, remote_ip_prefix: null, remote_group_id: 'self' }
-const ssh = { direction: 'ingress', ethertype: 'IPv4', protocol: '6', port_range_min: 22, port_range_max: 22, remote_ip_prefix: '0.0.0.0/0', remote_group_id: null }
+const vrrp = {
+  direction: 'ingress',
+  ethertype: 'IPv4',
+  protocol: '112',
+  port_range_min: null,
+  port_range_max: null,
+  remote_ip_prefix: null,
+  remote_group_id: 'self',
+}
+const ssh = {
+  direction: 'ingress',
+  ethertype: 'IPv4',
+  protocol: '6',
+  port_range_min: 22,
+  port_range_max: 22,
+  remote_ip_prefix: '0.0.0.0/0',
+  remote_group_id: null,
+}
 
 const sgCases: PlanCase<SecurityGroupState>[] = [
   {
     name: 'a missing group is created with its rules (and the default egress)',
-    params: { name: 'kld-vrrp', rules: [{ protocol: 'vrrp', remote_group: 'self' }, { protocol: 'tcp', port: 22, remote_ip_prefix: '0.0.0.0/0' }] },
+    params: {
+      name: 'kld-vrrp',
+      rules: [
+        { protocol: 'vrrp', remote_group: 'self' },
+        { protocol: 'tcp', port: 22, remote_ip_prefix: '0.0.0.0/0' },
+      ],
+    },
     current: { group: undefined, how: undefined, want: [vrrp, ssh], names: {} },
-    expected: [{ action: 'create', target: 'security group kld-vrrp', after: { name: 'kld-vrrp', rules: ['egress IPv4 any to any', 'egress IPv6 any to any', 'ingress IPv4 vrrp from group self', 'ingress IPv4 tcp 22 from 0.0.0.0/0'], id: KNOWN_AFTER_APPLY } }],
+    expected: [
+      {
+        action: 'create',
+        target: 'security group kld-vrrp',
+        after: {
+          name: 'kld-vrrp',
+          rules: [
+            'egress IPv4 any to any',
+            'egress IPv6 any to any',
+            'ingress IPv4 vrrp from group self',
+            'ingress IPv4 tcp 22 from 0.0.0.0/0',
+          ],
+          id: KNOWN_AFTER_APPLY,
+        },
+      },
+    ],
   },
   {
     name: 'idempotent: the same rules, protocol by name or number, 0.0.0.0/0 or no prefix',
-    params: { name: 'kld-vrrp', rules: [{ protocol: 112, remote_group: 'self' }, { protocol: 'tcp', port: '22' }] },
-    current: sgState([vrrp, { ...ssh, remote_ip_prefix: null }], [...egress, { id: 'r1', direction: 'ingress', ethertype: 'IPv4', protocol: 'vrrp', remote_group_id: 'sg-1' }, { id: 'r2', direction: 'ingress', ethertype: 'IPv4', protocol: 'tcp', port_range_min: 22, port_range_max: 22, remote_ip_prefix: '0.0.0.0/0' }]),
+    params: {
+      name: 'kld-vrrp',
+      rules: [
+        { protocol: 112, remote_group: 'self' },
+        { protocol: 'tcp', port: '22' },
+      ],
+    },
+    current: sgState(
+      [vrrp, { ...ssh, remote_ip_prefix: null }],
+      [
+        ...egress,
+        {
+          id: 'r1',
+          direction: 'ingress',
+          ethertype: 'IPv4',
+          protocol: 'vrrp',
+          remote_group_id: 'sg-1',
+        },
+        {
+          id: 'r2',
+          direction: 'ingress',
+          ethertype: 'IPv4',
+          protocol: 'tcp',
+          port_range_min: 22,
+          port_range_max: 22,
+          remote_ip_prefix: '0.0.0.0/0',
+        },
+      ],
+    ),
     expected: [],
   },
   {
     name: 'rules compared as a set: one added, one removed',
     params: { name: 'kld-vrrp', rules: [{ protocol: 'icmp' }] },
-    current: sgState([{ direction: 'ingress', ethertype: 'IPv4', protocol: '1', port_range_min: null, port_range_max: null, remote_ip_prefix: null, remote_group_id: null }], [...egress, { id: 'r2', ...ssh }]),
-    expected: [{ action: 'update', target: 'security group kld-vrrp (sg-1)', before: { 'ingress IPv4 tcp 22 from 0.0.0.0/0': 'r2' }, after: { 'ingress IPv4 icmp from any': KNOWN_AFTER_APPLY } }],
+    current: sgState(
+      [
+        {
+          direction: 'ingress',
+          ethertype: 'IPv4',
+          protocol: '1',
+          port_range_min: null,
+          port_range_max: null,
+          remote_ip_prefix: null,
+          remote_group_id: null,
+        },
+      ],
+      [...egress, { id: 'r2', ...ssh }],
+    ),
+    expected: [
+      {
+        action: 'update',
+        target: 'security group kld-vrrp (sg-1)',
+        before: { 'ingress IPv4 tcp 22 from 0.0.0.0/0': 'r2' },
+        after: { 'ingress IPv4 icmp from any': KNOWN_AFTER_APPLY },
+      },
+    ],
   },
   {
     name: 'default_egress: false removes the egress rules nobody listed',
     params: { name: 'kld-vrrp', default_egress: false },
     current: sgState([], egress),
-    expected: [{ action: 'update', target: 'security group kld-vrrp (sg-1)', before: { 'egress IPv4 any to any': 'e4', 'egress IPv6 any to any': 'e6' }, after: {} }],
+    expected: [
+      {
+        action: 'update',
+        target: 'security group kld-vrrp (sg-1)',
+        before: { 'egress IPv4 any to any': 'e4', 'egress IPv6 any to any': 'e6' },
+        after: {},
+      },
+    ],
   },
-  { name: 'absent: deleted', params: { name: 'kld-vrrp', state: 'absent' }, current: sgState([], egress), expected: [{ action: 'delete', target: 'security group kld-vrrp', before: { id: 'sg-1', rules: 2 } }] },
+  {
+    name: 'absent: deleted',
+    params: { name: 'kld-vrrp', state: 'absent' },
+    current: sgState([], egress),
+    expected: [
+      { action: 'delete', target: 'security group kld-vrrp', before: { id: 'sg-1', rules: 2 } },
+    ],
+  },
 ]
 
 describe('openstack.keypair plan', () => planTable(keypair, keyCases))
@@ -106,31 +275,67 @@ describe('keypairs, security groups and port lookups against the lab API', () =>
     const r = await converge(keypair, runs.next(), { name: 'rbt-theirs', public_key: K1 })
     expect(r.first).toEqual([])
     expect(runs.records.some((x) => x.id === 'rbt-theirs')).toBe(false)
-    await expect(planOnly(keypair, runs.next(), { name: 'rbt-theirs', public_key: K2 })).rejects.toThrow(/a keypair named 'rbt-theirs' already exists/)
+    await expect(
+      planOnly(keypair, runs.next(), { name: 'rbt-theirs', public_key: K2 }),
+    ).rejects.toThrow(/a keypair named 'rbt-theirs' already exists/)
     await api.nova.deleteKeypair('rbt-theirs')
   })
 
   it('makes a group with VRRP from itself, ICMP and SSH; changes rules as a set; keeps the default egress', async () => {
-    const rules = [{ protocol: 'vrrp', remote_group: 'self' }, { protocol: 'icmp' }, { protocol: 'tcp', port: 22, remote_ip_prefix: '0.0.0.0/0' }]
+    const rules = [
+      { protocol: 'vrrp', remote_group: 'self' },
+      { protocol: 'icmp' },
+      { protocol: 'tcp', port: 22, remote_ip_prefix: '0.0.0.0/0' },
+    ]
     const plan = await planOnly(securityGroup, runs.next(), { name: 'kld-vrrp', rules })
-    expect(plan.changes[0]?.after).toMatchObject({ rules: ['egress IPv4 any to any', 'egress IPv6 any to any', 'ingress IPv4 vrrp from group self', 'ingress IPv4 icmp from any', 'ingress IPv4 tcp 22 from 0.0.0.0/0'] })
-    const r = await converge(securityGroup, runs.next(), { name: 'kld-vrrp', description: 'keepalived', rules })
+    expect(plan.changes[0]?.after).toMatchObject({
+      rules: [
+        'egress IPv4 any to any',
+        'egress IPv6 any to any',
+        'ingress IPv4 vrrp from group self',
+        'ingress IPv4 icmp from any',
+        'ingress IPv4 tcp 22 from 0.0.0.0/0',
+      ],
+    })
+    const r = await converge(securityGroup, runs.next(), {
+      name: 'kld-vrrp',
+      description: 'keepalived',
+      rules,
+    })
     expect(r.first.map((c) => c.action)).toEqual(['create'])
     expect(r.second).toEqual([])
     expect(r.syncCalls).toBe(1)
     const id = String(r.result?.output?.['id'])
     const group = await runs.api().neutron.securityGroup(id)
-    expect(group?.security_group_rules.find((x) => x.protocol === 'vrrp' || x.protocol === '112')?.remote_group_id).toBe(id)
-    const less = await converge(securityGroup, runs.next(), { name: 'kld-vrrp', description: 'keepalived', rules: [rules[0], { protocol: 'tcp', port: '22' }] })
+    expect(
+      group?.security_group_rules.find((x) => x.protocol === 'vrrp' || x.protocol === '112')
+        ?.remote_group_id,
+    ).toBe(id)
+    const less = await converge(securityGroup, runs.next(), {
+      name: 'kld-vrrp',
+      description: 'keepalived',
+      rules: [rules[0], { protocol: 'tcp', port: '22' }],
+    })
     expect(Object.keys(less.first[0]?.before as object)).toEqual(['ingress IPv4 icmp from any'])
     expect(less.second).toEqual([])
   })
 
-  it('finds a server\'s port by its fixed IP; known after apply while the server is not there', async () => {
-    const pending = await planOnly(portInfo, runs.next(), { server: 'rbt-pi', fixed_ip: '192.0.2.77' })
+  it("finds a server's port by its fixed IP; known after apply while the server is not there", async () => {
+    const pending = await planOnly(portInfo, runs.next(), {
+      server: 'rbt-pi',
+      fixed_ip: '192.0.2.77',
+    })
     expect(pending.changes).toEqual([])
     expect(pending.output?.['id']).toEqual(unknown('port.id'))
-    const made = await converge(server, runs.next(), { name: 'rbt-pi', image: 'Ubuntu 22.04', flavor: 'm1.tiny', network: 'mynetwork', fixed_ip: '192.0.2.77', security_groups: ['kld-vrrp'], host_keys: false })
+    const made = await converge(server, runs.next(), {
+      name: 'rbt-pi',
+      image: 'Ubuntu 22.04',
+      flavor: 'm1.tiny',
+      network: 'mynetwork',
+      fixed_ip: '192.0.2.77',
+      security_groups: ['kld-vrrp'],
+      host_keys: false,
+    })
     const r = await converge(portInfo, runs.next(), { server: 'rbt-pi', fixed_ip: '192.0.2.77' })
     expect(r.first).toEqual([])
     expect(r.gatherCalls).toBe(2)
@@ -138,6 +343,8 @@ describe('keypairs, security groups and port lookups against the lab API', () =>
     expect(out.output?.['id']).toBe((made.result?.output?.['port'] as { id: string }).id)
     expect(out.output?.['ip']).toBe('192.0.2.77')
     const p = portInfo.params.parse({ server: 'rbt-pi', fixed_ip: '192.0.2.78' })
-    await expect(portInfo.gather(runs.next().ctx('openstack.port_info'), p)).rejects.toThrow('server rbt-pi has no port with fixed IP 192.0.2.78')
+    await expect(portInfo.gather(runs.next().ctx('openstack.port_info'), p)).rejects.toThrow(
+      'server rbt-pi has no port with fixed IP 192.0.2.78',
+    )
   })
 })

@@ -27,7 +27,16 @@ function dyingAfterPost(ctx: ModuleContext): ModuleContext {
   }
 }
 
-async function applyOnce<P, S>(mod: { params: { parse(x: unknown): P }; gather(c: ModuleContext, p: P): Promise<S>; plan(p: P, s: S): unknown[]; apply(c: ModuleContext, p: P, ch: never[], s: S): Promise<unknown> }, ctx: ModuleContext, raw: Record<string, unknown>): Promise<unknown> {
+async function applyOnce<P, S>(
+  mod: {
+    params: { parse(x: unknown): P }
+    gather(c: ModuleContext, p: P): Promise<S>
+    plan(p: P, s: S): unknown[]
+    apply(c: ModuleContext, p: P, ch: never[], s: S): Promise<unknown>
+  },
+  ctx: ModuleContext,
+  raw: Record<string, unknown>,
+): Promise<unknown> {
   const p = mod.params.parse(raw)
   const s = await mod.gather(ctx, p)
   return mod.apply(ctx, p, mod.plan(p, s) as never[], s)
@@ -44,8 +53,14 @@ describe('ownership and take-over', () => {
 
   it('takes over a port created by a run that died before journalling it, and never makes a second', async () => {
     const runs = new Runs({ openstack_cloud: cloud.clouds['lab'] })
-    const want = { name: 'rbt-crash', network: 'mynetwork', fixed_ips: [{ subnet: 'mysubnet', ip_address: '192.0.2.240' }] }
-    await expect(applyOnce(port, dyingAfterPost(runs.next().ctx('openstack.port')), want)).rejects.toThrow('killed -9')
+    const want = {
+      name: 'rbt-crash',
+      network: 'mynetwork',
+      fixed_ips: [{ subnet: 'mysubnet', ip_address: '192.0.2.240' }],
+    }
+    await expect(
+      applyOnce(port, dyingAfterPost(runs.next().ctx('openstack.port')), want),
+    ).rejects.toThrow('killed -9')
     expect(runs.records.map((r) => r.id)).toEqual(['pending:rbt-crash'])
     const owner = ownerOf(runs.ctx('openstack.port')).id
 
@@ -61,7 +76,15 @@ describe('ownership and take-over', () => {
 
   it('destroy of a pending record finds the resource by name and tag', async () => {
     const runs = new Runs({ openstack_cloud: cloud.clouds['lab'] })
-    await expect(applyOnce(server, dyingAfterPost(runs.next().ctx('openstack.server')), { name: 'rbt-crash-vm', image: 'Ubuntu 22.04', flavor: 'm1.tiny', network: 'mynetwork', host_keys: false })).rejects.toThrow('killed -9')
+    await expect(
+      applyOnce(server, dyingAfterPost(runs.next().ctx('openstack.server')), {
+        name: 'rbt-crash-vm',
+        image: 'Ubuntu 22.04',
+        flavor: 'm1.tiny',
+        network: 'mynetwork',
+        host_keys: false,
+      }),
+    ).rejects.toThrow('killed -9')
     const [pending] = runs.records
     expect(pending?.id).toBe('pending:rbt-crash-vm')
     expect(await runs.api().nova.serversNamed('rbt-crash-vm')).toHaveLength(1)
@@ -79,22 +102,32 @@ describe('ownership and take-over', () => {
         const chunks: Buffer[] = []
         req.on('data', (c: Buffer) => chunks.push(c))
         req.on('end', () => {
-          const isPortPost = req.method === 'POST' && (req.url ?? '').startsWith('/network/v2.0/ports')
+          const isPortPost =
+            req.method === 'POST' && (req.url ?? '').startsWith('/network/v2.0/ports')
           if (isPortPost) posts++
-          const up = request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (ur) => {
-            const body: Buffer[] = []
-            ur.on('data', (c: Buffer) => body.push(c))
-            ur.on('end', () => {
-              // The cloud did it; the client never hears so.
-              if (isPortPost && dropPosts > 0) {
-                dropPosts--
-                req.socket.destroy()
-                return
-              }
-              res.writeHead(ur.statusCode ?? 502, ur.headers)
-              res.end(Buffer.concat(body))
-            })
-          })
+          const up = request(
+            {
+              host: upstream.hostname,
+              port: upstream.port,
+              path: req.url,
+              method: req.method,
+              headers: req.headers,
+            },
+            (ur) => {
+              const body: Buffer[] = []
+              ur.on('data', (c: Buffer) => body.push(c))
+              ur.on('end', () => {
+                // The cloud did it; the client never hears so.
+                if (isPortPost && dropPosts > 0) {
+                  dropPosts--
+                  req.socket.destroy()
+                  return
+                }
+                res.writeHead(ur.statusCode ?? 502, ur.headers)
+                res.end(Buffer.concat(body))
+              })
+            },
+          )
           up.end(Buffer.concat(chunks))
         })
       })
@@ -108,9 +141,14 @@ describe('ownership and take-over', () => {
     it('is resolved by looking the port up by name and tag: one port, journalled', async () => {
       const via = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
       const lab = cloud.clouds['lab'] ?? {}
-      const runs = new Runs({ openstack_cloud: { ...lab, network_endpoint_override: `${via}/network` } })
+      const runs = new Runs({
+        openstack_cloud: { ...lab, network_endpoint_override: `${via}/network` },
+      })
       dropPosts = 1
-      await applyOnce(port, runs.next().ctx('openstack.port'), { name: 'rbt-lost', network: 'mynetwork' })
+      await applyOnce(port, runs.next().ctx('openstack.port'), {
+        name: 'rbt-lost',
+        network: 'mynetwork',
+      })
       expect(posts).toBe(1)
       const found = await runs.api().neutron.ports({ name: 'rbt-lost' })
       expect(found).toHaveLength(1)

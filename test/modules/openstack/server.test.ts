@@ -22,56 +22,197 @@ const srv = (over: Partial<Server> = {}): Server => ({
   ...over,
 })
 const nic = (over: Partial<Port> = {}): Port => ({
-  id: 'port-1', name: '', network_id: 'net-1', mac_address: 'fa:16:3e:00:00:11', fixed_ips: [{ subnet_id: 'sub-1', ip_address: '192.0.2.11' }],
-  allowed_address_pairs: [], security_groups: ['sg-default'], port_security_enabled: true, description: '', device_id: 'srv-1', device_owner: 'compute:nova', status: 'ACTIVE', tags: [], ...over,
+  id: 'port-1',
+  name: '',
+  network_id: 'net-1',
+  mac_address: 'fa:16:3e:00:00:11',
+  fixed_ips: [{ subnet_id: 'sub-1', ip_address: '192.0.2.11' }],
+  allowed_address_pairs: [],
+  security_groups: ['sg-default'],
+  port_security_enabled: true,
+  description: '',
+  device_id: 'srv-1',
+  device_owner: 'compute:nova',
+  status: 'ACTIVE',
+  tags: [],
+  ...over,
 })
-const want = { image_id: 'img-1', flavor: { id: '2', name: 'm1.small' }, networks: ['net-1'], ports: [] as string[] }
-const st = (s: Server | undefined, over: Partial<ServerState> = {}): ServerState => ({ server: s, how: s ? 'journal' : undefined, ports: s ? [nic()] : [], hostKeys: [], userDataSha: undefined, want, ...over })
-const vm = { name: 'kld-vm-1', image: 'Ubuntu 22.04', flavor: 'm1.small', network: 'mynetwork', key_name: 'kld-key' }
+const want = {
+  image_id: 'img-1',
+  flavor: { id: '2', name: 'm1.small' },
+  networks: ['net-1'],
+  ports: [] as string[],
+}
+const st = (s: Server | undefined, over: Partial<ServerState> = {}): ServerState => ({
+  server: s,
+  how: s ? 'journal' : undefined,
+  ports: s ? [nic()] : [],
+  hostKeys: [],
+  userDataSha: undefined,
+  want,
+  ...over,
+})
+const vm = {
+  name: 'kld-vm-1',
+  image: 'Ubuntu 22.04',
+  flavor: 'm1.small',
+  network: 'mynetwork',
+  key_name: 'kld-key',
+}
 
 const cases: PlanCase<ServerState>[] = [
   {
     name: 'a missing server is created, its id known after apply',
     params: vm,
     current: st(undefined),
-    expected: [{ action: 'create', target: 'server kld-vm-1', after: { name: 'kld-vm-1', image: 'Ubuntu 22.04', flavor: 'm1.small', networks: ['mynetwork'], key_name: 'kld-key', id: KNOWN_AFTER_APPLY, status: 'ACTIVE' } }],
+    expected: [
+      {
+        action: 'create',
+        target: 'server kld-vm-1',
+        after: {
+          name: 'kld-vm-1',
+          image: 'Ubuntu 22.04',
+          flavor: 'm1.small',
+          networks: ['mynetwork'],
+          key_name: 'kld-key',
+          id: KNOWN_AFTER_APPLY,
+          status: 'ACTIVE',
+        },
+      },
+    ],
   },
   { name: 'idempotent: the server as created', params: vm, current: st(srv()), expected: [] },
-  { name: 'idempotent: stopped is fine while state is present', params: vm, current: st(srv({ status: 'SHUTOFF' })), expected: [] },
+  {
+    name: 'idempotent: stopped is fine while state is present',
+    params: vm,
+    current: st(srv({ status: 'SHUTOFF' })),
+    expected: [],
+  },
   {
     name: 'state running starts a stopped server',
     params: { ...vm, state: 'running' },
     current: st(srv({ status: 'SHUTOFF' })),
-    expected: [{ action: 'update', target: 'server kld-vm-1 (srv-1)', before: { status: 'SHUTOFF' }, after: { status: 'ACTIVE' } }],
+    expected: [
+      {
+        action: 'update',
+        target: 'server kld-vm-1 (srv-1)',
+        before: { status: 'SHUTOFF' },
+        after: { status: 'ACTIVE' },
+      },
+    ],
   },
   {
     name: 'security groups change in place on its ports',
     params: { ...vm, security_groups: ['default', 'ssh'] },
     current: st(srv(), { want: { ...want, security_groups: ['sg-default', 'sg-ssh'] } }),
-    expected: [{ action: 'update', target: 'server kld-vm-1 (srv-1)', before: { security_groups: ['sg-default'] }, after: { security_groups: ['sg-default', 'sg-ssh'] } }],
+    expected: [
+      {
+        action: 'update',
+        target: 'server kld-vm-1 (srv-1)',
+        before: { security_groups: ['sg-default'] },
+        after: { security_groups: ['sg-default', 'sg-ssh'] },
+      },
+    ],
   },
   {
     name: 'another image replaces it',
     params: { ...vm, image: 'Debian 12' },
     current: st(srv(), { want: { ...want, image_id: 'img-2' } }),
-    expected: [{ action: 'replace', target: 'server kld-vm-1 (srv-1)', before: { id: 'srv-1', status: 'ACTIVE', image: 'img-1' }, after: { name: 'kld-vm-1', image: 'Debian 12', flavor: 'm1.small', networks: ['mynetwork'], key_name: 'kld-key', id: KNOWN_AFTER_APPLY, status: 'ACTIVE' }, note: 'replace: image' }],
+    expected: [
+      {
+        action: 'replace',
+        target: 'server kld-vm-1 (srv-1)',
+        before: { id: 'srv-1', status: 'ACTIVE', image: 'img-1' },
+        after: {
+          name: 'kld-vm-1',
+          image: 'Debian 12',
+          flavor: 'm1.small',
+          networks: ['mynetwork'],
+          key_name: 'kld-key',
+          id: KNOWN_AFTER_APPLY,
+          status: 'ACTIVE',
+        },
+        note: 'replace: image',
+      },
+    ],
   },
   {
     name: 'changed user data replaces it (its digest is in the journal)',
     params: { ...vm, user_data: '#cloud-config\n' },
-    current: st(srv(), { userDataSha: userDataSha('old'), want: { ...want, user_data_sha256: userDataSha('#cloud-config\n') } }),
-    expected: [{ action: 'replace', target: 'server kld-vm-1 (srv-1)', before: { id: 'srv-1', status: 'ACTIVE', user_data_sha256: userDataSha('old') }, after: { name: 'kld-vm-1', image: 'Ubuntu 22.04', flavor: 'm1.small', networks: ['mynetwork'], key_name: 'kld-key', user_data_sha256: userDataSha('#cloud-config\n'), id: KNOWN_AFTER_APPLY, status: 'ACTIVE' }, note: 'replace: user_data' }],
+    current: st(srv(), {
+      userDataSha: userDataSha('old'),
+      want: { ...want, user_data_sha256: userDataSha('#cloud-config\n') },
+    }),
+    expected: [
+      {
+        action: 'replace',
+        target: 'server kld-vm-1 (srv-1)',
+        before: { id: 'srv-1', status: 'ACTIVE', user_data_sha256: userDataSha('old') },
+        after: {
+          name: 'kld-vm-1',
+          image: 'Ubuntu 22.04',
+          flavor: 'm1.small',
+          networks: ['mynetwork'],
+          key_name: 'kld-key',
+          user_data_sha256: userDataSha('#cloud-config\n'),
+          id: KNOWN_AFTER_APPLY,
+          status: 'ACTIVE',
+        },
+        note: 'replace: user_data',
+      },
+    ],
   },
   {
     name: 'a server in ERROR is replaced, with the fault said',
     params: vm,
-    current: st(srv({ status: 'ERROR', fault: { code: 500, message: 'No valid host was found.' } })),
-    expected: [{ action: 'replace', target: 'server kld-vm-1 (srv-1)', before: { id: 'srv-1', status: 'ERROR' }, after: { name: 'kld-vm-1', image: 'Ubuntu 22.04', flavor: 'm1.small', networks: ['mynetwork'], key_name: 'kld-key', id: KNOWN_AFTER_APPLY, status: 'ACTIVE' }, note: 'replace: it is in ERROR: No valid host was found.' }],
+    current: st(
+      srv({ status: 'ERROR', fault: { code: 500, message: 'No valid host was found.' } }),
+    ),
+    expected: [
+      {
+        action: 'replace',
+        target: 'server kld-vm-1 (srv-1)',
+        before: { id: 'srv-1', status: 'ERROR' },
+        after: {
+          name: 'kld-vm-1',
+          image: 'Ubuntu 22.04',
+          flavor: 'm1.small',
+          networks: ['mynetwork'],
+          key_name: 'kld-key',
+          id: KNOWN_AFTER_APPLY,
+          status: 'ACTIVE',
+        },
+        note: 'replace: it is in ERROR: No valid host was found.',
+      },
+    ],
   },
-  { name: 'an adopted server is never replaced', params: { ...vm, adopt: true }, current: st(srv({ key_name: 'other' }), { how: 'adopt' }), throws: /differs in what only a new server can change \(key_name\), and this runbook did not create it/ },
-  { name: 'absent: delete', params: { name: 'kld-vm-1', state: 'absent' }, current: st(srv()), expected: [{ action: 'delete', target: 'server kld-vm-1', before: { id: 'srv-1', status: 'ACTIVE' } }] },
-  { name: 'idempotent: absent and gone', params: { name: 'kld-vm-1', state: 'absent' }, current: st(undefined), expected: [] },
-  { name: 'creating needs an image and a flavor', params: { name: 'x' }, current: st(undefined), throws: /needs `image` and `flavor`/ },
+  {
+    name: 'an adopted server is never replaced',
+    params: { ...vm, adopt: true },
+    current: st(srv({ key_name: 'other' }), { how: 'adopt' }),
+    throws:
+      /differs in what only a new server can change \(key_name\), and this runbook did not create it/,
+  },
+  {
+    name: 'absent: delete',
+    params: { name: 'kld-vm-1', state: 'absent' },
+    current: st(srv()),
+    expected: [
+      { action: 'delete', target: 'server kld-vm-1', before: { id: 'srv-1', status: 'ACTIVE' } },
+    ],
+  },
+  {
+    name: 'idempotent: absent and gone',
+    params: { name: 'kld-vm-1', state: 'absent' },
+    current: st(undefined),
+    expected: [],
+  },
+  {
+    name: 'creating needs an image and a flavor',
+    params: { name: 'x' },
+    current: st(undefined),
+    throws: /needs `image` and `flavor`/,
+  },
 ]
 
 describe('openstack.server plan', () => planTable(server, cases))
@@ -87,20 +228,33 @@ describe('openstack.server against the lab API', () => {
     await cloud.close()
   })
 
-  const vm1 = { name: 'kld-vm-1', image: 'Ubuntu 22.04', flavor: 'm1.small', network: 'mynetwork', security_groups: ['default'] }
+  const vm1 = {
+    name: 'kld-vm-1',
+    image: 'Ubuntu 22.04',
+    flavor: 'm1.small',
+    network: 'mynetwork',
+    security_groups: ['default'],
+  }
 
   it('plans a server on a fresh cloud with every output known after apply', async () => {
     const plan = await planOnly(server, runs.next(), vm1)
     expect(plan.changes.map((c) => c.action)).toEqual(['create'])
     expect(plan.output).toMatchObject({ id: unknown('server.id'), ip: unknown('server.ip') })
-    expect((plan.output?.['port'] as Record<string, unknown>)['id']).toEqual(unknown('server.port.id'))
+    expect((plan.output?.['port'] as Record<string, unknown>)['id']).toEqual(
+      unknown('server.port.id'),
+    )
   })
 
   it('creates it, waits for ACTIVE and the host keys, registers ports and pinnable keys; then in sync', async () => {
     const r = await converge(server, runs.next(), vm1)
     expect(r.first.map((c) => c.action)).toEqual(['create'])
     expect(r.second).toEqual([])
-    expect(runs.messages).toEqual(expect.arrayContaining(['waiting for server ACTIVE', 'waiting for the SSH host keys in the console log']))
+    expect(runs.messages).toEqual(
+      expect.arrayContaining([
+        'waiting for server ACTIVE',
+        'waiting for the SSH host keys in the console log',
+      ]),
+    )
     const out = r.result?.output ?? {}
     expect(out['status']).toBe('ACTIVE')
     expect(String(out['ip'])).toMatch(/^192\.0\.2\.\d+$/)
@@ -109,35 +263,58 @@ describe('openstack.server against the lab API', () => {
     expect(p.ip).toBe(out['ip'])
     expect(p.mac_address).toMatch(/^fa:16:3e:/)
     const key = cloud.driver.keys.get(String(out['id']))
-    expect(out['host_keys']).toEqual([{ fingerprint: key?.fingerprint, type: 'ssh-ed25519', key: key?.line.split(' ')[1] }])
+    expect(out['host_keys']).toEqual([
+      { fingerprint: key?.fingerprint, type: 'ssh-ed25519', key: key?.line.split(' ')[1] },
+    ])
     // The engine's SSH layer takes them as they are.
-    const settings = settingsFromVars('kld-vm-1', { address: out['ip'], pinned_host_keys: out['host_keys'] })
+    const settings = settingsFromVars('kld-vm-1', {
+      address: out['ip'],
+      pinned_host_keys: out['host_keys'],
+    })
     expect(settings.pinnedHostKeys).toEqual(out['host_keys'])
     // fresh: servers by name, image, flavor, network, security groups; in sync also its ports and console
     expect(r.gatherCalls).toBe(5)
     expect(r.syncCalls).toBe(7)
     const s = await runs.api().nova.server(String(out['id']))
-    expect(s?.tags).toEqual([`runbook:${String(runs.records.find((x) => x.type === 'server')?.data?.['owner'])}`])
+    expect(s?.tags).toEqual([
+      `runbook:${String(runs.records.find((x) => x.type === 'server')?.data?.['owner'])}`,
+    ])
   })
 
   it('changes security groups in place and stops and starts it', async () => {
     const sg = await converge(server, runs.next(), { ...vm1, security_groups: ['default', 'ssh'] })
     expect(sg.first.map((c) => c.action)).toEqual(['update'])
     expect(sg.second).toEqual([])
-    const stopped = await converge(server, runs.next(), { ...vm1, security_groups: ['default', 'ssh'], state: 'stopped' })
+    const stopped = await converge(server, runs.next(), {
+      ...vm1,
+      security_groups: ['default', 'ssh'],
+      state: 'stopped',
+    })
     expect(stopped.first[0]?.after).toEqual({ status: 'SHUTOFF' })
     expect(stopped.second).toEqual([])
-    const running = await converge(server, runs.next(), { ...vm1, security_groups: ['default', 'ssh'], state: 'running' })
+    const running = await converge(server, runs.next(), {
+      ...vm1,
+      security_groups: ['default', 'ssh'],
+      state: 'running',
+    })
     expect(running.first[0]?.after).toEqual({ status: 'ACTIVE' })
     expect(running.second).toEqual([])
   })
 
   it("fails with Nova's fault when the build fails, journals the server, and replaces it next time", async () => {
-    const big = { name: 'rbt-big', image: 'Ubuntu 22.04', flavor: 'm1.xlarge', network: 'mynetwork', host_keys: false }
+    const big = {
+      name: 'rbt-big',
+      image: 'Ubuntu 22.04',
+      flavor: 'm1.xlarge',
+      network: 'mynetwork',
+      host_keys: false,
+    }
     const p = server.params.parse(big)
     const ctx = runs.next().ctx('openstack.server')
     const s = await server.gather(ctx, p)
-    await expect(server.apply(ctx, p, server.plan(p, s), s)).rejects.toThrow(/^Nova: server rbt-big \([0-9a-f-]+\) went to ERROR: No valid host was found\. There are not enough hosts available\.$/)
+    await expect(server.apply(ctx, p, server.plan(p, s), s)).rejects.toThrow(
+      /^Nova: server rbt-big \([0-9a-f-]+\) went to ERROR: No valid host was found\. There are not enough hosts available\.$/,
+    )
     const rec = runs.records.find((x) => x.type === 'server' && x.name === 'rbt-big')
     expect(rec?.id).toMatch(/^[0-9a-f-]{36}$/)
     const again = await planOnly(server, runs.next(), big)
