@@ -141,6 +141,11 @@ export interface Module<P = unknown, S = unknown> {
   gather(ctx: ModuleContext, p: P): Promise<S>
   /** Pure: the changes that would bring `current` to `p`; [] means in sync. */
   plan(p: P, current: S): Change[]
+  /**
+   * Why nothing needs doing when `plan` returned [] (pyinfra's noop reason), shown with --verbose:
+   * `keepalived 1:2.2.7-1 is installed`.
+   */
+  noop?(p: P, current: S): string | undefined
   /** Makes the changes, verifies the post-condition, returns what happened. */
   apply(ctx: ModuleContext, p: P, changes: Change[], current: S): Promise<ApplyResult>
   /**

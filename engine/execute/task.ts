@@ -43,6 +43,8 @@ interface ItemResult {
   deferred: boolean
   error?: RunbookError
   display?: string | undefined
+  /** Why an item in sync needed nothing (the module's noop reason). */
+  noop?: string | undefined
 }
 
 const CONNECTION_KEYS = [
@@ -198,6 +200,11 @@ export class TaskRunner {
       display:
         results
           .map((r) => r.display)
+          .filter((d) => d !== undefined)
+          .join('\n') || undefined,
+      noop:
+        results
+          .map((r) => r.noop)
           .filter((d) => d !== undefined)
           .join('\n') || undefined,
       duration_ms: Date.now() - started,
@@ -479,7 +486,8 @@ export class TaskRunner {
         deferred: false,
       }
     const display = !isUnknown(result) && module.display ? module.display(result) : undefined
-    return { status, result, changes, deferred: false, display }
+    const noop = status === 'ok' && changes.length === 0 ? module.noop?.(p, current) : undefined
+    return { status, result, changes, deferred: false, display, noop }
   }
 
   // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)

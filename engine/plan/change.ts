@@ -22,13 +22,24 @@ export interface ContentDiff {
 }
 
 /**
+ * A change's machine-readable identity: a kind the module defines and the thing's name.
+ * @example { kind: 'file', name: '/etc/sysctl.d/99-runbook.conf' }
+ */
+export interface ChangeKey {
+  kind: string
+  name: string
+}
+
+/**
  * One thing a task would change on one host.
- * @example { action: 'create', target: 'package keepalived', after: { version: '1:2.2.7-1' } }
+ * @example { action: 'create', target: 'package keepalived', key: { kind: 'package', name: 'keepalived' } }
  */
 export interface Change {
   action: Action
   /** What changes, for humans: `file /etc/keepalived/keepalived.conf`, `package keepalived`. */
   target: string
+  /** What changes, for the module's `apply`: it switches on this, never on `target`'s text. */
+  key?: ChangeKey
   /** The attributes that change, before and after (values may be Unknown). */
   before?: unknown
   after?: unknown

@@ -114,6 +114,11 @@ export function consoleReporter(o: ConsoleOptions): Reporter {
         let line = `  ${statusText(e.status, e.ignored)} ${e.host}  ${e.task}${handler} ${secs}`
         if (e.msg && (e.status === 'failed' || e.status === 'unreachable'))
           line += `\n      ${c.red(e.msg)}${e.pos ? c.dim(`  at ${e.pos}`) : ''}`
+        if (e.noop && o.verbose && e.status === 'ok')
+          line += `\n${e.noop
+            .split('\n')
+            .map((l) => `      ${c.dim(l)}`)
+            .join('\n')}`
         if (e.display)
           line += `\n${e.display
             .split('\n')

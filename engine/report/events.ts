@@ -45,6 +45,8 @@ export type RunEvent =
       deferred?: boolean
       /** What the module wants shown (debug's message). */
       display?: string | undefined
+      /** Why a task in sync needed nothing (shown with --verbose). */
+      noop?: string | undefined
     }
   | { type: 'warning'; message: string; host?: string | undefined; task?: string | undefined }
   | { type: 'play_end'; play: string }

@@ -115,18 +115,20 @@ function planAddress(p: AddressParams, s: AddressState): Change[] {
   const ip = want.split('/')[0] ?? ''
   const same = s.addresses.filter((a) => a.split('/')[0] === ip)
   const target = `address ${want} on ${p.interface}`
+  const key = { kind: 'address', name: want }
   const changes: Change[] = []
   if (p.state === 'present' && !same.includes(want)) {
     changes.push(
       same.length
-        ? { action: 'replace', target, before: { address: same[0] }, after: { address: want } }
-        : { action: 'create', target, after: { address: want } },
+        ? { action: 'replace', target, key, before: { address: same[0] }, after: { address: want } }
+        : { action: 'create', target, key, after: { address: want } },
     )
   }
   if (p.state === 'absent' && same.length)
     changes.push({
       action: 'delete',
       target: `address ${same[0]} on ${p.interface}`,
+      key: { kind: 'address', name: same[0] ?? want },
       before: { address: same[0] },
     })
   if (p.persist) {
@@ -142,6 +144,7 @@ function planAddress(p: AddressParams, s: AddressState): Change[] {
       changes.push({
         action,
         target: `file ${path}`,
+        key: { kind: 'file', name: path },
         diff: { path, before: s.persisted ?? '', after: after ?? '' },
       })
     }
@@ -161,12 +164,15 @@ export const address = defineModule<AddressParams, AddressState>({
   params,
   gather: gatherAddress,
   plan: planAddress,
+  noop: (p, s) =>
+    `${cidr(p.address)} is ${p.state === 'present' ? '' : 'not '}on ${p.interface}` +
+    (p.persist ? ` and ${s.persisted === null ? 'not ' : ''}persisted (${s.backend})` : ''),
   async apply(ctx, p, changes, s) {
     const conn = await ctx.conn()
     const dev = quote(p.interface)
     for (const c of changes) {
-      if (c.target.startsWith('file ')) {
-        const path = persistPath(p, s.backend) ?? ''
+      if (c.key?.kind === 'file') {
+        const path = c.key.name
         if (c.action === 'delete') {
           const r = await run(ctx, `rm -f ${quote(path)}`)
           if (r.rc !== 0)
@@ -192,7 +198,7 @@ export const address = defineModule<AddressParams, AddressState>({
         'E_MODULE',
         `address ${cidr(p.address)} on ${p.interface}: not as asked after apply (has ${now.addresses.join(', ') || 'none'})`,
       )
-    if (changes.some((c) => c.action === 'create' && !c.target.startsWith('file ')))
+    if (changes.some((c) => c.action === 'create' && c.key?.kind === 'address'))
       await ctx.journal.record({
         type: 'address',
         id: `${p.interface}:${cidr(p.address)}`,

@@ -1,7 +1,8 @@
 /**
  * `apt`: Debian packages are installed (at a version, or the latest) or removed. One round trip
- * reads the cache age, dpkg's state of the named packages, and apt's own simulation of what it
- * would do, so a plan lists every package (dependencies included) that would change.
+ * reads the cache age and dpkg's state of the named packages; `selectSpecs` (pure) decides which
+ * still need apt, and only then a second round trip asks apt's own simulation what it would do, so
+ * a plan lists every package (dependencies included) that would change.
  */
 import { z } from 'zod'
 import { quote } from '../../engine/connection/shell.ts'
@@ -83,11 +84,39 @@ export interface AptState {
   now: number
   listsMtime: number
   /** dpkg status abbreviation (`ii`, `rc`, '' when unknown) and version of each named package. */
-  packages: { spec: string; status: string; version: string }[]
-  /** The specs still to act on, as the probe selected them (and simulated). */
-  selected: string[]
-  /** apt-get -s over `selected`; null when nothing was selected. */
+  packages: PackageState[]
+  /** apt-get -s over `selectSpecs(p, packages)`; null when nothing was selected. */
   sim: { ok: boolean; actions: SimAction[]; errors: string } | null
+}
+
+/** dpkg's word on one named package: status abbreviation (`ii`, `rc`, '' unknown) and version. */
+export interface PackageState {
+  spec: string
+  status: string
+  version: string
+}
+
+/**
+ * The specs that still need apt, from dpkg's state: present wants `ii` (at the pinned version if
+ * given), latest always asks apt (its simulation says whether there is anything newer), absent
+ * wants nothing installed (nor configuration files left, with purge).
+ * @example selectSpecs({ state: 'present', ... }, [{ spec: 'keepalived', status: 'ii', version: '1' }]) // []
+ */
+export function selectSpecs(
+  p: Pick<AptParams, 'state' | 'purge'>,
+  packages: readonly PackageState[],
+): string[] {
+  return packages
+    .filter(({ spec, status, version }) => {
+      if (p.state === 'latest') return true
+      if (p.state === 'present') {
+        const pinned = parseSpec(spec).version
+        return status !== 'ii' || (pinned !== undefined && version !== pinned)
+      }
+      const current = status.charAt(1)
+      return status !== '' && current !== 'n' && (p.purge || current !== 'c')
+    })
+    .map((x) => x.spec)
 }
 
 const ENV =
@@ -110,23 +139,15 @@ function aptOptions(p: AptParams): string {
   return o.join(' ')
 }
 
-/** The shell half of the selection: which specs still need apt (state present/latest/absent). */
-function selectLine(p: AptParams, spec: string): string {
-  const { name, version } = parseSpec(spec)
-  const read = [
+/** Reads dpkg's state of one spec (the installed line first, for multi-arch names). */
+function readLine(spec: string): string {
+  const { name } = parseSpec(spec)
+  return [
     `st=$(dpkg-query -W -f='\${db:Status-Abbrev}|\${Version}\\n' ${quote(name)} 2>/dev/null)`,
     `ii=$(printf '%s\\n' "$st" | grep '^ii' | head -n1); if [ -n "$ii" ]; then st=$ii; else st=$(printf '%s\\n' "$st" | head -n1); fi`,
     `s=$(echo \${st%%|*}); v=\${st#*|}; [ -z "$st" ] && v=`,
     `printf '%s\\t%s\\t%s\\n' ${quote(spec)} "$s" "$v"`,
-  ]
-  const q = quote(spec)
-  let pick: string
-  if (p.state === 'latest') pick = `sel="$sel ${q}"`
-  else if (p.state === 'present')
-    pick = `if [ "$s" != ii ]${version ? ` || [ "$v" != ${quote(version)} ]` : ''}; then sel="$sel ${q}"; fi`
-  else
-    pick = `c=$(printf %s "$s" | cut -c2); if [ -n "$s" ] && [ "$c" != n ]${p.purge ? '' : ' && [ "$c" != c ]'}; then sel="$sel ${q}"; fi`
-  return [...read, pick].join('\n')
+  ].join('\n')
 }
 
 async function gatherApt(ctx: ModuleContext, p: AptParams): Promise<AptState> {
@@ -136,12 +157,7 @@ async function gatherApt(ctx: ModuleContext, p: AptParams): Promise<AptState> {
     'echo "now=$(date +%s)"',
     't=0; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists/*Packages* /var/lib/apt/lists/*Release; do if [ -f "$f" ]; then m=$(stat -c %Y "$f"); [ "$m" -gt "$t" ] && t=$m; fi; done; echo "mtime=$t"',
     sectionLine('dpkg'),
-    'sel=',
-    ...specsOf(p).map((s) => selectLine(p, s)),
-    sectionLine('selected'),
-    'echo "$sel"',
-    sectionLine('sim'),
-    `if [ -n "$sel" ]; then apt-get -s -o Debug::NoLocking=1 ${aptOptions(p)} ${verb(p)} $sel 2>&1; echo "@@rc=$?"; fi`,
+    ...specsOf(p).map(readLine),
   ].join('\n')
   const sec = sections(await probe(ctx, script, 'apt'))
   const cache = parseKv(sec.cache ?? '')
@@ -152,20 +168,15 @@ async function gatherApt(ctx: ModuleContext, p: AptParams): Promise<AptState> {
       const [spec = '', status = '', version = ''] = l.split('\t')
       return { spec, status, version }
     })
-  const selected = (sec.selected ?? '').split(/\s+/).filter(Boolean)
+  const selected = selectSpecs(p, packages)
   let sim: AptState['sim'] = null
   if (selected.length) {
-    const out = sec.sim ?? ''
+    const cmd = `${ENV}\napt-get -s -o Debug::NoLocking=1 ${aptOptions(p)} ${verb(p)} ${selected.map(quote).join(' ')} 2>&1; echo "@@rc=$?"`
+    const out = await probe(ctx, cmd, 'apt-get -s')
     const rc = /@@rc=(\d+)/.exec(out)?.[1]
     sim = { ok: rc === '0', actions: parseSimulation(out), errors: aptErrors(out) }
   }
-  return {
-    now: Number(cache.now ?? 0),
-    listsMtime: Number(cache.mtime ?? 0),
-    packages,
-    selected,
-    sim,
-  }
+  return { now: Number(cache.now ?? 0), listsMtime: Number(cache.mtime ?? 0), packages, sim }
 }
 
 /** Why the cache must be updated, or undefined when it is fresh enough (or not asked). */
@@ -190,7 +201,11 @@ const ACTION: Record<SimAction['op'], Change['action']> = {
 }
 
 function simChange(a: SimAction, named: Set<string>): Change {
-  const c: Change = { action: ACTION[a.op], target: `package ${a.name}` }
+  const c: Change = {
+    action: ACTION[a.op],
+    target: `package ${a.name}`,
+    key: { kind: 'package', name: a.name },
+  }
   if (a.from !== undefined) c.before = { version: a.from }
   if (a.to !== undefined) c.after = { version: a.to }
   const notes = [
@@ -204,20 +219,28 @@ function simChange(a: SimAction, named: Set<string>): Change {
 function planApt(p: AptParams, s: AptState): Change[] {
   const changes: Change[] = []
   const why = cacheReason(p, s)
-  if (why) changes.push({ action: 'run', target: 'apt cache', note: `apt-get update: ${why}` })
-  if (!s.sim) return changes
+  if (why)
+    changes.push({
+      action: 'run',
+      target: 'apt cache',
+      key: { kind: 'cache', name: 'apt' },
+      note: `apt-get update: ${why}`,
+    })
+  const selected = selectSpecs(p, s.packages)
+  if (!selected.length || !s.sim) return changes
   const named = new Set(specsOf(p).map((x) => parseSpec(x).name))
   if (!s.sim.ok) {
     if (!why)
       throw new RunbookError(
         'E_MODULE',
-        `apt: the simulation of apt-get ${verb(p)} ${s.selected.join(' ')} failed:\n${s.sim.errors || 'no message'}`,
+        `apt: the simulation of apt-get ${verb(p)} ${selected.join(' ')} failed:\n${s.sim.errors || 'no message'}`,
       )
     // apt cannot know these packages before the update: show them with versions unknown.
-    for (const spec of s.selected)
+    for (const spec of selected)
       changes.push({
         action: p.state === 'absent' ? 'delete' : 'create',
         target: `package ${parseSpec(spec).name}`,
+        key: { kind: 'package', name: parseSpec(spec).name },
         after: { version: KNOWN_AFTER_APPLY },
         note: 'known after apt-get update',
       })
@@ -241,10 +264,19 @@ export const apt = defineModule<AptParams, AptState>({
   aliases: { pkg: 'name', package: 'name' },
   gather: gatherApt,
   plan: planApt,
+  noop(p, s) {
+    const state = (x: PackageState): string =>
+      x.status === 'ii'
+        ? `${parseSpec(x.spec).name} ${x.version} is installed`
+        : `${x.spec} is not installed`
+    const cache = p.update_cache ? `; package lists are ${s.now - s.listsMtime} s old` : ''
+    const latest = p.state === 'latest' ? ' (and the newest apt knows)' : ''
+    return `${s.packages.map(state).join(', ') || 'no packages named'}${latest}${cache}`
+  },
   async apply(ctx, p, changes, s) {
     let cacheUpdated = false
     let log = ''
-    if (changes.some((c) => c.target === 'apt cache')) {
+    if (changes.some((c) => c.key?.kind === 'cache')) {
       const r = await aptLocked(
         ctx,
         p,
@@ -261,13 +293,14 @@ export const apt = defineModule<AptParams, AptState>({
     let delta: PackageDelta = { installed: [], upgraded: [], removed: [] }
     // Selected at gather time; a cache update may change versions but not what is missing.
     const fresh = cacheUpdated ? await gatherApt(ctx, p) : s
-    if (fresh.selected.length) {
+    const selected = selectSpecs(p, fresh.packages)
+    if (selected.length) {
       const script = [
         ENV,
         sectionLine('before'),
         `dpkg-query -W -f=${DPKG_FMT}`,
         sectionLine('apt'),
-        `apt-get -y ${aptOptions(p)} ${verb(p)} ${fresh.selected.map(quote).join(' ')} </dev/null 2>&1`,
+        `apt-get -y ${aptOptions(p)} ${verb(p)} ${selected.map(quote).join(' ')} </dev/null 2>&1`,
         'rc=$?',
         sectionLine('after'),
         `dpkg-query -W -f=${DPKG_FMT}`,
@@ -282,7 +315,7 @@ export const apt = defineModule<AptParams, AptState>({
       if (rc !== 0)
         throw new RunbookError(
           'E_COMMAND',
-          `apt-get ${verb(p)} ${fresh.selected.join(' ')} failed (rc ${rc}):\n${aptErrors(log) || tail(log)}`,
+          `apt-get ${verb(p)} ${selected.join(' ')} failed (rc ${rc}):\n${aptErrors(log) || tail(log)}`,
         )
     }
     const after = await gatherApt(ctx, p)
@@ -297,8 +330,8 @@ export const apt = defineModule<AptParams, AptState>({
     return { changed, output: { ...delta, cache_updated: cacheUpdated, packages: after.packages } }
   },
   output(p, s, changes) {
-    const pkgs = changes.filter((c) => c.target.startsWith('package '))
-    const name = (c: Change): string => c.target.slice('package '.length)
+    const pkgs = changes.filter((c) => c.key?.kind === 'package')
+    const name = (c: Change): string => c.key?.name ?? ''
     const version = (v: unknown): unknown => (v as { version?: unknown } | undefined)?.version
     return {
       installed: pkgs
@@ -310,7 +343,7 @@ export const apt = defineModule<AptParams, AptState>({
       removed: pkgs
         .filter((c) => c.action === 'delete')
         .map((c) => ({ name: name(c), version: version(c.before) })),
-      cache_updated: changes.some((c) => c.target === 'apt cache'),
+      cache_updated: changes.some((c) => c.key?.kind === 'cache'),
       packages: s?.packages ?? [],
     }
   },

@@ -82,6 +82,10 @@ export const service = defineModule<ServiceParams, ServiceState>({
   params,
   aliases: { service: 'name' },
   gather: gatherService,
+  noop: (p, s) =>
+    `${p.name} is ${s.running ? 'running' : 'stopped'}${s.pid !== null ? ` (pid ${s.pid})` : ''}` +
+    (p.enabled === undefined ? '' : `, ${s.enabled ? 'enabled' : 'disabled'} at boot`) +
+    ` (${s.init})`,
   plan(p, s) {
     const changes: Change[] = []
     const target = `service ${p.name}`
@@ -95,6 +99,7 @@ export const service = defineModule<ServiceParams, ServiceState>({
         withNote({
           action: 'update',
           target: `${target} at boot`,
+          key: { kind: 'enabled', name: p.name },
           before: { enabled: s.enabled },
           after: { enabled: p.enabled },
         }),
@@ -108,6 +113,7 @@ export const service = defineModule<ServiceParams, ServiceState>({
         withNote({
           action: 'update',
           target,
+          key: { kind: 'running', name: p.name },
           before: { running: false },
           after: { running: true },
           ...(want === 'started' ? {} : { note: `${want} requested, not running: start` }),
@@ -118,6 +124,7 @@ export const service = defineModule<ServiceParams, ServiceState>({
         withNote({
           action: 'update',
           target,
+          key: { kind: 'running', name: p.name },
           before: { running: true },
           after: { running: false },
         }),
@@ -125,7 +132,13 @@ export const service = defineModule<ServiceParams, ServiceState>({
     } else if (want === 'restarted' || want === 'reloaded') {
       // An action, not a state: it cannot converge, so it is a `run` every time it is asked for.
       const action = want === 'restarted' ? 'restart' : 'reload'
-      changes.push({ action: 'run', target, after: { action }, note: `${action} (${s.detail})` })
+      changes.push({
+        action: 'run',
+        target,
+        key: { kind: 'action', name: p.name },
+        after: { action },
+        note: `${action} (${s.detail})`,
+      })
     }
     return changes
   },
@@ -137,7 +150,7 @@ export const service = defineModule<ServiceParams, ServiceState>({
       )
     const name = p.name
     for (const c of changes) {
-      if (c.target.endsWith(' at boot')) {
+      if (c.key?.kind === 'enabled') {
         const r = await run(ctx, enableScript(s.init, name, p.enabled ?? true))
         if (r.rc !== 0)
           throw new RunbookError(

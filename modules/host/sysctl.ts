@@ -159,6 +159,7 @@ function planSysctl(p: SysctlParams, s: SysctlState): Change[] {
     changes.push({
       action: 'update',
       target: `sysctl ${p.name}`,
+      key: { kind: 'value', name: p.name },
       before: { value: s.now },
       after: { value },
     })
@@ -170,6 +171,7 @@ function planSysctl(p: SysctlParams, s: SysctlState): Change[] {
     const change: Change = {
       action: s.file === null ? 'create' : 'update',
       target: `file ${p.sysctl_file}`,
+      key: { kind: 'file', name: p.sysctl_file },
       before: { [p.name]: persisted(s.file, p.name) ?? null },
       after: { [p.name]: p.state === 'present' ? value : null },
       diff: { path: p.sysctl_file, before, after },
@@ -193,11 +195,15 @@ export const sysctl = defineModule<SysctlParams, SysctlState>({
   params,
   gather: gatherSysctl,
   plan: planSysctl,
+  noop: (p, s) =>
+    p.state === 'absent'
+      ? `${p.name} is not persisted in ${p.sysctl_file}`
+      : `${p.name} is ${s.now ?? 'unset'} now and in ${p.sysctl_file}`,
   async apply(ctx, p, changes, s) {
     const conn = await ctx.conn()
     const value = p.value === undefined ? undefined : norm(p.value)
     for (const c of changes) {
-      if (c.target.startsWith('file ') && c.diff) {
+      if (c.key?.kind === 'file' && c.diff) {
         await conn.writeFile(p.sysctl_file, c.diff.after, {
           become: ctx.become,
           ...(s.file === null ? { mode: 0o644 } : {}),

@@ -119,6 +119,7 @@ describe('apt', () => {
       {
         action: 'update',
         target: 'package rbt-dummy',
+        key: { kind: 'package', name: 'rbt-dummy' },
         before: { version: '1.0' },
         after: { version: '2.0' },
       },
@@ -136,7 +137,12 @@ describe('apt', () => {
     )
     const r = await convergeTwice(apt, { name: 'rbt-dummy', state: 'absent' })
     expect(r.first).toEqual([
-      { action: 'delete', target: 'package rbt-dummy', before: { version: '2.0' } },
+      {
+        action: 'delete',
+        target: 'package rbt-dummy',
+        key: { kind: 'package', name: 'rbt-dummy' },
+        before: { version: '2.0' },
+      },
     ])
     expect(r.result?.output).toMatchObject({ removed: [{ name: 'rbt-dummy', version: '2.0' }] })
     expect(ctx.messages.some((m) => /^waiting for the dpkg lock \(python3 \d+ holds/.test(m))).toBe(
@@ -239,6 +245,7 @@ describe('sysctl (in the sandbox’s own network namespace)', () => {
       {
         action: 'update',
         target: 'sysctl net.ipv4.conf.all.arp_ignore',
+        key: { kind: 'value', name: 'net.ipv4.conf.all.arp_ignore' },
         before: { value: '0' },
         after: { value: '1' },
       },
@@ -283,6 +290,7 @@ describe('address and ping', () => {
       {
         action: 'replace',
         target: `address ${VIP}/28 on lo`,
+        key: { kind: 'address', name: `${VIP}/28` },
         before: { address: `${VIP}/32` },
         after: { address: `${VIP}/28` },
       },

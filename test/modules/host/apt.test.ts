@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { apt, type AptState } from '../../../modules/host/apt.ts'
+import { apt, selectSpecs, type AptState } from '../../../modules/host/apt.ts'
 import {
   diffDpkg,
   lockHolder,
@@ -11,7 +11,7 @@ import { planTable, type PlanCase } from './harness.ts'
 
 const NOW = 1_700_000_000
 const fresh = { now: NOW, listsMtime: NOW - 60 }
-const none: AptState = { ...fresh, packages: [], selected: [], sim: null }
+const none: AptState = { ...fresh, packages: [], sim: null }
 
 const cases: PlanCase<AptState>[] = [
   {
@@ -20,7 +20,6 @@ const cases: PlanCase<AptState>[] = [
     current: {
       ...fresh,
       packages: [{ spec: 'keepalived', status: 'ii', version: '1:2.2.7-1' }],
-      selected: [],
       sim: null,
     },
     expected: [],
@@ -31,7 +30,6 @@ const cases: PlanCase<AptState>[] = [
     current: {
       ...fresh,
       packages: [{ spec: 'keepalived', status: '', version: '' }],
-      selected: ['keepalived'],
       sim: {
         ok: true,
         errors: '',
@@ -45,10 +43,16 @@ const cases: PlanCase<AptState>[] = [
       {
         action: 'create',
         target: 'package libnl-3-200',
+        key: { kind: 'package', name: 'libnl-3-200' },
         after: { version: '3.7.0-0.2' },
         note: 'dependency',
       },
-      { action: 'create', target: 'package keepalived', after: { version: '1:2.2.7-1' } },
+      {
+        action: 'create',
+        target: 'package keepalived',
+        key: { kind: 'package', name: 'keepalived' },
+        after: { version: '1:2.2.7-1' },
+      },
     ],
   },
   {
@@ -57,7 +61,6 @@ const cases: PlanCase<AptState>[] = [
     current: {
       ...fresh,
       packages: [{ spec: 'rbt-dummy', status: 'ii', version: '1.0' }],
-      selected: ['rbt-dummy'],
       sim: {
         ok: true,
         errors: '',
@@ -68,6 +71,7 @@ const cases: PlanCase<AptState>[] = [
       {
         action: 'update',
         target: 'package rbt-dummy',
+        key: { kind: 'package', name: 'rbt-dummy' },
         before: { version: '1.0' },
         after: { version: '2.0' },
       },
@@ -79,7 +83,6 @@ const cases: PlanCase<AptState>[] = [
     current: {
       ...fresh,
       packages: [{ spec: 'rbt-dummy', status: 'ii', version: '2.0' }],
-      selected: ['rbt-dummy'],
       sim: { ok: true, errors: '', actions: [] },
     },
     expected: [],
@@ -90,11 +93,16 @@ const cases: PlanCase<AptState>[] = [
     current: {
       ...fresh,
       packages: [{ spec: 'rbt-dummy', status: 'ii', version: '2.0' }],
-      selected: ['rbt-dummy'],
       sim: { ok: true, errors: '', actions: [{ op: 'purge', name: 'rbt-dummy', from: '2.0' }] },
     },
     expected: [
-      { action: 'delete', target: 'package rbt-dummy', before: { version: '2.0' }, note: 'purge' },
+      {
+        action: 'delete',
+        target: 'package rbt-dummy',
+        key: { kind: 'package', name: 'rbt-dummy' },
+        before: { version: '2.0' },
+        note: 'purge',
+      },
     ],
   },
   {
@@ -104,18 +112,19 @@ const cases: PlanCase<AptState>[] = [
       now: NOW,
       listsMtime: NOW - 7200,
       packages: [{ spec: 'rbt-dummy', status: '', version: '' }],
-      selected: ['rbt-dummy'],
       sim: { ok: false, errors: 'E: Unable to locate package rbt-dummy', actions: [] },
     },
     expected: [
       {
         action: 'run',
         target: 'apt cache',
+        key: { kind: 'cache', name: 'apt' },
         note: 'apt-get update: lists are 7200 s old (valid 3600 s)',
       },
       {
         action: 'create',
         target: 'package rbt-dummy',
+        key: { kind: 'package', name: 'rbt-dummy' },
         after: { version: '(known after apply)' },
         note: 'known after apt-get update',
       },
@@ -135,6 +144,7 @@ const cases: PlanCase<AptState>[] = [
       {
         action: 'run',
         target: 'apt cache',
+        key: { kind: 'cache', name: 'apt' },
         note: 'apt-get update: update_cache without cache_valid_time (lists are 60 s old)',
       },
     ],
@@ -145,7 +155,6 @@ const cases: PlanCase<AptState>[] = [
     current: {
       ...fresh,
       packages: [{ spec: 'nope', status: '', version: '' }],
-      selected: ['nope'],
       sim: { ok: false, errors: 'E: Unable to locate package nope', actions: [] },
     },
     throws: /Unable to locate package nope/,
@@ -153,6 +162,44 @@ const cases: PlanCase<AptState>[] = [
 ]
 
 describe('apt plan', () => planTable(apt, cases))
+
+const pkg = (spec: string, status: string, version: string) => ({ spec, status, version })
+
+describe('apt selection: which named packages still need apt, from dpkg state alone', () => {
+  it.each([
+    { state: 'present', purge: false, pkgs: [pkg('k', 'ii', '1')], want: [] },
+    { state: 'present', purge: false, pkgs: [pkg('k', '', '')], want: ['k'] },
+    { state: 'present', purge: false, pkgs: [pkg('k', 'rc', '1')], want: ['k'] },
+    { state: 'present', purge: false, pkgs: [pkg('k', 'iU', '1')], want: ['k'] },
+    { state: 'present', purge: false, pkgs: [pkg('k=2', 'ii', '1')], want: ['k=2'] },
+    { state: 'present', purge: false, pkgs: [pkg('k=1', 'ii', '1')], want: [] },
+    { state: 'latest', purge: false, pkgs: [pkg('k', 'ii', '1')], want: ['k'] },
+    { state: 'latest', purge: false, pkgs: [pkg('k', '', '')], want: ['k'] },
+    { state: 'absent', purge: false, pkgs: [pkg('k', 'ii', '1')], want: ['k'] },
+    { state: 'absent', purge: false, pkgs: [pkg('k', '', '')], want: [] },
+    { state: 'absent', purge: false, pkgs: [pkg('k', 'un', '')], want: [] },
+    { state: 'absent', purge: false, pkgs: [pkg('k', 'rc', '1')], want: [] },
+    { state: 'absent', purge: true, pkgs: [pkg('k', 'rc', '1')], want: ['k'] },
+    {
+      state: 'present',
+      purge: false,
+      pkgs: [pkg('a', 'ii', '1'), pkg('b', '', ''), pkg('c', 'ii', '3')],
+      want: ['b'],
+    },
+  ] as const)('$state (purge $purge) over $pkgs.0.status', ({ state, purge, pkgs, want }) => {
+    expect(selectSpecs({ state, purge }, pkgs)).toEqual(want)
+  })
+
+  it('plans nothing for an installed package even if a stale simulation lists an upgrade', () => {
+    const p = apt.params.parse({ name: 'k' })
+    const sim = {
+      ok: true,
+      errors: '',
+      actions: [{ op: 'upgrade' as const, name: 'k', from: '1', to: '2' }],
+    }
+    expect(apt.plan(p, { ...fresh, packages: [pkg('k', 'ii', '1')], sim })).toEqual([])
+  })
+})
 
 describe('apt parsing', () => {
   it('reads apt-get -s lines', () => {

@@ -27,6 +27,7 @@ const cases: PlanCase<ServiceState>[] = [
       {
         action: 'update',
         target: 'service keepalived',
+        key: { kind: 'running', name: 'keepalived' },
         before: { running: false },
         after: { running: true },
       },
@@ -46,6 +47,7 @@ const cases: PlanCase<ServiceState>[] = [
       {
         action: 'update',
         target: 'service keepalived',
+        key: { kind: 'running', name: 'keepalived' },
         before: { running: true },
         after: { running: false },
       },
@@ -65,6 +67,7 @@ const cases: PlanCase<ServiceState>[] = [
       {
         action: 'update',
         target: 'service keepalived at boot',
+        key: { kind: 'enabled', name: 'keepalived' },
         before: { enabled: false },
         after: { enabled: true },
       },
@@ -78,6 +81,7 @@ const cases: PlanCase<ServiceState>[] = [
       {
         action: 'run',
         target: 'service keepalived',
+        key: { kind: 'action', name: 'keepalived' },
         after: { action: 'restart' },
         note: 'restart (pidfile)',
       },
@@ -91,6 +95,7 @@ const cases: PlanCase<ServiceState>[] = [
       {
         action: 'update',
         target: 'service keepalived',
+        key: { kind: 'running', name: 'keepalived' },
         before: { running: false },
         after: { running: true },
         note: 'reloaded requested, not running: start',
@@ -105,6 +110,7 @@ const cases: PlanCase<ServiceState>[] = [
       {
         action: 'update',
         target: 'service keepalived',
+        key: { kind: 'running', name: 'keepalived' },
         before: { running: false },
         after: { running: true },
         note: 'not installed yet (sysv); an earlier task must install it',

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { address, cidr, persistContent, type AddressState } from '../../../modules/host/address.ts'
 import { persist, procPath, sysctl, type SysctlState } from '../../../modules/host/sysctl.ts'
 import { planTable, type PlanCase } from './harness.ts'
 
@@ -12,10 +11,17 @@ const sysctlCases: PlanCase<SysctlState>[] = [
     params: { name: K, value: 1 },
     current: { now: '0', file: null, others: [] },
     expected: [
-      { action: 'update', target: `sysctl ${K}`, before: { value: '0' }, after: { value: '1' } },
+      {
+        action: 'update',
+        target: `sysctl ${K}`,
+        key: { kind: 'value', name: K },
+        before: { value: '0' },
+        after: { value: '1' },
+      },
       {
         action: 'create',
         target: `file ${F}`,
+        key: { kind: 'file', name: F },
         before: { [K]: null },
         after: { [K]: '1' },
         diff: { path: F, before: '', after: `${K} = 1\n` },
@@ -40,6 +46,7 @@ const sysctlCases: PlanCase<SysctlState>[] = [
       {
         action: 'update',
         target: `file ${F}`,
+        key: { kind: 'file', name: F },
         before: { [K]: '2' },
         after: { [K]: '1' },
         diff: {
@@ -75,6 +82,7 @@ const sysctlCases: PlanCase<SysctlState>[] = [
       {
         action: 'update',
         target: `file ${F}`,
+        key: { kind: 'file', name: F },
         before: { [K]: '1' },
         after: { [K]: null },
         diff: { path: F, before: `a.b = 1\n${K} = 1\n`, after: 'a.b = 1\n' },
@@ -109,108 +117,4 @@ describe('sysctl helpers', () => {
     expect(persist('b = 2', 'a', '1')).toBe('b = 2\na = 1\n')
     expect(persist('a = 1\n', 'a', undefined)).toBe('')
   })
-})
-
-const lo = (addresses: string[], persisted: string | null = null): AddressState => ({
-  interfaceExists: true,
-  addresses,
-  backend: 'ifupdown',
-  persisted,
-})
-const VIP = '192.0.2.254'
-const PERSIST = '/etc/network/interfaces.d/runbook-lo-192-0-2-254-32'
-
-const addressCases: PlanCase<AddressState>[] = [
-  {
-    name: 'add the VIP to lo',
-    params: { address: VIP, interface: 'lo' },
-    current: lo(['127.0.0.1/8', '::1/128']),
-    expected: [
-      { action: 'create', target: `address ${VIP}/32 on lo`, after: { address: `${VIP}/32` } },
-    ],
-  },
-  {
-    name: 'idempotent: it is there',
-    params: { address: `${VIP}/32`, interface: 'lo' },
-    current: lo(['127.0.0.1/8', `${VIP}/32`]),
-    expected: [],
-  },
-  {
-    name: 'another prefix is replaced',
-    params: { address: `${VIP}/32`, interface: 'lo' },
-    current: lo([`${VIP}/24`]),
-    expected: [
-      {
-        action: 'replace',
-        target: `address ${VIP}/32 on lo`,
-        before: { address: `${VIP}/24` },
-        after: { address: `${VIP}/32` },
-      },
-    ],
-  },
-  {
-    name: 'absent removes any prefix',
-    params: { address: VIP, interface: 'lo', state: 'absent' },
-    current: lo([`${VIP}/24`]),
-    expected: [
-      { action: 'delete', target: `address ${VIP}/24 on lo`, before: { address: `${VIP}/24` } },
-    ],
-  },
-  {
-    name: 'persisted as an ifupdown stanza',
-    params: { address: VIP, interface: 'lo', persist: true },
-    current: lo([`${VIP}/32`]),
-    expected: [
-      {
-        action: 'create',
-        target: `file ${PERSIST}`,
-        diff: {
-          path: PERSIST,
-          before: '',
-          after: persistContent(
-            { address: VIP, interface: 'lo', state: 'present', persist: true },
-            'ifupdown',
-          ),
-        },
-      },
-    ],
-  },
-  {
-    name: 'idempotent: persisted already',
-    params: { address: VIP, interface: 'lo', persist: true },
-    current: lo(
-      [`${VIP}/32`],
-      persistContent(
-        { address: VIP, interface: 'lo', state: 'present', persist: true },
-        'ifupdown',
-      ),
-    ),
-    expected: [],
-  },
-  {
-    name: 'persist without netplan or ifupdown',
-    params: { address: VIP, interface: 'lo', persist: true },
-    current: { ...lo([`${VIP}/32`]), backend: 'none' },
-    throws: /netplan or ifupdown/,
-  },
-  {
-    name: 'no such interface',
-    params: { address: VIP, interface: 'eth9' },
-    current: { ...lo([]), interfaceExists: false },
-    throws: /no interface eth9/,
-  },
-]
-
-describe('address plan', () => planTable(address, addressCases))
-
-it('address: netplan content and default prefixes', () => {
-  expect(cidr('2001:DB8::1')).toBe('2001:db8::1/128')
-  expect(
-    persistContent(
-      { address: `${VIP}/32`, interface: 'lo', state: 'present', persist: true },
-      'netplan',
-    ),
-  ).toBe(
-    `# Managed by runbook (address module): ${VIP}/32 on lo\nnetwork:\n  version: 2\n  ethernets:\n    lo:\n      addresses: ["${VIP}/32"]\n`,
-  )
 })
