@@ -18,7 +18,7 @@ function printed(events: RunEvent[], verbose: boolean): string {
   })
   const r = consoleReporter({
     out,
-    colors: colorsFor(out, false),
+    colors: colorsFor(process.stdout, false),
     live: false,
     diff: false,
     verbose,
