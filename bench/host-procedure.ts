@@ -34,7 +34,7 @@ const { values } = parseArgs({
 const sizes = (values.hosts ?? '2,10').split(',').map(Number)
 const RUNS = Number(values.runs)
 const FIP = '198.51.100.10'
-const BIN = path.resolve('engine/cli/runbook.js')
+const BIN = path.resolve('cli/runbook.js')
 
 const CONF = (state: string, priority: number): string => `vrrp_instance VI_1 {
   state ${state}

@@ -18,7 +18,9 @@ import { jsonReporter } from '../report/json.ts'
 import { outline } from '../report/outline.ts'
 import { renderPlan } from '../report/plan.ts'
 import { prepare, type Prepared } from '../prepare.ts'
-import { printErrors, type CliDeps, type ConnectionContext } from './main.ts'
+import type { CliDeps, ConnectionContext } from './deps.ts'
+import { printErrors } from './print-errors.ts'
+import type { ModuleRegistry } from '../module.ts'
 import { countChanges } from '../plan/change.ts'
 import {
   changedFiles,
@@ -69,23 +71,28 @@ function terminalPrompt(err: Out): ((q: string) => Promise<string>) | undefined 
     })
 }
 
+/** A prepared runbook with the registry it was checked against. */
+type Loaded = Prepared & { registry: ModuleRegistry }
+
 async function load(
   f: CommonFlags,
   deps: CliDeps,
   err: Out,
   skipSecrets = false,
-): Promise<Prepared | undefined> {
+): Promise<Loaded | undefined> {
   try {
-    return await prepare({
+    const registry = await deps.registry()
+    const p = await prepare({
       runbookFile: f.runbook,
       inventoryFile: f.inventory,
-      registry: deps.registry,
+      registry,
       vars: f.vars,
       varFiles: f.varFiles,
       prompt: terminalPrompt(err),
       stateRoot: f.stateDir,
       skipSecrets,
     })
+    return { ...p, registry }
   } catch (e) {
     printErrors(e, err)
     return undefined
@@ -115,11 +122,11 @@ function sinks(
 }
 
 /** What every run of a prepared runbook passes to execute; the caller adds mode, journal and sinks. */
-function runOptions(p: Prepared, f: CommonFlags, deps: CliDeps, connections: ConnectionFactory) {
+function runOptions(p: Loaded, f: CommonFlags, deps: CliDeps, connections: ConnectionFactory) {
   return {
     runbook: p.runbook,
     inventory: p.inventory,
-    registry: deps.registry,
+    registry: p.registry,
     extraVars: p.extraVars,
     secretVars: p.secretVars,
     redactor: p.redactor,
@@ -201,7 +208,7 @@ export async function runPlan(
     const s = sinks(f, out, { diff: false, quiet: true })
     const r = await destroy({
       journal,
-      registry: deps.registry,
+      registry: p.registry,
       inventory: p.inventory,
       connections: deps.connections(connectionContext(p, err)),
       redactor: p.redactor,
@@ -549,7 +556,7 @@ export async function runDestroy(
     if (!o.autoApprove) {
       const preview = await destroy({
         journal,
-        registry: deps.registry,
+        registry: p.registry,
         inventory: p.inventory,
         connections: deps.connections(connectionContext(p, err)),
         redactor: p.redactor,
@@ -582,7 +589,7 @@ export async function runDestroy(
     const runId = await journal.startRun(`destroy ${f.runbook}`)
     const r = await destroy({
       journal,
-      registry: deps.registry,
+      registry: p.registry,
       inventory: p.inventory,
       connections: deps.connections(connectionContext(p, err)),
       redactor: p.redactor,
