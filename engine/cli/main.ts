@@ -8,6 +8,7 @@
 import { Command, Option } from 'commander'
 import type { CliDeps, LabCommands } from './deps.ts'
 import type { CommonFlags } from './commands.ts'
+import { withTimings } from '../timings.ts'
 
 export type { CliDeps, ConnectionContext, ExecCommand, LabCommands } from './deps.ts'
 
@@ -30,6 +31,10 @@ function common(cmd: Command, what = 'runbook YAML file'): Command {
     .option('--no-color', 'no colours (also NO_COLOR=1)')
     .option('--state-dir <dir>', 'where journals and locks live (default ./.runbook)')
     .option('-v, --verbose', 'more detail')
+    .option(
+      '--timings',
+      'after the recap, where the time went per task and host (SSH, commands, API)',
+    )
 }
 
 /**
@@ -62,6 +67,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     color: o.color !== false,
     stateDir: o.stateDir as string | undefined,
     verbose: o.verbose === true,
+    timings: o.timings === true,
   })
 
   common(
@@ -249,7 +255,8 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     })
 
   try {
-    await program.parseAsync(argv, { from: 'user' })
+    // One timing scope for the command: its tasks' counters add up to the summary's totals.
+    await withTimings('run', () => program.parseAsync(argv, { from: 'user' }))
   } catch (e) {
     const ce = e as { code?: string; exitCode?: number }
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {

@@ -3,6 +3,7 @@
  * plan printer) consume them; secrets are redacted before any event leaves the executor.
  */
 import type { Change, PlanCounts } from '../plan/change.ts'
+import type { TaskTimings } from '../timings.ts'
 
 /** How a task ended on one host. */
 export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable'
@@ -45,6 +46,8 @@ export type RunEvent =
       deferred?: boolean
       /** What the module wants shown (debug's message). */
       display?: string | undefined
+      /** Where the task's time went on this host (SSH wait, commands, API requests, local). */
+      timings?: TaskTimings | undefined
     }
   | { type: 'warning'; message: string; host?: string | undefined; task?: string | undefined }
   | { type: 'play_end'; play: string }
@@ -58,6 +61,10 @@ export type RunEvent =
       changed: number
       failed: number
       unreachable: number
+      /** Requests made to cloud APIs during the run (every attempt counts). */
+      api_requests?: number | undefined
+      /** The run's totals: SSH wait, commands and API requests over all tasks and hosts. */
+      timings?: TaskTimings | undefined
     }
 
 /** A consumer of events. */

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module'
 import type { AxiosInstance, AxiosResponse, AxiosStatic } from 'axios'
 import type { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
+import { measure } from '../../../engine/timings.ts'
 import { selectEndpoint, versionedEndpoint } from './catalog.ts'
 import { cloudSecrets, type CloudConfig } from './config.ts'
 import { OpenStackApiError, parseFault, SERVICE_NAMES, type ServiceType } from './errors.ts'
@@ -508,13 +509,15 @@ export class OpenStackClient {
       this.stats.byService[service]++
       let res: AxiosResponse<unknown>
       try {
-        res = await this.http.request({
-          method,
-          url,
-          headers,
-          data: o.body === undefined ? undefined : JSON.stringify(o.body),
-          signal: this.opts.signal,
-        })
+        res = await measure('api', () =>
+          this.http.request({
+            method,
+            url,
+            headers,
+            data: o.body === undefined ? undefined : JSON.stringify(o.body),
+            signal: this.opts.signal,
+          }),
+        )
       } catch (e) {
         const code = (e as { code?: string }).code ?? ''
         const notSent = NOT_SENT.has(code)
