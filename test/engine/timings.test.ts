@@ -26,7 +26,7 @@ describe('timings', () => {
     expect(seen.tasks.map((t) => t?.api_requests)).toEqual([1, 2])
     expect(seen.tasks[1]?.api_ms).toBeGreaterThanOrEqual(38)
     expect(seen.tasks[1]?.local_ms).toBeLessThanOrEqual(62)
-    expect(seen.run.api_requests).toBe(3)
+    expect(seen.run?.api_requests).toBe(3)
   })
 
   it('times the wait for a connection and each command on it (a real local shell)', async () => {
