@@ -3,10 +3,12 @@
  * size in its own process under the lab's machine-wide lock (bench/host-procedure.ts brings its
  * hosts up and down), then bench/results.md and bench/results.json from the figures.
  *
- *   npm run bench [-- --hosts 2,10,50 --runs 5]
+ * Last, `runbook plan` of the whole VIP runbook on an in-sync lab cloud (bench/plan-vip.ts).
+ *
+ *   npm run bench [-- --hosts 2,10,50 --runs 5] [--reuse]   (--reuse: keep bench/out's results)
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -16,6 +18,7 @@ const { values } = parseArgs({
     hosts: { type: 'string', default: '2,10,50' },
     runs: { type: 'string' },
     lock: { type: 'string', default: '/tmp/runbook-e2e.lock' },
+    reuse: { type: 'boolean', default: false },
   },
 })
 const sizes = (values.hosts ?? '2,10,50').split(',').map(Number)
@@ -42,28 +45,59 @@ interface SizeResult {
   api_requests?: number
 }
 
+/** Runs one bench script under the lab's lock, unless --reuse and its result exists. */
+function stage(label: string, script: string, out: string, args: string[]): void {
+  if (values.reuse && existsSync(out)) return
+  process.stdout.write(`${label}…\n`)
+  const r = spawnSync(
+    'flock',
+    [values.lock ?? '/tmp/runbook-e2e.lock', process.execPath, '--import', 'tsx', script]
+      .concat(args)
+      .concat(['--out', out]),
+    { stdio: 'inherit' },
+  )
+  if (r.status !== 0) throw new Error(`${label} failed (exit ${r.status})`)
+}
+
 mkdirSync('bench/out', { recursive: true })
 const results: SizeResult[] = []
 for (const n of sizes) {
   const out = path.resolve(`bench/out/host-procedure-${n}.json`)
-  const args = ['--import', 'tsx', 'bench/host-procedure.ts', '--hosts', String(n)]
-  args.push('--runs', String(runsFor(n)), '--out', out)
-  process.stdout.write(`${n} hosts…\n`)
-  const r = spawnSync(
-    'flock',
-    [values.lock ?? '/tmp/runbook-e2e.lock', process.execPath, ...args],
-    {
-      stdio: 'inherit',
-    },
-  )
-  if (r.status !== 0) throw new Error(`the bench at ${n} hosts failed (exit ${r.status})`)
+  stage(`${n} hosts`, 'bench/host-procedure.ts', out, [
+    '--hosts',
+    `${n}`,
+    '--runs',
+    `${runsFor(n)}`,
+  ])
   results.push(JSON.parse(readFileSync(out, 'utf8')) as SizeResult)
+}
+const planOut = path.resolve('bench/out/plan-vip.json')
+stage('plan of the VIP runbook', 'bench/plan-vip.ts', planOut, ['--runs', '5'])
+const planVip = JSON.parse(readFileSync(planOut, 'utf8')) as {
+  median_ms: number
+  runs: number[]
+  api_requests: number[]
+  load: number[]
+  timings: string
 }
 
 const rows = results.flatMap((s) => s.rows)
 writeFileSync(
   'bench/results.json',
-  `${JSON.stringify({ date: new Date().toISOString(), rows: rows.map(({ runbook_runs: _r, ansible_runs: _a, ...x }) => x) }, null, 2)}\n`,
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      rows: rows.map(({ runbook_runs: _r, ansible_runs: _a, ...x }) => x),
+      peak_rss_mb: Object.fromEntries(results.map((s) => [s.hosts, s.peak_rss_mb])),
+      plan_vip: {
+        runbook_ms: planVip.median_ms,
+        runs_ms: planVip.runs,
+        api_requests: planVip.api_requests[0],
+      },
+    },
+    null,
+    2,
+  )}\n`,
 )
 const ansible = spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]
 const cell = (x: Row): string =>
@@ -103,6 +137,18 @@ ${rows.map(cell).join('\n')}
 | hosts | runs | forks | load average | runbook peak RSS | API requests | runbook's no-change run (--json timings) |
 |---|---|---|---|---|---|---|
 ${perSize.join('\n')}
+
+## \`runbook plan\` of the whole VIP runbook on an in-sync cloud
+
+The lab cloud with the VIP runbook applied once (ports, three servers, floating IP, keepalived on
+the nodes), then \`runbook plan runbooks/vip-keepalived.yaml --json\`: median ${planVip.median_ms} ms
+wall over ${planVip.runs.length} runs (${planVip.runs.join(', ')} ms), ${planVip.api_requests[0]} API requests
+(the \`api_requests\` of \`--json\`'s summary; load average ${planVip.load.map((l) => l.toFixed(1)).join(' → ')}).
+Where the time goes (\`--timings\`):
+
+\`\`\`
+${planVip.timings.trim()}
+\`\`\`
 
 Load average at the end: ${loadavg()[0]?.toFixed(1)}.
 `,
