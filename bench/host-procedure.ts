@@ -13,7 +13,7 @@
  * for such scripts); runbook's `service` finds the process itself.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -278,6 +278,13 @@ control_path_dir = ${path.join(work, 'cp')}
       apiRequests: summary.api_requests,
     }
   } finally {
+    // Ansible's ControlPersist masters would outlive the hosts by a minute: stop them now.
+    const cp = path.join(work, 'cp')
+    if (existsSync(cp))
+      for (const sock of readdirSync(cp))
+        spawnSync('ssh', ['-O', 'exit', '-o', `ControlPath=${path.join(cp, sock)}`, 'x'], {
+          stdio: 'ignore',
+        })
     await driver.teardown()
     rmSync(work, { recursive: true, force: true })
   }
