@@ -116,7 +116,7 @@ writeFileSync(
 
 Measured by \`npm run bench\` (bench/run.ts, bench/host-procedure.ts) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC,
 this machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version},
-${ansible}. Lab hosts (namespaces with their own sshd, Debian's packages) behind one jumphost reached
+${ansible}. Lab hosts (namespaces, each with its own root filesystem over the machine's and its own sshd) behind one jumphost reached
 through its floating IP. Tasks: discover the interface (command), install keepalived (apt),
 configure it (template), start it (service), check it (command), with become. Ansible runs at its
 fastest settings: pipelining, ControlPersist, facts off; both tools run every host at once (forks
@@ -130,9 +130,9 @@ ${rows.map(cell).join('\n')}
 
 - **no-change**: \`runbook apply\` / \`ansible-playbook\` on converged hosts (nothing to change).
 - **plan / --check**: \`runbook plan --detailed-exitcode\` / \`ansible-playbook --check\`.
-- **first apply** on fresh VMs from a real image is not measured here yet: the lab's hosts share
-  the machine's installed packages, so there is no fresh install to time (real Debian images for
-  the lab are being built in issue 8).
+- **first apply** on fresh VMs from a real image is not measured here yet: the lab's hosts see
+  the machine's installed packages through their overlay, so there is no fresh install to time
+  (real Debian images for the lab are being built in issue 8).
 
 | hosts | runs | forks | load average | runbook peak RSS | API requests | runbook's no-change run (--json timings) |
 |---|---|---|---|---|---|---|
