@@ -9,6 +9,8 @@
  *
  * Needs root (the lab's VMs are namespaces) and ansible-core (Debian's package). Ansible runs with
  * the settings that make it fastest here: pipelining, ControlPersist, forks 10, facts off. Debian's
+ * At 50 forks on this 2-core machine Ansible's default 10 s timeouts (connection, privilege
+ * escalation prompt) trip, so they are raised to 60 s. Debian's
  * keepalived init script has no `status`, so Ansible's `service` is given `pattern` (as its docs say
  * for such scripts); runbook's `service` finds the process itself.
  */
@@ -193,13 +195,14 @@ async function bench(n: number): Promise<{
 inventory = hosts.ini
 forks = ${FORKS}
 gathering = explicit
+timeout = 60
 host_key_checking = True
 interpreter_python = /usr/bin/python3
 retry_files_enabled = False
 stdout_callback = default
 [ssh_connection]
 pipelining = True
-ssh_args = -F ${path.join(work, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=60s
+ssh_args = -F ${path.join(work, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=60s -o ConnectTimeout=60
 control_path_dir = ${path.join(work, 'cp')}
 `,
     )

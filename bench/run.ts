@@ -45,41 +45,48 @@ interface SizeResult {
   api_requests?: number
 }
 
-/** Runs one bench script under the lab's lock, unless --reuse and its result exists. */
-function stage(label: string, script: string, out: string, args: string[]): void {
-  if (values.reuse && existsSync(out)) return
+/** What did not run to its end, said in the results instead of a figure. */
+const failures: string[] = []
+
+/**
+ * Runs one bench script under the lab's lock, unless --reuse and its result exists; true when
+ * there is a result. A stage that fails is reported with the end of its output.
+ */
+function stage(label: string, script: string, out: string, args: string[]): boolean {
+  if (values.reuse && existsSync(out)) return true
   process.stdout.write(`${label}…\n`)
   const r = spawnSync(
     'flock',
     [values.lock ?? '/tmp/runbook-e2e.lock', process.execPath, '--import', 'tsx', script]
       .concat(args)
       .concat(['--out', out]),
-    { stdio: 'inherit' },
+    { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   )
-  if (r.status !== 0) throw new Error(`${label} failed (exit ${r.status})`)
+  if (r.status === 0) return true
+  const tail = r.stderr.trim().split('\n').slice(0, 8).join('\n')
+  process.stderr.write(`${label} failed (exit ${r.status}):\n${r.stderr}\n`)
+  failures.push(`${label}: failed (exit ${r.status}):\n\n\`\`\`\n${tail}\n\`\`\``)
+  return false
 }
 
 mkdirSync('bench/out', { recursive: true })
 const results: SizeResult[] = []
 for (const n of sizes) {
   const out = path.resolve(`bench/out/host-procedure-${n}.json`)
-  stage(`${n} hosts`, 'bench/host-procedure.ts', out, [
-    '--hosts',
-    `${n}`,
-    '--runs',
-    `${runsFor(n)}`,
-  ])
-  results.push(JSON.parse(readFileSync(out, 'utf8')) as SizeResult)
+  const args = ['--hosts', `${n}`, '--runs', `${runsFor(n)}`]
+  if (stage(`${n} hosts`, 'bench/host-procedure.ts', out, args))
+    results.push(JSON.parse(readFileSync(out, 'utf8')) as SizeResult)
 }
 const planOut = path.resolve('bench/out/plan-vip.json')
-stage('plan of the VIP runbook', 'bench/plan-vip.ts', planOut, ['--runs', '5'])
-const planVip = JSON.parse(readFileSync(planOut, 'utf8')) as {
-  median_ms: number
-  runs: number[]
-  api_requests: number[]
-  load: number[]
-  timings: string
-}
+const planVip = stage('plan of the VIP runbook', 'bench/plan-vip.ts', planOut, ['--runs', '5'])
+  ? (JSON.parse(readFileSync(planOut, 'utf8')) as {
+      median_ms: number
+      runs: number[]
+      api_requests: number[]
+      load: number[]
+      timings: string
+    })
+  : undefined
 
 const rows = results.flatMap((s) => s.rows)
 writeFileSync(
@@ -89,11 +96,12 @@ writeFileSync(
       date: new Date().toISOString(),
       rows: rows.map(({ runbook_runs: _r, ansible_runs: _a, ...x }) => x),
       peak_rss_mb: Object.fromEntries(results.map((s) => [s.hosts, s.peak_rss_mb])),
-      plan_vip: {
+      plan_vip: planVip && {
         runbook_ms: planVip.median_ms,
         runs_ms: planVip.runs,
         api_requests: planVip.api_requests[0],
       },
+      failures,
     },
     null,
     2,
@@ -110,6 +118,29 @@ const perSize = results.map(
         : ''
     } |`,
 )
+/** The section on the VIP runbook's plan. */
+function planMd(planVip: {
+  median_ms: number
+  runs: number[]
+  api_requests: number[]
+  load: number[]
+  timings: string
+}): string {
+  return `## \`runbook plan\` of the whole VIP runbook on an in-sync cloud
+
+The lab cloud with the VIP runbook applied once (ports, three servers, floating IP, keepalived on
+the nodes), then \`runbook plan runbooks/vip-keepalived.yaml --json\`: median ${planVip.median_ms} ms
+wall over ${planVip.runs.length} runs (${planVip.runs.join(', ')} ms), ${planVip.api_requests[0]} API requests
+(the \`api_requests\` of \`--json\`'s summary; load average ${planVip.load.map((l) => l.toFixed(1)).join(' → ')}).
+Where the time goes (\`--timings\`):
+
+\`\`\`
+${planVip.timings.trim()}
+\`\`\`
+
+`
+}
+
 writeFileSync(
   'bench/results.md',
   `# The host part of the VIP procedure: runbook vs Ansible
@@ -138,19 +169,7 @@ ${rows.map(cell).join('\n')}
 |---|---|---|---|---|---|---|
 ${perSize.join('\n')}
 
-## \`runbook plan\` of the whole VIP runbook on an in-sync cloud
-
-The lab cloud with the VIP runbook applied once (ports, three servers, floating IP, keepalived on
-the nodes), then \`runbook plan runbooks/vip-keepalived.yaml --json\`: median ${planVip.median_ms} ms
-wall over ${planVip.runs.length} runs (${planVip.runs.join(', ')} ms), ${planVip.api_requests[0]} API requests
-(the \`api_requests\` of \`--json\`'s summary; load average ${planVip.load.map((l) => l.toFixed(1)).join(' → ')}).
-Where the time goes (\`--timings\`):
-
-\`\`\`
-${planVip.timings.trim()}
-\`\`\`
-
-Load average at the end: ${loadavg()[0]?.toFixed(1)}.
+${planVip ? planMd(planVip) : ''}${failures.length ? `## Not measured\n\n${failures.join('\n\n')}\n\n` : ''}Load average at the end: ${loadavg()[0]?.toFixed(1)}.
 `,
 )
 process.stdout.write(
