@@ -1,18 +1,21 @@
 /**
  * The host part of the VIP procedure (discover the interface, install keepalived, write its
  * configuration, start it, check it) on lab VMs behind a jumphost, run with nothing to change by
- * `runbook apply` and by `ansible-playbook` on the same hosts, the same files, the same path.
- * Prints wall times and their ratio, and writes bench/results.md.
+ * `runbook apply` and by `ansible-playbook` on the same hosts, the same files, the same path, and
+ * planned by `runbook plan` and `ansible-playbook --check`. One size per process, under the lab's
+ * lock (bench/run.ts, `npm run bench`, runs each size and writes bench/results.md and .json):
  *
- *   flock /tmp/runbook-lab-tests.lock node --import tsx bench/host-procedure.ts [--hosts 2,10] [--runs 5]
+ *   flock /tmp/runbook-e2e.lock node --import tsx bench/host-procedure.ts --hosts 10 --runs 5 --out r.json
  *
  * Needs root (the lab's VMs are namespaces) and ansible-core (Debian's package). Ansible runs with
  * the settings that make it fastest here: pipelining, ControlPersist, forks 10, facts off. Debian's
+ * At 50 forks on this 2-core machine Ansible's default 10 s timeouts (connection, privilege
+ * escalation prompt) trip, so they are raised to 60 s. Debian's
  * keepalived init script has no `status`, so Ansible's `service` is given `pattern` (as its docs say
  * for such scripts); runbook's `service` finds the process itself.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -29,12 +32,18 @@ import {
 } from '../test/e2e/lab-hosts/fixture.ts'
 
 const { values } = parseArgs({
-  options: { hosts: { type: 'string', default: '2,10' }, runs: { type: 'string', default: '5' } },
+  options: {
+    hosts: { type: 'string', default: '2' },
+    runs: { type: 'string', default: '5' },
+    out: { type: 'string', default: 'bench/out/host-procedure.json' },
+  },
 })
-const sizes = (values.hosts ?? '2,10').split(',').map(Number)
+const N = Number(values.hosts)
 const RUNS = Number(values.runs)
+// Both tools run every host at once (Ansible's forks, runbook's -f), up to 50.
+const FORKS = Math.min(Math.max(N, 10), 50)
 const FIP = '198.51.100.10'
-const BIN = path.resolve('engine/cli/runbook.js')
+const BIN = path.resolve('cli/runbook.js')
 
 const CONF = (state: string, priority: number): string => `vrrp_instance VI_1 {
   state ${state}
@@ -46,30 +55,54 @@ const CONF = (state: string, priority: number): string => `vrrp_instance VI_1 {
 }
 `
 
+/** Runs a command to its end: wall time, exit code, output, and peak memory (GNU time). */
 function time(
   cmd: string,
   args: string[],
   cwd: string,
   env: NodeJS.ProcessEnv = {},
-): { ms: number; code: number; out: string } {
+): { ms: number; code: number; out: string; stdout: string; rssMb: number } {
+  const gnuTime = existsSync('/usr/bin/time')
+  const rss = path.join(cwd, 'rss')
   const t = process.hrtime.bigint()
-  const r = spawnSync(cmd, args, {
-    cwd,
-    env: { ...process.env, NO_COLOR: '1', ...env },
-    encoding: 'utf8',
-    timeout: 600_000,
-  })
+  const r = spawnSync(
+    gnuTime ? '/usr/bin/time' : cmd,
+    gnuTime ? ['-f', '%M', '-o', rss, cmd, ...args] : args,
+    {
+      cwd,
+      env: { ...process.env, NO_COLOR: '1', ...env },
+      encoding: 'utf8',
+      timeout: 600_000,
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  )
+  const ms = Number((process.hrtime.bigint() - t) / 1_000_000n)
+  const kb = gnuTime ? Number(spawnSync('cat', [rss], { encoding: 'utf8' }).stdout.trim()) : NaN
   return {
-    ms: Number((process.hrtime.bigint() - t) / 1_000_000n),
+    ms,
     code: r.status ?? -1,
     out: `${r.stdout}${r.stderr}`,
+    stdout: r.stdout,
+    rssMb: Math.round(kb / 1024),
   }
 }
 
 const median = (xs: number[]): number =>
   [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 
-async function bench(n: number): Promise<{ n: number; runbook: number[]; ansible: number[] }> {
+/** One workload's measured runs. */
+interface Measured {
+  workload: 'no-change' | 'plan'
+  runbook: number[]
+  ansible: number[]
+}
+
+async function bench(n: number): Promise<{
+  measured: Measured[]
+  peakRssMb: number
+  timings: unknown
+  apiRequests: unknown
+}> {
   const work = mkdtempSync(path.join(tmpdir(), 'rb-bench-'))
   const driver = createNamespaceDriver({ stateDir: path.join(work, 'lab') })
   try {
@@ -160,15 +193,16 @@ async function bench(n: number): Promise<{ n: number; runbook: number[]; ansible
       path.join(work, 'ansible.cfg'),
       `[defaults]
 inventory = hosts.ini
-forks = 10
+forks = ${FORKS}
 gathering = explicit
+timeout = 60
 host_key_checking = True
 interpreter_python = /usr/bin/python3
 retry_files_enabled = False
 stdout_callback = default
 [ssh_connection]
 pipelining = True
-ssh_args = -F ${path.join(work, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=60s
+ssh_args = -F ${path.join(work, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=60s -o ConnectTimeout=60
 control_path_dir = ${path.join(work, 'cp')}
 `,
     )
@@ -199,10 +233,14 @@ control_path_dir = ${path.join(work, 'cp')}
       changed_when: false
 `,
     )
-    const rb = (): ReturnType<typeof time> =>
-      time(process.execPath, [BIN, 'apply', 'procedure.yaml', '-i', 'inventory.yaml'], work)
-    const an = (): ReturnType<typeof time> =>
-      time('ansible-playbook', ['procedure.yml'], work, {
+    const rb = (command = 'apply', ...extra: string[]): ReturnType<typeof time> =>
+      time(
+        process.execPath,
+        [BIN, command, 'procedure.yaml', '-i', 'inventory.yaml', '-f', String(FORKS), ...extra],
+        work,
+      )
+    const an = (...extra: string[]): ReturnType<typeof time> =>
+      time('ansible-playbook', ['procedure.yml', ...extra], work, {
         ANSIBLE_CONFIG: path.join(work, 'ansible.cfg'),
       })
     // converge with each tool; the other must then find nothing to change (same files, same state)
@@ -214,51 +252,65 @@ control_path_dir = ${path.join(work, 'cp')}
       if (r.code !== 0) throw new Error(`${name} failed to converge:\n${r.out}`)
     }
     const r0 = rb()
-    const a0 = an()
-    if (!/changed=0/.test(r0.out) || /changed=[1-9]/.test(a0.out))
-      throw new Error(`not converged:\n${r0.out}\n${a0.out}`)
-    const runbook: number[] = []
-    const ansible: number[] = []
+    if (!/changed=0/.test(r0.out)) throw new Error(`not converged:\n${r0.out}`)
+    const noChange: Measured = { workload: 'no-change', runbook: [], ansible: [] }
+    const plan: Measured = { workload: 'plan', runbook: [], ansible: [] }
+    let peakRssMb = 0
     for (let i = 0; i < RUNS; i++) {
       const r = rb()
       const a = an()
       if (r.code !== 0 || a.code !== 0 || !/changed=0/.test(r.out) || /changed=[1-9]/.test(a.out))
         throw new Error(`a no-change run failed or changed something:\n${r.out}\n${a.out}`)
-      runbook.push(r.ms)
-      ansible.push(a.ms)
+      noChange.runbook.push(r.ms)
+      noChange.ansible.push(a.ms)
+      peakRssMb = Math.max(peakRssMb, r.rssMb)
+      const rp = rb('plan', '--detailed-exitcode')
+      const ap = an('--check')
+      if (rp.code !== 0 || ap.code !== 0 || /changed=[1-9]/.test(ap.out))
+        throw new Error(`a plan found changes or failed:\n${rp.out}\n${ap.out}`)
+      plan.runbook.push(rp.ms)
+      plan.ansible.push(ap.ms)
     }
-    return { n, runbook, ansible }
+    // Where runbook's time goes, for the notes: one more no-change run with --json.
+    const j = rb('apply', '--json')
+    const summary = JSON.parse(j.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>
+    return {
+      measured: [noChange, plan],
+      peakRssMb,
+      timings: summary.timings,
+      apiRequests: summary.api_requests,
+    }
   } finally {
+    // Ansible's ControlPersist masters would outlive the hosts by a minute: stop them now.
+    const cp = path.join(work, 'cp')
+    if (existsSync(cp))
+      for (const sock of readdirSync(cp))
+        spawnSync('ssh', ['-O', 'exit', '-o', `ControlPath=${path.join(cp, sock)}`, 'x'], {
+          stdio: 'ignore',
+        })
     await driver.teardown()
     rmSync(work, { recursive: true, force: true })
   }
 }
 
 await checkHostPrerequisites()
-const rows: string[] = []
-for (const n of sizes) {
-  const r = await bench(n)
-  const line = `| ${n} hosts × 5 tasks | ${median(r.runbook)} ms | ${median(r.ansible)} ms | ${(median(r.ansible) / median(r.runbook)).toFixed(1)}× |`
+const load = [loadavg()[0] ?? 0]
+const r = await bench(N)
+load.push(loadavg()[0] ?? 0)
+const rows = r.measured.map((m) => ({
+  workload: m.workload,
+  hosts: N,
+  runbook_ms: median(m.runbook),
+  ansible_ms: median(m.ansible),
+  ratio: Number((median(m.ansible) / median(m.runbook)).toFixed(1)),
+  runbook_runs: m.runbook,
+  ansible_runs: m.ansible,
+}))
+for (const x of rows)
   process.stdout.write(
-    `${line}   runbook ${r.runbook.join(', ')}; ansible ${r.ansible.join(', ')}\n`,
+    `${x.workload} ${N} hosts: runbook ${x.runbook_ms} ms, ansible ${x.ansible_ms} ms (${x.ratio}×)\n`,
   )
-  rows.push(line)
-}
-const ansibleVersion =
-  spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? ''
 writeFileSync(
-  'bench/results.md',
-  `# The host part of the VIP procedure, nothing to change: runbook vs Ansible
-
-Measured by \`bench/host-procedure.ts\` on ${new Date().toISOString().slice(0, 10)}, this machine (2 vCPU), lab VMs behind one
-jumphost (reached through its floating IP), ${RUNS} runs each, median wall time of the whole command
-(\`runbook apply\` / \`ansible-playbook\`, process start to exit). ${ansibleVersion} with pipelining,
-ControlPersist, forks 10, facts off. Tasks: discover the interface (command), install keepalived
-(apt), configure it (template), start it (service), check it (command). The two tools alternate run
-by run, so both see the same machine load (load average at the end: ${loadavg()[0]?.toFixed(1)}).
-
-| workload | runbook | Ansible | Ansible / runbook |
-|---|---|---|---|
-${rows.join('\n')}
-`,
+  values.out ?? 'bench/out/host-procedure.json',
+  `${JSON.stringify({ hosts: N, runs: RUNS, forks: FORKS, load, rows, peak_rss_mb: r.peakRssMb, timings: r.timings, api_requests: r.apiRequests }, null, 2)}\n`,
 )

@@ -18,7 +18,11 @@ import { jsonReporter } from '../report/json.ts'
 import { outline } from '../report/outline.ts'
 import { renderPlan } from '../report/plan.ts'
 import { prepare, type Prepared } from '../prepare.ts'
-import { printErrors, type CliDeps, type ConnectionContext } from './main.ts'
+import { renderTimings, withTimingData } from '../report/timings.ts'
+import { timedConnections } from '../timings.ts'
+import type { CliDeps, ConnectionContext } from './deps.ts'
+import { printErrors } from './print-errors.ts'
+import type { ModuleRegistry } from '../module.ts'
 import { countChanges } from '../plan/change.ts'
 import {
   changedFiles,
@@ -44,6 +48,8 @@ export interface CommonFlags {
   color: boolean
   stateDir?: string | undefined
   verbose: boolean
+  /** Print where the time went, per task and host, after the recap. */
+  timings?: boolean | undefined
 }
 
 type Out = NodeJS.WriteStream
@@ -51,6 +57,11 @@ type Out = NodeJS.WriteStream
 /** What a connection factory is told about the run. */
 function connectionContext(p: Prepared, err: Out): ConnectionContext {
   return { stateRoot: path.dirname(p.stateDir), prompt: terminalPrompt(err), redactor: p.redactor }
+}
+
+/** The run's connections, timed for `--timings`. */
+function connectionsFor(p: Prepared, deps: CliDeps, err: Out): ConnectionFactory {
+  return timedConnections(deps.connections(connectionContext(p, err)))
 }
 
 /** Reads a secret from the terminal without echoing it. */
@@ -69,23 +80,28 @@ function terminalPrompt(err: Out): ((q: string) => Promise<string>) | undefined 
     })
 }
 
+/** A prepared runbook with the registry it was checked against. */
+type Loaded = Prepared & { registry: ModuleRegistry }
+
 async function load(
   f: CommonFlags,
   deps: CliDeps,
   err: Out,
   skipSecrets = false,
-): Promise<Prepared | undefined> {
+): Promise<Loaded | undefined> {
   try {
-    return await prepare({
+    const registry = await deps.registry()
+    const p = await prepare({
       runbookFile: f.runbook,
       inventoryFile: f.inventory,
-      registry: deps.registry,
+      registry,
       vars: f.vars,
       varFiles: f.varFiles,
       prompt: terminalPrompt(err),
       stateRoot: f.stateDir,
       skipSecrets,
     })
+    return { ...p, registry }
   } catch (e) {
     printErrors(e, err)
     return undefined
@@ -100,7 +116,12 @@ function sinks(
   const events: RunEvent[] = []
   if (f.json) {
     const j = jsonReporter(out)
-    return { emit: (e) => (events.push(e), j(e)), close: () => undefined, events }
+    const emit: EventSink = (e) => {
+      const x = withTimingData(e)
+      events.push(x)
+      j(x)
+    }
+    return { emit, close: () => undefined, events }
   }
   const colors = colorsFor(out, f.color ? undefined : false)
   const r = consoleReporter({
@@ -111,15 +132,26 @@ function sinks(
     quietTasks: extra.quiet,
     verbose: f.verbose,
   })
-  return { emit: (e) => (events.push(e), r.sink(e)), close: r.close, events }
+  return {
+    emit: (e) => {
+      const x = withTimingData(e)
+      events.push(x)
+      r.sink(x)
+    },
+    close: () => {
+      r.close()
+      if (f.timings) out.write(renderTimings(events, colors))
+    },
+    events,
+  }
 }
 
 /** What every run of a prepared runbook passes to execute; the caller adds mode, journal and sinks. */
-function runOptions(p: Prepared, f: CommonFlags, deps: CliDeps, connections: ConnectionFactory) {
+function runOptions(p: Loaded, f: CommonFlags, deps: CliDeps, connections: ConnectionFactory) {
   return {
     runbook: p.runbook,
     inventory: p.inventory,
-    registry: deps.registry,
+    registry: p.registry,
     extraVars: p.extraVars,
     secretVars: p.secretVars,
     redactor: p.redactor,
@@ -201,9 +233,9 @@ export async function runPlan(
     const s = sinks(f, out, { diff: false, quiet: true })
     const r = await destroy({
       journal,
-      registry: deps.registry,
+      registry: p.registry,
       inventory: p.inventory,
-      connections: deps.connections(connectionContext(p, err)),
+      connections: connectionsFor(p, deps, err),
       redactor: p.redactor,
       emit: s.emit,
       baseDir: p.baseDir,
@@ -234,7 +266,7 @@ export async function runPlan(
   }
   const s = sinks(f, out, { diff: true, quiet: true })
   const result = await execute({
-    ...runOptions(p, f, deps, deps.connections(connectionContext(p, err))),
+    ...runOptions(p, f, deps, connectionsFor(p, deps, err)),
     mode: 'plan',
     journal,
     emit: s.emit,
@@ -431,7 +463,7 @@ export async function runApply(
         message: `took over the lock of pid ${lock.tookOverFrom.pid}, which is gone (its run was interrupted)`,
       })
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
-    connections = deps.connections(connectionContext(p, err))
+    connections = connectionsFor(p, deps, err)
     if (saved !== undefined) {
       // plan again, quietly, under the lock: what would run now must be what was reviewed. It runs
       // on the connections the apply then uses (one connection per host, not two).
@@ -549,9 +581,9 @@ export async function runDestroy(
     if (!o.autoApprove) {
       const preview = await destroy({
         journal,
-        registry: deps.registry,
+        registry: p.registry,
         inventory: p.inventory,
-        connections: deps.connections(connectionContext(p, err)),
+        connections: connectionsFor(p, deps, err),
         redactor: p.redactor,
         emit: () => undefined,
         baseDir: p.baseDir,
@@ -582,9 +614,9 @@ export async function runDestroy(
     const runId = await journal.startRun(`destroy ${f.runbook}`)
     const r = await destroy({
       journal,
-      registry: deps.registry,
+      registry: p.registry,
       inventory: p.inventory,
-      connections: deps.connections(connectionContext(p, err)),
+      connections: connectionsFor(p, deps, err),
       redactor: p.redactor,
       emit: s.emit,
       baseDir: p.baseDir,

@@ -11,7 +11,7 @@ import { makeScope } from '../execute/scope.ts'
 import { Inventory } from '../inventory/inventory.ts'
 import { loadYaml } from '../runbook/source.ts'
 import { didYouMean } from '../suggest.ts'
-import type { ExecCommand } from './main.ts'
+import type { ExecCommand } from './deps.ts'
 
 /**
  * The exec command. Exit codes as Ansible's ad-hoc mode: 0 all succeeded, 2 a command failed,

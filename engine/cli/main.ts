@@ -1,84 +1,19 @@
 /**
  * The `runbook` command line: validate, plan, apply, destroy, modules, schema, exec, lab.
- * Everything it needs from outside the engine (modules, connections, the lab) is passed in, so the
- * engine stays free of clouds and package managers.
+ * Everything it needs from outside the engine (modules, connections, the lab) is passed in as one
+ * `deps` (./deps.ts), so the engine stays free of clouds and package managers. Only commander is
+ * loaded up front: each command imports what it runs, so `runbook --version` starts in about the
+ * time of a bare `node`.
  */
 import { Command, Option } from 'commander'
-import { RunbookError, RunbookErrors, formatError } from '../errors.ts'
-import type { ConnectionFactory } from '../connection/factory.ts'
-import type { ModuleRegistry } from '../module.ts'
-import type { SourceSet } from '../runbook/source.ts'
-import type { Redactor } from '../vars/secrets.ts'
-import { colorsFor } from '../report/format.ts'
-import {
-  runApply,
-  runDestroy,
-  runPlan,
-  runShow,
-  runValidate,
-  type CommonFlags,
-} from './commands.ts'
-import { printModules, printSchema } from './modules.ts'
+import type { CliDeps, LabCommands } from './deps.ts'
+import type { CommonFlags } from './commands.ts'
+import { withTimings } from '../timings.ts'
 
-/** The lab's commands, provided by lab/ (the CLI only forwards). */
-export interface LabCommands {
-  up(opts: { port?: number | undefined; stateDir?: string | undefined }): Promise<number>
-  status(opts: { stateDir?: string | undefined }): Promise<number>
-  down(opts: { stateDir?: string | undefined; keepState?: boolean | undefined }): Promise<number>
-}
+export type { CliDeps, ConnectionContext, ExecCommand, LabCommands } from './deps.ts'
 
-/** An ad-hoc command runner over an inventory (`runbook exec`). */
-export type ExecCommand = (o: {
-  inventory: string
-  pattern: string
-  command: string
-  forks: number
-  become: boolean
-  json: boolean
-  out: NodeJS.WritableStream
-  err: NodeJS.WritableStream
-}) => Promise<number>
-
-/** What a run tells the connection factory: where project state lives, how to ask the user. */
-export interface ConnectionContext {
-  /** The project's `.runbook` directory (its known_hosts lives there). */
-  stateRoot: string
-  /** Asks on the terminal without echo; absent when there is none. */
-  prompt?: ((question: string) => Promise<string>) | undefined
-  /** Secrets typed at a prompt (key passphrases) are hidden like declared ones. */
-  redactor: Redactor
-}
-
-/** What the CLI is built from. */
-export interface CliDeps {
-  registry: ModuleRegistry
-  /** A connection factory per run. */
-  connections: (ctx: ConnectionContext) => ConnectionFactory
-  lab?: LabCommands | undefined
-  exec?: ExecCommand | undefined
-  out?: NodeJS.WriteStream
-  err?: NodeJS.WriteStream
-}
-
-/** Prints errors the way a compiler does, with source lines and carets. */
-export function printErrors(
-  e: unknown,
-  err: NodeJS.WriteStream,
-  sources?: SourceSet,
-  redact: (s: string) => string = (s) => s,
-): void {
-  const c = colorsFor(err)
-  const text = sources?.text ?? (e instanceof RunbookErrors ? e.sources : undefined)
-  const list =
-    e instanceof RunbookErrors
-      ? e.errors
-      : e instanceof RunbookError
-        ? [e]
-        : [new RunbookError('E_MODULE', e instanceof Error ? e.message : String(e))]
-  for (const x of list) err.write(`${c.red('error')}: ${redact(formatError(x, text))}\n`)
-  if (list.length > 1) err.write(`${c.red(`${list.length} problems`)}; nothing was changed.\n`)
-  else if (e instanceof RunbookErrors) err.write('nothing was changed.\n')
-}
+/** The run commands, loaded when one runs (the engine is not loaded for `--version` or `--help`). */
+const commands = (): Promise<typeof import('./commands.ts')> => import('./commands.ts')
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
 
@@ -96,11 +31,15 @@ function common(cmd: Command, what = 'runbook YAML file'): Command {
     .option('--no-color', 'no colours (also NO_COLOR=1)')
     .option('--state-dir <dir>', 'where journals and locks live (default ./.runbook)')
     .option('-v, --verbose', 'more detail')
+    .option(
+      '--timings',
+      'after the recap, where the time went per task and host (SSH, commands, API)',
+    )
 }
 
 /**
  * Runs the CLI with `argv` (without node and script); resolves to the exit code.
- * @example process.exitCode = await main(process.argv.slice(2), { registry, connections })
+ * @example process.exitCode = await main(process.argv.slice(2), { registry: async () => registry, connections })
  */
 export async function main(argv: string[], deps: CliDeps): Promise<number> {
   const out = deps.out ?? process.stdout
@@ -128,6 +67,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     color: o.color !== false,
     stateDir: o.stateDir as string | undefined,
     verbose: o.verbose === true,
+    timings: o.timings === true,
   })
 
   common(
@@ -141,7 +81,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     )
     .option('--list-hosts', 'print the hosts each play would run on')
     .action(async (rb: string, o: Record<string, unknown>) => {
-      code = await runValidate(flags(rb, o), deps, out, err, {
+      code = await (
+        await commands()
+      ).runValidate(flags(rb, o), deps, out, err, {
         listTasks: o.listTasks === true,
         listHosts: o.listHosts === true,
       })
@@ -156,7 +98,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       'save the plan; `runbook apply FILE` then applies exactly it, or refuses if it no longer holds',
     )
     .action(async (rb: string, o: Record<string, unknown>) => {
-      code = await runPlan(
+      code = await (
+        await commands()
+      ).runPlan(
         flags(rb, o),
         {
           detailedExitcode: o.detailedExitcode === true,
@@ -185,7 +129,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         .default(0),
     )
     .action(async (rb: string, o: Record<string, unknown>) => {
-      code = await runApply(
+      code = await (
+        await commands()
+      ).runApply(
         flags(rb, o),
         {
           check: o.check === true,
@@ -210,7 +156,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         .default(0),
     )
     .action(async (rb: string, o: Record<string, unknown>) => {
-      code = await runDestroy(
+      code = await (
+        await commands()
+      ).runDestroy(
         flags(rb, o),
         { autoApprove: o.autoApprove === true, lockTimeout: o.lockTimeout as number },
         deps,
@@ -223,8 +171,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .description('list modules, or show one with its parameters and an example')
     .argument('[name]', 'module name')
     .option('--markdown', 'print docs/modules.md')
-    .action((name: string | undefined, o: { markdown?: boolean }) => {
-      code = printModules(deps.registry, name, o.markdown === true, out, err)
+    .action(async (name: string | undefined, o: { markdown?: boolean }) => {
+      const { printModules } = await import('./modules.ts')
+      code = printModules(await deps.registry(), name, o.markdown === true, out, err)
     })
   program
     .command('show')
@@ -234,13 +183,14 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .argument('<planfile>', 'the saved plan')
     .option('--json', 'the saved plan itself')
     .action(async (file: string, o: { json?: boolean }) => {
-      code = await runShow(file, o.json === true, out, err)
+      code = await (await commands()).runShow(file, o.json === true, out, err)
     })
   program
     .command('schema')
     .description('print the JSON Schema of runbooks (for editors: yaml-language-server)')
-    .action(() => {
-      printSchema(deps.registry, out)
+    .action(async () => {
+      const { printSchema } = await import('./modules.ts')
+      printSchema(await deps.registry(), out)
     })
   program
     .command('exec')
@@ -258,7 +208,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         command: string[],
         o: { forks: number; become?: boolean; json?: boolean },
       ) => {
-        if (!deps.exec) throw new RunbookError('E_USAGE', 'exec is not available in this build')
+        if (!deps.exec) throw await usage('exec is not available in this build')
         code = await deps.exec({
           inventory,
           pattern,
@@ -274,8 +224,8 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   const lab = program
     .command('lab')
     .description('the embedded OpenStack lab made of real Linux hosts (needs root)')
-  const needLab = (): LabCommands => {
-    if (!deps.lab) throw new RunbookError('E_USAGE', 'the lab is not available in this build')
+  const needLab = async (): Promise<LabCommands> => {
+    if (!deps.lab) throw await usage('the lab is not available in this build')
     return deps.lab
   }
   lab
@@ -286,14 +236,14 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     )
     .option('--state-dir <dir>', 'lab state (default /var/lib/runbook-lab, or RUNBOOK_LAB_DIR)')
     .action(async (o: { port?: number; stateDir?: string }) => {
-      code = await needLab().up(o)
+      code = await (await needLab()).up(o)
     })
   lab
     .command('status')
     .description('is the lab running, where, and its servers (exit 3 when it is not running)')
     .option('--state-dir <dir>', 'lab state directory')
     .action(async (o: { stateDir?: string }) => {
-      code = await needLab().status(o)
+      code = await (await needLab()).status(o)
     })
   lab
     .command('down')
@@ -301,11 +251,12 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .option('--state-dir <dir>', 'lab state directory')
     .option('--keep-state', "keep the cloud's state for the next `lab up`")
     .action(async (o: { stateDir?: string; keepState?: boolean }) => {
-      code = await needLab().down(o)
+      code = await (await needLab()).down(o)
     })
 
   try {
-    await program.parseAsync(argv, { from: 'user' })
+    // One timing scope for the command: its tasks' counters add up to the summary's totals.
+    await withTimings('run', () => program.parseAsync(argv, { from: 'user' }))
   } catch (e) {
     const ce = e as { code?: string; exitCode?: number }
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
@@ -315,8 +266,15 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         ? 0
         : (ce.exitCode ?? 1)
     }
+    const { printErrors } = await import('./print-errors.ts')
     printErrors(e, err)
     return 1
   }
   return code
+}
+
+/** A usage error (the error classes are loaded only when one is thrown). */
+async function usage(message: string): Promise<Error> {
+  const { RunbookError } = await import('../errors.ts')
+  return new RunbookError('E_USAGE', message)
 }

@@ -11,6 +11,7 @@ import type { Block, Play, Step, Task } from '../runbook/types.ts'
 import { locate } from '../runbook/source.ts'
 import { evaluateCondition } from '../vars/expr.ts'
 import { isUnknown } from '../vars/unknown.ts'
+import { withTimings } from '../timings.ts'
 import { makeScope, type Layer } from './scope.ts'
 import { TaskRunner, TaskFailure } from './task.ts'
 import type { HostState, PlannedChange, RunOptions, RunResult } from './types.ts'
@@ -37,6 +38,11 @@ class Run {
 
   constructor(readonly opts: RunOptions) {
     this.runner = new TaskRunner(this)
+  }
+
+  /** Runs a task for a host in its own timing scope (`--timings`). */
+  runTask(...args: Parameters<TaskRunner['run']>): Promise<void> {
+    return withTimings('task', () => this.runner.run(...args))
   }
 
   emit(e: RunEvent): void {
@@ -210,7 +216,7 @@ class Run {
         ran.add(handler)
         pass = true
         try {
-          await this.runner.run(
+          await this.runTask(
             play,
             host,
             handler,
@@ -267,7 +273,7 @@ class Run {
           ? { become: step.become, user: step.becomeUser ?? become?.user }
           : become
       if (step.kind === 'task')
-        await this.runner.run(
+        await this.runTask(
           play,
           host,
           step,

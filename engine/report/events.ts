@@ -3,6 +3,7 @@
  * plan printer) consume them; secrets are redacted before any event leaves the executor.
  */
 import type { Change, PlanCounts } from '../plan/change.ts'
+import type { TaskTimings } from '../timings.ts'
 
 /** How a task ended on one host. */
 export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable'
@@ -47,6 +48,8 @@ export type RunEvent =
       display?: string | undefined
       /** Why a task in sync needed nothing (shown with --verbose). */
       noop?: string | undefined
+      /** Where the task's time went on this host (SSH wait, commands, API requests, local). */
+      timings?: TaskTimings | undefined
     }
   | { type: 'warning'; message: string; host?: string | undefined; task?: string | undefined }
   | { type: 'play_end'; play: string }
@@ -60,6 +63,10 @@ export type RunEvent =
       changed: number
       failed: number
       unreachable: number
+      /** Requests made to cloud APIs during the run (every attempt counts). */
+      api_requests?: number | undefined
+      /** The run's totals: SSH wait, commands and API requests over all tasks and hosts. */
+      timings?: TaskTimings | undefined
     }
 
 /** A consumer of events. */

@@ -28,7 +28,7 @@ import {
 } from './lab-hosts/fixture.ts'
 
 const isRoot = process.getuid?.() === 0
-const BIN = path.resolve('engine/cli/runbook.js')
+const BIN = path.resolve('cli/runbook.js')
 const FIP = '198.51.100.10'
 const VMS = 10
 

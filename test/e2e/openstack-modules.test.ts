@@ -22,7 +22,7 @@ import { Neutron } from '../../modules/openstack/client/neutron.ts'
 import { Nova } from '../../modules/openstack/client/nova.ts'
 
 const isRoot = process.getuid?.() === 0
-const BIN = path.resolve('engine/cli/runbook.js')
+const BIN = path.resolve('cli/runbook.js')
 
 const runbook = (keyFile: string): string => `
 name: The cloud half of the fault-tolerant VIP (seeds/001)

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { labDown, labUp } from '../../lab/index.ts'
 
 const isRoot = process.getuid?.() === 0
-const BIN = path.resolve('engine/cli/runbook.js')
+const BIN = path.resolve('cli/runbook.js')
 const RUNBOOK = path.resolve('runbooks/vip-keepalived.yaml')
 
 describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {

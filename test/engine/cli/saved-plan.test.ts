@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-const BIN = path.resolve('engine/cli/runbook.js')
+const BIN = path.resolve('cli/runbook.js')
 const SECRET = 'Plan-s3cret-value'
 
 function cli(

@@ -1,0 +1,177 @@
+/**
+ * `npm run bench`: the host part of the VIP procedure against Ansible at 2, 10 and 50 hosts, each
+ * size in its own process under the lab's machine-wide lock (bench/host-procedure.ts brings its
+ * hosts up and down), then bench/results.md and bench/results.json from the figures.
+ *
+ * Last, `runbook plan` of the whole VIP runbook on an in-sync lab cloud (bench/plan-vip.ts).
+ *
+ *   npm run bench [-- --hosts 2,10,50 --runs 5] [--reuse]   (--reuse: keep bench/out's results)
+ */
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, totalmem } from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+
+const { values } = parseArgs({
+  options: {
+    hosts: { type: 'string', default: '2,10,50' },
+    runs: { type: 'string' },
+    lock: { type: 'string', default: '/tmp/runbook-e2e.lock' },
+    reuse: { type: 'boolean', default: false },
+  },
+})
+const sizes = (values.hosts ?? '2,10,50').split(',').map(Number)
+// Ansible takes about 3 s a host on this machine: fewer runs at 50 keep a lock hold short.
+const runsFor = (n: number): number => Number(values.runs ?? (n >= 50 ? 2 : 3))
+
+interface Row {
+  workload: string
+  hosts: number
+  runbook_ms: number
+  ansible_ms: number
+  ratio: number
+  runbook_runs: number[]
+  ansible_runs: number[]
+}
+interface SizeResult {
+  hosts: number
+  runs: number
+  forks: number
+  load: number[]
+  rows: Row[]
+  peak_rss_mb: number
+  timings?: Record<string, number>
+  api_requests?: number
+}
+
+/** What did not run to its end, said in the results instead of a figure. */
+const failures: string[] = []
+
+/**
+ * Runs one bench script under the lab's lock, unless --reuse and its result exists; true when
+ * there is a result. A stage that fails is reported with the end of its output.
+ */
+function stage(label: string, script: string, out: string, args: string[]): boolean {
+  if (values.reuse && existsSync(out)) return true
+  process.stdout.write(`${label}…\n`)
+  const r = spawnSync(
+    'flock',
+    [values.lock ?? '/tmp/runbook-e2e.lock', process.execPath, '--import', 'tsx', script]
+      .concat(args)
+      .concat(['--out', out]),
+    { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  )
+  if (r.status === 0) return true
+  const tail = r.stderr.trim().split('\n').slice(0, 8).join('\n')
+  process.stderr.write(`${label} failed (exit ${r.status}):\n${r.stderr}\n`)
+  failures.push(`${label}: failed (exit ${r.status}):\n\n\`\`\`\n${tail}\n\`\`\``)
+  return false
+}
+
+mkdirSync('bench/out', { recursive: true })
+const results: SizeResult[] = []
+for (const n of sizes) {
+  const out = path.resolve(`bench/out/host-procedure-${n}.json`)
+  const args = ['--hosts', `${n}`, '--runs', `${runsFor(n)}`]
+  if (stage(`${n} hosts`, 'bench/host-procedure.ts', out, args))
+    results.push(JSON.parse(readFileSync(out, 'utf8')) as SizeResult)
+}
+const planOut = path.resolve('bench/out/plan-vip.json')
+const planVip = stage('plan of the VIP runbook', 'bench/plan-vip.ts', planOut, ['--runs', '5'])
+  ? (JSON.parse(readFileSync(planOut, 'utf8')) as {
+      median_ms: number
+      runs: number[]
+      api_requests: number[]
+      load: number[]
+      timings: string
+    })
+  : undefined
+
+const rows = results.flatMap((s) => s.rows)
+writeFileSync(
+  'bench/results.json',
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      rows: rows.map(({ runbook_runs: _r, ansible_runs: _a, ...x }) => x),
+      peak_rss_mb: Object.fromEntries(results.map((s) => [s.hosts, s.peak_rss_mb])),
+      plan_vip: planVip && {
+        runbook_ms: planVip.median_ms,
+        runs_ms: planVip.runs,
+        api_requests: planVip.api_requests[0],
+      },
+      failures,
+    },
+    null,
+    2,
+  )}\n`,
+)
+const ansible = spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]
+const cell = (x: Row): string =>
+  `| ${x.workload === 'plan' ? 'plan / --check' : x.workload} | ${x.hosts} | ${x.runbook_ms} ms | ${x.ansible_ms} ms | ${x.ratio}× |`
+const perSize = results.map(
+  (s) =>
+    `| ${s.hosts} | ${s.runs} | ${s.forks} | ${s.load.map((l) => l.toFixed(1)).join(' → ')} | ${s.peak_rss_mb} MB | ${s.api_requests ?? 0} | ${
+      s.timings
+        ? `${s.timings.commands} commands (${s.timings.commands_ms} ms summed), SSH wait ${s.timings.ssh_wait_ms} ms summed`
+        : ''
+    } |`,
+)
+/** The section on the VIP runbook's plan. */
+function planMd(planVip: {
+  median_ms: number
+  runs: number[]
+  api_requests: number[]
+  load: number[]
+  timings: string
+}): string {
+  return `## \`runbook plan\` of the whole VIP runbook on an in-sync cloud
+
+The lab cloud with the VIP runbook applied once (ports, three servers, floating IP, keepalived on
+the nodes), then \`runbook plan runbooks/vip-keepalived.yaml --json\`: median ${planVip.median_ms} ms
+wall over ${planVip.runs.length} runs (${planVip.runs.join(', ')} ms), ${planVip.api_requests[0]} API requests
+(the \`api_requests\` of \`--json\`'s summary; load average ${planVip.load.map((l) => l.toFixed(1)).join(' → ')}).
+Where the time goes (\`--timings\`):
+
+\`\`\`
+${planVip.timings.trim()}
+\`\`\`
+
+`
+}
+
+writeFileSync(
+  'bench/results.md',
+  `# The host part of the VIP procedure: runbook vs Ansible
+
+Measured by \`npm run bench\` (bench/run.ts, bench/host-procedure.ts) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC,
+this machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version},
+${ansible}. Lab hosts (namespaces, each with its own root filesystem over the machine's and its own sshd) behind one jumphost reached
+through its floating IP. Tasks: discover the interface (command), install keepalived (apt),
+configure it (template), start it (service), check it (command), with become. Ansible runs at its
+fastest settings: pipelining, ControlPersist, facts off; both tools run every host at once (forks
+below). Wall time of the whole command (process start to exit), median of the runs; the two tools
+alternate run by run so both see the same load (other engineers were using this machine's CPUs:
+the load average before → after each size is given).
+
+| workload | hosts | runbook | Ansible | Ansible / runbook |
+|---|---|---|---|---|
+${rows.map(cell).join('\n')}
+
+- **no-change**: \`runbook apply\` / \`ansible-playbook\` on converged hosts (nothing to change).
+- **plan / --check**: \`runbook plan --detailed-exitcode\` / \`ansible-playbook --check\`.
+- **first apply** on fresh VMs from a real image is not measured here yet: the lab's hosts see
+  the machine's installed packages through their overlay, so there is no fresh install to time
+  (real Debian images for the lab are being built in issue 8).
+
+| hosts | runs | forks | load average | runbook peak RSS | API requests | runbook's no-change run (--json timings) |
+|---|---|---|---|---|---|---|
+${perSize.join('\n')}
+
+${planVip ? planMd(planVip) : ''}${failures.length ? `## Not measured\n\n${failures.join('\n\n')}\n\n` : ''}Load average at the end: ${loadavg()[0]?.toFixed(1)}.
+`,
+)
+process.stdout.write(
+  `${rows.map(cell).join('\n')}\nwrote bench/results.md and bench/results.json\n`,
+)

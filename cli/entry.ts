@@ -1,0 +1,89 @@
+/**
+ * The composition root of the executable: the engine's CLI with the project's modules,
+ * connections and lab plugged in, each loaded on first use (the SSH stack when a run first
+ * connects, the modules when a command first reads a runbook, the lab for `runbook lab`).
+ */
+import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { ConnectionFactory } from '../engine/connection/factory.ts'
+import type { CliDeps, ConnectionContext, LabCommands } from '../engine/cli/deps.ts'
+import { main } from '../engine/cli/main.ts'
+
+type LabModule = typeof import('../lab/index.ts')
+
+/** The lab, loaded from the source tree only when a `lab` command runs (it is not bundled). */
+function labCommands(root: string): LabCommands {
+  const load = (): Promise<LabModule> =>
+    import(pathToFileURL(path.join(root, 'lab', 'index.ts')).href) as Promise<LabModule>
+  return {
+    async up(o) {
+      const { labUp } = await load()
+      await labUp({
+        ...(o.port !== undefined ? { port: o.port } : {}),
+        ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+      })
+      return 0
+    },
+    async status(o) {
+      const { labStatus } = await load()
+      return (await labStatus(o.stateDir ? { stateDir: o.stateDir } : {})).running ? 0 : 3
+    },
+    async down(o) {
+      const { labDown } = await load()
+      await labDown({
+        ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+        keepState: o.keepState === true,
+      })
+      return 0
+    },
+  }
+}
+
+/** SSH connections; the SSH stack (ssh2) is loaded when the run first asks for a host. */
+function connections(ctx: ConnectionContext): ConnectionFactory {
+  let factory: Promise<ConnectionFactory> | undefined
+  const load = (): Promise<ConnectionFactory> =>
+    (factory ??= import('../engine/connection/ssh-factory.ts').then(({ sshConnectionFactory }) =>
+      sshConnectionFactory({
+        defaults: { projectKnownHosts: path.join(ctx.stateRoot, 'known_hosts') },
+        passphrase: async (keyFile) => {
+          if (!ctx.prompt) {
+            const { RunbookError } = await import('../engine/errors.ts')
+            throw new RunbookError(
+              'E_CONNECTION',
+              `key ${keyFile} is encrypted and there is no terminal to ask for its passphrase`,
+              { hint: 'load it into ssh-agent' },
+            )
+          }
+          const value = await ctx.prompt(`Passphrase for ${keyFile}`)
+          ctx.redactor.add(value)
+          return value
+        },
+      }),
+    ))
+  return {
+    get: async (host, varsOf) => (await load()).get(host, varsOf),
+    drop: async (host) => {
+      if (factory) await (await factory).drop(host)
+    },
+    closeAll: async () => {
+      if (factory) await (await factory).closeAll()
+    },
+  }
+}
+
+/** Everything the CLI is built from, each part loaded when a command first needs it. */
+export function cliDeps(root: string): CliDeps {
+  return {
+    registry: async () => (await import('../modules/index.ts')).registry,
+    lab: labCommands(root),
+    exec: async (o) => (await import('../engine/cli/exec.ts')).execCommand(o),
+    connections,
+  }
+}
+
+/** Runs the CLI; resolves to the exit code. `root` is the repository (for the lab's sources). */
+export async function run(argv: string[], opts: { root?: string } = {}): Promise<number> {
+  const root = opts.root ?? fileURLToPath(new URL('..', import.meta.url))
+  return main(argv, cliDeps(root))
+}
