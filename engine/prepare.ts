@@ -3,10 +3,11 @@
  * of it, resolves secrets, and either returns everything a run needs or throws every problem at
  * once (RunbookErrors). Nothing is touched before this has succeeded.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { parse as parseYamlValue } from 'yaml'
 import { RunbookError, RunbookErrors } from './errors.ts'
+import { checkConnections } from './inventory/check.ts'
 import { Inventory } from './inventory/inventory.ts'
 import { stateDirFor } from './journal/journal.ts'
 import type { ModuleRegistry } from './module.ts'
@@ -15,7 +16,10 @@ import { loadYaml, locate, parseYaml, SourceSet } from './runbook/source.ts'
 import type { Runbook } from './runbook/types.ts'
 import { validateRunbook } from './runbook/validate.ts'
 import {
+  checkSecretDecl,
   isSecretDecl,
+  looksLikeSecret,
+  misplacedSecret,
   Redactor,
   resolveSecret,
   secretDeclSchema,
@@ -119,6 +123,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       const r = Inventory.load(invParsed.source)
       inventory = r.inventory
       errors.push(...r.errors)
+      if (!r.errors.length) errors.push(...checkConnections(invParsed.source, inventory))
     }
   }
 
@@ -133,7 +138,10 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
         typeof p.source.value === 'object' &&
         !Array.isArray(p.source.value)
       )
-        Object.assign(extraVars, p.source.value)
+        for (const [k, v] of Object.entries(p.source.value)) {
+          if (looksLikeSecret(v)) errors.push(misplacedSecret(k, locate(p.source, [k])))
+          else extraVars[k] = v
+        }
       else
         errors.push(
           new RunbookError('E_SCHEMA', 'a var file is a mapping of variables', {
@@ -156,22 +164,25 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   const plainVars: Record<string, unknown> = {}
   if (runbook) {
     for (const [k, v] of Object.entries(runbook.vars)) {
-      if (isSecretDecl(v)) {
-        const r = secretDeclSchema.safeParse(v)
-        if (!r.success)
+      if (looksLikeSecret(v)) {
+        for (const issue of checkSecretDecl(v as Record<string, unknown>))
           errors.push(
-            new RunbookError(
-              'E_SECRET',
-              `secret '${k}': ${r.error.issues[0]?.message ?? 'invalid declaration'}`,
-              {
-                pos: locate(
-                  rbParsed.source,
-                  ['vars', k, ...((r.error.issues[0]?.path ?? []) as (string | number)[])],
-                  { key: true },
-                ),
-              },
-            ),
+            new RunbookError('E_SECRET', `secret '${k}': ${issue.message}`, {
+              pos: locate(rbParsed.source, ['vars', k, ...issue.path], {
+                key: issue.message.startsWith('unknown key'),
+              }),
+              hint: issue.hint,
+            }),
           )
+        if (isSecretDecl(v)) {
+          const file = (v as { from_file?: unknown }).from_file
+          if (typeof file === 'string' && !existsSync(path.resolve(baseDir, file)))
+            errors.push(
+              new RunbookError('E_SECRET', `secret '${k}': from_file ${file}: no such file`, {
+                pos: locate(rbParsed.source, ['vars', k, 'from_file']),
+              }),
+            )
+        }
         secretNames.push(k)
       } else plainVars[k] = v
     }
@@ -223,7 +234,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       }
     }
   }
-  if (errors.length || !runbook) throw new RunbookErrors(unique(errors), sources.text)
+  if (errors.length || !runbook) throw new RunbookErrors(inOrder(unique(errors)), sources.text)
   return {
     runbook,
     inventory,
@@ -246,4 +257,16 @@ function unique(errors: RunbookError[]): RunbookError[] {
     seen.add(key)
     return true
   })
+}
+
+/** Errors in file/line order: files in the order they were first reported, then line and column. */
+function inOrder(errors: RunbookError[]): RunbookError[] {
+  const files: string[] = []
+  for (const e of errors) if (e.pos && !files.includes(e.pos.file)) files.push(e.pos.file)
+  const rank = (e: RunbookError): [number, number, number] =>
+    e.pos ? [files.indexOf(e.pos.file), e.pos.line, e.pos.col] : [files.length, 0, 0]
+  return errors
+    .map((e, i) => ({ e, i, r: rank(e) }))
+    .sort((a, b) => a.r[0] - b.r[0] || a.r[1] - b.r[1] || a.r[2] - b.r[2] || a.i - b.i)
+    .map((x) => x.e)
 }

@@ -16,6 +16,7 @@ import {
   type Node,
 } from 'yaml'
 import { RunbookError, type SourcePos } from '../errors.ts'
+import { MAX_BYTES, MAX_DEPTH, tooDeep, yamlErrors } from './yaml-errors.ts'
 
 /** A path into a YAML document. */
 export type YamlPath = readonly (string | number)[]
@@ -67,23 +68,43 @@ export class SourceSet {
  */
 export function parseYaml(file: string, text: string): { source: Source; errors: RunbookError[] } {
   const lines = new LineCounter()
+  const deep = tooDeep(text)
+  if (deep !== undefined || text.length > MAX_BYTES) {
+    // refused before parsing: the parser would take too long or overflow its stack
+    const doc = parseDocument('', { lineCounter: new LineCounter() })
+    lines.addNewLine(0)
+    for (let i = 0; i < text.length; i++) if (text[i] === '\n') lines.addNewLine(i + 1)
+    const error =
+      deep !== undefined
+        ? new RunbookError('E_YAML', `values nest deeper than ${MAX_DEPTH} levels here`, {
+            pos: { file, ...lines.linePos(deep) },
+          })
+        : new RunbookError(
+            'E_YAML',
+            `the file is larger than ${MAX_BYTES / 1024 / 1024} MB, the limit for a runbook, inventory or var file`,
+            { pos: { file, line: 1, col: 1 } },
+          )
+    return { source: { file, text, doc, lines, value: undefined }, errors: [error] }
+  }
   const doc = parseDocument(text, {
     lineCounter: lines,
     prettyErrors: false,
     uniqueKeys: true,
     keepSourceTokens: false,
   })
-  const errors: RunbookError[] = doc.errors.map((e) => {
-    const offset = e.pos[0]
-    const { line, col } = lines.linePos(offset)
-    const message = e.message.split('\n')[0] ?? e.message
-    return new RunbookError(
-      'E_YAML',
-      `YAML: ${message.replace(/ at line \d+, column \d+:?$/, '')}`,
-      { pos: { file, line, col } },
-    )
-  })
-  const value = errors.length ? undefined : doc.toJS({ maxAliasCount: 1000 })
+  const errors = yamlErrors(file, text, doc, lines)
+  let value: unknown
+  if (!errors.length) {
+    try {
+      value = doc.toJS({ maxAliasCount: 1000 })
+    } catch (e) {
+      errors.push(
+        new RunbookError('E_YAML', `YAML: ${(e as Error).message}`, {
+          pos: { file, line: 1, col: 1 },
+        }),
+      )
+    }
+  }
   return { source: { file, text, doc, lines, value }, errors }
 }
 

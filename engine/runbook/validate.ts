@@ -4,12 +4,14 @@
  * file:line:col, the task and a "did you mean".
  */
 import { readFileSync } from 'node:fs'
+import { isScalar } from 'yaml'
 import { RunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { ModuleRegistry } from '../module.ts'
 import { didYouMean } from '../suggest.ts'
 import { expressionRefs } from '../vars/expr.ts'
 import { helperNames } from '../vars/helpers.ts'
+import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
 import { isTemplate, templateRefs } from '../vars/template.ts'
 import { checkShape } from './shape.ts'
 import { findSource, sourceSearchPath } from './search-path.ts'
@@ -182,6 +184,7 @@ class Validator {
         { task: t.name, hint: issue.hint, key: issue.atKey },
       )
     }
+    this.yamlOctalMode(t)
     for (const f of m.templateFiles?.(t.args) ?? [])
       this.templateFile(f.path, new Set([...scope, ...f.vars]), t, [...t.path, t.module, 'src'])
     const raw = new Set(m.rawParams ?? [])
@@ -227,6 +230,25 @@ class Validator {
           { task: t.name, hint: didYouMean(n, topics) },
         )
     }
+  }
+
+  /**
+   * `mode: 0o644` is the number 420 to YAML 1.2, whose digits would make a wrong mode: the one
+   * rule (docs/modules-host.md) is chmod's digits, quoted or not, and YAML's 0o/0x forms refused.
+   */
+  yamlOctalMode(t: Task): void {
+    const src = this.sources.get(t.file)
+    const node: unknown = src?.doc.getIn([...t.path, t.module, 'mode'], true)
+    if (!src || !isScalar(node) || typeof node.value !== 'number' || !node.range) return
+    const raw = src.text.slice(node.range[0], node.range[1]).trim()
+    if (/^[+-]?0[oOxXbB]/.test(raw))
+      this.err(
+        'E_PARAM',
+        `${t.module}: mode ${raw} is the number ${node.value} to YAML, not chmod's digits`,
+        t.file,
+        [...t.path, t.module, 'mode'],
+        { task: t.name, hint: `write the digits, quoted: mode: '0${node.value.toString(8)}'` },
+      )
   }
 
   /** Checks a template file's syntax and variables, pointing into the file itself. */
@@ -302,7 +324,16 @@ class Validator {
     known: Set<string>,
     task: string | undefined,
   ): void {
-    for (const [k, v] of Object.entries(vars)) this.value(v, file, [...path, k], known, task)
+    for (const [k, v] of Object.entries(vars)) {
+      if (looksLikeSecret(v)) {
+        const src = this.sources.get(file)
+        this.errors.push(
+          misplacedSecret(k, src ? locate(src, [...path, k]) : undefined).locate({ task }),
+        )
+        continue
+      }
+      this.value(v, file, [...path, k], known, task)
+    }
   }
 
   /** Checks every template inside a value (syntax only when `known` is undefined). */

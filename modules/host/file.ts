@@ -3,6 +3,7 @@
  * mode and owner.
  */
 import { z } from 'zod'
+import { absolutePath } from '../../engine/values.ts'
 import { quote } from '../../engine/connection/shell.ts'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
@@ -19,7 +20,7 @@ import { parseKv, probe, run, tail } from './lib/remote.ts'
 
 const params = z
   .strictObject({
-    path: z.string().min(1).describe('Absolute path on the host'),
+    path: absolutePath.describe('Absolute path on the host'),
     state: z
       .enum(['directory', 'file', 'touch', 'link', 'absent'])
       .default('file')
