@@ -193,7 +193,12 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
         inventory,
         o.registry,
         sources,
-        { runbook: Object.keys(plainVars), extra: Object.keys(extraVars), secrets: secretNames },
+        {
+          runbook: Object.keys(plainVars),
+          extra: Object.keys(extraVars),
+          secrets: secretNames,
+          values: { ...plainVars, ...extraVars },
+        },
         baseDir,
       ),
     )

@@ -185,8 +185,16 @@ export function describeIssue(issue: z.core.$ZodIssue | undefined, value?: unkno
       return `${show(input)} is not ${issue.format === 'regex' ? 'in the expected form' : `a valid ${issue.format}`}${issue.message && !issue.message.startsWith('Invalid') ? `: ${issue.message}` : ''}`
     case 'unrecognized_keys':
       return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`
-    case 'invalid_union':
-      return describeIssue(issue.errors[0]?.[0], input)
+    case 'invalid_union': {
+      const firsts = issue.errors.map((e) => e[0])
+      if (firsts.length > 1 && firsts.every((f) => f?.code === 'invalid_type')) {
+        const wants = [
+          ...new Set(firsts.map((f) => typeWords[(f as { expected: string }).expected] ?? '')),
+        ]
+        return `expected ${wants.join(' or ')}, got ${kind(input)}`
+      }
+      return describeIssue(firsts[0], input)
+    }
     default:
       return issue.message
   }

@@ -275,7 +275,7 @@ class Loader {
         const issue = r.error.issues[0]
         const sub =
           issue && issue.path.length ? [...p, k, ...(issue.path as (string | number)[])] : [...p, k]
-        this.err('E_SCHEMA', `${what} keyword '${k}': ${describeIssue(issue)}`, sub, {
+        this.err('E_SCHEMA', `${what} keyword '${k}': ${describeIssue(issue, v)}`, sub, {
           task,
         })
       }

@@ -13,7 +13,8 @@ import { expressionRefs } from '../vars/expr.ts'
 import { helperNames } from '../vars/helpers.ts'
 import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
 import { isTemplate, templateRefs } from '../vars/template.ts'
-import { checkShape } from './shape.ts'
+import { checkShape, hasTemplate } from './shape.ts'
+import { jinjaSyntax, shadowedNames, unclosedBlock } from './template-checks.ts'
 import { findSource, sourceSearchPath } from './search-path.ts'
 import { locate, locateInScalar, type SourceSet, type YamlPath } from './source.ts'
 import type { Play, Runbook, Step, Task } from './types.ts'
@@ -23,6 +24,8 @@ export interface KnownVars {
   runbook: Iterable<string>
   extra: Iterable<string>
   secrets: Iterable<string>
+  /** Values known before the run (top-level vars, -e, var files), to check sub-keys and loops. */
+  values?: Readonly<Record<string, unknown>>
 }
 
 const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts', 'runbook_dir', 'state_dir']
@@ -68,9 +71,14 @@ class Validator {
     private readonly sources: SourceSet,
     private readonly base: Set<string>,
     private readonly baseDir: string,
+    private readonly values: Readonly<Record<string, unknown>> = {},
   ) {
     this.addedGroups = addedGroups(rb)
+    this.shadowed = shadowedNames(rb, inv)
   }
+
+  /** Names defined anywhere but the top-level vars: their values are not known before the run. */
+  private readonly shadowed: Set<string>
 
   err(
     code: RunbookError['code'],
@@ -169,7 +177,10 @@ class Validator {
   task(t: Task, known: Set<string>, topics: Set<string>): void {
     const m = this.registry.get(t.module)
     if (!m) return
-    if (t.loop !== undefined) this.value(t.loop, t.file, [...t.path, 'loop'], known, t.name)
+    if (t.loop !== undefined) {
+      this.value(t.loop, t.file, [...t.path, 'loop'], known, t.name)
+      this.loopIsList(t)
+    }
     const scope = new Set([
       ...known,
       ...(t.loop !== undefined ? [t.loopVar, ...(t.indexVar ? [t.indexVar] : [])] : []),
@@ -185,6 +196,7 @@ class Validator {
       )
     }
     this.yamlOctalMode(t)
+    this.copySource(t)
     for (const f of m.templateFiles?.(t.args) ?? [])
       this.templateFile(f.path, new Set([...scope, ...f.vars]), t, [...t.path, t.module, 'src'])
     const raw = new Set(m.rawParams ?? [])
@@ -251,6 +263,43 @@ class Validator {
       )
   }
 
+  /** `loop: "{{nodes}}"` when `nodes` is known before the run and is not a list. */
+  loopIsList(t: Task): void {
+    const m = typeof t.loop === 'string' ? /^\s*\{\{\s*([\w.]+)\s*\}\}\s*$/.exec(t.loop) : null
+    const root = m?.[1]?.split('.')[0] ?? ''
+    if (!m || this.shadowed.has(root) || !(root in this.values) || this.subKey(m[1] ?? '')) return
+    let v: unknown = this.values
+    for (const part of (m[1] ?? '').split('.')) v = (v as Record<string, unknown>)[part]
+    if (Array.isArray(v) || hasTemplate(v) || v === undefined) return
+    const what =
+      v === null
+        ? 'empty (null)'
+        : typeof v === 'object'
+          ? 'a mapping'
+          : `the ${typeof v} ${JSON.stringify(v)}`
+    this.err('E_SCHEMA', `loop: '${m[1]}' is ${what}, not a list`, t.file, [...t.path, 'loop'], {
+      task: t.name,
+      hint: 'loop over a list (`- a` items, or [a, b]); for a mapping, list its entries instead',
+    })
+  }
+
+  /** A copy whose `src` names no file (templates are checked with their contents). */
+  copySource(t: Task): void {
+    const src = t.args.src
+    if (t.module !== 'copy' || typeof src !== 'string' || isTemplate(src)) return
+    const dirs = sourceSearchPath(t.roleDir, this.baseDir)
+    if (findSource(dirs, src) === undefined)
+      this.err(
+        'E_PARAM',
+        `copy: source file ${src} not found (looked in ${dirs.join(', ')})`,
+        t.file,
+        [...t.path, t.module, 'src'],
+        {
+          task: t.name,
+        },
+      )
+  }
+
   /** Checks a template file's syntax and variables, pointing into the file itself. */
   templateFile(rel: string, known: Set<string>, t: Task, at: YamlPath): void {
     const dirs = sourceSearchPath(t.roleDir, this.baseDir)
@@ -274,16 +323,39 @@ class Validator {
       const before = text.slice(0, index).split('\n')
       return { file, line: before.length, col: (before[before.length - 1]?.length ?? 0) + 1 }
     }
+    const jinja = jinjaSyntax(text)
+    if (jinja) {
+      this.errors.push(
+        new RunbookError('E_TEMPLATE', jinja.message, {
+          pos: posOf(jinja.index),
+          task: t.name,
+          hint: jinja.hint,
+        }),
+      )
+      return
+    }
     let refs: ReturnType<typeof templateRefs>
     try {
       refs = templateRefs(text)
     } catch (e) {
+      const open = unclosedBlock(text)
       const line = /line (\d+)/.exec(String((e as RunbookError).cause ?? ''))?.[1]
       this.errors.push(
-        new RunbookError('E_TEMPLATE', (e as Error).message, {
-          pos: { file, line: Number(line ?? 1), col: 1 },
-          task: t.name,
-        }),
+        open
+          ? new RunbookError(
+              'E_TEMPLATE',
+              `template syntax error: {{#${open.name}}} is never closed`,
+              {
+                pos: posOf(open.index),
+                task: t.name,
+                hint: `end it with {{/${open.name}}}`,
+              },
+            )
+          : new RunbookError('E_TEMPLATE', (e as Error).message, {
+              pos: { file, line: Number(line ?? 1), col: 1 },
+              task: t.name,
+              hint: (e as RunbookError).hint,
+            }),
       )
       return
     }
@@ -298,12 +370,13 @@ class Validator {
         )
     }
     for (const r of refs.vars) {
-      if (!known.has(r.root))
+      const sub = known.has(r.root) ? this.subKey(r.path) : undefined
+      if (!known.has(r.root) || sub)
         this.errors.push(
-          new RunbookError('E_UNDEFINED', `undefined variable '${r.root}'`, {
+          new RunbookError('E_UNDEFINED', sub?.message ?? `undefined variable '${r.root}'`, {
             pos: posOf(r.index),
             task: t.name,
-            hint: didYouMean(r.root, known),
+            hint: sub ? sub.hint : didYouMean(r.root, known),
           }),
         )
     }
@@ -357,12 +430,24 @@ class Validator {
     known: Set<string> | undefined,
     task: string | undefined,
   ): void {
-    if (!isTemplate(s)) return
+    if (!isTemplate(s) && !s.includes('{%')) return
+    const jinja = jinjaSyntax(s)
+    if (jinja) {
+      this.err('E_TEMPLATE', jinja.message, file, path, {
+        task,
+        index: jinja.index,
+        hint: jinja.hint,
+      })
+      return
+    }
     let refs: ReturnType<typeof templateRefs>
     try {
       refs = templateRefs(s)
     } catch (e) {
-      this.err('E_TEMPLATE', (e as Error).message, file, path, { task })
+      this.err('E_TEMPLATE', (e as Error).message, file, path, {
+        task,
+        hint: (e as RunbookError).hint,
+      })
       return
     }
     for (const h of refs.helpers) {
@@ -380,7 +465,38 @@ class Validator {
           index: r.index,
           hint: didYouMean(r.root, known),
         })
+      else if (known) {
+        const sub = this.subKey(r.path)
+        if (sub)
+          this.err('E_UNDEFINED', sub.message, file, path, { task, index: r.index, hint: sub.hint })
+      }
     }
+  }
+
+  /**
+   * A sub-key missing from a value known before the run (`node.prority` when `node` is a
+   * top-level variable that nothing else redefines).
+   */
+  subKey(ref: string): { message: string; hint: string | undefined } | undefined {
+    const parts = ref.replace(/\.\[([^\]]*)\]/g, '.$1').split('.')
+    const root = parts[0] ?? ''
+    if (parts.length < 2 || this.shadowed.has(root) || !(root in this.values)) return undefined
+    let cur: unknown = this.values[root]
+    for (let i = 1; i < parts.length; i++) {
+      const part = parts[i] ?? ''
+      if (cur === null || typeof cur !== 'object' || hasTemplate(cur)) return undefined
+      if (!Object.prototype.hasOwnProperty.call(cur, part)) {
+        const keys = Object.keys(cur)
+        return {
+          message: `undefined variable '${part}' in '${parts.slice(0, i).join('.')}' (from '${ref}')`,
+          hint:
+            didYouMean(part, keys) ??
+            (keys.length ? `it has ${keys.slice(0, 8).join(', ')}` : undefined),
+        }
+      }
+      cur = (cur as Record<string, unknown>)[part]
+    }
+    return undefined
   }
 
   condition(
@@ -391,6 +507,17 @@ class Validator {
     task: string | undefined,
   ): void {
     if (typeof c !== 'string') return
+    if (isTemplate(c) && !/^\s*\{\{[^{}]*\}\}\s*$/.test(c)) {
+      // `{{ n }} > 2` renders to the text "1 > 2", which is not empty, so it would always hold
+      this.err(
+        'E_EXPRESSION',
+        'a condition is an expression, not a template: this mixes {{ }} with other text and would always be true',
+        file,
+        path,
+        { task, hint: `write it without braces: ${c.replace(/\{\{\s*|\s*\}\}/g, '')}` },
+      )
+      return
+    }
     if (isTemplate(c)) return this.template(c, file, path, known, task)
     let refs: string[]
     try {
@@ -429,7 +556,7 @@ export function validateRunbook(
   baseDir: string,
 ): RunbookError[] {
   const base = new Set([...known.runbook, ...known.extra, ...known.secrets, ...MAGIC])
-  const v = new Validator(rb, inv, registry, sources, base, baseDir)
+  const v = new Validator(rb, inv, registry, sources, base, baseDir, known.values)
   v.run()
   return v.errors
 }

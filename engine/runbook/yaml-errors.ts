@@ -8,6 +8,7 @@ import {
   CST,
   Parser,
   isAlias,
+  isCollection,
   isPair,
   isScalar,
   visit,
@@ -149,6 +150,15 @@ function plain(message: string): string {
     .replace(/; please use YAML\.parseAllDocuments\(\)/, '')
 }
 
+const UNQUOTED = 'a {{ }} template without quotes: YAML reads {{ as the start of a mapping'
+const QUOTE_HINT = 'put the whole value in quotes, e.g. path: "{{dir}}/x"'
+
+/** The offset of the first `{{` that starts a plain (unquoted) value, as in `path: {{out}}/x`. */
+function unquotedTemplate(text: string): number | undefined {
+  const m = /^[ \t]*(?:- +)?(?:[^\s#'"{[][^#\n]*?:[ \t]+|- +)(\{\{)/m.exec(text)
+  return m ? m.index + m[0].length - 2 : undefined
+}
+
 /** The errors of a parsed document, in plain words, the cause first. */
 export function yamlErrors(
   file: string,
@@ -158,6 +168,8 @@ export function yamlErrors(
 ): RunbookError[] {
   const w = { file, lines }
   if (doc.errors.length) {
+    const unquoted = unquotedTemplate(text)
+    if (unquoted !== undefined) return [yamlError(w, unquoted, UNQUOTED, QUOTE_HINT)]
     const open = unclosed(text)
     if (open.length) return open.map((o) => yamlError(w, o.offset, o.message))
     return doc.errors.slice(0, MAX_SHOWN).map((e) => translate(w, text, e))
@@ -173,6 +185,11 @@ export function yamlErrors(
             `alias '*${node.source}' refers to no anchor: define '&${node.source}' before it`,
           ),
         )
+    },
+    Map(_, map) {
+      // `msg: {{name}}` is a mapping whose key is the mapping {name}: a template without quotes
+      if (map.items.some((p) => isCollection(p.key)))
+        out.push(yamlError(w, map.range?.[0] ?? 0, UNQUOTED, QUOTE_HINT))
     },
     Pair(_, pair) {
       if (isScalar(pair.key) && pair.key.value === '<<')
