@@ -14,6 +14,7 @@ import type { ModuleRegistry } from './module.ts'
 import { loadRunbook, type ModuleCatalog } from './runbook/load.ts'
 import { loadYaml, locate, parseYaml, SourceSet } from './runbook/source.ts'
 import type { Runbook } from './runbook/types.ts'
+import { outsideTree } from './runbook/search-path.ts'
 import { validateRunbook } from './runbook/validate.ts'
 import {
   checkSecretDecl,
@@ -93,7 +94,19 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   errors.push(...rbParsed.errors)
   const baseDir = path.dirname(path.resolve(o.runbookFile))
   // import_tasks / import_playbook files: read at load time, kept for error excerpts
+  const top = rbParsed.source.value
+  const allowed =
+    top !== null &&
+    typeof top === 'object' &&
+    !Array.isArray(top) &&
+    Array.isArray((top as { allow_sources?: unknown }).allow_sources)
+      ? (top as { allow_sources: unknown[] }).allow_sources.map(String)
+      : []
   const readImport = (file: string) => {
+    if (outsideTree(file, baseDir, allowed))
+      return new Error(
+        `it is outside the runbook's directory ${baseDir} (list its directory under \`allow_sources:\` if it is meant)`,
+      )
     let text: string
     try {
       text = readFileSync(file, 'utf8')

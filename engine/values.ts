@@ -5,6 +5,7 @@
  * not a failure in the middle of an apply.
  */
 import { isIPv4, isIPv6 } from 'node:net'
+import path from 'node:path'
 import { z } from 'zod'
 import { suggest } from './suggest.ts'
 
@@ -50,6 +51,16 @@ export const absolutePath = text(
   (s) => s.startsWith('/'),
   'an absolute path (it starts with /, e.g. /etc/app.conf)',
 )
+
+/**
+ * Whether removing `p` would remove `/` or a top-level directory (`/etc`, `/usr//`, `/var/.`):
+ * the paths `file: { state: absent }` refuses unless told it is meant.
+ * @example isSystemPath('/etc/') // true; isSystemPath('/etc/keepalived') // false
+ */
+export function isSystemPath(p: string): boolean {
+  const norm = path.posix.normalize(`/${p}`).replace(/\/+$/, '')
+  return norm.split('/').filter(Boolean).length <= 1
+}
 
 /** A TCP/UDP port, 1-65535. */
 export const port = z

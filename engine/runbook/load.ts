@@ -328,6 +328,7 @@ class Loader {
       description: typeof top.description === 'string' ? top.description : undefined,
       vars: isObj(top.vars) ? top.vars : {},
       inventory: typeof top.inventory === 'string' ? top.inventory : undefined,
+      allowSources: Array.isArray(top.allow_sources) ? top.allow_sources.map(String) : undefined,
       plays,
     }
   }

@@ -29,6 +29,8 @@ export interface Source {
   lines: LineCounter
   /** The plain JavaScript value of the document. */
   value: unknown
+  /** Not world-readable on the controller: its lines are never printed in an error excerpt. */
+  private?: boolean
 }
 
 /** All the sources of a run, by file name. */
@@ -41,13 +43,19 @@ export class SourceSet {
     this.byFile.set(src.file, src)
   }
 
-  /** Adds a file that is not YAML (a template), for error excerpts. */
-  addText(file: string, text: string): void {
+  private readonly hidden = new Set<string>()
+
+  /** Adds a file that is not YAML (a template), for error excerpts (none when `hidden`). */
+  addText(file: string, text: string, hidden = false): void {
     this.texts.set(file, text)
+    if (hidden) this.hidden.add(file)
   }
 
-  /** The text of a file, for error excerpts. */
-  text = (file: string): string | undefined => this.byFile.get(file)?.text ?? this.texts.get(file)
+  /** The text of a file, for error excerpts; none for a file that is not world-readable. */
+  text = (file: string): string | undefined =>
+    this.hidden.has(file) || this.byFile.get(file)?.private === true
+      ? undefined
+      : (this.byFile.get(file)?.text ?? this.texts.get(file))
 
   /** Every file of the run (YAML and templates) with its text. */
   entries(): [string, string][] {
@@ -111,15 +119,28 @@ export function parseYaml(file: string, text: string): { source: Source; errors:
 /** Reads and parses a YAML file. */
 export async function loadYaml(file: string): Promise<{ source: Source; errors: RunbookError[] }> {
   let text: string
+  let hidden: boolean
   try {
     text = await fs.readFile(file, 'utf8')
+    hidden = isPrivate((await fs.stat(file)).mode)
   } catch (e) {
     throw new RunbookError(
       'E_USAGE',
       `cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
     )
   }
-  return parseYaml(file, text)
+  const parsed = parseYaml(file, text)
+  parsed.source.private = hidden
+  return parsed
+}
+
+/**
+ * Whether a file mode keeps the file from other users (0600, 0640): its contents are then never
+ * printed, in an error excerpt or a diff.
+ * @example isPrivate(0o100600) // true
+ */
+export function isPrivate(mode: number): boolean {
+  return (mode & 0o004) === 0
 }
 
 /**

@@ -3,7 +3,7 @@
  * variable that can be known, host patterns and handler names. It collects all problems, each with
  * file:line:col, the task and a "did you mean".
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { isScalar } from 'yaml'
 import { RunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
@@ -15,8 +15,8 @@ import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
 import { isTemplate, templateRefs } from '../vars/template.ts'
 import { checkShape, hasTemplate } from './shape.ts'
 import { jinjaSyntax, shadowedNames, unclosedBlock } from './template-checks.ts'
-import { findSource, sourceSearchPath } from './search-path.ts'
-import { locate, locateInScalar, type SourceSet, type YamlPath } from './source.ts'
+import { findSource, outsideTree, sourceSearchPath } from './search-path.ts'
+import { isPrivate, locate, locateInScalar, type SourceSet, type YamlPath } from './source.ts'
 import type { Play, Runbook, Step, Task } from './types.ts'
 
 /** What validation knows about variables that exist before the run. */
@@ -283,12 +283,30 @@ class Validator {
     })
   }
 
+  /** Reports a source outside the runbook's tree and `allow_sources`; true when it is. */
+  outside(file: string, t: Task, at: YamlPath, module: string): boolean {
+    if (!outsideTree(file, this.baseDir, this.rb.allowSources ?? [])) return false
+    this.err(
+      'E_PARAM',
+      `${module}: source ${file} is outside the runbook's directory ${this.baseDir}`,
+      t.file,
+      at,
+      {
+        task: t.name,
+        hint: 'list its directory under `allow_sources:` at the top of the runbook if it is meant',
+      },
+    )
+    return true
+  }
+
   /** A copy whose `src` names no file (templates are checked with their contents). */
   copySource(t: Task): void {
     const src = t.args.src
     if (t.module !== 'copy' || typeof src !== 'string' || isTemplate(src)) return
     const dirs = sourceSearchPath(t.roleDir, this.baseDir)
-    if (findSource(dirs, src) === undefined)
+    const file = findSource(dirs, src)
+    if (file !== undefined) this.outside(file, t, [...t.path, t.module, 'src'], 'copy')
+    else
       this.err(
         'E_PARAM',
         `copy: source file ${src} not found (looked in ${dirs.join(', ')})`,
@@ -318,7 +336,8 @@ class Validator {
       )
       return
     }
-    this.sources.addText(file, text)
+    if (this.outside(file, t, at, 'template')) return
+    this.sources.addText(file, text, isPrivate(statSync(file).mode))
     const posOf = (index: number): { file: string; line: number; col: number } => {
       const before = text.slice(0, index).split('\n')
       return { file, line: before.length, col: (before[before.length - 1]?.length ?? 0) + 1 }

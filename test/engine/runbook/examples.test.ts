@@ -5,6 +5,7 @@
  * through, everything else (YAML, keywords, parameters, values) must be clean.
  */
 import {
+  cpSync,
   mkdtempSync,
   mkdirSync,
   readdirSync,
@@ -26,7 +27,10 @@ const ROOT = path.resolve('.')
 function scratch(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'rb-examples-'))
   mkdirSync(path.join(dir, 'runbooks'))
-  symlinkSync(path.join(ROOT, 'runbooks/templates'), path.join(dir, 'runbooks/templates'))
+  // a copy, not a symlink: a source that resolves outside the runbook's tree is refused
+  cpSync(path.join(ROOT, 'runbooks/templates'), path.join(dir, 'runbooks/templates'), {
+    recursive: true,
+  })
   symlinkSync(path.join(ROOT, 'inventories'), path.join(dir, 'inventories'))
   return dir
 }
