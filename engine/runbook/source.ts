@@ -76,8 +76,9 @@ export class SourceSet {
  */
 export function parseYaml(file: string, text: string): { source: Source; errors: RunbookError[] } {
   const lines = new LineCounter()
-  const deep = tooDeep(text)
-  if (deep !== undefined || text.length > MAX_BYTES) {
+  const large = Buffer.byteLength(text) > MAX_BYTES
+  const deep = large ? undefined : tooDeep(text)
+  if (deep !== undefined || large) {
     // refused before parsing: the parser would take too long or overflow its stack
     const doc = parseDocument('', { lineCounter: new LineCounter() })
     lines.addNewLine(0)
@@ -90,14 +91,17 @@ export function parseYaml(file: string, text: string): { source: Source; errors:
         : new RunbookError(
             'E_YAML',
             `the file is larger than ${MAX_BYTES / 1024 / 1024} MB, the limit for a runbook, inventory or var file`,
-            { pos: { file, line: 1, col: 1 } },
+            {
+              pos: { file, line: 1, col: 1 },
+              hint: 'split it with import_tasks / import_playbook, or move data to several var files',
+            },
           )
     return { source: { file, text, doc, lines, value: undefined }, errors: [error] }
   }
   const doc = parseDocument(text, {
     lineCounter: lines,
     prettyErrors: false,
-    uniqueKeys: true,
+    uniqueKeys: false,
     keepSourceTokens: false,
   })
   const errors = yamlErrors(file, text, doc, lines)

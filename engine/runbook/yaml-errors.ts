@@ -21,8 +21,11 @@ import { RunbookError } from '../errors.ts'
 /** Deeper nesting than this is refused (real runbooks stay well under 20). */
 export const MAX_DEPTH = 64
 
-/** Larger files are refused before parsing (docs/writing-runbooks.md, "Limits"). */
-export const MAX_BYTES = 8 * 1024 * 1024
+/**
+ * Larger files are refused before parsing (docs/writing-runbooks.md, "Limits"): the YAML parser
+ * needs seconds for several megabytes, and a real runbook, inventory or var file is a few kB.
+ */
+export const MAX_BYTES = 1024 * 1024
 
 /** How many YAML errors of one file are shown: the rest are usually consequences of the first. */
 const MAX_SHOWN = 3
@@ -187,6 +190,21 @@ export function yamlErrors(
         )
     },
     Map(_, map) {
+      // duplicate keys found here in one pass (the parser's own check is quadratic in the keys)
+      const seen = new Set<string>()
+      for (const p of map.items) {
+        if (!isScalar(p.key)) continue
+        const k = String(p.key.value)
+        if (seen.has(k))
+          out.push(
+            yamlError(
+              w,
+              p.key.range?.[0] ?? 0,
+              `duplicate key '${k}': a key may appear only once in a mapping`,
+            ),
+          )
+        seen.add(k)
+      }
       // `msg: {{name}}` is a mapping whose key is the mapping {name}: a template without quotes
       if (map.items.some((p) => isCollection(p.key)))
         out.push(yamlError(w, map.range?.[0] ?? 0, UNQUOTED, QUOTE_HINT))
