@@ -151,3 +151,17 @@ describe('private controller files are never shown in a diff', () => {
     expect(r.text).not.toContain('hunter2-private')
   })
 })
+
+describe('a failed plan', () => {
+  it('never prints "No changes" first', async () => {
+    const dir = project({
+      'runbook.yaml':
+        'plays:\n  - hosts: localhost\n    tasks:\n      - file: { path: "/{{ x }}", state: absent }\n',
+    })
+    const r = await run(dir, ['plan', path.join(dir, 'runbook.yaml'), '-e', 'x=etc'])
+    expect(r.code).toBe(1)
+    expect(r.text).toMatch(/refusing to remove \/etc/)
+    expect(r.text).toMatch(/The plan failed: nothing was changed/)
+    expect(r.text).not.toMatch(/No changes/)
+  })
+})
