@@ -40,6 +40,8 @@ export interface PrepareOptions {
   prompt?: SecretSources['prompt']
   /** Where `.runbook/` lives (default: the current directory). */
   stateRoot?: string | undefined
+  /** Directories outside the runbook's tree that sources may come from (`--allow-source`). */
+  allowSources?: string[] | undefined
   /** Skip resolving secrets (validate only). */
   skipSecrets?: boolean
 }
@@ -100,8 +102,11 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     typeof top === 'object' &&
     !Array.isArray(top) &&
     Array.isArray((top as { allow_sources?: unknown }).allow_sources)
-      ? (top as { allow_sources: unknown[] }).allow_sources.map(String)
-      : []
+      ? [
+          ...(top as { allow_sources: unknown[] }).allow_sources.map(String),
+          ...(o.allowSources ?? []),
+        ]
+      : [...(o.allowSources ?? [])]
   const readImport = (file: string) => {
     if (outsideTree(file, baseDir, allowed))
       return new Error(
@@ -173,6 +178,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   }
 
   const runbook = loaded?.runbook
+  if (runbook) runbook.allowSources = allowed
   const secretNames: string[] = []
   const plainVars: Record<string, unknown> = {}
   if (runbook) {

@@ -43,6 +43,8 @@ export interface CommonFlags {
   json: boolean
   color: boolean
   stateDir?: string | undefined
+  /** `--allow-source`: directories outside the runbook's tree that sources may come from. */
+  allowSources?: string[] | undefined
   verbose: boolean
 }
 
@@ -84,6 +86,7 @@ async function load(
       varFiles: f.varFiles,
       prompt: terminalPrompt(err),
       stateRoot: f.stateDir,
+      allowSources: f.allowSources,
       skipSecrets,
     })
   } catch (e) {

@@ -3,6 +3,7 @@
  * Everything it needs from outside the engine (modules, connections, the lab) is passed in, so the
  * engine stays free of clouds and package managers.
  */
+import path from 'node:path'
 import { Command, Option } from 'commander'
 import { RunbookError, RunbookErrors, formatError } from '../errors.ts'
 import type { ConnectionFactory } from '../connection/factory.ts'
@@ -95,6 +96,12 @@ function common(cmd: Command, what = 'runbook YAML file'): Command {
     .option('--json', 'one JSON event per line on stdout, the last one a summary')
     .option('--no-color', 'no colours (also NO_COLOR=1)')
     .option('--state-dir <dir>', 'where journals and locks live (default ./.runbook)')
+    .option(
+      '--allow-source <dir>',
+      "a directory outside the runbook's tree that copy/template/import sources may come from (repeatable)",
+      collect,
+      [],
+    )
     .option('-v, --verbose', 'more detail')
 }
 
@@ -127,6 +134,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     json: o.json === true,
     color: o.color !== false,
     stateDir: o.stateDir as string | undefined,
+    allowSources: ((o.allowSource as string[] | undefined) ?? []).map((d) => path.resolve(d)),
     verbose: o.verbose === true,
   })
 

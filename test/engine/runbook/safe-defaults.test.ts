@@ -165,3 +165,24 @@ describe('a failed plan', () => {
     expect(r.text).not.toMatch(/No changes/)
   })
 })
+
+describe('--allow-source', () => {
+  it('allows a source directory from the command line', async () => {
+    const outside = mkdtempSync(path.join(tmpdir(), 'rb-outside-'))
+    writeFileSync(path.join(outside, 'motd'), 'hello\n')
+    const dir = project({
+      'runbook.yaml': `plays:\n  - hosts: localhost\n    tasks:\n      - copy: { src: ${outside}/motd, dest: OUT/motd }\n      - import_tasks: ${outside}/t.yaml\n`,
+    })
+    writeFileSync(path.join(outside, 't.yaml'), '- debug: { msg: hi }\n')
+    const refused = await run(dir, ['validate', path.join(dir, 'runbook.yaml')])
+    expect(refused.code).toBe(1)
+    expect(refused.text.match(/outside the runbook's directory/g)?.length).toBe(2)
+    const r = await run(dir, [
+      'validate',
+      path.join(dir, 'runbook.yaml'),
+      '--allow-source',
+      outside,
+    ])
+    expect(r.code, r.text).toBe(0)
+  })
+})
