@@ -59,19 +59,32 @@ export function jinjaSyntax(text: string): TemplateProblem | undefined {
 }
 
 /**
- * The innermost `{{#block}}` never closed by its `{{/block}}`, for the error Handlebars gives only
- * at the end of the template.
+ * A block closed by the wrong name (reported at the close), or the innermost `{{#block}}` never
+ * closed (reported where it opens): Handlebars reports both only at the end of the template.
  */
-export function unclosedBlock(text: string): { index: number; name: string } | undefined {
+export function unclosedBlock(text: string): TemplateProblem | undefined {
   const stack: { index: number; name: string }[] = []
   for (const m of text.matchAll(/\{\{~?\s*([#/])\s*([\w-]+)/g)) {
-    if (m[1] === '#') stack.push({ index: m.index, name: m[2] ?? '' })
+    const name = m[2] ?? ''
+    if (m[1] === '#') stack.push({ index: m.index, name })
     else {
-      const i = stack.map((s) => s.name).lastIndexOf(m[2] ?? '')
-      if (i >= 0) stack.splice(i)
+      const top = stack.pop()
+      if (top && top.name !== name)
+        return {
+          index: m.index,
+          message: `template syntax error: {{/${name}}} closes {{#${top.name}}}`,
+          hint: `end {{#${top.name}}} with {{/${top.name}}}`,
+        }
     }
   }
-  return stack[stack.length - 1]
+  const open = stack[stack.length - 1]
+  return open
+    ? {
+        index: open.index,
+        message: `template syntax error: {{#${open.name}}} is never closed`,
+        hint: `end it with {{/${open.name}}}`,
+      }
+    : undefined
 }
 
 function stepNames(steps: Step[], out: Set<string>): void {

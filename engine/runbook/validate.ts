@@ -361,15 +361,11 @@ class Validator {
       const line = /line (\d+)/.exec(String((e as RunbookError).cause ?? ''))?.[1]
       this.errors.push(
         open
-          ? new RunbookError(
-              'E_TEMPLATE',
-              `template syntax error: {{#${open.name}}} is never closed`,
-              {
-                pos: posOf(open.index),
-                task: t.name,
-                hint: `end it with {{/${open.name}}}`,
-              },
-            )
+          ? new RunbookError('E_TEMPLATE', open.message, {
+              pos: posOf(open.index),
+              task: t.name,
+              hint: open.hint,
+            })
           : new RunbookError('E_TEMPLATE', (e as Error).message, {
               pos: { file, line: Number(line ?? 1), col: 1 },
               task: t.name,
