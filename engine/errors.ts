@@ -110,14 +110,29 @@ export function formatError(err: RunbookError, sources?: SourceLookup): string {
   const task = err.task ? `task "${err.task}": ` : ''
   const host = err.host ? `[${err.host}] ` : ''
   const hint = err.hint ? ` (${err.hint})` : ''
-  let out = `${where}${host}${task}${err.message}${hint}`
+  let out = escapeControl(`${where}${host}${task}${err.message}${hint}`)
   const text = err.pos ? sources?.(err.pos.file) : undefined
   if (err.pos && text !== undefined) {
     const line = text.split(/\r?\n/)[err.pos.line - 1]
     if (line !== undefined) {
       const gutter = `${err.pos.line} | `
-      out += `\n  ${gutter}${line}\n  ${' '.repeat(gutter.length + Math.max(0, err.pos.col - 1))}^`
+      // the caret goes under the same character once control characters are spelt out
+      const before = escapeControl(line.slice(0, Math.max(0, err.pos.col - 1))).length
+      out += `\n  ${gutter}${escapeControl(line)}\n  ${' '.repeat(gutter.length + before)}^`
     }
   }
   return out
+}
+
+/**
+ * Control characters (terminal escapes included) spelt out as `\x1b`, so that a hostile or broken
+ * file cannot drive the terminal through an error message. Newlines and tabs stay.
+ * @example escapeControl('a\u001b[31m') // 'a\\x1b[31m'
+ */
+export function escapeControl(s: string): string {
+  return s.replace(
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  )
 }

@@ -3,19 +3,24 @@
  * of it, resolves secrets, and either returns everything a run needs or throws every problem at
  * once (RunbookErrors). Nothing is touched before this has succeeded.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { parse as parseYamlValue } from 'yaml'
 import { RunbookError, RunbookErrors } from './errors.ts'
+import { checkConnections } from './inventory/check.ts'
 import { Inventory } from './inventory/inventory.ts'
 import { stateDirFor } from './journal/journal.ts'
 import type { ModuleRegistry } from './module.ts'
 import { loadRunbook, type ModuleCatalog } from './runbook/load.ts'
 import { loadYaml, locate, parseYaml, SourceSet } from './runbook/source.ts'
 import type { Runbook } from './runbook/types.ts'
+import { outsideTree } from './runbook/search-path.ts'
 import { validateRunbook } from './runbook/validate.ts'
 import {
+  checkSecretDecl,
   isSecretDecl,
+  looksLikeSecret,
+  misplacedSecret,
   Redactor,
   resolveSecret,
   secretDeclSchema,
@@ -35,6 +40,8 @@ export interface PrepareOptions {
   prompt?: SecretSources['prompt']
   /** Where `.runbook/` lives (default: the current directory). */
   stateRoot?: string | undefined
+  /** Directories outside the runbook's tree that sources may come from (`--allow-source`). */
+  allowSources?: string[] | undefined
   /** Skip resolving secrets (validate only). */
   skipSecrets?: boolean
 }
@@ -89,7 +96,22 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   errors.push(...rbParsed.errors)
   const baseDir = path.dirname(path.resolve(o.runbookFile))
   // import_tasks / import_playbook files: read at load time, kept for error excerpts
+  const top = rbParsed.source.value
+  const allowed =
+    top !== null &&
+    typeof top === 'object' &&
+    !Array.isArray(top) &&
+    Array.isArray((top as { allow_sources?: unknown }).allow_sources)
+      ? [
+          ...(top as { allow_sources: unknown[] }).allow_sources.map(String),
+          ...(o.allowSources ?? []),
+        ]
+      : [...(o.allowSources ?? [])]
   const readImport = (file: string) => {
+    if (outsideTree(file, baseDir, allowed))
+      return new Error(
+        `it is outside the runbook's directory ${baseDir} (list its directory under \`allow_sources:\` if it is meant)`,
+      )
     let text: string
     try {
       text = readFileSync(file, 'utf8')
@@ -119,6 +141,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       const r = Inventory.load(invParsed.source)
       inventory = r.inventory
       errors.push(...r.errors)
+      if (!r.errors.length) errors.push(...checkConnections(invParsed.source, inventory))
     }
   }
 
@@ -133,7 +156,10 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
         typeof p.source.value === 'object' &&
         !Array.isArray(p.source.value)
       )
-        Object.assign(extraVars, p.source.value)
+        for (const [k, v] of Object.entries(p.source.value)) {
+          if (looksLikeSecret(v)) errors.push(misplacedSecret(k, locate(p.source, [k])))
+          else extraVars[k] = v
+        }
       else
         errors.push(
           new RunbookError('E_SCHEMA', 'a var file is a mapping of variables', {
@@ -152,26 +178,30 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   }
 
   const runbook = loaded?.runbook
+  if (runbook) runbook.allowSources = allowed
   const secretNames: string[] = []
   const plainVars: Record<string, unknown> = {}
   if (runbook) {
     for (const [k, v] of Object.entries(runbook.vars)) {
-      if (isSecretDecl(v)) {
-        const r = secretDeclSchema.safeParse(v)
-        if (!r.success)
+      if (looksLikeSecret(v)) {
+        for (const issue of checkSecretDecl(v as Record<string, unknown>))
           errors.push(
-            new RunbookError(
-              'E_SECRET',
-              `secret '${k}': ${r.error.issues[0]?.message ?? 'invalid declaration'}`,
-              {
-                pos: locate(
-                  rbParsed.source,
-                  ['vars', k, ...((r.error.issues[0]?.path ?? []) as (string | number)[])],
-                  { key: true },
-                ),
-              },
-            ),
+            new RunbookError('E_SECRET', `secret '${k}': ${issue.message}`, {
+              pos: locate(rbParsed.source, ['vars', k, ...issue.path], {
+                key: issue.message.startsWith('unknown key'),
+              }),
+              hint: issue.hint,
+            }),
           )
+        if (isSecretDecl(v)) {
+          const file = (v as { from_file?: unknown }).from_file
+          if (typeof file === 'string' && !existsSync(path.resolve(baseDir, file)))
+            errors.push(
+              new RunbookError('E_SECRET', `secret '${k}': from_file ${file}: no such file`, {
+                pos: locate(rbParsed.source, ['vars', k, 'from_file']),
+              }),
+            )
+        }
         secretNames.push(k)
       } else plainVars[k] = v
     }
@@ -182,7 +212,12 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
         inventory,
         o.registry,
         sources,
-        { runbook: Object.keys(plainVars), extra: Object.keys(extraVars), secrets: secretNames },
+        {
+          runbook: Object.keys(plainVars),
+          extra: Object.keys(extraVars),
+          secrets: secretNames,
+          values: { ...plainVars, ...extraVars },
+        },
         baseDir,
       ),
     )
@@ -223,7 +258,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       }
     }
   }
-  if (errors.length || !runbook) throw new RunbookErrors(unique(errors), sources.text)
+  if (errors.length || !runbook) throw new RunbookErrors(inOrder(unique(errors)), sources.text)
   return {
     runbook,
     inventory,
@@ -246,4 +281,16 @@ function unique(errors: RunbookError[]): RunbookError[] {
     seen.add(key)
     return true
   })
+}
+
+/** Errors in file/line order: files in the order they were first reported, then line and column. */
+function inOrder(errors: RunbookError[]): RunbookError[] {
+  const files: string[] = []
+  for (const e of errors) if (e.pos && !files.includes(e.pos.file)) files.push(e.pos.file)
+  const rank = (e: RunbookError): [number, number, number] =>
+    e.pos ? [files.indexOf(e.pos.file), e.pos.line, e.pos.col] : [files.length, 0, 0]
+  return errors
+    .map((e, i) => ({ e, i, r: rank(e) }))
+    .sort((a, b) => a.r[0] - b.r[0] || a.r[1] - b.r[1] || a.r[2] - b.r[2] || a.i - b.i)
+    .map((x) => x.e)
 }

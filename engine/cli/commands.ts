@@ -47,6 +47,8 @@ export interface CommonFlags {
   json: boolean
   color: boolean
   stateDir?: string | undefined
+  /** `--allow-source`: directories outside the runbook's tree that sources may come from. */
+  allowSources?: string[] | undefined
   verbose: boolean
   /** Print where the time went, per task and host, after the recap. */
   timings?: boolean | undefined
@@ -99,6 +101,7 @@ async function load(
       varFiles: f.varFiles,
       prompt: terminalPrompt(err),
       stateRoot: f.stateDir,
+      allowSources: f.allowSources,
       skipSecrets,
     })
     return { ...p, registry }
@@ -287,13 +290,20 @@ export async function runPlan(
         unreachable: 0,
       }),
     )
-  } else {
+  } else if (result.ok || result.changes.length > 0) {
+    // a failed plan never says "No changes": the world may well differ from the runbook
     out.write(
       `${p.redactor.text(renderPlan(result.changes, colors, result.plan, result.checks).join('\n'))}\n`,
     )
   }
   for (const e of result.errors) printErrors(e, err, p.sources, (t) => p.redactor.text(t))
-  if (!result.ok) return 1
+  if (!result.ok) {
+    if (!f.json)
+      err.write(
+        `The plan failed: nothing was changed${result.changes.length ? ', and the plan above is incomplete' : ''}.\n`,
+      )
+    return 1
+  }
   if (o.out !== undefined) {
     const secretKeys = f.vars
       .map((v) => v.slice(0, v.indexOf('=')))

@@ -5,6 +5,7 @@
  * loaded up front: each command imports what it runs, so `runbook --version` starts in about the
  * time of a bare `node`.
  */
+import path from 'node:path'
 import { Command, Option } from 'commander'
 import type { CliDeps, LabCommands } from './deps.ts'
 import type { CommonFlags } from './commands.ts'
@@ -30,6 +31,12 @@ function common(cmd: Command, what = 'runbook YAML file'): Command {
     .option('--json', 'one JSON event per line on stdout, the last one a summary')
     .option('--no-color', 'no colours (also NO_COLOR=1)')
     .option('--state-dir <dir>', 'where journals and locks live (default ./.runbook)')
+    .option(
+      '--allow-source <dir>',
+      "a directory outside the runbook's tree that copy/template/import sources may come from (repeatable)",
+      collect,
+      [],
+    )
     .option('-v, --verbose', 'more detail')
     .option(
       '--timings',
@@ -66,6 +73,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     json: o.json === true,
     color: o.color !== false,
     stateDir: o.stateDir as string | undefined,
+    allowSources: ((o.allowSource as string[] | undefined) ?? []).map((d) => path.resolve(d)),
     verbose: o.verbose === true,
     timings: o.timings === true,
   })

@@ -22,8 +22,8 @@ const pin = z.union([
   z.object({ fingerprint: text, type: text.optional(), key: text.optional() }),
 ])
 
-/** The host variables that say how to connect; unknown keys are left to the modules. */
-const connectionVars = z.object({
+/** The host variables that say how to connect (checked at load too); unknown keys are left to the modules. */
+export const connectionVars = z.object({
   address: text.optional(),
   ansible_host: text.optional(),
   port: port.optional(),

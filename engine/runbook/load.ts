@@ -8,6 +8,7 @@ import path from 'node:path'
 import type { z } from 'zod'
 import { RunbookError } from '../errors.ts'
 import { didYouMean } from '../suggest.ts'
+import { describeIssue } from '../values.ts'
 import {
   IMPORT_TASKS_KEYS,
   importPlaybookKeywords,
@@ -274,7 +275,7 @@ class Loader {
         const issue = r.error.issues[0]
         const sub =
           issue && issue.path.length ? [...p, k, ...(issue.path as (string | number)[])] : [...p, k]
-        this.err('E_SCHEMA', `${what} keyword '${k}': ${issue?.message ?? 'invalid value'}`, sub, {
+        this.err('E_SCHEMA', `${what} keyword '${k}': ${describeIssue(issue, v)}`, sub, {
           task,
         })
       }
@@ -300,12 +301,18 @@ class Loader {
         })
       }
     } else {
-      this.err('E_SCHEMA', 'a runbook is a mapping with `plays`, or a list of plays', [])
+      this.err(
+        'E_SCHEMA',
+        root === null || root === undefined
+          ? 'the runbook is empty: it needs `plays:` with at least one play'
+          : 'a runbook is a mapping with `plays`, or a list of plays',
+        [],
+      )
       return { file, name: path.basename(file), vars: {}, plays: [] }
     }
     const plays: Play[] = []
     const rawPlays = Array.isArray(top.plays) ? top.plays : []
-    if (!Array.isArray(top.plays) || rawPlays.length === 0)
+    if (top.plays === undefined || (Array.isArray(top.plays) && rawPlays.length === 0))
       this.err('E_SCHEMA', 'a runbook needs at least one play', playsPath)
     rawPlays.forEach((rp, i) => {
       if (isObj(rp) && 'import_playbook' in rp)
@@ -321,6 +328,7 @@ class Loader {
       description: typeof top.description === 'string' ? top.description : undefined,
       vars: isObj(top.vars) ? top.vars : {},
       inventory: typeof top.inventory === 'string' ? top.inventory : undefined,
+      allowSources: Array.isArray(top.allow_sources) ? top.allow_sources.map(String) : undefined,
       plays,
     }
   }

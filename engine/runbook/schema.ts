@@ -123,6 +123,11 @@ export const runbookKeywords = {
   description: z.string(),
   vars: z.record(z.string(), z.unknown()),
   inventory: z.string().describe('Default inventory file, relative to the runbook'),
+  allow_sources: z
+    .array(z.string())
+    .describe(
+      "Directories outside the runbook's own tree that copy/template/import sources may come from",
+    ),
   plays: z.array(z.unknown()),
 } as const
 

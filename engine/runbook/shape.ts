@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod'
 import { didYouMean } from '../suggest.ts'
+import { describeIssue } from '../values.ts'
 import { isTemplate } from '../vars/template.ts'
 
 /** One problem in a parameter value, with the path to it. */
@@ -139,7 +140,10 @@ function check(
         return issues
       })
       if (tries.some((t) => t.length === 0)) return
-      const best = tries.sort((a, b) => a.length - b.length)[0]
+      // the branch of the value's own type says what is wrong with it, not "expected a number"
+      const typeOnly = (t: ShapeIssue[]): number =>
+        t.every((i) => i.message.startsWith('expected ')) ? 1 : 0
+      const best = tries.sort((a, b) => typeOnly(a) - typeOnly(b) || a.length - b.length)[0]
       if (best) out.push(...best)
       return
     }
@@ -150,7 +154,7 @@ function check(
         const issue = r.error.issues[0]
         out.push({
           path: [...path, ...((issue?.path ?? []) as (string | number)[])],
-          message: issue?.message ?? 'invalid value',
+          message: describeIssue(issue, value),
         })
       }
     }
@@ -178,7 +182,7 @@ export function checkShape(
       const issue = r.error.issues[0]
       out.push({
         path: (issue?.path ?? []) as (string | number)[],
-        message: issue?.message ?? 'invalid parameters',
+        message: describeIssue(issue),
       })
     }
   }

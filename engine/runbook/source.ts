@@ -16,6 +16,7 @@ import {
   type Node,
 } from 'yaml'
 import { RunbookError, type SourcePos } from '../errors.ts'
+import { MAX_BYTES, MAX_DEPTH, tooDeep, yamlErrors } from './yaml-errors.ts'
 
 /** A path into a YAML document. */
 export type YamlPath = readonly (string | number)[]
@@ -28,6 +29,8 @@ export interface Source {
   lines: LineCounter
   /** The plain JavaScript value of the document. */
   value: unknown
+  /** Not world-readable on the controller: its lines are never printed in an error excerpt. */
+  private?: boolean
 }
 
 /** All the sources of a run, by file name. */
@@ -40,13 +43,19 @@ export class SourceSet {
     this.byFile.set(src.file, src)
   }
 
-  /** Adds a file that is not YAML (a template), for error excerpts. */
-  addText(file: string, text: string): void {
+  private readonly hidden = new Set<string>()
+
+  /** Adds a file that is not YAML (a template), for error excerpts (none when `hidden`). */
+  addText(file: string, text: string, hidden = false): void {
     this.texts.set(file, text)
+    if (hidden) this.hidden.add(file)
   }
 
-  /** The text of a file, for error excerpts. */
-  text = (file: string): string | undefined => this.byFile.get(file)?.text ?? this.texts.get(file)
+  /** The text of a file, for error excerpts; none for a file that is not world-readable. */
+  text = (file: string): string | undefined =>
+    this.hidden.has(file) || this.byFile.get(file)?.private === true
+      ? undefined
+      : (this.byFile.get(file)?.text ?? this.texts.get(file))
 
   /** Every file of the run (YAML and templates) with its text. */
   entries(): [string, string][] {
@@ -67,38 +76,75 @@ export class SourceSet {
  */
 export function parseYaml(file: string, text: string): { source: Source; errors: RunbookError[] } {
   const lines = new LineCounter()
+  const large = Buffer.byteLength(text) > MAX_BYTES
+  const deep = large ? undefined : tooDeep(text)
+  if (deep !== undefined || large) {
+    // refused before parsing: the parser would take too long or overflow its stack
+    const doc = parseDocument('', { lineCounter: new LineCounter() })
+    lines.addNewLine(0)
+    for (let i = 0; i < text.length; i++) if (text[i] === '\n') lines.addNewLine(i + 1)
+    const error =
+      deep !== undefined
+        ? new RunbookError('E_YAML', `values nest deeper than ${MAX_DEPTH} levels here`, {
+            pos: { file, ...lines.linePos(deep) },
+          })
+        : new RunbookError(
+            'E_YAML',
+            `the file is larger than ${MAX_BYTES / 1024 / 1024} MB, the limit for a runbook, inventory or var file`,
+            {
+              pos: { file, line: 1, col: 1 },
+              hint: 'split it with import_tasks / import_playbook, or move data to several var files',
+            },
+          )
+    return { source: { file, text, doc, lines, value: undefined }, errors: [error] }
+  }
   const doc = parseDocument(text, {
     lineCounter: lines,
     prettyErrors: false,
-    uniqueKeys: true,
+    uniqueKeys: false,
     keepSourceTokens: false,
   })
-  const errors: RunbookError[] = doc.errors.map((e) => {
-    const offset = e.pos[0]
-    const { line, col } = lines.linePos(offset)
-    const message = e.message.split('\n')[0] ?? e.message
-    return new RunbookError(
-      'E_YAML',
-      `YAML: ${message.replace(/ at line \d+, column \d+:?$/, '')}`,
-      { pos: { file, line, col } },
-    )
-  })
-  const value = errors.length ? undefined : doc.toJS({ maxAliasCount: 1000 })
+  const errors = yamlErrors(file, text, doc, lines)
+  let value: unknown
+  if (!errors.length) {
+    try {
+      value = doc.toJS({ maxAliasCount: 1000 })
+    } catch (e) {
+      errors.push(
+        new RunbookError('E_YAML', `YAML: ${(e as Error).message}`, {
+          pos: { file, line: 1, col: 1 },
+        }),
+      )
+    }
+  }
   return { source: { file, text, doc, lines, value }, errors }
 }
 
 /** Reads and parses a YAML file. */
 export async function loadYaml(file: string): Promise<{ source: Source; errors: RunbookError[] }> {
   let text: string
+  let hidden: boolean
   try {
     text = await fs.readFile(file, 'utf8')
+    hidden = isPrivate((await fs.stat(file)).mode)
   } catch (e) {
     throw new RunbookError(
       'E_USAGE',
       `cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
     )
   }
-  return parseYaml(file, text)
+  const parsed = parseYaml(file, text)
+  parsed.source.private = hidden
+  return parsed
+}
+
+/**
+ * Whether a file mode keeps the file from other users (0600, 0640): its contents are then never
+ * printed, in an error excerpt or a diff.
+ * @example isPrivate(0o100600) // true
+ */
+export function isPrivate(mode: number): boolean {
+  return (mode & 0o004) === 0
 }
 
 /**

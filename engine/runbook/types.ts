@@ -83,5 +83,7 @@ export interface Runbook {
   description?: string | undefined
   vars: Record<string, unknown>
   inventory?: string | undefined
+  /** Directories outside the runbook's tree that sources may come from (`allow_sources`). */
+  allowSources?: string[] | undefined
   plays: Play[]
 }

@@ -3,17 +3,20 @@
  * variable that can be known, host patterns and handler names. It collects all problems, each with
  * file:line:col, the task and a "did you mean".
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
+import { isScalar } from 'yaml'
 import { RunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { ModuleRegistry } from '../module.ts'
 import { didYouMean } from '../suggest.ts'
 import { expressionRefs } from '../vars/expr.ts'
 import { helperNames } from '../vars/helpers.ts'
+import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
 import { isTemplate, templateRefs } from '../vars/template.ts'
-import { checkShape } from './shape.ts'
-import { findSource, sourceSearchPath } from './search-path.ts'
-import { locate, locateInScalar, type SourceSet, type YamlPath } from './source.ts'
+import { checkShape, hasTemplate } from './shape.ts'
+import { jinjaSyntax, shadowedNames, unclosedBlock } from './template-checks.ts'
+import { findSource, outsideTree, sourceSearchPath } from './search-path.ts'
+import { isPrivate, locate, locateInScalar, type SourceSet, type YamlPath } from './source.ts'
 import type { Play, Runbook, Step, Task } from './types.ts'
 
 /** What validation knows about variables that exist before the run. */
@@ -21,6 +24,8 @@ export interface KnownVars {
   runbook: Iterable<string>
   extra: Iterable<string>
   secrets: Iterable<string>
+  /** Values known before the run (top-level vars, -e, var files), to check sub-keys and loops. */
+  values?: Readonly<Record<string, unknown>>
 }
 
 const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts', 'runbook_dir', 'state_dir']
@@ -66,9 +71,14 @@ class Validator {
     private readonly sources: SourceSet,
     private readonly base: Set<string>,
     private readonly baseDir: string,
+    private readonly values: Readonly<Record<string, unknown>> = {},
   ) {
     this.addedGroups = addedGroups(rb)
+    this.shadowed = shadowedNames(rb, inv)
   }
+
+  /** Names defined anywhere but the top-level vars: their values are not known before the run. */
+  private readonly shadowed: Set<string>
 
   err(
     code: RunbookError['code'],
@@ -167,7 +177,10 @@ class Validator {
   task(t: Task, known: Set<string>, topics: Set<string>): void {
     const m = this.registry.get(t.module)
     if (!m) return
-    if (t.loop !== undefined) this.value(t.loop, t.file, [...t.path, 'loop'], known, t.name)
+    if (t.loop !== undefined) {
+      this.value(t.loop, t.file, [...t.path, 'loop'], known, t.name)
+      this.loopIsList(t)
+    }
     const scope = new Set([
       ...known,
       ...(t.loop !== undefined ? [t.loopVar, ...(t.indexVar ? [t.indexVar] : [])] : []),
@@ -182,6 +195,8 @@ class Validator {
         { task: t.name, hint: issue.hint, key: issue.atKey },
       )
     }
+    this.yamlOctalMode(t)
+    this.copySource(t)
     for (const f of m.templateFiles?.(t.args) ?? [])
       this.templateFile(f.path, new Set([...scope, ...f.vars]), t, [...t.path, t.module, 'src'])
     const raw = new Set(m.rawParams ?? [])
@@ -229,6 +244,80 @@ class Validator {
     }
   }
 
+  /**
+   * `mode: 0o644` is the number 420 to YAML 1.2, whose digits would make a wrong mode: the one
+   * rule (docs/modules-host.md) is chmod's digits, quoted or not, and YAML's 0o/0x forms refused.
+   */
+  yamlOctalMode(t: Task): void {
+    const src = this.sources.get(t.file)
+    const node: unknown = src?.doc.getIn([...t.path, t.module, 'mode'], true)
+    if (!src || !isScalar(node) || typeof node.value !== 'number' || !node.range) return
+    const raw = src.text.slice(node.range[0], node.range[1]).trim()
+    if (/^[+-]?0[oOxXbB]/.test(raw))
+      this.err(
+        'E_PARAM',
+        `${t.module}: mode ${raw} is the number ${node.value} to YAML, not chmod's digits`,
+        t.file,
+        [...t.path, t.module, 'mode'],
+        { task: t.name, hint: `write the digits, quoted: mode: '0${node.value.toString(8)}'` },
+      )
+  }
+
+  /** `loop: "{{nodes}}"` when `nodes` is known before the run and is not a list. */
+  loopIsList(t: Task): void {
+    const m = typeof t.loop === 'string' ? /^\s*\{\{\s*([\w.]+)\s*\}\}\s*$/.exec(t.loop) : null
+    const root = m?.[1]?.split('.')[0] ?? ''
+    if (!m || this.shadowed.has(root) || !(root in this.values) || this.subKey(m[1] ?? '')) return
+    let v: unknown = this.values
+    for (const part of (m[1] ?? '').split('.')) v = (v as Record<string, unknown>)[part]
+    if (Array.isArray(v) || hasTemplate(v) || v === undefined) return
+    const what =
+      v === null
+        ? 'empty (null)'
+        : typeof v === 'object'
+          ? 'a mapping'
+          : `the ${typeof v} ${JSON.stringify(v)}`
+    this.err('E_SCHEMA', `loop: '${m[1]}' is ${what}, not a list`, t.file, [...t.path, 'loop'], {
+      task: t.name,
+      hint: 'loop over a list (`- a` items, or [a, b]); for a mapping, list its entries instead',
+    })
+  }
+
+  /** Reports a source outside the runbook's tree and `allow_sources`; true when it is. */
+  outside(file: string, t: Task, at: YamlPath, module: string): boolean {
+    if (!outsideTree(file, this.baseDir, this.rb.allowSources ?? [])) return false
+    this.err(
+      'E_PARAM',
+      `${module}: source ${file} is outside the runbook's directory ${this.baseDir}`,
+      t.file,
+      at,
+      {
+        task: t.name,
+        hint: 'list its directory under `allow_sources:` at the top of the runbook if it is meant',
+      },
+    )
+    return true
+  }
+
+  /** A copy whose `src` names no file (templates are checked with their contents). */
+  copySource(t: Task): void {
+    const src = t.args.src
+    if (t.module !== 'copy' || typeof src !== 'string' || isTemplate(src)) return
+    const dirs = sourceSearchPath(t.roleDir, this.baseDir)
+    const file = findSource(dirs, src)
+    if (file !== undefined) this.outside(file, t, [...t.path, t.module, 'src'], 'copy')
+    else
+      this.err(
+        'E_PARAM',
+        `copy: source file ${src} not found (looked in ${dirs.join(', ')})`,
+        t.file,
+        [...t.path, t.module, 'src'],
+        {
+          task: t.name,
+        },
+      )
+  }
+
   /** Checks a template file's syntax and variables, pointing into the file itself. */
   templateFile(rel: string, known: Set<string>, t: Task, at: YamlPath): void {
     const dirs = sourceSearchPath(t.roleDir, this.baseDir)
@@ -247,21 +336,41 @@ class Validator {
       )
       return
     }
-    this.sources.addText(file, text)
+    if (this.outside(file, t, at, 'template')) return
+    this.sources.addText(file, text, isPrivate(statSync(file).mode))
     const posOf = (index: number): { file: string; line: number; col: number } => {
       const before = text.slice(0, index).split('\n')
       return { file, line: before.length, col: (before[before.length - 1]?.length ?? 0) + 1 }
+    }
+    const jinja = jinjaSyntax(text)
+    if (jinja) {
+      this.errors.push(
+        new RunbookError('E_TEMPLATE', jinja.message, {
+          pos: posOf(jinja.index),
+          task: t.name,
+          hint: jinja.hint,
+        }),
+      )
+      return
     }
     let refs: ReturnType<typeof templateRefs>
     try {
       refs = templateRefs(text)
     } catch (e) {
+      const open = unclosedBlock(text)
       const line = /line (\d+)/.exec(String((e as RunbookError).cause ?? ''))?.[1]
       this.errors.push(
-        new RunbookError('E_TEMPLATE', (e as Error).message, {
-          pos: { file, line: Number(line ?? 1), col: 1 },
-          task: t.name,
-        }),
+        open
+          ? new RunbookError('E_TEMPLATE', open.message, {
+              pos: posOf(open.index),
+              task: t.name,
+              hint: open.hint,
+            })
+          : new RunbookError('E_TEMPLATE', (e as Error).message, {
+              pos: { file, line: Number(line ?? 1), col: 1 },
+              task: t.name,
+              hint: (e as RunbookError).hint,
+            }),
       )
       return
     }
@@ -276,12 +385,13 @@ class Validator {
         )
     }
     for (const r of refs.vars) {
-      if (!known.has(r.root))
+      const sub = known.has(r.root) ? this.subKey(r.path) : undefined
+      if (!known.has(r.root) || sub)
         this.errors.push(
-          new RunbookError('E_UNDEFINED', `undefined variable '${r.root}'`, {
+          new RunbookError('E_UNDEFINED', sub?.message ?? `undefined variable '${r.root}'`, {
             pos: posOf(r.index),
             task: t.name,
-            hint: didYouMean(r.root, known),
+            hint: sub ? sub.hint : didYouMean(r.root, known),
           }),
         )
     }
@@ -302,7 +412,16 @@ class Validator {
     known: Set<string>,
     task: string | undefined,
   ): void {
-    for (const [k, v] of Object.entries(vars)) this.value(v, file, [...path, k], known, task)
+    for (const [k, v] of Object.entries(vars)) {
+      if (looksLikeSecret(v)) {
+        const src = this.sources.get(file)
+        this.errors.push(
+          misplacedSecret(k, src ? locate(src, [...path, k]) : undefined).locate({ task }),
+        )
+        continue
+      }
+      this.value(v, file, [...path, k], known, task)
+    }
   }
 
   /** Checks every template inside a value (syntax only when `known` is undefined). */
@@ -326,12 +445,24 @@ class Validator {
     known: Set<string> | undefined,
     task: string | undefined,
   ): void {
-    if (!isTemplate(s)) return
+    if (!isTemplate(s) && !s.includes('{%')) return
+    const jinja = jinjaSyntax(s)
+    if (jinja) {
+      this.err('E_TEMPLATE', jinja.message, file, path, {
+        task,
+        index: jinja.index,
+        hint: jinja.hint,
+      })
+      return
+    }
     let refs: ReturnType<typeof templateRefs>
     try {
       refs = templateRefs(s)
     } catch (e) {
-      this.err('E_TEMPLATE', (e as Error).message, file, path, { task })
+      this.err('E_TEMPLATE', (e as Error).message, file, path, {
+        task,
+        hint: (e as RunbookError).hint,
+      })
       return
     }
     for (const h of refs.helpers) {
@@ -349,7 +480,38 @@ class Validator {
           index: r.index,
           hint: didYouMean(r.root, known),
         })
+      else if (known) {
+        const sub = this.subKey(r.path)
+        if (sub)
+          this.err('E_UNDEFINED', sub.message, file, path, { task, index: r.index, hint: sub.hint })
+      }
     }
+  }
+
+  /**
+   * A sub-key missing from a value known before the run (`node.prority` when `node` is a
+   * top-level variable that nothing else redefines).
+   */
+  subKey(ref: string): { message: string; hint: string | undefined } | undefined {
+    const parts = ref.replace(/\.\[([^\]]*)\]/g, '.$1').split('.')
+    const root = parts[0] ?? ''
+    if (parts.length < 2 || this.shadowed.has(root) || !(root in this.values)) return undefined
+    let cur: unknown = this.values[root]
+    for (let i = 1; i < parts.length; i++) {
+      const part = parts[i] ?? ''
+      if (cur === null || typeof cur !== 'object' || hasTemplate(cur)) return undefined
+      if (!Object.prototype.hasOwnProperty.call(cur, part)) {
+        const keys = Object.keys(cur)
+        return {
+          message: `undefined variable '${part}' in '${parts.slice(0, i).join('.')}' (from '${ref}')`,
+          hint:
+            didYouMean(part, keys) ??
+            (keys.length ? `it has ${keys.slice(0, 8).join(', ')}` : undefined),
+        }
+      }
+      cur = (cur as Record<string, unknown>)[part]
+    }
+    return undefined
   }
 
   condition(
@@ -360,6 +522,17 @@ class Validator {
     task: string | undefined,
   ): void {
     if (typeof c !== 'string') return
+    if (isTemplate(c) && !/^\s*\{\{[^{}]*\}\}\s*$/.test(c)) {
+      // `{{ n }} > 2` renders to the text "1 > 2", which is not empty, so it would always hold
+      this.err(
+        'E_EXPRESSION',
+        'a condition is an expression, not a template: this mixes {{ }} with other text and would always be true',
+        file,
+        path,
+        { task, hint: `write it without braces: ${c.replace(/\{\{\s*|\s*\}\}/g, '')}` },
+      )
+      return
+    }
     if (isTemplate(c)) return this.template(c, file, path, known, task)
     let refs: string[]
     try {
@@ -398,7 +571,7 @@ export function validateRunbook(
   baseDir: string,
 ): RunbookError[] {
   const base = new Set([...known.runbook, ...known.extra, ...known.secrets, ...MAGIC])
-  const v = new Validator(rb, inv, registry, sources, base, baseDir)
+  const v = new Validator(rb, inv, registry, sources, base, baseDir, known.values)
   v.run()
   return v.errors
 }

@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
 import { RunbookError } from '../errors.ts'
+import { editDistance } from '../suggest.ts'
 
 /** The mask printed instead of a secret. */
 export const MASK = '***'
@@ -144,4 +145,91 @@ export async function resolveSecret(
     await fs.writeFile(file, `${value}\n`, { mode: 0o600 })
     return value
   }
+}
+
+const SOURCES = ['from_env', 'from_file', 'prompt', 'generate'] as const
+const DECL_KEYS = ['secret', ...SOURCES]
+
+/**
+ * Whether a vars value is meant as a secret declaration, well-formed or not: a mapping with a
+ * `secret` key, or made only of declaration keys with a source. Such a value is never treated as
+ * plain data (it would be rendered into files unredacted).
+ */
+export function looksLikeSecret(v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false
+  const keys = Object.keys(v)
+  if (keys.includes('secret')) return true
+  return (
+    keys.length > 0 && keys.every((k) => DECL_KEYS.includes(k)) && keys.some((k) => k !== 'prompt')
+  )
+}
+
+/** One problem in a secret declaration, with the path inside it. */
+export interface DeclIssue {
+  path: (string | number)[]
+  message: string
+  hint?: string | undefined
+}
+
+/**
+ * Problems in a secret declaration: `secret:` not exactly `true` (YAML 1.2 reads `yes` as text),
+ * an unknown key, a wrong type, no source or more than one.
+ * @example checkSecretDecl({ secret: 'yes', from_env: 'X' }) // [{ path: ['secret'], message: ... }]
+ */
+export function checkSecretDecl(v: Record<string, unknown>): DeclIssue[] {
+  const out: DeclIssue[] = []
+  if (v.secret !== true)
+    out.push({
+      path: 'secret' in v ? ['secret'] : [],
+      message: `'secret' must be true, got ${JSON.stringify(v.secret ?? null)}`,
+      hint: 'write `secret: true`: YAML reads yes/on as text, and a secret is never plain data',
+    })
+  for (const k of Object.keys(v))
+    if (!DECL_KEYS.includes(k)) {
+      const near = DECL_KEYS.map((d) => [d, editDistance(k, d)] as const).sort(
+        (a, b) => a[1] - b[1],
+      )[0]
+      out.push({
+        path: [k],
+        message: `unknown key '${k}' in a secret declaration`,
+        hint:
+          near && near[1] <= 2
+            ? `did you mean '${near[0]}'?`
+            : 'use one of from_env, from_file, prompt, generate',
+      })
+    }
+  const shape = secretDeclSchema.shape
+  for (const k of SOURCES) {
+    if (v[k] === undefined) continue
+    const r = shape[k].safeParse(v[k])
+    if (!r.success)
+      out.push({
+        path: [k],
+        message: `'${k}' ${k === 'generate' ? 'is a length from 8 to 256' : 'is text'}, got ${JSON.stringify(v[k])}`,
+      })
+  }
+  const given = SOURCES.filter((k) => v[k] !== undefined)
+  if (given.length === 0)
+    out.push({
+      path: [],
+      message: 'a secret needs one source: from_env, from_file, prompt or generate',
+    })
+  else if (given.length > 1)
+    out.push({
+      path: [given[1] as string],
+      message: `a secret has one source, not ${given.join(' and ')}`,
+    })
+  return out
+}
+
+/**
+ * A secret declared where secrets are not read (play, task or var-file vars, inventory): an error,
+ * never a mapping that would be rendered into a file as plain data.
+ */
+export function misplacedSecret(name: string, pos: RunbookError['pos']): RunbookError {
+  return new RunbookError(
+    'E_SECRET',
+    `secret '${name}' is declared here, but secrets are declared only in the runbook's top-level vars`,
+    { pos, hint: 'move the declaration to `vars:` at the top of the runbook' },
+  )
 }

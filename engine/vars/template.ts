@@ -330,7 +330,15 @@ export function templateRefs(template: string): { vars: TemplateRef[]; helpers: 
         path: (s.path as hbs.AST.PathExpression).original,
         index: at,
       })
-      for (const x of s.params) visitExpr(x, at, inBlock)
+      // `default`'s first argument may be undefined: that is what default is for
+      s.params.forEach((x, i) => {
+        if (!(
+          i === 0 &&
+          s.path.type === 'PathExpression' &&
+          (s.path as hbs.AST.PathExpression).original === 'default'
+        ))
+          visitExpr(x, at, inBlock)
+      })
       for (const pair of s.hash?.pairs ?? []) visitExpr(pair.value, at, inBlock)
     }
   }
@@ -348,7 +356,9 @@ export function templateRefs(template: string): { vars: TemplateRef[]; helpers: 
         helperNames.has(name)
       if (isHelper) {
         hs.push({ root: name, path: name, index: at })
-        for (const x of m.params) visitExpr(x, at, inBlock)
+        m.params.forEach((x, i) => {
+          if (!(i === 0 && name === 'default')) visitExpr(x, at, inBlock)
+        })
         for (const pair of m.hash?.pairs ?? []) visitExpr(pair.value, at, inBlock)
       } else visitExpr(m.path, at, inBlock)
       if (n.type === 'BlockStatement') {

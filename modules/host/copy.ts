@@ -4,6 +4,7 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { findSource } from '../../engine/runbook/search-path.ts'
+import { isPrivate } from '../../engine/runbook/source.ts'
 import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule } from '../../engine/module.ts'
@@ -40,11 +41,18 @@ const params = z
 /** copy's parameters. */
 export type CopyParams = z.infer<typeof params>
 
-/** Reads what the file must contain on the controller, found along the search path (a role's dirs, then the runbook's). */
-export async function readSource(dirs: readonly string[], src: string): Promise<Buffer> {
+/**
+ * What the file must contain, read on the controller along the search path (a role's dirs, then
+ * the runbook's), and whether the file is private (not world-readable: never shown in a diff).
+ */
+export async function readSourceFile(
+  dirs: readonly string[],
+  src: string,
+): Promise<{ data: Buffer; private: boolean }> {
   const file = findSource(dirs, src) ?? path.resolve(dirs[dirs.length - 1] ?? '.', src)
   try {
-    return await fs.readFile(file)
+    const data = await fs.readFile(file)
+    return { data, private: isPrivate((await fs.stat(file)).mode) }
   } catch (e) {
     throw new RunbookError('E_PARAM', `cannot read src ${file}: ${(e as Error).message}`, {
       cause: e,
@@ -67,9 +75,11 @@ export const copy = defineModule<CopyParams, ContentFileState>({
   example: `- copy:\n    dest: /etc/default/keepalived\n    content: "DAEMON_ARGS=\\"-D\\"\\n"\n    mode: '0644'\n    backup: true`,
   params,
   async gather(ctx, p) {
-    const want = wanted(
-      p.content ?? (await readSource(ctx.searchPath ?? [ctx.baseDir], p.src ?? '')),
-    )
+    const src =
+      p.content === undefined
+        ? await readSourceFile(ctx.searchPath ?? [ctx.baseDir], p.src ?? '')
+        : undefined
+    const want = wanted(p.content ?? src?.data ?? '', src?.private)
     return { want, have: await gatherRemote(ctx, p.dest, want) }
   },
   plan: planContentFile,

@@ -3,6 +3,7 @@
  * mode and owner.
  */
 import { z } from 'zod'
+import { absolutePath, isSystemPath } from '../../engine/values.ts'
 import { quote } from '../../engine/connection/shell.ts'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
@@ -19,7 +20,7 @@ import { parseKv, probe, run, tail } from './lib/remote.ts'
 
 const params = z
   .strictObject({
-    path: z.string().min(1).describe('Absolute path on the host'),
+    path: absolutePath.describe('Absolute path on the host'),
     state: z
       .enum(['directory', 'file', 'touch', 'link', 'absent'])
       .default('file')
@@ -31,10 +32,24 @@ const params = z
       .boolean()
       .default(false)
       .describe('state: link replaces a regular file or an empty directory found at `path`'),
+    allow_system_path: z
+      .boolean()
+      .default(false)
+      .describe(
+        'state: absent may remove `/` or a top-level directory (`/etc`, `/usr`, `/var`, `/home`, ...) only with this set to true',
+      ),
     ...attrParams,
   })
   .refine((p) => (p.state === 'link') === (p.src !== undefined), {
     message: '`src` is required with state: link, and only then',
+  })
+  .superRefine((p, ctx) => {
+    if (p.state === 'absent' && !p.allow_system_path && isSystemPath(p.path))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['path'],
+        message: `refusing to remove ${p.path}: it is / or a top-level system directory (set allow_system_path: true if you mean it)`,
+      })
   })
 
 /** file's parameters. */

@@ -4,7 +4,7 @@
 import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule } from '../../engine/module.ts'
-import { readSource } from './copy.ts'
+import { readSourceFile } from './copy.ts'
 import {
   applyContentFile,
   contentFileParams,
@@ -64,8 +64,11 @@ export const template = defineModule<TemplateParams, ContentFileState>({
         ]
       : [],
   async gather(ctx, p) {
-    const source =
-      p.content ?? (await readSource(ctx.searchPath ?? [ctx.baseDir], p.src ?? '')).toString('utf8')
+    const file =
+      p.content === undefined
+        ? await readSourceFile(ctx.searchPath ?? [ctx.baseDir], p.src ?? '')
+        : undefined
+    const source = p.content ?? file?.data.toString('utf8') ?? ''
     let text: string
     try {
       text = ctx.render(source, p.vars)
@@ -75,7 +78,7 @@ export const template = defineModule<TemplateParams, ContentFileState>({
         cause: e,
       })
     }
-    const want = wanted(text)
+    const want = wanted(text, file?.private)
     return { want, have: await gatherRemote(ctx, p.dest, want) }
   },
   plan: planContentFile,

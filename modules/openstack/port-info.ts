@@ -68,7 +68,7 @@ export const portInfo = defineModule<PortInfoParams, PortInfoState>({
   example: `- name: The port behind the address the VM reports
   openstack.port_info:
     server: kld-vm-1
-    fixed_ip: "{{hostvars['kld-vm-1'].facts.default_ipv4.address}}"
+    fixed_ip: "{{hostvars.[kld-vm-1].facts.default_ipv4.address}}"
   register: vm1_port      # vm1_port.id`,
   params,
   target: 'controller',

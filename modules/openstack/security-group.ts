@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
+import { cidr, portRange, protocol } from '../../engine/values.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
 import { unknown, type Unknown } from '../../engine/vars/unknown.ts'
@@ -62,23 +63,15 @@ const rule = z.strictObject({
     .default('ingress')
     .describe('ingress (default) or egress'),
   ethertype: z.enum(['IPv4', 'IPv6']).default('IPv4').describe('IPv4 (default) or IPv6'),
-  protocol: z
-    .union([z.string().min(1), z.number().int().min(0).max(255)])
+  protocol: protocol
     .optional()
     .describe(
       'tcp, udp, icmp, vrrp, ... or a number (VRRP is 112); omitted or `any`: every protocol',
     ),
-  port: z
-    .union([z.number().int().min(1).max(65535), z.string().regex(/^\d+(-\d+)?$/)])
-    .optional()
-    .describe('Port or range `8000-8080` (tcp, udp, sctp)'),
+  port: portRange.optional().describe('Port or range `8000-8080` (tcp, udp, sctp)'),
   icmp_type: z.number().int().min(0).max(255).optional().describe('ICMP type'),
   icmp_code: z.number().int().min(0).max(255).optional().describe('ICMP code (with icmp_type)'),
-  remote_ip_prefix: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('Source (ingress) or destination (egress) CIDR'),
+  remote_ip_prefix: cidr.optional().describe('Source (ingress) or destination (egress) CIDR'),
   remote_group: z
     .string()
     .min(1)

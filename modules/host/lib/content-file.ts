@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
+import { absolutePath } from '../../../engine/values.ts'
 import { quote } from '../../../engine/connection/shell.ts'
 import { RunbookError } from '../../../engine/errors.ts'
 import type { ApplyResult, ModuleContext, ResourceRecord } from '../../../engine/module.ts'
@@ -27,7 +28,7 @@ export const DIFF_LIMIT = 256 * 1024
 
 /** Parameters common to copy and template. */
 export const contentFileParams = {
-  dest: z.string().min(1).describe('Absolute path of the file on the host'),
+  dest: absolutePath.describe('Absolute path of the file on the host'),
   ...attrParams,
   backup: z
     .boolean()
@@ -49,6 +50,13 @@ export interface WantedContent {
   binary: boolean
   /** null when the content is not known until apply. */
   sha256: string | null
+  /**
+   * Read from a controller file that is not world-readable (0600, 0640): never shown in a diff,
+   * only its checksum and size.
+   */
+  private?: boolean
+  /** Size in bytes. */
+  size?: number
 }
 
 /** The destination as the host reports it. */
@@ -87,7 +95,12 @@ export interface ContentFileParams {
 }
 
 /** Wraps controller-side content as WantedContent. */
-export function wanted(data: string | Buffer): WantedContent {
+export function wanted(data: string | Buffer, isPrivate = false): WantedContent {
+  const w = wantedOf(data)
+  return isPrivate ? { ...w, private: true, size: Buffer.byteLength(data) } : w
+}
+
+function wantedOf(data: string | Buffer): WantedContent {
   if (typeof data === 'string') {
     const unknown = data.includes(UNKNOWN_MARK)
     return { content: data, binary: false, sha256: unknown ? null : sha256(data) }
@@ -147,7 +160,9 @@ export async function gatherRemote(
 
 /** Text for a diff: unknown parts shown as `(known after apply)`; binary content has none. */
 function diffText(w: WantedContent): string | undefined {
-  return w.binary ? undefined : w.content.split(UNKNOWN_MARK).join(KNOWN_AFTER_APPLY)
+  return w.binary || w.private === true
+    ? undefined
+    : w.content.split(UNKNOWN_MARK).join(KNOWN_AFTER_APPLY)
 }
 
 /**
@@ -161,9 +176,13 @@ export function planContentFile(p: ContentFileParams, s: ContentFileState): Chan
     throw new RunbookError('E_MODULE', `${p.dest} exists and is not a regular file (${have.type})`)
   const after = { sha256: want.sha256 ?? KNOWN_AFTER_APPLY, ...wantedAttrs(p) }
   const text = diffText(want)
+  const hidden =
+    want.private === true
+      ? `content not shown (its source is not world-readable): sha256 ${want.sha256 ?? KNOWN_AFTER_APPLY}, ${want.size ?? '?'} bytes`
+      : undefined
   if (have.type === 'absent') {
     const note = have.parentExists
-      ? undefined
+      ? hidden
       : `directory ${p.dest.slice(0, p.dest.lastIndexOf('/')) || '/'} does not exist: apply will fail`
     return [
       {
@@ -188,9 +207,10 @@ export function planContentFile(p: ContentFileParams, s: ContentFileState): Chan
       change.diff = { path: p.dest, before: have.content, after: text }
     else
       change.note =
-        want.sha256 === null
+        hidden ??
+        (want.sha256 === null
           ? 'content known after apply'
-          : 'content differs (binary or larger than the diff limit)'
+          : 'content differs (binary or larger than the diff limit)')
   }
   return [change]
 }

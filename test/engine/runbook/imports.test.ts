@@ -126,19 +126,20 @@ describe('import_tasks', () => {
       'notalist.yaml': 'debug: { msg: hi }\n',
     })
     const errs = await errorsOf(dir)
+    // in file/line order: the runbook's own problems, then those of the files it imports
     expect(errs).toEqual([
       ['import_tasks: cannot read nope.yaml: no such file', 'rb.yaml', 4, 23],
-      ['import_tasks: import cycle a.yaml -> b.yaml -> a.yaml', 'b.yaml', 1, 17],
-      ["unknown keyword 'colour' beside import_tasks", 'rb.yaml', 8, 9],
       [
         "'loop' does not apply to import_tasks (only name, when, tags, vars, become, become_user)",
         'rb.yaml',
         7,
         9,
       ],
+      ["unknown keyword 'colour' beside import_tasks", 'rb.yaml', 8, 9],
       ['include_tasks (dynamic) is not supported', 'rb.yaml', 9, 9],
-      ['a tasks file is a list of tasks', 'notalist.yaml', 1, 1],
       ['import_tasks is for tasks, not handlers', 'rb.yaml', 13, 9],
+      ['import_tasks: import cycle a.yaml -> b.yaml -> a.yaml', 'b.yaml', 1, 17],
+      ['a tasks file is a list of tasks', 'notalist.yaml', 1, 1],
     ])
     expect(() => readFileSync(path.join(dir, 'must-not-exist'))).toThrow()
   })
