@@ -13,6 +13,7 @@ import { buildSnapshot } from './snapshot.ts'
 import { readState, StateStore } from './store.ts'
 import { verifyToken } from './tokens.ts'
 import type { AuthContext } from './tokens.ts'
+import { extensionSet } from './neutron-extensions.ts'
 import type { LabState } from './types.ts'
 
 /** What a flavor may ask for and still be placed (Nova's "No valid host" otherwise). */
@@ -33,6 +34,8 @@ export interface CloudOptions {
   capacity?: Capacity
   /** How many VM operations (create/start/stop/delete) the driver runs at once. */
   vmConcurrency?: number
+  /** Neutron extensions to add or drop (`+alias,-alias`); default RUNBOOK_LAB_NEUTRON_EXTENSIONS. */
+  neutronExtensions?: string
   log?: (line: string) => void
 }
 
@@ -71,6 +74,8 @@ export class Cloud {
   readonly tokenTtlMs: number
   readonly capacity: Capacity
   readonly log: (line: string) => void
+  /** The Neutron extensions this lab announces and honours. */
+  readonly neutronExtensions: ReadonlySet<string>
   /** Tokens revoked with DELETE /v3/auth/tokens (until restart; they expire within the TTL anyway). */
   readonly revoked = new Set<string>()
   private readonly store: StateStore
@@ -89,6 +94,9 @@ export class Cloud {
       ramMb: Math.floor(totalmem() / 2 ** 20),
     }
     this.log = opts.log ?? (() => undefined)
+    this.neutronExtensions = extensionSet(
+      opts.neutronExtensions ?? process.env['RUNBOOK_LAB_NEUTRON_EXTENSIONS'],
+    )
     const file = labPaths(opts.stateDir).state
     this.state = readState(file) ?? emptyState()
     this.store = new StateStore(file, () => this.state)

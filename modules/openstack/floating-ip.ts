@@ -13,6 +13,8 @@ import type { FloatingIp, Network, Port } from './client/neutron.ts'
 import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
 import {
   createOwned,
+  ensureTagged,
+  isMarked,
   isPending,
   ownerOf,
   recordData,
@@ -222,11 +224,11 @@ async function gatherFloatingIp(
     const on = (await api.neutron.floatingIps({ port_id: port.id })).filter(
       (f) => fixedIp === undefined || f.fixed_ip_address === fixedIp,
     )
-    current = on.find((f) => journalled.has(f.id) || f.tags.includes(owner.tag)) ?? on[0]
+    current = on.find((f) => journalled.has(f.id) || isMarked(f, owner.tag)) ?? on[0]
     if (current !== undefined)
       how = journalled.has(current.id)
         ? 'journal'
-        : current.tags.includes(owner.tag)
+        : isMarked(current, owner.tag)
           ? 'tag'
           : p.adopt
             ? 'adopt'
@@ -242,12 +244,15 @@ async function gatherFloatingIp(
         { network_id: current.floating_network_id },
         port.id,
       )
+    // A run that died between the create and the tagging: finish it.
+    if (current !== undefined && (how === 'journal' || how === 'tag'))
+      await ensureTagged(ctx, api, 'floatingips', current)
   }
   let reusable: FloatingIp | undefined
   if (current === undefined && p.state === 'present') {
     // One this runbook allocated that is free again (its port was deleted): associate it.
-    const free = await api.neutron.floatingIps({ floating_network_id: network.id, tags: owner.tag })
-    reusable = free.find((f) => f.port_id === null)
+    const free = await api.neutron.floatingIps({ floating_network_id: network.id })
+    reusable = free.find((f) => f.port_id === null && isMarked(f, owner.tag))
     if (reusable === undefined) {
       for (const r of records) {
         const f = await api.neutron.floatingIp(r.id)
@@ -288,7 +293,7 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
     const change = changes[0]
     if (change === undefined) return { changed: false, output: floatingIpOutput(s.current) }
     if ((change.action === 'delete' || change.action === 'replace') && s.current !== undefined) {
-      await api.neutron.deleteFloatingIp(s.current.id)
+      await api.neutron.deleteGone('floatingips', s.current.id)
       await ctx.journal.forget('floating_ip', s.current.id)
       if (change.action === 'delete') return { output: { id: s.current.id, state: 'absent' } }
     }
@@ -315,8 +320,8 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
         floating_network_id: s.network.id,
         port_id: port.id,
         ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}),
-        ...(p.description === undefined ? {} : { description: p.description }),
-        tags: [owner.tag],
+        // Stock Neutron refuses tags in the POST: the marker in `description` until it is tagged.
+        description: owner.tag,
       }
       const created = await createOwned(ctx, api, {
         module: 'openstack.floating_ip',
@@ -327,9 +332,12 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
         id: (x: FloatingIp) => x.id,
         post: () => api.neutron.createFloatingIp(body),
         lookup: async () =>
-          (await api.neutron.floatingIps({ port_id: port.id, tags: owner.tag }))[0],
+          (await api.neutron.floatingIps({ port_id: port.id })).find((f) => isMarked(f, owner.tag)),
       })
       id = created.id
+      await ensureTagged(ctx, api, 'floatingips', created)
+      if (p.description !== undefined)
+        await api.neutron.updateFloatingIp(id, { description: p.description })
     }
     const now = await api.neutron.floatingIp(id)
     if (now === undefined || now.port_id !== port.id)
@@ -354,8 +362,8 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
       id =
         owner === undefined || r.name === undefined
           ? undefined
-          : (await api.neutron.floatingIps({ port_id: r.name, tags: owner }))[0]?.id
+          : (await api.neutron.floatingIps({ port_id: r.name })).find((f) => isMarked(f, owner))?.id
     }
-    if (id !== undefined) await api.neutron.deleteFloatingIp(id)
+    if (id !== undefined) await api.neutron.deleteGone('floatingips', id)
   },
 })

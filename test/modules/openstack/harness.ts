@@ -82,7 +82,7 @@ export interface TestCloud {
  * @example const cloud = await startCloud(); ...; await cloud.close()
  */
 export async function startCloud(
-  o: { tokenTtlSeconds?: number; capacity?: Capacity } = {},
+  o: { tokenTtlSeconds?: number; capacity?: Capacity; neutronExtensions?: string } = {},
 ): Promise<TestCloud> {
   const stateDir = await mkdtemp(path.join(tmpdir(), 'rbt-os-'))
   const driver = consoleDriver()
@@ -92,6 +92,8 @@ export async function startCloud(
     driver,
     ...(o.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: o.tokenTtlSeconds }),
     ...(o.capacity === undefined ? {} : { capacity: o.capacity }),
+    // Stock Neutron unless a test asks otherwise, whatever the environment says.
+    neutronExtensions: o.neutronExtensions ?? '',
   })
   const doc = parse(readFileSync(api.cloudsYaml, 'utf8')) as {
     clouds: Record<string, Record<string, unknown>>
