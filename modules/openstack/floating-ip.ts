@@ -22,7 +22,7 @@ import {
   TAG_PREFIX,
   type ClaimKind,
 } from './lib/ownership.ts'
-import { adoptParam, cloudParam, known, later, stateParam, printable } from './lib/params.ts'
+import { adoptParam, cloudParam, known, later, printable } from './lib/params.ts'
 
 const params = z
   .strictObject({
@@ -40,7 +40,12 @@ const params = z
       .optional()
       .describe('Which fixed IP of the port (default: its first)'),
     description: z.string().optional().describe('Description of a new floating IP'),
-    state: stateParam,
+    state: z
+      .enum(['present', 'absent', 'disassociated'])
+      .default('present')
+      .describe(
+        'present: on the port; absent: released; disassociated: off the port (port_id null) but still allocated to the project',
+      ),
     adopt: adoptParam,
     cloud: cloudParam,
   })
@@ -80,14 +85,26 @@ const targetOf = (p: FloatingIpParams, s: FloatingIpState): string => {
 export function planFloatingIp(p: FloatingIpParams, s: FloatingIpState): Change[] {
   const target = targetOf(p, s)
   const fip = s.current
-  if (p.state === 'absent') {
+  if (p.state === 'absent' || p.state === 'disassociated') {
     if (fip === undefined) return []
+    const verb = p.state === 'absent' ? 'release' : 'disassociate'
     if (s.how === 'foreign' && !p.adopt)
       throw new RunbookError(
         'E_MODULE',
         `${target}: ${fip.floating_ip_address} is on it but was not allocated by this runbook`,
-        { hint: 'set `adopt: true` to release it anyway' },
+        { hint: `set \`adopt: true\` to ${verb} it anyway` },
       )
+    // Off the port, as `openstack floating ip unset --port`: the address stays the project's.
+    if (p.state === 'disassociated')
+      return [
+        {
+          action: 'update',
+          target,
+          before: { floating_ip_address: fip.floating_ip_address, port_id: fip.port_id },
+          after: { floating_ip_address: fip.floating_ip_address, port_id: null },
+          note: 'disassociate; the address stays allocated',
+        },
+      ]
     return [
       {
         action: 'delete',
@@ -296,6 +313,15 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
       await api.neutron.deleteGone('floatingips', s.current.id)
       await ctx.journal.forget('floating_ip', s.current.id)
       if (change.action === 'delete') return { output: { id: s.current.id, state: 'absent' } }
+    }
+    if (p.state === 'disassociated' && s.current !== undefined) {
+      const f = await api.neutron.updateFloatingIp(s.current.id, { port_id: null })
+      if (f.port_id !== null)
+        throw new RunbookError(
+          'E_API',
+          `${targetOf(p, s)}: Neutron still shows ${f.floating_ip_address} on port ${f.port_id}`,
+        )
+      return { output: floatingIpOutput(f) }
     }
     const port = s.port
     if (port === undefined)

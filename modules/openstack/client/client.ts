@@ -212,17 +212,25 @@ export class OpenStackClient {
       undefined,
     )
     if (res.status !== 201 && res.status !== 200) {
-      throw this.error('identity', 'POST', url, res, {
-        hint:
-          res.status === 401
-            ? `check the credentials of cloud '${this.config.name}' (${this.config.source})`
-            : undefined,
-      })
+      throw this.error('identity', 'POST', url, res, { hint: this.authHint(res.status) })
     }
     const token = parseToken(res.headers['x-subject-token'], this.json(res.data))
     this.addSecret(token.value)
     this.current = token
     return token
+  }
+
+  /** What to do when Keystone refuses the credentials. */
+  private authHint(status: number): string | undefined {
+    const where = `cloud '${this.config.name}' (${this.config.source})`
+    const a = this.config.auth
+    if (this.config.authType === 'v3applicationcredential') {
+      const cred = a.application_credential_id ?? a.application_credential_name ?? ''
+      // Keystone answers 404 for an id it no longer has, 401 for a name or secret it refuses.
+      if (status === 404 || status === 401)
+        return `the application credential ${cred} of ${where} was deleted, has expired or its secret is wrong: make a new one (openstack application credential create) and put its id and secret there`
+    }
+    return status === 401 ? `check the credentials of ${where}` : undefined
   }
 
   /** The project the token is scoped to. */

@@ -226,6 +226,27 @@ describe('OpenStack client against the lab API', () => {
     expect(secrets).toContain('not-the-password-42')
   })
 
+  it('says what to do when the application credential was deleted', async () => {
+    const c = client('lab-appcred')
+    const id = String(c.config.auth.application_credential_id)
+    const cred = cloud.api.cloud.state.appCreds.find((x) => x.id === id)
+    if (cred === undefined) throw new Error('the lab has no such application credential')
+    cloud.api.cloud.state.appCreds.splice(cloud.api.cloud.state.appCreds.indexOf(cred), 1)
+    try {
+      const e = (await c.token().catch((x: unknown) => x)) as OpenStackApiError
+      expect(e.message).toBe(
+        `Keystone 404 Not Found: Could not find Application Credential: ${id}. (POST /v3/auth/tokens)`,
+      )
+      expect(e.hint).toMatch(
+        new RegExp(
+          `the application credential ${id} of cloud 'lab-appcred' .* was deleted, has expired or its secret is wrong: make a new one \\(openstack application credential create\\)`,
+        ),
+      )
+    } finally {
+      cloud.api.cloud.state.appCreds.push(cred)
+    }
+  })
+
   it('hands passwords and tokens to the redactor and scrubs them from what the API echoes', async () => {
     const secrets: string[] = []
     const cfg = resolveCloud({ env: { OS_CLIENT_CONFIG_FILE: cloud.cloudsYaml, OS_CLOUD: 'lab' } })
