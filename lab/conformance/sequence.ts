@@ -747,7 +747,7 @@ export async function runSequence(
     'neutron.port.tags-put',
     'PUT /v2.0/ports/{port}/tags',
     put(`/ports/${taggedId}/tags`, { tags: [ownerTag] }),
-    (res) => ({ tags: arr(obj(res.body)['tags']).join(',') }),
+    (res) => ({ tagged: arr(obj(res.body)['tags']).join(',') === ownerTag }),
   )
   await rec.step(
     'neutron.ports.by-name-and-tag',
@@ -782,7 +782,7 @@ export async function runSequence(
     'neutron.security-group.tags-put',
     'PUT /v2.0/security-groups/{group}/tags',
     put(`/security-groups/${markedSgId}/tags`, { tags: [ownerTag] }),
-    (res) => ({ tags: arr(obj(res.body)['tags']).join(',') }),
+    (res) => ({ tagged: arr(obj(res.body)['tags']).join(',') === ownerTag }),
   )
   await rec.step(
     'neutron.security-groups.by-name-and-tag',
@@ -822,7 +822,7 @@ export async function runSequence(
     'neutron.floatingip.tags-put',
     'PUT /v2.0/floatingips/{fip}/tags',
     put(`/floatingips/${markedFipId}/tags`, { tags: [ownerTag] }),
-    (res) => ({ tags: arr(obj(res.body)['tags']).join(',') }),
+    (res) => ({ tagged: arr(obj(res.body)['tags']).join(',') === ownerTag }),
   )
   await rec.step(
     'neutron.floatingips.by-port-and-tag',
