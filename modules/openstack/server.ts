@@ -374,8 +374,8 @@ async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Prom
       adopt: p.adopt,
       owner,
       id: (x: Server) => x.id,
-      marked: (x) => x.tags.includes(owner.tag),
-      tags: (x) => x.tags,
+      marked: (x) => serverMarked(x, owner.tag),
+      tags: (x) => [...x.tags, x.metadata[MARKER_KEY] ?? ''],
     },
     await api.nova.serversNamed(p.name),
   )
@@ -384,6 +384,9 @@ async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Prom
     server === undefined ? undefined : ctx.journal.find('openstack.server', 'server', server.id)[0]
   const sha = record?.data?.['user_data_sha256']
   if (c !== undefined) await takeOver(ctx, api, 'server', p.name, c.resource.id, c.how)
+  // A run that died between the create and the tagging (below 2.52): finish it.
+  if (server !== undefined && c?.how !== 'adopt' && !ctx.check)
+    await tagServer(api, server, owner.tag)
   return {
     server,
     how: c?.how,
@@ -476,7 +479,9 @@ async function createServer(
     imageRef: s.want.image_id,
     flavorRef: s.want.flavor?.id,
     networks: networks.length > 0 ? networks : 'auto',
-    tags: [owner.tag],
+    // The marker every microversion accepts at create; the tag needs 2.52 in the create.
+    metadata: { [MARKER_KEY]: owner.tag },
+    ...((await api.client.atLeast('2.52')) ? { tags: [owner.tag] } : {}),
   }
   if (s.want.security_groups !== undefined)
     body['security_groups'] = s.want.security_groups.map((g) => ({ name: g }))
@@ -496,9 +501,26 @@ async function createServer(
     id: (x: { id: string }) => x.id,
     post: async () => ({ id: await api.nova.createServer(body) }),
     lookup: async () =>
-      (await api.nova.serversNamed(p.name)).find((x) => x.tags.includes(owner.tag)),
+      (await api.nova.serversNamed(p.name)).find((x) => serverMarked(x, owner.tag)),
   })
   return created.id
+}
+
+/** The metadata key of the ownership marker a server is created with. */
+export const MARKER_KEY = 'runbook-owner'
+
+/** Whether a server carries our tag or, below 2.26 or before it is tagged, our marker. */
+export function serverMarked(x: Server, ownerTag: string): boolean {
+  return x.tags.includes(ownerTag) || x.metadata[MARKER_KEY] === ownerTag
+}
+
+/**
+ * Tags a server of ours that lacks the tag, where Nova has server tags (2.26) but did not take
+ * them at create (below 2.52); below 2.26 the journal and the marker are its ownership.
+ */
+async function tagServer(api: Api, server: Server, tag: string): Promise<void> {
+  if (server.tags.includes(tag) || !(await api.client.atLeast('2.26'))) return
+  await api.nova.setServerTags(server.id, [...server.tags, tag])
 }
 
 /**
@@ -548,7 +570,8 @@ export const server = defineModule<ServerParams, ServerState>({
     let id = s.server?.id
     if (change.action === 'create' || change.action === 'replace') {
       id = await createServer(ctx, api, p, s)
-      await waitStatus(ctx, api, id, p.name, 'ACTIVE', p.timeout)
+      const active = await waitStatus(ctx, api, id, p.name, 'ACTIVE', p.timeout)
+      await tagServer(api, active, ownerOf(ctx).tag)
       if (p.host_keys) await waitHostKeys(ctx, api, id, p.timeout)
       if (p.state === 'stopped') {
         await api.nova.action(id, { 'os-stop': null })
@@ -590,7 +613,7 @@ export const server = defineModule<ServerParams, ServerState>({
     const id = await recordTarget(
       r,
       async (name, tag) =>
-        (await api.nova.serversNamed(name)).find((x) => x.tags.includes(tag))?.id,
+        (await api.nova.serversNamed(name)).find((x) => serverMarked(x, tag))?.id,
     )
     if (id !== undefined) await deleteServer(ctx, api, id, 600)
   },

@@ -180,9 +180,10 @@ describe('openstack.floating_ip against the lab API', () => {
     const r = await converge(floatingIp, runs.next(), jump)
     expect(r.first.map((c) => c.action)).toEqual(['create'])
     expect(r.second).toEqual([])
-    // network, server, its ports, floating IPs of the port, free ones of ours
-    expect(r.gatherCalls).toBe(5)
-    expect(r.syncCalls).toBe(4)
+    // network, Nova's version document (once per run), server, its ports, floating IPs of the
+    // port, free ones of ours
+    expect(r.gatherCalls).toBe(6)
+    expect(r.syncCalls).toBe(5)
     const address = String(r.result?.output?.['address'])
     expect(address).toMatch(/^198\.51\.100\.\d+$/)
     const rec = runs.records.find((x) => x.type === 'floating_ip')

@@ -82,7 +82,12 @@ export interface TestCloud {
  * @example const cloud = await startCloud(); ...; await cloud.close()
  */
 export async function startCloud(
-  o: { tokenTtlSeconds?: number; capacity?: Capacity; neutronExtensions?: string } = {},
+  o: {
+    tokenTtlSeconds?: number
+    capacity?: Capacity
+    neutronExtensions?: string
+    novaMaxMicroversion?: string
+  } = {},
 ): Promise<TestCloud> {
   const stateDir = await mkdtemp(path.join(tmpdir(), 'rbt-os-'))
   const driver = consoleDriver()
@@ -94,6 +99,7 @@ export async function startCloud(
     ...(o.capacity === undefined ? {} : { capacity: o.capacity }),
     // Stock Neutron unless a test asks otherwise, whatever the environment says.
     neutronExtensions: o.neutronExtensions ?? '',
+    ...(o.novaMaxMicroversion === undefined ? {} : { novaMaxMicroversion: o.novaMaxMicroversion }),
   })
   const doc = parse(readFileSync(api.cloudsYaml, 'utf8')) as {
     clouds: Record<string, Record<string, unknown>>

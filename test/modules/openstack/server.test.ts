@@ -272,9 +272,10 @@ describe('openstack.server against the lab API', () => {
       pinned_host_keys: out['host_keys'],
     })
     expect(settings.pinnedHostKeys).toEqual(out['host_keys'])
-    // fresh: servers by name, image, flavor, network, security groups; in sync also its ports and console
-    expect(r.gatherCalls).toBe(5)
-    expect(r.syncCalls).toBe(7)
+    // fresh: Nova's version document (once per run), servers by name, image, flavor, network,
+    // security groups; in sync also its ports and console
+    expect(r.gatherCalls).toBe(6)
+    expect(r.syncCalls).toBe(8)
     const s = await runs.api().nova.server(String(out['id']))
     expect(s?.tags).toEqual([
       `runbook:${String(runs.records.find((x) => x.type === 'server')?.data?.['owner'])}`,
