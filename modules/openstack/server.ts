@@ -31,6 +31,12 @@ import { securityGroupIds } from './port.ts'
 
 const oneOrMany = z.union([later(z.string().min(1)), z.array(later(z.string().min(1)))])
 
+/** How long a new server's console may take to show its host keys, by default (seconds). */
+export const HOST_KEYS_TIMEOUT = 180
+
+/** cloud-init's last line: `Cloud-init v. 22.4.2 finished at ...`. */
+const CLOUD_INIT_DONE = /Cloud-init v\. \S+ finished at/
+
 const params = z
   .strictObject({
     name: z.string().min(1).describe('Server name (this runbook owns one server of this name)'),
@@ -66,7 +72,15 @@ const params = z
       .int()
       .positive()
       .default(600)
-      .describe('Seconds to wait for ACTIVE, for the host keys, or for deletion'),
+      .describe('Seconds to wait for ACTIVE, or for deletion'),
+    host_keys_timeout: z
+      .number()
+      .int()
+      .positive()
+      .default(HOST_KEYS_TIMEOUT)
+      .describe(
+        'Seconds to wait, once ACTIVE, for the SSH host keys in the console log (at most `timeout`)',
+      ),
     adopt: adoptParam,
     cloud: cloudParam,
   })
@@ -445,19 +459,44 @@ async function waitHostKeys(
   ctx: ModuleContext,
   api: Api,
   id: string,
-  timeout: number,
+  p: ServerParams,
 ): Promise<void> {
-  await waitFor(
-    ctx,
-    { what: 'the SSH host keys in the console log', timeoutMs: timeout * 1000, intervalMs: 500 },
-    async () => {
-      const log = await api.nova.consoleLog(id)
-      return /-----END SSH HOST KEY (KEYS|FINGERPRINTS)-----/.test(log) &&
-        parseConsoleFingerprints(log).length > 0
-        ? true
-        : undefined
-    },
-  )
+  const seconds = Math.min(p.host_keys_timeout, p.timeout)
+  const fail = (why: string) =>
+    new RunbookError(
+      'E_TIMEOUT',
+      `server ${p.name} (${id}) is ACTIVE, but ${why}: its SSH host keys cannot be pinned`,
+      {
+        hint: `its image may not print cloud-init's host-key block to the console. Pin the keys another way (pinned_host_keys from a source you trust), or set \`host_keys: false\` to accept the key the first connection sees (a man in the middle on that first connection would go unnoticed); for a slow boot, raise \`host_keys_timeout\` (now ${seconds} s). The server stays, journalled.`,
+      },
+    )
+  try {
+    await waitFor(
+      ctx,
+      { what: 'the SSH host keys in the console log', timeoutMs: seconds * 1000, intervalMs: 500 },
+      async () => {
+        const log = await api.nova.consoleLog(id)
+        if (
+          /-----END SSH HOST KEY (KEYS|FINGERPRINTS)-----/.test(log) &&
+          parseConsoleFingerprints(log).length > 0
+        )
+          return true
+        // cloud-init says it is done: no key block will come.
+        if (CLOUD_INIT_DONE.test(log))
+          throw fail('cloud-init finished without printing the host keys to its console')
+        return undefined
+      },
+    )
+  } catch (e) {
+    if (
+      e instanceof RunbookError &&
+      e.code === 'E_TIMEOUT' &&
+      !ctx.signal.aborted &&
+      !/is ACTIVE, but/.test(e.message)
+    )
+      throw fail(`its console log showed no SSH host keys within ${seconds} s`)
+    throw e
+  }
 }
 
 async function createServer(
@@ -572,7 +611,7 @@ export const server = defineModule<ServerParams, ServerState>({
       id = await createServer(ctx, api, p, s)
       const active = await waitStatus(ctx, api, id, p.name, 'ACTIVE', p.timeout)
       await tagServer(api, active, ownerOf(ctx).tag)
-      if (p.host_keys) await waitHostKeys(ctx, api, id, p.timeout)
+      if (p.host_keys) await waitHostKeys(ctx, api, id, p)
       if (p.state === 'stopped') {
         await api.nova.action(id, { 'os-stop': null })
         await waitStatus(ctx, api, id, p.name, 'SHUTOFF', p.timeout)

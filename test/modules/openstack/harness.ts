@@ -36,10 +36,22 @@ export function makeHostKey(): { line: string; fingerprint: string } {
 /** A driver that makes no hosts but answers consoles as cloud-init would. */
 export function consoleDriver(): HostDriver & {
   keys: Map<string, { line: string; fingerprint: string }>
+  /** Consoles as an image without cloud-init's key block: none, or ending as cloud-init does. */
+  withoutKeys: 'no' | 'silent' | 'cloud-init-done'
 } {
   const keys = new Map<string, { line: string; fingerprint: string }>()
   const log = (spec: VmSpec | string): string => {
     const id = typeof spec === 'string' ? spec : spec.id
+    if (driver.withoutKeys !== 'no')
+      return [
+        `[    0.000000] Linux version 6.1 (lab)`,
+        ...(driver.withoutKeys === 'cloud-init-done'
+          ? [
+              `[   12.345678] cloud-init[512]: Cloud-init v. 22.4.2 finished at Mon, 07 Dec 2026 04:00:00 +0000. Datasource DataSourceOpenStackLocal.  Up 12.34 seconds`,
+            ]
+          : []),
+        '',
+      ].join('\n')
     let k = keys.get(id)
     if (k === undefined) keys.set(id, (k = makeHostKey()))
     return [
@@ -53,8 +65,9 @@ export function consoleDriver(): HostDriver & {
       '',
     ].join('\n')
   }
-  return {
+  const driver: ReturnType<typeof consoleDriver> = {
     keys,
+    withoutKeys: 'no',
     init: async () => undefined,
     createVm: async (spec) => ({ consoleLog: log(spec) }),
     deleteVm: async () => undefined,
@@ -64,6 +77,7 @@ export function consoleDriver(): HostDriver & {
     consoleLog: async (id) => log(id),
     teardown: async () => undefined,
   }
+  return driver
 }
 
 /** A running in-process cloud. */
