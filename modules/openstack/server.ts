@@ -393,7 +393,7 @@ async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Prom
     },
     await api.nova.serversNamed(p.name),
   )
-  const server = c?.resource
+  const server = await withFlavorName(api, c?.resource)
   const record =
     server === undefined ? undefined : ctx.journal.find('openstack.server', 'server', server.id)[0]
   const sha = record?.data?.['user_data_sha256']
@@ -543,6 +543,23 @@ async function createServer(
       (await api.nova.serversNamed(p.name)).find((x) => serverMarked(x, owner.tag)),
   })
   return created.id
+}
+
+/**
+ * The server with its flavor's name: embedded in the view from 2.47 (`original_name`), looked up
+ * by id below (a flavor deleted since is left as its id).
+ */
+async function withFlavorName(api: Api, server: Server | undefined): Promise<Server | undefined> {
+  const id = server?.flavor.id
+  if (server === undefined || server.flavor.original_name !== undefined || id === undefined)
+    return server
+  const name = await api.nova.flavor(id).then(
+    (f) => f.name,
+    () => undefined,
+  )
+  return name === undefined
+    ? server
+    : { ...server, flavor: { ...server.flavor, original_name: name } }
 }
 
 /** The metadata key of the ownership marker a server is created with. */

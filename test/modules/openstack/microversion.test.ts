@@ -111,6 +111,8 @@ describe.each([
     }
     const vmId = String(outputs[3]?.['id'])
     expect(outputs[3]?.['host_keys']).toHaveLength(1)
+    // The flavor by name: embedded from 2.47, looked up by id below.
+    expect(outputs[3]?.['flavor']).toBe('m1.tiny')
     // port_info changes nothing: its output comes from the plan
     const info = await planOnly(portInfo, runs.next(), { server: 'mv-vm', fixed_ip: '192.0.2.251' })
     expect(info.output?.['id']).toBe((outputs[3]?.['port'] as { id: string }).id)
