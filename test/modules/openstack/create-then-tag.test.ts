@@ -38,6 +38,9 @@ async function applyOnce<P, S>(
   await mod.apply(ctx, p, mod.plan(p, s), s)
 }
 
+const asModule = <P, S>(m: Module<P, S>): Module<never, unknown> =>
+  m as unknown as Module<never, unknown>
+
 interface Found {
   id: string
   tags: readonly string[]
@@ -155,6 +158,22 @@ describe.each([
     expect(await runs.api().neutron.ports({ name: 'rbt-ct-pending' })).toHaveLength(1)
     if (pending) await port.destroy?.(runs.next().ctx(port.name), pending)
     expect(await runs.api().neutron.ports({ name: 'rbt-ct-pending' })).toHaveLength(0)
+  })
+
+  it('tags a journalled port that lacks the tag (a run killed after the record, before the tag PUT)', async () => {
+    const runs = new Runs({ openstack_cloud: cloud.clouds['lab'] })
+    const raw = { name: 'rbt-ct-untagged', network: 'mynetwork' }
+    await applyOnce(asModule(port), runs.next().ctx(port.name), raw)
+    const [made] = await runs.api().neutron.ports({ name: 'rbt-ct-untagged' })
+    if (made === undefined) throw new Error('no port')
+    // As a kill right after the journal record leaves it (the tag PUT never sent).
+    if (tagged) await runs.api().neutron.setTags('ports', made.id, [])
+    const p = port.params.parse(raw)
+    const s = await port.gather(runs.next().ctx(port.name), p)
+    expect([s.how, port.plan(p, s)]).toEqual(['journal', []])
+    const [after] = await runs.api().neutron.ports({ name: 'rbt-ct-untagged' })
+    expect(after?.tags).toEqual(tagged ? [ownerOf(runs.ctx(port.name)).tag] : [])
+    for (const r of runs.records) await port.destroy?.(runs.next().ctx(port.name), r)
   })
 
   it('keeps a description asked for (the marker is only until the tag is on)', async () => {
