@@ -12,21 +12,7 @@ import { floatingIp } from '../../../modules/openstack/floating-ip.ts'
 import { ownerOf } from '../../../modules/openstack/lib/ownership.ts'
 import { port } from '../../../modules/openstack/port.ts'
 import { securityGroup } from '../../../modules/openstack/security-group.ts'
-import { Runs, startCloud, type TestCloud } from './harness.ts'
-
-/** A context whose process "dies" right after the POST: the final journal record never lands. */
-function dyingAfterPost(ctx: ModuleContext): ModuleContext {
-  return {
-    ...ctx,
-    journal: {
-      ...ctx.journal,
-      record: async (r) => {
-        if (!r.id.startsWith('pending:')) throw new Error('killed -9')
-        await ctx.journal.record(r)
-      },
-    },
-  }
-}
+import { Runs, startCloud, type TestCloud, dyingAfterPost } from './harness.ts'
 
 async function applyOnce<P, S>(
   mod: Module<P, S>,

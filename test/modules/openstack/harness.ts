@@ -209,6 +209,20 @@ export class Runs {
   }
 }
 
+/** A context whose process "dies" right after a create's POST: its final journal record never lands. */
+export function dyingAfterPost(ctx: ModuleContext): ModuleContext {
+  return {
+    ...ctx,
+    journal: {
+      ...ctx.journal,
+      record: async (r) => {
+        if (!r.id.startsWith('pending:')) throw new Error('killed -9')
+        await ctx.journal.record(r)
+      },
+    },
+  }
+}
+
 /** What one converge did. */
 export interface Converged {
   first: Change[]

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import type { Module, ModuleContext } from '../../../engine/module.ts'
+import type { Module } from '../../../engine/module.ts'
 import { negotiateMicroversion } from '../../../modules/openstack/client/client.ts'
 import type { OpenStackApiError } from '../../../modules/openstack/client/errors.ts'
 import { floatingIp } from '../../../modules/openstack/floating-ip.ts'
@@ -18,7 +18,15 @@ import { port } from '../../../modules/openstack/port.ts'
 import { portInfo } from '../../../modules/openstack/port-info.ts'
 import { securityGroup } from '../../../modules/openstack/security-group.ts'
 import { MARKER_KEY, server } from '../../../modules/openstack/server.ts'
-import { converge, makeHostKey, planOnly, Runs, startCloud, type TestCloud } from './harness.ts'
+import {
+  converge,
+  makeHostKey,
+  planOnly,
+  Runs,
+  startCloud,
+  type TestCloud,
+  dyingAfterPost,
+} from './harness.ts'
 
 describe('negotiateMicroversion', () => {
   it.each([
@@ -31,20 +39,6 @@ describe('negotiateMicroversion', () => {
     expect(negotiateMicroversion(doc)).toBe(want)
   })
 })
-
-/** A context whose process "dies" right after the POST: the final journal record never lands. */
-function dyingAfterPost(ctx: ModuleContext): ModuleContext {
-  return {
-    ...ctx,
-    journal: {
-      ...ctx.journal,
-      record: async (r) => {
-        if (!r.id.startsWith('pending:')) throw new Error('killed -9')
-        await ctx.journal.record(r)
-      },
-    },
-  }
-}
 
 const asModule = <P, S>(m: Module<P, S>): Module<never, unknown> =>
   m as unknown as Module<never, unknown>

@@ -15,26 +15,12 @@ import type { Api } from '../../../modules/openstack/lib/cloud.ts'
 import { ownerOf } from '../../../modules/openstack/lib/ownership.ts'
 import { port } from '../../../modules/openstack/port.ts'
 import { securityGroup } from '../../../modules/openstack/security-group.ts'
-import { converge, Runs } from './harness.ts'
+import { converge, Runs, dyingAfterPost } from './harness.ts'
 
 const tagList = z.object({ tags: z.array(z.string()) })
 
 /** Names of the scenario's resources start with this (a crashed earlier run's are swept). */
 const PREFIX = 'sc-'
-
-/** A context whose process "dies" right after the POST: the final journal record never lands. */
-function dyingAfterPost(ctx: ModuleContext): ModuleContext {
-  return {
-    ...ctx,
-    journal: {
-      ...ctx.journal,
-      record: async (r) => {
-        if (!r.id.startsWith('pending:')) throw new Error('killed -9')
-        await ctx.journal.record(r)
-      },
-    },
-  }
-}
 
 const MODULES: Module<never, unknown>[] = [port, securityGroup, floatingIp].map(
   (m) => m as unknown as Module<never, unknown>,
