@@ -122,6 +122,7 @@ export async function startTestLab(opts: TestLabOptions = {}): Promise<TestLab> 
       ...(opts.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: opts.tokenTtlSeconds }),
       ...(opts.capacity === undefined ? {} : { capacity: opts.capacity }),
       neutronExtensions: opts.neutronExtensions ?? '',
+      novaMaxMicroversion: '',
     })
   let api = await start()
   const lab: TestLab = {

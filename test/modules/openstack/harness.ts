@@ -111,9 +111,9 @@ export async function startCloud(
     driver,
     ...(o.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: o.tokenTtlSeconds }),
     ...(o.capacity === undefined ? {} : { capacity: o.capacity }),
-    // Stock Neutron unless a test asks otherwise, whatever the environment says.
+    // Stock Neutron and the newest Nova unless a test asks otherwise, whatever the environment says.
     neutronExtensions: o.neutronExtensions ?? '',
-    ...(o.novaMaxMicroversion === undefined ? {} : { novaMaxMicroversion: o.novaMaxMicroversion }),
+    novaMaxMicroversion: o.novaMaxMicroversion ?? '',
   })
   const doc = parse(readFileSync(api.cloudsYaml, 'utf8')) as {
     clouds: Record<string, Record<string, unknown>>
