@@ -68,11 +68,11 @@ export function keystoneVersions(base: string): Record<string, unknown> {
 }
 
 /** Nova's v2.1 version document. */
-export function novaVersion(base: string): Record<string, unknown> {
+export function novaVersion(base: string, max = NOVA_MAX_VERSION): Record<string, unknown> {
   return {
     id: 'v2.1',
     status: 'CURRENT',
-    version: NOVA_MAX_VERSION,
+    version: max,
     min_version: NOVA_MIN_VERSION,
     updated: '2013-07-23T11:33:21Z',
     links: [
@@ -86,8 +86,8 @@ export function novaVersion(base: string): Record<string, unknown> {
 }
 
 /** GET /compute/ : Nova lists v2.0 (deprecated) and v2.1. */
-export function novaVersions(base: string): Record<string, unknown> {
-  const v21 = novaVersion(base)
+export function novaVersions(base: string, max = NOVA_MAX_VERSION): Record<string, unknown> {
+  const v21 = novaVersion(base, max)
   return {
     versions: [
       {

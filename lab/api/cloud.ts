@@ -13,6 +13,8 @@ import { buildSnapshot } from './snapshot.ts'
 import { readState, StateStore } from './store.ts'
 import { verifyToken } from './tokens.ts'
 import type { AuthContext } from './tokens.ts'
+import { extensionSet } from './neutron-extensions.ts'
+import { checkedMaxVersion } from './nova-views.ts'
 import type { LabState } from './types.ts'
 
 /** What a flavor may ask for and still be placed (Nova's "No valid host" otherwise). */
@@ -33,6 +35,10 @@ export interface CloudOptions {
   capacity?: Capacity
   /** How many VM operations (create/start/stop/delete) the driver runs at once. */
   vmConcurrency?: number
+  /** Nova's maximum microversion (an older Nova); default RUNBOOK_LAB_NOVA_MAX_MICROVERSION, else 2.100. */
+  novaMaxMicroversion?: string
+  /** Neutron extensions to add or drop (`+alias,-alias`); default RUNBOOK_LAB_NEUTRON_EXTENSIONS. */
+  neutronExtensions?: string
   log?: (line: string) => void
 }
 
@@ -71,6 +77,10 @@ export class Cloud {
   readonly tokenTtlMs: number
   readonly capacity: Capacity
   readonly log: (line: string) => void
+  /** Nova's maximum microversion here: the release the lab stands for. */
+  readonly novaMaxVersion: string
+  /** The Neutron extensions this lab announces and honours. */
+  readonly neutronExtensions: ReadonlySet<string>
   /** Tokens revoked with DELETE /v3/auth/tokens (until restart; they expire within the TTL anyway). */
   readonly revoked = new Set<string>()
   private readonly store: StateStore
@@ -89,6 +99,12 @@ export class Cloud {
       ramMb: Math.floor(totalmem() / 2 ** 20),
     }
     this.log = opts.log ?? (() => undefined)
+    this.novaMaxVersion = checkedMaxVersion(
+      opts.novaMaxMicroversion ?? process.env['RUNBOOK_LAB_NOVA_MAX_MICROVERSION'],
+    )
+    this.neutronExtensions = extensionSet(
+      opts.neutronExtensions ?? process.env['RUNBOOK_LAB_NEUTRON_EXTENSIONS'],
+    )
     const file = labPaths(opts.stateDir).state
     this.state = readState(file) ?? emptyState()
     this.store = new StateStore(file, () => this.state)

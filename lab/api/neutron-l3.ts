@@ -15,11 +15,11 @@ import {
   optBool,
   optNullableString,
   optString,
-  optTags,
   policyError,
   rejectReadOnly,
   resourceBody,
   touch,
+  createBody,
 } from './neutron-common.ts'
 import { createPortRecord, deletePortRecord } from './neutron-ports.ts'
 import { listReply, showFields } from './neutron-query.ts'
@@ -180,7 +180,7 @@ function applyGatewayInfo(
 
 function createRouter(cloud: Cloud, ctx: Ctx): Reply {
   const auth = caller(ctx)
-  const body = resourceBody(ctx, 'router', ROUTER_ATTRS)
+  const body = createBody(cloud, ctx, 'router', ROUTER_ATTRS)
   for (const k of ['distributed', 'ha', 'flavor_id'] as const) {
     if (k in body && body[k] !== null && body[k] !== false && !auth.isAdmin)
       throw policyError(`(rule:create_router and rule:create_router:${k})`)
@@ -192,7 +192,7 @@ function createRouter(cloud: Cloud, ctx: Ctx): Reply {
     adminStateUp: optBool(body, 'admin_state_up') ?? true,
     gateway: null,
   }
-  router.tags = optTags(body) ?? []
+  router.tags = []
   if (body['external_gateway_info'] !== undefined)
     applyGatewayInfo(cloud, router, body['external_gateway_info'], auth, 'create_router')
   cloud.state.routers.push(router)
@@ -394,7 +394,7 @@ function associate(
 
 function createFloatingIp(cloud: Cloud, ctx: Ctx): Reply {
   const auth = caller(ctx)
-  const body = resourceBody(ctx, 'floatingip', FIP_ATTRS)
+  const body = createBody(cloud, ctx, 'floatingip', FIP_ATTRS)
   const netId = optString(body, 'floating_network_id')
   if (netId === undefined) throw invalidInput('floating_network_id', `'None' is not a valid UUID`)
   if ('floating_ip_address' in body && !auth.isAdmin)
@@ -443,7 +443,7 @@ function createFloatingIp(cloud: Cloud, ctx: Ctx): Reply {
     id: std.id,
     description: std.description,
     projectId,
-    tags: optTags(body) ?? [],
+    tags: [],
     createdAt: std.createdAt,
     updatedAt: std.updatedAt,
     revisionNumber: std.revisionNumber,

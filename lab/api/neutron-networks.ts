@@ -13,11 +13,11 @@ import {
   optBool,
   optNullableString,
   optString,
-  optTags,
   policyError,
   rejectReadOnly,
   resourceBody,
   touch,
+  createBody,
 } from './neutron-common.ts'
 import { listReply, showFields } from './neutron-query.ts'
 import { networkView, subnetView } from './neutron-views.ts'
@@ -123,7 +123,7 @@ function adminAttrsSet(body: Record<string, unknown>, action: string): string[] 
 
 function createNetwork(cloud: Cloud, ctx: Ctx): Reply {
   const auth = caller(ctx)
-  const body = resourceBody(ctx, 'network', NETWORK_ATTRS)
+  const body = createBody(cloud, ctx, 'network', NETWORK_ATTRS)
   const projectId = optString(body, 'project_id') ?? optString(body, 'tenant_id') ?? auth.projectId
   if (!auth.isAdmin) {
     const attrRules = adminAttrsSet(body, 'create_network')
@@ -153,7 +153,7 @@ function createNetwork(cloud: Cloud, ctx: Ctx): Reply {
   if (network.providerNetworkType === 'vxlan' && network.providerSegmentationId === null) {
     network.providerSegmentationId = 100 + cloud.state.networks.length
   }
-  network.tags = optTags(body) ?? []
+  network.tags = []
   cloud.state.networks.push(network)
   return json(201, { network: networkView(cloud, network, auth.isAdmin) })
 }
@@ -254,7 +254,7 @@ function parsePools(raw: unknown, cidr: string, gateway: string | null): Pool[] 
 
 function createSubnet(cloud: Cloud, ctx: Ctx): Reply {
   const auth = caller(ctx)
-  const body = resourceBody(ctx, 'subnet', SUBNET_ATTRS)
+  const body = createBody(cloud, ctx, 'subnet', SUBNET_ATTRS)
   const netId = optString(body, 'network_id')
   if (netId === undefined) throw invalidInput('network_id', `'None' is not a valid UUID`)
   const network = getNetwork(cloud, netId, auth)
@@ -313,7 +313,7 @@ function createSubnet(cloud: Cloud, ctx: Ctx): Reply {
     dnsNameservers: stringList(body, 'dns_nameservers'),
     hostRoutes: [],
   }
-  subnet.tags = optTags(body) ?? []
+  subnet.tags = []
   cloud.state.subnets.push(subnet)
   touch(network)
   return json(201, { subnet: subnetView(subnet) })

@@ -18,12 +18,13 @@ import {
   newStandard,
   optBool,
   optString,
-  optTags,
   policyError,
   rejectReadOnly,
   resourceBody,
   touch,
   canSeePort,
+  createBody,
+  portCreateTags,
 } from './neutron-common.ts'
 import { listReply, showFields } from './neutron-query.ts'
 import type { View } from './neutron-views.ts'
@@ -349,7 +350,7 @@ export function deletePortRecord(cloud: Cloud, id: string): void {
 
 function createPort(cloud: Cloud, ctx: Ctx): Reply {
   const auth = caller(ctx)
-  const body = resourceBody(ctx, 'port', PORT_ATTRS)
+  const body = createBody(cloud, ctx, 'port', PORT_ATTRS)
   const netId = optString(body, 'network_id')
   if (netId === undefined) throw invalidInput('network_id', `'None' is not a valid UUID`)
   const network = getNetwork(cloud, netId, auth)
@@ -402,7 +403,7 @@ function createPort(cloud: Cloud, ctx: Ctx): Reply {
       )
     }
   }
-  const tags = optTags(body)
+  const tags = portCreateTags(cloud, body)
   const port = createPortRecord(cloud, {
     network,
     projectId,

@@ -13,11 +13,11 @@ import {
   optBool,
   optNullableString,
   optString,
-  optTags,
   policyError,
   rejectReadOnly,
   resourceBody,
   touch,
+  createBody,
 } from './neutron-common.ts'
 import { listReply, showFields } from './neutron-query.ts'
 import { ruleView, securityGroupView } from './neutron-views.ts'
@@ -73,7 +73,7 @@ const RULE_FILTERS = [
 
 function createGroup(cloud: Cloud, ctx: Ctx): Reply {
   const auth = caller(ctx)
-  const body = resourceBody(ctx, 'security_group', SG_ATTRS)
+  const body = createBody(cloud, ctx, 'security_group', SG_ATTRS)
   const projectId = optString(body, 'project_id') ?? optString(body, 'tenant_id') ?? auth.projectId
   if (projectId !== auth.projectId && !auth.isAdmin) throw policyError('rule:create_security_group')
   ensureDefaultSecurityGroup(cloud, projectId)
@@ -88,7 +88,7 @@ function createGroup(cloud: Cloud, ctx: Ctx): Reply {
     ...newStandard(projectId, name, optString(body, 'description') ?? ''),
     stateful: optBool(body, 'stateful') ?? true,
   }
-  group.tags = optTags(body) ?? []
+  group.tags = []
   cloud.state.securityGroups.push(group)
   for (const ethertype of ['IPv4', 'IPv6'] as const)
     cloud.state.securityGroupRules.push(newRule(group, { direction: 'egress', ethertype }))

@@ -1,5 +1,6 @@
 /** Neutron v2.0: version discovery, extensions, tags, and the resource routes of the other files. */
 import { neutronVersions } from './catalog.ts'
+import { EXTENSIONS } from './neutron-extensions.ts'
 import type { Cloud } from './cloud.ts'
 import { json, neutronError } from './http.ts'
 import type { Ctx, Reply, Route } from './http.ts'
@@ -8,44 +9,6 @@ import { l3Routes } from './neutron-l3.ts'
 import { networkRoutes } from './neutron-networks.ts'
 import { portRoutes } from './neutron-ports.ts'
 import { securityRoutes } from './neutron-security.ts'
-
-/** Extensions the lab implements (a subset of what Neutron's ML2 + router plugins announce). */
-const EXTENSIONS: [alias: string, name: string][] = [
-  ['allowed-address-pairs', 'Allowed Address Pairs'],
-  ['binding', 'Port Binding'],
-  ['external-net', 'Neutron external network'],
-  ['extra_dhcp_opt', 'Neutron Extra DHCP options'],
-  ['ext-gw-mode', 'Neutron L3 Configurable external gateway mode'],
-  ['filter-validation', 'Filter parameters validation'],
-  ['fip-port-details', 'Floating IP Port Details Extension'],
-  ['ip-substring-filtering', 'IP address substring filtering'],
-  ['net-mtu', 'Network MTU'],
-  ['net-mtu-writable', 'Network MTU (writable)'],
-  ['network_availability_zone', 'Network Availability Zone'],
-  ['port-security', 'Port Security'],
-  ['port-security-groups-filtering', 'Port filtering on security groups'],
-  ['provider', 'Provider Network'],
-  ['router', 'Neutron L3 Router'],
-  ['security-group', 'security-group'],
-  ['security-groups-normalized-cidr', 'Security Group Rule normalized CIDR'],
-  [
-    'security-groups-remote-address-group',
-    'Remote address group id field for security group rules',
-  ],
-  ['security-groups-shared-filtering', 'Security group filtering on the shared field'],
-  ['stateful-security-group', 'Stateful security group'],
-  ['standard-attr-description', 'standard-attr-description'],
-  ['standard-attr-revisions', 'Resource revision numbers'],
-  [
-    'standard-attr-tag',
-    'Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip',
-  ],
-  ['standard-attr-timestamp', 'Resource timestamps'],
-  ['empty-string-filtering', 'Empty String Filtering Extension'],
-  ['pagination', 'Pagination support'],
-  ['sorting', 'Sorting support'],
-  ['project-id', 'project_id field enabled'],
-]
 
 const TAGGABLE: Record<string, string> = {
   networks: 'networks',
@@ -221,13 +184,20 @@ export function neutronRoutes(cloud: Cloud): Route[] {
     {
       method: 'GET',
       pattern: /^\/v2\.0\/extensions$/,
-      handler: () => json(200, { extensions: EXTENSIONS.map(([a, n]) => ext(a, n)) }),
+      handler: () =>
+        json(200, {
+          extensions: EXTENSIONS.filter(([a]) => cloud.neutronExtensions.has(a)).map(([a, n]) =>
+            ext(a, n),
+          ),
+        }),
     },
     {
       method: 'GET',
       pattern: /^\/v2\.0\/extensions\/([^/]+)$/,
       handler: (ctx) => {
-        const found = EXTENSIONS.find(([a]) => a === ctx.params[0])
+        const found = EXTENSIONS.find(
+          ([a]) => a === ctx.params[0] && cloud.neutronExtensions.has(a),
+        )
         if (found === undefined)
           throw neutronError(
             404,
@@ -241,6 +211,7 @@ export function neutronRoutes(cloud: Cloud): Route[] {
     ...portRoutes(cloud),
     ...securityRoutes(cloud),
     ...l3Routes(cloud),
-    ...tagRoutes(cloud),
+    // Without the tag extension Neutron has no /tags routes: 404, as for any unknown path.
+    ...(cloud.neutronExtensions.has('standard-attr-tag') ? tagRoutes(cloud) : []),
   ]
 }

@@ -31,6 +31,24 @@ export function invalid(
   )
 }
 
+/** A JSON value as Python's repr() shows it, as Nova's schema errors do: `{'tags': ['x']}`. */
+export function pyRepr(v: unknown): string {
+  if (v === null || v === undefined) return 'None'
+  if (v === true) return 'True'
+  if (v === false) return 'False'
+  if (typeof v === 'number') return String(v)
+  if (typeof v === 'string') {
+    const body = v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
+    return v.includes("'") && !v.includes('"') ? `"${body}"` : `'${body.replace(/'/g, "\\'")}'`
+  }
+  if (Array.isArray(v)) return `[${v.map(pyRepr).join(', ')}]`
+  if (typeof v === 'object')
+    return `{${Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${pyRepr(k)}: ${pyRepr(x)}`)
+      .join(', ')}}`
+  return String(v)
+}
+
 /** `http://.../flavors/2` or `2` -> `2`. */
 function refId(ref: unknown): string | null {
   if (typeof ref === 'number') return String(ref)
@@ -130,6 +148,12 @@ export function createServer(cloud: Cloud, ctx: Ctx, v: Microversion): Reply {
   const auth = who(ctx)
   const body = asObject(asObject(ctx.body)?.['server'])
   if (body === null) throw invalid('root', ctx.body, "'server' is a required property")
+  // Below 2.52 the request schema allows no `tags` (additionalProperties: false).
+  if ('tags' in body && !atLeast(v, 52))
+    throw novaError(
+      400,
+      `Invalid input for field/attribute server. Value: ${pyRepr(body)}. Additional properties are not allowed ('tags' was unexpected)`,
+    )
   const name = body['name']
   if (typeof name !== 'string' || name.trim() === '' || name.length > 255)
     throw invalid('name', name, "'name' is a required property")

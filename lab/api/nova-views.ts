@@ -25,8 +25,60 @@ export function atLeast(v: Microversion, minor: number): boolean {
 const MIN = parseVersion(NOVA_MIN_VERSION) ?? [2, 1]
 const MAX = parseVersion(NOVA_MAX_VERSION) ?? [2, 1]
 
-/** The microversion of a request (2.1 when none is asked for), or Nova's 400/406. */
-export function microversion(ctx: Ctx): Microversion {
+/** The highest microversion of each release the lab can stand for (Nova's REST API history). */
+export const NOVA_RELEASES: readonly (readonly [max: string, release: string])[] = [
+  ['2.25', 'Mitaka'],
+  ['2.38', 'Newton'],
+  ['2.42', 'Ocata'],
+  ['2.53', 'Pike'],
+  ['2.60', 'Queens'],
+  ['2.65', 'Rocky'],
+  ['2.72', 'Stein'],
+  ['2.79', 'Train'],
+  ['2.87', 'Ussuri / Victoria'],
+  ['2.88', 'Wallaby'],
+  ['2.90', 'Xena / Yoga'],
+  ['2.93', 'Zed'],
+  ['2.95', '2023.1 Antelope'],
+  ['2.96', '2023.2 Bobcat / 2024.1 Caracal / 2024.2 Dalmatian'],
+  ['2.100', '2025.1 Epoxy'],
+]
+
+/** Which Nova release a maximum microversion stands for: `2.93` -> `Zed`. */
+export function novaRelease(max: string): string {
+  const v = parseVersion(max)
+  if (v === null) return 'unknown'
+  const found = NOVA_RELEASES.find(([m]) => {
+    const r = parseVersion(m) ?? [2, 1]
+    return r[0] * 10000 + r[1] >= v[0] * 10000 + v[1]
+  })
+  return found === undefined
+    ? 'newer than 2025.1'
+    : found[0] === max
+      ? found[1]
+      : `before ${found[1]}`
+}
+
+/**
+ * A lab maximum microversion, checked: between 2.1 and the lab's own 2.100.
+ * @example checkedMaxVersion('2.37') // '2.37'
+ */
+export function checkedMaxVersion(raw: string | undefined): string {
+  if (raw === undefined || raw === '') return NOVA_MAX_VERSION
+  const v = parseVersion(raw)
+  if (v === null || v[0] !== 2 || v[1] < MIN[1] || v[1] > MAX[1])
+    throw new Error(
+      `Nova maximum microversion '${raw}': give one from ${NOVA_MIN_VERSION} to ${NOVA_MAX_VERSION}`,
+    )
+  return `${v[0]}.${v[1]}`
+}
+
+/**
+ * The microversion of a request (2.1 when none is asked for), or Nova's 400/406; `max` is the
+ * lab's maximum (a lower one stands for an older Nova).
+ */
+export function microversion(ctx: Ctx, maxText: string = NOVA_MAX_VERSION): Microversion {
+  const max = parseVersion(maxText) ?? MAX
   let raw: string | undefined
   const modern = ctx.headers['openstack-api-version']
   if (typeof modern === 'string') {
@@ -38,7 +90,7 @@ export function microversion(ctx: Ctx): Microversion {
   const legacy = ctx.headers['x-openstack-nova-api-version']
   if (raw === undefined && typeof legacy === 'string') raw = legacy
   if (raw === undefined) return MIN
-  if (raw.toLowerCase() === 'latest') return MAX
+  if (raw.toLowerCase() === 'latest') return max
   const v = parseVersion(raw)
   if (v === null)
     throw novaError(
@@ -46,11 +98,11 @@ export function microversion(ctx: Ctx): Microversion {
       `API Version String ${raw} is of invalid format. Must be of format MajorNum.MinorNum.`,
     )
   const cmp = (a: Microversion, b: Microversion) => (a[0] - b[0]) * 10000 + (a[1] - b[1])
-  if (cmp(v, MIN) < 0 || cmp(v, MAX) > 0) {
+  if (cmp(v, MIN) < 0 || cmp(v, max) > 0) {
     throw new ApiError(406, {
       computeFault: {
         code: 406,
-        message: `Version ${raw} is not supported by the API. Minimum is ${NOVA_MIN_VERSION} and maximum is ${NOVA_MAX_VERSION}.`,
+        message: `Version ${raw} is not supported by the API. Minimum is ${NOVA_MIN_VERSION} and maximum is ${maxText}.`,
       },
     })
   }

@@ -211,20 +211,25 @@ function interfaces(cloud: Cloud, s: ServerRec): Record<string, unknown>[] {
 }
 
 /** Nova's routes that need no token (version discovery), relative to `/compute`. */
-export function novaPublicRoutes(): Route[] {
+export function novaPublicRoutes(cloud: Cloud): Route[] {
+  const max = cloud.novaMaxVersion
   return [
-    { method: 'GET', pattern: /^\/?$/, handler: (ctx) => json(200, novaVersions(ctx.baseUrl)) },
+    {
+      method: 'GET',
+      pattern: /^\/?$/,
+      handler: (ctx) => json(200, novaVersions(ctx.baseUrl, max)),
+    },
     {
       method: 'GET',
       pattern: /^\/v2\.1\/?$/,
-      handler: (ctx) => json(200, { version: novaVersion(ctx.baseUrl) }),
+      handler: (ctx) => json(200, { version: novaVersion(ctx.baseUrl, max) }),
     },
   ]
 }
 
 /** Nova's authenticated routes, relative to `/compute/v2.1` (an optional project id segment is stripped first). */
 export function novaRoutes(cloud: Cloud): Route[] {
-  const mv = microversion
+  const mv = (ctx: Ctx): Microversion => microversion(ctx, cloud.novaMaxVersion)
   return [
     {
       method: 'GET',
@@ -333,6 +338,30 @@ export function novaRoutes(cloud: Cloud): Route[] {
         return json(200, { addresses })
       },
     },
+    // Server tags (2.26): replaced as a whole, as the modules do below 2.52 (no tags at create).
+    {
+      method: 'GET',
+      pattern: /^\/servers\/([^/]+)\/tags$/,
+      handler: (ctx) => {
+        if (!atLeast(mv(ctx), 26)) throw novaError(404, 'The resource could not be found.')
+        return json(200, { tags: [...getServer(cloud, ctx, who(ctx)).tags] })
+      },
+    },
+    {
+      method: 'PUT',
+      pattern: /^\/servers\/([^/]+)\/tags$/,
+      handler: async (ctx) => {
+        if (!atLeast(mv(ctx), 26)) throw novaError(404, 'The resource could not be found.')
+        const s = getServer(cloud, ctx, who(ctx))
+        const tags = asObject(ctx.body)?.['tags']
+        if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || /[/,]/.test(t)))
+          throw invalid('tags', tags, 'is not a valid list of tags')
+        s.tags = [...new Set(tags as string[])]
+        s.updatedAt = isoSeconds()
+        await cloud.commit()
+        return json(200, { tags: [...s.tags] })
+      },
+    },
     ...flavorRoutes(cloud, mv),
     ...keypairRoutes(cloud, mv),
     ...['images', 'images/detail'].map((path) => ({
@@ -397,10 +426,12 @@ export function novaRoutes(cloud: Cloud): Route[] {
 }
 
 /** The microversion headers of a Nova response (errors included); none when the version itself was bad. */
-export function novaHeaders(ctx: Ctx): Record<string, string> {
-  try {
-    return versionHeaders(microversion(ctx))
-  } catch {
-    return {}
+export function novaHeaders(cloud: Cloud): (ctx: Ctx) => Record<string, string> {
+  return (ctx) => {
+    try {
+      return versionHeaders(microversion(ctx, cloud.novaMaxVersion))
+    } catch {
+      return {}
+    }
   }
 }

@@ -23,6 +23,8 @@ import { uuid } from './ids.ts'
 import { keystoneRoutes } from './keystone.ts'
 import { neutronPublicRoutes, neutronRoutes } from './neutron.ts'
 import { novaHeaders, novaPublicRoutes, novaRoutes } from './nova.ts'
+import { novaRelease } from './nova-views.ts'
+import { OPTIONAL_EXTENSIONS } from './neutron-extensions.ts'
 import { seedCloud, writeCloudsYaml } from './seed.ts'
 
 /** How to start the API. */
@@ -66,7 +68,7 @@ function services(cloud: Cloud): Service[] {
   return [
     {
       prefix: '/compute',
-      open: novaPublicRoutes(),
+      open: novaPublicRoutes(cloud),
       routes: novaRoutes(cloud),
       rewrite: (rest) => {
         const m = /^\/v2\.1(?:\/[0-9a-f]{32})?(\/.*)$/.exec(rest)
@@ -78,7 +80,7 @@ function services(cloud: Cloud): Service[] {
         novaError(405, 'The method specified is not allowed for this resource.'),
       internal: (msg) => novaError(500, `Unexpected API Error. ${msg}`),
       needsAuth: true,
-      headers: novaHeaders,
+      headers: novaHeaders(cloud),
     },
     {
       prefix: '/network',
@@ -289,6 +291,9 @@ export async function startLabApi(opts: LabApiOptions): Promise<LabApi> {
   const closeServer = () => new Promise<void>((resolve) => server.close(() => resolve()))
   try {
     const cloud = new Cloud({ ...opts, endpoint: url, log })
+    log(
+      `stands for Nova ${novaRelease(cloud.novaMaxVersion)} (microversions 2.1-${cloud.novaMaxVersion}) and Neutron with ${[...cloud.neutronExtensions].filter((a) => OPTIONAL_EXTENSIONS.includes(a) || a.startsWith('standard-attr-tag')).join(', ') || 'no tag extension'}`,
+    )
     seedCloud(cloud)
     await cloud.commit()
     await cloud.initDriver()

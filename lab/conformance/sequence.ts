@@ -693,6 +693,157 @@ export async function runSequence(
     post('/floatingips', { floatingip: { floating_network_id: NO_SUCH_ID } }),
   )
 
+  // ---- Create then tag, as the modules and the official client do -----------------------------
+  // `tags` in a POST: refused for every resource but ports, whose tags a stock Neutron drops.
+  const message = (res: HttpResponse): Record<string, Fact> => ({
+    message: str(obj(res.body)['NeutronError'], 'message') ?? null,
+  })
+  const tagsOf = (key: string) => (res: HttpResponse) => ({
+    tags: arr(obj(obj(res.body)[key])['tags']).join(','),
+  })
+  const marker = `${run}-owner`
+  const ownerTag = `${run}-tag`
+  await rec.step(
+    'neutron.security-group.create-with-tags',
+    'POST /v2.0/security-groups (tags)',
+    post('/security-groups', {
+      security_group: { name: `${run}-sg-tags`, description: marker, tags: [ownerTag] },
+    }),
+    message,
+  )
+  await rec.step(
+    'neutron.floatingip.create-with-tags',
+    'POST /v2.0/floatingips (tags)',
+    post('/floatingips', {
+      floatingip: { floating_network_id: extNetId, description: marker, tags: [ownerTag] },
+    }),
+    message,
+  )
+  await rec.step(
+    'neutron.network.create-with-tags',
+    'POST /v2.0/networks (tags)',
+    post('/networks', { network: { name: `${run}-net-tags`, tags: [ownerTag] } }),
+    message,
+  )
+  const tagged = await rec.step(
+    'neutron.port.create-with-tags',
+    'POST /v2.0/ports (admin_state_up, marker description, tags)',
+    post('/ports', {
+      port: {
+        name: `${run}-tagged`,
+        network_id: netId,
+        admin_state_up: true,
+        description: marker,
+        tags: [ownerTag],
+      },
+    }),
+    (res) => ({
+      ...tagsOf('port')(res),
+      description: str(obj(res.body)['port'], 'description') === marker,
+    }),
+  )
+  const taggedId = str(obj(tagged.body)['port'], 'id') ?? NO_SUCH_ID
+  await rec.step(
+    'neutron.port.tags-put',
+    'PUT /v2.0/ports/{port}/tags',
+    put(`/ports/${taggedId}/tags`, { tags: [ownerTag] }),
+    (res) => ({ tagged: arr(obj(res.body)['tags']).join(',') === ownerTag }),
+  )
+  await rec.step(
+    'neutron.ports.by-name-and-tag',
+    'GET /v2.0/ports?name={name}&tags={tag}',
+    get(`/ports?name=${run}-tagged&tags=${ownerTag}`),
+    count('ports'),
+  )
+  await rec.step(
+    'neutron.ports.by-other-tag',
+    'GET /v2.0/ports?tags={other tag}',
+    get(`/ports?tags=${run}-nobody`),
+    count('ports'),
+  )
+  await rec.step(
+    'neutron.port.delete-tagged',
+    'DELETE /v2.0/ports/{port} (tagged)',
+    del(`/ports/${taggedId}`),
+  )
+  await rec.step(
+    'neutron.port.gone-after-delete',
+    'GET /v2.0/ports/{port} (after DELETE)',
+    get(`/ports/${taggedId}`),
+  )
+  const markedSg = await rec.step(
+    'neutron.security-group.create-marker',
+    'POST /v2.0/security-groups (marker description)',
+    post('/security-groups', { security_group: { name: `${run}-sg-marked`, description: marker } }),
+    tagsOf('security_group'),
+  )
+  const markedSgId = str(obj(markedSg.body)['security_group'], 'id') ?? NO_SUCH_ID
+  await rec.step(
+    'neutron.security-group.tags-put',
+    'PUT /v2.0/security-groups/{group}/tags',
+    put(`/security-groups/${markedSgId}/tags`, { tags: [ownerTag] }),
+    (res) => ({ tagged: arr(obj(res.body)['tags']).join(',') === ownerTag }),
+  )
+  await rec.step(
+    'neutron.security-groups.by-name-and-tag',
+    'GET /v2.0/security-groups?name={name}&tags={tag}',
+    get(`/security-groups?name=${run}-sg-marked&tags=${ownerTag}`),
+    count('security_groups'),
+  )
+  await rec.step(
+    'neutron.security-group-rule.create-vrrp-by-name',
+    'POST /v2.0/security-group-rules (protocol vrrp by name)',
+    post('/security-group-rules', {
+      security_group_rule: {
+        security_group_id: markedSgId,
+        direction: 'ingress',
+        ethertype: 'IPv4',
+        protocol: 'vrrp',
+        remote_group_id: markedSgId,
+      },
+    }),
+    ruleFacts,
+  )
+  await rec.step(
+    'neutron.security-group.delete-marked',
+    'DELETE /v2.0/security-groups/{group} (tagged)',
+    del(`/security-groups/${markedSgId}`),
+  )
+  const markedFip = await rec.step(
+    'neutron.floatingip.create-marker',
+    'POST /v2.0/floatingips (on a port, marker description)',
+    post('/floatingips', {
+      floatingip: { floating_network_id: extNetId, port_id: vipId, description: marker },
+    }),
+    fipFacts,
+  )
+  const markedFipId = str(obj(markedFip.body)['floatingip'], 'id') ?? NO_SUCH_ID
+  await rec.step(
+    'neutron.floatingip.tags-put',
+    'PUT /v2.0/floatingips/{fip}/tags',
+    put(`/floatingips/${markedFipId}/tags`, { tags: [ownerTag] }),
+    (res) => ({ tagged: arr(obj(res.body)['tags']).join(',') === ownerTag }),
+  )
+  await rec.step(
+    'neutron.floatingips.by-port-and-tag',
+    'GET /v2.0/floatingips?port_id={port}&tags={tag}',
+    get(`/floatingips?port_id=${vipId}&tags=${ownerTag}`),
+    count('floatingips'),
+  )
+  await rec.step(
+    'neutron.floatingips.by-network',
+    'GET /v2.0/floatingips?floating_network_id={network}',
+    get(`/floatingips?floating_network_id=${extNetId}`),
+    (res) => ({
+      hasMarked: arr(obj(res.body)['floatingips']).some((f) => str(f, 'id') === markedFipId),
+    }),
+  )
+  await rec.step(
+    'neutron.floatingip.delete-marked',
+    'DELETE /v2.0/floatingips/{fip} (tagged)',
+    del(`/floatingips/${markedFipId}`),
+  )
+
   // ---- Pagination ----------------------------------------------------------------------------
   // Only id and name on single-item pages: which network comes first depends on its random id,
   // and external networks have keys (is_default) that project networks lack.

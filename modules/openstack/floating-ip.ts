@@ -13,6 +13,8 @@ import type { FloatingIp, Network, Port } from './client/neutron.ts'
 import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
 import {
   createOwned,
+  ensureTagged,
+  isMarked,
   isPending,
   ownerOf,
   recordData,
@@ -20,7 +22,7 @@ import {
   TAG_PREFIX,
   type ClaimKind,
 } from './lib/ownership.ts'
-import { adoptParam, cloudParam, known, later, stateParam, printable } from './lib/params.ts'
+import { adoptParam, cloudParam, known, later, printable } from './lib/params.ts'
 
 const params = z
   .strictObject({
@@ -38,7 +40,12 @@ const params = z
       .optional()
       .describe('Which fixed IP of the port (default: its first)'),
     description: z.string().optional().describe('Description of a new floating IP'),
-    state: stateParam,
+    state: z
+      .enum(['present', 'absent', 'disassociated'])
+      .default('present')
+      .describe(
+        'present: on the port; absent: released; disassociated: off the port (port_id null) but still allocated to the project',
+      ),
     adopt: adoptParam,
     cloud: cloudParam,
   })
@@ -78,14 +85,26 @@ const targetOf = (p: FloatingIpParams, s: FloatingIpState): string => {
 export function planFloatingIp(p: FloatingIpParams, s: FloatingIpState): Change[] {
   const target = targetOf(p, s)
   const fip = s.current
-  if (p.state === 'absent') {
+  if (p.state === 'absent' || p.state === 'disassociated') {
     if (fip === undefined) return []
+    const verb = p.state === 'absent' ? 'release' : 'disassociate'
     if (s.how === 'foreign' && !p.adopt)
       throw new RunbookError(
         'E_MODULE',
         `${target}: ${fip.floating_ip_address} is on it but was not allocated by this runbook`,
-        { hint: 'set `adopt: true` to release it anyway' },
+        { hint: `set \`adopt: true\` to ${verb} it anyway` },
       )
+    // Off the port, as `openstack floating ip unset --port`: the address stays the project's.
+    if (p.state === 'disassociated')
+      return [
+        {
+          action: 'update',
+          target,
+          before: { floating_ip_address: fip.floating_ip_address, port_id: fip.port_id },
+          after: { floating_ip_address: fip.floating_ip_address, port_id: null },
+          note: 'disassociate; the address stays allocated',
+        },
+      ]
     return [
       {
         action: 'delete',
@@ -222,11 +241,11 @@ async function gatherFloatingIp(
     const on = (await api.neutron.floatingIps({ port_id: port.id })).filter(
       (f) => fixedIp === undefined || f.fixed_ip_address === fixedIp,
     )
-    current = on.find((f) => journalled.has(f.id) || f.tags.includes(owner.tag)) ?? on[0]
+    current = on.find((f) => journalled.has(f.id) || isMarked(f, owner.tag)) ?? on[0]
     if (current !== undefined)
       how = journalled.has(current.id)
         ? 'journal'
-        : current.tags.includes(owner.tag)
+        : isMarked(current, owner.tag)
           ? 'tag'
           : p.adopt
             ? 'adopt'
@@ -242,12 +261,15 @@ async function gatherFloatingIp(
         { network_id: current.floating_network_id },
         port.id,
       )
+    // A run that died between the create and the tagging: finish it.
+    if (current !== undefined && (how === 'journal' || how === 'tag'))
+      await ensureTagged(ctx, api, 'floatingips', current)
   }
   let reusable: FloatingIp | undefined
   if (current === undefined && p.state === 'present') {
     // One this runbook allocated that is free again (its port was deleted): associate it.
-    const free = await api.neutron.floatingIps({ floating_network_id: network.id, tags: owner.tag })
-    reusable = free.find((f) => f.port_id === null)
+    const free = await api.neutron.floatingIps({ floating_network_id: network.id })
+    reusable = free.find((f) => f.port_id === null && isMarked(f, owner.tag))
     if (reusable === undefined) {
       for (const r of records) {
         const f = await api.neutron.floatingIp(r.id)
@@ -288,9 +310,18 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
     const change = changes[0]
     if (change === undefined) return { changed: false, output: floatingIpOutput(s.current) }
     if ((change.action === 'delete' || change.action === 'replace') && s.current !== undefined) {
-      await api.neutron.deleteFloatingIp(s.current.id)
+      await api.neutron.deleteGone('floatingips', s.current.id)
       await ctx.journal.forget('floating_ip', s.current.id)
       if (change.action === 'delete') return { output: { id: s.current.id, state: 'absent' } }
+    }
+    if (p.state === 'disassociated' && s.current !== undefined) {
+      const f = await api.neutron.updateFloatingIp(s.current.id, { port_id: null })
+      if (f.port_id !== null)
+        throw new RunbookError(
+          'E_API',
+          `${targetOf(p, s)}: Neutron still shows ${f.floating_ip_address} on port ${f.port_id}`,
+        )
+      return { output: floatingIpOutput(f) }
     }
     const port = s.port
     if (port === undefined)
@@ -315,8 +346,8 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
         floating_network_id: s.network.id,
         port_id: port.id,
         ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}),
-        ...(p.description === undefined ? {} : { description: p.description }),
-        tags: [owner.tag],
+        // Stock Neutron refuses tags in the POST: the marker in `description` until it is tagged.
+        description: owner.tag,
       }
       const created = await createOwned(ctx, api, {
         module: 'openstack.floating_ip',
@@ -327,9 +358,12 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
         id: (x: FloatingIp) => x.id,
         post: () => api.neutron.createFloatingIp(body),
         lookup: async () =>
-          (await api.neutron.floatingIps({ port_id: port.id, tags: owner.tag }))[0],
+          (await api.neutron.floatingIps({ port_id: port.id })).find((f) => isMarked(f, owner.tag)),
       })
       id = created.id
+      await ensureTagged(ctx, api, 'floatingips', created)
+      if (p.description !== undefined)
+        await api.neutron.updateFloatingIp(id, { description: p.description })
     }
     const now = await api.neutron.floatingIp(id)
     if (now === undefined || now.port_id !== port.id)
@@ -354,8 +388,8 @@ export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
       id =
         owner === undefined || r.name === undefined
           ? undefined
-          : (await api.neutron.floatingIps({ port_id: r.name, tags: owner }))[0]?.id
+          : (await api.neutron.floatingIps({ port_id: r.name })).find((f) => isMarked(f, owner))?.id
     }
-    if (id !== undefined) await api.neutron.deleteFloatingIp(id)
+    if (id !== undefined) await api.neutron.deleteGone('floatingips', id)
   },
 })

@@ -13,6 +13,8 @@ import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
 import {
   claim,
   createOwned,
+  ensureTagged,
+  isMarked,
   ownerOf,
   recordData,
   recordTarget,
@@ -474,12 +476,14 @@ export const port = defineModule<PortParams, PortState>({
         adopt: p.adopt,
         owner,
         id: (x: Port) => x.id,
-        marked: (x) => x.tags.includes(owner.tag),
-        tags: (x) => x.tags,
+        marked: (x) => isMarked(x, owner.tag),
+        tags: (x) => [...x.tags, x.description],
       },
       await api.neutron.ports({ name }),
     )
     if (c !== undefined) await takeOver(ctx, api, 'port', name, c.resource.id, c.how)
+    // A run that died between the create and the tagging: finish it.
+    if (c !== undefined && c.how !== 'adopt') await ensureTagged(ctx, api, 'ports', c.resource)
     return {
       port: c?.resource,
       how: c?.how,
@@ -496,7 +500,7 @@ export const port = defineModule<PortParams, PortState>({
     let result = s.port
     if (change === undefined) return { changed: false, output: portOutput(result) }
     if ((change.action === 'delete' || change.action === 'replace') && s.port !== undefined) {
-      await api.neutron.deletePort(s.port.id)
+      await api.neutron.deleteGone('ports', s.port.id)
       await ctx.journal.forget('port', s.port.id)
       result = undefined
       if (change.action === 'delete') return { output: { id: s.port.id, state: 'absent' } }
@@ -504,16 +508,31 @@ export const port = defineModule<PortParams, PortState>({
     if (change.action === 'create' || change.action === 'replace') {
       const name = p.name ?? ''
       const owner = ownerOf(ctx)
-      const b = { name, network_id: s.want.network_id, ...body(p, s, undefined), tags: [owner.tag] }
-      result = await createOwned(ctx, api, {
+      // As the official client: admin_state_up, and the owner tag only where Neutron keeps it at
+      // create; the marker in `description` makes the port ours until it is tagged.
+      const atCreate = await api.neutron.has('tag-ports-during-bulk-creation')
+      const b = {
+        name,
+        network_id: s.want.network_id,
+        admin_state_up: true,
+        ...body(p, s, undefined),
+        description: owner.tag,
+        ...(atCreate ? { tags: [owner.tag] } : {}),
+      }
+      const created = await createOwned(ctx, api, {
         module: 'openstack.port',
         type: 'port',
         name,
         data: await recordData(ctx, api),
         id: (x: Port) => x.id,
         post: () => api.neutron.createPort(b),
-        lookup: async () => (await api.neutron.ports({ name, tags: owner.tag }))[0],
+        lookup: async () => (await api.neutron.ports({ name })).find((x) => isMarked(x, owner.tag)),
       })
+      await ensureTagged(ctx, api, 'ports', created)
+      result =
+        p.description === undefined
+          ? created
+          : await api.neutron.updatePort(created.id, { description: p.description })
     } else if (change.action === 'update' && s.port !== undefined) {
       result = await api.neutron.updatePort(
         s.port.id,
@@ -540,8 +559,8 @@ export const port = defineModule<PortParams, PortState>({
     const api = await apiForRecord(ctx, r)
     const id = await recordTarget(
       r,
-      async (name, tag) => (await api.neutron.ports({ name, tags: tag }))[0]?.id,
+      async (name, tag) => (await api.neutron.ports({ name })).find((x) => isMarked(x, tag))?.id,
     )
-    if (id !== undefined) await api.neutron.deletePort(id)
+    if (id !== undefined) await api.neutron.deleteGone('ports', id)
   },
 })

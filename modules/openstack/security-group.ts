@@ -15,6 +15,8 @@ import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
 import {
   claim,
   createOwned,
+  ensureTagged,
+  isMarked,
   ownerOf,
   recordData,
   recordTarget,
@@ -327,12 +329,15 @@ async function gatherGroup(
       adopt: p.adopt,
       owner,
       id: (g: SecurityGroup) => g.id,
-      marked: (g) => g.tags.includes(owner.tag),
-      tags: (g) => g.tags,
+      marked: (g) => isMarked(g, owner.tag),
+      tags: (g) => [...g.tags, g.description],
     },
     all.filter((g) => g.name === p.name),
   )
   if (c !== undefined) await takeOver(ctx, api, 'security_group', p.name, c.resource.id, c.how)
+  // A run that died between the create and the tagging: finish it.
+  if (c !== undefined && c.how !== 'adopt')
+    await ensureTagged(ctx, api, 'security-groups', c.resource)
   const want: NormalRule[] = []
   if (p.state === 'present') {
     for (const r of p.rules) {
@@ -359,12 +364,28 @@ async function gatherGroup(
   return { group: c?.resource, how: c?.how, want, names }
 }
 
+/** A protocol as the official client sends it: by name where Neutron has one (`tcp`, not `6`). */
+export function neutronProtocol(num: string): string {
+  const name = NAMES[Number(num)]
+  // Neutron's map has no `encap`: 98 goes as a number.
+  return name === undefined || name === 'encap' ? num : name
+}
+
+async function putDescription(api: Api, id: string, description: string): Promise<void> {
+  await api.client.put(
+    'network',
+    `/security-groups/${id}`,
+    { security_group: { description } },
+    z.unknown(),
+  )
+}
+
 async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> {
   const body = {
     security_group_id: groupId,
     direction: r.direction,
     ethertype: r.ethertype,
-    ...(r.protocol === null ? {} : { protocol: r.protocol }),
+    ...(r.protocol === null ? {} : { protocol: neutronProtocol(r.protocol) }),
     ...(r.port_range_min === null ? {} : { port_range_min: r.port_range_min }),
     ...(r.port_range_max === null ? {} : { port_range_max: r.port_range_max }),
     ...(r.remote_ip_prefix === null ? {} : { remote_ip_prefix: r.remote_ip_prefix }),
@@ -427,19 +448,16 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
     const change = changes[0]
     if (change === undefined) return { changed: false, output: { id: s.group?.id, name: p.name } }
     if (change.action === 'delete' && s.group !== undefined) {
-      await api.client.delete('network', `/security-groups/${s.group.id}`)
+      await api.neutron.deleteGone('security-groups', s.group.id)
       await ctx.journal.forget('security_group', s.group.id)
       return { output: { id: s.group.id, state: 'absent' } }
     }
     let group = s.group
     if (change.action === 'create') {
       const owner = ownerOf(ctx)
-      const body = {
-        name: p.name,
-        ...(p.description === undefined ? {} : { description: p.description }),
-        tags: [owner.tag],
-      }
-      group = await createOwned(ctx, api, {
+      // Stock Neutron refuses tags in the POST: the marker in `description` until it is tagged.
+      const body = { name: p.name, description: owner.tag }
+      const created = await createOwned(ctx, api, {
         module: 'openstack.security_group',
         type: 'security_group',
         name: p.name,
@@ -455,20 +473,21 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
             )
           ).security_group as SecurityGroup,
         lookup: async () =>
-          (await api.neutron.securityGroups({ name: p.name, tags: owner.tag }))[0],
+          (await api.neutron.securityGroups({ name: p.name })).find((g) => isMarked(g, owner.tag)),
       })
-      group = await api.neutron.securityGroup(group.id)
+      await ensureTagged(ctx, api, 'security-groups', {
+        id: created.id,
+        tags: [],
+        description: owner.tag,
+      })
+      if (p.description !== undefined) await putDescription(api, created.id, p.description)
+      group = await api.neutron.securityGroup(created.id)
     } else if (
       group !== undefined &&
       p.description !== undefined &&
       p.description !== group.description
     ) {
-      await api.client.put(
-        'network',
-        `/security-groups/${group.id}`,
-        { security_group: { description: p.description } },
-        z.unknown(),
-      )
+      await putDescription(api, group.id, p.description)
     }
     if (group === undefined)
       throw new RunbookError('E_API', `security group ${p.name}: Neutron does not show it`)
@@ -503,8 +522,9 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
     const api = await apiForRecord(ctx, r)
     const id = await recordTarget(
       r,
-      async (name, tag) => (await api.neutron.securityGroups({ name, tags: tag }))[0]?.id,
+      async (name, tag) =>
+        (await api.neutron.securityGroups({ name })).find((g) => isMarked(g, tag))?.id,
     )
-    if (id !== undefined) await api.client.delete('network', `/security-groups/${id}`)
+    if (id !== undefined) await api.neutron.deleteGone('security-groups', id)
   },
 })

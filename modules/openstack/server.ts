@@ -31,6 +31,12 @@ import { securityGroupIds } from './port.ts'
 
 const oneOrMany = z.union([later(z.string().min(1)), z.array(later(z.string().min(1)))])
 
+/** How long a new server's console may take to show its host keys, by default (seconds). */
+export const HOST_KEYS_TIMEOUT = 180
+
+/** cloud-init's last line: `Cloud-init v. 22.4.2 finished at ...`. */
+const CLOUD_INIT_DONE = /Cloud-init v\. \S+ finished at/
+
 const params = z
   .strictObject({
     name: z.string().min(1).describe('Server name (this runbook owns one server of this name)'),
@@ -66,7 +72,15 @@ const params = z
       .int()
       .positive()
       .default(600)
-      .describe('Seconds to wait for ACTIVE, for the host keys, or for deletion'),
+      .describe('Seconds to wait for ACTIVE, or for deletion'),
+    host_keys_timeout: z
+      .number()
+      .int()
+      .positive()
+      .default(HOST_KEYS_TIMEOUT)
+      .describe(
+        'Seconds to wait, once ACTIVE, for the SSH host keys in the console log (at most `timeout`)',
+      ),
     adopt: adoptParam,
     cloud: cloudParam,
   })
@@ -374,16 +388,19 @@ async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Prom
       adopt: p.adopt,
       owner,
       id: (x: Server) => x.id,
-      marked: (x) => x.tags.includes(owner.tag),
-      tags: (x) => x.tags,
+      marked: (x) => serverMarked(x, owner.tag),
+      tags: (x) => [...x.tags, x.metadata[MARKER_KEY] ?? ''],
     },
     await api.nova.serversNamed(p.name),
   )
-  const server = c?.resource
+  const server = await withFlavorName(api, c?.resource)
   const record =
     server === undefined ? undefined : ctx.journal.find('openstack.server', 'server', server.id)[0]
   const sha = record?.data?.['user_data_sha256']
   if (c !== undefined) await takeOver(ctx, api, 'server', p.name, c.resource.id, c.how)
+  // A run that died between the create and the tagging (below 2.52): finish it.
+  if (server !== undefined && c?.how !== 'adopt' && !ctx.check)
+    await tagServer(api, server, owner.tag)
   return {
     server,
     how: c?.how,
@@ -442,19 +459,44 @@ async function waitHostKeys(
   ctx: ModuleContext,
   api: Api,
   id: string,
-  timeout: number,
+  p: ServerParams,
 ): Promise<void> {
-  await waitFor(
-    ctx,
-    { what: 'the SSH host keys in the console log', timeoutMs: timeout * 1000, intervalMs: 500 },
-    async () => {
-      const log = await api.nova.consoleLog(id)
-      return /-----END SSH HOST KEY (KEYS|FINGERPRINTS)-----/.test(log) &&
-        parseConsoleFingerprints(log).length > 0
-        ? true
-        : undefined
-    },
-  )
+  const seconds = Math.min(p.host_keys_timeout, p.timeout)
+  const fail = (why: string) =>
+    new RunbookError(
+      'E_TIMEOUT',
+      `server ${p.name} (${id}) is ACTIVE, but ${why}: its SSH host keys cannot be pinned`,
+      {
+        hint: `its image may not print cloud-init's host-key block to the console. Pin the keys another way (pinned_host_keys from a source you trust), or set \`host_keys: false\` to accept the key the first connection sees (a man in the middle on that first connection would go unnoticed); for a slow boot, raise \`host_keys_timeout\` (now ${seconds} s). The server stays, journalled.`,
+      },
+    )
+  try {
+    await waitFor(
+      ctx,
+      { what: 'the SSH host keys in the console log', timeoutMs: seconds * 1000, intervalMs: 500 },
+      async () => {
+        const log = await api.nova.consoleLog(id)
+        if (
+          /-----END SSH HOST KEY (KEYS|FINGERPRINTS)-----/.test(log) &&
+          parseConsoleFingerprints(log).length > 0
+        )
+          return true
+        // cloud-init says it is done: no key block will come.
+        if (CLOUD_INIT_DONE.test(log))
+          throw fail('cloud-init finished without printing the host keys to its console')
+        return undefined
+      },
+    )
+  } catch (e) {
+    if (
+      e instanceof RunbookError &&
+      e.code === 'E_TIMEOUT' &&
+      !ctx.signal.aborted &&
+      !/is ACTIVE, but/.test(e.message)
+    )
+      throw fail(`its console log showed no SSH host keys within ${seconds} s`)
+    throw e
+  }
 }
 
 async function createServer(
@@ -476,7 +518,9 @@ async function createServer(
     imageRef: s.want.image_id,
     flavorRef: s.want.flavor?.id,
     networks: networks.length > 0 ? networks : 'auto',
-    tags: [owner.tag],
+    // The marker every microversion accepts at create; the tag needs 2.52 in the create.
+    metadata: { [MARKER_KEY]: owner.tag },
+    ...((await api.client.atLeast('2.52')) ? { tags: [owner.tag] } : {}),
   }
   if (s.want.security_groups !== undefined)
     body['security_groups'] = s.want.security_groups.map((g) => ({ name: g }))
@@ -496,9 +540,43 @@ async function createServer(
     id: (x: { id: string }) => x.id,
     post: async () => ({ id: await api.nova.createServer(body) }),
     lookup: async () =>
-      (await api.nova.serversNamed(p.name)).find((x) => x.tags.includes(owner.tag)),
+      (await api.nova.serversNamed(p.name)).find((x) => serverMarked(x, owner.tag)),
   })
   return created.id
+}
+
+/**
+ * The server with its flavor's name: embedded in the view from 2.47 (`original_name`), looked up
+ * by id below (a flavor deleted since is left as its id).
+ */
+async function withFlavorName(api: Api, server: Server | undefined): Promise<Server | undefined> {
+  const id = server?.flavor.id
+  if (server === undefined || server.flavor.original_name !== undefined || id === undefined)
+    return server
+  const name = await api.nova.flavor(id).then(
+    (f) => f.name,
+    () => undefined,
+  )
+  return name === undefined
+    ? server
+    : { ...server, flavor: { ...server.flavor, original_name: name } }
+}
+
+/** The metadata key of the ownership marker a server is created with. */
+export const MARKER_KEY = 'runbook-owner'
+
+/** Whether a server carries our tag or, below 2.26 or before it is tagged, our marker. */
+export function serverMarked(x: Server, ownerTag: string): boolean {
+  return x.tags.includes(ownerTag) || x.metadata[MARKER_KEY] === ownerTag
+}
+
+/**
+ * Tags a server of ours that lacks the tag, where Nova has server tags (2.26) but did not take
+ * them at create (below 2.52); below 2.26 the journal and the marker are its ownership.
+ */
+async function tagServer(api: Api, server: Server, tag: string): Promise<void> {
+  if (server.tags.includes(tag) || !(await api.client.atLeast('2.26'))) return
+  await api.nova.setServerTags(server.id, [...server.tags, tag])
 }
 
 /**
@@ -548,8 +626,9 @@ export const server = defineModule<ServerParams, ServerState>({
     let id = s.server?.id
     if (change.action === 'create' || change.action === 'replace') {
       id = await createServer(ctx, api, p, s)
-      await waitStatus(ctx, api, id, p.name, 'ACTIVE', p.timeout)
-      if (p.host_keys) await waitHostKeys(ctx, api, id, p.timeout)
+      const active = await waitStatus(ctx, api, id, p.name, 'ACTIVE', p.timeout)
+      await tagServer(api, active, ownerOf(ctx).tag)
+      if (p.host_keys) await waitHostKeys(ctx, api, id, p)
       if (p.state === 'stopped') {
         await api.nova.action(id, { 'os-stop': null })
         await waitStatus(ctx, api, id, p.name, 'SHUTOFF', p.timeout)
@@ -590,7 +669,7 @@ export const server = defineModule<ServerParams, ServerState>({
     const id = await recordTarget(
       r,
       async (name, tag) =>
-        (await api.nova.serversNamed(name)).find((x) => x.tags.includes(tag))?.id,
+        (await api.nova.serversNamed(name)).find((x) => serverMarked(x, tag))?.id,
     )
     if (id !== undefined) await deleteServer(ctx, api, id, 600)
   },

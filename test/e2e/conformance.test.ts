@@ -4,6 +4,8 @@
  * with hosts off, the same request sequence runs on both, and every difference must be listed with its
  * reason in docs/lab.md ("Conformance differences").
  *
+ * The OpenStack modules' Neutron scenario runs against the real services too, while they are up.
+ *
  * Skipped with RUNBOOK_SKIP_CONFORMANCE=1. Needs root and Debian's apt (first run ~3 min).
  */
 import { spawn } from 'node:child_process'
@@ -24,6 +26,7 @@ import {
 import type { SequenceResult, StepRecord } from '../../lab/conformance/recorder.ts'
 import { runSequence } from '../../lab/conformance/sequence.ts'
 import { readTarget, targetFromCloudsYaml } from '../../lab/conformance/target.ts'
+import { neutronScenario } from '../modules/openstack/neutron-scenario.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const STATE = process.env['RUNBOOK_CONFORMANCE_DIR'] ?? '/var/lib/runbook-conformance'
@@ -112,5 +115,29 @@ describe.skipIf(SKIP)('conformance: the lab against real Keystone and Neutron', 
     writeFileSync(join(OUT, 'findings.md'), renderFindings(real, lab, verdict))
     console.log(report)
     expect(verdict.unexpected.map((d) => `${d.step}: ${describeDifference(d)}`)).toEqual([])
+  })
+
+  // The module tests that need only Keystone and Neutron, on the real services while they are up
+  // (test/modules/openstack/neutron-scenario.test.ts runs the same against the lab).
+  describe('the OpenStack modules against the real Keystone and Neutron', () => {
+    neutronScenario({
+      cloud: () => {
+        const t = readTarget(join(STATE, 'target.json'))
+        const c = t.credentials.password
+        return {
+          auth: {
+            auth_url: t.keystoneUrl,
+            username: c.username,
+            password: c.password,
+            user_domain_name: c.userDomainName,
+            project_name: c.projectName,
+            project_domain_name: c.projectDomainName,
+          },
+          region_name: 'RegionOne',
+        }
+      },
+      vip: '192.0.2.230',
+      vmIp: '192.0.2.231',
+    })
   })
 })

@@ -103,6 +103,8 @@ export interface TestLabOptions {
   tokenTtlSeconds?: number
   capacity?: Capacity
   stateDir?: string
+  /** Neutron extensions to add or drop (`+alias,-alias`); default: a stock Neutron's. */
+  neutronExtensions?: string
 }
 
 /**
@@ -119,6 +121,8 @@ export async function startTestLab(opts: TestLabOptions = {}): Promise<TestLab> 
       driver,
       ...(opts.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: opts.tokenTtlSeconds }),
       ...(opts.capacity === undefined ? {} : { capacity: opts.capacity }),
+      neutronExtensions: opts.neutronExtensions ?? '',
+      novaMaxMicroversion: '',
     })
   let api = await start()
   const lab: TestLab = {

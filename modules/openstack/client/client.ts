@@ -11,7 +11,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { createRequire } from 'node:module'
 import type { AxiosInstance, AxiosResponse, AxiosStatic } from 'axios'
-import type { z } from 'zod'
+import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
 import { measure } from '../../../engine/timings.ts'
 import { selectEndpoint, versionedEndpoint } from './catalog.ts'
@@ -59,6 +59,8 @@ export interface RequestOptions {
   accept?: readonly number[]
   /** A POST that may be repeated safely (a token request, a lookup). */
   idempotent?: boolean
+  /** Nova: send no microversion headers (the version document itself). */
+  noMicroversion?: boolean
 }
 
 /** An answer. */
@@ -104,6 +106,34 @@ export class LookupCache {
 
 export const DEFAULT_MICROVERSION = '2.79'
 
+/** The highest Nova microversion the modules read and write (2.100, 2025.1 Epoxy). */
+export const MAX_MICROVERSION = '2.100'
+
+/** A microversion as a comparable number: 2.79 -> 20079. */
+export function microversionNumber(v: string): number {
+  const m = /^(\d+)\.(\d+)$/.exec(v.trim())
+  return m === null ? Number.NaN : Number(m[1]) * 10000 + Number(m[2])
+}
+
+/**
+ * The microversion to use: the highest both sides support, from Nova's version document
+ * (`version` is its maximum, `min_version` its minimum; both empty on a Nova without
+ * microversions, which is 2.1).
+ * @example negotiateMicroversion({ version: '2.93', min_version: '2.1' }) // '2.93'
+ */
+export function negotiateMicroversion(doc: { version?: string; min_version?: string }): string {
+  const max = doc.version === undefined || doc.version === '' ? '2.1' : doc.version
+  if (microversionNumber(max) >= microversionNumber(MAX_MICROVERSION)) return MAX_MICROVERSION
+  const min = doc.min_version === undefined || doc.min_version === '' ? '2.1' : doc.min_version
+  if (microversionNumber(max) < microversionNumber(min) || Number.isNaN(microversionNumber(max)))
+    throw new RunbookError('E_API', `Nova's version document gives no usable microversion (${max})`)
+  return max
+}
+
+const versionDoc = z.object({
+  version: z.object({ version: z.string().optional(), min_version: z.string().optional() }),
+})
+
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
 
@@ -148,7 +178,9 @@ export class OpenStackClient {
     retries: 0,
     byService: { identity: 0, compute: 0, network: 0, image: 0 },
   }
-  readonly microversion: string
+  /** The microversion asked for in the configuration (`compute_api_version`), if any. */
+  readonly requestedMicroversion: string | undefined
+  private negotiated: Promise<string> | undefined
   private readonly http: AxiosInstance
   private readonly secrets = new Set<string>()
   private current: Token | undefined
@@ -169,7 +201,7 @@ export class OpenStackClient {
       secret: options.secret,
       signal: options.signal,
     }
-    this.microversion = options.microversion ?? config.computeApiVersion ?? DEFAULT_MICROVERSION
+    this.requestedMicroversion = options.microversion ?? config.computeApiVersion
     for (const s of cloudSecrets(config)) this.addSecret(s)
     const ca = config.cacert === undefined ? undefined : readFileSync(config.cacert)
     this.http = loadAxios().create({
@@ -223,17 +255,25 @@ export class OpenStackClient {
       undefined,
     )
     if (res.status !== 201 && res.status !== 200) {
-      throw this.error('identity', 'POST', url, res, {
-        hint:
-          res.status === 401
-            ? `check the credentials of cloud '${this.config.name}' (${this.config.source})`
-            : undefined,
-      })
+      throw this.error('identity', 'POST', url, res, { hint: this.authHint(res.status) })
     }
     const token = parseToken(res.headers['x-subject-token'], this.json(res.data))
     this.addSecret(token.value)
     this.current = token
     return token
+  }
+
+  /** What to do when Keystone refuses the credentials. */
+  private authHint(status: number): string | undefined {
+    const where = `cloud '${this.config.name}' (${this.config.source})`
+    const a = this.config.auth
+    if (this.config.authType === 'v3applicationcredential') {
+      const cred = a.application_credential_id ?? a.application_credential_name ?? ''
+      // Keystone answers 404 for an id it no longer has, 401 for a name or secret it refuses.
+      if (status === 404 || status === 401)
+        return `the application credential ${cred} of ${where} was deleted, has expired or its secret is wrong: make a new one (openstack application credential create) and put its id and secret there`
+    }
+    return status === 401 ? `check the credentials of ${where}` : undefined
   }
 
   /** The project the token is scoped to. */
@@ -263,6 +303,28 @@ export class OpenStackClient {
   }
 
   /**
+   * The Nova microversion of this client's requests: the one configured (`compute_api_version`,
+   * as the CLI takes it), else the highest that Nova's version document and the modules both
+   * support (read once per client).
+   */
+  computeMicroversion(): Promise<string> {
+    if (this.requestedMicroversion !== undefined) return Promise.resolve(this.requestedMicroversion)
+    this.negotiated ??= (async () => {
+      // The version document is the endpoint itself without a project id (`.../v2.1`).
+      const base = (await this.endpoint('compute')).replace(/(\/v2(?:\.1)?)\/[^/]+\/?$/, '$1')
+      const doc = await this.get('compute', base, versionDoc, { noMicroversion: true })
+      return negotiateMicroversion(doc.version)
+    })()
+    this.negotiated.catch(() => (this.negotiated = undefined))
+    return this.negotiated
+  }
+
+  /** Whether this client's Nova requests are at `v` or later (a feature gate: `atLeast('2.52')`). */
+  async atLeast(v: string): Promise<boolean> {
+    return microversionNumber(await this.computeMicroversion()) >= microversionNumber(v)
+  }
+
+  /**
    * One request to a service; `path` is below the service's versioned endpoint (or an absolute URL
    * from a pagination link). Errors (non-2xx outside `accept`) throw OpenStackApiError.
    */
@@ -273,6 +335,17 @@ export class OpenStackClient {
     o: RequestOptions = {},
   ): Promise<ApiResponse> {
     const base = await this.endpoint(service)
+    if (service === 'compute' && o.noMicroversion !== true) {
+      const mv = await this.computeMicroversion()
+      o = {
+        ...o,
+        headers: {
+          'OpenStack-API-Version': `compute ${mv}`,
+          'X-OpenStack-Nova-API-Version': mv,
+          ...o.headers,
+        },
+      }
+    }
     const url = /^https?:\/\//.test(path)
       ? this.rebase(base, path)
       : `${base}${path}${queryString(o.query)}`
@@ -500,10 +573,6 @@ export class OpenStackClient {
     }
     if (token !== undefined) headers['X-Auth-Token'] = token
     if (o.body !== undefined) headers['Content-Type'] = 'application/json'
-    if (service === 'compute') {
-      headers['OpenStack-API-Version'] = `compute ${this.microversion}`
-      headers['X-OpenStack-Nova-API-Version'] = this.microversion
-    }
     for (let attempt = 0; ; attempt++) {
       this.stats.requests++
       this.stats.byService[service]++

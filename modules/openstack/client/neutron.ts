@@ -159,6 +159,9 @@ export function looksLikeId(ref: string): boolean {
   return UUID.test(ref)
 }
 
+/** The Neutron collections the modules create and tag. */
+export type TagCollection = 'ports' | 'security-groups' | 'floatingips'
+
 /** Neutron's answer to "no such thing", in the words the modules use. */
 export function notFound(kind: string, ref: string, hint?: string): RunbookError {
   return new RunbookError('E_API', `Neutron: no ${kind} named or with id '${ref}'`, { hint })
@@ -172,6 +175,52 @@ export class Neutron {
   private readonly cache = new LookupCache()
 
   constructor(readonly c: OpenStackClient) {}
+
+  /** The aliases of the extensions Neutron announces (`GET /v2.0/extensions`, read once). */
+  extensions(): Promise<ReadonlySet<string>> {
+    return this.cache.get('extensions', async () => {
+      const doc = await this.c.get(
+        'network',
+        '/extensions',
+        z.object({ extensions: z.array(z.object({ alias: z.string() })) }),
+      )
+      return new Set(doc.extensions.map((e) => e.alias))
+    })
+  }
+
+  /** Whether Neutron announces an extension, e.g. `standard-attr-tag`. */
+  async has(alias: string): Promise<boolean> {
+    return (await this.extensions()).has(alias)
+  }
+
+  /**
+   * Replaces a resource's tags with `PUT /v2.0/{collection}/{id}/tags`, as the official client
+   * does after a create (stock Neutron refuses `tags` in a POST).
+   */
+  async setTags(collection: TagCollection, id: string, tags: readonly string[]): Promise<void> {
+    await this.c.put(
+      'network',
+      `/${collection}/${encodeURIComponent(id)}/tags`,
+      { tags },
+      z.unknown(),
+    )
+  }
+
+  /**
+   * Deletes a resource and asks again: true when Neutron answers 404 for it afterwards (gone, or
+   * already gone before); an error when it still shows it, so `destroy` never reports a leak as done.
+   */
+  async deleteGone(collection: TagCollection, id: string): Promise<void> {
+    const path = `/${collection}/${encodeURIComponent(id)}`
+    await this.c.delete('network', path)
+    const still = await this.c.find('network', path, z.unknown())
+    if (still !== undefined)
+      throw new RunbookError(
+        'E_API',
+        `Neutron still shows ${collection.replace(/s$/, '').replace('-', ' ')} ${id} after deleting it`,
+        { hint: 'run destroy again; if it stays, delete it by hand (openstack ... delete)' },
+      )
+  }
 
   /** Ports matching a query (`name`, `device_id`, `fixed_ips`, `tags`...). */
   ports(query: Query): Promise<Port[]> {

@@ -153,6 +153,11 @@ export class Nova {
     ).server.id
   }
 
+  /** Replaces a server's tags (`PUT /servers/{id}/tags`, microversion 2.26 and later). */
+  async setServerTags(id: string, tags: readonly string[]): Promise<void> {
+    await this.c.put('compute', `/servers/${encodeURIComponent(id)}/tags`, { tags }, z.unknown())
+  }
+
   /** Deletes a server; false when it was already gone. */
   deleteServer(id: string): Promise<boolean> {
     return this.c.delete('compute', `/servers/${encodeURIComponent(id)}`)

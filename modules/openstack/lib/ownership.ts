@@ -4,6 +4,11 @@
  * is random, made once per runbook state and kept in the journal records' data, so that two
  * runbooks (or two checkouts) never claim each other's resources.
  *
+ * Stock Neutron refuses `tags` in a POST, so a Neutron resource is created with the marker
+ * `runbook:<owner>` as its `description` (a standard attribute every resource accepts at create)
+ * and tagged right after with `PUT .../tags`; a run killed between the two (or during the POST)
+ * leaves the marker, by which the next run takes it over and finishes the tagging.
+ *
  * A create is journalled before the POST as `pending:<name>` and again with its id after it, so a
  * run that dies between the two leaves the next run (or `destroy`) the owner and the name: it
  * finds the resource by name and tag and takes it over instead of making a second one.
@@ -15,6 +20,7 @@ import { randomBytes } from 'node:crypto'
 import { RunbookError } from '../../../engine/errors.ts'
 import type { ModuleContext, ResourceRecord } from '../../../engine/module.ts'
 import { OpenStackApiError } from '../client/errors.ts'
+import type { TagCollection } from '../client/neutron.ts'
 import type { Api } from './cloud.ts'
 
 /** Prefix of the ownership tag. */
@@ -48,6 +54,32 @@ export function ownerOf(ctx: ModuleContext): Owner {
     const id = (records[0]?.data?.['owner'] as string | undefined) ?? randomBytes(6).toString('hex')
     return { id, tag: `${TAG_PREFIX}${id}` }
   })
+}
+
+/** What a Neutron resource shows of its ownership. */
+export interface Marked {
+  tags: readonly string[]
+  description: string
+}
+
+/** Whether a Neutron resource carries our tag, or the create-time marker in its description. */
+export function isMarked(r: Marked, ownerTag: string): boolean {
+  return r.tags.includes(ownerTag) || r.description === ownerTag
+}
+
+/**
+ * Gives a resource we own our tag when Neutron has tags and it lacks it (a create, or a run that
+ * died between the create and the tagging); a no-op during a plan.
+ */
+export async function ensureTagged(
+  ctx: ModuleContext,
+  api: Api,
+  collection: TagCollection,
+  r: Marked & { id: string },
+): Promise<void> {
+  const { tag } = ownerOf(ctx)
+  if (ctx.check || r.tags.includes(tag) || !(await api.neutron.has('standard-attr-tag'))) return
+  await api.neutron.setTags(collection, r.id, [...r.tags, tag])
 }
 
 /** The journal id of a create that was sent but not yet answered. */

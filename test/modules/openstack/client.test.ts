@@ -103,9 +103,10 @@ describe('OpenStack client against the lab API', () => {
   })
 
   it('sends Nova microversion headers and reads the shapes of that version', async () => {
+    // Negotiated: the highest both the modules and the lab (2.100) support.
     const c = client('lab')
     const res = await c.request('compute', 'GET', '/servers/detail')
-    expect(res.headers['openstack-api-version']).toBe('compute 2.79')
+    expect(res.headers['openstack-api-version']).toBe('compute 2.100')
     const v = await new OpenStackClient(c.config, { microversion: '2.1' }).request(
       'compute',
       'GET',
@@ -224,6 +225,27 @@ describe('OpenStack client against the lab API', () => {
       'not-the-password-42',
     )
     expect(secrets).toContain('not-the-password-42')
+  })
+
+  it('says what to do when the application credential was deleted', async () => {
+    const c = client('lab-appcred')
+    const id = String(c.config.auth.application_credential_id)
+    const cred = cloud.api.cloud.state.appCreds.find((x) => x.id === id)
+    if (cred === undefined) throw new Error('the lab has no such application credential')
+    cloud.api.cloud.state.appCreds.splice(cloud.api.cloud.state.appCreds.indexOf(cred), 1)
+    try {
+      const e = (await c.token().catch((x: unknown) => x)) as OpenStackApiError
+      expect(e.message).toBe(
+        `Keystone 404 Not Found: Could not find Application Credential: ${id}. (POST /v3/auth/tokens)`,
+      )
+      expect(e.hint).toMatch(
+        new RegExp(
+          `the application credential ${id} of cloud 'lab-appcred' .* was deleted, has expired or its secret is wrong: make a new one \\(openstack application credential create\\)`,
+        ),
+      )
+    } finally {
+      cloud.api.cloud.state.appCreds.push(cred)
+    }
   })
 
   it('hands passwords and tokens to the redactor and scrubs them from what the API echoes', async () => {

@@ -119,6 +119,32 @@ const cases: PlanCase<FloatingIpState>[] = [
     ],
   },
   {
+    name: 'disassociated: off the port, still allocated',
+    params: { ...jump, state: 'disassociated' },
+    current: st({ current: fip(), how: 'journal' }),
+    expected: [
+      {
+        action: 'update',
+        target: 'floating IP on server kld-jumphost-vm (192.0.2.10)',
+        before: { floating_ip_address: '198.51.100.10', port_id: 'port-1' },
+        after: { floating_ip_address: '198.51.100.10', port_id: null },
+        note: 'disassociate; the address stays allocated',
+      },
+    ],
+  },
+  {
+    name: 'disassociated: none on the port',
+    params: { ...jump, state: 'disassociated' },
+    current: st({}),
+    expected: [],
+  },
+  {
+    name: 'disassociated: not one it allocated',
+    params: { ...jump, state: 'disassociated' },
+    current: st({ current: fip(), how: 'foreign' }),
+    throws: /was not allocated by this runbook/,
+  },
+  {
     name: 'absent: not one it allocated',
     params: { ...jump, state: 'absent' },
     current: st({ current: fip(), how: 'foreign' }),
@@ -154,9 +180,10 @@ describe('openstack.floating_ip against the lab API', () => {
     const r = await converge(floatingIp, runs.next(), jump)
     expect(r.first.map((c) => c.action)).toEqual(['create'])
     expect(r.second).toEqual([])
-    // network, server, its ports, floating IPs of the port, free ones of ours
-    expect(r.gatherCalls).toBe(5)
-    expect(r.syncCalls).toBe(4)
+    // network, Nova's version document (once per run), server, its ports, floating IPs of the
+    // port, free ones of ours
+    expect(r.gatherCalls).toBe(6)
+    expect(r.syncCalls).toBe(5)
     const address = String(r.result?.output?.['address'])
     expect(address).toMatch(/^198\.51\.100\.\d+$/)
     const rec = runs.records.find((x) => x.type === 'floating_ip')
@@ -182,5 +209,25 @@ describe('openstack.floating_ip against the lab API', () => {
     expect(second.second).toEqual([])
     await converge(floatingIp, runs.next(), { network: 'public', port: 'rbt-b', state: 'absent' })
     await api.neutron.deletePort(b.id)
+  })
+
+  it('disassociates (port_id null) without releasing, then associates the same address again', async () => {
+    const api = runs.next().api()
+    const network = await api.neutron.network('mynetwork')
+    const c = await api.neutron.createPort({ name: 'rbt-c', network_id: network.id })
+    const want = { network: 'public', port: 'rbt-c' }
+    const on = await converge(floatingIp, runs.next(), want)
+    const id = String(on.result?.output?.['id'])
+    const off = await converge(floatingIp, runs.next(), { ...want, state: 'disassociated' })
+    expect(off.first.map((x) => x.note)).toEqual(['disassociate; the address stays allocated'])
+    expect(off.second).toEqual([])
+    expect(await api.neutron.floatingIp(id)).toMatchObject({ port_id: null })
+    expect(runs.records.some((r) => r.id === id)).toBe(true)
+    const back = await converge(floatingIp, runs.next(), want)
+    expect(back.first[0]?.note).toBe('associate the one this runbook allocated earlier')
+    expect(back.result?.output?.['id']).toBe(id)
+    await converge(floatingIp, runs.next(), { ...want, state: 'absent' })
+    expect(await api.neutron.floatingIp(id)).toBeUndefined()
+    await api.neutron.deletePort(c.id)
   })
 })

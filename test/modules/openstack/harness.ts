@@ -36,10 +36,22 @@ export function makeHostKey(): { line: string; fingerprint: string } {
 /** A driver that makes no hosts but answers consoles as cloud-init would. */
 export function consoleDriver(): HostDriver & {
   keys: Map<string, { line: string; fingerprint: string }>
+  /** Consoles as an image without cloud-init's key block: none, or ending as cloud-init does. */
+  withoutKeys: 'no' | 'silent' | 'cloud-init-done'
 } {
   const keys = new Map<string, { line: string; fingerprint: string }>()
   const log = (spec: VmSpec | string): string => {
     const id = typeof spec === 'string' ? spec : spec.id
+    if (driver.withoutKeys !== 'no')
+      return [
+        `[    0.000000] Linux version 6.1 (lab)`,
+        ...(driver.withoutKeys === 'cloud-init-done'
+          ? [
+              `[   12.345678] cloud-init[512]: Cloud-init v. 22.4.2 finished at Mon, 07 Dec 2026 04:00:00 +0000. Datasource DataSourceOpenStackLocal.  Up 12.34 seconds`,
+            ]
+          : []),
+        '',
+      ].join('\n')
     let k = keys.get(id)
     if (k === undefined) keys.set(id, (k = makeHostKey()))
     return [
@@ -53,8 +65,9 @@ export function consoleDriver(): HostDriver & {
       '',
     ].join('\n')
   }
-  return {
+  const driver: ReturnType<typeof consoleDriver> = {
     keys,
+    withoutKeys: 'no',
     init: async () => undefined,
     createVm: async (spec) => ({ consoleLog: log(spec) }),
     deleteVm: async () => undefined,
@@ -64,6 +77,7 @@ export function consoleDriver(): HostDriver & {
     consoleLog: async (id) => log(id),
     teardown: async () => undefined,
   }
+  return driver
 }
 
 /** A running in-process cloud. */
@@ -82,7 +96,12 @@ export interface TestCloud {
  * @example const cloud = await startCloud(); ...; await cloud.close()
  */
 export async function startCloud(
-  o: { tokenTtlSeconds?: number; capacity?: Capacity } = {},
+  o: {
+    tokenTtlSeconds?: number
+    capacity?: Capacity
+    neutronExtensions?: string
+    novaMaxMicroversion?: string
+  } = {},
 ): Promise<TestCloud> {
   const stateDir = await mkdtemp(path.join(tmpdir(), 'rbt-os-'))
   const driver = consoleDriver()
@@ -92,6 +111,9 @@ export async function startCloud(
     driver,
     ...(o.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: o.tokenTtlSeconds }),
     ...(o.capacity === undefined ? {} : { capacity: o.capacity }),
+    // Stock Neutron and the newest Nova unless a test asks otherwise, whatever the environment says.
+    neutronExtensions: o.neutronExtensions ?? '',
+    novaMaxMicroversion: o.novaMaxMicroversion ?? '',
   })
   const doc = parse(readFileSync(api.cloudsYaml, 'utf8')) as {
     clouds: Record<string, Record<string, unknown>>
@@ -184,6 +206,20 @@ export class Runs {
   /** The run's client (the one the modules use). */
   api(module = 'test'): Api {
     return apiFor(this.ctx(module), undefined)
+  }
+}
+
+/** A context whose process "dies" right after a create's POST: its final journal record never lands. */
+export function dyingAfterPost(ctx: ModuleContext): ModuleContext {
+  return {
+    ...ctx,
+    journal: {
+      ...ctx.journal,
+      record: async (r) => {
+        if (!r.id.startsWith('pending:')) throw new Error('killed -9')
+        await ctx.journal.record(r)
+      },
+    },
   }
 }
 

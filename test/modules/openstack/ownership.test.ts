@@ -11,21 +11,7 @@ import type { ModuleContext } from '../../../engine/module.ts'
 import { ownerOf } from '../../../modules/openstack/lib/ownership.ts'
 import { port } from '../../../modules/openstack/port.ts'
 import { server } from '../../../modules/openstack/server.ts'
-import { Runs, startCloud, type TestCloud } from './harness.ts'
-
-/** A context whose process "dies" right after the POST: the final journal record never lands. */
-function dyingAfterPost(ctx: ModuleContext): ModuleContext {
-  return {
-    ...ctx,
-    journal: {
-      ...ctx.journal,
-      record: async (r) => {
-        if (!r.id.startsWith('pending:')) throw new Error('killed -9')
-        await ctx.journal.record(r)
-      },
-    },
-  }
-}
+import { Runs, startCloud, type TestCloud, dyingAfterPost } from './harness.ts'
 
 async function applyOnce<P, S>(
   mod: {

@@ -1,3 +1,4 @@
+import type { RunbookError } from '../../../engine/errors.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { settingsFromVars } from '../../../engine/connection/ssh-factory.ts'
 import { KNOWN_AFTER_APPLY, unknown } from '../../../engine/vars/unknown.ts'
@@ -272,9 +273,10 @@ describe('openstack.server against the lab API', () => {
       pinned_host_keys: out['host_keys'],
     })
     expect(settings.pinnedHostKeys).toEqual(out['host_keys'])
-    // fresh: servers by name, image, flavor, network, security groups; in sync also its ports and console
-    expect(r.gatherCalls).toBe(5)
-    expect(r.syncCalls).toBe(7)
+    // fresh: Nova's version document (once per run), servers by name, image, flavor, network,
+    // security groups; in sync also its ports and console
+    expect(r.gatherCalls).toBe(6)
+    expect(r.syncCalls).toBe(8)
     const s = await runs.api().nova.server(String(out['id']))
     expect(s?.tags).toEqual([
       `runbook:${String(runs.records.find((x) => x.type === 'server')?.data?.['owner'])}`,
@@ -323,6 +325,52 @@ describe('openstack.server against the lab API', () => {
     if (rec) await server.destroy?.(runs.next().ctx('openstack.server'), rec)
     expect(await runs.api().nova.server(rec?.id ?? '')).toBeUndefined()
   })
+
+  it.each([
+    {
+      console: 'cloud-init-done' as const,
+      why: /is ACTIVE, but cloud-init finished without printing the host keys to its console: its SSH host keys cannot be pinned$/,
+      atMostMs: 2_000,
+    },
+    {
+      console: 'silent' as const,
+      why: /is ACTIVE, but its console log showed no SSH host keys within 2 s: its SSH host keys cannot be pinned$/,
+      atMostMs: 6_000,
+    },
+  ])(
+    'fails soon, saying what to do, when the console never shows host keys ($console)',
+    async ({ console: kind, why, atMostMs }) => {
+      cloud.driver.withoutKeys = kind
+      try {
+        const raw = {
+          name: `rbt-nokeys-${kind}`,
+          image: 'Ubuntu 22.04',
+          flavor: 'm1.tiny',
+          network: 'mynetwork',
+          host_keys_timeout: 2,
+        }
+        const p = server.params.parse(raw)
+        const ctx = runs.next().ctx('openstack.server')
+        const s = await server.gather(ctx, p)
+        const started = Date.now()
+        const e = (await server
+          .apply(ctx, p, server.plan(p, s), s)
+          .catch((x: unknown) => x)) as RunbookError
+        expect(Date.now() - started).toBeLessThan(atMostMs)
+        expect(e.code).toBe('E_TIMEOUT')
+        expect(e.message).toMatch(why)
+        expect(e.hint).toMatch(
+          /pinned_host_keys .*`host_keys: false`.*man in the middle.*`host_keys_timeout` \(now 2 s\)/,
+        )
+        // The server stays, journalled: the next run takes it as it is.
+        const rec = runs.records.find((x) => x.type === 'server' && x.name === raw.name)
+        expect(rec?.id).toMatch(/^[0-9a-f-]{36}$/)
+        if (rec) await server.destroy?.(runs.next().ctx('openstack.server'), rec)
+      } finally {
+        cloud.driver.withoutKeys = 'no'
+      }
+    },
+  )
 
   it('destroy deletes the server and waits until Nova no longer shows it', async () => {
     const rec = runs.records.find((x) => x.type === 'server' && x.name === 'kld-vm-1')
