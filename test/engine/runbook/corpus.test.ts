@@ -64,7 +64,7 @@ describe('malformed-input corpus', () => {
         path.join(dir, '.runbook'),
         ...args,
       ],
-      { registry, connections: () => localOnlyFactory(), out, err },
+      { registry: async () => registry, connections: () => localOnlyFactory(), out, err },
     )
     const ms = performance.now() - t0
     const text = err.text + out.text

@@ -29,7 +29,7 @@ async function run(dir: string, args: string[]): Promise<{ code: number; text: s
   const out = sink()
   const err = sink()
   const code = await main([...args, '--no-color', '--state-dir', path.join(dir, '.runbook')], {
-    registry,
+    registry: async () => registry,
     connections: () => localOnlyFactory(),
     out,
     err,
