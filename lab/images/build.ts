@@ -167,10 +167,6 @@ export async function ensureImage(
     await finishRoot(join(tmp, 'root'), r, hash)
     await rm(dir, { recursive: true, force: true })
     await rename(tmp, dir)
-    // older builds of this image (another recipe hash) are never used again
-    for (const f of await readdir(cacheDir))
-      if (f.startsWith(`${r.key}-`) && join(cacheDir, f) !== dir)
-        await rm(join(cacheDir, f), { recursive: true, force: true })
   } catch (e) {
     await rm(tmp, { recursive: true, force: true })
     throw new Error(

@@ -206,9 +206,6 @@ export async function ensureKernelDisk(
     await writeFile(join(out, 'release'), `${release}\n`)
     await rm(dir, { recursive: true, force: true })
     await rename(out, dir)
-    for (const f of await readdir(image.dir))
-      if (f.startsWith('k1-') && join(image.dir, f) !== dir)
-        await rm(join(image.dir, f), { recursive: true, force: true })
     log(
       `image ${image.recipe.name}: kernel VM disk built in ${Math.round((Date.now() - started) / 1000)} s (kernel ${release})`,
     )
