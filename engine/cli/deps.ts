@@ -12,6 +12,8 @@ export interface LabCommands {
   up(opts: { port?: number | undefined; stateDir?: string | undefined }): Promise<number>
   status(opts: { stateDir?: string | undefined }): Promise<number>
   down(opts: { stateDir?: string | undefined; keepState?: boolean | undefined }): Promise<number>
+  /** Builds the lab's images ahead (they are otherwise built on first use). */
+  buildImages(): Promise<number>
 }
 
 /** An ad-hoc command runner over an inventory (`runbook exec`). */

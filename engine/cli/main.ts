@@ -262,6 +262,15 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       code = await (await needLab()).down(o)
     })
 
+  lab
+    .command('images')
+    .description("the lab's images, built from Debian's archive and cached")
+    .command('build')
+    .description('build the images and the kernel VM disk now (cached: nothing to do when built)')
+    .action(async () => {
+      code = await (await needLab()).buildImages()
+    })
+
   try {
     // One timing scope for the command: its tasks' counters add up to the summary's totals.
     await withTimings('run', () => program.parseAsync(argv, { from: 'user' }))
