@@ -344,7 +344,7 @@ describe('openstack.server against the lab API', () => {
       try {
         const raw = {
           name: `rbt-nokeys-${kind}`,
-          image: 'Ubuntu 22.04',
+          image: 'Debian 12',
           flavor: 'm1.tiny',
           network: 'mynetwork',
           host_keys_timeout: 2,
