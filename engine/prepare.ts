@@ -21,6 +21,7 @@ import {
   secretDeclSchema,
   type SecretSources,
 } from './vars/secrets.ts'
+import { rememberSecrets, secretHistory } from './vars/secrets-redaction.ts'
 
 /** Inputs of a run, as the CLI collects them. */
 export interface PrepareOptions {
@@ -224,6 +225,11 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     }
   }
   if (errors.length || !runbook) throw new RunbookErrors(unique(errors), sources.text)
+  if (Object.keys(secretVars).length > 0) {
+    // earlier values stay redacted: a rotated secret is still in files on hosts and in diffs
+    for (const v of await secretHistory(stateDir)) redactor.add(v)
+    await rememberSecrets(stateDir, secretVars)
+  }
   return {
     runbook,
     inventory,

@@ -25,6 +25,7 @@ import type { Run } from './executor.ts'
 import { coerceParams } from '../runbook/shape.ts'
 import { sourceSearchPath } from '../runbook/search-path.ts'
 import { makeScope } from './scope.ts'
+import { maskChange } from '../vars/secrets-redaction.ts'
 
 /** Thrown to stop a host's remaining tasks after a failure that is not ignored. */
 export class TaskFailure extends Error {
@@ -169,7 +170,10 @@ export class TaskRunner {
         results.some((r) => r.deferred) && !items
           ? (results[0]?.result ?? unknown(task.register))
           : registered
-    const changes = results.flatMap((r) => r.changes)
+    // what is shown and kept: secrets masked by content on both sides (modules got the raw ones)
+    const changes = results
+      .flatMap((r) => r.changes)
+      .map((c) => maskChange(c, this.owner.opts.redactor))
     const deferred = results.some((r) => r.deferred)
     for (const change of changes)
       this.owner.changes.push({
