@@ -149,6 +149,15 @@ async function lockOrReport(
   }
 }
 
+/** A line for the temp files of killed runs that opening the journal removed. */
+function reportRemovedTemps(journal: Journal, emit: EventSink): void {
+  if (journal.removedTemps.length > 0)
+    emit({
+      type: 'warning',
+      message: `removed ${journal.removedTemps.length} temp file(s) that a run killed while writing the journal left: ${journal.removedTemps.join(', ')}`,
+    })
+}
+
 /** `runbook validate`. */
 export async function runValidate(
   f: CommonFlags,
@@ -431,6 +440,7 @@ export async function runApply(
         message: `took over the lock of pid ${lock.tookOverFrom.pid}, which is gone (its run was interrupted)`,
       })
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
+    reportRemovedTemps(journal, s.emit)
     connections = deps.connections(connectionContext(p, err))
     if (saved !== undefined) {
       // plan again, quietly, under the lock: what would run now must be what was reviewed. It runs
@@ -529,6 +539,7 @@ export async function runDestroy(
   const s = sinks(f, out, { diff: false, quiet: false })
   try {
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
+    reportRemovedTemps(journal, s.emit)
     const vars = { ...p.runbook.vars, ...p.secretVars }
     if (journal.data.resources.length === 0) {
       if (f.json)

@@ -8,6 +8,7 @@
  */
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
+import { removeStaleTemps, writeFileAtomic } from '../connection/local.ts'
 import type { Change, ContentDiff } from '../plan/change.ts'
 import { MASK, type Redactor } from './secrets.ts'
 
@@ -62,9 +63,8 @@ export async function rememberSecrets(
   }
   if (!dirty) return
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
-  const tmp = `${file}.${process.pid}.tmp`
-  await fs.writeFile(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 })
-  await fs.rename(tmp, file)
+  await removeStaleTemps(file)
+  await writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 })
 }
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
