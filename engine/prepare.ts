@@ -38,6 +38,8 @@ export interface PrepareOptions {
   stateRoot?: string | undefined
   /** Skip resolving secrets (validate only). */
   skipSecrets?: boolean
+  /** A secret that cannot be resolved is listed in `missingSecrets`, not an error (destroy). */
+  secretsOptional?: boolean
 }
 
 /** Everything a run needs, validated. */
@@ -51,6 +53,8 @@ export interface Prepared {
   redactor: Redactor
   stateDir: string
   baseDir: string
+  /** Secrets that could not be resolved (only with `secretsOptional`). */
+  missingSecrets: string[]
 }
 
 /** The loader's view of a registry. */
@@ -195,6 +199,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   )
   const redactor = new Redactor()
   const secretVars: Record<string, string> = {}
+  const missingSecrets: string[] = []
   if (runbook && !o.skipSecrets && errors.length === 0) {
     const raw = (rbParsed.source.value as Record<string, unknown>).vars as Record<string, unknown>
     for (const name of secretNames) {
@@ -218,6 +223,10 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
         redactor.add(value)
       } catch (e) {
         const err = e as RunbookError
+        if (o.secretsOptional === true && err.code === 'E_SECRET') {
+          missingSecrets.push(name)
+          continue
+        }
         const src = sources.get(runbook.file)
         if (src) err.pos = locate(src, ['vars', name])
         errors.push(err)
@@ -225,7 +234,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     }
   }
   if (errors.length || !runbook) throw new RunbookErrors(unique(errors), sources.text)
-  if (Object.keys(secretVars).length > 0) {
+  if (secretNames.length > 0) {
     // earlier values stay redacted: a rotated secret is still in files on hosts and in diffs
     for (const v of await secretHistory(stateDir)) redactor.add(v)
     await rememberSecrets(stateDir, secretVars)
@@ -240,6 +249,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     redactor,
     stateDir,
     baseDir,
+    missingSecrets,
   }
 }
 
