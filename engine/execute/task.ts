@@ -7,6 +7,7 @@ import { RunbookError, toRunbookError } from '../errors.ts'
 import type { Connection } from '../connection/types.ts'
 import { isLocalHost } from '../connection/factory.ts'
 import { LocalConnection } from '../connection/local.ts'
+import { SSH_DEFAULTS } from '../connection/settings.ts'
 import type { Module, ModuleContext, ResourceRecord } from '../module.ts'
 import type { Change } from '../plan/change.ts'
 import type { TaskStatus } from '../report/events.ts'
@@ -55,6 +56,8 @@ const CONNECTION_KEYS = [
   'ansible_user',
   'via',
 ]
+/** A connect still going after this long is shown in the live view. */
+const CONNECT_NOTICE_MS = 1500
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** The task's scope plus its result, as `result` and under its register name (until, changed_when). */
@@ -512,10 +515,26 @@ export class TaskRunner {
     const connect = async (name: string): Promise<Connection> => {
       if (name === 'localhost' && isLocalHost(name, this.owner.varsOf(name))) return this.local
       if (plan && this.pending(name)) throw new UnknownValueError(`host ${name}`)
+      // a connect that takes a while is visible: what it waits for and how long at most
+      const vars = this.owner.varsOf(name)
+      const via = Array.isArray(vars.via) ? vars.via.join(' -> ') : vars.via
+      const limit =
+        typeof vars.connect_timeout === 'number'
+          ? vars.connect_timeout
+          : SSH_DEFAULTS.connectTimeoutMs / 1000
+      const slow = setTimeout(
+        () =>
+          progress(
+            `connecting to ${name}${typeof via === 'string' && via ? ` via ${via}` : ''} (gives up after ${limit} s)`,
+          ),
+        CONNECT_NOTICE_MS,
+      )
       try {
         return await o.connections.get(name, this.owner.varsOf)
       } catch (e) {
         throw toRunbookError(e, 'E_CONNECTION', { host: name })
+      } finally {
+        clearTimeout(slow)
       }
     }
     return {
