@@ -212,6 +212,7 @@ export class TaskRunner {
       handler,
       ignored,
       deferred,
+      result: task.noLog || isUnknown(registered) ? undefined : showUnknowns(registered),
     })
     if (task.runOnce) {
       if (status === 'failed') fail?.(first?.error)

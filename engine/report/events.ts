@@ -45,6 +45,8 @@ export type RunEvent =
       deferred?: boolean
       /** What the module wants shown (debug's message). */
       display?: string | undefined
+      /** The task's result as data (what `register` keeps), for --json consumers; not with no_log. */
+      result?: unknown
     }
   | { type: 'warning'; message: string; host?: string | undefined; task?: string | undefined }
   | { type: 'play_end'; play: string }
