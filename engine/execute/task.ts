@@ -58,6 +58,8 @@ const CONNECTION_KEYS = [
 ]
 /** A connect still going after this long is shown in the live view. */
 const CONNECT_NOTICE_MS = 1500
+/** How long a connect to a host added in this run (a VM just created) is retried. */
+const JUST_CREATED_WAIT_MS = 60_000
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** The task's scope plus its result, as `result` and under its register name (until, changed_when). */
@@ -530,10 +532,32 @@ export class TaskRunner {
           ),
         CONNECT_NOTICE_MS,
       )
+      // A VM just (re)created may not answer yet (booting, or the jump host still has the old
+      // MAC of its address): retried within a bounded wait, each attempt reported.
+      const fresh = this.owner.addedHosts.has(name)
+      const started = Date.now()
       try {
-        return await o.connections.get(name, this.owner.varsOf)
-      } catch (e) {
-        throw toRunbookError(e, 'E_CONNECTION', { host: name })
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await o.connections.get(name, this.owner.varsOf)
+          } catch (e) {
+            const err = toRunbookError(e, 'E_CONNECTION', { host: name })
+            const waited = Math.round((Date.now() - started) / 1000)
+            if (
+              !fresh ||
+              err.code !== 'E_CONNECTION' ||
+              Date.now() - started > JUST_CREATED_WAIT_MS
+            ) {
+              if (attempt > 1)
+                err.message = `${err.message} (gave up after ${attempt} attempts in ${waited} s: ${name} was just created)`
+              throw err
+            }
+            progress(
+              `${name} was just created: connect attempt ${attempt} failed (${err.message}); retrying, ${waited} s of at most ${JUST_CREATED_WAIT_MS / 1000} s`,
+            )
+            await sleep(2000)
+          }
+        }
       } finally {
         clearTimeout(slow)
       }
@@ -595,6 +619,7 @@ export class TaskRunner {
       inventory: {
         addHost: (spec) => {
           o.inventory.addHost(spec.name, spec.groups, spec.vars)
+          this.owner.addedHosts.add(spec.name)
           if (o.journal && !plan && !containsUnknown(spec.vars))
             void o.journal.rememberHost(spec.name, spec.groups ?? [], spec.vars ?? {})
         },

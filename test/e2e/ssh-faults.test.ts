@@ -2,7 +2,7 @@
  * Dead network paths over real sshd (issue 11, items 5 and 6): the broken hop is blamed, and the
  * total wait before a host is unreachable stays within 20 s with the default settings.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -126,5 +126,63 @@ describe('waits are visible', () => {
     } finally {
       cutJump(false)
     }
+  })
+})
+
+describe('a host just created', () => {
+  it('is connected with a bounded, reported retry while its path is not there yet', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rb-fresh-'))
+    const h = f.hosts[1]!
+    const common = `user: root, private_key: ${f.keyPath}, known_hosts_files: [${f.knownHostsFile}]`
+    writeFileSync(
+      path.join(dir, 'inventory.yaml'),
+      `all:\n  hosts:\n    jump: { ansible_host: ${f.jump.address}, port: ${f.jump.port}, ${common} }\n`,
+    )
+    writeFileSync(
+      path.join(dir, 'runbook.yaml'),
+      [
+        'plays:',
+        '  - hosts: localhost',
+        '    tasks:',
+        `      - add_host: { name: fresh, groups: [fresh_vms], address: ${h.address}, via: jump, vars: { private_key: ${f.keyPath}, known_hosts_files: [${f.knownHostsFile}] }, user: root }`,
+        '  - hosts: fresh_vms',
+        '    tasks:',
+        '      - command: "true"',
+        '',
+      ].join('\n'),
+    )
+    cutJump(true)
+    const started = Date.now()
+    const child = spawn(
+      process.execPath,
+      [
+        path.resolve('engine/cli/runbook.js'),
+        'apply',
+        'runbook.yaml',
+        '-i',
+        'inventory.yaml',
+        '--json',
+      ],
+      { cwd: dir },
+    )
+    let stdout = ''
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
+    const restore = setTimeout(() => cutJump(false), 5000)
+    const code = await new Promise<number | null>((res) => child.once('exit', res))
+    clearTimeout(restore)
+    cutJump(false)
+    figures['just created host reachable after ms'] = String(Date.now() - started)
+    const events = stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; message?: string; status?: string })
+    expect(code, stdout).toBe(0)
+    expect(
+      events.some(
+        (e) =>
+          e.type === 'task_progress' &&
+          /fresh was just created: connect attempt 1 failed/.test(e.message ?? ''),
+      ),
+    ).toBe(true)
   })
 })
