@@ -26,6 +26,7 @@ import {
   secretDeclSchema,
   type SecretSources,
 } from './vars/secrets.ts'
+import { rememberSecrets, secretHistory } from './vars/secrets-redaction.ts'
 
 /** Inputs of a run, as the CLI collects them. */
 export interface PrepareOptions {
@@ -44,6 +45,8 @@ export interface PrepareOptions {
   allowSources?: string[] | undefined
   /** Skip resolving secrets (validate only). */
   skipSecrets?: boolean
+  /** A secret that cannot be resolved is listed in `missingSecrets`, not an error (destroy). */
+  secretsOptional?: boolean
 }
 
 /** Everything a run needs, validated. */
@@ -57,6 +60,8 @@ export interface Prepared {
   redactor: Redactor
   stateDir: string
   baseDir: string
+  /** Secrets that could not be resolved (only with `secretsOptional`). */
+  missingSecrets: string[]
 }
 
 /** The loader's view of a registry. */
@@ -229,6 +234,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   )
   const redactor = new Redactor()
   const secretVars: Record<string, string> = {}
+  const missingSecrets: string[] = []
   if (runbook && !o.skipSecrets && errors.length === 0) {
     const raw = (rbParsed.source.value as Record<string, unknown>).vars as Record<string, unknown>
     for (const name of secretNames) {
@@ -252,6 +258,10 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
         redactor.add(value)
       } catch (e) {
         const err = e as RunbookError
+        if (o.secretsOptional === true && err.code === 'E_SECRET') {
+          missingSecrets.push(name)
+          continue
+        }
         const src = sources.get(runbook.file)
         if (src) err.pos = locate(src, ['vars', name])
         errors.push(err)
@@ -259,6 +269,11 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     }
   }
   if (errors.length || !runbook) throw new RunbookErrors(inOrder(unique(errors)), sources.text)
+  if (secretNames.length > 0) {
+    // earlier values stay redacted: a rotated secret is still in files on hosts and in diffs
+    for (const v of await secretHistory(stateDir)) redactor.add(v)
+    await rememberSecrets(stateDir, secretVars)
+  }
   return {
     runbook,
     inventory,
@@ -269,6 +284,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     redactor,
     stateDir,
     baseDir,
+    missingSecrets,
   }
 }
 

@@ -90,6 +90,7 @@ async function load(
   deps: CliDeps,
   err: Out,
   skipSecrets = false,
+  secretsOptional = false,
 ): Promise<Loaded | undefined> {
   try {
     const registry = await deps.registry()
@@ -103,6 +104,7 @@ async function load(
       stateRoot: f.stateDir,
       allowSources: f.allowSources,
       skipSecrets,
+      secretsOptional,
     })
     return { ...p, registry }
   } catch (e) {
@@ -184,6 +186,32 @@ async function lockOrReport(
   }
 }
 
+/** A line for the temp files of killed runs that opening the journal removed. */
+function reportRemovedTemps(journal: Journal, emit: EventSink): void {
+  if (journal.removedTemps.length > 0)
+    emit({
+      type: 'warning',
+      message: `removed ${journal.removedTemps.length} temp file(s) that a run killed while writing the journal left: ${journal.removedTemps.join(', ')}`,
+    })
+}
+
+/** `destroy --forget ID`: drops records from the journal, touching nothing (`terraform state rm`). */
+async function forgetRecords(journal: Journal, ids: string[], out: Out): Promise<number> {
+  const unknownIds = ids.filter((id) => !journal.data.resources.some((r) => r.id === id))
+  if (unknownIds.length > 0)
+    throw new RunbookError(
+      'E_USAGE',
+      `the journal has no record with ID ${unknownIds.join(', ')}; it records: ${journal.data.resources.map((r) => `${r.type} ${r.name ?? r.id} (ID ${r.id})`).join(', ') || 'nothing'}`,
+    )
+  for (const r of journal.data.resources.filter((x) => ids.includes(x.id)))
+    out.write(
+      `Forgot ${r.type} ${r.name ?? r.id} (ID ${r.id}) on ${r.host}: removed from the journal, not destroyed.\n`,
+    )
+  journal.data.resources = journal.data.resources.filter((r) => !ids.includes(r.id))
+  await journal.save()
+  return 0
+}
+
 /** `runbook validate`. */
 export async function runValidate(
   f: CommonFlags,
@@ -222,7 +250,7 @@ export async function runPlan(
     )
     return 1
   }
-  const p = await load(f, deps, err)
+  const p = await load(f, deps, err, false, o.destroy)
   if (!p) return 1
   const colors = colorsFor(out, f.color ? undefined : false)
   const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor).catch(
@@ -473,6 +501,7 @@ export async function runApply(
         message: `took over the lock of pid ${lock.tookOverFrom.pid}, which is gone (its run was interrupted)`,
       })
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
+    reportRemovedTemps(journal, s.emit)
     connections = connectionsFor(p, deps, err)
     if (saved !== undefined) {
       // plan again, quietly, under the lock: what would run now must be what was reviewed. It runs
@@ -558,12 +587,13 @@ export async function runApply(
 /** `runbook destroy`. */
 export async function runDestroy(
   f: CommonFlags,
-  o: { autoApprove: boolean; lockTimeout: number },
+  o: { autoApprove: boolean; lockTimeout: number; forget?: string[] | undefined },
   deps: CliDeps,
   out: Out,
   err: Out,
 ): Promise<number> {
-  const p = await load(f, deps, err)
+  // destroy needs only the secrets a resource's destroy uses: one it cannot read is left out
+  const p = await load(f, deps, err, false, true)
   if (!p) return 1
   const lock = await lockOrReport(p, `runbook destroy ${f.runbook}`, o.lockTimeout, err)
   if (!lock) return 1
@@ -571,6 +601,13 @@ export async function runDestroy(
   const s = sinks(f, out, { diff: false, quiet: false })
   try {
     const journal = await Journal.open(p.stateDir, f.runbook, p.inventoryFile, p.redactor)
+    reportRemovedTemps(journal, s.emit)
+    if (o.forget?.length) return await forgetRecords(journal, o.forget, out)
+    if (p.missingSecrets.length > 0)
+      s.emit({
+        type: 'warning',
+        message: `secret(s) ${p.missingSecrets.join(', ')} not available: destroy goes on without them (a resource whose destroy needs one fails and stays recorded)`,
+      })
     const vars = { ...p.runbook.vars, ...p.secretVars }
     if (journal.data.resources.length === 0) {
       if (f.json)

@@ -158,6 +158,12 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       .description('remove what this runbook created (from its journal), newest first'),
   )
     .option('--auto-approve', 'do not ask for confirmation')
+    .option(
+      '--forget <id>',
+      'drop the record of this resource ID from the journal without touching it (repeatable)',
+      collect,
+      [],
+    )
     .addOption(
       new Option('--lock-timeout <seconds>', 'wait this long for another run of the same runbook')
         .argParser((v) => Number(v))
@@ -168,7 +174,11 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         await commands()
       ).runDestroy(
         flags(rb, o),
-        { autoApprove: o.autoApprove === true, lockTimeout: o.lockTimeout as number },
+        {
+          autoApprove: o.autoApprove === true,
+          lockTimeout: o.lockTimeout as number,
+          forget: o.forget as string[],
+        },
         deps,
         out,
         err,

@@ -134,14 +134,59 @@ export class LocalConnection implements Connection {
   async close(): Promise<void> {}
 }
 
+/** The temp file of an atomic write: named after its writer's pid, so a dead writer's is known. */
+export function atomicTempName(file: string, pid = process.pid): string {
+  return path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.rb-${pid}-${randomBytes(4).toString('hex')}`,
+  )
+}
+
+/**
+ * Removes the temp files that writers killed mid-write left next to `file` (their pid is gone),
+ * and of older versions, whose names carry no pid, when older than a minute. Returns their names.
+ * @example await removeStaleTemps('/s/journal.json') // ['.journal.json.rb-4242-1a2b3c4d']
+ */
+export async function removeStaleTemps(file: string): Promise<string[]> {
+  const dir = path.dirname(file)
+  const prefix = `.${path.basename(file)}.rb-`
+  let names: string[]
+  try {
+    names = (await fs.readdir(dir)).filter((n) => n.startsWith(prefix))
+  } catch {
+    return []
+  }
+  const removed: string[] = []
+  for (const name of names) {
+    const m = /^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length))
+    const stale = m
+      ? !processAlive(Number(m[1]))
+      : Date.now() - ((await fs.stat(path.join(dir, name)).catch(() => undefined))?.mtimeMs ?? 0) >
+        60_000
+    if (!stale) continue
+    await fs.rm(path.join(dir, name), { force: true })
+    removed.push(name)
+  }
+  return removed
+}
+
+/** Whether a process of this machine is alive (EPERM: alive, of another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 /** Node-side atomic replace: temp file in the same directory, fsync, keep mode/owner, rename. */
 export async function writeFileAtomic(
   file: string,
   data: string | Buffer,
   opts: { mode?: number | undefined; owner?: string | undefined; group?: string | undefined } = {},
 ): Promise<void> {
-  const dir = path.dirname(file)
-  const tmp = path.join(dir, `.${path.basename(file)}.rb-${randomBytes(4).toString('hex')}`)
+  const tmp = atomicTempName(file)
   let old: import('node:fs').Stats | undefined
   try {
     old = await fs.stat(file)

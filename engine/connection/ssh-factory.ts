@@ -46,6 +46,10 @@ export const connectionVars = z.object({
   ansible_become_pass: text.optional(),
   /** Seconds, as Ansible's timeout. */
   connect_timeout: z.number().positive().optional(),
+  /** Seconds between SSH keepalives (OpenSSH's ServerAliveInterval); 0 disables them. */
+  keepalive_interval: z.number().min(0).optional(),
+  /** Unanswered keepalives before the connection counts as dead (ServerAliveCountMax). */
+  keepalive_count_max: z.number().int().positive().optional(),
   ssh_agent: z.union([text, z.literal(false)]).optional(),
 })
 
@@ -102,6 +106,9 @@ export function settingsFromVars(
     pinnedHostKeys: pins,
     becomePassword: v.become_password ?? v.ansible_become_password ?? v.ansible_become_pass,
     connectTimeoutMs: v.connect_timeout === undefined ? undefined : v.connect_timeout * 1000,
+    keepaliveIntervalMs:
+      v.keepalive_interval === undefined ? undefined : v.keepalive_interval * 1000,
+    keepaliveCountMax: v.keepalive_count_max,
     agent: v.ssh_agent,
   }
 }

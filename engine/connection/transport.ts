@@ -74,6 +74,9 @@ export interface TransportShared {
   onEvent?: ((e: TransportEvent) => void) | undefined
 }
 
+/** How long a jump host has to answer a probe after a channel through it failed. */
+const JUMP_PROBE_MS = 2000
+
 /** What a transport reports. */
 export type TransportEvent =
   | { type: 'connect'; key: string; label: string; ms: number; generation: number }
@@ -157,6 +160,28 @@ export class SshTransport {
     })
   }
 
+  /**
+   * Whether the open connection still answers: a channel request gets a reply (success or
+   * refusal) from a live server, none from a dead one.
+   */
+  responds(ms: number): Promise<boolean> {
+    const client = this.client
+    if (!client) return Promise.resolve(false)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms)
+      try {
+        client.exec('true', (err, stream) => {
+          clearTimeout(timer)
+          if (!err) stream.close()
+          resolve(true)
+        })
+      } catch {
+        clearTimeout(timer)
+        resolve(false)
+      }
+    })
+  }
+
   /** Drops the connection as a network failure would (tests and the executor's abort). */
   destroy(): void {
     this.client?.destroy()
@@ -181,7 +206,21 @@ export class SshTransport {
           `opening a channel to ${e.address}:${e.port}`,
         )
       } catch (err) {
-        if (err instanceof RunbookError) throw err
+        // the wrong hop must not be blamed: a jump host that no longer answers is the failure
+        const jump = this.parent
+        if (jump.connected && !(await jump.responds(JUMP_PROBE_MS))) {
+          jump.destroy()
+          throw new RunbookError(
+            'E_CONNECTION',
+            `jump host ${jump.endpoint.label} (${endpointName(jump.endpoint)}) does not answer (chain: ${this.path}): ${messageOf(err)}`,
+            { host: e.label, cause: err },
+          )
+        }
+        if (err instanceof RunbookError) {
+          if (!jump.connected && !err.message.includes(this.path))
+            err.message = `${err.message} (chain: ${this.path})`
+          throw err
+        }
         throw new RunbookError(
           'E_CONNECTION',
           `cannot reach ${endpointName(e)} through ${this.parent.path}: ${messageOf(err)}`,

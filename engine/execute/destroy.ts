@@ -33,12 +33,17 @@ export interface DestroyOptions {
   plan: boolean
 }
 
+/** Error codes of a host that cannot be reached. */
+const UNREACHABLE = new Set(['E_CONNECTION', 'E_HOST_KEY', 'E_TIMEOUT'])
+
 /** What a destroy did. */
 export interface DestroyResult {
   ok: boolean
   changes: Change[]
   errors: RunbookError[]
   hosts: Record<string, HostCounts>
+  /** What destroy decided on its own (records dropped, records left), as printed. */
+  lines: string[]
 }
 
 /** The change that destroying a resource is. */
@@ -71,11 +76,58 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
   const hosts: Record<string, HostCounts> = {}
   const local = new LocalConnection()
   const shared = new Map<string, unknown>()
+  const lines: string[] = []
+  const say = (message: string): void => {
+    lines.push(message)
+    o.emit(o.redactor.value({ type: 'warning', message }))
+  }
+  // A record on a host that no longer exists can never be acted on. A host this runbook added
+  // whose server this destroy removes: its records wait for that, then are dropped (no point in
+  // reaching a VM about to go, maybe stopped). One whose server is no longer in the journal
+  // (destroyed by an earlier run): tried, and dropped when the host cannot be reached.
+  const hostSide = (r: ResourceRecord): boolean =>
+    o.journal.data.hosts[r.host] !== undefined &&
+    o.registry.get(r.module)?.target !== 'controller' &&
+    !isLocalHost(r.host, varsOf(r.host))
+  const serverOf = (host: string): ResourceRecord | undefined =>
+    o.journal.data.resources.find((x) => x.type === 'server' && x.name === host)
+  const waiting: ResourceRecord[] = []
+  const stuck: ResourceRecord[] = []
+  const drop = async (r: ResourceRecord, why: string): Promise<void> => {
+    await o.journal.forget(r.type, r.id, r.host)
+    say(`dropped the record of ${r.type} ${r.name ?? r.id} on ${r.host}: ${why}`)
+  }
   for (const r of resources) {
-    const change = destroyChange(r)
-    changes.push(change)
-    const counts = (hosts[r.host] ??= emptyCounts())
+    changes.push(destroyChange(r))
+    hosts[r.host] ??= emptyCounts()
     if (o.plan) continue
+    if (hostSide(r) && serverOf(r.host) !== undefined) {
+      waiting.push(r)
+      continue
+    }
+    const gone = hostSide(r)
+      ? `host ${r.host} cannot be reached and its server is no longer in the journal (destroyed by an earlier run)`
+      : undefined
+    await destroyOne(r, gone)
+    if (r.type === 'server' && r.name !== undefined && serverOf(r.name) === undefined)
+      for (const w of waiting.filter((x) => x.host === r.name)) {
+        waiting.splice(waiting.indexOf(w), 1)
+        await drop(w, `its server ${w.host} was destroyed by this run`)
+      }
+  }
+  // hosts whose server stays (it failed to go): destroy on them now
+  for (const r of waiting) await destroyOne(r, undefined)
+  await o.connections.closeAll().catch(() => undefined)
+  if (stuck.length > 0)
+    say(
+      `${stuck.length} record(s) could not be destroyed and stay in the journal: ${stuck.map((r) => `${r.type} ${r.name ?? r.id} (ID ${r.id})`).join(', ')}. When a resource is gone for good, \`runbook destroy --forget ID\` drops its record without touching anything.`,
+    )
+  return { ok: errors.length === 0, changes, errors, hosts, lines }
+
+  /** Destroys one record; one it cannot reach is dropped when `gone` says why, else reported. */
+  async function destroyOne(r: ResourceRecord, gone: string | undefined): Promise<void> {
+    const change = destroyChange(r)
+    const counts = (hosts[r.host] ??= emptyCounts())
     const task = `destroy ${r.type} ${r.name ?? r.id}`
     o.emit(o.redactor.value({ type: 'task_start', play: 'destroy', task, host: r.host }))
     const started = Date.now()
@@ -130,7 +182,25 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
       )
     } catch (e) {
       const err = toRunbookError(e, 'E_MODULE', { host: r.host, task })
+      if (gone !== undefined && UNREACHABLE.has(err.code)) {
+        o.emit(
+          o.redactor.value({
+            type: 'task_end',
+            play: 'destroy',
+            task,
+            host: r.host,
+            status: 'ok',
+            changes: [],
+            msg: err.message,
+            duration_ms: Date.now() - started,
+          }),
+        )
+        await drop(r, gone)
+        return
+      }
+      err.hint ??= `if it is gone for good: runbook destroy --forget ${r.id}`
       errors.push(err)
+      stuck.push(r)
       counts.failed++
       o.emit(
         o.redactor.value({
@@ -146,6 +216,4 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
       )
     }
   }
-  await o.connections.closeAll().catch(() => undefined)
-  return { ok: errors.length === 0, changes, errors, hosts }
 }

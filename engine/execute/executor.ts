@@ -33,6 +33,8 @@ class Run {
   readonly errors: RunbookError[] = []
   readonly shared = new Map<string, unknown>()
   readonly runOnce = new Map<string, Promise<unknown>>()
+  /** Hosts add_host added in this run: VMs just (re)created, whose connect may be retried. */
+  readonly addedHosts = new Set<string>()
   readonly runner: TaskRunner
   private readonly started = Date.now()
 

@@ -7,6 +7,7 @@ import { RunbookError, toRunbookError } from '../errors.ts'
 import type { Connection } from '../connection/types.ts'
 import { isLocalHost } from '../connection/factory.ts'
 import { LocalConnection } from '../connection/local.ts'
+import { SSH_DEFAULTS } from '../connection/settings.ts'
 import type { Module, ModuleContext, ResourceRecord } from '../module.ts'
 import type { Change } from '../plan/change.ts'
 import type { TaskStatus } from '../report/events.ts'
@@ -25,6 +26,7 @@ import type { Run } from './executor.ts'
 import { coerceParams } from '../runbook/shape.ts'
 import { sourceSearchPath } from '../runbook/search-path.ts'
 import { makeScope } from './scope.ts'
+import { maskChange } from '../vars/secrets-redaction.ts'
 
 /** Thrown to stop a host's remaining tasks after a failure that is not ignored. */
 export class TaskFailure extends Error {
@@ -56,6 +58,10 @@ const CONNECTION_KEYS = [
   'ansible_user',
   'via',
 ]
+/** A connect still going after this long is shown in the live view. */
+const CONNECT_NOTICE_MS = 1500
+/** How long a connect to a host added in this run (a VM just created) is retried. */
+const JUST_CREATED_WAIT_MS = 60_000
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** The task's scope plus its result, as `result` and under its register name (until, changed_when). */
@@ -171,7 +177,10 @@ export class TaskRunner {
         results.some((r) => r.deferred) && !items
           ? (results[0]?.result ?? unknown(task.register))
           : registered
-    const changes = results.flatMap((r) => r.changes)
+    // what is shown and kept: secrets masked by content on both sides (modules got the raw ones)
+    const changes = results
+      .flatMap((r) => r.changes)
+      .map((c) => maskChange(c, this.owner.opts.redactor))
     const deferred = results.some((r) => r.deferred)
     for (const change of changes)
       this.owner.changes.push({
@@ -212,6 +221,7 @@ export class TaskRunner {
       handler,
       ignored,
       deferred,
+      result: task.noLog || isUnknown(registered) ? undefined : showUnknowns(registered),
     })
     if (task.runOnce) {
       if (status === 'failed') fail?.(first?.error)
@@ -516,10 +526,48 @@ export class TaskRunner {
     const connect = async (name: string): Promise<Connection> => {
       if (name === 'localhost' && isLocalHost(name, this.owner.varsOf(name))) return this.local
       if (plan && this.pending(name)) throw new UnknownValueError(`host ${name}`)
+      // a connect that takes a while is visible: what it waits for and how long at most
+      const vars = this.owner.varsOf(name)
+      const via = Array.isArray(vars.via) ? vars.via.join(' -> ') : vars.via
+      const limit =
+        typeof vars.connect_timeout === 'number'
+          ? vars.connect_timeout
+          : SSH_DEFAULTS.connectTimeoutMs / 1000
+      const slow = setTimeout(
+        () =>
+          progress(
+            `connecting to ${name}${typeof via === 'string' && via ? ` via ${via}` : ''} (gives up after ${limit} s)`,
+          ),
+        CONNECT_NOTICE_MS,
+      )
+      // A VM just (re)created may not answer yet (booting, or the jump host still has the old
+      // MAC of its address): retried within a bounded wait, each attempt reported.
+      const fresh = this.owner.addedHosts.has(name)
+      const started = Date.now()
       try {
-        return await o.connections.get(name, this.owner.varsOf)
-      } catch (e) {
-        throw toRunbookError(e, 'E_CONNECTION', { host: name })
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await o.connections.get(name, this.owner.varsOf)
+          } catch (e) {
+            const err = toRunbookError(e, 'E_CONNECTION', { host: name })
+            const waited = Math.round((Date.now() - started) / 1000)
+            if (
+              !fresh ||
+              err.code !== 'E_CONNECTION' ||
+              Date.now() - started > JUST_CREATED_WAIT_MS
+            ) {
+              if (attempt > 1)
+                err.message = `${err.message} (gave up after ${attempt} attempts in ${waited} s: ${name} was just created)`
+              throw err
+            }
+            progress(
+              `${name} was just created: connect attempt ${attempt} failed (${err.message}); retrying, ${waited} s of at most ${JUST_CREATED_WAIT_MS / 1000} s`,
+            )
+            await sleep(2000)
+          }
+        }
+      } finally {
+        clearTimeout(slow)
       }
     }
     return {
@@ -579,6 +627,7 @@ export class TaskRunner {
       inventory: {
         addHost: (spec) => {
           o.inventory.addHost(spec.name, spec.groups, spec.vars)
+          this.owner.addedHosts.add(spec.name)
           if (o.journal && !plan && !containsUnknown(spec.vars))
             void o.journal.rememberHost(spec.name, spec.groups ?? [], spec.vars ?? {})
         },

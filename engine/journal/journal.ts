@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
 import { RunbookError } from '../errors.ts'
-import { writeFileAtomic } from '../connection/local.ts'
+import { removeStaleTemps, writeFileAtomic } from '../connection/local.ts'
 import type { ResourceRecord } from '../module.ts'
 import type { Redactor } from '../vars/secrets.ts'
 
@@ -71,6 +71,8 @@ export class Journal {
     readonly file: string,
     readonly data: JournalData,
     private readonly redactor: Redactor | undefined,
+    /** Temp files of writers killed mid-write, removed when this journal was opened. */
+    readonly removedTemps: string[] = [],
   ) {}
 
   /** Opens (or starts) the journal in `dir`. A corrupt journal is an error, never silently reset. */
@@ -82,6 +84,8 @@ export class Journal {
   ): Promise<Journal> {
     const file = path.join(dir, 'journal.json')
     await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+    // a run killed during a write leaves its temp file; the journal itself is whole (rename)
+    const removed = await removeStaleTemps(file)
     let text: string | undefined
     try {
       text = await fs.readFile(file, 'utf8')
@@ -100,6 +104,7 @@ export class Journal {
           runs: [],
         },
         redactor,
+        removed,
       )
     }
     let parsed: unknown
@@ -118,7 +123,7 @@ export class Journal {
         'E_JOURNAL',
         `journal ${file} is not a runbook journal: ${r.error.issues[0]?.message ?? ''}`,
       )
-    return new Journal(file, r.data, redactor)
+    return new Journal(file, r.data, redactor, removed)
   }
 
   /** Writes the journal (temp file, fsync, rename); writes are serialised. */

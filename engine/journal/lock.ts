@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import { RunbookError } from '../errors.ts'
+import { processAlive } from '../connection/local.ts'
 
 /** Who holds a lock. */
 export interface LockHolder {
@@ -15,14 +16,7 @@ export interface LockHolder {
   startedAt: string
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
+const alive = processAlive
 
 async function readHolder(file: string): Promise<LockHolder | undefined> {
   try {

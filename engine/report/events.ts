@@ -50,6 +50,8 @@ export type RunEvent =
       noop?: string | undefined
       /** Where the task's time went on this host (SSH wait, commands, API requests, local). */
       timings?: TaskTimings | undefined
+      /** The task's result as data (what `register` keeps), for --json consumers; not with no_log. */
+      result?: unknown
     }
   | { type: 'warning'; message: string; host?: string | undefined; task?: string | undefined }
   | { type: 'play_end'; play: string }

@@ -62,6 +62,18 @@ export class Redactor {
     return this.values.length
   }
 
+  /** Whether text holds any known secret. */
+  contains(s: string): boolean {
+    return this.values.some((v) => s.includes(v))
+  }
+
+  /** The text split around every secret: the parts between them (one more than secrets found). */
+  split(s: string): string[] {
+    let parts = [s]
+    for (const v of this.values) parts = parts.flatMap((p) => p.split(v))
+    return parts
+  }
+
   /** Text with every secret replaced. */
   text(s: string): string {
     let out = s

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -105,5 +105,34 @@ describe('lock', () => {
     const l = await acquireLock(dir, 'me')
     expect(l.tookOverFrom?.pid).toBe(child.pid)
     await l.release()
+  })
+})
+
+describe('temp files of killed writers', () => {
+  it('a writer killed mid-write leaves its temp file; the next open removes it, a live one stays', async () => {
+    const dir = tmp()
+    const j = await Journal.open(dir, 'rb.yaml', undefined)
+    await j.startRun('apply')
+    // a real process creates its temp file the way writeFileAtomic names it, then is SIGKILLed
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('fs').writeFileSync(require('path').join(process.argv[1], '.journal.json.rb-' + process.pid + '-0badc0de'), ''); console.log('written'); setInterval(() => {}, 1000)`,
+        dir,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    await new Promise<void>((res) => child.stdout.once('data', () => res()))
+    child.kill('SIGKILL')
+    await new Promise((res) => child.once('exit', res))
+    const dead = `.journal.json.rb-${child.pid}-0badc0de`
+    const live = `.journal.json.rb-${process.pid}-1234abcd`
+    writeFileSync(path.join(dir, live), '')
+    expect(readdirSync(dir)).toContain(dead)
+    const again = await Journal.open(dir, 'rb.yaml', undefined)
+    expect(again.removedTemps).toEqual([dead])
+    expect(readdirSync(dir).sort()).toEqual([live, 'journal.json'].sort())
+    expect(again.data.runs).toHaveLength(1)
   })
 })
