@@ -98,14 +98,7 @@ describe('waits are visible', () => {
       const started = Date.now()
       const r = spawnSync(
         process.execPath,
-        [
-          path.resolve('cli/runbook.js'),
-          'apply',
-          'runbook.yaml',
-          '-i',
-          'inventory.yaml',
-          '--json',
-        ],
+        [path.resolve('cli/runbook.js'), 'apply', 'runbook.yaml', '-i', 'inventory.yaml', '--json'],
         { cwd: dir, encoding: 'utf8' },
       )
       const took = Date.now() - started
@@ -155,14 +148,7 @@ describe('a host just created', () => {
     const started = Date.now()
     const child = spawn(
       process.execPath,
-      [
-        path.resolve('cli/runbook.js'),
-        'apply',
-        'runbook.yaml',
-        '-i',
-        'inventory.yaml',
-        '--json',
-      ],
+      [path.resolve('cli/runbook.js'), 'apply', 'runbook.yaml', '-i', 'inventory.yaml', '--json'],
       { cwd: dir },
     )
     let stdout = ''
