@@ -45,6 +45,8 @@ export type RunEvent =
       deferred?: boolean
       /** What the module wants shown (debug's message). */
       display?: string | undefined
+      /** A check's measurements (Module.verifies): what `register` gets, as data for --json. */
+      figures?: Record<string, unknown> | undefined
     }
   | { type: 'warning'; message: string; host?: string | undefined; task?: string | undefined }
   | { type: 'play_end'; play: string }
