@@ -263,3 +263,31 @@ describe('keepalived.config on the local host', () => {
     expect(conn.trips).toBe(0)
   })
 })
+
+describe('keepalived.config across the directors of one run', () => {
+  it('refuses a director whose virtual servers differ from another’s, before touching it', async () => {
+    const a = testContext({ conn: new LocalConnection('lvs-1') })
+    const p = keepalivedConfig.params.parse(seed004)
+    // gather reads this machine's facts and file (nothing is written); lvs-1 registers its servers
+    await keepalivedConfig.gather(a, p).catch(() => undefined)
+    const b = { ...testContext({ conn: new LocalConnection('lvs-2') }), shared: a.shared }
+    const fewer = keepalivedConfig.params.parse({
+      ...seed004,
+      virtual_servers: [
+        {
+          ...seed004.virtual_servers[0],
+          real_servers: seed004.virtual_servers[0]?.real_servers.slice(0, 2),
+        },
+      ],
+    })
+    await expect(keepalivedConfig.gather(b, fewer)).rejects.toThrow(
+      /virtual_servers on lvs-2 differ from lvs-1's \(virtual_router_id 50\): every director must list the same virtual and real servers/,
+    )
+    const same = { ...testContext({ conn: new LocalConnection('lvs-2') }), shared: a.shared }
+    const r = await keepalivedConfig.gather(same, p).then(
+      () => 'gathered',
+      (e: Error) => e.message,
+    )
+    expect(r).not.toMatch(/differ from/)
+  })
+})
