@@ -299,8 +299,9 @@ export const keepalivedLvsCheck = defineModule<LvsCheckParams, null>({
     spread: unknown('spread'),
     answered: unknown('answered'),
   }),
+  // a plan's output has the figures unknown: nothing to draw yet
   display: (o) =>
-    typeof o.url === 'string' && typeof o.spread === 'object' && o.spread !== null
+    typeof o.url === 'string' && Array.isArray(o.ipvs_reals)
       ? lvsDisplay(o as unknown as LvsMeasurements)
       : undefined,
 })

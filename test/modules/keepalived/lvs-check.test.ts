@@ -166,3 +166,24 @@ describe('keepalived.lvs_check against a pretend LVS', () => {
     expect(lvs.web.get('r2')).toBe(true)
   })
 })
+
+describe('keepalived.lvs_check in a plan', () => {
+  it('plans one run change, and draws nothing while its figures are unknown', () => {
+    const p = keepalivedLvsCheck.params.parse({
+      vip: VIP,
+      directors: ['d1', 'd2'],
+      real_servers: REALS,
+      health: { server: 'r1', service: 'nginx' },
+    })
+    expect(keepalivedLvsCheck.plan(p, null)).toEqual([
+      {
+        action: 'run',
+        target: 'LVS check of http://192.0.2.200/',
+        after: { requests: 30, real_servers: ['r1', 'r2', 'r3'] },
+        note: '30 requests from this host, ipvsadm -Ln on the director holding the VIP, nginx stopped and started on r1',
+      },
+    ])
+    const planned = keepalivedLvsCheck.output?.(p, null, []) ?? {}
+    expect(keepalivedLvsCheck.display?.(planned)).toBeUndefined()
+  })
+})
