@@ -14,7 +14,7 @@ import {
 import type { HostView } from '../../../modules/keepalived/lib/cluster.ts'
 import { testContext } from '../../helpers/context.ts'
 import { converge, CountingConnection, planTable, type PlanCase } from '../host/harness.ts'
-import { hostOn, seed001, seed002, seed003, seed004 } from './seeds.ts'
+import { hostOn, lvsDrRunbook, seed001, seed002, seed003, seed004 } from './seeds.ts'
 
 const GOLDEN = path.join(import.meta.dirname, 'golden')
 // UPDATE_GOLDEN=1 rewrites them; review the diff before keeping it.
@@ -34,6 +34,17 @@ const goldens: { file: string; params: Record<string, unknown>; host: HostView }
     file: 'seed002-lvs-tcp-check.conf',
     params: seed002,
     host: hostOn('balance01', 'ens18', '192.0.2.235'),
+  },
+  // what runbooks/lvs-dr.yaml renders on its first director, with its defaults and as seed 002
+  {
+    file: 'lvs-dr-runbook.conf',
+    params: lvsDrRunbook('seed004'),
+    host: hostOn('lvs-director-1', 'ens3', '192.0.2.41'),
+  },
+  {
+    file: 'lvs-dr-runbook-seed002.conf',
+    params: lvsDrRunbook('seed002'),
+    host: hostOn('lvs-director-1', 'ens3', '192.0.2.41'),
   },
 ]
 
