@@ -27,7 +27,7 @@ import {
   pingStopScript,
   type PingStats,
 } from './lib/ping.ts'
-import { execOn, probeHolders, vipAddress, type HolderProbe } from './lib/vip.ts'
+import { execOn, probeHolders, requireHosts, vipAddress, type HolderProbe } from './lib/vip.ts'
 import { drawTimeline, type HolderSample } from './lib/draw.ts'
 import {
   httpReadScript,
@@ -640,13 +640,7 @@ export const keepalivedFailover = defineModule<FailoverParams, null>({
         'E_PARAM',
         `keepalived.failover: run it from a host outside the cluster (the jumphost), not from ${ctx.host}`,
       )
-    for (const n of [p.master, ...p.backups]) {
-      if (ctx.inventory.hostVars(n) === undefined)
-        throw new RunbookError(
-          'E_PARAM',
-          `keepalived.failover: '${n}' is not a host of the inventory`,
-        )
-    }
+    requireHosts(ctx, 'keepalived.failover', [p.master, ...p.backups])
     return null
   },
   plan(p) {

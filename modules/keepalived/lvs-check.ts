@@ -16,7 +16,7 @@ import { parseKv, sleep, tail } from '../host/lib/remote.ts'
 import { bars } from './lib/draw.ts'
 import { parseHttp, probeUrl, spreadScript } from './lib/http-probe.ts'
 import { ipvsadmScript, parseIpvsadm, type IpvsReal } from './lib/ipvs.ts'
-import { execOn, probeHolders, vipAddress } from './lib/vip.ts'
+import { execOn, probeHolders, requireHosts, vipAddress } from './lib/vip.ts'
 
 const params = z.strictObject({
   vip: z.string().min(1).describe('The virtual server’s address (the VIP)'),
@@ -257,12 +257,10 @@ export const keepalivedLvsCheck = defineModule<LvsCheckParams, null>({
   verifies: true,
   async gather(ctx, p) {
     vipAddress(p.vip)
-    for (const n of [...p.directors, ...p.real_servers.map((r) => r.name)])
-      if (ctx.inventory.hostVars(n) === undefined)
-        throw new RunbookError(
-          'E_PARAM',
-          `keepalived.lvs_check: '${n}' is not a host of the inventory`,
-        )
+    requireHosts(ctx, 'keepalived.lvs_check', [
+      ...p.directors,
+      ...p.real_servers.map((r) => r.name),
+    ])
     return null
   },
   plan(p) {
