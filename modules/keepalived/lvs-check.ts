@@ -22,6 +22,13 @@ const params = z.strictObject({
   vip: z.string().min(1).describe('The virtual server’s address (the VIP)'),
   port: z.number().int().min(1).max(65535).default(80).describe('The virtual server’s port'),
   path: z.string().startsWith('/').default('/').describe('URL path the client fetches'),
+  client_address: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Address the client fetches instead of the VIP: a floating IP on the VIP’s port, checked from outside the tenant network (seed 002)',
+    ),
   directors: z
     .array(z.string().min(1))
     .min(1)
@@ -264,7 +271,7 @@ export const keepalivedLvsCheck = defineModule<LvsCheckParams, null>({
     return null
   },
   plan(p) {
-    const url = probeUrl(vipAddress(p.vip), p.port, p.path)
+    const url = probeUrl(p.client_address ?? vipAddress(p.vip), p.port, p.path)
     return [
       {
         action: 'run',
@@ -276,7 +283,7 @@ export const keepalivedLvsCheck = defineModule<LvsCheckParams, null>({
   },
   async apply(ctx, p) {
     const m: LvsMeasurements = {
-      url: probeUrl(vipAddress(p.vip), p.port, p.path),
+      url: probeUrl(p.client_address ?? vipAddress(p.vip), p.port, p.path),
       scheduler: null,
       director: null,
       requests: p.requests,
@@ -292,7 +299,7 @@ export const keepalivedLvsCheck = defineModule<LvsCheckParams, null>({
     return { changed: false, output }
   },
   output: (p) => ({
-    url: probeUrl(vipAddress(p.vip), p.port, p.path),
+    url: probeUrl(p.client_address ?? vipAddress(p.vip), p.port, p.path),
     passed: unknown('passed'),
     spread: unknown('spread'),
     answered: unknown('answered'),

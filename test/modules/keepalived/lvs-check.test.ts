@@ -41,6 +41,7 @@ class Lvs {
   readonly web = new Map(REALS.map((r) => [r.name, true]))
   readonly inTable = new Map(REALS.map((r) => [r.name, true]))
   next = 0
+  readonly urls: string[] = []
   constructor(readonly o: { lagMs: number; neverReadd?: boolean; silent?: string }) {}
   setWeb(name: string, up: boolean): void {
     this.web.set(name, up)
@@ -65,6 +66,7 @@ class Fake implements Connection {
     if (cmd.startsWith('ip -4 -o addr show'))
       return ok(this.host === 'd1' ? `2: ens3    inet ${VIP}/32 scope global ens3\n` : '')
     if (cmd.includes('curl -fsS')) {
+      this.lvs.urls.push(/'?(http:\/\/[^' ]+)/.exec(cmd)?.[1] ?? '')
       const n = Number(/-lt (\d+)/.exec(cmd)?.[1])
       return ok(`${Array.from({ length: n }, () => this.lvs.request()).join('\n')}\n`)
     }
@@ -185,5 +187,15 @@ describe('keepalived.lvs_check in a plan', () => {
     ])
     const planned = keepalivedLvsCheck.output?.(p, null, []) ?? {}
     expect(keepalivedLvsCheck.display?.(planned)).toBeUndefined()
+  })
+})
+
+describe('keepalived.lvs_check from outside the tenant network', () => {
+  it('fetches the client address (a floating IP) and still reads the VIP’s table', async () => {
+    const { r, m, lvs } = await run(new Lvs({ lagMs: 0 }), { client_address: '198.51.100.20' })
+    expect(r.failed).toBeUndefined()
+    expect(m.url).toBe('http://198.51.100.20/')
+    expect(lvs.urls).toEqual(['http://198.51.100.20/'])
+    expect(m.ipvs_reals).toHaveLength(3)
   })
 })
