@@ -68,11 +68,23 @@ export interface VmSpec {
   hostname: string
   /** The VM's only NIC; it appears inside the VM as `ens3`. */
   port: LabPort
-  /** The image's default login user (`ubuntu` for the `Ubuntu 22.04` image). */
+  /** The image's default login user (`debian` for the `Debian 12` image). */
   defaultUser: string
+  /** The image to boot (lab/images key, e.g. `debian-12`). */
+  image: string
+  /**
+   * `namespace`: namespaces on the machine's kernel (m1.* flavors); `kernel`: a QEMU VM with
+   * Debian's kernel (k1.* flavors).
+   */
+  kind: VmKind
+  /** Guest memory of a kernel VM (the flavor's RAM). */
+  ramMb: number
   /** OpenSSH public keys authorised for the default user (from the keypair). */
   authorizedKeys: string[]
 }
+
+/** How a server is made: namespaces (m1.*) or a QEMU VM with its own kernel (k1.*). */
+export type VmKind = 'namespace' | 'kernel'
 
 /** Result of booting a VM: what Nova will serve as `os-console-output`. */
 export interface VmBoot {

@@ -21,6 +21,7 @@ import { writeFileAtomic } from './api/store.ts'
 import { buildMirror, DEFAULT_MIRROR_CACHE, DEFAULT_MIRROR_PACKAGES } from './mirror/build.ts'
 import type { MirrorBuild } from './mirror/build.ts'
 import { DEFAULT_MIRROR_PORT } from './mirror/server.ts'
+import { IMAGE_RECIPES, imageStore } from './images/index.ts'
 
 /** Options shared by up, status and down. */
 export interface LabOptions {
@@ -38,7 +39,7 @@ export interface LabOptions {
 
 /** What the lab's package mirror carries and where. */
 export interface LabMirrorOptions {
-  /** Packages, with all their dependencies; default RUNBOOK_LAB_MIRROR_PACKAGES (comma-separated) or keepalived, ipvsadm, hello. */
+  /** Packages, with all their dependencies; default RUNBOOK_LAB_MIRROR_PACKAGES (comma-separated) or keepalived, ipvsadm, nginx-light, hello. */
   packages?: string[]
   /** Where downloaded .deb files are kept across labs; default RUNBOOK_LAB_CACHE_DIR or /var/cache/runbook-lab. */
   cacheDir?: string
@@ -316,6 +317,24 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
   }
 }
 
+/**
+ * The Keystone request for a project-scoped token from a clouds.yaml `auth` block (password).
+ * @example await fetch(`${url}/v3/auth/tokens`, { method: 'POST', body: JSON.stringify(passwordAuthRequest(auth)) })
+ */
+export function passwordAuthRequest(auth: Record<string, unknown>): Record<string, unknown> {
+  return {
+    auth: {
+      identity: {
+        methods: ['password'],
+        password: {
+          user: { name: auth['username'], domain: { name: 'Default' }, password: auth['password'] },
+        },
+      },
+      scope: { project: { name: auth['project_name'], domain: { name: 'Default' } } },
+    },
+  }
+}
+
 interface CloudsFile {
   clouds?: Record<string, { auth?: Record<string, string> }>
 }
@@ -327,21 +346,7 @@ async function listServers(url: string, cloudsYaml: string): Promise<LabServer[]
   const tokenRes = await fetch(`${url}/v3/auth/tokens`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      auth: {
-        identity: {
-          methods: ['password'],
-          password: {
-            user: {
-              name: auth['username'],
-              domain: { name: 'Default' },
-              password: auth['password'],
-            },
-          },
-        },
-        scope: { project: { name: auth['project_name'], domain: { name: 'Default' } } },
-      },
-    }),
+    body: JSON.stringify(passwordAuthRequest(auth)),
   })
   const token = tokenRes.headers.get('x-subject-token')
   if (token === null) return []
@@ -458,4 +463,19 @@ export async function labDown(
       `runbook lab: down${stopped ? ' (daemon stopped)' : ''}${tornDown ? ', hosts removed' : ''}`,
     )
   return { stopped, tornDown, stateDir }
+}
+
+/**
+ * Builds every image of the lab and its kernel VM disk now, so no server waits for a build
+ * (`runbook lab images build`; cached: nothing to do when the recipes did not change).
+ * @example await buildLabImages()
+ */
+export async function buildLabImages(opts: { log?: (line: string) => void } = {}): Promise<void> {
+  const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`))
+  const store = imageStore({ log })
+  for (const r of IMAGE_RECIPES) {
+    const img = await store.root(r.key)
+    const k = await store.kernel(r.key)
+    log(`image ${r.name}: ${img.root} (kernel VMs: ${k.base}, kernel ${k.release})`)
+  }
 }

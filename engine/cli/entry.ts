@@ -37,6 +37,11 @@ function labCommands(root: string): LabCommands {
       })
       return 0
     },
+    async buildImages() {
+      const { buildLabImages } = await load()
+      await buildLabImages()
+      return 0
+    },
   }
 }
 

@@ -26,6 +26,8 @@ export interface LabCommands {
   up(opts: { port?: number | undefined; stateDir?: string | undefined }): Promise<number>
   status(opts: { stateDir?: string | undefined }): Promise<number>
   down(opts: { stateDir?: string | undefined; keepState?: boolean | undefined }): Promise<number>
+  /** Builds the lab's images ahead (they are otherwise built on first use). */
+  buildImages(): Promise<number>
 }
 
 /** An ad-hoc command runner over an inventory (`runbook exec`). */
@@ -309,6 +311,15 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .option('--keep-state', "keep the cloud's state for the next `lab up`")
     .action(async (o: { stateDir?: string; keepState?: boolean }) => {
       code = await needLab().down(o)
+    })
+
+  lab
+    .command('images')
+    .description("the lab's images, built from Debian's archive and cached")
+    .command('build')
+    .description('build the images and the kernel VM disk now (cached: nothing to do when built)')
+    .action(async () => {
+      code = await needLab().buildImages()
     })
 
   try {

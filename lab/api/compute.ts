@@ -4,6 +4,7 @@
  * a restart of the daemon. The API call that asks for it has already answered (202/204).
  */
 import type { VmSpec } from '../driver.ts'
+import { DEBIAN_12, IMAGE_RECIPES } from '../images/recipe.ts'
 import type { Cloud } from './cloud.ts'
 import { errorText } from './cloud.ts'
 import { isoNaiveMicros, isoSeconds } from './ids.ts'
@@ -76,6 +77,7 @@ export function vmSpec(cloud: Cloud, s: ServerRec): VmSpec | string {
   if (port.networkId !== tenantNetworkId(cloud.state))
     return 'the lab hosts implement only the network of subnet 192.0.2.0/24 (mynetwork)'
   const image = cloud.state.images.find((i) => i.id === s.imageId)
+  const flavor = cloud.state.flavors.find((f) => f.id === s.flavorId)
   const key =
     s.keyName === null
       ? undefined
@@ -85,7 +87,11 @@ export function vmSpec(cloud: Cloud, s: ServerRec): VmSpec | string {
     name: s.name,
     hostname: s.hostname,
     port: labPort(port),
-    defaultUser: image?.defaultUser ?? 'ubuntu',
+    defaultUser: image?.defaultUser ?? DEBIAN_12.defaultUser,
+    image: IMAGE_RECIPES.find((r) => r.name === image?.name)?.key ?? DEBIAN_12.key,
+    // the flavor family says how the server is made: k1.* has a kernel of its own
+    kind: flavor?.name.startsWith('k1.') === true ? 'kernel' : 'namespace',
+    ramMb: flavor?.ram ?? 192,
     authorizedKeys: key === undefined ? [] : [key.publicKey.trim()],
   }
 }

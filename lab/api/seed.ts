@@ -1,12 +1,13 @@
 /**
  * What `runbook lab up` gives a fresh cloud, so the seed's commands work as written: the `demo`
- * project and user (password and application credential), an `admin`, flavors, the `Ubuntu 22.04`
- * and `Debian 12` images, the external network `public`, `mynetwork`/`mysubnet`, the router
+ * project and user (password and application credential), an `admin`, flavors (m1.* namespace
+ * servers, k1.* servers with their own kernel), the images of lab/images (`Debian 12`), the external network `public`, `mynetwork`/`mysubnet`, the router
  * `myrouter` between them, and the `default` and `ssh` security groups. Idempotent: it finds by
  * name before it creates, so it runs on every start of the daemon.
  */
 import { createHash } from 'node:crypto'
 import { stringify } from 'yaml'
+import { IMAGE_RECIPES } from '../images/recipe.ts'
 import type { Cloud } from './cloud.ts'
 import { hexId, isoSeconds, secret, uuid } from './ids.ts'
 import { ensureDefaultSecurityGroup, newRule, newStandard } from './neutron-common.ts'
@@ -47,12 +48,14 @@ const FLAVORS: [id: string, name: string, ram: number, vcpus: number, disk: numb
   ['3', 'm1.medium', 4096, 2, 40],
   ['4', 'm1.large', 8192, 4, 80],
   ['5', 'm1.xlarge', 16384, 8, 160],
+  // k1.*: QEMU VMs with Debian's kernel (lab/hosts/qemu.ts); the RAM is what the guest gets
+  ['6', 'k1.small', 192, 1, 3],
+  ['7', 'k1.medium', 384, 1, 3],
 ]
 
-const IMAGES: [name: string, distro: string, version: string, user: string][] = [
-  ['Ubuntu 22.04', 'ubuntu', '22.04', 'ubuntu'],
-  ['Debian 12', 'debian', '12', 'debian'],
-]
+const IMAGES: [name: string, distro: string, version: string, user: string][] = IMAGE_RECIPES.map(
+  (r) => [r.name, r.distro, r.version, r.defaultUser],
+)
 
 function ensureRole(cloud: Cloud, name: string): RoleRec {
   let r = cloud.state.roles.find((x) => x.name === name)

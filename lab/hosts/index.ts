@@ -1,7 +1,9 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { HostDriver, LabPort, NetworkSnapshot, VmBoot, VmSpec } from '../driver.ts'
+import { imageStore } from '../images/index.ts'
 import { run } from './exec.ts'
+import { bootKernelVm, destroyKernelVm, qemuPid, stopKernelVm } from './qemu.ts'
 import { renderRuleset, type PortBinding } from './nft-rules.ts'
 import { ROUTER_NETNS, shortId, vmNames } from './names.ts'
 import { assertNotOthers, claimLab, reapOthers, releaseLab } from './owner.ts'
@@ -63,6 +65,12 @@ export interface NamespaceDriverOptions {
    * boot a VM's apt uses it and nothing else. Unset: apt in the VM is configured as on the machine.
    */
   aptMirror?: string
+  /** Where images are built and cached (default RUNBOOK_LAB_IMAGE_DIR or /var/cache/runbook-lab/images). */
+  imageCacheDir?: string
+  /** How long a kernel VM (k1.*) may take until sshd answers (default 300 s: emulated, and slower on a loaded machine). */
+  kernelBootTimeoutMs?: number
+  /** Progress lines (image builds). */
+  log?: (line: string) => void
 }
 
 const MIRROR_URL = /^http:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~-]+)*\/?$/
@@ -106,7 +114,13 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
     diskSize: opts.diskSize ?? '1g',
     bootTimeoutMs: opts.bootTimeoutMs ?? 60_000,
     aptMirror: opts.aptMirror ?? null,
+    images: imageStore({
+      ...(opts.imageCacheDir !== undefined ? { cacheDir: opts.imageCacheDir } : {}),
+      ...(opts.log !== undefined ? { log: opts.log } : {}),
+    }),
+    kernelBootTimeoutMs: opts.kernelBootTimeoutMs ?? 300_000,
   }
+  const guestBoot = fileURLToPath(new URL('./guest-boot.sh', import.meta.url))
   const stopGraceMs = opts.stopGraceMs ?? 2_000
   const lock = new KeyedLock()
   const records = new Map<string, VmRecord>()
@@ -153,14 +167,34 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
   const currentSubnet = (): TenantSubnet =>
     subnet ?? { network: '192.0.2.0', prefixLen: 24, gateway: '192.0.2.1' }
 
+  const isRunning = async (rec: VmRecord): Promise<boolean> =>
+    rec.kind === 'kernel'
+      ? (await qemuPid(opts.stateDir, rec.short)) !== null
+      : (await vmInitPid(vmNames(rec.short).netns)) !== null
+
   /** Network, disk and boot of a VM that is not running; returns this boot's console. */
   const powerOn = async (rec: VmRecord, port: LabPort): Promise<string> => {
+    if (rec.kind === 'kernel') {
+      // the image (and its kernel disk) first: a first use builds it, which is not part of the boot
+      const kernel = await boot.images.kernel(rec.image)
+      await writeSeed(boot, rec, currentSubnet())
+      rec.bootOffset = await consoleSize(rec)
+      await saveRecord(opts.stateDir, rec)
+      return bootKernelVm({
+        stateDir: opts.stateDir,
+        rec,
+        kernel,
+        guestBoot,
+        timeoutMs: boot.kernelBootTimeoutMs,
+      })
+    }
+    await boot.images.root(rec.image)
     const names = vmNames(rec.short)
     await ensureVmNetns(names, port)
     await configureVmNetwork(names, port, currentSubnet())
     await attachVmPort(names)
     await ensureDisk(boot, names)
-    await writeSeed(boot, rec)
+    await writeSeed(boot, rec, currentSubnet())
     rec.bootOffset = await consoleSize(rec)
     await saveRecord(opts.stateDir, rec)
     return bootVm(boot, rec)
@@ -194,7 +228,7 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
         await assertNotOthers(opts.stateDir, 'create a VM')
         subnet ??= tenantSubnet(snapshot)
         const existing = records.get(spec.id)
-        if (existing !== undefined && (await vmInitPid(vmNames(existing.short).netns)) !== null) {
+        if (existing !== undefined && (await isRunning(existing))) {
           return { consoleLog: await latestBoot(existing) }
         }
         const short = shortId(spec.id)
@@ -209,6 +243,9 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
           name: spec.name,
           hostname: spec.hostname,
           defaultUser: spec.defaultUser,
+          image: spec.image,
+          kind: spec.kind,
+          ramMb: spec.ramMb,
           authorizedKeys: spec.authorizedKeys,
           port: spec.port,
           bootOffset: existing?.bootOffset ?? 0,
@@ -218,8 +255,8 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
         await saveRecord(opts.stateDir, rec)
         records.set(rec.id, rec)
         const port = snapshot.ports.find((p) => p.id === spec.port.id) ?? spec.port
-        // the veth comes up only after its port's rules exist
-        await ensureVmNetns(vmNames(short), port)
+        // the veth comes up only after its port's rules exist (a kernel VM's tap: at its boot)
+        if (rec.kind === 'namespace') await ensureVmNetns(vmNames(short), port)
         await applyNetwork(
           snapshot.ports.some((p) => p.id === spec.port.id)
             ? snapshot
@@ -235,6 +272,7 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
         await load()
         const short = records.get(id)?.short ?? shortId(id)
         records.delete(id)
+        await destroyKernelVm(opts.stateDir, short)
         // under the network lock: a concurrent sync must not write the record back into a removed directory
         await lock.run(NET, () => destroyVm(opts.stateDir, short))
       })
@@ -243,6 +281,7 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
     stopVm(id: string): Promise<void> {
       return lock.run(id, async () => {
         const rec = await record(id)
+        if (rec.kind === 'kernel') return stopKernelVm(opts.stateDir, rec.short, stopGraceMs)
         const names = vmNames(rec.short)
         if (!(await listNetns()).includes(names.netns)) return
         await killVmProcesses(names.netns, stopGraceMs)
@@ -253,8 +292,7 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
     startVm(id: string): Promise<VmBoot> {
       return lock.run(id, async () => {
         const rec = await record(id)
-        if ((await vmInitPid(vmNames(rec.short).netns)) !== null)
-          return { consoleLog: await latestBoot(rec) }
+        if (await isRunning(rec)) return { consoleLog: await latestBoot(rec) }
         await assertNotOthers(opts.stateDir, 'start a VM')
         return { consoleLog: await powerOn(rec, rec.port) }
       })

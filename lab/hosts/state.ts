@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
-import type { LabPort } from '../driver.ts'
+import type { LabPort, VmKind } from '../driver.ts'
 
 const portSchema = z.object({
   id: z.string(),
@@ -21,6 +21,10 @@ const recordSchema = z.object({
   name: z.string(),
   hostname: z.string(),
   defaultUser: z.string(),
+  // records of labs from before images and kernel VMs boot the same as then
+  image: z.string().default('debian-12'),
+  kind: z.enum(['namespace', 'kernel']).default('namespace'),
+  ramMb: z.number().int().positive().default(192),
   authorizedKeys: z.array(z.string()),
   /** The VM's port as last seen (the spec's, then each snapshot's): rules fall back to it. */
   port: portSchema,
@@ -36,6 +40,10 @@ export interface VmRecord {
   name: string
   hostname: string
   defaultUser: string
+  /** Image key (lab/images). */
+  image: string
+  kind: VmKind
+  ramMb: number
   authorizedKeys: string[]
   port: LabPort
   bootOffset: number

@@ -79,8 +79,13 @@ export async function teardownHosts(stateDir: string | null): Promise<void> {
   for (const ns of labNetns)
     await attempt(`delete netns ${ns}`, () => run('ip', ['netns', 'del', ns]))
 
+  // a veth whose peer was in a deleted namespace goes away on its own, a little later
   for (const name of await labLinks())
-    await attempt(`delete link ${name}`, () => run('ip', ['link', 'del', name]))
+    await attempt(`delete link ${name}`, async () => {
+      const r = await run('ip', ['link', 'del', name], { allowFail: true })
+      if (r.code !== 0 && !/Cannot find device/.test(r.stderr))
+        throw new Error(`\`ip link del ${name}\` failed: ${r.stderr.trim()}`)
+    })
   for (const [family, name] of await labTables())
     await attempt(`delete nft table ${family} ${name}`, () =>
       run('nft', ['delete', 'table', family, name]),

@@ -3,6 +3,7 @@ import { closeSync, openSync } from 'node:fs'
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import type { LabPort } from '../driver.ts'
+import type { ImageStore } from '../images/index.ts'
 import { hostEnv, q, run, runInNetns } from './exec.ts'
 import { isMac, parseIpv4 } from './ipv4.ts'
 import { BRIDGE, ROUTER_NETNS, VM_IF, vmNames, type VmNames } from './names.ts'
@@ -23,6 +24,10 @@ export interface BootOptions {
   bootTimeoutMs: number
   /** The lab's package mirror (`http://198.51.100.1:8781/debian`), written to the VM's apt sources at first boot; null leaves apt as the image has it. */
   aptMirror: string | null
+  /** Where images come from (built on first use). */
+  images: ImageStore
+  /** How long a kernel VM may take to boot (emulated: much longer than a namespace VM). */
+  kernelBootTimeoutMs: number
 }
 
 /** Rejects values that would end up in a shell command or a config file unchecked. */
@@ -243,7 +248,11 @@ export async function removeDisk(stateDir: string, names: VmNames): Promise<void
 }
 
 /** Writes the VM's config drive (read by vm-boot.sh on every boot). */
-export async function writeSeed(opts: BootOptions, rec: VmRecord): Promise<void> {
+export async function writeSeed(
+  opts: BootOptions,
+  rec: VmRecord,
+  subnet: TenantSubnet,
+): Promise<void> {
   const p = vmPaths(opts.stateDir, rec.short)
   await mkdir(p.seed, { recursive: true })
   const files: Record<string, string> = {
@@ -258,6 +267,8 @@ export async function writeSeed(opts: BootOptions, rec: VmRecord): Promise<void>
     services: opts.bootServices.join(' '),
     address: rec.port.fixedIps[0] ?? '',
     mac: rec.port.mac.toLowerCase(),
+    prefix: String(subnet.prefixLen),
+    gateway: subnet.gateway,
     'apt-mirror': opts.aptMirror ?? '',
   }
   for (const [name, content] of Object.entries(files))
@@ -272,6 +283,7 @@ export async function writeSeed(opts: BootOptions, rec: VmRecord): Promise<void>
 export async function bootVm(opts: BootOptions, rec: VmRecord): Promise<string> {
   const names = vmNames(rec.short)
   const p = vmPaths(opts.stateDir, rec.short)
+  const lower = (await opts.images.root(rec.image)).root
   const offset = await fileSize(p.console)
   const logFd = openSync(p.console, 'a', 0o600)
   const child = spawn(
@@ -294,7 +306,13 @@ export async function bootVm(opts: BootOptions, rec: VmRecord): Promise<string> 
     {
       detached: true,
       stdio: ['ignore', logFd, logFd, 'pipe'],
-      env: { ...hostEnv(), RBL_DISK: p.disk, RBL_SEED: p.seed, RBL_ROOT_SOURCE: names.rootSource },
+      env: {
+        ...hostEnv(),
+        RBL_DISK: p.disk,
+        RBL_SEED: p.seed,
+        RBL_ROOT_SOURCE: names.rootSource,
+        RBL_LOWER: lower,
+      },
     },
   )
   closeSync(logFd)
@@ -334,7 +352,8 @@ export async function bootVm(opts: BootOptions, rec: VmRecord): Promise<string> 
   return (await readFile(p.console)).subarray(offset).toString('utf8')
 }
 
-async function fileSize(path: string): Promise<number> {
+/** A file's size, 0 when it does not exist. */
+export async function fileSize(path: string): Promise<number> {
   try {
     return (await stat(path)).size
   } catch {

@@ -38,7 +38,12 @@ import {
 } from './apt-index.ts'
 
 /** What the mirror carries when nobody says otherwise: the seeds' packages, and `hello`, which the machine does not have (so a test can prove a real install). */
-export const DEFAULT_MIRROR_PACKAGES: readonly string[] = ['keepalived', 'ipvsadm', 'hello']
+export const DEFAULT_MIRROR_PACKAGES: readonly string[] = [
+  'keepalived',
+  'ipvsadm',
+  'nginx-light',
+  'hello',
+]
 /** Where downloaded `.deb` files are kept between labs (`lab down` leaves it). */
 export const DEFAULT_MIRROR_CACHE = '/var/cache/runbook-lab'
 

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { MirrorServer } from '../../lab/mirror/server.ts'
 import { sshConnectionFactory } from '../../engine/connection/ssh-factory.ts'
 import { execute } from '../../engine/execute/executor.ts'
 import { prepare } from '../../engine/prepare.ts'
@@ -23,6 +24,8 @@ import {
   makeSnapshot,
   makeSpec,
   makeSshKit,
+  startTestMirror,
+  TEST_MIRROR_URL,
   parseConsoleKeys,
   type SshKit,
 } from './lab-hosts/fixture.ts'
@@ -86,11 +89,14 @@ describe.skipIf(!isRoot)('engine over SSH through a jumphost, against lab VMs', 
     writeFileSync(inventory, `${lines.join('\n')}\n`)
   }
 
+  let mirror: MirrorServer | undefined
+
   beforeAll(async () => {
     await checkHostPrerequisites()
     kit = await makeSshKit(work, FIP)
-    driver = createNamespaceDriver({ stateDir })
+    driver = createNamespaceDriver({ stateDir, aptMirror: TEST_MIRROR_URL })
     await driver.init(snapshot())
+    mirror = await startTestMirror(work)
     const specs = [
       makeSpec('jump', jump, kit.publicKey),
       ...vms.map((p, i) => makeSpec(vmName(i), p, kit.publicKey)),
@@ -106,6 +112,7 @@ describe.skipIf(!isRoot)('engine over SSH through a jumphost, against lab VMs', 
 
   afterAll(async () => {
     try {
+      await mirror?.close()
       await (driver ?? createNamespaceDriver({ stateDir })).teardown()
     } finally {
       rmSync(work, { recursive: true, force: true })
@@ -123,7 +130,7 @@ plays:
     tasks:
       - facts: {}
       - name: keepalived is installed
-        apt: { name: keepalived, state: present }
+        apt: { name: keepalived, state: present, update_cache: true, cache_valid_time: 3600 }
       - name: keepalived.conf
         template:
           dest: /etc/keepalived/keepalived.conf

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { MirrorServer } from '../../lab/mirror/server.ts'
 import type { HostDriver, LabPort } from '../../lab/driver.ts'
 import { checkHostPrerequisites, createNamespaceDriver } from '../../lab/hosts/index.ts'
 import type { FailoverMeasurements } from '../../modules/keepalived/failover.ts'
@@ -23,6 +24,8 @@ import {
   makeSnapshot,
   makeSpec,
   makeSshKit,
+  startTestMirror,
+  TEST_MIRROR_URL,
   parseConsoleKeys,
   type SshKit,
 } from './lab-hosts/fixture.ts'
@@ -52,6 +55,8 @@ plays:
       - name: facts
         facts: {}
         tags: [config]
+      - name: keepalived is installed
+        apt: { name: keepalived, state: present, update_cache: true, cache_valid_time: 3600 }
       - name: keepalived.conf
         keepalived.config:
           cluster: "{{nodes}}"
@@ -149,11 +154,14 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
   const failureOf = (r: RunResult): string =>
     String(r.events.find((x) => x.type === 'task_end' && x.status === 'failed')?.msg ?? '')
 
+  let mirror: MirrorServer | undefined
+
   beforeAll(async () => {
     await checkHostPrerequisites()
     kit = await makeSshKit(work, FIP)
-    driver = createNamespaceDriver({ stateDir })
+    driver = createNamespaceDriver({ stateDir, aptMirror: TEST_MIRROR_URL })
     await driver.init(snapshot())
+    mirror = await startTestMirror(work)
     const specs = [
       makeSpec('jump', jump, kit.publicKey),
       makeSpec('kld-vm-1', vm1, kit.publicKey),
@@ -200,6 +208,7 @@ describe.skipIf(!isRoot)('keepalived modules on lab VMs behind a jumphost', () =
         .join('\n')}`,
     )
     try {
+      await mirror?.close()
       await (driver ?? createNamespaceDriver({ stateDir })).teardown()
     } finally {
       rmSync(work, { recursive: true, force: true })

@@ -129,11 +129,11 @@ describe(`lab with the openstack CLI (hosts ${HOSTS ? 'on' : 'off'})`, () => {
   })
 
   it('creates the three VMs of the seed and they become ACTIVE', async () => {
-    kit = await makeSshKit(work, '198.51.100.10')
+    kit = await makeSshKit(work, '198.51.100.10', 'debian')
     await ok('keypair', 'create', '--public-key', join(work, 'id_ed25519.pub'), 'lab-key')
     const common = [
       '--image',
-      'Ubuntu 22.04',
+      'Debian 12',
       '--flavor',
       'm1.small',
       '--network',

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { MirrorServer } from '../../lab/mirror/server.ts'
 import type { HostDriver, LabPort } from '../../lab/driver.ts'
 import { checkHostPrerequisites, createNamespaceDriver } from '../../lab/hosts/index.ts'
 import { assertNoLiveLab } from '../helpers/lab.ts'
@@ -21,6 +22,9 @@ import {
   makeSnapshot,
   makeSpec,
   makeSshKit,
+  startTestMirror,
+  TEST_MIRROR_URL,
+  installKeepalived,
   parseConsoleKeys,
   type SshKit,
 } from './lab-hosts/fixture.ts'
@@ -85,14 +89,17 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
 
   let foreignLab = false
 
+  let mirror: MirrorServer | undefined
+
   beforeAll(async () => {
     foreignLab = true
     await assertNoLiveLab()
     foreignLab = false
     await checkHostPrerequisites()
     kit = await makeSshKit(work, FIP)
-    driver = createNamespaceDriver({ stateDir })
+    driver = createNamespaceDriver({ stateDir, aptMirror: TEST_MIRROR_URL })
     await driver.init(snapshot())
+    mirror = await startTestMirror(work)
     const specs = [
       makeSpec('kld-vm-1', vm1, kit.publicKey),
       makeSpec('kld-vm-2', vm2, kit.publicKey),
@@ -105,10 +112,13 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
       kit.trust(s.port.fixedIps[0] ?? '', parseConsoleKeys(consoles[s.name] ?? '').keys)
     })
     kit.trust(FIP, parseConsoleKeys(consoles['kld-jumphost-vm'] ?? '').keys)
-  })
+    // the image has no keepalived: install it from the mirror, as the seed does
+    await installKeepalived(kit, ['192.0.2.11', '192.0.2.12'])
+  }, 300_000)
 
   afterAll(async () => {
     try {
+      await mirror?.close()
       // never tear down someone else's lab (the driver refuses too, when it knows the owner)
       if (!foreignLab) await (driver ?? createNamespaceDriver({ stateDir })).teardown()
     } finally {

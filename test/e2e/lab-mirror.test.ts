@@ -1,8 +1,8 @@
 /**
  * The lab's package mirror with real hosts: `labUp` builds it (from /var/cache/runbook-lab, which
  * it fills on the first run), the daemon serves it on 198.51.100.1, and a VM reached over ssh
- * through a floating IP runs the seeds' apt commands against it: `apt-get update`, a real install
- * of `hello` (which the machine lacks), keepalived already the newest version, ipvsadm. The machine's
+ * through a floating IP runs the seeds' apt commands against it: `apt-get update`, real installs
+ * of keepalived (the image has none) and `hello`, then keepalived already the newest version, ipvsadm. The machine's
  * own apt configuration and dpkg state must not change. Needs root; leaves nothing behind.
  */
 import { spawnSync } from 'node:child_process'
@@ -108,7 +108,7 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
 
     // one VM with the `ssh` group and a floating IP, through the API
     t0 = Date.now()
-    kit = await makeSshKit(work, '198.51.100.10')
+    kit = await makeSshKit(work, '198.51.100.10', 'debian')
     const auth =
       (
         parse(readFileSync(lab.cloudsYaml, 'utf8')) as {
@@ -135,7 +135,7 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
       keypair: { name: 'mirror-key', public_key: kit.publicKey },
     })
     const image = first(
-      (await api('GET', `/image/v2/images?name=${encodeURIComponent('Ubuntu 22.04')}`, token)).json,
+      (await api('GET', `/image/v2/images?name=${encodeURIComponent('Debian 12')}`, token)).json,
       'images',
     )
     const net = first(
@@ -226,14 +226,32 @@ describe.skipIf(!HOSTS)('lab package mirror (real hosts)', () => {
     ])
   })
 
-  it("runs the seed's `sudo apt update && sudo apt install keepalived`", async () => {
+  it("boots the lab's Debian 12 image, not the machine: no keepalived until apt installs it", async () => {
+    const r = await vm(
+      '. /etc/os-release; echo "$PRETTY_NAME"; cat /etc/runbook-lab-image; dpkg -s keepalived; echo "dpkg=$?"',
+    )
+    expect(r.stdout).toMatch(/^Debian GNU\/Linux 12 \(bookworm\)$/m)
+    expect(r.stdout).toMatch(/"key":"debian-12"/)
+    expect(r.stdout).toMatch(/^dpkg=1$/m)
+    expect(r.stderr).toMatch(/package 'keepalived' is not installed/)
+  })
+
+  it("runs the seed's `sudo apt update && sudo apt install keepalived`: installed from the mirror", async () => {
     const t0 = Date.now()
-    const r = await vm('sudo apt update && sudo apt install keepalived')
+    // -y: the seed's operator answers apt's question; ssh without a terminal cannot
+    const r = await vm(
+      'sudo apt update && sudo DEBIAN_FRONTEND=noninteractive apt install -y keepalived',
+    )
     timings.push(['in the VM: apt update && apt install keepalived', Date.now() - t0])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/198\.51\.100\.1:8781\/debian \.\/ (Release|Packages)/)
-    expect(r.stdout).toMatch(/keepalived is already the newest version \(1:2\.2\.7/)
+    expect(r.stdout).toMatch(
+      /Get:\d+ http:\/\/198\.51\.100\.1:8781\/debian \.\/ keepalived 1:2\.2\.7/,
+    )
+    expect(r.stdout).toMatch(/Setting up keepalived \(1:2\.2\.7/)
     expect(r.stderr).not.toMatch(/^(E|Err):/m)
+    const s = await vm('dpkg -s keepalived | grep ^Status; ls /usr/sbin/keepalived')
+    expect(s.stdout).toMatch(/Status: install ok installed\n\/usr\/sbin\/keepalived/)
   })
 
   it('apt-get update succeeds against the mirror alone', async () => {

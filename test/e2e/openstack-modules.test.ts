@@ -53,7 +53,7 @@ plays:
       - name: The keepalived VMs
         openstack.server:
           name: "{{item}}"
-          image: Ubuntu 22.04
+          image: Debian 12
           flavor: m1.small
           network: "{{network}}"
           security_groups: [default, kld-vrrp]
@@ -63,7 +63,7 @@ plays:
       - name: The jumphost
         openstack.server:
           name: kld-jumphost-vm
-          image: Ubuntu 22.04
+          image: Debian 12
           flavor: m1.small
           network: "{{network}}"
           security_groups: [default, ssh]
@@ -85,14 +85,14 @@ plays:
         add_host:
           name: kld-jumphost-vm
           address: "{{jump_fip.address}}"
-          user: ubuntu
+          user: debian
           vars: { private_key: ${keyFile}, pinned_host_keys: "{{jump.host_keys}}" }
       - name: The VMs join the group kld, reached through the jumphost
         add_host:
           name: "{{item.name}}"
           groups: [kld]
           address: "{{item.ip}}"
-          user: ubuntu
+          user: debian
           via: kld-jumphost-vm
           vars: { private_key: ${keyFile}, pinned_host_keys: "{{item.host_keys}}" }
         loop: "{{vms.results}}"
@@ -269,7 +269,7 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
       path.join(work, 'inventory.yaml'),
       [
         'all:',
-        `  vars: { user: ubuntu, private_key: ${path.join(work, 'id_ed25519')} }`,
+        `  vars: { user: debian, private_key: ${path.join(work, 'id_ed25519')} }`,
         '  hosts:',
         `    jump: { address: ${fip?.floating_ip_address ?? ''}, pinned_host_keys: ${JSON.stringify(consoles.jump)} }`,
         `    vm1: { address: ${vm1Port?.fixed_ips[0]?.ip_address ?? ''}, via: jump, pinned_host_keys: ${JSON.stringify(consoles.vm1)} }`,

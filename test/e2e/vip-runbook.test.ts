@@ -76,6 +76,9 @@ describe.skipIf(!isRoot)('runbooks/vip-keepalived.yaml against the lab', () => {
     expect(r.err).toBe('')
     expect(r.code).toBe(0)
     expect(r.out).toMatch(/The saved plan fresh\.plan still holds \(\d+ changes\); applying it\./)
+    // the lab's Debian 12 image has no keepalived: apt really installs it from the lab's mirror
+    expect(r.out).toMatch(/changed\s+kld-vm-1\s+keepalived is installed/)
+    expect(r.out).toMatch(/changed\s+kld-vm-2\s+keepalived is installed/)
     expect(r.out).toMatch(
       /VIP 192\.0\.2\.254 \(stop\): kld-vm-1 -> kld-vm-2 -> kld-vm-1; failover [\d.]+ s, failback [\d.]+ s; longest gap \d+ ms \(limit 3000\)/,
     )

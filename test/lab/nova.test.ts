@@ -11,7 +11,7 @@ describe('lab API: Nova', () => {
     lab = await startTestLab()
     token = await lab.token()
     const images = a(
-      (await lab.req('GET', '/image/v2/images?name=Ubuntu+22.04', { token })).body['images'],
+      (await lab.req('GET', '/image/v2/images?name=Debian+12', { token })).body['images'],
     )
     imageId = String(images[0]?.['id'])
     netId = String(
@@ -46,12 +46,12 @@ describe('lab API: Nova', () => {
   it('serves Glance images and Nova flavors', async () => {
     const image = o((await lab.req('GET', `/image/v2/images/${imageId}`, { token })).body)
     expect(image).toMatchObject({
-      name: 'Ubuntu 22.04',
+      name: 'Debian 12',
       status: 'active',
       visibility: 'public',
-      os_admin_user: 'ubuntu',
+      os_admin_user: 'debian',
     })
-    const missing = await lab.req('GET', '/image/v2/images/Ubuntu%2022.04', { token })
+    const missing = await lab.req('GET', '/image/v2/images/Debian%2012', { token })
     expect(missing.status).toBe(404)
     const flavors = a((await lab.req('GET', '/compute/v2.1/flavors', { token })).body['flavors'])
     expect(flavors.map((f) => f['name'])).toEqual([
@@ -60,6 +60,8 @@ describe('lab API: Nova', () => {
       'm1.medium',
       'm1.large',
       'm1.xlarge',
+      'k1.small',
+      'k1.medium',
     ])
     const small = o((await lab.req('GET', '/compute/v2.1/flavors/2', { token })).body['flavor'])
     expect(small).toMatchObject({
@@ -75,6 +77,19 @@ describe('lab API: Nova', () => {
     expect(nf.body).toEqual({
       itemNotFound: { code: 404, message: 'Flavor m1.small could not be found.' },
     })
+  })
+
+  it.each([
+    ['2', 'm1.small', 'namespace', 2048],
+    ['6', 'k1.small', 'kernel', 192],
+  ])('flavor %s (%s) boots a %s VM with %d MB', async (flavorRef, name, kind, ramMb) => {
+    const res = await create({ name: `kind-${name}`, flavorRef })
+    expect(res.status).toBe(202)
+    const id = String(o(res.body['server'])['id'])
+    await statusOf(id, 'ACTIVE')
+    const spec = lab.driver.calls.find((c) => c.method === 'createVm' && c.id === id)?.spec
+    expect(spec).toMatchObject({ kind, ramMb, image: 'debian-12', defaultUser: 'debian' })
+    expect((await lab.req('DELETE', `/compute/v2.1/servers/${id}`, { token })).status).toBe(204)
   })
 
   it('creates a server: 202 at once, BUILD, then ACTIVE with a port bound to it', async () => {
@@ -128,7 +143,9 @@ describe('lab API: Nova', () => {
     expect(spec).toMatchObject({
       name: 'kld-vm-1',
       hostname: 'kld-vm-1',
-      defaultUser: 'ubuntu',
+      defaultUser: 'debian',
+      image: 'debian-12',
+      kind: 'namespace',
       port: { fixedIps: ['192.0.2.10'], deviceId: id },
     })
     const iface = a(

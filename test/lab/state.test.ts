@@ -24,7 +24,7 @@ describe('lab API: state on disk and restarts', () => {
     })
     portId = String(o(port.body['port'])['id'])
     const image = a(
-      (await lab.req('GET', '/image/v2/images?name=Ubuntu+22.04', { token })).body['images'],
+      (await lab.req('GET', '/image/v2/images?name=Debian+12', { token })).body['images'],
     )[0]
     const created = await lab.req('POST', '/compute/v2.1/servers', {
       token,

@@ -6,8 +6,11 @@ import { execFile, spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { LabPort, LabSecurityGroup, NetworkSnapshot, VmSpec } from '../../../lab/driver.ts'
+import { buildMirror } from '../../../lab/mirror/build.ts'
+import { DEFAULT_MIRROR_PORT, mirrorUrl, type MirrorServer } from '../../../lab/mirror/server.ts'
 
 const pexec = promisify(execFile)
 
@@ -97,6 +100,9 @@ export function makeSpec(name: string, port: LabPort, publicKey: string): VmSpec
     hostname: name,
     port: { ...port, deviceId: `${n.toString(16).padStart(8, '0')}-7e57-4000-8000-000000000000` },
     defaultUser: 'ubuntu',
+    image: 'debian-12',
+    kind: 'namespace',
+    ramMb: 192,
     authorizedKeys: [publicKey],
   }
 }
@@ -156,7 +162,11 @@ export interface SshKit {
 }
 
 /** Makes an ssh key and a config where 192.0.2.* is reached through `jumpAddress` (pinned keys only). */
-export async function makeSshKit(dir: string, jumpAddress: string): Promise<SshKit> {
+export async function makeSshKit(
+  dir: string,
+  jumpAddress: string,
+  user = 'ubuntu',
+): Promise<SshKit> {
   const key = join(dir, 'id_ed25519')
   await pexec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lab-hosts-test', '-f', key])
   const knownHosts = join(dir, 'known_hosts')
@@ -167,7 +177,7 @@ export async function makeSshKit(dir: string, jumpAddress: string): Promise<SshK
     config,
     [
       'Host *',
-      '  User ubuntu',
+      `  User ${user}`,
       `  IdentityFile ${key}`,
       '  IdentitiesOnly yes',
       `  UserKnownHostsFile ${knownHosts}`,
@@ -238,6 +248,60 @@ export async function labLeftovers(stateDir: string): Promise<string[]> {
   const { strayVmProcesses } = await import('../../../lab/hosts/teardown.ts')
   for (const pid of await strayVmProcesses()) out.push(`process ${pid}`)
   for (const l of (await sh('ps', ['-eo', 'pid,args'])).split('\n'))
-    if (l.includes('vm-boot.sh')) out.push(`process ${l.trim()}`)
+    if (l.includes('vm-boot.sh') || (l.includes('qemu-system') && l.includes('rbl-vm-')))
+      out.push(`process ${l.trim()}`)
   return out
+}
+
+/** Where VMs of the driver-level tests find the test mirror (give it as the driver's `aptMirror`). */
+export const TEST_MIRROR_URL = mirrorUrl(DEFAULT_MIRROR_PORT)
+
+/**
+ * The package mirror for tests that drive the hosts directly (labUp's daemon serves one otherwise):
+ * keepalived and its dependencies from the lab's .deb cache, on 198.51.100.1, as the lab serves
+ * it, from a process of its own. The VMs boot the Debian 12 image, which has no keepalived. Start
+ * it after the driver's init (which makes rbl-fip0, the address it listens on).
+ */
+export async function startTestMirror(dir: string): Promise<MirrorServer> {
+  const repo = join(dir, 'mirror')
+  const built = await buildMirror({ dir: repo, packages: ['keepalived'], log: () => undefined })
+  if (built.empty || built.missing.length > 0)
+    throw new Error(`test mirror: keepalived is missing (${built.downloadError ?? 'offline?'})`)
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./mirror-server.ts', import.meta.url)), repo],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  await new Promise<void>((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString()
+      if (out.includes('ready ')) resolve()
+    })
+    child.on('exit', (code) => reject(new Error(`test mirror exited (${String(code)})`)))
+  })
+  return {
+    url: TEST_MIRROR_URL,
+    port: DEFAULT_MIRROR_PORT,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.on('exit', () => resolve())
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+/** Installs keepalived from the test mirror on these VMs, in parallel. */
+export async function installKeepalived(kit: SshKit, addresses: string[]): Promise<void> {
+  await Promise.all(
+    addresses.map(async (a) => {
+      const r = await kit.run(
+        a,
+        'sudo apt-get update -q >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q keepalived >/dev/null',
+        180_000,
+      )
+      if (r.code !== 0) throw new Error(`apt-get install keepalived on ${a}: ${r.stderr}`)
+    }),
+  )
 }

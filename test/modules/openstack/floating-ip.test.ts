@@ -145,7 +145,7 @@ describe('openstack.floating_ip against the lab API', () => {
     expect(plan.output?.['address']).toEqual(unknown('floating_ip.address'))
     await converge(server, runs.next(), {
       name: 'kld-jumphost-vm',
-      image: 'Ubuntu 22.04',
+      image: 'Debian 12',
       flavor: 'm1.tiny',
       network: 'mynetwork',
       security_groups: ['default', 'ssh'],

@@ -329,7 +329,7 @@ describe('keypairs, security groups and port lookups against the lab API', () =>
     expect(pending.output?.['id']).toEqual(unknown('port.id'))
     const made = await converge(server, runs.next(), {
       name: 'rbt-pi',
-      image: 'Ubuntu 22.04',
+      image: 'Debian 12',
       flavor: 'm1.tiny',
       network: 'mynetwork',
       fixed_ip: '192.0.2.77',

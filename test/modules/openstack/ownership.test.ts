@@ -79,7 +79,7 @@ describe('ownership and take-over', () => {
     await expect(
       applyOnce(server, dyingAfterPost(runs.next().ctx('openstack.server')), {
         name: 'rbt-crash-vm',
-        image: 'Ubuntu 22.04',
+        image: 'Debian 12',
         flavor: 'm1.tiny',
         network: 'mynetwork',
         host_keys: false,

@@ -54,7 +54,7 @@ const st = (s: Server | undefined, over: Partial<ServerState> = {}): ServerState
 })
 const vm = {
   name: 'kld-vm-1',
-  image: 'Ubuntu 22.04',
+  image: 'Debian 12',
   flavor: 'm1.small',
   network: 'mynetwork',
   key_name: 'kld-key',
@@ -71,7 +71,7 @@ const cases: PlanCase<ServerState>[] = [
         target: 'server kld-vm-1',
         after: {
           name: 'kld-vm-1',
-          image: 'Ubuntu 22.04',
+          image: 'Debian 12',
           flavor: 'm1.small',
           networks: ['mynetwork'],
           key_name: 'kld-key',
@@ -150,7 +150,7 @@ const cases: PlanCase<ServerState>[] = [
         before: { id: 'srv-1', status: 'ACTIVE', user_data_sha256: userDataSha('old') },
         after: {
           name: 'kld-vm-1',
-          image: 'Ubuntu 22.04',
+          image: 'Debian 12',
           flavor: 'm1.small',
           networks: ['mynetwork'],
           key_name: 'kld-key',
@@ -175,7 +175,7 @@ const cases: PlanCase<ServerState>[] = [
         before: { id: 'srv-1', status: 'ERROR' },
         after: {
           name: 'kld-vm-1',
-          image: 'Ubuntu 22.04',
+          image: 'Debian 12',
           flavor: 'm1.small',
           networks: ['mynetwork'],
           key_name: 'kld-key',
@@ -230,7 +230,7 @@ describe('openstack.server against the lab API', () => {
 
   const vm1 = {
     name: 'kld-vm-1',
-    image: 'Ubuntu 22.04',
+    image: 'Debian 12',
     flavor: 'm1.small',
     network: 'mynetwork',
     security_groups: ['default'],
@@ -304,7 +304,7 @@ describe('openstack.server against the lab API', () => {
   it("fails with Nova's fault when the build fails, journals the server, and replaces it next time", async () => {
     const big = {
       name: 'rbt-big',
-      image: 'Ubuntu 22.04',
+      image: 'Debian 12',
       flavor: 'm1.xlarge',
       network: 'mynetwork',
       host_keys: false,
