@@ -185,6 +185,8 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   const runbook = loaded?.runbook
   if (runbook) runbook.allowSources = allowed
   const secretNames: string[] = []
+  // declarations by name: the runbook's own and those of runbooks it imports (load.ts)
+  const secretDecls: Record<string, unknown> = {}
   const plainVars: Record<string, unknown> = {}
   if (runbook) {
     for (const [k, v] of Object.entries(runbook.vars)) {
@@ -208,6 +210,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
             )
         }
         secretNames.push(k)
+        secretDecls[k] = v
       } else plainVars[k] = v
     }
     runbook.vars = plainVars
@@ -236,7 +239,6 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   const secretVars: Record<string, string> = {}
   const missingSecrets: string[] = []
   if (runbook && !o.skipSecrets && errors.length === 0) {
-    const raw = (rbParsed.source.value as Record<string, unknown>).vars as Record<string, unknown>
     for (const name of secretNames) {
       // -e / --var-file may set a secret: that value is the secret, redacted like any other
       if (name in extraVars) {
@@ -248,7 +250,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
         continue
       }
       try {
-        const value = await resolveSecret(name, secretDeclSchema.parse(raw[name]), {
+        const value = await resolveSecret(name, secretDeclSchema.parse(secretDecls[name]), {
           env: o.env ?? process.env,
           prompt: o.prompt,
           stateDir,

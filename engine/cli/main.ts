@@ -6,6 +6,7 @@
  * time of a bare `node`.
  */
 import path from 'node:path'
+import { resolveRunbookName } from './runbook-name.ts'
 import { Command, Option } from 'commander'
 import type { CliDeps, LabCommands } from './deps.ts'
 import type { CommonFlags } from './commands.ts'
@@ -60,8 +61,14 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) })
     .exitOverride()
 
-  const flags = (runbook: string, o: Record<string, unknown>): CommonFlags => ({
-    runbook,
+  // a bare name that is not a file here is looked up in runbooks/ (said on stderr: stdout may be --json)
+  const pickRunbook = (given: string): string => {
+    const { file, picked } = resolveRunbookName(given, process.cwd())
+    if (picked) err.write(`runbook: ${given} is not a file here; using ${file}\n`)
+    return file
+  }
+  const flags = (given: string, o: Record<string, unknown>): CommonFlags => ({
+    runbook: pickRunbook(given),
     inventory: o.inventory as string | undefined,
     vars: o.var as string[],
     varFiles: o.varFile as string[],

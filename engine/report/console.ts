@@ -29,6 +29,18 @@ export interface Reporter {
 const STATUS_WIDTH = 9
 
 /**
+ * Colours the glyphs of a check's drawings (bars green, no-reply marks red, empty slots dim);
+ * with colours off (not a TTY, NO_COLOR) the text is unchanged.
+ * @example paintDrawing('ping 11××22', colors)
+ */
+export function paintDrawing(line: string, c: Colors): string {
+  return line
+    .replace(/█+/g, (m) => c.green(m))
+    .replace(/×+/g, (m) => c.red(m))
+    .replace(/·+/g, (m) => c.dim(m))
+}
+
+/**
  * Makes the console reporter.
  * @example const r = consoleReporter({ out: process.stdout, colors, live: true, diff: false }); execute({ ..., emit: r.sink })
  */
@@ -122,7 +134,7 @@ export function consoleReporter(o: ConsoleOptions): Reporter {
         if (e.display)
           line += `\n${e.display
             .split('\n')
-            .map((l) => `      ${l}`)
+            .map((l) => `      ${paintDrawing(l, c)}`)
             .join('\n')}`
         const changeLines =
           e.status === 'changed'

@@ -59,6 +59,12 @@ const conds = (v: unknown): (string | boolean)[] =>
 
 class Loader {
   readonly errors: RunbookError[] = []
+  /**
+   * Secrets declared by imported runbooks (`{ secret: true, ... }` in their top-level vars): they
+   * join the importing runbook's vars, where secrets are resolved, instead of being folded into
+   * plays as plain objects. The importing runbook's own declaration of a name wins.
+   */
+  private readonly importedSecrets: Obj = {}
   // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
   constructor(
     private readonly src: Source,
@@ -326,7 +332,7 @@ class Loader {
       file,
       name: typeof top.name === 'string' ? top.name : path.basename(file),
       description: typeof top.description === 'string' ? top.description : undefined,
-      vars: isObj(top.vars) ? top.vars : {},
+      vars: { ...this.importedSecrets, ...(isObj(top.vars) ? top.vars : {}) },
       inventory: typeof top.inventory === 'string' ? top.inventory : undefined,
       allowSources: Array.isArray(top.allow_sources) ? top.allow_sources.map(String) : undefined,
       plays,
@@ -349,7 +355,12 @@ class Loader {
     const sub = this.child(src)
     const rb = sub.runbook()
     this.errors.push(...sub.errors)
-    return rb.plays.map((play) => ({ ...play, vars: { ...rb.vars, ...play.vars } }))
+    const vars: Obj = {}
+    for (const [k, v] of Object.entries(rb.vars)) {
+      if (isObj(v) && v.secret === true) this.importedSecrets[k] ??= v
+      else vars[k] = v
+    }
+    return rb.plays.map((play) => ({ ...play, vars: { ...vars, ...play.vars } }))
   }
 
   play(raw: unknown, p: YamlPath): Play | undefined {

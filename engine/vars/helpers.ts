@@ -84,9 +84,18 @@ export const helpers: Record<string, Helper> = {
       ? (obj as Record<string, unknown>)[String(key)]
       : undefined
   },
+  /** `map list 'a.b'`: each item's value at a key or a dotted path (`results` of a loop). */
   map: (...a) => {
     const [arr, key] = plain(a)
-    return Array.isArray(arr) ? arr.map((x) => (x as Record<string, unknown>)[String(key)]) : []
+    const at = (x: unknown): unknown =>
+      String(key)
+        .split('.')
+        .reduce<unknown>(
+          (v, k) =>
+            v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined,
+          x,
+        )
+    return Array.isArray(arr) ? arr.map(at) : []
   },
   contains: (...a) => {
     const [hay, needle] = plain(a)
@@ -105,6 +114,11 @@ export const helpers: Record<string, Helper> = {
   },
   b64encode: (...a) => Buffer.from(String(plain(a)[0])).toString('base64'),
   b64decode: (...a) => Buffer.from(String(plain(a)[0]), 'base64').toString('utf8'),
+  /** MD5 in hex: keepalived's HTTP_GET `digest` of a body (what genhash prints). */
+  md5: (...a) =>
+    createHash('md5')
+      .update(String(plain(a)[0]))
+      .digest('hex'),
   sha256: (...a) =>
     createHash('sha256')
       .update(String(plain(a)[0]))

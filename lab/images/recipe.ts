@@ -47,6 +47,9 @@ export const DEBIAN_12: ImageRecipe = {
     'ca-certificates',
     'kmod',
     'procps',
+    // a network configuration the guest can extend, as Debian's cloud images have (ifupdown's
+    // /etc/network/interfaces): `address` with persist: true (the VIP on lo of a real server)
+    'ifupdown',
   ],
 }
 

@@ -104,6 +104,26 @@ export function prepareConfig(
   return { text: renderConfig(p, resolved), resolved }
 }
 
+/**
+ * The LVS part must be the same on every director of a VRRP instance: whichever takes the VIP
+ * serves it. Each node's task compares its virtual servers with the first node's of this run
+ * (hosts run concurrently, so the second to arrive reports the difference).
+ */
+function sameServersAcrossCluster(ctx: ModuleContext, p: KeepalivedConfigParams): void {
+  const first = ctx.shared(
+    `keepalived.config:virtual_servers:${p.virtual_router_id}`,
+    () => new Map<string, string>(),
+  )
+  const mine = JSON.stringify(p.virtual_servers)
+  const other = [...first.entries()].find(([host, vs]) => host !== ctx.host && vs !== mine)
+  first.set(ctx.host, mine)
+  if (other)
+    throw new RunbookError(
+      'E_PARAM',
+      `keepalived.config: virtual_servers on ${ctx.host} differ from ${other[0]}'s (virtual_router_id ${p.virtual_router_id}): every director must list the same virtual and real servers, or the service changes when the VIP moves`,
+    )
+}
+
 function outputOf(
   p: KeepalivedConfigParams,
   s: KeepalivedConfigState | undefined,
@@ -166,6 +186,7 @@ export const keepalivedConfig = defineModule<KeepalivedConfigParams, KeepalivedC
   aliases: { virtual_ipaddress: 'virtual_ipaddresses', vrid: 'virtual_router_id' },
   async gather(ctx, p) {
     if (p.auth_pass) ctx.secret(p.auth_pass)
+    sameServersAcrossCluster(ctx, p)
     const { text, resolved } = prepareConfig(p, await hostView(ctx))
     const want = wanted(text)
     return { want, have: await gatherRemote(ctx, p.dest, want), resolved }

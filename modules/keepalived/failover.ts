@@ -27,7 +27,16 @@ import {
   pingStopScript,
   type PingStats,
 } from './lib/ping.ts'
-import { execOn, probeHolders, vipAddress, type HolderProbe } from './lib/vip.ts'
+import { execOn, probeHolders, requireHosts, vipAddress, type HolderProbe } from './lib/vip.ts'
+import { drawTimeline, type HolderSample } from './lib/draw.ts'
+import {
+  httpReadScript,
+  httpStartScript,
+  httpStopScript,
+  parseHttp,
+  probeUrl,
+  type HttpStats,
+} from './lib/http-probe.ts'
 
 const ifname = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'an interface name')
 
@@ -102,6 +111,23 @@ const params = z
       .describe(
         'Seconds of pinging after the last phase, so the failback’s own gap is measured too',
       ),
+    http: z
+      .strictObject({
+        port: z.number().int().min(1).max(65535).default(80).describe('Service port on the VIP'),
+        path: z.string().startsWith('/').default('/').describe('URL path fetched'),
+        interval: z.number().min(0.05).max(5).default(0.1).describe('Seconds between requests'),
+        timeout: z.number().positive().max(10).default(0.5).describe('Seconds per request'),
+        max_gap_ms: z
+          .number()
+          .int()
+          .positive()
+          .optional()
+          .describe('Longest allowed time without an answer (default: the ping limit)'),
+      })
+      .optional()
+      .describe(
+        'Also fetch http://VIP:port/path from the observer the whole time (curl), and judge the service’s own gap, not only ping’s',
+      ),
   })
   .superRefine((p, ctx) => {
     if (p.backups.includes(p.master))
@@ -143,6 +169,28 @@ export interface FailoverMeasurements {
   max_gap_ms: number
   gaps_ms: number[]
   max_gap_limit_ms: number
+  /** The HTTP prober's figures, when `http` was given. */
+  http?: {
+    url: string
+    sent: number
+    ok: number
+    max_gap_ms: number
+    gaps_ms: number[]
+    max_gap_limit_ms: number
+    /** Answers per page body (the real server that served them). */
+    served_by: Record<string, number>
+    /** Observer time (epoch ms) of every answer: the timeline's data. */
+    ok_at: number[]
+  }
+  /** Observer time (epoch ms) of every ping reply, and the interval they were sent at. */
+  ping_at: number[]
+  ping_interval_ms: number
+  /** Who held the VIP, at each change seen by the polls (controller clock, epoch ms). */
+  holder_samples: HolderSample[]
+  /** The nodes in the order the timeline numbers them (master first). */
+  nodes: string[]
+  started_at: number
+  ended_at: number
   passed: boolean
 }
 
@@ -173,12 +221,45 @@ function fmtS(ms: number | null): string {
   return ms === null ? '-' : `${(ms / 1000).toFixed(2)} s`
 }
 
+/** The timelines (ping, and http when measured) under the summary. */
+export function drawings(m: FailoverMeasurements): string {
+  const common = {
+    samples: m.holder_samples,
+    nodes: m.nodes,
+    from: m.started_at,
+    to: m.ended_at,
+  }
+  const lines = [
+    drawTimeline({
+      ...common,
+      label: 'ping',
+      replies: m.ping_at,
+      gapAfterMs: m.ping_interval_ms * 2.5,
+      maxGapMs: m.max_gap_ms,
+    }),
+  ]
+  if (m.http)
+    lines.push(
+      drawTimeline({
+        ...common,
+        label: 'http',
+        replies: m.http.ok_at,
+        gapAfterMs: HTTP_GAP_AFTER_MS,
+        maxGapMs: m.http.max_gap_ms,
+      }),
+    )
+  return lines.join('\n')
+}
+
+/** An HTTP silence longer than this is a gap (a request every 100 ms plus its own time). */
+export const HTTP_GAP_AFTER_MS = 500
+
 /** One line with the measurements, for messages and the run's output. */
 export function summary(m: FailoverMeasurements): string {
   const path = [m.holder_before, m.holder_during, m.holder_after]
     .map((h) => (h.length ? h.join('+') : 'nobody'))
     .join(' -> ')
-  return `VIP ${m.vip} (${m.how}): ${path}; failover ${fmtS(m.failover_ms)}, failback ${fmtS(m.failback_ms)}; longest gap ${m.max_gap_ms} ms (limit ${m.max_gap_limit_ms}); ${m.received}/${m.sent} replies${m.duplicates ? `, ${m.duplicates} duplicates` : ''}`
+  return `VIP ${m.vip} (${m.how}): ${path}; failover ${fmtS(m.failover_ms)}, failback ${fmtS(m.failback_ms)}; longest gap ${m.max_gap_ms} ms (limit ${m.max_gap_limit_ms}); ${m.received}/${m.sent} replies${m.duplicates ? `, ${m.duplicates} duplicates` : ''}${m.http ? `; http longest gap ${m.http.max_gap_ms} ms (limit ${m.http.max_gap_limit_ms}), ${m.http.ok}/${m.http.sent} answered` : ''}`
 }
 
 interface Watch {
@@ -188,6 +269,19 @@ interface Watch {
   /** performance.now() of the first poll of the run of polls that satisfied the wish. */
   at: number
   splitMs: number
+}
+
+/**
+ * Holder polls recorded for the timeline, per running test. A side table rather than one more
+ * parameter of watchHolders, whose positional signature issue 13 replaces.
+ */
+const recorders = new WeakMap<ModuleContext, HolderSample[]>()
+
+function record(ctx: ModuleContext, holders: string[]): void {
+  const r = recorders.get(ctx)
+  const last = r?.[r.length - 1]
+  if (r && (!last || last.holders.join() !== holders.join()))
+    r.push({ at: Date.now(), holders: [...holders] })
 }
 
 /** Polls who holds the VIP until `wish` holds for CONFIRM_MS, split brain lasts, or time runs out. */
@@ -208,6 +302,7 @@ async function watchHolders(
     const probes = await probeHolders(ctx, nodes, vip, iface)
     const now = performance.now()
     const holders = probes.filter((x) => x.interface !== null).map((x) => x.node)
+    record(ctx, holders)
     if (holders.length > 1) {
       multiSince ??= now
       splitMs = Math.max(splitMs, now - multiSince)
@@ -295,14 +390,60 @@ class Pinger {
   }
 }
 
+/** The observer's HTTP prober: started, read while it runs, stopped and parsed. */
+class HttpProber {
+  private constructor(
+    private readonly ctx: ModuleContext,
+    private readonly conn: Connection,
+    private readonly pid: number,
+    private readonly file: string,
+  ) {}
+
+  static async start(ctx: ModuleContext, url: string, o: HttpOptions, deadlineS: number) {
+    const conn = await ctx.conn()
+    const r = await execOn(
+      ctx,
+      conn,
+      httpStartScript({ url, intervalS: o.interval, timeoutS: o.timeout, deadlineS }),
+    )
+    const kv = parseKv(r.stdout)
+    if (r.rc !== 0 || !kv.pid || !kv.file)
+      throw new RunbookError(
+        'E_COMMAND',
+        `${ctx.host}: cannot start fetching ${url} (rc ${r.rc}): ${tail(r.stderr || r.stdout)}`,
+      )
+    return new HttpProber(ctx, conn, Number(kv.pid), kv.file)
+  }
+
+  async read(): Promise<HttpStats> {
+    const r = await execOn(this.ctx, this.conn, httpReadScript(this.file), { idempotent: true })
+    return parseHttp(r.stdout, HTTP_GAP_AFTER_MS)
+  }
+
+  async stop(): Promise<HttpStats> {
+    const r = await execOn(this.ctx, this.conn, httpStopScript(this.pid, this.file))
+    return parseHttp(r.stdout, HTTP_GAP_AFTER_MS)
+  }
+}
+
+type HttpOptions = NonNullable<FailoverParams['http']>
+
 /** Replies the pinger must have before the master is failed: a baseline, not a lucky first echo. */
 export const BASELINE_REPLIES = 3
 
-/** Waits until the VIP has answered the observer's pings a few times. */
-async function baseline(ctx: ModuleContext, pinger: Pinger, timeoutMs: number): Promise<boolean> {
+/** Waits until the VIP has answered the observer's pings (and requests) a few times. */
+async function baseline(
+  ctx: ModuleContext,
+  probers: { pinger: Pinger; http?: HttpProber | undefined },
+  timeoutMs: number,
+): Promise<boolean> {
   const until = performance.now() + timeoutMs
   for (;;) {
-    if ((await pinger.read()).received >= BASELINE_REPLIES) return true
+    if (
+      (await probers.pinger.read()).received >= BASELINE_REPLIES &&
+      (!probers.http || (await probers.http.read()).ok >= BASELINE_REPLIES)
+    )
+      return true
     if (performance.now() > until) return false
     await sleep(200, ctx.signal)
   }
@@ -313,7 +454,7 @@ async function runTest(
   ctx: ModuleContext,
   p: FailoverParams,
   m: FailoverMeasurements,
-  pinger: Pinger,
+  probers: { pinger: Pinger; http?: HttpProber | undefined },
   restoreOnError: { pending?: (() => Promise<void>) | undefined },
 ): Promise<string | undefined> {
   const vip = m.vip
@@ -336,9 +477,11 @@ async function runTest(
       `${vip} is ${where}, not on the master ${p.master} alone, after ${p.timeout} s: nothing to fail over`,
     )
   }
-  ctx.progress(`waiting for ${vip} to answer pings from ${ctx.host}`)
-  if (!(await baseline(ctx, pinger, timeoutMs)))
-    return `${vip} does not answer pings from ${ctx.host} within ${p.timeout} s, although ${p.master} holds it (allowed address pairs? security groups?)`
+  ctx.progress(
+    `waiting for ${vip} to answer ${probers.http ? 'pings and requests' : 'pings'} from ${ctx.host}`,
+  )
+  if (!(await baseline(ctx, probers, timeoutMs)))
+    return `${vip} does not answer ${probers.http ? `pings and ${m.http?.url ?? 'requests'}` : 'pings'} from ${ctx.host} within ${p.timeout} s, although ${p.master} holds it (allowed address pairs? security groups?)`
   const iface =
     p.interface ?? before.probes.find((x) => x.node === p.master)?.interface ?? undefined
   const master = await ctx.connectTo(p.master)
@@ -497,13 +640,7 @@ export const keepalivedFailover = defineModule<FailoverParams, null>({
         'E_PARAM',
         `keepalived.failover: run it from a host outside the cluster (the jumphost), not from ${ctx.host}`,
       )
-    for (const n of [p.master, ...p.backups]) {
-      if (ctx.inventory.hostVars(n) === undefined)
-        throw new RunbookError(
-          'E_PARAM',
-          `keepalived.failover: '${n}' is not a host of the inventory`,
-        )
-    }
+    requireHosts(ctx, 'keepalived.failover', [p.master, ...p.backups])
     return null
   },
   plan(p) {
@@ -537,23 +674,62 @@ export const keepalivedFailover = defineModule<FailoverParams, null>({
       max_gap_ms: 0,
       gaps_ms: [],
       max_gap_limit_ms: gapLimit(p),
+      ping_at: [],
+      ping_interval_ms: Math.round(p.ping_interval * 1000),
+      holder_samples: [],
+      nodes: [p.master, ...p.backups],
+      started_at: Date.now(),
+      ended_at: 0,
       passed: false,
     }
+    const url = p.http ? probeUrl(m.vip, p.http.port, p.http.path) : undefined
+    if (p.http && url)
+      m.http = {
+        url,
+        sent: 0,
+        ok: 0,
+        max_gap_ms: 0,
+        gaps_ms: [],
+        max_gap_limit_ms: p.http.max_gap_ms ?? gapLimit(p),
+        served_by: {},
+        ok_at: [],
+      }
+    recorders.set(ctx, m.holder_samples)
     // ping's own deadline: it stops by itself even if this process dies mid-test.
     const deadline = 4 * p.timeout + p.down_seconds + p.settle + 60
     const pinger = await Pinger.start(ctx, m.vip, p.ping_interval, deadline)
+    const http =
+      p.http && url
+        ? await HttpProber.start(ctx, url, p.http, deadline).catch(async (e: unknown) => {
+            await pinger.stop().catch(() => undefined)
+            throw e
+          })
+        : undefined
     const restoreOnError: { pending?: (() => Promise<void>) | undefined } = {}
     let why: string | undefined
     let stats: PingStats | undefined
+    let httpStats: HttpStats | undefined
     try {
-      why = await runTest(ctx, p, m, pinger, restoreOnError)
+      why = await runTest(ctx, p, m, { pinger, http }, restoreOnError)
       if (!why && p.settle > 0) await sleep(p.settle * 1000, ctx.signal)
     } finally {
       // Leave the world as found even when the test failed half-way: the service runs again.
       const pending = restoreOnError.pending
       if (pending) await pending().catch(() => undefined)
       stats = await pinger.stop().catch(() => undefined)
+      httpStats = await http?.stop().catch(() => undefined)
+      m.ended_at = Date.now()
+      recorders.delete(ctx)
     }
+    if (httpStats && m.http)
+      Object.assign(m.http, {
+        sent: httpStats.sent,
+        ok: httpStats.ok,
+        max_gap_ms: httpStats.maxGapMs,
+        gaps_ms: httpStats.gapsMs,
+        served_by: httpStats.servedBy,
+        ok_at: httpStats.okAt,
+      })
     if (stats)
       Object.assign(m, {
         sent: stats.sent,
@@ -562,14 +738,22 @@ export const keepalivedFailover = defineModule<FailoverParams, null>({
         duplicates: stats.duplicates,
         max_gap_ms: stats.maxGapMs,
         gaps_ms: stats.gapsMs,
+        ping_at: stats.replyAt,
       })
     if (!why && m.max_gap_ms > m.max_gap_limit_ms)
       why = `the VIP was silent for ${m.max_gap_ms} ms, more than max_gap_ms ${m.max_gap_limit_ms}`
+    if (!why && m.http && m.http.max_gap_ms > m.http.max_gap_limit_ms)
+      why = `${m.http.url} went unanswered for ${m.http.max_gap_ms} ms, more than http.max_gap_ms ${m.http.max_gap_limit_ms}`
     m.passed = why === undefined
     const output = { ...m }
     const changed = p.how === 'stop' && !p.restore
     if (why)
-      return { failed: true, changed, msg: `keepalived.failover: ${why}\n${summary(m)}`, output }
+      return {
+        failed: true,
+        changed,
+        msg: `keepalived.failover: ${why}\n${summary(m)}\n${drawings(m)}`,
+        output,
+      }
     return { changed, output }
   },
   output: (p, _s) => ({
@@ -582,8 +766,10 @@ export const keepalivedFailover = defineModule<FailoverParams, null>({
     sent: unknown('sent'),
     received: unknown('received'),
   }),
-  display: (o) =>
-    typeof o.vip === 'string' && Array.isArray(o.holder_before)
-      ? summary(o as unknown as FailoverMeasurements)
-      : undefined,
+  display: (o) => {
+    if (typeof o.vip !== 'string' || !Array.isArray(o.holder_before)) return undefined
+    const m = o as unknown as FailoverMeasurements
+    if (!Array.isArray(m.ping_at) || !m.started_at) return summary(m)
+    return `${summary(m)}\n${drawings(m)}`
+  },
 })

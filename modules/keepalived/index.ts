@@ -1,9 +1,10 @@
 /**
  * The keepalived modules: the config of a VRRP cluster checked as a whole, the failover test the
- * seeds end with, and who holds a VIP now.
+ * seeds end with, the LVS check (spread, IPVS table, health checks), and who holds a VIP now.
  */
 import { keepalivedConfig } from './config.ts'
 import { keepalivedFailover } from './failover.ts'
+import { keepalivedLvsCheck } from './lvs-check.ts'
 import { keepalivedVipHolder } from './vip-holder.ts'
 
 /**
@@ -13,5 +14,6 @@ import { keepalivedVipHolder } from './vip-holder.ts'
 export const keepalivedModules = [
   keepalivedConfig,
   keepalivedFailover,
+  keepalivedLvsCheck,
   keepalivedVipHolder,
 ] as const

@@ -34,6 +34,8 @@ export function holderOutput(vip: string, probes: readonly HolderProbe[]): Recor
     vip,
     holder: holders.length === 1 ? holders[0]?.node : null,
     holders: holders.map((p) => p.node),
+    // the nodes that do not hold it: keepalived.failover's `backups` when the holder is the master
+    others: probes.filter((p) => p.interface === null).map((p) => p.node),
     interfaces: Object.fromEntries(holders.map((p) => [p.node, p.interface])),
   }
 }
@@ -61,6 +63,7 @@ export const keepalivedVipHolder = defineModule<VipHolderParams, HolderProbe[]>(
           vip: vipAddress(p.vip),
           holder: unknown('holder'),
           holders: unknown('holders'),
+          others: unknown('others'),
           interfaces: unknown('interfaces'),
         },
   display: (o) => {

@@ -204,6 +204,16 @@ function serverProblems(p: ClusterParams, out: Problem[]): void {
           message: `${name}: real server ${rs.address}:${rs.port} is listed twice`,
         })
       reals.add(`${rs.address}:${rs.port}`)
+      if (rs.check === undefined)
+        out.push({
+          path: [...rat, 'check'],
+          message: `${name}: real server ${rs.address} has no health check: keepalived would keep it in the table with its service down; give it TCP_CHECK or HTTP_GET`,
+        })
+      if (vips.has(rs.address))
+        out.push({
+          path: [...rat, 'address'],
+          message: `${name}: real server ${rs.address} is a VIP: it would forward to itself`,
+        })
       if (vs.lb_kind !== 'NAT' && rs.port !== vs.port) {
         out.push({
           path: [...rat, 'port'],
@@ -304,6 +314,18 @@ export function hostProblems(
             message: `${c.address} is outside ${iface}'s subnet on ${host.name} (${own.map((a) => networkOf(a.address, a.prefix)).join(', ')}): no neighbour would reach it`,
           })
         }
+      })
+    }
+    if (own.length > 0) {
+      p.virtual_servers.forEach((vs, i) => {
+        if (vs.lb_kind !== 'DR') return
+        vs.real_servers.forEach((rs, j) => {
+          if (isIpv4(rs.address) && !own.some((a) => inNetwork(rs.address, a.address, a.prefix)))
+            problems.push({
+              path: ['virtual_servers', i, 'real_servers', j, 'address'],
+              message: `real server ${rs.address} is outside ${iface}'s network on ${host.name} (${own.map((a) => networkOf(a.address, a.prefix)).join(', ')}): lb_kind DR forwards by MAC address, so real servers must share the directors' network (TUN or NAT route instead)`,
+            })
+        })
       })
     }
     if (

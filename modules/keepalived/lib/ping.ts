@@ -20,6 +20,8 @@ export interface PingStats {
   /** Observer time (epoch ms) of the first and the last reply; null without replies. */
   firstReplyAt: number | null
   lastReplyAt: number | null
+  /** Observer time (epoch ms) of every answered request, in order: a timeline's data. */
+  replyAt: number[]
 }
 
 const REPLY = /^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+)/
@@ -66,6 +68,7 @@ export function parsePing(text: string, intervalMs: number): PingStats {
     gapsMs: gaps.filter((g) => g > intervalMs * 2.5),
     firstReplyAt: times[0] ?? null,
     lastReplyAt: last ?? null,
+    replyAt: times,
   }
 }
 

@@ -83,3 +83,14 @@ export async function probeHolders(
 ): Promise<HolderProbe[]> {
   return Promise.all(nodes.map((n) => probeHolder(ctx, n, vip, iface)))
 }
+
+/**
+ * Refuses, at gather, names that are not hosts of the inventory (a typo would otherwise surface
+ * as a connection error in the middle of a test that has already broken something).
+ * @example requireHosts(ctx, 'keepalived.failover', ['kld-vm-1', 'kld-vm-2'])
+ */
+export function requireHosts(ctx: ModuleContext, module: string, names: readonly string[]): void {
+  for (const n of names)
+    if (ctx.inventory.hostVars(n) === undefined)
+      throw new RunbookError('E_PARAM', `${module}: '${n}' is not a host of the inventory`)
+}

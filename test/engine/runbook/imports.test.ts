@@ -168,6 +168,23 @@ describe('import_playbook', () => {
     expect(path.relative(dir, p.runbook.plays[1]?.file ?? '')).toBe('sub/other.yaml')
   })
 
+  it('an imported runbook’s secrets become the importing runbook’s secrets, not plain play vars', async () => {
+    const dir = project({
+      'rb.yaml':
+        'vars: { mine: { secret: true, from_env: MINE } }\nplays:\n  - import_playbook: other.yaml\n',
+      'other.yaml':
+        'vars: { pw: { secret: true, from_env: PW }, mine: { secret: true, from_env: NOPE }, who: x }\nplays:\n  - hosts: localhost\n    tasks: [{ debug: { msg: "{{pw}}" } }]\n',
+    })
+    const p = await prepare({
+      runbookFile: path.join(dir, 'rb.yaml'),
+      registry,
+      env: { PW: 'imported-pw', MINE: 'main-pw', NOPE: 'not-this' },
+      stateRoot: dir,
+    })
+    expect(p.secretVars).toEqual({ pw: 'imported-pw', mine: 'main-pw' })
+    expect(p.runbook.plays[0]?.vars).toEqual({ who: 'x' })
+  })
+
   it('an error in the imported runbook points there; unknown keywords beside it are refused', async () => {
     const dir = project({
       'rb.yaml': 'plays:\n  - import_playbook: other.yaml\n    hosts: all\n',

@@ -12,6 +12,7 @@ const scope = {
   ],
   html: '<a & b>',
   flag: false,
+  results: [{ facts: { rs: { port: 80 } } }, { facts: { rs: { port: 8080 } } }],
 }
 
 describe('renderString', () => {
@@ -25,6 +26,9 @@ describe('renderString', () => {
     ['x {{join (map nodes "name") ","}}', 'x kld-vm-1,kld-vm-2'],
     ['{{default missing "d"}}', 'd'],
     ['{{ip_network "192.0.2.254/24"}}', '192.0.2.0/24'],
+    // keepalived's HTTP_GET digest of a page: what genhash prints for a body of 'kld-vm-1'
+    ['{{md5 (lookup nodes.[0] "name")}}', '24fd9a7f380b595ec02d7c0ee0c123f8'],
+    ['{{join (map results "facts.rs.port") ","}}', '80,8080'],
   ])('%s', (t, want) => {
     expect(renderString(t, scope)).toBe(want)
   })

@@ -189,6 +189,31 @@ const cases: { name: string; params: Params; path: string; message: RegExp }[] =
     message: /192.0.2.201 is not one of virtual_ipaddresses/,
   },
   {
+    name: 'a real server without a health check (kept in the table with its service down)',
+    params: {
+      ...seed004,
+      virtual_servers: [
+        { ...seed004.virtual_servers[0], real_servers: [{ address: '192.0.2.179', port: 80 }] },
+      ],
+    },
+    path: 'virtual_servers.0.real_servers.0.check',
+    message: /real server 192.0.2.179 has no health check/,
+  },
+  {
+    name: 'a real server that is the VIP itself',
+    params: {
+      ...seed004,
+      virtual_servers: [
+        {
+          ...seed004.virtual_servers[0],
+          real_servers: [{ address: '192.0.2.200', port: 80, check: { type: 'TCP_CHECK' } }],
+        },
+      ],
+    },
+    path: 'virtual_servers.0.real_servers.0.address',
+    message: /real server 192.0.2.200 is a VIP: it would forward to itself/,
+  },
+  {
     name: 'an HTTP_GET without urls',
     params: {
       ...seed004,
@@ -299,6 +324,24 @@ const hostCases: { name: string; params: Params; host: HostView; message: RegExp
     host: hostOn('kld-vm-1', 'ens3', '192.0.2.11'),
     message:
       /virtual_ipaddresses\[0\]: 198.51.100.254 is outside ens3's subnet on kld-vm-1 \(192.0.2.0\/24\)/,
+  },
+  {
+    name: 'a DR real server outside the directors’ network (DR forwards by MAC)',
+    params: {
+      ...seed004,
+      virtual_servers: [
+        {
+          ...seed004.virtual_servers[0],
+          real_servers: [
+            ...(seed004.virtual_servers[0]?.real_servers.slice(0, 2) ?? []),
+            { address: '198.51.100.181', port: 80, check: { type: 'TCP_CHECK' } },
+          ],
+        },
+      ],
+    },
+    host: hostOn('lvs-1', 'eth0', '192.0.2.41'),
+    message:
+      /virtual_servers\[0\].real_servers\[2\].address: real server 198.51.100.181 is outside eth0's network on lvs-1 \(192.0.2.0\/24\): lb_kind DR forwards by MAC address/,
   },
   {
     name: 'a unicast source that is not local (a floating IP)',

@@ -14,7 +14,7 @@ import {
 import type { HostView } from '../../../modules/keepalived/lib/cluster.ts'
 import { testContext } from '../../helpers/context.ts'
 import { converge, CountingConnection, planTable, type PlanCase } from '../host/harness.ts'
-import { hostOn, seed001, seed002, seed003, seed004 } from './seeds.ts'
+import { hostOn, lvsDrRunbook, seed001, seed002, seed003, seed004 } from './seeds.ts'
 
 const GOLDEN = path.join(import.meta.dirname, 'golden')
 // UPDATE_GOLDEN=1 rewrites them; review the diff before keeping it.
@@ -34,6 +34,17 @@ const goldens: { file: string; params: Record<string, unknown>; host: HostView }
     file: 'seed002-lvs-tcp-check.conf',
     params: seed002,
     host: hostOn('balance01', 'ens18', '192.0.2.235'),
+  },
+  // what runbooks/lvs-dr.yaml renders on its first director, with its defaults and as seed 002
+  {
+    file: 'lvs-dr-runbook.conf',
+    params: lvsDrRunbook('seed004'),
+    host: hostOn('lvs-director-1', 'ens3', '192.0.2.41'),
+  },
+  {
+    file: 'lvs-dr-runbook-seed002.conf',
+    params: lvsDrRunbook('seed002'),
+    host: hostOn('lvs-director-1', 'ens3', '192.0.2.41'),
   },
 ]
 
@@ -261,5 +272,33 @@ describe('keepalived.config on the local host', () => {
       /this host is 'kld-vm-9', which is not in cluster \(kld-vm-1, kld-vm-2\)/,
     )
     expect(conn.trips).toBe(0)
+  })
+})
+
+describe('keepalived.config across the directors of one run', () => {
+  it('refuses a director whose virtual servers differ from another’s, before touching it', async () => {
+    const a = testContext({ conn: new LocalConnection('lvs-1') })
+    const p = keepalivedConfig.params.parse(seed004)
+    // gather reads this machine's facts and file (nothing is written); lvs-1 registers its servers
+    await keepalivedConfig.gather(a, p).catch(() => undefined)
+    const b = { ...testContext({ conn: new LocalConnection('lvs-2') }), shared: a.shared }
+    const fewer = keepalivedConfig.params.parse({
+      ...seed004,
+      virtual_servers: [
+        {
+          ...seed004.virtual_servers[0],
+          real_servers: seed004.virtual_servers[0]?.real_servers.slice(0, 2),
+        },
+      ],
+    })
+    await expect(keepalivedConfig.gather(b, fewer)).rejects.toThrow(
+      /virtual_servers on lvs-2 differ from lvs-1's \(virtual_router_id 50\): every director must list the same virtual and real servers/,
+    )
+    const same = { ...testContext({ conn: new LocalConnection('lvs-2') }), shared: a.shared }
+    const r = await keepalivedConfig.gather(same, p).then(
+      () => 'gathered',
+      (e: Error) => e.message,
+    )
+    expect(r).not.toMatch(/differ from/)
   })
 })

@@ -95,13 +95,19 @@ describe('who holds the VIP', () => {
         { node: 'a', interface: 'ens3' },
         { node: 'b', interface: null },
       ]),
-    ).toEqual({ vip: VIP, holder: 'a', holders: ['a'], interfaces: { a: 'ens3' } })
+    ).toEqual({
+      vip: VIP,
+      holder: 'a',
+      holders: ['a'],
+      others: ['b'],
+      interfaces: { a: 'ens3' },
+    })
     expect(
       holderOutput(VIP, [
         { node: 'a', interface: 'ens3' },
         { node: 'b', interface: 'ens3' },
       ]),
-    ).toMatchObject({ holder: null, holders: ['a', 'b'] })
+    ).toMatchObject({ holder: null, holders: ['a', 'b'], others: [] })
     expect(keepalivedVipHolder.display?.({ vip: VIP, holders: ['a', 'b'] })).toBe(
       `${VIP} is on a and b (split brain)`,
     )
@@ -164,6 +170,12 @@ describe('keepalived.failover plan and parameters', () => {
       max_gap_ms: 810,
       gaps_ms: [810],
       max_gap_limit_ms: 3000,
+      ping_at: [],
+      ping_interval_ms: 200,
+      holder_samples: [],
+      nodes: ['a', 'b'],
+      started_at: 0,
+      ended_at: 0,
       passed: true,
     }
     expect(summary(m)).toBe(
@@ -191,6 +203,8 @@ class Sim {
       failbackMs: number
       splitBrain?: boolean
       startOn?: string
+      /** The service stays unanswered this long after the failure (ping does not see it). */
+      httpLagMs?: number
     },
   ) {
     this.holders.add(o.startOn ?? master)
@@ -208,12 +222,28 @@ class Sim {
     }, later)
   }
   fail(): void {
+    this.httpDownUntil = Date.now() + (this.o.httpLagMs ?? 0)
     if (!this.o.splitBrain) this.set([])
     if (this.o.takeoverMs !== null)
       this.set(this.o.splitBrain ? [this.master, this.backup] : [this.backup], this.o.takeoverMs)
   }
   restore(): void {
     this.set([this.master], this.o.failbackMs)
+  }
+  /** The HTTP prober: a request every 100 ms from its start, answered while the service is up
+   * (the VIP held, or `httpDownMs` after the failure when the service itself lags behind). */
+  httpStart = 0
+  httpDownUntil = 0
+  private readonly httpLines: string[] = []
+  http(): string {
+    const now = Date.now()
+    for (let t = this.httpStart + this.httpLines.length * 100; t <= now; t += 100) {
+      const up =
+        ([...this.timeline].reverse().find((e) => e.at <= t)?.up ?? false) &&
+        t >= this.httpDownUntil
+      this.httpLines.push(`${(t / 1000).toFixed(3)} ${up ? 'ok real-1' : 'fail'}`)
+    }
+    return `${this.httpLines.join('\n')}\n`
   }
   /** The pinger's file only grows: what was written stays written, as with the real one. */
   private readonly pingLines: string[] = []
@@ -250,6 +280,11 @@ class FakeConn implements Connection {
     const s = this.sim
     s.execsAt.push({ host: this.host, at: Date.now() })
     const ok = (stdout: string): ExecResult => ({ rc: 0, stdout, stderr: '' })
+    if (cmd.includes('rb-http.XXXXXX')) {
+      s.httpStart = Date.now()
+      return ok('pid=4343\nfile=/tmp/rb-http.x\n')
+    }
+    if (cmd.includes('/tmp/rb-http.x')) return ok(s.http())
     if (cmd.includes('setsid ping')) {
       s.pingStart = Date.now()
       return ok('pid=4242\nfile=/tmp/rb-failover.x\n')
@@ -372,6 +407,36 @@ describe('keepalived.failover against a pretend cluster', () => {
     expect(r.msg).toMatch(/the VIP was silent for \d+ ms, more than max_gap_ms 400/)
     expect(out.max_gap_ms).toBeGreaterThan(400)
     expect(out.holder_after).toEqual(['a'])
+  })
+
+  it('http: measures the service beside ping, and draws both timelines', async () => {
+    const sim = new Sim('a', 'b', { takeoverMs: 700, failbackMs: 300 })
+    const { r, out } = await runFailover(sim, { http: { port: 80 } })
+    expect(r.failed).toBeUndefined()
+    expect(out.http).toMatchObject({ url: 'http://192.0.2.254/', max_gap_limit_ms: 3000 })
+    expect(out.http?.ok).toBeGreaterThan(10)
+    expect(out.http?.served_by).toEqual({ 'real-1': out.http?.ok })
+    expect(out.http?.max_gap_ms).toBeGreaterThanOrEqual(700)
+    expect(out.http?.max_gap_ms).toBeLessThan(1500)
+    expect(out.holder_samples.map((x) => x.holders)).toEqual([['a'], [], ['b'], ['a']])
+    const shown = keepalivedFailover.display?.(out as unknown as Record<string, unknown>) ?? ''
+    const [line, ping, http] = shown.split('\n')
+    expect(line).toMatch(/; http longest gap \d+ ms \(limit 3000\), \d+\/\d+ answered$/)
+    expect(ping).toMatch(
+      /^ping 1+[×·]+2+[×·]*1+ +longest gap \d+ ms {2}\(1 char = 100 ms; VIP on 1=a 2=b; × no reply\)$/,
+    )
+    expect(http).toMatch(/^http 1+×+2+×*1+ +longest gap \d+ ms/)
+  })
+
+  it('http: fails when the service is silent longer than its limit, although ping is fine', async () => {
+    const sim = new Sim('a', 'b', { takeoverMs: 100, failbackMs: 100, httpLagMs: 1500 })
+    const { r, out } = await runFailover(sim, { http: { port: 8080, max_gap_ms: 1000 } })
+    expect(r.failed).toBe(true)
+    expect(r.msg).toMatch(
+      /http:\/\/192\.0\.2\.254:8080\/ went unanswered for \d+ ms, more than http\.max_gap_ms 1000/,
+    )
+    expect(out.max_gap_ms).toBeLessThan(1000)
+    expect(out.http?.max_gap_ms).toBeGreaterThan(1000)
   })
 
   it('refuses to start when the VIP is not on the master', async () => {

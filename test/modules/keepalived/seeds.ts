@@ -4,6 +4,7 @@
  * AH on a MASTER, seed 004's nopreempt on a MASTER, seed 002's DR with remapped ports), the
  * parameters here are the corrected ones; cluster.test.ts shows the originals being refused.
  */
+import { createHash } from 'node:crypto'
 import type { HostView } from '../../../modules/keepalived/lib/cluster.ts'
 
 /** A host view with one interface and its address. */
@@ -109,4 +110,54 @@ export const seed002 = {
       })),
     },
   ],
+}
+
+/** The real servers of runbooks/lvs-dr.yaml; each page is its name, so its digest is md5(name). */
+const lvsReals = [
+  ['lvs-real-1', '192.0.2.51'],
+  ['lvs-real-2', '192.0.2.52'],
+  ['lvs-real-3', '192.0.2.53'],
+] as const
+
+/**
+ * What runbooks/lvs-dr.yaml passes to keepalived.config with its defaults (seed 004: HTTP_GET,
+ * rr, nopreempt), or with seed 002's variables (TCP_CHECK on 143, lblc).
+ */
+export function lvsDrRunbook(variant: 'seed004' | 'seed002'): Record<string, unknown> {
+  const port = variant === 'seed004' ? 80 : 143
+  return {
+    cluster: [
+      { name: 'lvs-director-1', state: 'BACKUP', priority: 100, address: '192.0.2.41' },
+      { name: 'lvs-director-2', state: 'BACKUP', priority: 90, address: '192.0.2.42' },
+    ],
+    virtual_router_id: 50,
+    advert_int: 1,
+    auth_pass: 'lvs-pass',
+    virtual_ipaddresses: ['192.0.2.200/32'],
+    unicast: false,
+    nopreempt: true,
+    virtual_servers: [
+      {
+        address: '192.0.2.200',
+        port,
+        lb_algo: variant === 'seed004' ? 'rr' : 'lblc',
+        lb_kind: 'DR',
+        delay_loop: 6,
+        real_servers: lvsReals.map(([name, address]) => ({
+          address,
+          port,
+          check:
+            variant === 'seed004'
+              ? {
+                  type: 'HTTP_GET',
+                  urls: [{ path: '/', digest: createHash('md5').update(name).digest('hex') }],
+                  connect_timeout: 3,
+                  retry: 3,
+                  delay_before_retry: 3,
+                }
+              : { type: 'TCP_CHECK', connect_timeout: 3, retry: 3, delay_before_retry: 3 },
+        })),
+      },
+    ],
+  }
 }
