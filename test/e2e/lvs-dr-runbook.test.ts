@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { labDown, labUp } from '../../lab/index.ts'
 
 const isRoot = process.getuid?.() === 0
-const BIN = path.resolve('engine/cli/runbook.js')
+const BIN = path.resolve('cli/runbook.js')
 const VIP_HTTP = path.resolve('test/e2e/fixtures/vip-http.yaml')
 const LVS = path.resolve('runbooks/lvs-dr.yaml')
 const PACKAGES = ['keepalived', 'ipvsadm', 'nginx-light', 'hello']

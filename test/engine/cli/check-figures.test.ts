@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
-const BIN = path.resolve('engine/cli/runbook.js')
+const BIN = path.resolve('cli/runbook.js')
 
 describe('--json figures of checks', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rbt-figures-'))
