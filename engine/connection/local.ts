@@ -216,6 +216,8 @@ export async function writeFileAtomic(
     await fs.rm(tmp, { force: true })
     throw e
   }
+  // a writer killed between its temp file and the rename left one here: the file is ours again
+  await removeStaleTemps(file).catch(() => [])
 }
 
 /** Numeric ids for user and group names, read through `id` and `getent`. */
