@@ -176,7 +176,7 @@ describe.skipIf(!HOSTS)('kernel VMs (k1.*) in the lab', () => {
     expect(os).toBe('Debian GNU/Linux 12 (bookworm)')
     expect(host).toBe('k1-vm')
     expect(addr).toContain(`inet ${k1Ip}/24`)
-    expect(route).toBe(`default via 192.0.2.1 dev ens3 proto dhcp src ${k1Ip} metric 100`)
+    expect(route?.trim()).toBe(`default via 192.0.2.1 dev ens3 proto dhcp src ${k1Ip} metric 100`)
     expect(keepalived).toBe('keepalived=1')
   })
 

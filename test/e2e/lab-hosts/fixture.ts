@@ -130,7 +130,9 @@ export interface ConsoleKeys {
 }
 
 /** Parses cloud-init's fingerprint and key blocks from a console log. */
-export function parseConsoleKeys(log: string): ConsoleKeys {
+export function parseConsoleKeys(raw: string): ConsoleKeys {
+  // a serial console (kernel VMs) ends its lines with \r\n, as a terminal does
+  const log = raw.replace(/\r\n?/g, '\n')
   const fp =
     /-----BEGIN SSH HOST KEY FINGERPRINTS-----\n([\s\S]*?)\n[^\n]*-----END SSH HOST KEY FINGERPRINTS-----/.exec(
       log,
