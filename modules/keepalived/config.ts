@@ -159,13 +159,7 @@ function outputOf(
 
 /**
  * keepalived.conf for this node, checked across the cluster and by `keepalived -t` on the host.
- * @example
- * - keepalived.config:
- *     cluster: "{{nodes}}"
- *     virtual_router_id: 254
- *     auth_pass: "{{auth_pass}}"
- *     virtual_ipaddresses: ["192.0.2.254/24"]
- *   notify: restart keepalived
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const keepalivedConfig = defineModule<KeepalivedConfigParams, KeepalivedConfigState>({
   name: 'keepalived.config',
