@@ -19,14 +19,8 @@ import {
   type ContentFileParams,
   type ContentFileState,
 } from '../host/lib/content-file.ts'
-import {
-  clusterProblems,
-  formatProblems,
-  hostProblems,
-  type HostView,
-  type Resolved,
-} from './lib/cluster.ts'
-import { configFields } from './lib/params.ts'
+import { clusterProblems, formatProblems, hostProblems, type HostView } from './lib/cluster.ts'
+import { configFields, type Resolved } from './lib/params.ts'
 import { instanceName, renderConfig, routerId } from './lib/render.ts'
 
 const params = z.strictObject(configFields).superRefine((p, ctx) => {
