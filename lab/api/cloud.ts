@@ -14,7 +14,7 @@ import { readState, StateStore } from './store.ts'
 import { verifyToken } from './tokens.ts'
 import type { AuthContext } from './tokens.ts'
 import { extensionSet } from './neutron-extensions.ts'
-import { checkedMaxVersion } from './nova-views.ts'
+import { checkedMaxVersion } from './nova-versions.ts'
 import type { LabState } from './types.ts'
 
 /** What a flavor may ask for and still be placed (Nova's "No valid host" otherwise). */

@@ -5,7 +5,7 @@ import type { Ctx, Route } from './http.ts'
 import { uuid } from './ids.ts'
 import { invalid, who } from './nova-create.ts'
 import { flavorDetail, flavorSummary } from './nova-views.ts'
-import type { Microversion } from './nova-views.ts'
+import type { Microversion } from './nova-versions.ts'
 import type { FlavorRec } from './types.ts'
 
 /** Nova's flavor routes. */

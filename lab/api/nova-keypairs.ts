@@ -4,8 +4,8 @@ import type { Cloud } from './cloud.ts'
 import { asObject, json, novaError } from './http.ts'
 import type { Ctx, Route } from './http.ts'
 import { isoNaiveMicros } from './ids.ts'
-import { atLeast } from './nova-views.ts'
-import type { Microversion } from './nova-views.ts'
+import { atLeast } from './nova-versions.ts'
+import type { Microversion } from './nova-versions.ts'
 import type { KeypairRec } from './types.ts'
 
 /** Nova's fingerprint of an OpenSSH public key: MD5 of the key blob, colon-separated hex. */

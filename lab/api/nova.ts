@@ -15,14 +15,14 @@ import { createServer, invalid, who } from './nova-create.ts'
 import { flavorRoutes } from './nova-flavors.ts'
 import { keypairRoutes } from './nova-keypairs.ts'
 import {
-  atLeast,
   microversion,
   novaImage,
   serverDetail,
   serverSummary,
   versionHeaders,
 } from './nova-views.ts'
-import type { Microversion } from './nova-views.ts'
+import { atLeast } from './nova-versions.ts'
+import type { Microversion } from './nova-versions.ts'
 import type { AuthContext } from './tokens.ts'
 import type { ServerRec } from './types.ts'
 

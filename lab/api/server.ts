@@ -23,7 +23,7 @@ import { uuid } from './ids.ts'
 import { keystoneRoutes } from './keystone.ts'
 import { neutronPublicRoutes, neutronRoutes } from './neutron.ts'
 import { novaHeaders, novaPublicRoutes, novaRoutes } from './nova.ts'
-import { novaRelease } from './nova-views.ts'
+import { novaRelease } from './nova-versions.ts'
 import { OPTIONAL_EXTENSIONS } from './neutron-extensions.ts'
 import { seedCloud, writeCloudsYaml } from './seed.ts'
 

@@ -152,8 +152,7 @@ function planAddress(p: AddressParams, s: AddressState): Change[] {
 
 /**
  * Ensures an address is (or is not) on an interface.
- * @example
- * - address: { address: "{{vip}}/32", interface: lo, persist: true }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const address = defineModule<AddressParams, AddressState>({
   name: 'address',

@@ -252,8 +252,7 @@ function planApt(p: AptParams, s: AptState): Change[] {
 
 /**
  * Ensures Debian packages are installed, at the latest version, or removed.
- * @example
- * - apt: { name: keepalived, state: present, update_cache: true, cache_valid_time: 3600 }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const apt = defineModule<AptParams, AptState>({
   name: 'apt',

@@ -45,10 +45,7 @@ export function argvOf(p: CommandParams): string[] {
 
 /**
  * Runs a program without a shell; `creates`/`removes` make it idempotent.
- * @example
- * - command:
- *     cmd: ip addr add 192.0.2.254/32 dev lo
- *     creates: /run/vip-added
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const command = defineModule<CommandParams, GuardState>({
   name: 'command',

@@ -62,12 +62,7 @@ export async function readSourceFile(
 
 /**
  * Ensures a file on the host has the given content, mode and owner.
- * @example
- * - copy:
- *     dest: /etc/default/keepalived
- *     content: "DAEMON_ARGS=\"-D\"\n"
- *     mode: '0644'
- *     backup: true
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const copy = defineModule<CopyParams, ContentFileState>({
   name: 'copy',

@@ -198,9 +198,7 @@ export type FactsParams = z.infer<typeof params>
 
 /**
  * Reads the host's facts into the variable `facts`; read-only, so they are known during a plan.
- * @example
- * - facts: {}
- * - debug: { msg: "{{facts.default_ipv4.interface}} {{facts.default_ipv4.address}}" }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const facts = defineModule<FactsParams, HostFacts>({
   name: 'facts',

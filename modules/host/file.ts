@@ -137,8 +137,7 @@ function planPath(p: FileParams, s: PathState): Change[] {
 
 /**
  * Ensures a path is a directory, file, link, or absent.
- * @example
- * - file: { path: /etc/keepalived, state: directory, mode: '0755' }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const file = defineModule<FileParams, PathState>({
   name: 'file',

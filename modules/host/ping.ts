@@ -65,10 +65,7 @@ async function pingOnce(ctx: ModuleContext, p: PingParams): Promise<PingState> {
 
 /**
  * Asserts that an address answers (or does not answer) pings from the host.
- * @example
- * - name: The VIP answers from the jumphost
- *   ping: { address: 192.0.2.254, count: 3, expect: reachable }
- *   delegate_to: jumphost
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const ping = defineModule<PingParams, PingState>({
   name: 'ping',

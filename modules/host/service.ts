@@ -71,8 +71,7 @@ function verbOf(c: Change): Verb {
 
 /**
  * Ensures a service runs (or not) and starts at boot (or not).
- * @example
- * - service: { name: keepalived, state: started, enabled: true }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const service = defineModule<ServiceParams, ServiceState>({
   name: 'service',

@@ -22,10 +22,7 @@ export type ShellParams = z.infer<typeof params>
 
 /**
  * Runs a command line through /bin/sh; `creates`/`removes` make it idempotent.
- * @example
- * - shell:
- *     cmd: ip route | grep default > /root/default-route
- *     creates: /root/default-route
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const shell = defineModule<ShellParams, GuardState>({
   name: 'shell',

@@ -185,8 +185,7 @@ function planSysctl(p: SysctlParams, s: SysctlState): Change[] {
 
 /**
  * Sets a kernel parameter now and persists it.
- * @example
- * - sysctl: { name: net.ipv4.conf.all.arp_ignore, value: 1 }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const sysctl = defineModule<SysctlParams, SysctlState>({
   name: 'sysctl',

@@ -39,13 +39,7 @@ export type TemplateParams = z.infer<typeof params>
 
 /**
  * Renders a template to a file on the host; `validate` checks it there before it replaces the old.
- * @example
- * - template:
- *     src: templates/keepalived.conf.hbs
- *     dest: /etc/keepalived/keepalived.conf
- *     validate: keepalived -t -f %s
- *     mode: '0640'
- *   notify: restart keepalived
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const template = defineModule<TemplateParams, ContentFileState>({
   name: 'template',

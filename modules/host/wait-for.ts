@@ -96,8 +96,7 @@ async function check(ctx: ModuleContext, p: WaitForParams): Promise<WaitState> {
 
 /**
  * Waits for a port, a path or a command on the host.
- * @example
- * - wait_for: { port: 22, host: 192.0.2.11, timeout: 120 }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const waitFor = defineModule<WaitForParams, WaitState>({
   name: 'wait_for',

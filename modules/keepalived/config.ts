@@ -19,14 +19,8 @@ import {
   type ContentFileParams,
   type ContentFileState,
 } from '../host/lib/content-file.ts'
-import {
-  clusterProblems,
-  formatProblems,
-  hostProblems,
-  type HostView,
-  type Resolved,
-} from './lib/cluster.ts'
-import { configFields } from './lib/params.ts'
+import { clusterProblems, formatProblems, hostProblems, type HostView } from './lib/cluster.ts'
+import { configFields, type Resolved } from './lib/params.ts'
 import { instanceName, renderConfig, routerId } from './lib/render.ts'
 
 const params = z.strictObject(configFields).superRefine((p, ctx) => {
@@ -159,13 +153,7 @@ function outputOf(
 
 /**
  * keepalived.conf for this node, checked across the cluster and by `keepalived -t` on the host.
- * @example
- * - keepalived.config:
- *     cluster: "{{nodes}}"
- *     virtual_router_id: 254
- *     auth_pass: "{{auth_pass}}"
- *     virtual_ipaddresses: ["192.0.2.254/24"]
- *   notify: restart keepalived
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const keepalivedConfig = defineModule<KeepalivedConfigParams, KeepalivedConfigState>({
   name: 'keepalived.config',

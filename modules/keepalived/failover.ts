@@ -607,14 +607,7 @@ function verdictOf(w: Watch, otherwise: string): string {
 /**
  * Pings the VIP from this host while its master fails and comes back; fails with the
  * measurements when the VIP did not move, moved to two nodes, or the gap was too long.
- * @example
- * - keepalived.failover:
- *     vip: 192.0.2.254
- *     master: kld-vm-1
- *     backups: [kld-vm-2]
- *     how: stop
- *     max_gap_ms: 3000
- *   register: failover
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const keepalivedFailover = defineModule<FailoverParams, null>({
   name: 'keepalived.failover',

@@ -242,12 +242,7 @@ export function lvsDisplay(m: LvsMeasurements): string {
 /**
  * Counts which real server answers requests to the VIP, reads the active director's IPVS table,
  * and optionally proves the health check takes a stopped real server out and puts it back.
- * @example
- * - keepalived.lvs_check:
- *     vip: 192.0.2.200
- *     directors: [lvs-director-1, lvs-director-2]
- *     real_servers: [{ name: lvs-real-1, address: 192.0.2.51 }]
- *     health: { server: lvs-real-1, service: lighttpd }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const keepalivedLvsCheck = defineModule<LvsCheckParams, null>({
   name: 'keepalived.lvs_check',

@@ -42,10 +42,7 @@ export function holderOutput(vip: string, probes: readonly HolderProbe[]): Recor
 
 /**
  * Reports which node holds a VIP.
- * @example
- * - keepalived.vip_holder: { vip: 192.0.2.254, nodes: [kld-vm-1, kld-vm-2] }
- *   register: vip
- * - assert: { that: "vip.holder == 'kld-vm-1'" }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const keepalivedVipHolder = defineModule<VipHolderParams, HolderProbe[]>({
   name: 'keepalived.vip_holder',

@@ -285,9 +285,7 @@ async function gatherFloatingIp(
 
 /**
  * Ensures a port (or a server's port) has a floating IP from an external network.
- * @example
- * - openstack.floating_ip: { network: public, server: kld-jumphost-vm }
- *   register: jump_fip    # jump_fip.address
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
   name: 'openstack.floating_ip',

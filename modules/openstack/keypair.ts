@@ -95,8 +95,7 @@ export function planKeypair(p: KeypairParams, s: KeypairState): Change[] {
 
 /**
  * Ensures a Nova keypair with this public key.
- * @example
- * - openstack.keypair: { name: kld-key, public_key_file: files/id_ed25519.pub }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const keypair = defineModule<KeypairParams, KeypairState>({
   name: 'openstack.keypair',

@@ -57,9 +57,7 @@ export function portInfoOutput(s: PortInfoState | undefined): Record<string, unk
 
 /**
  * Looks up a server's port by fixed IP.
- * @example
- * - openstack.port_info: { server: kld-vm-1, fixed_ip: "{{facts.default_ipv4.address}}" }
- *   register: vm1_port    # vm1_port.id
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const portInfo = defineModule<PortInfoParams, PortInfoState>({
   name: 'openstack.port_info',

@@ -424,11 +424,7 @@ function body(
 /**
  * Ensures a Neutron port: created with its fixed IPs, or updated in place (allowed address pairs,
  * security groups, fixed IPs); moving it to another network replaces it.
- * @example
- * - openstack.port:
- *     name: kld-vip
- *     network: mynetwork
- *     fixed_ips: [{ subnet: mysubnet, ip_address: 192.0.2.254 }]
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const port = defineModule<PortParams, PortState>({
   name: 'openstack.port',

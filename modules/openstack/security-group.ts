@@ -418,13 +418,7 @@ async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> 
 
 /**
  * Ensures a security group with exactly these rules.
- * @example
- * - openstack.security_group:
- *     name: kld-vrrp
- *     rules:
- *       - { protocol: vrrp, remote_group: self }
- *       - { protocol: icmp }
- *       - { protocol: tcp, port: 22, remote_ip_prefix: 0.0.0.0/0 }
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupState>({
   name: 'openstack.security_group',

@@ -584,14 +584,7 @@ async function tagServer(api: Api, server: Server, tag: string): Promise<void> {
  * waited for until ACTIVE (a build that fails reports Nova's fault), its host keys read from the
  * console; security groups and power state change in place, image, flavor, keypair, networks and
  * user data by replacing it.
- * @example
- * - openstack.server:
- *     name: kld-vm-1
- *     image: Ubuntu 22.04
- *     flavor: m1.small
- *     network: mynetwork
- *     key_name: kld-key
- *   register: vm1
+ * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
 export const server = defineModule<ServerParams, ServerState>({
   name: 'openstack.server',

@@ -6,8 +6,7 @@
  * the host's facts too (interface, subnet) and runs at gather.
  */
 import { inNetwork, isIpv4, networkOf, parseIpv4Cidr } from './ipv4.ts'
-import type { ClusterNode } from './params.ts'
-import type { RenderParams } from './render.ts'
+import type { ClusterNode, RenderParams, Resolved } from './params.ts'
 
 /** One problem, at the parameter it is about. */
 export interface Problem {
@@ -260,13 +259,6 @@ export interface HostView {
   defaultInterface: string | null
   /** IPv4 addresses per interface; null when unknown. */
   interfaces: Record<string, { address: string; prefix: number }[]> | null
-}
-
-/** This host's place in the cluster, once the host's facts are known. */
-export interface Resolved {
-  node: ClusterNode
-  interface: string
-  peers: ClusterNode[]
 }
 
 /**

@@ -215,3 +215,24 @@ export const configFields = {
       'Command that checks the new file on the host before it replaces the old one (%s = the new file); false to skip',
     ),
 }
+
+/** What the renderer needs besides the node's place in the cluster. */
+export interface RenderParams {
+  virtual_router_id: number
+  instance?: string | undefined
+  router_id?: string | undefined
+  advert_int: number
+  auth_type: 'PASS' | 'AH'
+  auth_pass?: string | undefined
+  virtual_ipaddresses: string[]
+  unicast: boolean
+  nopreempt: boolean
+  virtual_servers: VirtualServer[]
+}
+
+/** This host's place in the cluster, once the host's facts are known. */
+export interface Resolved {
+  node: ClusterNode
+  interface: string
+  peers: ClusterNode[]
+}

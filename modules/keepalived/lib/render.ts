@@ -2,23 +2,8 @@
  * keepalived.conf as text, from checked parameters. Pure and deterministic: the same parameters
  * give the same bytes on every run, so the file's sha256 says whether anything changed.
  */
-import type { Resolved } from './cluster.ts'
 import { parseIpv4Cidr } from './ipv4.ts'
-import type { HealthCheck, RealServer, VirtualServer } from './params.ts'
-
-/** What the renderer needs besides the node's place in the cluster. */
-export interface RenderParams {
-  virtual_router_id: number
-  instance?: string | undefined
-  router_id?: string | undefined
-  advert_int: number
-  auth_type: 'PASS' | 'AH'
-  auth_pass?: string | undefined
-  virtual_ipaddresses: string[]
-  unicast: boolean
-  nopreempt: boolean
-  virtual_servers: VirtualServer[]
-}
+import type { HealthCheck, RealServer, RenderParams, Resolved, VirtualServer } from './params.ts'
 
 /** The first line of every rendered file. */
 export const HEADER = '! Managed by runbook (keepalived.config): local edits are overwritten.'
