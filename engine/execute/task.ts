@@ -216,9 +216,6 @@ export class TaskRunner {
           .map((r) => r.noop)
           .filter((d) => d !== undefined)
           .join('\n') || undefined,
-      // a check's figures (failover gap, LVS spread) as data, beside the drawing in `display`
-      figures:
-        this.owner.opts.registry.get(task.module)?.verifies === true ? registered : undefined,
       duration_ms: Date.now() - started,
       pos: this.owner.position(task),
       handler,

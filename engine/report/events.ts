@@ -52,8 +52,6 @@ export type RunEvent =
       timings?: TaskTimings | undefined
       /** The task's result as data (what `register` keeps), for --json consumers; not with no_log. */
       result?: unknown
-      /** A check's measurements (Module.verifies): what `register` gets, as data for --json. */
-      figures?: Record<string, unknown> | undefined
     }
   | { type: 'warning'; message: string; host?: string | undefined; task?: string | undefined }
   | { type: 'play_end'; play: string }

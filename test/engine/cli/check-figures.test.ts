@@ -1,6 +1,6 @@
 /**
- * --json carries a check's measurements as data (`figures` on its task_end), so a pipeline can
- * read a failover gap or an LVS spread without parsing the drawing; other tasks carry none.
+ * --json carries a check's measurements as data (its registered `result` on its task_end), so a
+ * pipeline can read a failover gap or an LVS spread without parsing the drawing; secrets redacted.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -14,7 +14,7 @@ describe('--json figures of checks', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rbt-figures-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-  it('puts a check’s registered result on its task_end, and nothing on other tasks', () => {
+  it('puts a check’s registered result on its task_end as data, secrets redacted', () => {
     writeFileSync(
       path.join(dir, 'runbook.yaml'),
       [
@@ -40,12 +40,12 @@ describe('--json figures of checks', () => {
     const ends = r.stdout
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { type: string; task?: string; figures?: unknown })
+      .map((l) => JSON.parse(l) as { type: string; task?: string; result?: unknown })
       .filter((e) => e.type === 'task_end')
     const check = ends.find((e) => e.task === 'a check')
-    expect(check?.figures).toMatchObject({ failed: false })
-    expect(typeof check?.figures).toBe('object')
-    expect(ends.find((e) => e.task === 'not a check')?.figures).toBeUndefined()
+    expect(check?.result).toMatchObject({ failed: false })
+    expect(typeof check?.result).toBe('object')
+    expect(ends.find((e) => e.task === 'not a check')?.result).toMatchObject({ msg: 'token ***' })
     expect(r.stdout).not.toContain('figure-secret-1')
   })
 })
