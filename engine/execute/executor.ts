@@ -5,7 +5,7 @@
  */
 import PQueue from 'p-queue'
 import { RunbookError, toRunbookError } from '../errors.ts'
-import { countChanges } from '../plan/change.ts'
+import { countChanges, type PlannedChange } from '../plan/change.ts'
 import { emptyCounts, type RunEvent } from '../report/events.ts'
 import type { Block, Play, Step, Task } from '../runbook/types.ts'
 import { locate } from '../runbook/source.ts'
@@ -14,7 +14,7 @@ import { isUnknown } from '../vars/unknown.ts'
 import { withTimings } from '../timings.ts'
 import { makeScope, type Layer } from './scope.ts'
 import { TaskRunner, TaskFailure } from './task.ts'
-import type { HostState, PlannedChange, RunOptions, RunResult } from './types.ts'
+import type { HostState, RunOptions, RunResult } from './types.ts'
 
 /** Scope layers of a block or task nested in blocks. */
 type Frames = Record<string, unknown>[]

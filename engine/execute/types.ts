@@ -7,7 +7,7 @@ import type { RunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { Journal } from '../journal/journal.ts'
 import type { ModuleRegistry } from '../module.ts'
-import type { Change, PlanCounts } from '../plan/change.ts'
+import type { PlanCounts, PlannedChange } from '../plan/change.ts'
 import type { EventSink, HostCounts } from '../report/events.ts'
 import type { SourceSet } from '../runbook/source.ts'
 import type { Runbook } from '../runbook/types.ts'
@@ -52,17 +52,6 @@ export interface HostState {
   failed: boolean
   unreachable: boolean
   cache: Map<string, unknown>
-}
-
-/** A change attributed to its task and host, for the plan printer. */
-export interface PlannedChange {
-  play: string
-  task: string
-  host: string
-  change: Change
-  deferred: boolean
-  /** Planned by a check (Module.verifies): runs on apply, changes nothing. */
-  check: boolean
 }
 
 /** The outcome of a run. */
