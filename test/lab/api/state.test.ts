@@ -1,9 +1,9 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { a, eventually, o, startTestLab } from './api-harness.ts'
-import type { TestLab } from './api-harness.ts'
-import type { LabState } from '../../lab/api/types.ts'
+import { a, eventually, o, startTestLab } from './harness.ts'
+import type { TestLab } from './harness.ts'
+import type { LabState } from '../../../lab/api/types.ts'
 
 describe('lab API: state on disk and restarts', () => {
   let lab: TestLab

@@ -1,12 +1,12 @@
 /** Nova keypairs (`/os-keypairs`): import a public key or have one generated. */
 import { createHash } from 'node:crypto'
-import type { Cloud } from './cloud.ts'
-import { asObject, json, novaError } from './http.ts'
-import type { Ctx, Route } from './http.ts'
-import { isoNaiveMicros } from './ids.ts'
-import { atLeast } from './nova-versions.ts'
-import type { Microversion } from './nova-versions.ts'
-import type { KeypairRec } from './types.ts'
+import type { Cloud } from '../cloud.ts'
+import { asObject, json, novaError } from '../http.ts'
+import type { Ctx, Route } from '../http.ts'
+import { isoNaiveMicros } from '../ids.ts'
+import { atLeast } from './versions.ts'
+import type { Microversion } from './versions.ts'
+import type { KeypairRec } from '../types.ts'
 
 /** Nova's fingerprint of an OpenSSH public key: MD5 of the key blob, colon-separated hex. */
 export async function fingerprint(publicKey: string): Promise<string | null> {

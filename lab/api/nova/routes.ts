@@ -1,30 +1,24 @@
 /**
  * Nova (compute v2.1): servers (create, list with filters, show, delete, actions), flavors,
- * keypairs, interfaces and console output. Microversion-dependent shapes are in nova-views.ts;
+ * keypairs, interfaces and console output. Microversion-dependent shapes are in views.ts;
  * the background work (build, power, delete) is in compute.ts.
  */
-import { novaVersion, novaVersions } from './catalog.ts'
-import type { Cloud } from './cloud.ts'
-import { errorText } from './cloud.ts'
+import { novaVersion, novaVersions } from '../catalog.ts'
+import type { Cloud } from '../cloud.ts'
+import { errorText } from '../cloud.ts'
 import { scheduleBuild, scheduleDelete, schedulePower } from './compute.ts'
 import type { PowerAction } from './compute.ts'
-import { asObject, json, novaError } from './http.ts'
-import type { Ctx, Reply, Route } from './http.ts'
-import { isoSeconds } from './ids.ts'
-import { createServer, invalid, who } from './nova-create.ts'
-import { flavorRoutes } from './nova-flavors.ts'
-import { keypairRoutes } from './nova-keypairs.ts'
-import {
-  microversion,
-  novaImage,
-  serverDetail,
-  serverSummary,
-  versionHeaders,
-} from './nova-views.ts'
-import { atLeast } from './nova-versions.ts'
-import type { Microversion } from './nova-versions.ts'
-import type { AuthContext } from './tokens.ts'
-import type { ServerRec } from './types.ts'
+import { asObject, json, novaError } from '../http.ts'
+import type { Ctx, Reply, Route } from '../http.ts'
+import { isoSeconds } from '../ids.ts'
+import { createServer, invalid, who } from './create.ts'
+import { flavorRoutes } from './flavors.ts'
+import { keypairRoutes } from './keypairs.ts'
+import { microversion, novaImage, serverDetail, serverSummary, versionHeaders } from './views.ts'
+import { atLeast } from './versions.ts'
+import type { Microversion } from './versions.ts'
+import type { AuthContext } from '../keystone/tokens.ts'
+import type { ServerRec } from '../types.ts'
 
 function getServer(cloud: Cloud, ctx: Ctx, auth: AuthContext): ServerRec {
   const id = ctx.params[0] ?? ''

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { a, eventually, o, startTestLab } from './api-harness.ts'
-import type { Res, TestLab } from './api-harness.ts'
+import { a, eventually, o, startTestLab } from '../harness.ts'
+import type { Res, TestLab } from '../harness.ts'
 
 describe('lab API: Nova', () => {
   let lab: TestLab

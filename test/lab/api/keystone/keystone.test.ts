@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { a, o, passwordAuth, startTestLab } from './api-harness.ts'
-import type { TestLab } from './api-harness.ts'
+import { a, o, passwordAuth, startTestLab } from '../harness.ts'
+import type { TestLab } from '../harness.ts'
 
 describe('lab API: Keystone', () => {
   let lab: TestLab

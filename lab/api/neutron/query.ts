@@ -3,9 +3,9 @@
  * validation), tag filters, `fields`, sorting, and limit/marker pagination with `*_links`
  * built the way neutron/api/api_common.py builds them.
  */
-import { json, neutronError } from './http.ts'
-import type { ApiError, Ctx, Reply } from './http.ts'
-import type { View } from './neutron-views.ts'
+import { json, neutronError } from '../http.ts'
+import type { ApiError, Ctx, Reply } from '../http.ts'
+import type { View } from './views.ts'
 
 const RESERVED = new Set([
   'fields',

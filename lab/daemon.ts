@@ -1,7 +1,7 @@
 /**
  * The lab API as a background process, started (detached) by `labUp` in lab/index.ts:
  *
- *   node --import tsx lab/api/daemon.ts --state-dir DIR --port 8780 [--no-hosts] [--mirror-port 8781]
+ *   node --import tsx lab/daemon.ts --state-dir DIR --port 8780 [--no-hosts] [--mirror-port 8781]
  *
  * With `--mirror-port` (hosts on) it also serves the package mirror `labUp` built in
  * DIR/mirror/debian at http://198.51.100.1:PORT/debian, and the VMs it boots use it.
@@ -10,15 +10,15 @@
  */
 import { mkdir, rm } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import type { HostDriver } from '../driver.ts'
-import { MIRROR_HOST, mirrorUrl, startMirrorServer } from '../mirror/server.ts'
-import type { MirrorServer } from '../mirror/server.ts'
-import { hostsStateDir, loadHosts } from './hosts.ts'
-import { labPaths } from './paths.ts'
-import type { DaemonInfo } from './paths.ts'
-import { createNullDriver } from './null-driver.ts'
-import { startLabApi } from './server.ts'
-import { writeFileAtomic } from './store.ts'
+import type { HostDriver } from './driver.ts'
+import { MIRROR_HOST, mirrorUrl, startMirrorServer } from './mirror/server.ts'
+import type { MirrorServer } from './mirror/server.ts'
+import { createNamespaceDriver, hostsStateDir } from './real-hosts.ts'
+import { labPaths } from './api/paths.ts'
+import type { DaemonInfo } from './api/paths.ts'
+import { createNullDriver } from './api/null-driver.ts'
+import { startLabApi } from './api/server.ts'
+import { writeFileAtomic } from './api/store.ts'
 
 function log(line: string): void {
   process.stdout.write(`${new Date().toISOString()} ${line}\n`)
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     throw new Error(`--mirror-port ${String(values['mirror-port'])} is not a port`)
   let driver: HostDriver = createNullDriver()
   if (withHosts) {
-    driver = (await loadHosts()).createNamespaceDriver({
+    driver = createNamespaceDriver({
       stateDir: hostsStateDir(stateDir),
       ...(mirrorPort === null ? {} : { aptMirror: mirrorUrl(mirrorPort) }),
     })

@@ -2,18 +2,18 @@
  * What every Neutron handler shares: request-body parsing with Neutron's error messages, the
  * visibility and policy rules of a member/admin caller, and standard attributes.
  */
-import type { Cloud } from './cloud.ts'
-import { ApiError, asObject, neutronError } from './http.ts'
-import type { Ctx } from './http.ts'
-import { isoSeconds, uuid } from './ids.ts'
-import type { AuthContext } from './tokens.ts'
+import type { Cloud } from '../cloud.ts'
+import { ApiError, asObject, neutronError } from '../http.ts'
+import type { Ctx } from '../http.ts'
+import { isoSeconds, uuid } from '../ids.ts'
+import type { AuthContext } from '../keystone/tokens.ts'
 import type {
   NetworkRec,
   NeutronStandard,
   PortRec,
   SecurityGroupRec,
   SecurityGroupRuleRec,
-} from './types.ts'
+} from '../types.ts'
 
 /** The caller of a Neutron route (routes are only reached with a project-scoped token). */
 export function caller(ctx: Ctx): AuthContext & { projectId: string } {

@@ -1,7 +1,7 @@
 /** Neutron networks and subnets. */
-import type { Cloud } from './cloud.ts'
-import { json, neutronError } from './http.ts'
-import type { Ctx, Reply, Route } from './http.ts'
+import type { Cloud } from '../cloud.ts'
+import { json, neutronError } from '../http.ts'
+import type { Ctx, Reply, Route } from '../http.ts'
 import { defaultPools, intToIp, ipToInt, isIpv4, normalizeCidr, parseCidr } from './ipam.ts'
 import type { Pool } from './ipam.ts'
 import {
@@ -18,11 +18,11 @@ import {
   resourceBody,
   touch,
   createBody,
-} from './neutron-common.ts'
-import { listReply, showFields } from './neutron-query.ts'
-import { networkView, subnetView } from './neutron-views.ts'
-import type { AuthContext } from './tokens.ts'
-import type { NetworkRec, SubnetRec } from './types.ts'
+} from './common.ts'
+import { listReply, showFields } from './query.ts'
+import { networkView, subnetView } from './views.ts'
+import type { AuthContext } from '../keystone/tokens.ts'
+import type { NetworkRec, SubnetRec } from '../types.ts'
 
 const NETWORK_ATTRS = [
   'name',

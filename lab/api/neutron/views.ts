@@ -3,7 +3,7 @@
  * the ML2 plugin, the `port_security` extension driver and the `router` service plugin, which is
  * what the conformance test compares against; admin-only attributes appear only for admins.
  */
-import type { Cloud } from './cloud.ts'
+import type { Cloud } from '../cloud.ts'
 import { normalizeCidr } from './ipam.ts'
 import type {
   FloatingIpRec,
@@ -14,7 +14,7 @@ import type {
   SecurityGroupRec,
   SecurityGroupRuleRec,
   SubnetRec,
-} from './types.ts'
+} from '../types.ts'
 
 /** A JSON object as the API returns it. */
 export type View = Record<string, unknown>

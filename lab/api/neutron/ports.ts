@@ -3,10 +3,10 @@
  * pairs, security groups and port security, the `fixed_ips=` filters, and the helpers Nova uses
  * to give a server its port.
  */
-import type { Cloud } from './cloud.ts'
-import { json, neutronError } from './http.ts'
-import type { Ctx, Reply, Route } from './http.ts'
-import { macAddress } from './ids.ts'
+import type { Cloud } from '../cloud.ts'
+import { json, neutronError } from '../http.ts'
+import type { Ctx, Reply, Route } from '../http.ts'
+import { macAddress } from '../ids.ts'
 import { allocate, cidrContains, isIpv4, parseCidr } from './ipam.ts'
 import {
   caller,
@@ -25,12 +25,12 @@ import {
   canSeePort,
   createBody,
   portCreateTags,
-} from './neutron-common.ts'
-import { listReply, showFields } from './neutron-query.ts'
-import type { View } from './neutron-views.ts'
-import { portView } from './neutron-views.ts'
-import type { AuthContext } from './tokens.ts'
-import type { AddressPair, FixedIp, NetworkRec, PortRec } from './types.ts'
+} from './common.ts'
+import { listReply, showFields } from './query.ts'
+import type { View } from './views.ts'
+import { portView } from './views.ts'
+import type { AuthContext } from '../keystone/tokens.ts'
+import type { AddressPair, FixedIp, NetworkRec, PortRec } from '../types.ts'
 
 const PORT_ATTRS = [
   'name',

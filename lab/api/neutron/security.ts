@@ -1,7 +1,7 @@
 /** Neutron security groups and their rules (protocol by name or number, remote groups, duplicates). */
-import type { Cloud } from './cloud.ts'
-import { json, neutronError } from './http.ts'
-import type { Ctx, Reply, Route } from './http.ts'
+import type { Cloud } from '../cloud.ts'
+import { json, neutronError } from '../http.ts'
+import type { Ctx, Reply, Route } from '../http.ts'
 import { normalizeCidr, parseCidr } from './ipam.ts'
 import {
   caller,
@@ -18,11 +18,11 @@ import {
   resourceBody,
   touch,
   createBody,
-} from './neutron-common.ts'
-import { listReply, showFields } from './neutron-query.ts'
-import { ruleView, securityGroupView } from './neutron-views.ts'
+} from './common.ts'
+import { listReply, showFields } from './query.ts'
+import { ruleView, securityGroupView } from './views.ts'
 import { hasPorts, IP_PROTOCOLS, isIcmp, protocolNumber } from './protocols.ts'
-import type { SecurityGroupRec, SecurityGroupRuleRec } from './types.ts'
+import type { SecurityGroupRec, SecurityGroupRuleRec } from '../types.ts'
 
 const SG_ATTRS = ['name', 'description', 'stateful', 'tenant_id', 'project_id', 'tags'] as const
 const SG_FILTERS = [

@@ -1,14 +1,14 @@
 /** Neutron v2.0: version discovery, extensions, tags, and the resource routes of the other files. */
-import { neutronVersions } from './catalog.ts'
-import { EXTENSIONS } from './neutron-extensions.ts'
-import type { Cloud } from './cloud.ts'
-import { json, neutronError } from './http.ts'
-import type { Ctx, Reply, Route } from './http.ts'
-import { canSeeNetwork, canSeePort, caller, touch } from './neutron-common.ts'
-import { l3Routes } from './neutron-l3.ts'
-import { networkRoutes } from './neutron-networks.ts'
-import { portRoutes } from './neutron-ports.ts'
-import { securityRoutes } from './neutron-security.ts'
+import { neutronVersions } from '../catalog.ts'
+import { EXTENSIONS } from './extensions.ts'
+import type { Cloud } from '../cloud.ts'
+import { json, neutronError } from '../http.ts'
+import type { Ctx, Reply, Route } from '../http.ts'
+import { canSeeNetwork, canSeePort, caller, touch } from './common.ts'
+import { l3Routes } from './l3.ts'
+import { networkRoutes } from './networks.ts'
+import { portRoutes } from './ports.ts'
+import { securityRoutes } from './security.ts'
 
 const TAGGABLE: Record<string, string> = {
   networks: 'networks',

@@ -5,10 +5,10 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { HostDriver, NetworkSnapshot, VmSpec } from '../../lab/driver.ts'
-import { startLabApi } from '../../lab/api/server.ts'
-import type { LabApi } from '../../lab/api/server.ts'
-import type { Capacity } from '../../lab/api/cloud.ts'
+import type { HostDriver, NetworkSnapshot, VmSpec } from '../../../lab/driver.ts'
+import { startLabApi } from '../../../lab/api/server.ts'
+import type { LabApi } from '../../../lab/api/server.ts'
+import type { Capacity } from '../../../lab/api/cloud.ts'
 
 /** One driver call. */
 export interface DriverCall {

@@ -3,14 +3,14 @@
  * ACTIVE, or ERROR with a fault), power it off and on, delete it, and bring the hosts back after
  * a restart of the daemon. The API call that asks for it has already answered (202/204).
  */
-import type { VmSpec } from '../driver.ts'
-import { DEBIAN_12, IMAGE_RECIPES } from '../images/recipe.ts'
-import type { Cloud } from './cloud.ts'
-import { errorText } from './cloud.ts'
-import { isoNaiveMicros, isoSeconds } from './ids.ts'
-import { deletePortRecord, refreshPortStatus } from './neutron-ports.ts'
-import { buildSnapshot, labPort, tenantNetworkId } from './snapshot.ts'
-import type { ServerRec } from './types.ts'
+import type { VmSpec } from '../../driver.ts'
+import { DEBIAN_12, IMAGE_RECIPES } from '../../images/recipe.ts'
+import type { Cloud } from '../cloud.ts'
+import { errorText } from '../cloud.ts'
+import { isoNaiveMicros, isoSeconds } from '../ids.ts'
+import { deletePortRecord, refreshPortStatus } from '../neutron/ports.ts'
+import { buildSnapshot, labPort, tenantNetworkId } from '../snapshot.ts'
+import type { ServerRec } from '../types.ts'
 
 const POWER_RUNNING = 1
 const POWER_SHUTDOWN = 4

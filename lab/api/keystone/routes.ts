@@ -2,14 +2,14 @@
  * Keystone v3, the part clients need: tokens (password and application-credential methods,
  * project scope), validation, the catalog, version discovery, and application credentials.
  */
-import { catalog, keystoneVersion, keystoneVersions } from './catalog.ts'
-import type { Cloud } from './cloud.ts'
-import { ApiError, asObject, json, keystoneError, unauthorized } from './http.ts'
-import type { Ctx, Reply, Route } from './http.ts'
-import { hexId, isoMicros, secret } from './ids.ts'
+import { catalog, keystoneVersion, keystoneVersions } from '../catalog.ts'
+import type { Cloud } from '../cloud.ts'
+import { ApiError, asObject, json, keystoneError, unauthorized } from '../http.ts'
+import type { Ctx, Reply, Route } from '../http.ts'
+import { hexId, isoMicros, secret } from '../ids.ts'
 import { auditId, checkSecret, hashSecret, issueToken } from './tokens.ts'
 import type { TokenPayload } from './tokens.ts'
-import type { AppCredRec, ProjectRec, UserRec } from './types.ts'
+import type { AppCredRec, ProjectRec, UserRec } from '../types.ts'
 
 /** The only domain. */
 export const DEFAULT_DOMAIN = { id: 'default', name: 'Default' }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { a, o, startTestLab } from './api-harness.ts'
-import type { TestLab } from './api-harness.ts'
+import { a, o, startTestLab } from '../harness.ts'
+import type { TestLab } from '../harness.ts'
 
 const PORT_KEYS = [
   'admin_state_up',

@@ -1,12 +1,12 @@
 /** Nova flavors: list, detail, show, extra specs; create and delete for admins. */
-import type { Cloud } from './cloud.ts'
-import { asObject, json, novaError } from './http.ts'
-import type { Ctx, Route } from './http.ts'
-import { uuid } from './ids.ts'
-import { invalid, who } from './nova-create.ts'
-import { flavorDetail, flavorSummary } from './nova-views.ts'
-import type { Microversion } from './nova-versions.ts'
-import type { FlavorRec } from './types.ts'
+import type { Cloud } from '../cloud.ts'
+import { asObject, json, novaError } from '../http.ts'
+import type { Ctx, Route } from '../http.ts'
+import { uuid } from '../ids.ts'
+import { invalid, who } from './create.ts'
+import { flavorDetail, flavorSummary } from './views.ts'
+import type { Microversion } from './versions.ts'
+import type { FlavorRec } from '../types.ts'
 
 /** Nova's flavor routes. */
 export function flavorRoutes(cloud: Cloud, mv: (ctx: Ctx) => Microversion): Route[] {

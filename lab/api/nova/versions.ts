@@ -2,7 +2,7 @@
  * Nova's microversions as the lab knows them: parsing, the releases a maximum stands for, and the
  * check of a lab's configured maximum (lab/api/cloud.ts reads it without Nova's views).
  */
-import { NOVA_MAX_VERSION, NOVA_MIN_VERSION } from './catalog.ts'
+import { NOVA_MAX_VERSION, NOVA_MIN_VERSION } from '../catalog.ts'
 
 /** A microversion as [major, minor]. */
 export type Microversion = readonly [number, number]

@@ -2,10 +2,10 @@
  * Neutron L3 as far as floating IPs need it: routers (external gateway, interfaces) and floating
  * IPs (allocation from the external network, association to a port behind a router).
  */
-import type { Cloud } from './cloud.ts'
-import { json, neutronError, neutronErrorType } from './http.ts'
-import type { Ctx, Reply, Route } from './http.ts'
-import { asObject } from './http.ts'
+import type { Cloud } from '../cloud.ts'
+import { json, neutronError, neutronErrorType } from '../http.ts'
+import type { Ctx, Reply, Route } from '../http.ts'
+import { asObject } from '../http.ts'
 import {
   caller,
   getNetwork,
@@ -20,12 +20,12 @@ import {
   resourceBody,
   touch,
   createBody,
-} from './neutron-common.ts'
-import { createPortRecord, deletePortRecord } from './neutron-ports.ts'
-import { listReply, showFields } from './neutron-query.ts'
-import { floatingIpView, routerView } from './neutron-views.ts'
-import type { AuthContext } from './tokens.ts'
-import type { FloatingIpRec, NetworkRec, PortRec, RouterRec } from './types.ts'
+} from './common.ts'
+import { createPortRecord, deletePortRecord } from './ports.ts'
+import { listReply, showFields } from './query.ts'
+import { floatingIpView, routerView } from './views.ts'
+import type { AuthContext } from '../keystone/tokens.ts'
+import type { FloatingIpRec, NetworkRec, PortRec, RouterRec } from '../types.ts'
 
 const ROUTER_ATTRS = [
   'name',

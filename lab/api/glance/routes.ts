@@ -1,9 +1,9 @@
 /** Glance v2, read-only: what `openstack server create --image NAME` and image list/show need. */
-import { glanceVersions } from './catalog.ts'
-import type { Cloud } from './cloud.ts'
-import { glanceError, json } from './http.ts'
-import type { Ctx, Route } from './http.ts'
-import type { ImageRec } from './types.ts'
+import { glanceVersions } from '../catalog.ts'
+import type { Cloud } from '../cloud.ts'
+import { glanceError, json } from '../http.ts'
+import type { Ctx, Route } from '../http.ts'
+import type { ImageRec } from '../types.ts'
 
 /** An image as Glance v2 shows it; custom properties are top-level keys. */
 export function imageView(i: ImageRec): Record<string, unknown> {

@@ -3,12 +3,12 @@
  * (`OpenStack-API-Version: compute 2.47` or `X-OpenStack-Nova-API-Version: 2.47`).
  */
 import { createHash } from 'node:crypto'
-import { NOVA_MAX_VERSION, NOVA_MIN_VERSION } from './catalog.ts'
-import type { Cloud } from './cloud.ts'
-import { atLeast, MAX, MIN, parseVersion, type Microversion } from './nova-versions.ts'
-import { ApiError, novaError } from './http.ts'
-import type { Ctx } from './http.ts'
-import type { FlavorRec, ImageRec, ServerRec } from './types.ts'
+import { NOVA_MAX_VERSION, NOVA_MIN_VERSION } from '../catalog.ts'
+import type { Cloud } from '../cloud.ts'
+import { atLeast, MAX, MIN, parseVersion, type Microversion } from './versions.ts'
+import { ApiError, novaError } from '../http.ts'
+import type { Ctx } from '../http.ts'
+import type { FlavorRec, ImageRec, ServerRec } from '../types.ts'
 
 /**
  * The microversion of a request (2.1 when none is asked for), or Nova's 400/406; `max` is the

@@ -6,9 +6,9 @@
  * `standard-attr-tag`, `tags` is no attribute and the /tags routes do not exist.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { extensionSet } from '../../lab/api/neutron-extensions.ts'
-import { a, o, startTestLab } from './api-harness.ts'
-import type { TestLab } from './api-harness.ts'
+import { extensionSet } from '../../../../lab/api/neutron/extensions.ts'
+import { a, o, startTestLab } from '../harness.ts'
+import type { TestLab } from '../harness.ts'
 
 const NOT_IN_POST = {
   NeutronError: {

@@ -1,15 +1,15 @@
 /** Nova's server create: validate like Nova, then make or bind the ports at once. */
-import type { Cloud } from './cloud.ts'
-import { errorText } from './cloud.ts'
-import { asObject, json, novaError, neutronErrorType } from './http.ts'
-import type { Ctx, Reply } from './http.ts'
-import { isoSeconds, secret, uuid } from './ids.ts'
-import { canSeeNetwork, canSeePort, ensureDefaultSecurityGroup } from './neutron-common.ts'
-import { createPortRecord, refreshPortStatus } from './neutron-ports.ts'
-import { atLeast } from './nova-versions.ts'
-import type { Microversion } from './nova-versions.ts'
-import type { AuthContext } from './tokens.ts'
-import type { NetworkRec, PortRec, ServerRec } from './types.ts'
+import type { Cloud } from '../cloud.ts'
+import { errorText } from '../cloud.ts'
+import { asObject, json, novaError, neutronErrorType } from '../http.ts'
+import type { Ctx, Reply } from '../http.ts'
+import { isoSeconds, secret, uuid } from '../ids.ts'
+import { canSeeNetwork, canSeePort, ensureDefaultSecurityGroup } from '../neutron/common.ts'
+import { createPortRecord, refreshPortStatus } from '../neutron/ports.ts'
+import { atLeast } from './versions.ts'
+import type { Microversion } from './versions.ts'
+import type { AuthContext } from '../keystone/tokens.ts'
+import type { NetworkRec, PortRec, ServerRec } from '../types.ts'
 
 /** The caller of a Nova route (routes are only reached with a project-scoped token). */
 export function who(ctx: Ctx): AuthContext & { projectId: string } {
