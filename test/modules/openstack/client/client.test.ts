@@ -5,12 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { OpenStackClient } from '../../../modules/openstack/client/client.ts'
-import { resolveCloud } from '../../../modules/openstack/client/config.ts'
-import { OpenStackApiError } from '../../../modules/openstack/client/errors.ts'
-import { Neutron } from '../../../modules/openstack/client/neutron.ts'
-import { Nova, serverSchema } from '../../../modules/openstack/client/nova.ts'
-import { startCloud, type TestCloud } from './harness.ts'
+import { OpenStackClient } from '../../../../modules/openstack/client/client.ts'
+import { resolveCloud } from '../../../../modules/openstack/client/config.ts'
+import { OpenStackApiError } from '../../../../modules/openstack/client/errors.ts'
+import { Neutron } from '../../../../modules/openstack/client/neutron.ts'
+import { Nova, serverSchema } from '../../../../modules/openstack/client/nova.ts'
+import { startCloud, type TestCloud } from '../harness.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

@@ -1,70 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { KNOWN_AFTER_APPLY, unknown } from '../../../engine/vars/unknown.ts'
-import { keypair, type KeypairState } from '../../../modules/openstack/keypair.ts'
-import { portInfo } from '../../../modules/openstack/port-info.ts'
 import {
   ruleKey,
   securityGroup,
   type SecurityGroupState,
 } from '../../../modules/openstack/security-group.ts'
-import { server } from '../../../modules/openstack/server.ts'
 import { planTable, type PlanCase } from '../host/harness.ts'
-import { converge, makeHostKey, planOnly, Runs, startCloud, type TestCloud } from './harness.ts'
-
-const K1 = makeHostKey().line
-const K2 = makeHostKey().line
-
-const keyCases: PlanCase<KeypairState>[] = [
-  {
-    name: 'a missing keypair is imported',
-    params: { name: 'k', public_key: `${K1} me@host` },
-    current: { want: K1, keypair: undefined, how: undefined },
-    expected: [{ action: 'create', target: 'keypair k', after: { name: 'k', public_key: K1 } }],
-  },
-  {
-    name: 'idempotent: same key, another comment',
-    params: { name: 'k', public_key: `${K1} me@host` },
-    current: {
-      want: K1,
-      keypair: { name: 'k', public_key: `${K1} Generated-by-Nova`, fingerprint: 'f' },
-      how: 'journal',
-    },
-    expected: [],
-  },
-  {
-    name: 'idempotent: an identical keypair that is not ours is used as it is',
-    params: { name: 'k', public_key: K1 },
-    current: { want: K1, keypair: { name: 'k', public_key: K1, fingerprint: 'f' }, how: 'same' },
-    expected: [],
-  },
-  {
-    name: 'ours with another key is replaced',
-    params: { name: 'k', public_key: K2 },
-    current: { want: K2, keypair: { name: 'k', public_key: K1, fingerprint: 'f' }, how: 'journal' },
-    expected: [
-      {
-        action: 'replace',
-        target: 'keypair k',
-        before: { public_key: K1, fingerprint: 'f' },
-        after: { public_key: K2 },
-        note: "Nova cannot change a keypair's key",
-      },
-    ],
-  },
-  {
-    name: 'absent: deleted',
-    params: { name: 'k', state: 'absent' },
-    current: {
-      want: undefined,
-      keypair: { name: 'k', public_key: K1, fingerprint: 'f' },
-      how: 'journal',
-    },
-    expected: [{ action: 'delete', target: 'keypair k', before: { fingerprint: 'f' } }],
-  },
-]
+import { converge, planOnly, Runs, startCloud, type TestCloud } from './harness.ts'
 
 const sgState = (
   rules: SecurityGroupState['want'],
@@ -231,7 +176,6 @@ const sgCases: PlanCase<SecurityGroupState>[] = [
   },
 ]
 
-describe('openstack.keypair plan', () => planTable(keypair, keyCases))
 describe('openstack.security_group plan', () => planTable(securityGroup, sgCases))
 
 describe('rule identity', () => {
@@ -241,45 +185,17 @@ describe('rule identity', () => {
   })
 })
 
-describe('keypairs, security groups and port lookups against the lab API', () => {
+describe('openstack.security_group against the lab API', () => {
   let cloud: TestCloud
   let runs: Runs
-  const dir = mkdtempSync(path.join(tmpdir(), 'rbt-os-key-'))
+  const dir = mkdtempSync(path.join(tmpdir(), 'rbt-os-sg-'))
   beforeAll(async () => {
     cloud = await startCloud()
     runs = new Runs({ openstack_cloud: cloud.clouds['lab'] }, dir)
-    writeFileSync(path.join(dir, 'id.pub'), `${K1} operator@laptop\n`)
   })
   afterAll(async () => {
     await cloud.close()
     rmSync(dir, { recursive: true, force: true })
-  })
-
-  it('imports a key from a file next to the runbook, replaces it when the key changes, deletes it on destroy', async () => {
-    const r = await converge(keypair, runs.next(), { name: 'kld-key', public_key_file: 'id.pub' })
-    expect(r.first.map((c) => c.action)).toEqual(['create'])
-    expect(r.second).toEqual([])
-    // the keypair, and Nova's version document (the microversion, once per run)
-    expect(r.gatherCalls).toBe(2)
-    const swapped = await converge(keypair, runs.next(), { name: 'kld-key', public_key: K2 })
-    expect(swapped.first.map((c) => c.action)).toEqual(['replace'])
-    expect(swapped.second).toEqual([])
-    const rec = runs.records.find((x) => x.type === 'keypair')
-    if (rec === undefined) throw new Error('no record')
-    await keypair.destroy?.(runs.next().ctx('openstack.keypair'), rec)
-    expect(await runs.api().nova.keypair('kld-key')).toBeUndefined()
-  })
-
-  it('uses an identical keypair it did not make without taking it; refuses a different one', async () => {
-    const api = runs.next().api()
-    await api.nova.createKeypair('rbt-theirs', K1)
-    const r = await converge(keypair, runs.next(), { name: 'rbt-theirs', public_key: K1 })
-    expect(r.first).toEqual([])
-    expect(runs.records.some((x) => x.id === 'rbt-theirs')).toBe(false)
-    await expect(
-      planOnly(keypair, runs.next(), { name: 'rbt-theirs', public_key: K2 }),
-    ).rejects.toThrow(/a keypair named 'rbt-theirs' already exists/)
-    await api.nova.deleteKeypair('rbt-theirs')
   })
 
   it('makes a group with VRRP from itself, ICMP and SSH; changes rules as a set; keeps the default egress', async () => {
@@ -319,34 +235,5 @@ describe('keypairs, security groups and port lookups against the lab API', () =>
     })
     expect(Object.keys(less.first[0]?.before as object)).toEqual(['ingress IPv4 icmp from any'])
     expect(less.second).toEqual([])
-  })
-
-  it("finds a server's port by its fixed IP; known after apply while the server is not there", async () => {
-    const pending = await planOnly(portInfo, runs.next(), {
-      server: 'rbt-pi',
-      fixed_ip: '192.0.2.77',
-    })
-    expect(pending.changes).toEqual([])
-    expect(pending.output?.['id']).toEqual(unknown('port.id'))
-    const made = await converge(server, runs.next(), {
-      name: 'rbt-pi',
-      image: 'Debian 12',
-      flavor: 'm1.tiny',
-      network: 'mynetwork',
-      fixed_ip: '192.0.2.77',
-      security_groups: ['kld-vrrp'],
-      host_keys: false,
-    })
-    const r = await converge(portInfo, runs.next(), { server: 'rbt-pi', fixed_ip: '192.0.2.77' })
-    expect(r.first).toEqual([])
-    // + Nova's version document (the microversion, once per run)
-    expect(r.gatherCalls).toBe(3)
-    const out = await planOnly(portInfo, runs.next(), { server: 'rbt-pi', fixed_ip: '192.0.2.77' })
-    expect(out.output?.['id']).toBe((made.result?.output?.['port'] as { id: string }).id)
-    expect(out.output?.['ip']).toBe('192.0.2.77')
-    const p = portInfo.params.parse({ server: 'rbt-pi', fixed_ip: '192.0.2.78' })
-    await expect(portInfo.gather(runs.next().ctx('openstack.port_info'), p)).rejects.toThrow(
-      'server rbt-pi has no port with fixed IP 192.0.2.78',
-    )
   })
 })

@@ -2,8 +2,12 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { cloudConfig, configFiles, resolveCloud } from '../../../modules/openstack/client/config.ts'
-import { authBody } from '../../../modules/openstack/client/keystone.ts'
+import {
+  cloudConfig,
+  configFiles,
+  resolveCloud,
+} from '../../../../modules/openstack/client/config.ts'
+import { authBody } from '../../../../modules/openstack/client/keystone.ts'
 
 const SAMPLES = path.resolve('test/fixtures/openstack-samples')
 const root = mkdtempSync(path.join(tmpdir(), 'rbt-os-config-'))

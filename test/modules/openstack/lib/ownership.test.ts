@@ -7,11 +7,11 @@
 import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { ModuleContext } from '../../../engine/module.ts'
-import { ownerOf } from '../../../modules/openstack/lib/ownership.ts'
-import { port } from '../../../modules/openstack/port.ts'
-import { server } from '../../../modules/openstack/server.ts'
-import { Runs, startCloud, type TestCloud, dyingAfterPost } from './harness.ts'
+import type { ModuleContext } from '../../../../engine/module.ts'
+import { ownerOf } from '../../../../modules/openstack/lib/ownership.ts'
+import { port } from '../../../../modules/openstack/port.ts'
+import { server } from '../../../../modules/openstack/server.ts'
+import { Runs, startCloud, type TestCloud, dyingAfterPost } from '../harness.ts'
 
 async function applyOnce<P, S>(
   mod: {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { bars, drawTimeline, timeline } from '../../../modules/keepalived/lib/draw.ts'
+import { bars, drawTimeline, timeline } from '../../../../modules/keepalived/lib/draw.ts'
 
 const nodes = ['lvs-director-1', 'lvs-director-2']
 // the VIP on director 1, then (at 2000) on nobody, then on 2 (2300), then on both (3000), then 1

@@ -7,9 +7,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { OpenStackClient } from '../../../modules/openstack/client/client.ts'
-import { cloudConfig } from '../../../modules/openstack/client/config.ts'
-import { OpenStackApiError } from '../../../modules/openstack/client/errors.ts'
+import { OpenStackClient } from '../../../../modules/openstack/client/client.ts'
+import { cloudConfig } from '../../../../modules/openstack/client/config.ts'
+import { OpenStackApiError } from '../../../../modules/openstack/client/errors.ts'
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void
 

@@ -5,9 +5,9 @@ import {
   selectEndpoint,
   versionedEndpoint,
   type CatalogEntry,
-} from '../../../modules/openstack/client/catalog.ts'
-import { OpenStackApiError, parseFault } from '../../../modules/openstack/client/errors.ts'
-import { parseToken } from '../../../modules/openstack/client/keystone.ts'
+} from '../../../../modules/openstack/client/catalog.ts'
+import { OpenStackApiError, parseFault } from '../../../../modules/openstack/client/errors.ts'
+import { parseToken } from '../../../../modules/openstack/client/keystone.ts'
 
 const SAMPLES = path.resolve('test/fixtures/openstack-samples')
 const GOLDEN = path.resolve('lab/conformance/golden')
