@@ -28,6 +28,17 @@ export interface KnownVars {
   values?: Readonly<Record<string, unknown>>
 }
 
+/** What a runbook is validated against. */
+export interface ValidateOptions {
+  runbook: Runbook
+  inventory: Inventory
+  registry: ModuleRegistry
+  sources: SourceSet
+  known: KnownVars
+  /** The runbook's directory, where relative template paths start. */
+  baseDir: string
+}
+
 const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts', 'runbook_dir', 'state_dir']
 
 /**
@@ -63,18 +74,25 @@ class Validator {
   /** Groups that add_host will create. */
   private readonly addedGroups: Set<string>
 
-  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+  private readonly rb: Runbook
+  private readonly inv: Inventory
+  private readonly registry: ModuleRegistry
+  private readonly sources: SourceSet
+  private readonly baseDir: string
+  private readonly values: Readonly<Record<string, unknown>>
+
   constructor(
-    private readonly rb: Runbook,
-    private readonly inv: Inventory,
-    private readonly registry: ModuleRegistry,
-    private readonly sources: SourceSet,
+    o: ValidateOptions,
     private readonly base: Set<string>,
-    private readonly baseDir: string,
-    private readonly values: Readonly<Record<string, unknown>> = {},
   ) {
-    this.addedGroups = addedGroups(rb)
-    this.shadowed = shadowedNames(rb, inv)
+    this.rb = o.runbook
+    this.inv = o.inventory
+    this.registry = o.registry
+    this.sources = o.sources
+    this.baseDir = o.baseDir
+    this.values = o.known.values ?? {}
+    this.addedGroups = addedGroups(this.rb)
+    this.shadowed = shadowedNames(this.rb, this.inv)
   }
 
   /** Names defined anywhere but the top-level vars: their values are not known before the run. */
@@ -559,19 +577,12 @@ class Validator {
 
 /**
  * Validates a loaded runbook against modules, inventory and known variables.
- * @example const errors = validateRunbook(runbook, inventory, registry, sources, { runbook: [...], extra: [], secrets: [] })
+ * @example const errors = validateRunbook({ runbook, inventory, registry, sources, known: { runbook: [...], extra: [], secrets: [] }, baseDir })
  */
-// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-export function validateRunbook(
-  rb: Runbook,
-  inv: Inventory,
-  registry: ModuleRegistry,
-  sources: SourceSet,
-  known: KnownVars,
-  baseDir: string,
-): RunbookError[] {
+export function validateRunbook(o: ValidateOptions): RunbookError[] {
+  const { known } = o
   const base = new Set([...known.runbook, ...known.extra, ...known.secrets, ...MAGIC])
-  const v = new Validator(rb, inv, registry, sources, base, baseDir, known.values)
+  const v = new Validator(o, base)
   v.run()
   return v.errors
 }
