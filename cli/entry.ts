@@ -90,6 +90,7 @@ export function cliDeps(root: string): CliDeps {
     lab: labCommands(root),
     exec: async (o) => (await import('../engine/cli/exec.ts')).execCommand(o),
     connections,
+    env: process.env,
   }
 }
 

@@ -57,6 +57,8 @@ export interface CliDeps {
   /** A connection factory per run. */
   connections: (ctx: ConnectionContext) => ConnectionFactory
   lab?: LabCommands | undefined
+  /** The environment modules see (OS_CLOUD and the like); the composition root passes its own. */
+  env?: Readonly<Record<string, string | undefined>> | undefined
   exec?: ExecCommand | undefined
   out?: NodeJS.WriteStream
   err?: NodeJS.WriteStream

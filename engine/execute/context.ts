@@ -43,6 +43,8 @@ export interface ContextParts {
   progress(message: string): void
   secret(value: string): void
   signal?: AbortSignal | undefined
+  /** The run's environment; none unless given. */
+  env?: Readonly<Record<string, string | undefined>> | undefined
 }
 
 /**
@@ -90,6 +92,7 @@ export function moduleContext(p: ContextParts): ModuleContext {
       },
     },
     inventory: p.inventory,
+    env: p.env ?? {},
     progress: p.progress,
     secret: p.secret,
     signal: p.signal ?? new AbortController().signal,

@@ -30,6 +30,8 @@ export interface DestroyOptions {
   extraVars?: Record<string, unknown>
   /** true: list what would be destroyed, touch nothing. */
   plan: boolean
+  /** The environment modules see (ModuleContext.env): the CLI passes its own; none by default. */
+  env?: Readonly<Record<string, string | undefined>> | undefined
 }
 
 /** Error codes of a host that cannot be reached. */
@@ -161,6 +163,7 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         progress: (message) =>
           o.emit(o.redactor.value({ type: 'task_progress', task, host: r.host, message })),
         secret: (v) => o.redactor.add(v),
+        env: o.env,
       })
       await module.destroy(ctx, r)
       await o.journal.forget(r.type, r.id, r.host)

@@ -532,6 +532,7 @@ export class TaskRunner {
       progress,
       secret: (v) => o.redactor.add(v),
       signal: o.signal,
+      env: o.env,
     })
   }
 }

@@ -41,6 +41,8 @@ export interface RunOptions {
   /** The runbook's state directory (journal, lock): `state_dir` in templates, for keys and the like. */
   stateDir?: string | undefined
   signal?: AbortSignal | undefined
+  /** The environment modules see (ModuleContext.env): the CLI passes its own; none by default. */
+  env?: Readonly<Record<string, string | undefined>> | undefined
 }
 
 /** Per-host state that outlives a play: facts, registered results, notifications, counts. */
@@ -92,6 +94,7 @@ export interface RunState {
     | 'connections'
     | 'baseDir'
     | 'signal'
+    | 'env'
   >
   /** A host's state, made on first use. */
   host(name: string): HostState

@@ -16,10 +16,7 @@ import { MemoryRecords, moduleContext } from '../../../engine/execute/context.ts
 import type { HostDriver, VmSpec } from '../../../lab/driver.ts'
 import { startLabApi, type LabApi } from '../../../lab/api/server.ts'
 import type { Capacity } from '../../../lab/api/cloud.ts'
-import { apiFor, clientDefaults, type Api } from '../../../modules/openstack/lib/cloud.ts'
-
-// Retries in tests back off in milliseconds, not seconds.
-clientDefaults.options = { backoffMs: 5, maxBackoffMs: 20 }
+import { apiFor, CLIENT_OPTIONS_KEY, type Api } from '../../../modules/openstack/lib/cloud.ts'
 
 /** An OpenSSH ed25519 public key line and its SHA256 fingerprint. */
 export function makeHostKey(): { line: string; fingerprint: string } {
@@ -137,16 +134,21 @@ export class Runs {
   readonly records: ResourceRecord[] = this.store.records
   readonly secrets: string[] = []
   readonly messages: string[] = []
-  private shared = new Map<string, unknown>()
+  private shared = Runs.sharedValues()
 
   constructor(
     readonly vars: Record<string, unknown>,
     readonly baseDir: string = process.cwd(),
   ) {}
 
+  /** A run's shared values: retries in tests back off in milliseconds, not seconds. */
+  private static sharedValues(): Map<string, unknown> {
+    return new Map([[CLIENT_OPTIONS_KEY, { backoffMs: 5, maxBackoffMs: 20 }]])
+  }
+
   /** Starts a new run: a fresh client and owner cache, the same journal. */
   next(): this {
-    this.shared = new Map()
+    this.shared = Runs.sharedValues()
     return this
   }
 
