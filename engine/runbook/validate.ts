@@ -13,7 +13,8 @@ import { expressionRefs } from '../vars/expr.ts'
 import { helperNames } from '../vars/helpers.ts'
 import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
 import { isTemplate, templateRefs } from '../vars/template.ts'
-import { checkShape, hasTemplate } from './shape.ts'
+import { checkShape, coerceParams, hasTemplate, type ShapeIssue } from './shape.ts'
+import { renderKnown, staticLoop, staticScope, withNames } from './static-args.ts'
 import { jinjaSyntax, shadowedNames, unclosedBlock } from './template-checks.ts'
 import { findSource, outsideTree, sourceSearchPath } from './search-path.ts'
 import { isPrivate, locate, locateInScalar, type SourceSet, type YamlPath } from './source.ts'
@@ -56,6 +57,16 @@ export function addedGroups(rb: Runbook): Set<string> {
   return out
 }
 
+/** What a validation run reads. */
+interface ValidatorInput {
+  rb: Runbook
+  inv: Inventory
+  registry: ModuleRegistry
+  sources: SourceSet
+  known: KnownVars
+  baseDir: string
+}
+
 class Validator {
   readonly errors: RunbookError[] = []
   /** Variables any task may set: registered results, set_fact keys, facts. */
@@ -63,18 +74,31 @@ class Validator {
   /** Groups that add_host will create. */
   private readonly addedGroups: Set<string>
 
-  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-  constructor(
-    private readonly rb: Runbook,
-    private readonly inv: Inventory,
-    private readonly registry: ModuleRegistry,
-    private readonly sources: SourceSet,
-    private readonly base: Set<string>,
-    private readonly baseDir: string,
-    private readonly values: Readonly<Record<string, unknown>> = {},
-  ) {
-    this.addedGroups = addedGroups(rb)
-    this.shadowed = shadowedNames(rb, inv)
+  private readonly rb: Runbook
+  private readonly inv: Inventory
+  private readonly registry: ModuleRegistry
+  private readonly sources: SourceSet
+  private readonly base: Set<string>
+  private readonly baseDir: string
+  private readonly values: Readonly<Record<string, unknown>>
+  /** The values known before the run, for rendering parameters (see static-args.ts). */
+  private readonly scope: Record<string, unknown>
+
+  constructor(o: ValidatorInput) {
+    this.rb = o.rb
+    this.inv = o.inv
+    this.registry = o.registry
+    this.sources = o.sources
+    this.baseDir = o.baseDir
+    this.values = o.known.values ?? {}
+    this.base = new Set([...o.known.runbook, ...o.known.extra, ...o.known.secrets, ...MAGIC])
+    this.addedGroups = addedGroups(o.rb)
+    this.shadowed = shadowedNames(o.rb, o.inv)
+    const extra = new Set(o.known.extra)
+    this.scope = staticScope(
+      this.values,
+      new Set([...this.shadowed, ...o.known.secrets].filter((k) => !extra.has(k))),
+    )
   }
 
   /** Names defined anywhere but the top-level vars: their values are not known before the run. */
@@ -195,6 +219,7 @@ class Validator {
         { task: t.name, hint: issue.hint, key: issue.atKey },
       )
     }
+    this.renderedShape(t)
     this.yamlOctalMode(t)
     this.copySource(t)
     for (const f of m.templateFiles?.(t.args) ?? [])
@@ -241,6 +266,40 @@ class Validator {
           [...t.path, 'notify', ...(t.notify.length > 1 ? [i] : [])],
           { task: t.name, hint: didYouMean(n, topics) },
         )
+    }
+  }
+
+  /**
+   * Templated parameters judged by what they render to from values known before the run
+   * (`path: "{{base}}"` with `base: /etc`), once per item of a loop known before the run. Problems
+   * the literal check already reported are not repeated.
+   */
+  renderedShape(t: Task): void {
+    const m = this.registry.get(t.module)
+    if (!m || !hasTemplate(t.args)) return
+    const loop = t.loop === undefined ? [undefined] : staticLoop(t.loop, this.scope)
+    if (!loop) return
+    const aliases = m.aliases ?? {}
+    const seen = new Set(checkShape(m.params, t.args, aliases).map(issueKey))
+    for (const [i, item] of loop.entries()) {
+      const scope =
+        t.loop === undefined
+          ? this.scope
+          : withNames(this.scope, { [t.loopVar]: item, ...(t.indexVar ? { [t.indexVar]: i } : {}) })
+      const rendered = coerceParams(m.params, renderKnown(t.args, scope))
+      for (const issue of checkShape(m.params, rendered, aliases)) {
+        if (seen.has(issueKey(issue))) continue
+        seen.add(issueKey(issue))
+        const at = templatedAt(t.args, issue.path)
+        const shown = at.template ? shownValue(at.value, renderKnown(at.value, scope)) : undefined
+        this.err(
+          'E_PARAM',
+          `${t.module}: ${issue.message}${t.loop !== undefined ? ` (loop item ${i})` : ''}`,
+          t.file,
+          [...t.path, t.module, ...at.path],
+          { task: t.name, hint: shown ?? issue.hint, key: issue.atKey },
+        )
+      }
     }
   }
 
@@ -557,6 +616,35 @@ class Validator {
   }
 }
 
+const issueKey = (i: ShapeIssue): string => `${i.path.join('.')}\u0000${i.message}`
+
+/**
+ * Where a problem found in rendered parameters sits in the parameters as written: the path down to
+ * the template that produced it, and that template.
+ */
+function templatedAt(
+  args: unknown,
+  at: readonly (string | number)[],
+): { path: (string | number)[]; value: unknown; template: boolean } {
+  let cur = args
+  const path: (string | number)[] = []
+  for (const part of at) {
+    if (typeof cur === 'string' && isTemplate(cur)) break
+    if (cur === null || typeof cur !== 'object' || !(part in cur)) break
+    cur = (cur as Record<string | number, unknown>)[part]
+    path.push(part)
+  }
+  return { path, value: cur, template: typeof cur === 'string' && isTemplate(cur) }
+}
+
+/** "'{{base}}' renders to '/etc' before the run", for a hint. */
+function shownValue(template: unknown, rendered: unknown): string | undefined {
+  if (typeof template !== 'string' || rendered === template) return undefined
+  const text = typeof rendered === 'string' ? rendered : JSON.stringify(rendered)
+  const short = text.length > 60 ? `${text.slice(0, 57)}...` : text
+  return `'${template}' renders to '${short}' before the run`
+}
+
 /**
  * Validates a loaded runbook against modules, inventory and known variables.
  * @example const errors = validateRunbook(runbook, inventory, registry, sources, { runbook: [...], extra: [], secrets: [] })
@@ -570,8 +658,7 @@ export function validateRunbook(
   known: KnownVars,
   baseDir: string,
 ): RunbookError[] {
-  const base = new Set([...known.runbook, ...known.extra, ...known.secrets, ...MAGIC])
-  const v = new Validator(rb, inv, registry, sources, base, baseDir, known.values)
+  const v = new Validator({ rb, inv, registry, sources, known, baseDir })
   v.run()
   return v.errors
 }

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
+import { ipAddress } from '../../engine/values.ts'
 import {
   parseConsoleFingerprints,
   type PinnedHostKey,
@@ -46,7 +47,7 @@ const params = z
     port: oneOrMany
       .optional()
       .describe('Existing port name(s) or id(s) to use (e.g. made with openstack.port)'),
-    fixed_ip: later(z.string().min(1)).optional().describe('Fixed IP on the (first) network'),
+    fixed_ip: later(ipAddress).optional().describe('Fixed IP on the (first) network'),
     security_groups: z
       .array(later(z.string().min(1)))
       .optional()
