@@ -31,6 +31,57 @@ export interface KnownVars {
 
 const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts', 'runbook_dir', 'state_dir']
 
+/** Names the engine sets on every host: a variable of the same name would hide them. */
+const RESERVED_VARS = new Set([...MAGIC, 'facts'])
+
+/** What a variable name looks like (templates and conditions both read it). */
+const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/**
+ * A chain of top-level vars whose templates lead back to the first one (`a: "{{b}}"`,
+ * `b: "{{a}}/x"`), or undefined. Only names that are themselves top-level vars are followed.
+ */
+export function varCycle(vars: Readonly<Record<string, unknown>>): string[] | undefined {
+  const refs = new Map<string, string[]>()
+  for (const [k, v] of Object.entries(vars))
+    refs.set(
+      k,
+      refsIn(v).filter((r) => r in vars),
+    )
+  const state = new Map<string, 'open' | 'done'>()
+  const walk = (k: string, chain: string[]): string[] | undefined => {
+    if (state.get(k) === 'open') return [...chain.slice(chain.indexOf(k)), k]
+    if (state.get(k) === 'done') return undefined
+    state.set(k, 'open')
+    for (const r of refs.get(k) ?? []) {
+      const found = walk(r, [...chain, k])
+      if (found) return found
+    }
+    state.set(k, 'done')
+    return undefined
+  }
+  for (const k of refs.keys()) {
+    const found = walk(k, [])
+    if (found) return found
+  }
+  return undefined
+}
+
+/** The root names a value's templates refer to (none when a template does not parse). */
+function refsIn(v: unknown): string[] {
+  if (typeof v === 'string') {
+    if (!isTemplate(v)) return []
+    try {
+      return templateRefs(v).vars.map((r) => r.root)
+    } catch {
+      return []
+    }
+  }
+  if (Array.isArray(v)) return v.flatMap(refsIn)
+  if (v !== null && typeof v === 'object') return Object.values(v).flatMap(refsIn)
+  return []
+}
+
 /**
  * Every task under these steps, blocks flattened (block, rescue, always).
  * @example flatTasks(play.tasks).filter((t) => t.module === 'add_host')
@@ -73,6 +124,12 @@ class Validator {
   private readonly dynamic = new Set<string>()
   /** Groups that add_host will create. */
   private readonly addedGroups: Set<string>
+  /** Each task's place in the order tasks run (plays in order, blocks flattened). */
+  private readonly order = new Map<Task, number>()
+  /** The first task that registers or sets each name. */
+  private readonly setBy = new Map<string, { index: number; task: Task }>()
+  /** Names the task being checked cannot see yet: only a later task sets them (name -> why). */
+  private notYet = new Map<string, string>()
 
   private readonly rb: Runbook
   private readonly inv: Inventory
@@ -127,6 +184,12 @@ class Validator {
 
   run(): void {
     const all = this.rb.plays.flatMap((p) => [...flatTasks(p.tasks), ...p.handlers])
+    for (const [i, t] of this.rb.plays.flatMap((p) => flatTasks(p.tasks)).entries()) {
+      this.order.set(t, i)
+      const m = this.registry.get(t.module)
+      for (const v of [...(t.register ? [t.register] : []), ...(m?.providesVars?.(t.args) ?? [])])
+        if (!this.setBy.has(v)) this.setBy.set(v, { index: i, task: t })
+    }
     for (const t of all) {
       if (t.register) this.dynamic.add(t.register)
       const m = this.registry.get(t.module)
@@ -135,10 +198,62 @@ class Validator {
         for (const v of Object.keys(t.args.vars)) this.dynamic.add(v)
     }
     if (this.rb.plays.some((p) => p.gatherFacts)) this.dynamic.add('facts')
+    this.topVars()
     for (const play of this.rb.plays) this.play(play)
   }
 
+  /**
+   * The runbook's own vars: valid names, not the engine's reserved ones, templates that refer to
+   * something that exists somewhere (they render lazily, on each host, so anything a host, play or
+   * task defines counts), and no chain of them that comes back to where it started.
+   */
+  topVars(): void {
+    const everywhere = new Set([...this.base, ...this.dynamic])
+    for (const p of this.rb.plays) {
+      for (const k of [...Object.keys(p.vars), ...Object.keys(p.defaults)]) everywhere.add(k)
+      for (const t of flatTasks(p.tasks)) for (const k of Object.keys(t.vars)) everywhere.add(k)
+    }
+    for (const g of this.inv.groups.values()) for (const k of Object.keys(g.vars)) everywhere.add(k)
+    for (const h of this.inv.hosts.values()) for (const k of Object.keys(h.vars)) everywhere.add(k)
+    this.varNames(this.rb.vars, this.rb.file, ['vars'], undefined)
+    this.vars(this.rb.vars, this.rb.file, ['vars'], everywhere, undefined)
+    const cycle = varCycle(this.rb.vars)
+    if (cycle)
+      this.err(
+        'E_TEMPLATE',
+        `variable '${cycle[0]}' refers to itself: ${cycle.join(' -> ')}`,
+        this.rb.file,
+        ['vars', cycle[0] ?? ''],
+        { key: true, hint: 'one of these must be a value, not a template of the others' },
+      )
+  }
+
+  /** Variable names that templates and conditions can use, none of them the engine's own. */
+  varNames(
+    vars: Record<string, unknown>,
+    file: string,
+    path: YamlPath,
+    task: string | undefined,
+  ): void {
+    for (const k of Object.keys(vars)) {
+      const problem = !VAR_NAME.test(k)
+        ? `'${k}' is not a variable name (letters, digits and _, not starting with a digit)`
+        : RESERVED_VARS.has(k)
+          ? `'${k}' is set by runbook itself and cannot be a variable of yours`
+          : undefined
+      if (problem)
+        this.err('E_SCHEMA', problem, file, [...path, k], {
+          task,
+          key: true,
+          hint: VAR_NAME.test(k)
+            ? 'choose another name'
+            : `e.g. '${k.replace(/[^A-Za-z0-9_]/g, '_').replace(/^(\d)/, '_$1')}'`,
+        })
+    }
+  }
+
   play(play: Play): void {
+    this.notYet = new Map()
     const known = new Set([
       ...this.base,
       ...this.dynamic,
@@ -147,6 +262,7 @@ class Validator {
     ])
     for (const g of this.inv.groups.values()) for (const k of Object.keys(g.vars)) known.add(k)
     for (const h of this.inv.hosts.values()) for (const k of Object.keys(h.vars)) known.add(k)
+    this.varNames(play.vars, play.file, [...play.path, 'vars'], undefined)
     this.vars(play.vars, play.file, [...play.path, 'vars'], known, undefined)
     for (const term of play.hosts
       .split(/[:,]/)
@@ -168,17 +284,56 @@ class Validator {
       )
     }
     const topics = new Set(play.handlers.flatMap((h) => h.listen))
-    this.steps(play.tasks, known, topics, false)
+    this.duplicateHandlers(play)
+    // names that exist before any task sets them: vars of the runbook, play, inventory, -e, magic
+    const before = new Set(known)
+    for (const n of this.dynamic) if (!this.isStatic(n, play)) before.delete(n)
+    this.steps(play.tasks, known, topics, false, before)
     this.steps(play.handlers, known, topics, true)
   }
 
-  steps(steps: Step[], known: Set<string>, topics: Set<string>, inRescue: boolean): void {
+  /** Whether a name has a value before any task runs (so a task may use it at any point). */
+  private isStatic(name: string, play: Play): boolean {
+    return (
+      this.base.has(name) ||
+      name in play.vars ||
+      name in play.defaults ||
+      name === 'facts' ||
+      [...this.inv.groups.values(), ...this.inv.hosts.values()].some((x) => name in x.vars)
+    )
+  }
+
+  /** Two handlers of one play with the same name: only one of them would ever run. */
+  duplicateHandlers(play: Play): void {
+    const seen = new Set<string>()
+    for (const h of play.handlers) {
+      if (seen.has(h.name))
+        this.err(
+          'E_SCHEMA',
+          `a second handler named '${h.name}' in this play: notify would run only one of them`,
+          h.file,
+          [...h.path, 'name'],
+          { task: h.name, hint: 'give each handler its own name (or use listen: for a topic)' },
+        )
+      seen.add(h.name)
+    }
+  }
+
+  steps(
+    steps: Step[],
+    known: Set<string>,
+    topics: Set<string>,
+    inRescue: boolean,
+    before?: Set<string>,
+  ): void {
     for (const s of steps) {
+      this.notYet = before ? this.laterNames(s, known, before) : new Map()
       const scope = new Set([...known, ...Object.keys(s.vars)])
       const whenScope =
         s.kind === 'task' && s.loop !== undefined
           ? new Set([...scope, s.loopVar, ...(s.indexVar ? [s.indexVar] : [])])
           : scope
+      this.varNames(s.vars, s.file, [...s.path, 'vars'], s.name)
       this.vars(s.vars, s.file, [...s.path, 'vars'], whenScope, s.name)
       for (const [i, w] of s.when.entries())
         this.condition(
@@ -189,13 +344,43 @@ class Validator {
           s.name,
         )
       if (s.kind === 'block') {
-        this.steps(s.block, scope, topics, inRescue)
-        this.steps(s.rescue, new Set([...scope, 'failed_task', 'failed_result']), topics, true)
-        this.steps(s.always, new Set([...scope, 'failed_task', 'failed_result']), topics, inRescue)
+        this.steps(s.block, scope, topics, inRescue, before)
+        const withFail = new Set([...scope, 'failed_task', 'failed_result'])
+        this.steps(s.rescue, withFail, topics, true, before && new Set([...before, ...withFail]))
+        this.steps(
+          s.always,
+          withFail,
+          topics,
+          inRescue,
+          before && new Set([...before, ...withFail]),
+        )
         continue
       }
       this.task(s, scope, topics)
     }
+  }
+
+  /**
+   * Names that a step uses before any task has set them: only a later task registers or sets
+   * them (the first task of a block stands for the block).
+   */
+  laterNames(s: Step, known: Set<string>, before: Set<string>): Map<string, string> {
+    const first = s.kind === 'task' ? s : flatTasks([s])[0]
+    const at = first ? this.order.get(first) : undefined
+    const out = new Map<string, string>()
+    if (at === undefined) return out
+    for (const [name, by] of this.setBy) {
+      if (by.index <= at || before.has(name) || !known.has(name) || name in s.vars) continue
+      if (s.kind === 'block' && by.index < at + flatTasks([s]).length) continue
+      const line = this.sources.get(by.task.file)
+        ? locate(this.sources.get(by.task.file) as Parameters<typeof locate>[0], by.task.path)?.line
+        : undefined
+      out.set(
+        name,
+        `it is set only later, by task '${by.task.name}'${line ? ` (line ${line})` : ''}: move this task after it, or give the variable a value first`,
+      )
+    }
+    return out
   }
 
   task(t: Task, known: Set<string>, topics: Set<string>): void {
@@ -533,7 +718,14 @@ class Validator {
         })
     }
     for (const r of refs.vars) {
-      if (known && !known.has(r.root))
+      const later = known ? this.notYet.get(r.root) : undefined
+      if (later)
+        this.err('E_UNDEFINED', `variable '${r.root}' is used before it is set`, file, path, {
+          task,
+          index: r.index,
+          hint: later,
+        })
+      else if (known && !known.has(r.root))
         this.err('E_UNDEFINED', `undefined variable '${r.root}'`, file, path, {
           task,
           index: r.index,
@@ -601,7 +793,18 @@ class Validator {
       return
     }
     for (const r of refs)
-      if (!known.has(r))
+      if (this.notYet.has(r))
+        this.err(
+          'E_UNDEFINED',
+          `variable '${r}' is used in a condition before it is set`,
+          file,
+          path,
+          {
+            task,
+            hint: this.notYet.get(r),
+          },
+        )
+      else if (!known.has(r))
         this.err('E_UNDEFINED', `undefined variable '${r}' in condition`, file, path, {
           task,
           hint: didYouMean(r, known),
