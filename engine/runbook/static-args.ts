@@ -5,9 +5,9 @@
  * `path: "{{base}}"` by the `/etc` it will be, and a loop over a literal list by each of its items.
  * A parameter that touches anything unknown keeps its template and is judged at plan time.
  */
-import { makeScope } from '../execute/scope.ts'
+import { RunbookError } from '../errors.ts'
 import { containsUnknown, unknown } from '../vars/unknown.ts'
-import { isTemplate, renderString } from '../vars/template.ts'
+import { isTemplate, renderDeep, renderString } from '../vars/template.ts'
 import { hasTemplate } from './shape.ts'
 
 /** At most this many items of a loop known before the run are rendered one by one. */
@@ -15,25 +15,72 @@ export const STATIC_LOOP_LIMIT = 64
 
 /**
  * A scope of the values known before the run: any other name is unknown (known after apply), so a
- * template touching it renders to an unknown rather than failing.
+ * template touching it renders to an unknown rather than failing. With `claimed`, only those other
+ * names are unknown and the rest are absent, so a template that names something that exists
+ * nowhere fails as it would at run time.
  * @example staticScope({ base: '/etc' }, new Set()).base // '/etc'
  */
 export function staticScope(
   values: Readonly<Record<string, unknown>>,
   unknownNames: ReadonlySet<string>,
+  claimed?: ReadonlySet<string>,
 ): Record<string, unknown> {
-  const known = Object.fromEntries(Object.entries(values).filter(([k]) => !unknownNames.has(k)))
-  const scope = makeScope([{ vars: known, templated: true }])
-  return new Proxy(scope, {
-    get: (target, key, receiver) =>
-      typeof key === 'symbol' || key in target ? Reflect.get(target, key, receiver) : unknown(key),
-    has: () => true,
+  const target: Record<string, unknown> = {}
+  // known values render lazily against everything (what they name may be known only at run time)
+  const everything = viewOf(target)
+  const rendering = new Set<string>()
+  for (const [key, raw] of Object.entries(values)) {
+    if (unknownNames.has(key)) continue
+    let done = false
+    let cached: unknown
+    Object.defineProperty(target, key, {
+      enumerable: true,
+      get() {
+        if (done) return cached
+        if (rendering.has(key))
+          throw new RunbookError('E_TEMPLATE', `variable '${key}' refers to itself`)
+        rendering.add(key)
+        try {
+          cached = renderDeep(raw, everything)
+          done = true
+          return cached
+        } finally {
+          rendering.delete(key)
+        }
+      },
+    })
+  }
+  return viewOf(target, claimed)
+}
+
+/**
+ * The same known values seen with another set of claimed names (see staticScope).
+ * @example const strict = viewOf(scope, new Set(['inventory_hostname']))
+ */
+export function viewOf(
+  scope: Record<string, unknown>,
+  claimed?: ReadonlySet<string>,
+): Record<string, unknown> {
+  const base = (scope as { [BASE]?: Record<string, unknown> })[BASE] ?? scope
+  const other = (key: string): boolean => !claimed || claimed.has(key)
+  return new Proxy(base, {
+    get: (target, key, receiver) => {
+      if (key === BASE) return base
+      if (typeof key === 'symbol' || key in target) return Reflect.get(target, key, receiver)
+      return other(key) ? unknown(key) : undefined
+    },
+    has: (target, key) => (typeof key === 'symbol' ? key in target : key in target || other(key)),
+    ownKeys: (target) => [...new Set([...Reflect.ownKeys(target), ...(claimed ?? [])])],
     getOwnPropertyDescriptor: (target, key) =>
       typeof key === 'symbol' || key in target
         ? Reflect.getOwnPropertyDescriptor(target, key)
-        : { configurable: true, enumerable: false, writable: false, value: unknown(key) },
+        : other(key)
+          ? { configurable: true, enumerable: true, writable: false, value: unknown(key) }
+          : undefined,
   })
 }
+
+const BASE = Symbol('known values')
 
 /** `scope` with names bound on top (a loop's item and index). */
 export function withNames(

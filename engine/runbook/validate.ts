@@ -12,9 +12,9 @@ import { didYouMean } from '../suggest.ts'
 import { expressionRefs } from '../vars/expr.ts'
 import { helperNames } from '../vars/helpers.ts'
 import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
-import { isTemplate, templateRefs } from '../vars/template.ts'
+import { isTemplate, renderString, templateRefs } from '../vars/template.ts'
 import { checkShape, coerceParams, hasTemplate, type ShapeIssue } from './shape.ts'
-import { renderKnown, staticLoop, staticScope, withNames } from './static-args.ts'
+import { renderKnown, staticLoop, staticScope, viewOf, withNames } from './static-args.ts'
 import { jinjaSyntax, shadowedNames, unclosedBlock } from './template-checks.ts'
 import { findSource, outsideTree, sourceSearchPath } from './search-path.ts'
 import { isPrivate, locate, locateInScalar, type SourceSet, type YamlPath } from './source.ts'
@@ -128,6 +128,8 @@ class Validator {
   private readonly order = new Map<Task, number>()
   /** The first task that registers or sets each name. */
   private readonly setBy = new Map<string, { index: number; task: Task }>()
+  /** The loop bindings of the task being checked, when its items are known before the run. */
+  private items: Record<string, unknown>[] = [{}]
   /** Names the task being checked cannot see yet: only a later task sets them (name -> why). */
   private notYet = new Map<string, string>()
 
@@ -410,10 +412,15 @@ class Validator {
     for (const f of m.templateFiles?.(t.args) ?? [])
       this.templateFile(f.path, new Set([...scope, ...f.vars]), t, [...t.path, t.module, 'src'])
     const raw = new Set(m.rawParams ?? [])
+    const loop = t.loop === undefined ? undefined : staticLoop(t.loop, this.scope)
+    this.items = (loop ?? [undefined]).map((item, i) =>
+      loop ? { [t.loopVar]: item, ...(t.indexVar ? { [t.indexVar]: i } : {}) } : {},
+    )
     for (const [k, v] of Object.entries(t.args)) {
       // Parameters the module renders itself (with variables of its own) get a syntax check only.
       this.value(v, t.file, [...t.path, t.module, k], raw.has(k) ? undefined : scope, t.name)
     }
+    this.items = [{}]
     for (const [k, list] of [
       ['changed_when', t.changedWhen],
       ['failed_when', t.failedWhen],
@@ -628,6 +635,7 @@ class Validator {
           }),
         )
     }
+    const before = this.errors.length
     for (const r of refs.vars) {
       const sub = known.has(r.root) ? this.subKey(r.path) : undefined
       if (!known.has(r.root) || sub)
@@ -639,6 +647,17 @@ class Validator {
           }),
         )
     }
+    if (this.errors.length > before) return
+    const problem = this.trialRender(text, known)
+    const name = problem && /variable '@?([\w-]+)'/.exec(problem.message)?.[1]
+    if (problem)
+      this.errors.push(
+        new RunbookError('E_UNDEFINED', problem.message, {
+          pos: posOf(Math.max(0, name ? text.search(new RegExp(`\\{\\{[^}]*\\b${name}\\b`)) : 0)),
+          task: t.name,
+          hint: problem.hint,
+        }),
+      )
   }
 
   private addedHostNames(): Set<string> {
@@ -683,6 +702,44 @@ class Validator {
   }
 
   template(
+    s: string,
+    file: string,
+    path: YamlPath,
+    known: Set<string> | undefined,
+    task: string | undefined,
+  ): void {
+    const before = this.errors.length
+    this.templateNames(s, file, path, known, task)
+    if (known && this.errors.length === before && /\{\{[#>]|\.\w/.test(s)) {
+      const problem = this.trialRender(s, known)
+      if (problem)
+        this.err('E_UNDEFINED', problem.message, file, path, { task, hint: problem.hint })
+    }
+  }
+
+  /**
+   * Renders a template with the values known before the run (once per known loop item), to find
+   * names that a static reading cannot see: those inside `{{#each}}`/`{{#with}}` and the sub-keys
+   * of a loop item. Names known only at run time render as unknown and are not judged.
+   */
+  trialRender(
+    s: string,
+    known: Set<string>,
+  ): { message: string; hint: string | undefined } | undefined {
+    const view = viewOf(this.scope, known)
+    for (const names of this.items) {
+      try {
+        renderString(s, withNames(view, names))
+      } catch (e) {
+        if (e instanceof RunbookError && e.code === 'E_UNDEFINED')
+          return { message: e.message, hint: e.hint }
+        return undefined
+      }
+    }
+    return undefined
+  }
+
+  templateNames(
     s: string,
     file: string,
     path: YamlPath,
