@@ -86,6 +86,27 @@ export const absolutePath = text(
   'an absolute path (it starts with /, e.g. /etc/app.conf)',
 )
 
+/** The path of a file (not a directory): absolute, not ending with `/`. */
+export const filePath = text(
+  (s) => s.startsWith('/') && !s.endsWith('/'),
+  'the absolute path of a file (it starts with / and names the file, e.g. /etc/app.conf, not a directory ending with /)',
+)
+
+/** A user or group: a name (`keepalived_script`, `www-data`) or a numeric id. */
+export const accountName = text(
+  (s) => /^\d+$/.test(s) || /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(s),
+  'a user or group name (letters, digits, _ . -, not starting with a digit or -) or a numeric id',
+)
+
+/** One OpenSSH public key line: type, base64 key, optional comment. */
+export const sshPublicKey = text(
+  (s) =>
+    /^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) +[A-Za-z0-9+/]+={0,3}( +\S.*)?\s*$/.test(
+      s,
+    ),
+  'one OpenSSH public key line (e.g. ssh-ed25519 AAAAC3Nz... user@host)',
+)
+
 /**
  * Whether removing `p` would remove `/` or a top-level directory (`/etc`, `/usr//`, `/var/.`):
  * the paths `file: { state: absent }` refuses unless told it is meant.
