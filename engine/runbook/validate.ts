@@ -9,7 +9,7 @@ import { RunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { ModuleRegistry } from '../module.ts'
 import { didYouMean } from '../suggest.ts'
-import { expressionRefs } from '../vars/expr.ts'
+import { expressionProblems, expressionRefs } from '../vars/expr.ts'
 import { helperNames } from '../vars/helpers.ts'
 import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
 import { isTemplate, renderString, templateRefs } from '../vars/template.ts'
@@ -407,6 +407,7 @@ class Validator {
       )
     }
     this.renderedShape(t)
+    this.secretsInArgs(t)
     this.yamlOctalMode(t)
     this.copySource(t)
     for (const f of m.templateFiles?.(t.args) ?? [])
@@ -495,6 +496,20 @@ class Validator {
     }
   }
 
+  /** A secret declared in set_fact or add_host vars: secrets are declared in top-level vars. */
+  secretsInArgs(t: Task): void {
+    const vars =
+      t.module === 'add_host' ? t.args.vars : t.module === 'set_fact' ? t.args : undefined
+    if (vars === null || typeof vars !== 'object') return
+    const at = [...t.path, t.module, ...(t.module === 'add_host' ? ['vars'] : [])]
+    const src = this.sources.get(t.file)
+    for (const [k, v] of Object.entries(vars))
+      if (looksLikeSecret(v))
+        this.errors.push(
+          misplacedSecret(k, src ? locate(src, [...at, k]) : undefined).locate({ task: t.name }),
+        )
+  }
+
   /**
    * `mode: 0o644` is the number 420 to YAML 1.2, whose digits would make a wrong mode: the one
    * rule (docs/modules-host.md) is chmod's digits, quoted or not, and YAML's 0o/0x forms refused.
@@ -516,6 +531,16 @@ class Validator {
 
   /** `loop: "{{nodes}}"` when `nodes` is known before the run and is not a list. */
   loopIsList(t: Task): void {
+    if (typeof t.loop === 'string' && !isTemplate(t.loop)) {
+      this.err('E_SCHEMA', `loop: '${t.loop}' is text, not a list`, t.file, [...t.path, 'loop'], {
+        task: t.name,
+        hint: `write the items as a list: loop: [${t.loop
+          .split(/\s*,\s*/)
+          .filter(Boolean)
+          .join(', ')}], or a template of a list variable: loop: "{{ items }}"`,
+      })
+      return
+    }
     const m = typeof t.loop === 'string' ? /^\s*\{\{\s*([\w.]+)\s*\}\}\s*$/.exec(t.loop) : null
     const root = m?.[1]?.split('.')[0] ?? ''
     if (!m || this.shadowed.has(root) || !(root in this.values) || this.subKey(m[1] ?? '')) return
@@ -849,6 +874,8 @@ class Validator {
       this.err('E_EXPRESSION', (e as Error).message, file, path, { task })
       return
     }
+    for (const p of expressionProblems(c))
+      this.err('E_EXPRESSION', `condition: ${p.message}`, file, path, { task, hint: p.hint })
     for (const r of refs)
       if (this.notYet.has(r))
         this.err(
