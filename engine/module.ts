@@ -80,6 +80,11 @@ export interface ModuleContext {
     addHost(spec: HostSpec): void
     hostVars(name: string): Readonly<Record<string, unknown>> | undefined
   }
+  /**
+   * The run's environment (the CLI's own; empty in tests unless they say otherwise). Modules read
+   * OS_CLOUD and the like here, never from process.env.
+   */
+  readonly env: Readonly<Record<string, string | undefined>>
   /** Tells the live view what the task waits for ("server ACTIVE", "dpkg lock"). */
   progress(message: string): void
   /** Marks a value as secret: it is redacted from every output from now on. */

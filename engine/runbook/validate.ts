@@ -29,6 +29,17 @@ export interface KnownVars {
   values?: Readonly<Record<string, unknown>>
 }
 
+/** What a runbook is validated against. */
+export interface ValidateOptions {
+  runbook: Runbook
+  inventory: Inventory
+  registry: ModuleRegistry
+  sources: SourceSet
+  known: KnownVars
+  /** The runbook's directory, where relative template paths start. */
+  baseDir: string
+}
+
 const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts', 'runbook_dir', 'state_dir']
 
 /** Names the engine sets on every host: a variable of the same name would hide them. */
@@ -108,16 +119,6 @@ export function addedGroups(rb: Runbook): Set<string> {
   return out
 }
 
-/** What a validation run reads. */
-interface ValidatorInput {
-  rb: Runbook
-  inv: Inventory
-  registry: ModuleRegistry
-  sources: SourceSet
-  known: KnownVars
-  baseDir: string
-}
-
 class Validator {
   readonly errors: RunbookError[] = []
   /** Variables any task may set: registered results, set_fact keys, facts. */
@@ -143,16 +144,16 @@ class Validator {
   /** The values known before the run, for rendering parameters (see static-args.ts). */
   private readonly scope: Record<string, unknown>
 
-  constructor(o: ValidatorInput) {
-    this.rb = o.rb
-    this.inv = o.inv
+  constructor(o: ValidateOptions) {
+    this.rb = o.runbook
+    this.inv = o.inventory
     this.registry = o.registry
     this.sources = o.sources
     this.baseDir = o.baseDir
     this.values = o.known.values ?? {}
     this.base = new Set([...o.known.runbook, ...o.known.extra, ...o.known.secrets, ...MAGIC])
-    this.addedGroups = addedGroups(o.rb)
-    this.shadowed = shadowedNames(o.rb, o.inv)
+    this.addedGroups = addedGroups(this.rb)
+    this.shadowed = shadowedNames(this.rb, this.inv)
     const extra = new Set(o.known.extra)
     this.scope = staticScope(
       this.values,
@@ -934,18 +935,10 @@ function shownValue(template: unknown, rendered: unknown): string | undefined {
 
 /**
  * Validates a loaded runbook against modules, inventory and known variables.
- * @example const errors = validateRunbook(runbook, inventory, registry, sources, { runbook: [...], extra: [], secrets: [] })
+ * @example const errors = validateRunbook({ runbook, inventory, registry, sources, known: { runbook: [...], extra: [], secrets: [] }, baseDir })
  */
-// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-export function validateRunbook(
-  rb: Runbook,
-  inv: Inventory,
-  registry: ModuleRegistry,
-  sources: SourceSet,
-  known: KnownVars,
-  baseDir: string,
-): RunbookError[] {
-  const v = new Validator({ rb, inv, registry, sources, known, baseDir })
+export function validateRunbook(o: ValidateOptions): RunbookError[] {
+  const v = new Validator(o)
   v.run()
   return v.errors
 }

@@ -10,7 +10,7 @@ import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
 import { unknown, type Unknown } from '../../engine/vars/unknown.ts'
 import { OpenStackApiError } from './client/errors.ts'
-import { ruleSchema, type Rule, type SecurityGroup } from './client/neutron.ts'
+import type { Rule, SecurityGroup } from './client/neutron.ts'
 import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
 import {
   claim,
@@ -402,12 +402,7 @@ export function neutronProtocol(num: string): string {
 }
 
 async function putDescription(api: Api, id: string, description: string): Promise<void> {
-  await api.client.put(
-    'network',
-    `/security-groups/${id}`,
-    { security_group: { description } },
-    z.unknown(),
-  )
+  await api.neutron.updateSecurityGroup(id, { description })
 }
 
 async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> {
@@ -427,13 +422,7 @@ async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> 
   try {
     // A rule is its own identity: Neutron refuses a duplicate with 409, so a repeat is harmless.
     await api.client.createResolved(
-      () =>
-        api.client.post(
-          'network',
-          '/security-group-rules',
-          { security_group_rule: body },
-          z.object({ security_group_rule: ruleSchema }),
-        ),
+      () => api.neutron.createSecurityGroupRule(body),
       async () => undefined,
     )
   } catch (e) {
@@ -486,16 +475,8 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
         type: 'security_group',
         name: p.name,
         data: await recordData(ctx, api),
-        id: (g: SecurityGroup) => g.id,
-        post: async () =>
-          (
-            await api.client.post(
-              'network',
-              '/security-groups',
-              { security_group: body },
-              z.object({ security_group: z.object({ id: z.string() }) }),
-            )
-          ).security_group as SecurityGroup,
+        id: (g: { id: string }) => g.id,
+        post: () => api.neutron.createSecurityGroup(body),
         lookup: async () =>
           (await api.neutron.securityGroups({ name: p.name })).find((g) => isMarked(g, owner.tag)),
       })
@@ -516,7 +497,7 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
     if (group === undefined)
       throw new RunbookError('E_API', `security group ${p.name}: Neutron does not show it`)
     const d = ruleDiff(p, s, group)
-    for (const r of d.remove) await api.client.delete('network', `/security-group-rules/${r.id}`)
+    for (const r of d.remove) await api.neutron.deleteSecurityGroupRule(r.id)
     for (const r of d.add) await addRule(api, group.id, r)
     const now = await gatherGroup(ctx, p, api)
     const left = planSecurityGroup(p, { ...now, how: now.how ?? 'journal' })
