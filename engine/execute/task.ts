@@ -26,6 +26,7 @@ import type { Run } from './executor.ts'
 import { coerceParams } from '../runbook/shape.ts'
 import { sourceSearchPath } from '../runbook/search-path.ts'
 import { makeScope } from './scope.ts'
+import { explainUnreachable } from './unreachable.ts'
 import { maskChange } from '../vars/secrets-redaction.ts'
 
 /** Thrown to stop a host's remaining tasks after a failure that is not ignored. */
@@ -551,8 +552,18 @@ export class TaskRunner {
           } catch (e) {
             const err = toRunbookError(e, 'E_CONNECTION', { host: name })
             const waited = Math.round((Date.now() - started) / 1000)
+            // a module may know why (its server is SHUTOFF): said instead of the channel's timeout
+            const why =
+              err.code === 'E_CONNECTION'
+                ? await explainUnreachable(o.registry, self(), name, this.owner.varsOf)
+                : undefined
+            if (why !== undefined) {
+              err.message = `${why.message} (${err.message})`
+              err.hint = why.hint ?? err.hint
+            }
             if (
               !fresh ||
+              why?.lasting === true ||
               err.code !== 'E_CONNECTION' ||
               Date.now() - started > JUST_CREATED_WAIT_MS
             ) {
@@ -570,7 +581,8 @@ export class TaskRunner {
         clearTimeout(slow)
       }
     }
-    return {
+    const self = (): ModuleContext => ctx
+    const ctx: ModuleContext = {
       host,
       become: becomeOpts,
       vars: scope,
@@ -638,5 +650,6 @@ export class TaskRunner {
       secret: (v) => o.redactor.add(v),
       signal: o.signal ?? new AbortController().signal,
     }
+    return ctx
   }
 }
