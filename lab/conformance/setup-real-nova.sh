@@ -175,7 +175,10 @@ use = call:nova.api.openstack.urlmap:urlmap_factory
 
 [composite:openstack_compute_api_v21]
 use = call:nova.api.auth:pipeline_factory_v21
-keystone = cors http_proxy_to_wsgi compute_req_id faultwrap sizelimit authtoken keystonecontext osapi_compute_app_v21
+keystone = cors http_proxy_to_wsgi compute_req_id faultwrap request_log sizelimit authtoken keystonecontext osapi_compute_app_v21
+
+[filter:request_log]
+paste.filter_factory = nova.api.openstack.requestlog:RequestLog.factory
 
 [filter:compute_req_id]
 paste.filter_factory = nova.api.compute_req_id:ComputeReqIdMiddleware.factory
@@ -303,7 +306,7 @@ migrate() {
   local nova=(--config-file "$STATE/etc/nova/nova.conf")
   log "migrating placement, glance and nova (about 20 s)"
   {
-    OS_PLACEMENT_CONFIG_DIR=$STATE/etc/placement py_main placement.cmd.manage db sync
+    py_main placement.cmd.manage --config-file "$STATE/etc/placement/placement.conf" db sync
     py_main glance.cmd.manage --config-file "$STATE/etc/glance/glance-api.conf" db_sync
     py_main nova.cmd.manage "${nova[@]}" api_db sync
     py_main nova.cmd.manage "${nova[@]}" cell_v2 map_cell0 --database_connection "$(db_url nova_cell0)"
@@ -320,7 +323,7 @@ migrate() {
 rabbit_env() {
   env HOME="$STATE/rabbit" RABBITMQ_NODENAME=osrnova@localhost \
     RABBITMQ_MNESIA_BASE="$STATE/rabbit/mnesia" RABBITMQ_LOG_BASE="$STATE/log/rabbit" \
-    RABBITMQ_CONFIG_FILE="$STATE/etc/rabbitmq/rabbitmq" \
+    RABBITMQ_CONFIG_FILE="$STATE/etc/rabbitmq/rabbitmq.conf" \
     RABBITMQ_ENABLED_PLUGINS_FILE="$STATE/etc/rabbitmq/enabled_plugins" \
     RABBITMQ_DIST_PORT=$DIST_PORT ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=127.0.0.1 \
     RABBITMQ_PID_FILE="$STATE/rabbit/rabbit.pid" "$@"
