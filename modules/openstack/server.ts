@@ -432,14 +432,21 @@ async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Prom
     },
     await api.nova.serversNamed(p.name),
   )
-  const server = await withFlavorName(api, c?.resource)
+  let server = await withFlavorName(api, c?.resource)
   const record =
     server === undefined ? undefined : ctx.journal.find('openstack.server', 'server', server.id)[0]
   const sha = record?.data?.['user_data_sha256']
   if (c !== undefined) await takeOver(ctx, api, 'server', p.name, c.resource.id, c.how)
-  // A run that died between the create and the tagging (below 2.52): finish it.
-  if (server !== undefined && c?.how !== 'adopt' && !ctx.check)
-    await tagServer(api, server, owner.tag)
+  // A run that died between the create and the tagging (below 2.52): finish it, once the server
+  // has left BUILD as that run would have waited for (Nova tags no building instance: 409).
+  if (server !== undefined && c?.how !== 'adopt' && !ctx.check) {
+    if (server.status === 'BUILD')
+      server = await withFlavorName(
+        api,
+        await waitStatus(ctx, api, server.id, p.name, 'ACTIVE', p.timeout),
+      )
+    if (server !== undefined) await tagServer(api, server, owner.tag)
+  }
   return {
     server,
     how: c?.how,
