@@ -9,6 +9,7 @@ import { SSH_DEFAULTS } from '../connection/settings.ts'
 import type { Connection } from '../connection/types.ts'
 import { toRunbookError } from '../errors.ts'
 import { containsUnknown, UnknownValueError } from '../vars/unknown.ts'
+import type { UnreachableReason } from '../module.ts'
 import type { RunState } from './types.ts'
 
 const CONNECTION_KEYS = [
@@ -53,6 +54,8 @@ export interface ConnectorOptions {
   /** During a plan, a host whose address is unknown is a value known after apply. */
   plan: boolean
   progress(message: string): void
+  /** Why a host is unreachable, when a module knows (its server is SHUTOFF). */
+  explain?: (name: string) => Promise<UnreachableReason | undefined>
 }
 
 /**
@@ -68,7 +71,7 @@ export function connector(
     if (o.plan && pending(run, name)) throw new UnknownValueError(`host ${name}`)
     const slow = setTimeout(() => o.progress(slowNotice(run, name)), CONNECT_NOTICE_MS)
     try {
-      return await connectRetrying(run, name, o.progress)
+      return await connectRetrying(run, name, o)
     } finally {
       clearTimeout(slow)
     }
@@ -93,7 +96,7 @@ function slowNotice(run: RunState, name: string): string {
 async function connectRetrying(
   run: RunState,
   name: string,
-  progress: (message: string) => void,
+  o: ConnectorOptions,
 ): Promise<Connection> {
   const fresh = run.addedHosts.has(name)
   const started = Date.now()
@@ -104,12 +107,23 @@ async function connectRetrying(
     } catch (e) {
       const err = toRunbookError(e, 'E_CONNECTION', { host: name })
       const waited = Math.round((Date.now() - started) / 1000)
-      if (!fresh || err.code !== 'E_CONNECTION' || Date.now() - started > JUST_CREATED_WAIT_MS) {
+      // a module may know why (its server is SHUTOFF): said instead of the channel's timeout
+      const why = err.code === 'E_CONNECTION' ? await o.explain?.(name) : undefined
+      if (why !== undefined) {
+        err.message = `${why.message} (${err.message})`
+        err.hint = why.hint ?? err.hint
+      }
+      if (
+        !fresh ||
+        why?.lasting === true ||
+        err.code !== 'E_CONNECTION' ||
+        Date.now() - started > JUST_CREATED_WAIT_MS
+      ) {
         if (attempt > 1)
           err.message = `${err.message} (gave up after ${attempt} attempts in ${waited} s: ${name} was just created)`
         throw err
       }
-      progress(
+      o.progress(
         `${name} was just created: connect attempt ${attempt} failed (${err.message}); retrying, ${waited} s of at most ${JUST_CREATED_WAIT_MS / 1000} s`,
       )
       await sleep(2000)

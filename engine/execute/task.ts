@@ -5,7 +5,7 @@
  */
 import { RunbookError, toRunbookError } from '../errors.ts'
 import { LocalConnection } from '../connection/local.ts'
-import type { Module, ModuleContext } from '../module.ts'
+import type { Module, ModuleContext, UnreachableReason } from '../module.ts'
 import type { Change } from '../plan/change.ts'
 import type { TaskStatus } from '../report/events.ts'
 import { locate } from '../runbook/source.ts'
@@ -25,6 +25,7 @@ import { connector, sleep } from './connect.ts'
 import { moduleContext } from './context.ts'
 import { makeScope } from './scope.ts'
 import type { HostFrame, RunState } from './types.ts'
+import { explainUnreachable } from './unreachable.ts'
 import { maskChange } from '../vars/secrets-redaction.ts'
 
 /** Thrown to stop a host's remaining tasks after a failure that is not ignored. */
@@ -504,8 +505,14 @@ export class TaskRunner {
       : undefined
     const progress = (message: string): void =>
       this.owner.emit({ type: 'task_progress', task: task.name, host, message })
-    const connect = connector(this.owner, { local: this.local, plan, progress })
-    return moduleContext({
+    // a module may know why a host is unreachable (its server is SHUTOFF): asked with this context
+    let ctx: ModuleContext | undefined
+    const explain = (name: string): Promise<UnreachableReason | undefined> =>
+      ctx === undefined
+        ? Promise.resolve(undefined)
+        : explainUnreachable(o.registry, ctx, name, (h) => this.owner.varsOf(h))
+    const connect = connector(this.owner, { local: this.local, plan, progress, explain })
+    ctx = moduleContext({
       host,
       module: module.name,
       task: task.name,
@@ -534,5 +541,6 @@ export class TaskRunner {
       signal: o.signal,
       env: o.env,
     })
+    return ctx
   }
 }

@@ -59,28 +59,58 @@ const NAMES: Record<number, string> = Object.fromEntries(
 )
 const PORTED = new Set([6, 17, 33, 132, 136])
 
-const rule = z.strictObject({
-  direction: z
-    .enum(['ingress', 'egress'])
-    .default('ingress')
-    .describe('ingress (default) or egress'),
-  ethertype: z.enum(['IPv4', 'IPv6']).default('IPv4').describe('IPv4 (default) or IPv6'),
-  protocol: protocol
-    .optional()
-    .describe(
-      'tcp, udp, icmp, vrrp, ... or a number (VRRP is 112); omitted or `any`: every protocol',
-    ),
-  port: portRange.optional().describe('Port or range `8000-8080` (tcp, udp, sctp)'),
-  icmp_type: z.number().int().min(0).max(255).optional().describe('ICMP type'),
-  icmp_code: z.number().int().min(0).max(255).optional().describe('ICMP code (with icmp_type)'),
-  remote_ip_prefix: cidr.optional().describe('Source (ingress) or destination (egress) CIDR'),
-  remote_group: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('Or a security group name or id; `self` is this group'),
-  description: z.string().optional().describe('Description of a new rule'),
-})
+const rule = z
+  .strictObject({
+    direction: z
+      .enum(['ingress', 'egress'])
+      .default('ingress')
+      .describe('ingress (default) or egress'),
+    ethertype: z.enum(['IPv4', 'IPv6']).default('IPv4').describe('IPv4 (default) or IPv6'),
+    protocol: protocol
+      .optional()
+      .describe(
+        'tcp, udp, icmp, vrrp, ... or a number (VRRP is 112); omitted or `any`: every protocol',
+      ),
+    port: portRange.optional().describe('Port or range `8000-8080` (tcp, udp, sctp)'),
+    icmp_type: z.number().int().min(0).max(255).optional().describe('ICMP type'),
+    icmp_code: z.number().int().min(0).max(255).optional().describe('ICMP code (with icmp_type)'),
+    remote_ip_prefix: cidr.optional().describe('Source (ingress) or destination (egress) CIDR'),
+    remote_group: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Or a security group name or id; `self` is this group'),
+    description: z.string().optional().describe('Description of a new rule'),
+  })
+  .superRefine((r, ctx) => {
+    let proto: number | undefined
+    try {
+      const n = protocolNumber(r.protocol)
+      proto = n === null ? undefined : Number(n)
+    } catch {
+      proto = undefined // an unknown protocol is reported by its own check
+    }
+    const bad = (path: string, message: string): void => {
+      ctx.addIssue({ code: 'custom', path: [path], message })
+    }
+    if (r.port !== undefined && proto !== undefined && !PORTED.has(proto))
+      bad('port', `a port applies to tcp, udp, sctp, dccp and udplite, not to ${r.protocol}`)
+    if ((r.icmp_type !== undefined || r.icmp_code !== undefined) && proto !== 1 && proto !== 58)
+      bad(
+        r.icmp_type !== undefined ? 'icmp_type' : 'icmp_code',
+        `icmp_type and icmp_code apply to icmp only, not to ${r.protocol ?? 'any protocol'}`,
+      )
+    if (r.icmp_code !== undefined && r.icmp_type === undefined)
+      bad('icmp_code', 'icmp_code needs icmp_type')
+    if (r.remote_ip_prefix !== undefined && r.remote_group !== undefined)
+      bad('remote_group', 'give remote_ip_prefix or remote_group, not both')
+    const family = r.remote_ip_prefix?.includes(':') ? 'IPv6' : 'IPv4'
+    if (r.remote_ip_prefix !== undefined && r.ethertype !== undefined && family !== r.ethertype)
+      bad(
+        'remote_ip_prefix',
+        `${r.remote_ip_prefix} is an ${family} network, but the rule's ethertype is ${r.ethertype}`,
+      )
+  })
 
 const params = z.strictObject({
   name: z.string().min(1).describe('Security group name'),

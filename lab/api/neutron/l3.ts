@@ -23,7 +23,7 @@ import {
 } from './common.ts'
 import { createPortRecord, deletePortRecord } from './ports.ts'
 import { listReply, showFields } from './query.ts'
-import { floatingIpView, routerView } from './views.ts'
+import { floatingIpView, hasTags, routerView } from './views.ts'
 import type { AuthContext } from '../keystone/tokens.ts'
 import type { FloatingIpRec, NetworkRec, PortRec, RouterRec } from '../types.ts'
 
@@ -196,7 +196,7 @@ function createRouter(cloud: Cloud, ctx: Ctx): Reply {
   if (body['external_gateway_info'] !== undefined)
     applyGatewayInfo(cloud, router, body['external_gateway_info'], auth, 'create_router')
   cloud.state.routers.push(router)
-  return json(201, { router: routerView(router, auth.isAdmin) })
+  return json(201, { router: routerView(cloud, router, auth.isAdmin) })
 }
 
 function updateRouter(cloud: Cloud, ctx: Ctx): Reply {
@@ -212,7 +212,7 @@ function updateRouter(cloud: Cloud, ctx: Ctx): Reply {
   if ('external_gateway_info' in body)
     applyGatewayInfo(cloud, router, body['external_gateway_info'], auth, 'update_router')
   touch(router)
-  return json(200, { router: routerView(router, auth.isAdmin) })
+  return json(200, { router: routerView(cloud, router, auth.isAdmin) })
 }
 
 function interfacePorts(cloud: Cloud, router: RouterRec): PortRec[] {
@@ -534,11 +534,12 @@ export function l3Routes(cloud: Cloud): Route[] {
         const auth = caller(ctx)
         const items = cloud.state.routers
           .filter((r) => auth.isAdmin || r.projectId === auth.projectId)
-          .map((r) => routerView(r, auth.isAdmin))
+          .map((r) => routerView(cloud, r, auth.isAdmin))
         return listReply(
           ctx,
           {
             collection: 'routers',
+            tags: hasTags(cloud),
             filterable: ROUTER_FILTERS,
             notFound: (id) =>
               neutronError(404, 'RouterNotFound', `Router ${id} could not be found`),
@@ -560,7 +561,7 @@ export function l3Routes(cloud: Cloud): Route[] {
         return json(200, {
           router: showFields(
             ctx,
-            routerView(getRouter(cloud, ctx.params[0] ?? '', auth), auth.isAdmin),
+            routerView(cloud, getRouter(cloud, ctx.params[0] ?? '', auth), auth.isAdmin),
           ),
         })
       },
@@ -597,6 +598,7 @@ export function l3Routes(cloud: Cloud): Route[] {
           ctx,
           {
             collection: 'floatingips',
+            tags: hasTags(cloud),
             filterable: FIP_FILTERS,
             notFound: (id) =>
               neutronError(404, 'FloatingIPNotFound', `Floating IP ${id} could not be found`),

@@ -20,7 +20,7 @@ import {
   createBody,
 } from './common.ts'
 import { listReply, showFields } from './query.ts'
-import { networkView, subnetView } from './views.ts'
+import { hasTags, networkView, subnetView } from './views.ts'
 import type { AuthContext } from '../keystone/tokens.ts'
 import type { NetworkRec, SubnetRec } from '../types.ts'
 
@@ -316,7 +316,7 @@ function createSubnet(cloud: Cloud, ctx: Ctx): Reply {
   subnet.tags = []
   cloud.state.subnets.push(subnet)
   touch(network)
-  return json(201, { subnet: subnetView(subnet) })
+  return json(201, { subnet: subnetView(cloud, subnet) })
 }
 
 function stringList(body: Record<string, unknown>, key: string): string[] {
@@ -356,7 +356,7 @@ function updateSubnet(cloud: Cloud, ctx: Ctx): Reply {
   if ('dns_nameservers' in body) subnet.dnsNameservers = stringList(body, 'dns_nameservers')
   subnet.enableDhcp = optBool(body, 'enable_dhcp') ?? subnet.enableDhcp
   touch(subnet)
-  return json(200, { subnet: subnetView(subnet) })
+  return json(200, { subnet: subnetView(cloud, subnet) })
 }
 
 function deleteSubnet(cloud: Cloud, ctx: Ctx): Reply {
@@ -395,6 +395,7 @@ export function networkRoutes(cloud: Cloud): Route[] {
           ctx,
           {
             collection: 'networks',
+            tags: hasTags(cloud),
             filterable: NETWORK_FILTERS,
             notFound: (id) =>
               neutronError(404, 'NetworkNotFound', `Network ${id} could not be found.`),
@@ -441,11 +442,12 @@ export function networkRoutes(cloud: Cloud): Route[] {
         )
         const items = cloud.state.subnets
           .filter((s) => visible.has(s.networkId) || s.projectId === auth.projectId)
-          .map(subnetView)
+          .map((s) => subnetView(cloud, s))
         return listReply(
           ctx,
           {
             collection: 'subnets',
+            tags: hasTags(cloud),
             filterable: SUBNET_FILTERS,
             notFound: (id) =>
               neutronError(404, 'SubnetNotFound', `Subnet ${id} could not be found.`),
@@ -464,7 +466,10 @@ export function networkRoutes(cloud: Cloud): Route[] {
       pattern: /^\/v2\.0\/subnets\/([^/]+)$/,
       handler: (ctx) =>
         json(200, {
-          subnet: showFields(ctx, subnetView(getSubnet(cloud, ctx.params[0] ?? '', caller(ctx)))),
+          subnet: showFields(
+            ctx,
+            subnetView(cloud, getSubnet(cloud, ctx.params[0] ?? '', caller(ctx))),
+          ),
         }),
     },
     {

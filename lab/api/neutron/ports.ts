@@ -28,7 +28,7 @@ import {
 } from './common.ts'
 import { listReply, showFields } from './query.ts'
 import type { View } from './views.ts'
-import { portView } from './views.ts'
+import { hasTags, portView } from './views.ts'
 import type { AuthContext } from '../keystone/tokens.ts'
 import type { AddressPair, FixedIp, NetworkRec, PortRec } from '../types.ts'
 
@@ -429,7 +429,7 @@ function createPort(cloud: Cloud, ctx: Ctx): Reply {
   port.vnicType = optString(body, 'binding:vnic_type') ?? 'normal'
   port.bindingHostId = optString(body, 'binding:host_id') ?? ''
   if (tags !== undefined) port.tags = tags
-  return json(201, { port: portView(port, auth.isAdmin) })
+  return json(201, { port: portView(cloud, port, auth.isAdmin) })
 }
 
 function updatePort(cloud: Cloud, ctx: Ctx): Reply {
@@ -518,7 +518,7 @@ function updatePort(cloud: Cloud, ctx: Ctx): Reply {
   }
   refreshPortStatus(cloud, port)
   touch(port)
-  return json(200, { port: portView(port, auth.isAdmin) })
+  return json(200, { port: portView(cloud, port, auth.isAdmin) })
 }
 
 function deletePort(cloud: Cloud, ctx: Ctx): Reply {
@@ -576,11 +576,12 @@ export function portRoutes(cloud: Cloud): Route[] {
         const auth = caller(ctx)
         const items = cloud.state.ports
           .filter((p) => canSeePort(cloud, p, auth))
-          .map((p) => portView(p, auth.isAdmin))
+          .map((p) => portView(cloud, p, auth.isAdmin))
         return listReply(
           ctx,
           {
             collection: 'ports',
+            tags: hasTags(cloud),
             filterable: PORT_FILTERS,
             custom: { fixed_ips: fixedIpsFilter },
             notFound: (id) => neutronError(404, 'PortNotFound', `Port ${id} could not be found.`),
@@ -596,7 +597,10 @@ export function portRoutes(cloud: Cloud): Route[] {
       handler: (ctx) => {
         const auth = caller(ctx)
         return json(200, {
-          port: showFields(ctx, portView(getPort(cloud, ctx.params[0] ?? '', auth), auth.isAdmin)),
+          port: showFields(
+            ctx,
+            portView(cloud, getPort(cloud, ctx.params[0] ?? '', auth), auth.isAdmin),
+          ),
         })
       },
     },

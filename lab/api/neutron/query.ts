@@ -7,18 +7,10 @@ import { json, neutronError } from '../http.ts'
 import type { ApiError, Ctx, Reply } from '../http.ts'
 import type { View } from './views.ts'
 
-const RESERVED = new Set([
-  'fields',
-  'limit',
-  'marker',
-  'page_reverse',
-  'sort_key',
-  'sort_dir',
-  'tags',
-  'tags-any',
-  'not-tags',
-  'not-tags-any',
-])
+const RESERVED = new Set(['fields', 'limit', 'marker', 'page_reverse', 'sort_key', 'sort_dir'])
+
+/** The filters the tag extension adds: without it they are invalid, like any unknown attribute. */
+const TAG_FILTERS = new Set(['tags', 'tags-any', 'not-tags', 'not-tags-any'])
 
 /** A filter Neutron implements specially (e.g. `fixed_ips=ip_address=X` on ports). */
 export type CustomFilter = (item: View, values: string[]) => boolean
@@ -30,6 +22,8 @@ export interface ListSpec {
   /** Attributes that may be used as plain equality filters. */
   filterable: readonly string[]
   custom?: Record<string, CustomFilter>
+  /** Whether Neutron has the tag extension (`hasTags`), which makes the tag filters valid. */
+  tags: boolean
   /** The collection's 404 for an unknown marker (Neutron looks the marker up like a GET would). */
   notFound: (id: string) => ApiError
 }
@@ -82,14 +76,14 @@ function pythonUrlencode(q: URLSearchParams): string {
 
 /**
  * Answer a GET on a collection from the items the caller may see.
- * @example return listReply(ctx, { collection: 'ports', filterable: PORT_FILTERS }, visiblePorts)
+ * @example return listReply(ctx, { collection: 'ports', filterable: PORT_FILTERS, tags: hasTags(cloud) }, visiblePorts)
  */
 export function listReply(ctx: Ctx, spec: ListSpec, items: View[]): Reply {
   const q = ctx.query
   const invalid: string[] = []
   const filters: [string, string[]][] = []
   for (const key of new Set(q.keys())) {
-    if (RESERVED.has(key)) continue
+    if (RESERVED.has(key) || (spec.tags && TAG_FILTERS.has(key))) continue
     if (!spec.filterable.includes(key) && spec.custom?.[key] === undefined) invalid.push(key)
     else filters.push([key, q.getAll(key)])
   }
@@ -102,7 +96,7 @@ export function listReply(ctx: Ctx, spec: ListSpec, items: View[]): Reply {
   }
   let out = items.filter(
     (item) =>
-      tagsMatch(item, q) &&
+      (!spec.tags || tagsMatch(item, q)) &&
       filters.every(([key, values]) => {
         const custom = spec.custom?.[key]
         return custom !== undefined ? custom(item, values) : matches(item, key, values)

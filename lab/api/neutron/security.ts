@@ -20,7 +20,7 @@ import {
   createBody,
 } from './common.ts'
 import { listReply, showFields } from './query.ts'
-import { ruleView, securityGroupView } from './views.ts'
+import { hasTags, ruleView, securityGroupView } from './views.ts'
 import { hasPorts, IP_PROTOCOLS, isIcmp, protocolNumber } from './protocols.ts'
 import type { SecurityGroupRec, SecurityGroupRuleRec } from '../types.ts'
 
@@ -93,12 +93,13 @@ function createGroup(cloud: Cloud, ctx: Ctx): Reply {
   for (const ethertype of ['IPv4', 'IPv6'] as const)
     cloud.state.securityGroupRules.push(newRule(group, { direction: 'egress', ethertype }))
   const view = securityGroupView(cloud, group)
-  // Neutron's create answer shows the new rules unfiltered: with standard_attr_id and tags.
+  // Neutron's create answer shows the new rules unfiltered: with standard_attr_id, and with the
+  // tags the tag plugin adds (none without it).
   view['security_group_rules'] = (view['security_group_rules'] as Record<string, unknown>[]).map(
     (r) => ({
       ...r,
       standard_attr_id: cloud.state.securityGroupRules.findIndex((x) => x.id === r['id']) + 1,
-      tags: [],
+      ...(hasTags(cloud) ? { tags: [] } : {}),
     }),
   )
   return json(201, { security_group: view })
@@ -323,6 +324,7 @@ export function securityRoutes(cloud: Cloud): Route[] {
           ctx,
           {
             collection: 'security_groups',
+            tags: hasTags(cloud),
             filterable: SG_FILTERS,
             notFound: (id) =>
               neutronError(404, 'SecurityGroupNotFound', `Security group ${id} does not exist`),
@@ -369,6 +371,8 @@ export function securityRoutes(cloud: Cloud): Route[] {
           ctx,
           {
             collection: 'security_group_rules',
+            // rules are no tag resource (Neutron's model has no tag_support): never tag filters
+            tags: false,
             filterable: RULE_FILTERS,
             notFound: (id) =>
               neutronError(

@@ -19,12 +19,20 @@ import type {
 /** A JSON object as the API returns it. */
 export type View = Record<string, unknown>
 
-function standard(r: Omit<NeutronStandard, 'name'>): View {
+/**
+ * Whether Neutron has the tag extension: without it, no resource has a `tags` key, no `/tags`
+ * route exists and the tag filters are invalid (Neutron 21: the extension adds the attribute).
+ */
+export function hasTags(cloud: Cloud): boolean {
+  return cloud.neutronExtensions.has('standard-attr-tag')
+}
+
+function standard(cloud: Cloud, r: Omit<NeutronStandard, 'name'>): View {
   return {
     tenant_id: r.projectId,
     project_id: r.projectId,
     description: r.description,
-    tags: [...r.tags],
+    ...(hasTags(cloud) ? { tags: [...r.tags] } : {}),
     created_at: r.createdAt,
     updated_at: r.updatedAt,
     revision_number: r.revisionNumber,
@@ -47,7 +55,7 @@ export function networkView(cloud: Cloud, n: NetworkRec, admin: boolean): View {
     ipv6_address_scope: null,
     'router:external': n.external,
     port_security_enabled: n.portSecurityEnabled,
-    ...standard(n),
+    ...standard(cloud, n),
   }
   // auto_allocate adds is_default to external networks only.
   if (n.external) v['is_default'] = false
@@ -60,7 +68,7 @@ export function networkView(cloud: Cloud, n: NetworkRec, admin: boolean): View {
 }
 
 /** A subnet. */
-export function subnetView(s: SubnetRec): View {
+export function subnetView(cloud: Cloud, s: SubnetRec): View {
   return {
     id: s.id,
     name: s.name,
@@ -76,12 +84,12 @@ export function subnetView(s: SubnetRec): View {
     ipv6_ra_mode: null,
     ipv6_address_mode: null,
     service_types: [],
-    ...standard(s),
+    ...standard(cloud, s),
   }
 }
 
 /** A port. */
-export function portView(p: PortRec, admin: boolean): View {
+export function portView(cloud: Cloud, p: PortRec, admin: boolean): View {
   const v: View = {
     id: p.id,
     name: p.name,
@@ -100,7 +108,7 @@ export function portView(p: PortRec, admin: boolean): View {
     security_groups: [...p.securityGroups],
     port_security_enabled: p.portSecurityEnabled,
     'binding:vnic_type': p.vnicType,
-    ...standard(p),
+    ...standard(cloud, p),
   }
   if (admin) {
     const bound = p.bindingHostId !== ''
@@ -145,12 +153,12 @@ export function securityGroupView(cloud: Cloud, g: SecurityGroupRec): View {
     security_group_rules: cloud.state.securityGroupRules
       .filter((r) => r.securityGroupId === g.id)
       .map(ruleView),
-    ...standard(g),
+    ...standard(cloud, g),
   }
 }
 
 /** A router. */
-export function routerView(r: RouterRec, admin: boolean): View {
+export function routerView(cloud: Cloud, r: RouterRec, admin: boolean): View {
   const v: View = {
     id: r.id,
     name: r.name,
@@ -171,7 +179,7 @@ export function routerView(r: RouterRec, admin: boolean): View {
     availability_zones: [],
     routes: [],
     flavor_id: null,
-    ...standard(r),
+    ...standard(cloud, r),
   }
   if (admin) {
     v['distributed'] = false
@@ -203,6 +211,6 @@ export function floatingIpView(cloud: Cloud, f: FloatingIpRec): View {
             device_id: port.deviceId,
             device_owner: port.deviceOwner,
           },
-    ...standard(f),
+    ...standard(cloud, f),
   }
 }

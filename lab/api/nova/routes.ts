@@ -347,6 +347,12 @@ export function novaRoutes(cloud: Cloud): Route[] {
       handler: async (ctx) => {
         if (!atLeast(mv(ctx), 26)) throw novaError(404, 'The resource could not be found.')
         const s = getServer(cloud, ctx, who(ctx))
+        // Nova changes tags only of an instance in a settled vm_state (server_tags.py)
+        if (s.vmState !== 'active' && s.vmState !== 'stopped')
+          throw novaError(
+            409,
+            `Cannot 'update tags' instance ${s.id} while it is in vm_state ${s.vmState}`,
+          )
         const tags = asObject(ctx.body)?.['tags']
         if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || /[/,]/.test(t)))
           throw invalid('tags', tags, 'is not a valid list of tags')

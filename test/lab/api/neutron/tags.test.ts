@@ -7,6 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { extensionSet } from '../../../../lab/api/neutron/extensions.ts'
+import { runSequence } from '../../../../lab/conformance/sequence.ts'
+import { targetFromCloudsYaml } from '../../../../lab/conformance/target.ts'
 import { a, o, startTestLab } from '../harness.ts'
 import type { TestLab } from '../harness.ts'
 
@@ -25,6 +27,15 @@ async function ids(lab: TestLab, token: string): Promise<{ net: string; pub: str
     net: String(a(net.body['networks'])[0]?.['id']),
     pub: String(a(pub.body['networks'])[0]?.['id']),
   }
+}
+
+/** Where a JSON value has a `tags` key (`#3.port.tags`). */
+function withTags(x: unknown, at: string): string[] {
+  if (Array.isArray(x)) return x.flatMap((y, i) => withTags(y, `${at}[${i}]`))
+  if (x === null || typeof x !== 'object') return []
+  return Object.entries(x).flatMap(([k, v]) =>
+    k === 'tags' ? [`${at}.tags`] : withTags(v, `${at}.${k}`),
+  )
 }
 
 async function aliases(lab: TestLab, token: string): Promise<string[]> {
@@ -84,6 +95,14 @@ describe('lab API: tags as a stock Neutron has them', () => {
     expect([put.status, put.body]).toEqual([200, { tags: ['runbook:x'] }])
     const found = await lab.req('GET', '/network/v2.0/ports?tags=runbook:x', { token })
     expect(a(found.body['ports']).map((p) => p['id'])).toEqual([id])
+    // Rules are no tag resource in Neutron (no tag_support): their tag filters are invalid.
+    const rules = await lab.req('GET', '/network/v2.0/security-group-rules?tags=runbook:x', {
+      token,
+    })
+    expect([rules.status, o(rules.body['NeutronError'])['message']]).toEqual([
+      400,
+      "['tags'] is invalid attribute for filtering",
+    ])
     await lab.req('DELETE', `/network/v2.0/ports/${id}`, { token })
   })
 })
@@ -146,6 +165,76 @@ describe('lab API: without standard-attr-tag', () => {
     })
     expect(put.status).toBe(404)
   })
+
+  it('shows no `tags` key in any view: create, show, list and update of every resource', async () => {
+    const token = await lab.token()
+    const { net, pub } = await ids(lab, token)
+    const bodies: unknown[] = []
+    const call = async (
+      method: 'GET' | 'POST' | 'PUT',
+      url: string,
+      body?: unknown,
+    ): Promise<Record<string, unknown>> => {
+      const r = await lab.req(method, `/network/v2.0/${url}`, {
+        token,
+        ...(body === undefined ? {} : { body }),
+      })
+      expect([method, url, r.status]).toEqual([method, url, method === 'POST' ? 201 : 200])
+      bodies.push(r.body)
+      return r.body
+    }
+    const made = async (c: string, r: string, body: Record<string, unknown>) => {
+      const id = String(o((await call('POST', c, { [r]: body }))[r])['id'])
+      await call('GET', `${c}/${id}`)
+      await call('PUT', `${c}/${id}`, { [r]: { description: 'changed' } })
+      await call('GET', c)
+      return id
+    }
+    const network = await made('networks', 'network', { name: 'nt-net' })
+    const subnet = await made('subnets', 'subnet', {
+      network_id: network,
+      cidr: '10.9.0.0/24',
+      ip_version: 4,
+    })
+    const router = await made('routers', 'router', { name: 'nt-r' })
+    await call('PUT', `routers/${router}/add_router_interface`, { subnet_id: subnet })
+    await made('security-groups', 'security_group', { name: 'nt-sg' })
+    const port = await made('ports', 'port', { network_id: net, name: 'nt-p' })
+    const fip = await made('floatingips', 'floatingip', { floating_network_id: pub })
+    await call('PUT', `floatingips/${fip}`, { floatingip: { port_id: port } })
+    await call('GET', `floatingips/${fip}`)
+    await call('GET', 'security-group-rules')
+    expect(bodies.length).toBeGreaterThan(20)
+    expect(bodies.flatMap((b, i) => withTags(b, `#${i}`))).toEqual([])
+  })
+
+  it('answers the whole conformance sequence (every request shape the modules send) without a `tags` key', async () => {
+    const seq = await runSequence(
+      targetFromCloudsYaml(lab.api.cloudsYaml, 'lab', 'lab', `${lab.url}/network`),
+    )
+    const neutron = Object.entries(seq.exchanges).filter(([id]) => id.startsWith('neutron.'))
+    expect(neutron.length).toBeGreaterThan(60)
+    expect(neutron.flatMap(([id, x]) => withTags(x.body, id))).toEqual([])
+    // the sequence's tag requests meet what a Neutron without the extension answers
+    expect(seq.steps.filter((st) => /\/tags\b/.test(st.request)).map((st) => st.status)).toEqual(
+      expect.arrayContaining([404]),
+    )
+  })
+
+  it.each(['networks', 'subnets', 'ports', 'routers', 'security-groups', 'floatingips'])(
+    'refuses the tag filters on %s as invalid attributes for filtering',
+    async (c) => {
+      const token = await lab.token()
+      for (const f of ['tags', 'tags-any', 'not-tags', 'not-tags-any']) {
+        const r = await lab.req('GET', `/network/v2.0/${c}?${f}=runbook:x`, { token })
+        expect([f, r.status, o(r.body['NeutronError'])['message']]).toEqual([
+          f,
+          400,
+          `['${f}'] is invalid attribute for filtering`,
+        ])
+      }
+    },
+  )
 
   it('refuses an unknown extension name at start', () => {
     expect(() => extensionSet('+no-such-thing')).toThrow(
