@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     driver = (await loadHosts()).createNamespaceDriver({
       stateDir: hostsStateDir(stateDir),
       ...(mirrorPort === null ? {} : { aptMirror: mirrorUrl(mirrorPort) }),
+      log,
     })
   }
   const api = await startLabApi({

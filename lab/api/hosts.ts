@@ -11,7 +11,11 @@ const HOSTS_ENTRY = new URL('../hosts/index.ts', import.meta.url)
 
 /** What lab/hosts/index.ts exports that the API uses. */
 export interface HostsModule {
-  createNamespaceDriver(opts: { stateDir: string; aptMirror?: string }): HostDriver
+  createNamespaceDriver(opts: {
+    stateDir: string
+    aptMirror?: string
+    log?: (line: string) => void
+  }): HostDriver
   /** Throws, listing every problem, when the machine cannot run lab hosts: no root, no netns, ... */
   checkHostPrerequisites?: () => Promise<void>
 }
