@@ -12,6 +12,7 @@ import type { ModuleContext, ModuleRegistry, ResourceRecord } from '../module.ts
 import type { Change } from '../plan/change.ts'
 import { emptyCounts, type EventSink, type HostCounts } from '../report/events.ts'
 import { makeScope } from './scope.ts'
+import { withProgress } from '../progress.ts'
 import { evaluate } from '../vars/expr.ts'
 import { renderText } from '../vars/template.ts'
 import type { Redactor } from '../vars/secrets.ts'
@@ -166,7 +167,8 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         secret: (v) => o.redactor.add(v),
         signal: new AbortController().signal,
       }
-      await module.destroy(ctx, r)
+      const destroy = module.destroy.bind(module)
+      await withProgress(ctx.progress, () => destroy(ctx, r))
       await o.journal.forget(r.type, r.id, r.host)
       counts.changed++
       o.emit(

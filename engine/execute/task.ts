@@ -26,6 +26,7 @@ import type { Run } from './executor.ts'
 import { coerceParams } from '../runbook/shape.ts'
 import { sourceSearchPath } from '../runbook/search-path.ts'
 import { makeScope } from './scope.ts'
+import { withProgress } from '../progress.ts'
 import { maskChange } from '../vars/secrets-redaction.ts'
 
 /** Thrown to stop a host's remaining tasks after a failure that is not ignored. */
@@ -349,7 +350,9 @@ export class TaskRunner {
     let held: ReturnType<typeof evaluateCondition> = true
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        last = await this.withTimeout(task, () => this.once(module, ctx, p, plan, task, scope))
+        last = await this.withTimeout(task, () =>
+          withProgress(ctx.progress, () => this.once(module, ctx, p, plan, task, scope)),
+        )
       } catch (e) {
         if (e instanceof UnknownValueError) {
           if (plan) return defer(e.message)
