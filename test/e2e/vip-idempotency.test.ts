@@ -106,4 +106,46 @@ describe.skipIf(!isRoot)('the VIP runbook re-applied: changed=0 every time', () 
       },
       600_000 + REAPPLIES * 90_000,
     )
+
+  it('a VIP held on a port that may not send from it: the next check says exactly that', () => {
+    const vars = ['-e', `openstack_clouds_yaml=${clouds}`, '-e', 'unicast=true']
+    const os = (...args: string[]): string => {
+      const r = spawnSync('openstack', args, {
+        env: { ...process.env, OS_CLIENT_CONFIG_FILE: clouds, OS_CLOUD: 'lab' },
+        encoding: 'utf8',
+      })
+      if (r.status !== 0) throw new Error(`openstack ${args.join(' ')}: ${r.stderr}`)
+      return r.stdout.trim()
+    }
+    // the master's port loses its allowed address pair, as when the task that sets it failed
+    const port = os(
+      'port',
+      'list',
+      '--fixed-ip',
+      'ip-address=192.0.2.11',
+      '-f',
+      'value',
+      '-c',
+      'ID',
+    )
+    os('port', 'set', '--no-allowed-address', port)
+    // only the checks run (the keepalived plays, and so the port task, are left out)
+    const r = cli([
+      'apply',
+      RUNBOOK,
+      ...vars,
+      '--limit',
+      'kld-jumphost-vm',
+      '--skip-tags',
+      'failover',
+    ])
+    expect(r.code, r.out).not.toBe(0)
+    expect(r.out).toContain(
+      "192.0.2.254 does not answer from kld-jumphost-vm within 10 s: kld-vm-1 holds it and answers from its own address 192.0.2.11, so kld-vm-1's port may not send from 192.0.2.254: its allowed address pairs do not include 192.0.2.254",
+    )
+    // a whole apply sets the pair again, and the VIP answers
+    const fixed = cli(['apply', RUNBOOK, ...vars, '--skip-tags', 'failover'])
+    expect(fixed.code, fixed.out).toBe(0)
+    expect(fixed.out).toMatch(/changed\s+kld-vm-1\s+The port may send from the VIP/)
+  }, 300_000)
 })
