@@ -25,3 +25,36 @@ export function withProgress<T>(sink: ProgressSink, fn: () => Promise<T>): Promi
 export function reportProgress(message: string): void {
   store.getStore()?.(message)
 }
+
+/** A command or request awaited this long is said on the live line (what, and where). */
+export const SLOW_NOTICE_MS = 3000
+
+/**
+ * A command as a live line shows it: its first line, spaces folded, at most 60 characters.
+ * @example commandBrief('apt-get install -y keepalived\n...') // 'apt-get install -y keepalived …'
+ */
+export function commandBrief(command: string): string {
+  const lines = command.trim().split('\n')
+  const first = (lines[0] ?? '').replace(/\s+/g, ' ')
+  return first.length > 60 || lines.length > 1 ? `${first.slice(0, 60)} …` : first
+}
+
+/**
+ * Awaits `fn`; if it takes longer than `ms`, tells the current task's live line `waiting for
+ * <what>`, so no wait of several seconds is silent (a command, a transfer).
+ * @example await whileSlow(`\`apt-get install\` on kld-vm-1`, () => conn.exec(cmd))
+ */
+export async function whileSlow<T>(
+  what: string,
+  fn: () => Promise<T>,
+  ms = SLOW_NOTICE_MS,
+): Promise<T> {
+  const sink = store.getStore()
+  if (sink === undefined) return fn()
+  const t = setTimeout(() => sink(`waiting for ${what}`), ms)
+  try {
+    return await fn()
+  } finally {
+    clearTimeout(t)
+  }
+}
