@@ -252,6 +252,28 @@ describe('client retries against a failing peer', () => {
     ])
   })
 
+  it('gives up a POST whose answer is lost every time, naming its attempts, each retry told', async () => {
+    handler = (req, res) => {
+      if (req.method === 'POST') return req.socket.destroy()
+      res.writeHead(200, { 'Content-Type': 'application/json' })
+      res.end('{"ports": []}')
+    }
+    const c = client(2)
+    const e = (await c
+      .createResolved(
+        () => c.post('network', '/ports', { port: {} }, z.unknown()),
+        async () => undefined,
+      )
+      .catch((x: unknown) => x)) as OpenStackApiError
+    expect(e.message).toMatch(
+      /^Neutron unreachable: ECONNRESET .*\(POST \/net\/v2\.0\/ports\) after 1 attempt; gave up after 3 creates, each looked up before the next$/,
+    )
+    expect(notices.map((n) => `${n.reason} ${n.attempt}/${n.of}`)).toEqual([
+      'no answer (not created: looked up) 2/3',
+      'no answer (not created: looked up) 3/3',
+    ])
+  })
+
   it('pages with limit and marker when the service gives no links', async () => {
     const all = [{ id: 'a' }, { id: 'b' }, { id: 'c' }]
     handler = (req, res) => {
