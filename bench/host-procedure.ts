@@ -63,6 +63,13 @@ const CONF = (state: string, priority: number): string => `vrrp_instance VI_1 {
 }
 `
 
+/**
+ * Untimed, on every fresh VM, for both tools: python3 and python3-apt as a cloud image has them;
+ * then apt's lists are removed, so that each tool's first apply starts with `apt-get update`.
+ */
+const PREPARE =
+  'sudo sh -c "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-apt >/dev/null && rm -rf /var/lib/apt/lists/* && apt-get clean"'
+
 /** Runs a command to its end: wall time, exit code, output, and peak memory (GNU time). */
 function time(
   cmd: string,
@@ -143,8 +150,9 @@ async function bench(n: number): Promise<{
         ],
       )
     await driver.init(snap())
-    // keepalived for both tools; python3-apt, which Ansible's apt module needs and installs itself
-    mirror = await startTestMirror(work, ['keepalived', 'python3-apt'])
+    // keepalived for both tools; python3 and python3-apt, which a cloud image has (Ansible needs
+    // them) and the lab's trimmed image lacks
+    mirror = await startTestMirror(work, ['keepalived', 'python3', 'python3-apt'])
     const specs = [
       makeSpec('jump', jump, kit.publicKey),
       ...vms.map((p, i) => makeSpec(`node${i + 1}`, p, kit.publicKey)),
@@ -163,6 +171,14 @@ async function bench(n: number): Promise<{
       )
       writeFileSync(path.join(work, 'known_hosts'), `${knownHosts.join('\n')}\n`)
       writeInventory()
+      await Promise.all(
+        which
+          .filter((s) => s.name !== 'jump')
+          .map(async (s) => {
+            const r = await kit.run(s.port.fixedIps[0] ?? '', PREPARE, 300_000)
+            if (r.code !== 0) throw new Error(`preparing ${s.name}: ${r.stderr}`)
+          }),
+      )
     }
     const key = path.join(work, 'id_ed25519')
     const nodes = vms.map((p, i) => ({
