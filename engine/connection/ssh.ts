@@ -61,24 +61,21 @@ export function sudoLine(inner: string, user: string, mode: SudoMode): string {
   return `sudo ${flags} -H -u ${quote(user)} -- /bin/sh -c ${quote(inner)}`
 }
 
-/** A become shell of one target user: opening, open, or failed with the password it was given. */
+/**
+ * A become shell of one target user on one connection (generation): opening, open, or failed with
+ * the password it was given.
+ */
 interface BecomeEntry {
+  generation: number
   password: string | undefined
   opening: Promise<BecomeShell>
   open?: BecomeShell | undefined
 }
 
-/** The login shell of one connection and its become shells, by target user. */
+/** The login shell of one connection (generation). */
 interface ShellState {
   shell: RemoteShell
   generation: number
-  become: Map<string, BecomeEntry>
-}
-
-/** Closes every shell of a state but `keep`. */
-function closeShells(state: ShellState, keep?: RemoteShell): void {
-  if (state.shell !== keep) state.shell.close()
-  for (const b of state.become.values()) if (b.open && b.open.shell !== keep) b.open.shell.close()
 }
 
 /**
@@ -90,6 +87,8 @@ export class SshConnection implements Connection {
   private queue: Promise<unknown> = Promise.resolve()
   private state: ShellState | undefined
   private opening: Promise<ShellState> | undefined
+  /** Become shells by target user; they do not wait for the login shell, nor it for them. */
+  private readonly becomes = new Map<string, BecomeEntry>()
   private sftp: { sftp: SFTPWrapper; generation: number; closed: boolean } | undefined
   private sftpOpening: Promise<SFTPWrapper> | undefined
   private closed = false
@@ -162,8 +161,10 @@ export class SshConnection implements Connection {
 
   async close(): Promise<void> {
     this.closed = true
-    if (this.state) closeShells(this.state)
+    this.state?.shell.close()
     this.state = undefined
+    for (const b of this.becomes.values()) b.open?.shell.close()
+    this.becomes.clear()
     this.sftp?.sftp.end()
     this.sftp = undefined
   }
@@ -217,7 +218,6 @@ export class SshConnection implements Connection {
   }
 
   private async runOnce(command: string, opts: ExecOptions): Promise<FramedResult> {
-    const state = await this.openShell()
     const become = this.become(opts.become)
     const inner = innerScript(command, opts)
     const stdin =
@@ -228,9 +228,10 @@ export class SshConnection implements Connection {
           : opts.stdin
     const runner = `/bin/sh -c ${quote(inner)}`
     const elevated = become
-      ? await this.becomeShell(state, become.user ?? 'root', become.password)
+      ? await this.becomeShell(become.user ?? 'root', become.password)
       : undefined
-    const shell = elevated?.shell ?? state.shell
+    const state = elevated ? undefined : await this.openShell()
+    const shell = elevated?.shell ?? state!.shell
     const mode: SudoMode | undefined = elevated && (elevated.askedPassword ? 'pass' : 'nopass')
     if (opts.signal?.aborted)
       return { rc: 137, stdout: Buffer.alloc(0), stderr: Buffer.from('aborted\n') }
@@ -247,8 +248,12 @@ export class SshConnection implements Connection {
     const stop = (why: 'timeout' | 'abort'): void => {
       if (ended) return
       ended = why
-      if (this.state === state) this.state = undefined
-      closeShells(state, shell)
+      // only this shell is retired: it is blocked in `wait`; the others are idle
+      if (state && this.state === state) this.state = undefined
+      if (become) {
+        const user = become.user ?? 'root'
+        if (this.becomes.get(user)?.open === elevated) this.becomes.delete(user)
+      }
       void pidKnown.then((pid) => {
         this.killRemote(pid, become, mode)
         shell.close()
@@ -283,30 +288,31 @@ export class SshConnection implements Connection {
    * command. A failed opening is remembered with its password, so that a wrong password is not
    * tried again on every task (sudo would count each try); another password opens anew.
    */
-  private async becomeShell(
-    state: ShellState,
-    user: string,
-    password: string | undefined,
-  ): Promise<BecomeShell> {
-    const known = state.become.get(user)
-    if (known?.open && !known.open.shell.closed) return known.open
-    if (known && !known.open && known.password === password) return known.opening
-    const entry: BecomeEntry = {
-      password,
-      opening: this.openBecome(state, user, password),
+  private async becomeShell(user: string, password: string | undefined): Promise<BecomeShell> {
+    const client = await this.transport.ensure()
+    const generation = this.transport.generation
+    const known = this.becomes.get(user)
+    if (known?.generation === generation) {
+      if (known.open && !known.open.shell.closed) return known.open
+      if (!known.open && known.password === password) return known.opening
     }
-    state.become.set(user, entry)
+    known?.open?.shell.close()
+    const entry: BecomeEntry = {
+      generation,
+      password,
+      opening: this.openBecome(client, generation, user, password),
+    }
+    this.becomes.set(user, entry)
     entry.open = await entry.opening
     return entry.open
   }
 
   private async openBecome(
-    state: ShellState,
+    client: import('ssh2').Client,
+    generation: number,
     user: string,
     password: string | undefined,
   ): Promise<BecomeShell> {
-    const client = await this.transport.ensure()
-    if (this.transport.generation !== state.generation) throw new ShellClosedError(false)
     const marks = newBecomeMarks()
     const channel = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => {
       client.exec(becomeShellCommand(user, marks, password !== undefined), (err, ch) =>
@@ -329,7 +335,7 @@ export class SshConnection implements Connection {
       })
     } catch (err) {
       // the connection dropped under sudo: not sudo's answer, the next connection tries again
-      if (!this.transport.connected || this.transport.generation !== state.generation)
+      if (!this.transport.connected || this.transport.generation !== generation)
         throw new ShellClosedError(false)
       throw err
     }
@@ -346,7 +352,7 @@ export class SshConnection implements Connection {
     )
       return Promise.resolve(s)
     this.opening ??= (async () => {
-      if (s) closeShells(s)
+      s?.shell.close()
       const client = await this.transport.ensure()
       const generation = this.transport.generation
       const channel = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => {
@@ -358,7 +364,7 @@ export class SshConnection implements Connection {
           { host: this.host, cause: err },
         )
       })
-      const state: ShellState = { shell: new RemoteShell(channel), generation, become: new Map() }
+      const state: ShellState = { shell: new RemoteShell(channel), generation }
       this.state = state
       return state
     })().finally(() => {
