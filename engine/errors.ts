@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'E_API'
   | 'E_USAGE'
   | 'E_PLAN_STALE'
+  /** A journal record of a cloud project the run's credentials no longer reach (destroy skips it). */
+  | 'E_STALE_RECORD'
 
 /** Where an error happened in a run, as far as known. */
 export interface ErrorContext {

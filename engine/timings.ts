@@ -8,6 +8,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { ConnectionFactory } from './connection/factory.ts'
 import type { Connection } from './connection/types.ts'
+import { commandBrief, whileSlow } from './progress.ts'
 
 /** What one task on one host, or a whole run, spent its time on. */
 export interface TimingTotals {
@@ -109,7 +110,10 @@ function timedConnection(c: Connection): Connection {
       get kind() {
         return c.kind
       },
-      exec: (command, opts) => measure('command', () => c.exec(command, opts)),
+      exec: (command, opts) =>
+        measure('command', () =>
+          whileSlow(`\`${commandBrief(command)}\` on ${c.host}`, () => c.exec(command, opts)),
+        ),
       readFile: (p, opts) => measure('command', () => c.readFile(p, opts)),
       writeFile: (p, data, opts) => measure('command', () => c.writeFile(p, data, opts)),
       close: () => c.close(),

@@ -180,7 +180,11 @@ async function lockOrReport(
   err: Out,
 ): Promise<Lock | undefined> {
   try {
-    return await acquireLock(p.stateDir, command, timeoutSeconds * 1000)
+    return await acquireLock(p.stateDir, command, timeoutSeconds * 1000, (h) =>
+      err.write(
+        `waiting for the lock of this runbook (pid ${h.pid} on ${h.host}, \`${h.command}\`), at most ${timeoutSeconds} s\n`,
+      ),
+    )
   } catch (e) {
     printErrors(e, err)
     return undefined

@@ -13,6 +13,7 @@ import type { Change } from '../plan/change.ts'
 import { emptyCounts, type EventSink, type HostCounts } from '../report/events.ts'
 import { moduleContext } from './context.ts'
 import { makeScope } from './scope.ts'
+import { withProgress } from '../progress.ts'
 import type { Redactor } from '../vars/secrets.ts'
 
 /** Options of a destroy. */
@@ -94,6 +95,8 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
     o.journal.data.resources.find((x) => x.type === 'server' && x.name === host)
   const waiting: ResourceRecord[] = []
   const stuck: ResourceRecord[] = []
+  /** Records of a cloud project these credentials do not reach (gone, or another cloud). */
+  const elsewhere: { r: ResourceRecord; why: string }[] = []
   const drop = async (r: ResourceRecord, why: string): Promise<void> => {
     await o.journal.forget(r.type, r.id, r.host)
     say(`dropped the record of ${r.type} ${r.name ?? r.id} on ${r.host}: ${why}`)
@@ -122,6 +125,10 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
   if (stuck.length > 0)
     say(
       `${stuck.length} record(s) could not be destroyed and stay in the journal: ${stuck.map((r) => `${r.type} ${r.name ?? r.id} (ID ${r.id})`).join(', ')}. When a resource is gone for good, \`runbook destroy --forget ID\` drops its record without touching anything.`,
+    )
+  if (elsewhere.length > 0)
+    say(
+      `${elsewhere.length} record(s) stay in the journal, made in a project this cloud is not: ${elsewhere.map((x) => `${x.why} (ID ${x.r.id})`).join('; ')}. Select the cloud they were made in to destroy them; if their project is gone (a lab brought up again has a new one), \`runbook destroy --forget ID\` drops a record without touching anything.`,
     )
   return { ok: errors.length === 0, changes, errors, hosts, lines }
 
@@ -165,7 +172,8 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         secret: (v) => o.redactor.add(v),
         env: o.env,
       })
-      await module.destroy(ctx, r)
+      const destroy = module.destroy.bind(module)
+      await withProgress(ctx.progress, () => destroy(ctx, r))
       await o.journal.forget(r.type, r.id, r.host)
       counts.changed++
       o.emit(
@@ -195,6 +203,24 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
           }),
         )
         await drop(r, gone)
+        return
+      }
+      if (err.code === 'E_STALE_RECORD') {
+        // not an error of this run: reported, kept, and the rest goes on (docs/decisions.md)
+        elsewhere.push({ r, why: err.message })
+        counts.skipped++
+        o.emit(
+          o.redactor.value({
+            type: 'task_end',
+            play: 'destroy',
+            task,
+            host: r.host,
+            status: 'skipped',
+            changes: [],
+            msg: err.message,
+            duration_ms: Date.now() - started,
+          }),
+        )
         return
       }
       err.hint ??= `if it is gone for good: runbook destroy --forget ${r.id}`

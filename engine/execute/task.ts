@@ -26,6 +26,7 @@ import { moduleContext } from './context.ts'
 import { makeScope } from './scope.ts'
 import type { HostFrame, RunState } from './types.ts'
 import { explainUnreachable } from './unreachable.ts'
+import { withProgress } from '../progress.ts'
 import { maskChange } from '../vars/secrets-redaction.ts'
 
 /** Thrown to stop a host's remaining tasks after a failure that is not ignored. */
@@ -348,7 +349,9 @@ export class TaskRunner {
     let held: ReturnType<typeof evaluateCondition> = true
     for (let n = 1; n <= attempts; n++) {
       try {
-        last = await this.withTimeout(task, () => this.once(attempt))
+        last = await this.withTimeout(task, () =>
+          withProgress(attempt.ctx.progress, () => this.once(attempt)),
+        )
       } catch (e) {
         if (e instanceof UnknownValueError) {
           if (plan) return this.deferred(call, module, args, e.message)
@@ -506,7 +509,7 @@ export class TaskRunner {
     const progress = (message: string): void =>
       this.owner.emit({ type: 'task_progress', task: task.name, host, message })
     // a module may know why a host is unreachable (its server is SHUTOFF): asked with this context
-    // (a connect happens only once the context exists, so `ctx` is set when this runs)
+    // (the context is complete before any connect can fail, so the closure sees it)
     const explain = (name: string): Promise<UnreachableReason | undefined> =>
       explainUnreachable(o.registry, ctx, name, (h) => this.owner.varsOf(h))
     const connect = connector(this.owner, { local: this.local, plan, progress, explain })

@@ -34,10 +34,16 @@ export interface Lock {
 }
 
 /**
- * Takes the lock in `dir`, waiting up to `waitMs` for a live holder to finish.
+ * Takes the lock in `dir`, waiting up to `waitMs` for a live holder to finish; `onWait` is told
+ * once, when the wait starts, whom it waits for.
  * @example const lock = await acquireLock(stateDir, 'runbook apply'); try { ... } finally { await lock.release() }
  */
-export async function acquireLock(dir: string, command: string, waitMs = 0): Promise<Lock> {
+export async function acquireLock(
+  dir: string,
+  command: string,
+  waitMs = 0,
+  onWait?: (holder: LockHolder) => void,
+): Promise<Lock> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 })
   const file = path.join(dir, 'lock')
   const me: LockHolder = {
@@ -87,6 +93,10 @@ export async function acquireLock(dir: string, command: string, waitMs = 0): Pro
           hint: `wait for it, or use --lock-timeout; if that process is gone, remove ${file}`,
         },
       )
+    }
+    if (onWait !== undefined) {
+      onWait(holder)
+      onWait = undefined
     }
     await new Promise((r) => setTimeout(r, 200))
   }

@@ -107,7 +107,8 @@ export function consoleReporter(o: ConsoleOptions): Reporter {
         const a = active.get(e.host)
         const repeated = a?.msg === e.message
         if (a) a.msg = e.message
-        if (!o.live && !repeated)
+        // on a terminal the live line shows it; -v also keeps every one (each API retry)
+        if ((!o.live || o.verbose === true) && !repeated)
           print(`  ${c.dim('waiting'.padEnd(STATUS_WIDTH))} ${e.host}  ${e.task}: ${e.message}`)
         break
       }

@@ -197,6 +197,7 @@ async function verify(
     now = await gatherService(ctx, p)
   }
   if (wantRunning && now.running && p.settle > 0) {
+    ctx.progress(`letting ${p.name} settle for ${p.settle} s, then checking it still runs`)
     await sleep(p.settle * 1000, ctx.signal)
     now = await gatherService(ctx, p)
   }

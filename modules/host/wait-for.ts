@@ -119,7 +119,10 @@ export const waitFor = defineModule<WaitForParams, WaitState>({
   async apply(ctx, p) {
     const started = Date.now()
     const deadline = started + p.timeout * 1000
-    if (p.delay > 0) await sleep(p.delay * 1000, ctx.signal)
+    if (p.delay > 0) {
+      ctx.progress(`waiting ${p.delay} s before the first check of ${describeWait(p)}`)
+      await sleep(p.delay * 1000, ctx.signal)
+    }
     ctx.progress(`waiting for ${describeWait(p)}`)
     for (;;) {
       if ((await check(ctx, p)).up === wantUp(p)) {

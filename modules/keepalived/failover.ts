@@ -21,6 +21,7 @@ import {
   type ServiceState,
 } from '../host/lib/init-system.ts'
 import { parseKv, sleep, tail } from '../host/lib/remote.ts'
+import { whySilent } from './lib/silence.ts'
 import {
   parsePing,
   pingReadScript,
@@ -481,8 +482,12 @@ async function runTest(
   ctx.progress(
     `waiting for ${vip} to answer ${probers.http ? 'pings and requests' : 'pings'} from ${ctx.host}`,
   )
-  if (!(await baseline(ctx, probers, timeoutMs)))
-    return `${vip} does not answer ${probers.http ? `pings and ${m.http?.url ?? 'requests'}` : 'pings'} from ${ctx.host} within ${p.timeout} s, although ${p.master} holds it (allowed address pairs? security groups?)`
+  if (!(await baseline(ctx, probers, timeoutMs))) {
+    const silent = `${vip} does not answer ${probers.http ? `pings and ${m.http?.url ?? 'requests'}` : 'pings'} from ${ctx.host} within ${p.timeout} s`
+    // the holder's own address tells a port that may not send from the VIP from a closed path
+    const why = await whySilent(ctx, vip, nodes).catch(() => undefined)
+    return why === undefined ? `${silent}, although ${p.master} holds it` : `${silent}: ${why}`
+  }
   const iface =
     p.interface ?? before.probes.find((x) => x.node === p.master)?.interface ?? undefined
   const master = await ctx.connectTo(p.master)

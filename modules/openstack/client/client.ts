@@ -13,6 +13,7 @@ import { createRequire } from 'node:module'
 import type { AxiosInstance, AxiosResponse, AxiosStatic } from 'axios'
 import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
+import { reportProgress } from '../../../engine/progress.ts'
 import { measure } from '../../../engine/timings.ts'
 import { selectEndpoint, versionedEndpoint } from './catalog.ts'
 import { cloudSecrets, type CloudConfig } from './config.ts'
@@ -40,11 +41,39 @@ export interface ClientOptions {
   maxBackoffMs?: number
   /** Per-request timeout in ms; default 60 s. */
   timeoutMs?: number
+  /** An answer awaited this long is said on the waiting task's live line; default 2 s. */
+  slowNoticeMs?: number
   /** Renew the token this long before it expires; default 120 s (keystoneauth's). */
   tokenMarginMs?: number
   /** Nova microversion; default the cloud's compute_api_version, else 2.79. */
   microversion?: string
   signal?: AbortSignal
+  /**
+   * Told of every retry before its backoff; default: the waiting task's live line
+   * (`Neutron GET /v2.0/ports: retrying (2/5) after 503 in 0.3 s`).
+   */
+  onRetry?: (r: RetryNotice) => void
+}
+
+/** A retry about to happen. */
+export interface RetryNotice {
+  service: ServiceType
+  method: string
+  path: string
+  /** The attempt about to be made (2 for the first retry) and the most there will be. */
+  attempt: number
+  of: number
+  /** What went wrong: an HTTP status (`503`), an error code (`ECONNRESET`), `timeout`. */
+  reason: string
+  delayMs: number
+}
+
+/**
+ * A retry as the live view and `-v` show it.
+ * @example retryText({ service: 'network', method: 'GET', path: '/v2.0/ports', attempt: 2, of: 5, reason: '503', delayMs: 300 }) // 'Neutron GET /v2.0/ports: retrying (2/5) after 503 in 0.3 s'
+ */
+export function retryText(r: RetryNotice): string {
+  return `${SERVICE_NAMES[r.service]} ${r.method} ${r.path}: retrying (${r.attempt}/${r.of}) after ${r.reason} in ${(r.delayMs / 1000).toFixed(1)} s`
 }
 
 /** Query values; arrays repeat the key (`fields=id&fields=name`). */
@@ -73,6 +102,14 @@ export interface ApiResponse {
 /** An answer as `send` gives it: `ambiguous` when a 5xx came to a request that is not safe to repeat. */
 interface SentResponse extends ApiResponse {
   ambiguous?: boolean
+  /** Attempts made, when the answer is one the client would have retried (a give-up). */
+  attempts?: number
+}
+
+/** An axios error code as a retry reason: `ECONNRESET`, `timeout`. */
+function errorReason(code: string): string {
+  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT') return 'timeout'
+  return code === '' ? 'no answer' : code
 }
 
 /** Counts, for tests and measurements. */
@@ -134,6 +171,12 @@ const versionDoc = z.object({
   version: z.object({ version: z.string().optional(), min_version: z.string().optional() }),
 })
 
+/** How long a shared read (`sharedRead`) is answered from memory at most. */
+const READ_TTL_MS = 60_000
+
+/** RUNBOOK_TRACE_API=1: one stderr line per request (method, path, status, time; no headers or bodies). */
+const TRACE = process.env['RUNBOOK_TRACE_API'] === '1'
+
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
 
@@ -183,10 +226,13 @@ export class OpenStackClient {
   private negotiated: Promise<string> | undefined
   private readonly http: AxiosInstance
   private readonly secrets = new Set<string>()
+  private readonly reads = new Map<string, { value: Promise<unknown>; until: number }>()
   private current: Token | undefined
   private authing: Promise<Token> | undefined
-  private readonly opts: Required<Omit<ClientOptions, 'secret' | 'signal' | 'microversion'>> &
-    Pick<ClientOptions, 'secret' | 'signal'>
+  private readonly opts: Required<
+    Omit<ClientOptions, 'secret' | 'signal' | 'microversion' | 'onRetry'>
+  > &
+    Pick<ClientOptions, 'secret' | 'signal'> & { onRetry: (r: RetryNotice) => void }
 
   constructor(
     readonly config: CloudConfig,
@@ -197,9 +243,11 @@ export class OpenStackClient {
       backoffMs: options.backoffMs ?? 300,
       maxBackoffMs: options.maxBackoffMs ?? 5000,
       timeoutMs: options.timeoutMs ?? 60_000,
+      slowNoticeMs: options.slowNoticeMs ?? 2000,
       tokenMarginMs: options.tokenMarginMs ?? 120_000,
       secret: options.secret,
       signal: options.signal,
+      onRetry: options.onRetry ?? ((r) => reportProgress(retryText(r))),
     }
     this.requestedMicroversion = options.microversion ?? config.computeApiVersion
     for (const s of cloudSecrets(config)) this.addSecret(s)
@@ -276,6 +324,24 @@ export class OpenStackClient {
     return status === 401 ? `check the credentials of ${where}` : undefined
   }
 
+  /**
+   * A read shared by the tasks of a run (a server by name, a server's ports, the project's security
+   * groups): made once, then answered from memory until this client writes anything (a request
+   * other than GET and the read-only POSTs) or `READ_TTL_MS` passes. Polling never goes through it.
+   * @example const servers = await client.sharedRead(`servers:${name}`, () => client.list(...))
+   */
+  sharedRead<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.reads.get(key)
+    if (hit !== undefined && hit.until > Date.now()) return hit.value as Promise<T>
+    const value = load()
+    const entry = { value, until: Date.now() + READ_TTL_MS }
+    this.reads.set(key, entry)
+    value.catch(() => {
+      if (this.reads.get(key) === entry) this.reads.delete(key)
+    })
+    return value
+  }
+
   /** The project the token is scoped to. */
   async projectId(): Promise<string> {
     const t = await this.token()
@@ -334,6 +400,7 @@ export class OpenStackClient {
     path: string,
     o: RequestOptions = {},
   ): Promise<ApiResponse> {
+    if (method !== 'GET' && method !== 'HEAD' && o.idempotent !== true) this.reads.clear()
     const base = await this.endpoint(service)
     if (service === 'compute' && o.noMicroversion !== true) {
       const mv = await this.computeMicroversion()
@@ -482,12 +549,25 @@ export class OpenStackClient {
       try {
         return await post()
       } catch (e) {
-        if (!(e instanceof OpenStackApiError) || !e.ambiguous || attempt >= this.opts.retries)
+        if (!(e instanceof OpenStackApiError) || !e.ambiguous) throw e
+        if (attempt >= this.opts.retries) {
+          e.message = `${e.message}; gave up after ${attempt + 1} creates, each looked up before the next`
           throw e
+        }
         const found = await lookup()
         if (found !== undefined) return found
         this.stats.retries++
-        await sleep(this.delay(attempt), this.opts.signal)
+        const delayMs = this.delay(attempt)
+        this.opts.onRetry({
+          service: e.service,
+          method: e.method,
+          path: e.path,
+          attempt: attempt + 2,
+          of: this.opts.retries + 1,
+          reason: `${e.status === 0 ? 'no answer' : e.status} (not created: looked up)`,
+          delayMs,
+        })
+        await sleep(delayMs, this.opts.signal)
       }
     }
   }
@@ -577,6 +657,15 @@ export class OpenStackClient {
       this.stats.requests++
       this.stats.byService[service]++
       let res: AxiosResponse<unknown>
+      // a slow answer is visible while it is awaited, not only its give-up
+      const slow = setTimeout(
+        () =>
+          reportProgress(
+            `waiting for ${SERVICE_NAMES[service]} to answer ${method} ${this.displayPath(url)} (gives up after ${Math.round(this.opts.timeoutMs / 1000)} s)`,
+          ),
+        this.opts.slowNoticeMs,
+      )
+      const sent = performance.now()
       try {
         res = await measure('api', () =>
           this.http.request({
@@ -588,12 +677,13 @@ export class OpenStackClient {
           }),
         )
       } catch (e) {
+        clearTimeout(slow)
         const code = (e as { code?: string }).code ?? ''
         const notSent = NOT_SENT.has(code)
         if (this.opts.signal?.aborted) throw new RunbookError('E_API', 'interrupted')
         if ((safe || notSent) && attempt < this.opts.retries) {
           this.stats.retries++
-          await sleep(this.delay(attempt), this.opts.signal)
+          await this.backoff({ service, method, url, attempt, reason: errorReason(code) })
           continue
         }
         throw new OpenStackApiError({
@@ -603,20 +693,25 @@ export class OpenStackClient {
           status: 0,
           fault: { message: this.scrub(`${code || 'error'} ${(e as Error).message}`.trim()) },
           ambiguous: !notSent && !safe,
-          hint:
-            !notSent && !safe
-              ? 'the request may have been carried out'
-              : `after ${attempt + 1} attempt${attempt === 0 ? '' : 's'}`,
+          attempts: attempt + 1,
+          hint: !notSent && !safe ? 'the request may have been carried out' : undefined,
         })
       }
+      clearTimeout(slow)
       const status = res.status
+      if (TRACE)
+        process.stderr.write(
+          `api ${method} ${this.displayPath(url)} ${status} ${Math.round(performance.now() - sent)} ms\n`,
+        )
       const retryable = status === 429 || (status >= 500 && status !== 501)
       if (retryable && (safe || status === 429) && attempt < this.opts.retries) {
         this.stats.retries++
-        await sleep(this.delay(attempt, this.header(res, 'retry-after')), this.opts.signal)
+        const retryAfter = this.header(res, 'retry-after')
+        await this.backoff({ service, method, url, attempt, reason: String(status), retryAfter })
         continue
       }
       const out: SentResponse = {
+        ...(retryable ? { attempts: attempt + 1 } : {}),
         status,
         data: res.data,
         headers: Object.fromEntries(
@@ -627,6 +722,28 @@ export class OpenStackClient {
       if (retryable && !safe && status !== 429) out.ambiguous = true
       return out
     }
+  }
+
+  /** Says the retry (live line, `-v`), then waits its backoff. */
+  private async backoff(r: {
+    service: ServiceType
+    method: string
+    url: string
+    attempt: number
+    reason: string
+    retryAfter?: string | undefined
+  }): Promise<void> {
+    const delayMs = this.delay(r.attempt, r.retryAfter)
+    this.opts.onRetry({
+      service: r.service,
+      method: r.method,
+      path: this.displayPath(r.url),
+      attempt: r.attempt + 2,
+      of: this.opts.retries + 1,
+      reason: r.reason,
+      delayMs,
+    })
+    await sleep(delayMs, this.opts.signal)
   }
 
   private header(res: AxiosResponse<unknown>, name: string): string | undefined {
@@ -658,6 +775,7 @@ export class OpenStackClient {
       status: res.status,
       fault: { type: fault.type, message: this.scrub(fault.message) },
       ambiguous: res.ambiguous === true,
+      attempts: res.attempts,
       hint:
         extra.hint ??
         (res.ambiguous === true ? 'the request may have been carried out' : undefined),

@@ -88,8 +88,15 @@ export interface ApiErrorInfo {
   fault: ApiFault
   /** The request may have been carried out although no answer says so (a POST that timed out). */
   ambiguous?: boolean
+  /** Attempts made before giving up (said in the message when the error is a give-up). */
+  attempts?: number | undefined
   hint?: string | undefined
   cause?: unknown
+}
+
+/** "after 5 attempts", or "" when no count is known. */
+export function attemptsText(n: number | undefined): string {
+  return n === undefined ? '' : ` after ${n} attempt${n === 1 ? '' : 's'}`
 }
 
 /**
@@ -105,13 +112,15 @@ export class OpenStackApiError extends RunbookError {
   readonly faultType: string | undefined
   readonly apiMessage: string
   readonly ambiguous: boolean
+  readonly attempts: number | undefined
 
   constructor(info: ApiErrorInfo) {
     const what =
       info.status === 0
         ? `${SERVICE_NAMES[info.service]} unreachable`
         : `${SERVICE_NAMES[info.service]} ${info.status}${info.fault.type ? ` ${info.fault.type}` : ''}`
-    super('E_API', `${what}: ${info.fault.message} (${info.method} ${info.path})`, {
+    const gaveUp = attemptsText(info.attempts)
+    super('E_API', `${what}: ${info.fault.message} (${info.method} ${info.path})${gaveUp}`, {
       hint: info.hint,
       cause: info.cause,
     })
@@ -123,6 +132,7 @@ export class OpenStackApiError extends RunbookError {
     this.faultType = info.fault.type
     this.apiMessage = info.fault.message
     this.ambiguous = info.ambiguous === true
+    this.attempts = info.attempts
   }
 }
 

@@ -90,11 +90,13 @@ export async function apiForRecord(ctx: ModuleContext, r: ResourceRecord): Promi
   const project = typeof r.data?.['project_id'] === 'string' ? r.data['project_id'] : undefined
   const now = await api.client.projectId()
   if (project !== undefined && project !== now) {
+    // Either another cloud is selected, or the project is gone (a lab torn down and brought up
+    // again has a new project id): nothing here can tell, so the record is not ours to drop.
     throw new RunbookError(
-      'E_API',
+      'E_STALE_RECORD',
       `${r.type} ${r.name ?? r.id} was created in project ${project}, but cloud '${api.client.config.name}' is project ${now}`,
       {
-        hint: `select the cloud it was made in (task \`cloud:\`, the variable ${CLOUD_VAR}, or OS_CLOUD)`,
+        hint: `select the cloud it was made in (task \`cloud:\`, the variable ${CLOUD_VAR}, or OS_CLOUD); if that project is gone: runbook destroy --forget ${r.id}`,
       },
     )
   }

@@ -85,8 +85,11 @@ describe('lock', () => {
     const dir = tmp()
     const a = await acquireLock(dir, 'first')
     setTimeout(() => void a.release(), 300)
-    const b = await acquireLock(dir, 'second', 5000)
+    const waits: string[] = []
+    const b = await acquireLock(dir, 'second', 5000, (h) => waits.push(h.command))
     await b.release()
+    // the wait is said once, with whom it waits for
+    expect(waits).toEqual(['first'])
   })
 
   it('takes over the lock of a dead process', async () => {

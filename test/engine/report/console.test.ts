@@ -97,4 +97,34 @@ describe('console reporter', () => {
     expect(out.text).toContain('waiting   h  t: server ACTIVE')
     expect(out.text).toMatch(/-a\n.*\+b/s)
   })
+
+  it('keeps every retry on a terminal with -v, and only the live line without', async () => {
+    const retry = (out: ReturnType<typeof stream>, verbose: boolean): void => {
+      const r = consoleReporter({
+        out,
+        colors: colorsFor(out as never, false),
+        live: true,
+        diff: false,
+        verbose,
+      })
+      r.sink({ type: 'task_start', play: 'p', task: 't', host: 'localhost' })
+      for (const n of [2, 3])
+        r.sink({
+          type: 'task_progress',
+          task: 't',
+          host: 'localhost',
+          message: `Neutron GET /v2.0/ports: retrying (${n}/5) after 503 in 0.3 s`,
+        })
+      r.close()
+    }
+    const quiet = stream(true)
+    retry(quiet, false)
+    expect(quiet.text).not.toContain('retrying')
+    const loud = stream(true)
+    retry(loud, true)
+    expect(loud.text).toContain(
+      'waiting   localhost  t: Neutron GET /v2.0/ports: retrying (2/5) after 503',
+    )
+    expect(loud.text).toContain('retrying (3/5) after 503')
+  })
 })

@@ -7,7 +7,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { OpenStackClient } from '../../../../modules/openstack/client/client.ts'
+import { withProgress } from '../../../../engine/progress.ts'
+import {
+  OpenStackClient,
+  retryText,
+  type RetryNotice,
+} from '../../../../modules/openstack/client/client.ts'
 import { cloudConfig } from '../../../../modules/openstack/client/config.ts'
 import { OpenStackApiError } from '../../../../modules/openstack/client/errors.ts'
 
@@ -56,14 +61,21 @@ describe('client retries against a failing peer', () => {
   })
   beforeEach(() => {
     seen.length = 0
+    notices.length = 0
   })
 
-  const client = (retries = 3): OpenStackClient =>
+  const notices: RetryNotice[] = []
+  const client = (retries = 3, onRetry?: (r: RetryNotice) => void): OpenStackClient =>
     new OpenStackClient(
       cloudConfig('fake', 'test', {
         auth: { auth_url: `${url}/v3`, username: 'u', password: 'pw', project_name: 'demo' },
       }),
-      { retries, backoffMs: 5, maxBackoffMs: 20 },
+      {
+        retries,
+        backoffMs: 5,
+        maxBackoffMs: 20,
+        ...(onRetry ? { onRetry } : { onRetry: (r: RetryNotice) => notices.push(r) }),
+      },
     )
   const neutron503 = (res: ServerResponse): void => {
     res.writeHead(503, { 'Content-Type': 'application/json' })
@@ -85,14 +97,52 @@ describe('client retries against a failing peer', () => {
     expect(await c.list('network', '/ports', 'ports', z.unknown())).toEqual([])
     expect(seen).toEqual(['GET /net/v2.0/ports', 'GET /net/v2.0/ports', 'GET /net/v2.0/ports'])
     expect(c.stats.retries).toBe(2)
+    // each retry is told before its backoff, with the attempt it starts and the most there will be
+    expect(notices.map((n) => retryText(n).replace(/in [\d.]+ s$/, 'in N s'))).toEqual([
+      'Neutron GET /net/v2.0/ports: retrying (2/4) after 503 in N s',
+      'Neutron GET /net/v2.0/ports: retrying (3/4) after 503 in N s',
+    ])
+  })
+
+  it("tells the waiting task's live line of each retry, found by async context", async () => {
+    let n = 0
+    handler = (_q, res) => {
+      if (++n <= 1) return neutron503(res)
+      res.writeHead(200, { 'Content-Type': 'application/json' })
+      res.end('{"ports": []}')
+    }
+    const c = new OpenStackClient(
+      cloudConfig('fake', 'test', {
+        auth: { auth_url: `${url}/v3`, username: 'u', password: 'pw', project_name: 'demo' },
+      }),
+      { retries: 4, backoffMs: 5, maxBackoffMs: 20 },
+    )
+    const a: string[] = []
+    const b: string[] = []
+    await Promise.all([
+      withProgress(
+        (m) => a.push(m),
+        () => c.list('network', '/ports', 'ports', z.unknown()),
+      ),
+      withProgress(
+        (m) => b.push(m),
+        () => new Promise((r) => setTimeout(r, 1)),
+      ),
+    ])
+    expect(a).toHaveLength(1)
+    expect(a[0]).toMatch(
+      /^Neutron GET \/net\/v2\.0\/ports: retrying \(2\/5\) after 503 in [\d.]+ s$/,
+    )
+    expect(b).toEqual([])
   })
 
   it('gives up after its retries with the last answer', async () => {
     handler = (_q, res) => neutron503(res)
     await expect(client(2).delete('network', '/ports/x')).rejects.toThrow(
-      'Neutron 503 ServiceUnavailable: try later (DELETE /net/v2.0/ports/x)',
+      'Neutron 503 ServiceUnavailable: try later (DELETE /net/v2.0/ports/x) after 3 attempts',
     )
     expect(seen).toHaveLength(3)
+    expect(notices.map((x) => x.attempt)).toEqual([2, 3])
   })
 
   it('repeats a GET whose connection was dropped', async () => {
@@ -104,6 +154,38 @@ describe('client retries against a failing peer', () => {
     }
     expect(await client().list('network', '/ports', 'ports', z.number())).toEqual([1])
     expect(seen).toHaveLength(2)
+    expect(notices.map((x) => `${x.reason} ${x.attempt}/${x.of}`)).toEqual(['ECONNRESET 2/4'])
+  })
+
+  it('says on the live line that an answer is slow while it is awaited', async () => {
+    handler = (_q, res) => {
+      setTimeout(() => {
+        res.writeHead(200, { 'Content-Type': 'application/json' })
+        res.end('{"ports": []}')
+      }, 300)
+    }
+    const c = new OpenStackClient(
+      cloudConfig('fake', 'test', {
+        auth: { auth_url: `${url}/v3`, username: 'u', password: 'pw', project_name: 'demo' },
+      }),
+      { slowNoticeMs: 100, timeoutMs: 30_000 },
+    )
+    await c.token()
+    const lines: string[] = []
+    await withProgress(
+      (m) => lines.push(m),
+      () => c.list('network', '/ports', 'ports', z.unknown()),
+    )
+    expect(lines).toEqual([
+      'waiting for Neutron to answer GET /net/v2.0/ports (gives up after 30 s)',
+    ])
+  })
+
+  it('names the attempts when a dropped connection outlasts the retries', async () => {
+    handler = (req) => req.socket.destroy()
+    await expect(client(2).list('network', '/ports', 'ports', z.number())).rejects.toThrow(
+      /^Neutron unreachable: ECONNRESET .*\(GET \/net\/v2\.0\/ports\) after 3 attempts$/,
+    )
   })
 
   it('never repeats a POST by itself: a 503 is reported as possibly carried out', async () => {
@@ -114,6 +196,7 @@ describe('client retries against a failing peer', () => {
     expect(e).toBeInstanceOf(OpenStackApiError)
     expect(e.ambiguous).toBe(true)
     expect(e.hint).toMatch(/may have been carried out/)
+    expect(e.message).toMatch(/after 1 attempt$/)
     expect(seen).toEqual(['POST /net/v2.0/ports'])
   })
 
@@ -169,6 +252,28 @@ describe('client retries against a failing peer', () => {
     ])
   })
 
+  it('gives up a POST whose answer is lost every time, naming its attempts, each retry told', async () => {
+    handler = (req, res) => {
+      if (req.method === 'POST') return req.socket.destroy()
+      res.writeHead(200, { 'Content-Type': 'application/json' })
+      res.end('{"ports": []}')
+    }
+    const c = client(2)
+    const e = (await c
+      .createResolved(
+        () => c.post('network', '/ports', { port: {} }, z.unknown()),
+        async () => undefined,
+      )
+      .catch((x: unknown) => x)) as OpenStackApiError
+    expect(e.message).toMatch(
+      /^Neutron unreachable: ECONNRESET .*\(POST \/net\/v2\.0\/ports\) after 1 attempt; gave up after 3 creates, each looked up before the next$/,
+    )
+    expect(notices.map((n) => `${n.reason} ${n.attempt}/${n.of}`)).toEqual([
+      'no answer (not created: looked up) 2/3',
+      'no answer (not created: looked up) 3/3',
+    ])
+  })
+
   it('pages with limit and marker when the service gives no links', async () => {
     const all = [{ id: 'a' }, { id: 'b' }, { id: 'c' }]
     handler = (req, res) => {
@@ -197,7 +302,7 @@ describe('client retries against a failing peer', () => {
       { retries: 2, backoffMs: 5 },
     )
     const e = (await c.token().catch((x: unknown) => x)) as OpenStackApiError
-    expect(e.message).toMatch(/^Keystone unreachable: ECONNREFUSED/)
+    expect(e.message).toMatch(/^Keystone unreachable: ECONNREFUSED.* after 3 attempts$/)
     expect(e.ambiguous).toBe(false)
     expect(c.stats.requests).toBe(3)
   })

@@ -1,0 +1,60 @@
+/**
+ * No wait of several seconds is silent: a command that runs longer than SLOW_NOTICE_MS says on its
+ * task's live line what it waits for (real commands through the real pipeline); a helper shared
+ * by tasks (an API client) reports to the task that awaits it, found by async context.
+ */
+import { describe, expect, it } from 'vitest'
+import { commandBrief, reportProgress, whileSlow, withProgress } from '../../engine/progress.ts'
+import { registry } from '../../modules/index.ts'
+import { runYaml } from '../helpers/run.ts'
+
+describe('progress of slow waits', () => {
+  it('a command running for more than 3 s is said on its task line, a quick one is not', async () => {
+    const { events, result } = await runYaml(
+      `plays:
+  - hosts: localhost
+    tasks:
+      - name: slow
+        command: sleep 3.5
+      - name: quick
+        command: "true"
+`,
+      { registry },
+    )
+    expect(result.ok).toBe(true)
+    const progress = events.filter((e) => e.type === 'task_progress')
+    expect(progress).toEqual([
+      {
+        type: 'task_progress',
+        task: 'slow',
+        host: 'localhost',
+        message: 'waiting for `exec sleep 3.5` on localhost',
+      },
+    ])
+  }, 20_000)
+
+  it('reports to the task that awaits, also from concurrent tasks', async () => {
+    const a: string[] = []
+    const b: string[] = []
+    await Promise.all([
+      withProgress(
+        (m) => a.push(m),
+        () => whileSlow('x', () => new Promise((r) => setTimeout(r, 60)), 20),
+      ),
+      withProgress(
+        (m) => b.push(m),
+        async () => reportProgress('y'),
+      ),
+    ])
+    expect(a).toEqual(['waiting for x'])
+    expect(b).toEqual(['y'])
+    // outside a task nothing is reported and nothing fails
+    expect(await whileSlow('z', async () => 1, 0)).toBe(1)
+  })
+
+  it('shows a command by its first line, folded and cut', () => {
+    expect(commandBrief('apt-get   install -y keepalived')).toBe('apt-get install -y keepalived')
+    expect(commandBrief('set -e\necho 1')).toBe('set -e …')
+    expect(commandBrief('x'.repeat(70))).toBe(`${'x'.repeat(60)} …`)
+  })
+})
