@@ -139,9 +139,11 @@ export function novaScenario(t: NovaTarget): void {
         const mod = [keypair, server].find((m) => m.name === r.module)
         await mod?.destroy?.(runs.next().ctx(r.module), r)
       }
-      expect(await api.nova.serversNamed(`${PREFIX}vm`)).toEqual([])
-      expect(await api.nova.serversNamed(`${PREFIX}crash`)).toEqual([])
-      expect(await api.nova.keypair(`${PREFIX}key`)).toBeUndefined()
+      // read by a new run's client: this one's shared reads predate the other runs' deletes
+      const after = runs.next().api()
+      expect(await after.nova.serversNamed(`${PREFIX}vm`)).toEqual([])
+      expect(await after.nova.serversNamed(`${PREFIX}crash`)).toEqual([])
+      expect(await after.nova.keypair(`${PREFIX}key`)).toBeUndefined()
     },
     300_000,
   )
