@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parse } from 'yaml'
+import { afterAll, beforeAll } from 'vitest'
 import type { ApplyResult, Module, ModuleContext, ResourceRecord } from '../../../engine/module.ts'
 import type { Change } from '../../../engine/plan/change.ts'
 import { LocalConnection } from '../../../engine/connection/local.ts'
@@ -179,6 +180,33 @@ export class Runs {
   /** The run's client (the one the modules use). */
   api(module = 'test'): Api {
     return apiFor(this.ctx(module), undefined)
+  }
+}
+
+/**
+ * For a describe block: a cloud started before its tests and a Runs on it whose runbook directory
+ * is a temp dir (`setup` may put files there), both gone after the block.
+ * @example const lab = labRuns((dir) => writeFileSync(path.join(dir, 'id.pub'), key)); ... lab.runs.next()
+ */
+export function labRuns(setup?: (dir: string) => void): { readonly runs: Runs } {
+  let cloud: TestCloud | undefined
+  let dir: string | undefined
+  let runs: Runs | undefined
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'rbt-os-runs-'))
+    cloud = await startCloud()
+    runs = new Runs({ openstack_cloud: cloud.clouds['lab'] }, dir)
+    setup?.(dir)
+  })
+  afterAll(async () => {
+    await cloud?.close()
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+  return {
+    get runs(): Runs {
+      if (runs === undefined) throw new Error('labRuns: the cloud starts before the tests')
+      return runs
+    },
   }
 }
 

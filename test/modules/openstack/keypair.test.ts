@@ -1,10 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { keypair, type KeypairState } from '../../../modules/openstack/keypair.ts'
 import { planTable, type PlanCase } from '../host/harness.ts'
-import { converge, makeHostKey, planOnly, Runs, startCloud, type TestCloud } from './harness.ts'
+import { converge, labRuns, makeHostKey, planOnly } from './harness.ts'
 
 const K1 = makeHostKey().line
 const K2 = makeHostKey().line
@@ -61,42 +60,34 @@ const keyCases: PlanCase<KeypairState>[] = [
 describe('openstack.keypair plan', () => planTable(keypair, keyCases))
 
 describe('openstack.keypair against the lab API', () => {
-  let cloud: TestCloud
-  let runs: Runs
-  const dir = mkdtempSync(path.join(tmpdir(), 'rbt-os-key-'))
-  beforeAll(async () => {
-    cloud = await startCloud()
-    runs = new Runs({ openstack_cloud: cloud.clouds['lab'] }, dir)
-    writeFileSync(path.join(dir, 'id.pub'), `${K1} operator@laptop\n`)
-  })
-  afterAll(async () => {
-    await cloud.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const lab = labRuns((dir) => writeFileSync(path.join(dir, 'id.pub'), `${K1} operator@laptop\n`))
 
   it('imports a key from a file next to the runbook, replaces it when the key changes, deletes it on destroy', async () => {
-    const r = await converge(keypair, runs.next(), { name: 'kld-key', public_key_file: 'id.pub' })
+    const r = await converge(keypair, lab.runs.next(), {
+      name: 'kld-key',
+      public_key_file: 'id.pub',
+    })
     expect(r.first.map((c) => c.action)).toEqual(['create'])
     expect(r.second).toEqual([])
     // the keypair, and Nova's version document (the microversion, once per run)
     expect(r.gatherCalls).toBe(2)
-    const swapped = await converge(keypair, runs.next(), { name: 'kld-key', public_key: K2 })
+    const swapped = await converge(keypair, lab.runs.next(), { name: 'kld-key', public_key: K2 })
     expect(swapped.first.map((c) => c.action)).toEqual(['replace'])
     expect(swapped.second).toEqual([])
-    const rec = runs.records.find((x) => x.type === 'keypair')
+    const rec = lab.runs.records.find((x) => x.type === 'keypair')
     if (rec === undefined) throw new Error('no record')
-    await keypair.destroy?.(runs.next().ctx('openstack.keypair'), rec)
-    expect(await runs.api().nova.keypair('kld-key')).toBeUndefined()
+    await keypair.destroy?.(lab.runs.next().ctx('openstack.keypair'), rec)
+    expect(await lab.runs.api().nova.keypair('kld-key')).toBeUndefined()
   })
 
   it('uses an identical keypair it did not make without taking it; refuses a different one', async () => {
-    const api = runs.next().api()
+    const api = lab.runs.next().api()
     await api.nova.createKeypair('rbt-theirs', K1)
-    const r = await converge(keypair, runs.next(), { name: 'rbt-theirs', public_key: K1 })
+    const r = await converge(keypair, lab.runs.next(), { name: 'rbt-theirs', public_key: K1 })
     expect(r.first).toEqual([])
-    expect(runs.records.some((x) => x.id === 'rbt-theirs')).toBe(false)
+    expect(lab.runs.records.some((x) => x.id === 'rbt-theirs')).toBe(false)
     await expect(
-      planOnly(keypair, runs.next(), { name: 'rbt-theirs', public_key: K2 }),
+      planOnly(keypair, lab.runs.next(), { name: 'rbt-theirs', public_key: K2 }),
     ).rejects.toThrow(/a keypair named 'rbt-theirs' already exists/)
     await api.nova.deleteKeypair('rbt-theirs')
   })

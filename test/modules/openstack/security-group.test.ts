@@ -1,7 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { KNOWN_AFTER_APPLY, unknown } from '../../../engine/vars/unknown.ts'
 import {
   ruleKey,
@@ -9,7 +6,7 @@ import {
   type SecurityGroupState,
 } from '../../../modules/openstack/security-group.ts'
 import { planTable, type PlanCase } from '../host/harness.ts'
-import { converge, planOnly, Runs, startCloud, type TestCloud } from './harness.ts'
+import { converge, labRuns, planOnly } from './harness.ts'
 
 const sgState = (
   rules: SecurityGroupState['want'],
@@ -186,17 +183,7 @@ describe('rule identity', () => {
 })
 
 describe('openstack.security_group against the lab API', () => {
-  let cloud: TestCloud
-  let runs: Runs
-  const dir = mkdtempSync(path.join(tmpdir(), 'rbt-os-sg-'))
-  beforeAll(async () => {
-    cloud = await startCloud()
-    runs = new Runs({ openstack_cloud: cloud.clouds['lab'] }, dir)
-  })
-  afterAll(async () => {
-    await cloud.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const lab = labRuns()
 
   it('makes a group with VRRP from itself, ICMP and SSH; changes rules as a set; keeps the default egress', async () => {
     const rules = [
@@ -204,7 +191,7 @@ describe('openstack.security_group against the lab API', () => {
       { protocol: 'icmp' },
       { protocol: 'tcp', port: 22, remote_ip_prefix: '0.0.0.0/0' },
     ]
-    const plan = await planOnly(securityGroup, runs.next(), { name: 'kld-vrrp', rules })
+    const plan = await planOnly(securityGroup, lab.runs.next(), { name: 'kld-vrrp', rules })
     expect(plan.changes[0]?.after).toMatchObject({
       rules: [
         'egress IPv4 any to any',
@@ -214,7 +201,7 @@ describe('openstack.security_group against the lab API', () => {
         'ingress IPv4 tcp 22 from 0.0.0.0/0',
       ],
     })
-    const r = await converge(securityGroup, runs.next(), {
+    const r = await converge(securityGroup, lab.runs.next(), {
       name: 'kld-vrrp',
       description: 'keepalived',
       rules,
@@ -223,12 +210,12 @@ describe('openstack.security_group against the lab API', () => {
     expect(r.second).toEqual([])
     expect(r.syncCalls).toBe(1)
     const id = String(r.result?.output?.['id'])
-    const group = await runs.api().neutron.securityGroup(id)
+    const group = await lab.runs.api().neutron.securityGroup(id)
     expect(
       group?.security_group_rules.find((x) => x.protocol === 'vrrp' || x.protocol === '112')
         ?.remote_group_id,
     ).toBe(id)
-    const less = await converge(securityGroup, runs.next(), {
+    const less = await converge(securityGroup, lab.runs.next(), {
       name: 'kld-vrrp',
       description: 'keepalived',
       rules: [rules[0], { protocol: 'tcp', port: '22' }],
