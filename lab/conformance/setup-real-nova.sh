@@ -17,7 +17,7 @@
 # Idempotent: a second run starts only what is not running and recreates nothing that exists.
 # stop-real.sh stops everything this starts. Run as root on Debian 12.
 # Time on this machine kind (measured, packages installed): 69 s the first time (42 s of it the
-# migrations), 33 s to restart (mostly nova-compute's first report), 10 s when all runs;
+# migrations), 20-33 s to restart (mostly nova-compute's first report), 10 s when all runs;
 # about 0.9 GiB more memory (PSS, measured when the recipe was made).
 # Env: RUNBOOK_CONFORMANCE_DIR (default /var/lib/runbook-conformance).
 set -euo pipefail
