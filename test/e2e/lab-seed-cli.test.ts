@@ -10,7 +10,7 @@
  * Needs root and lab/hosts; prints each step's time.
  */
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -255,6 +255,10 @@ describe.skipIf(!HOSTS)('the seed on m1 and k1 servers, with the openstack CLI',
     const st = await labStatus({ stateDir, log: (l) => lines.push(l) })
     expect(st.kernelVms?.accel).toMatch(/^(kvm|tcg)$/)
     expect(lines.join('\n')).toMatch(/^kernel VMs \(k1\.\*\): (KVM|TCG \(software emulation\)): /m)
+    // and the lab's log, at start (cached) or at the first k1 server (probed)
+    expect(readFileSync(join(stateDir, 'lab.log'), 'utf8')).toMatch(
+      /kernel VMs \(k1\.\*\): (KVM|TCG \(software emulation\)): /,
+    )
     expect(st.servers.map((s) => s.name).sort()).toEqual([
       'kld-jumphost-vm',
       'kld-vm-1',
