@@ -21,6 +21,12 @@ function labCommands(root: string): LabCommands {
       await labUp({
         ...(o.port !== undefined ? { port: o.port } : {}),
         ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+        ...(o.hosts === false ? { withHosts: false } : {}),
+        ...(o.mirror === false
+          ? { mirror: false as const }
+          : o.mirrorPackages !== undefined
+            ? { mirror: { packages: o.mirrorPackages } }
+            : {}),
       })
       return 0
     },
@@ -84,6 +90,7 @@ export function cliDeps(root: string): CliDeps {
     lab: labCommands(root),
     exec: async (o) => (await import('../engine/cli/exec.ts')).execCommand(o),
     connections,
+    env: process.env,
   }
 }
 

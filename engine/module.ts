@@ -80,6 +80,11 @@ export interface ModuleContext {
     addHost(spec: HostSpec): void
     hostVars(name: string): Readonly<Record<string, unknown>> | undefined
   }
+  /**
+   * The run's environment (the CLI's own; empty in tests unless they say otherwise). Modules read
+   * OS_CLOUD and the like here, never from process.env.
+   */
+  readonly env: Readonly<Record<string, string | undefined>>
   /** Tells the live view what the task waits for ("server ACTIVE", "dpkg lock"). */
   progress(message: string): void
   /** Marks a value as secret: it is redacted from every output from now on. */
@@ -166,6 +171,34 @@ export interface Module<P = unknown, S = unknown> {
   providesVars?(args: Record<string, unknown>): string[]
   /** Removes a resource this module created (runbook destroy). */
   destroy?(ctx: ModuleContext, resource: ResourceRecord): Promise<void>
+  /**
+   * Why an inventory host cannot be reached, when this module knows better than the channel's
+   * timeout ("server kld-vm-2 is SHUTOFF"): the engine asks every module that has this hook when
+   * a connect fails (for the host and each jump host on its way). Never throws; undefined when
+   * the module knows nothing of the host.
+   */
+  explainUnreachable?(
+    ctx: ModuleContext,
+    host: UnreachableHost,
+  ): Promise<UnreachableReason | undefined>
+}
+
+/** A host a connect failed for, as `explainUnreachable` sees it. */
+export interface UnreachableHost {
+  /** Inventory name. */
+  name: string
+  /** Its `address` (or `ansible_host`), if set. */
+  address: string | undefined
+}
+
+/** A module's account of why a host cannot be reached. */
+export interface UnreachableReason {
+  /** `server kld-vm-2 is SHUTOFF`. */
+  message: string
+  /** What to do about it. */
+  hint?: string | undefined
+  /** True when waiting will not help (a stopped server), so a just-created host is not retried. */
+  lasting: boolean
 }
 
 /** Identity function that infers a module's types. */

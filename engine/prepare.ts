@@ -215,19 +215,19 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     }
     runbook.vars = plainVars
     errors.push(
-      ...validateRunbook(
+      ...validateRunbook({
         runbook,
         inventory,
-        o.registry,
+        registry: o.registry,
         sources,
-        {
+        known: {
           runbook: Object.keys(plainVars),
           extra: Object.keys(extraVars),
           secrets: secretNames,
           values: { ...plainVars, ...extraVars },
         },
         baseDir,
-      ),
+      }),
     )
   }
   const stateDir = stateDirFor(

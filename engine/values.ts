@@ -13,9 +13,13 @@ const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : JSON.st
 
 /** A string that must pass `ok`; the message names the value. */
 function text(ok: (s: string) => boolean, what: string): z.ZodString {
-  return z.string().superRefine((v, ctx) => {
-    if (!ok(v)) ctx.addIssue({ code: 'custom', input: v, message: `${show(v)} is not ${what}` })
-  })
+  return z
+    .string()
+    .min(1)
+    .superRefine((v, ctx) => {
+      if (v !== '' && !ok(v))
+        ctx.addIssue({ code: 'custom', input: v, message: `${show(v)} is not ${what}` })
+    })
 }
 
 /** Whether `s` is `address/prefix` of the given family. */
@@ -46,10 +50,61 @@ export const addressMaybeCidr = text(
   'an IP address with an optional prefix (e.g. 192.0.2.254 or 192.0.2.254/24)',
 )
 
+/** A MAC address: six pairs of hex digits separated by colons (fa:16:3e:00:00:01). */
+export const macAddress = text(
+  (s) => /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(s),
+  'a MAC address (six pairs of hex digits, e.g. fa:16:3e:12:34:56)',
+)
+
+/** Whether `s` is a DNS host name (RFC 1123 labels), not a mistyped dotted quad. */
+function isHostName(s: string): boolean {
+  if (s.length > 253 || /^[\d.]+$/.test(s)) return false
+  return s
+    .replace(/\.$/, '')
+    .split('.')
+    .every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l))
+}
+
+/** An IP address or a host name (`192.0.2.10`, `db1.example.org`); `192.0.2.300` is neither. */
+export const hostAddress = text(
+  (s) => isIPv4(s) || isIPv6(s) || isHostName(s),
+  'an IP address or a host name (e.g. 192.0.2.10 or db1.example.org)',
+)
+
+/**
+ * A Linux interface name: 1-15 characters, none of them a space, `/` or `:`, and not `.` or `..`
+ * (the kernel's dev_valid_name).
+ */
+export const interfaceName = text(
+  (s) => s.length >= 1 && s.length <= 15 && !/[\s/:]/.test(s) && s !== '.' && s !== '..',
+  "an interface name (1-15 characters without spaces, '/' or ':', e.g. eth0)",
+)
+
 /** An absolute path on a host (`/etc/keepalived/keepalived.conf`). */
 export const absolutePath = text(
   (s) => s.startsWith('/'),
   'an absolute path (it starts with /, e.g. /etc/app.conf)',
+)
+
+/** The path of a file (not a directory): absolute, not ending with `/`. */
+export const filePath = text(
+  (s) => s.startsWith('/') && !s.endsWith('/'),
+  'the absolute path of a file (it starts with / and names the file, e.g. /etc/app.conf, not a directory ending with /)',
+)
+
+/** A user or group: a name (`keepalived_script`, `www-data`) or a numeric id. */
+export const accountName = text(
+  (s) => /^\d+$/.test(s) || /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(s),
+  'a user or group name (letters, digits, _ . -, not starting with a digit or -) or a numeric id',
+)
+
+/** One OpenSSH public key line: type, base64 key, optional comment. */
+export const sshPublicKey = text(
+  (s) =>
+    /^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) +[A-Za-z0-9+/]+={0,3}( +\S.*)?\s*$/.test(
+      s,
+    ),
+  'one OpenSSH public key line (e.g. ssh-ed25519 AAAAC3Nz... user@host)',
 )
 
 /**

@@ -1,5 +1,5 @@
 /**
- * `runbook lab up | status | down`: the lab cloud as a background daemon (lab/api/daemon.ts) with
+ * `runbook lab up | status | down`: the lab cloud as a background daemon (lab/daemon.ts) with
  * its state in a directory (default /var/lib/runbook-lab, or RUNBOOK_LAB_DIR).
  */
 import { spawn } from 'node:child_process'
@@ -8,13 +8,7 @@ import { rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
-import {
-  basicProblems,
-  hostProblems,
-  hostsAvailable,
-  hostsStateDir,
-  loadHosts,
-} from './api/hosts.ts'
+import { basicProblems, createNamespaceDriver, hostProblems, hostsStateDir } from './real-hosts.ts'
 import { DEFAULT_PORT, DEFAULT_STATE_DIR, labPaths } from './api/paths.ts'
 import type { DaemonInfo, LaunchInfo } from './api/paths.ts'
 import { writeFileAtomic } from './api/store.ts'
@@ -98,7 +92,7 @@ export interface LabDownResult {
   stateDir: string
 }
 
-const DAEMON = fileURLToPath(new URL('./api/daemon.ts', import.meta.url))
+const DAEMON = fileURLToPath(new URL('./daemon.ts', import.meta.url))
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 
 function resolve(opts: LabOptions): {
@@ -198,11 +192,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
   const withHosts = opts.withHosts ?? true
   const paths = labPaths(stateDir)
   if (withHosts) {
-    const hosts = hostsAvailable() ? await loadHosts() : null
-    const problems =
-      hosts === null
-        ? [...basicProblems(), 'the lab hosts (lab/hosts) are not part of this build']
-        : [...basicProblems(), ...(await hostProblems(hosts))]
+    const problems = [...basicProblems(), ...(await hostProblems())]
     if (problems.length > 0) {
       throw new Error(
         `runbook lab up: this machine cannot run the lab:\n${[...new Set(problems)].map((p) => `  - ${p}`).join('\n')}`,
@@ -448,9 +438,8 @@ export async function labDown(
   const withHosts =
     opts.withHosts ?? info?.withHosts ?? launch?.withHosts ?? existsSync(hostsStateDir(stateDir))
   let tornDown = false
-  if (withHosts && hostsAvailable()) {
-    const hosts = await loadHosts()
-    await hosts.createNamespaceDriver({ stateDir: hostsStateDir(stateDir) }).teardown()
+  if (withHosts) {
+    await createNamespaceDriver({ stateDir: hostsStateDir(stateDir) }).teardown()
     tornDown = true
   }
   const files = [paths.daemon, paths.launch]

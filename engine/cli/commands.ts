@@ -168,6 +168,7 @@ function runOptions(p: Loaded, f: CommonFlags, deps: CliDeps, connections: Conne
     sources: p.sources,
     baseDir: p.baseDir,
     stateDir: p.stateDir,
+    env: deps.env,
   }
 }
 
@@ -270,6 +271,7 @@ export async function runPlan(
       journal,
       registry: p.registry,
       inventory: p.inventory,
+      env: deps.env,
       connections: connectionsFor(p, deps, err),
       redactor: p.redactor,
       emit: s.emit,
@@ -634,6 +636,7 @@ export async function runDestroy(
         journal,
         registry: p.registry,
         inventory: p.inventory,
+        env: deps.env,
         connections: connectionsFor(p, deps, err),
         redactor: p.redactor,
         emit: () => undefined,
@@ -667,6 +670,7 @@ export async function runDestroy(
       journal,
       registry: p.registry,
       inventory: p.inventory,
+      env: deps.env,
       connections: connectionsFor(p, deps, err),
       redactor: p.redactor,
       emit: s.emit,

@@ -7,9 +7,21 @@ import type { ConnectionFactory } from '../connection/factory.ts'
 import type { ModuleRegistry } from '../module.ts'
 import type { Redactor } from '../vars/secrets.ts'
 
+/** `runbook lab up`'s options. */
+export interface LabUpOptions {
+  port?: number | undefined
+  stateDir?: string | undefined
+  /** false: the API only, no real hosts (`--no-hosts`). */
+  hosts?: boolean | undefined
+  /** false: no package mirror for the VMs (`--no-mirror`). */
+  mirror?: boolean | undefined
+  /** The mirror's packages instead of the default set (`--mirror-packages a,b`). */
+  mirrorPackages?: string[] | undefined
+}
+
 /** The lab's commands, provided by lab/ (the CLI only forwards). */
 export interface LabCommands {
-  up(opts: { port?: number | undefined; stateDir?: string | undefined }): Promise<number>
+  up(opts: LabUpOptions): Promise<number>
   status(opts: { stateDir?: string | undefined }): Promise<number>
   down(opts: { stateDir?: string | undefined; keepState?: boolean | undefined }): Promise<number>
   /** Builds the lab's images ahead (they are otherwise built on first use). */
@@ -45,6 +57,8 @@ export interface CliDeps {
   /** A connection factory per run. */
   connections: (ctx: ConnectionContext) => ConnectionFactory
   lab?: LabCommands | undefined
+  /** The environment modules see (OS_CLOUD and the like); the composition root passes its own. */
+  env?: Readonly<Record<string, string | undefined>> | undefined
   exec?: ExecCommand | undefined
   out?: NodeJS.WriteStream
   err?: NodeJS.WriteStream

@@ -260,9 +260,22 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       Number.parseInt(v, 10),
     )
     .option('--state-dir <dir>', 'lab state (default /var/lib/runbook-lab, or RUNBOOK_LAB_DIR)')
-    .action(async (o: { port?: number; stateDir?: string }) => {
-      code = await (await needLab()).up(o)
-    })
+    .option('--no-hosts', 'the API only, without real hosts (for tests of its shapes)')
+    .option('--no-mirror', 'no package mirror for the VMs (or RUNBOOK_LAB_MIRROR=0)')
+    .option('--mirror-packages <list>', "the mirror's packages, comma-separated", (v) =>
+      v.split(',').filter((p) => p !== ''),
+    )
+    .action(
+      async (o: {
+        port?: number
+        stateDir?: string
+        hosts: boolean
+        mirror: boolean
+        mirrorPackages?: string[]
+      }) => {
+        code = await (await needLab()).up(o)
+      },
+    )
   lab
     .command('status')
     .description('is the lab running, where, and its servers (exit 3 when it is not running)')

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { RunbookError } from '../errors.ts'
+import { hostAddress } from '../values.ts'
 import { parseConsoleFingerprints, type PinnedHostKey } from './console-keys.ts'
 import { isLocalHost, type ConnectionFactory } from './factory.ts'
 import { LocalConnection } from './local.ts'
@@ -24,8 +25,8 @@ const pin = z.union([
 
 /** The host variables that say how to connect (checked at load too); unknown keys are left to the modules. */
 export const connectionVars = z.object({
-  address: text.optional(),
-  ansible_host: text.optional(),
+  address: hostAddress.optional(),
+  ansible_host: hostAddress.optional(),
   port: port.optional(),
   ansible_port: port.optional(),
   user: text.optional(),

@@ -8,13 +8,12 @@ import { LocalConnection } from '../connection/local.ts'
 import { RunbookError, toRunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { Journal } from '../journal/journal.ts'
-import type { ModuleContext, ModuleRegistry, ResourceRecord } from '../module.ts'
+import type { ModuleRegistry, ResourceRecord } from '../module.ts'
 import type { Change } from '../plan/change.ts'
 import { emptyCounts, type EventSink, type HostCounts } from '../report/events.ts'
+import { moduleContext } from './context.ts'
 import { makeScope } from './scope.ts'
 import { withProgress } from '../progress.ts'
-import { evaluate } from '../vars/expr.ts'
-import { renderText } from '../vars/template.ts'
 import type { Redactor } from '../vars/secrets.ts'
 
 /** Options of a destroy. */
@@ -32,6 +31,8 @@ export interface DestroyOptions {
   extraVars?: Record<string, unknown>
   /** true: list what would be destroyed, touch nothing. */
   plan: boolean
+  /** The environment modules see (ModuleContext.env): the CLI passes its own; none by default. */
+  env?: Readonly<Record<string, string | undefined>> | undefined
 }
 
 /** Error codes of a host that cannot be reached. */
@@ -143,36 +144,34 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
       if (!module?.destroy)
         throw new RunbookError('E_MODULE', `module '${r.module}' cannot destroy a ${r.type}`)
       const scope = varsOf(r.host)
-      const ctx: ModuleContext = {
+      const ctx = moduleContext({
         host: r.host,
-        become: { method: 'sudo' },
+        module: r.module,
+        task,
         vars: scope,
         baseDir: o.baseDir,
         check: false,
+        become: { method: 'sudo' },
         conn: async () =>
           module.target === 'controller' || isLocalHost(r.host, scope)
             ? local
             : o.connections.get(r.host, varsOf),
         connectTo: async (other) =>
           isLocalHost(other, varsOf(other)) ? local : o.connections.get(other, varsOf),
-        render: (t) => String(renderText(t, scope)),
-        evaluate: (e) => evaluate(e, scope),
-        cache: new Map(),
-        shared: <T>(key: string, create: () => T): T => {
-          if (!shared.has(key)) shared.set(key, create())
-          return shared.get(key) as T
-        },
-        journal: {
-          find: (m, type, id) => o.journal.find(m, type, id),
+        // a destroy only reads and forgets records, it makes none
+        records: {
+          find: (...a) => o.journal.find(...a),
           record: async () => undefined,
-          forget: (type, id) => o.journal.forget(type, id, r.host),
+          forget: (...a) => o.journal.forget(...a),
         },
         inventory: { addHost: () => undefined, hostVars: (n) => varsOf(n) },
+        cache: new Map(),
+        shared,
         progress: (message) =>
           o.emit(o.redactor.value({ type: 'task_progress', task, host: r.host, message })),
         secret: (v) => o.redactor.add(v),
-        signal: new AbortController().signal,
-      }
+        env: o.env,
+      })
       const destroy = module.destroy.bind(module)
       await withProgress(ctx.progress, () => destroy(ctx, r))
       await o.journal.forget(r.type, r.id, r.host)

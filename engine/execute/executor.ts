@@ -5,7 +5,7 @@
  */
 import PQueue from 'p-queue'
 import { RunbookError, toRunbookError } from '../errors.ts'
-import { countChanges } from '../plan/change.ts'
+import { countChanges, type PlannedChange } from '../plan/change.ts'
 import { emptyCounts, type RunEvent } from '../report/events.ts'
 import type { Block, Play, Step, Task } from '../runbook/types.ts'
 import { locate } from '../runbook/source.ts'
@@ -14,10 +14,7 @@ import { isUnknown } from '../vars/unknown.ts'
 import { withTimings } from '../timings.ts'
 import { makeScope, type Layer } from './scope.ts'
 import { TaskRunner, TaskFailure } from './task.ts'
-import type { HostState, PlannedChange, RunOptions, RunResult } from './types.ts'
-
-/** Scope layers of a block or task nested in blocks. */
-type Frames = Record<string, unknown>[]
+import type { HostFrame, HostState, RunOptions, RunResult, RunState } from './types.ts'
 
 /**
  * Runs a loaded, validated runbook.
@@ -27,7 +24,7 @@ export async function execute(opts: RunOptions): Promise<RunResult> {
   return new Run(opts).run()
 }
 
-class Run {
+class Run implements RunState {
   readonly hosts = new Map<string, HostState>()
   readonly changes: PlannedChange[] = []
   readonly errors: RunbookError[] = []
@@ -43,8 +40,12 @@ class Run {
   }
 
   /** Runs a task for a host in its own timing scope (`--timings`). */
-  runTask(...args: Parameters<TaskRunner['run']>): Promise<void> {
-    return withTimings('task', () => this.runner.run(...args))
+  runTask(frame: HostFrame, task: Task): Promise<void> {
+    return withTimings('task', () => this.runner.run(frame, task))
+  }
+
+  plan(change: PlannedChange): void {
+    this.changes.push(change)
   }
 
   emit(e: RunEvent): void {
@@ -69,7 +70,11 @@ class Run {
   }
 
   /** The base layers of a host's scope: runbook, inventory, play, results, extra vars. */
-  layers(host: string, play: Play | undefined, frames: Frames = []): Layer[] {
+  layers(
+    host: string,
+    play: Play | undefined,
+    frames: readonly Record<string, unknown>[] = [],
+  ): Layer[] {
     const o = this.opts
     const facts = this.hosts.get(host)?.facts ?? {}
     const magic = {
@@ -188,17 +193,22 @@ class Run {
     }
   }
 
+  /** The frame of a host at the top of a play. */
+  private frame(play: Play, host: string, hosts: string[]): HostFrame {
+    return {
+      play,
+      host,
+      hosts,
+      vars: [],
+      tags: play.tags,
+      become: play.become ? { become: true, user: play.becomeUser } : undefined,
+      handler: false,
+    }
+  }
+
   private async hostTasks(play: Play, host: string, steps: Step[], hosts: string[]): Promise<void> {
     try {
-      await this.steps(
-        play,
-        host,
-        steps,
-        [],
-        play.tags,
-        hosts,
-        play.become ? { become: true, user: play.becomeUser } : undefined,
-      )
+      await this.steps(this.frame(play, host, hosts), steps)
     } catch (e) {
       if (e instanceof TaskFailure) this.errors.push(e.error)
       else this.fail(host, play, undefined, e)
@@ -208,6 +218,7 @@ class Run {
   private async handlers(play: Play, host: string, hosts: string[]): Promise<void> {
     const h = this.host(host)
     if (h.unreachable || (h.failed && !this.opts.forceHandlers)) return
+    const top = { ...this.frame(play, host, hosts), handler: true }
     // In definition order, each at most once per flush; a handler may notify others (Ansible's
     // chaining): a later one runs in the same pass, an earlier one in another pass.
     const ran = new Set<Task>()
@@ -218,16 +229,7 @@ class Run {
         ran.add(handler)
         pass = true
         try {
-          await this.runTask(
-            play,
-            host,
-            handler,
-            [],
-            [...play.tags, ...handler.tags],
-            hosts,
-            play.become ? { become: true, user: play.becomeUser } : undefined,
-            true,
-          )
+          await this.runTask({ ...top, tags: [...play.tags, ...handler.tags] }, handler)
         } catch (e) {
           if (e instanceof TaskFailure) this.errors.push(e.error)
           else this.fail(host, play, handler, e)
@@ -257,50 +259,27 @@ class Run {
   }
 
   /** Runs steps in order for one host; throws TaskFailure when the host must stop. */
-  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-  async steps(
-    play: Play,
-    host: string,
-    steps: Step[],
-    frames: Frames,
-    tags: string[],
-    hosts: string[],
-    become: { become: boolean; user?: string | undefined } | undefined,
-  ): Promise<void> {
+  async steps(frame: HostFrame, steps: Step[]): Promise<void> {
     for (const step of steps) {
       if (this.opts.signal?.aborted)
         throw new TaskFailure(new RunbookError('E_MODULE', 'interrupted'))
-      const stepBecome =
-        step.become !== undefined
-          ? { become: step.become, user: step.becomeUser ?? become?.user }
-          : become
-      if (step.kind === 'task')
-        await this.runTask(
-          play,
-          host,
-          step,
-          frames,
-          [...tags, ...step.tags],
-          hosts,
-          stepBecome,
-          false,
-        )
-      else await this.block(play, host, step, frames, [...tags, ...step.tags], hosts, stepBecome)
+      const inner: HostFrame = {
+        ...frame,
+        tags: [...frame.tags, ...step.tags],
+        become:
+          step.become !== undefined
+            ? { become: step.become, user: step.becomeUser ?? frame.become?.user }
+            : frame.become,
+      }
+      if (step.kind === 'task') await this.runTask(inner, step)
+      else await this.block(inner, step)
     }
   }
 
-  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-  private async block(
-    play: Play,
-    host: string,
-    block: Block,
-    frames: Frames,
-    tags: string[],
-    hosts: string[],
-    become: { become: boolean; user?: string | undefined } | undefined,
-  ): Promise<void> {
-    const inner = [...frames, block.vars]
-    const scope = makeScope(this.layers(host, play, inner))
+  /** A block: its steps, then `rescue` if one failed, then `always`. */
+  private async block(outer: HostFrame, block: Block): Promise<void> {
+    const frame: HostFrame = { ...outer, vars: [...outer.vars, block.vars] }
+    const scope = makeScope(this.layers(frame.host, frame.play, frame.vars))
     for (const cond of block.when) {
       const v = evaluateCondition(cond, scope)
       if (v === false) return
@@ -309,13 +288,13 @@ class Run {
     }
     let failure: TaskFailure | undefined
     try {
-      await this.steps(play, host, block.block, inner, tags, hosts, become)
+      await this.steps(frame, block.block)
     } catch (e) {
       if (!(e instanceof TaskFailure)) throw e
       failure = e
     }
+    const h = this.host(frame.host)
     if (failure && block.rescue.length) {
-      const h = this.host(host)
       h.failed = false
       h.counts.rescued++
       h.counts.failed = Math.max(0, h.counts.failed - 1)
@@ -323,18 +302,17 @@ class Run {
       h.facts.failed_result = { msg: failure.error.message }
       failure = undefined
       try {
-        await this.steps(play, host, block.rescue, inner, tags, hosts, become)
+        await this.steps(frame, block.rescue)
       } catch (e) {
         if (!(e instanceof TaskFailure)) throw e
         failure = e
       }
     }
     if (block.always.length) {
-      const h = this.host(host)
       const wasFailed = h.failed
       h.failed = false
       try {
-        await this.steps(play, host, block.always, inner, tags, hosts, become)
+        await this.steps(frame, block.always)
       } finally {
         h.failed = h.failed || wasFailed
       }
@@ -350,5 +328,3 @@ class Run {
     return `${p.file}:${p.line}:${p.col}`
   }
 }
-
-export type { Run }

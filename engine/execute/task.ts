@@ -4,17 +4,14 @@
  * task and host here, so modules can throw plain RunbookErrors.
  */
 import { RunbookError, toRunbookError } from '../errors.ts'
-import type { Connection } from '../connection/types.ts'
-import { isLocalHost } from '../connection/factory.ts'
 import { LocalConnection } from '../connection/local.ts'
-import { SSH_DEFAULTS } from '../connection/settings.ts'
-import type { Module, ModuleContext, ResourceRecord } from '../module.ts'
+import type { Module, ModuleContext, UnreachableReason } from '../module.ts'
 import type { Change } from '../plan/change.ts'
 import type { TaskStatus } from '../report/events.ts'
 import { locate } from '../runbook/source.ts'
-import type { Play, Task } from '../runbook/types.ts'
-import { evaluate, evaluateCondition } from '../vars/expr.ts'
-import { renderDeep, renderString, renderText } from '../vars/template.ts'
+import type { Task } from '../runbook/types.ts'
+import { evaluateCondition } from '../vars/expr.ts'
+import { renderDeep, renderString } from '../vars/template.ts'
 import {
   containsUnknown,
   isUnknown,
@@ -22,10 +19,13 @@ import {
   unknown,
   UnknownValueError,
 } from '../vars/unknown.ts'
-import type { Run } from './executor.ts'
 import { coerceParams } from '../runbook/shape.ts'
 import { sourceSearchPath } from '../runbook/search-path.ts'
+import { connector, sleep } from './connect.ts'
+import { moduleContext } from './context.ts'
 import { makeScope } from './scope.ts'
+import type { HostFrame, RunState } from './types.ts'
+import { explainUnreachable } from './unreachable.ts'
 import { withProgress } from '../progress.ts'
 import { maskChange } from '../vars/secrets-redaction.ts'
 
@@ -35,8 +35,6 @@ export class TaskFailure extends Error {
     super(error.message)
   }
 }
-
-type Become = { become: boolean; user?: string | undefined } | undefined
 
 /** The outcome of one item of a task. */
 interface ItemResult {
@@ -50,20 +48,21 @@ interface ItemResult {
   noop?: string | undefined
 }
 
-const CONNECTION_KEYS = [
-  'address',
-  'ansible_host',
-  'port',
-  'ansible_port',
-  'user',
-  'ansible_user',
-  'via',
-]
-/** A connect still going after this long is shown in the live view. */
-const CONNECT_NOTICE_MS = 1500
-/** How long a connect to a host added in this run (a VM just created) is retried. */
-const JUST_CREATED_WAIT_MS = 60_000
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+/** One item of a task on one host: the frame, the task and the item's scope. */
+interface ItemCall {
+  frame: HostFrame
+  task: Task
+  scope: Record<string, unknown>
+}
+
+/** One attempt of an item: gather -> plan -> (apply) with the parsed parameters. */
+interface Attempt extends ItemCall {
+  module: Module
+  ctx: ModuleContext
+  params: unknown
+  /** Gather and plan only. */
+  plan: boolean
+}
 
 /** The task's scope plus its result, as `result` and under its register name (until, changed_when). */
 function withResult(
@@ -81,43 +80,21 @@ function withResult(
 export class TaskRunner {
   private readonly local = new LocalConnection('localhost')
 
-  constructor(private readonly owner: Run) {}
+  constructor(private readonly owner: RunState) {}
 
-  private selected(tags: string[]): boolean {
+  private selected(tags: readonly string[]): boolean {
     const o = this.owner.opts
     if (o.skipTags?.some((t) => tags.includes(t))) return false
     if (!o.tags?.length) return true
     return tags.includes('always') || o.tags.some((t) => tags.includes(t))
   }
 
-  /** Whether a host's address is still unknown (a VM not created yet, during a plan). */
-  pending(host: string, seen = new Set<string>()): boolean {
-    if (seen.has(host)) return false
-    seen.add(host)
-    const vars = this.owner.varsOf(host)
-    for (const k of CONNECTION_KEYS) {
-      const v = Object.prototype.hasOwnProperty.call(vars, k) ? vars[k] : undefined
-      if (containsUnknown(v)) return true
-    }
-    const via = vars.via
-    const jumps = Array.isArray(via) ? via : typeof via === 'string' ? [via] : []
-    return jumps.some((j) => typeof j === 'string' && this.pending(j, seen))
-  }
-
-  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-  async run(
-    play: Play,
-    host: string,
-    task: Task,
-    frames: Record<string, unknown>[],
-    tags: string[],
-    hosts: string[],
-    become: Become,
-    handler: boolean,
-  ): Promise<void> {
-    if (!this.selected(tags)) return
+  /** Runs a task (all its items) for the frame's host; throws TaskFailure when the host must stop. */
+  async run(frame: HostFrame, task: Task): Promise<void> {
+    const { play, host, handler } = frame
+    if (!this.selected(frame.tags)) return
     const h = this.owner.host(host)
-    if (task.runOnce && hosts[0] !== undefined && host !== hosts[0]) {
+    if (task.runOnce && frame.hosts[0] !== undefined && host !== frame.hosts[0]) {
       const first = this.owner.runOnce.get(this.key(task))
       const result = first ? await first.catch(() => undefined) : undefined
       if (task.register && result !== undefined) h.facts[task.register] = result
@@ -132,37 +109,7 @@ export class TaskRunner {
       )
     this.owner.emit({ type: 'task_start', play: play.name, task: task.name, host, handler })
     const started = Date.now()
-    const layers = this.owner.layers(host, play, [...frames, task.vars])
-    const scope = makeScope(layers)
-    let items: unknown[] | undefined
-    const results: ItemResult[] = []
-    try {
-      if (task.loop !== undefined) {
-        const raw =
-          typeof task.loop === 'string'
-            ? renderString(task.loop, scope)
-            : renderDeep(task.loop, scope)
-        if (isUnknown(raw)) items = [unknown(task.loopVar)]
-        else if (!Array.isArray(raw))
-          throw new RunbookError('E_PARAM', `loop must be a list, got ${typeof raw}`)
-        else items = raw
-      }
-      for (const [i, item] of (items ?? [undefined]).entries()) {
-        const extra: Record<string, unknown> = items
-          ? { [task.loopVar]: item, ...(task.indexVar ? { [task.indexVar]: i } : {}) }
-          : {}
-        const itemScope = items ? makeScope([...layers, { vars: extra, templated: false }]) : scope
-        results.push(await this.item(play, host, task, itemScope, become))
-      }
-    } catch (e) {
-      results.push({
-        status: 'failed',
-        result: { failed: true, msg: String((e as Error).message) },
-        changes: [],
-        deferred: false,
-        error: this.locate(e, task, host),
-      })
-    }
+    const { items, results } = await this.items(frame, task)
     const status = this.aggregate(results)
     const first = results.find((r) => r.error)
     const registered = items
@@ -183,18 +130,17 @@ export class TaskRunner {
       .flatMap((r) => r.changes)
       .map((c) => maskChange(c, this.owner.opts.redactor))
     const deferred = results.some((r) => r.deferred)
+    const check = this.owner.opts.registry.get(task.module)?.verifies === true
     for (const change of changes)
-      this.owner.changes.push({
-        play: play.name,
-        task: task.name,
-        host,
-        change,
-        deferred,
-        check: this.owner.opts.registry.get(task.module)?.verifies === true,
-      })
+      this.owner.plan({ play: play.name, task: task.name, host, change, deferred, check })
     const ignored = status === 'failed' && task.ignoreErrors
     this.count(host, status, ignored)
     if (status === 'changed' && task.notify.length) for (const n of task.notify) h.notified.add(n)
+    const joined = (pick: (r: ItemResult) => string | undefined): string | undefined =>
+      results
+        .map(pick)
+        .filter((d) => d !== undefined)
+        .join('\n') || undefined
     this.owner.emit({
       type: 'task_end',
       play: play.name,
@@ -207,16 +153,8 @@ export class TaskRunner {
         after: showUnknowns(c.after),
       })),
       msg: first?.error ? first.error.message : undefined,
-      display:
-        results
-          .map((r) => r.display)
-          .filter((d) => d !== undefined)
-          .join('\n') || undefined,
-      noop:
-        results
-          .map((r) => r.noop)
-          .filter((d) => d !== undefined)
-          .join('\n') || undefined,
+      display: joined((r) => r.display),
+      noop: joined((r) => r.noop),
       duration_ms: Date.now() - started,
       pos: this.owner.position(task),
       handler,
@@ -234,6 +172,45 @@ export class TaskRunner {
       h.failed = true
       throw new TaskFailure(err)
     }
+  }
+
+  /** The task's items (a loop's, or the task itself) and what each did; a failure ends the loop. */
+  private async items(
+    frame: HostFrame,
+    task: Task,
+  ): Promise<{ items: unknown[] | undefined; results: ItemResult[] }> {
+    const layers = this.owner.layers(frame.host, frame.play, [...frame.vars, task.vars])
+    const scope = makeScope(layers)
+    let items: unknown[] | undefined
+    const results: ItemResult[] = []
+    try {
+      if (task.loop !== undefined) {
+        const raw =
+          typeof task.loop === 'string'
+            ? renderString(task.loop, scope)
+            : renderDeep(task.loop, scope)
+        if (isUnknown(raw)) items = [unknown(task.loopVar)]
+        else if (!Array.isArray(raw))
+          throw new RunbookError('E_PARAM', `loop must be a list, got ${typeof raw}`)
+        else items = raw
+      }
+      for (const [i, item] of (items ?? [undefined]).entries()) {
+        const extra: Record<string, unknown> = items
+          ? { [task.loopVar]: item, ...(task.indexVar ? { [task.indexVar]: i } : {}) }
+          : {}
+        const itemScope = items ? makeScope([...layers, { vars: extra, templated: false }]) : scope
+        results.push(await this.item({ frame, task, scope: itemScope }))
+      }
+    } catch (e) {
+      results.push({
+        status: 'failed',
+        result: { failed: true, msg: String((e as Error).message) },
+        changes: [],
+        deferred: false,
+        error: this.locate(e, task, frame.host),
+      })
+    }
+    return { items, results }
   }
 
   private key(task: Task): string {
@@ -268,18 +245,10 @@ export class TaskRunner {
     return err
   }
 
-  /** One item of a task (the whole task when it has no loop). */
-  private async item(
-    play: Play,
-    host: string,
-    task: Task,
-    scope: Record<string, unknown>,
-    become: Become,
-  ): Promise<ItemResult> {
-    const o = this.owner.opts
-    const plan = o.mode === 'plan' && task.checkMode !== false
-    for (const cond of task.when) {
-      const v = evaluateCondition(cond, scope)
+  /** The item is skipped (a `when` is false), or throws when a `when` is still unknown on apply. */
+  private skipped(call: ItemCall, plan: boolean): ItemResult | undefined {
+    for (const cond of call.task.when) {
+      const v = evaluateCondition(cond, call.scope)
       if (v === false)
         return {
           status: 'skipped',
@@ -297,89 +266,106 @@ export class TaskRunner {
           `condition '${String(cond)}' depends on values that are still unknown`,
         )
     }
-    const module = o.registry.get(task.module)
-    if (!module) throw new RunbookError('E_UNKNOWN_MODULE', `unknown module '${task.module}'`)
-    const target = task.delegateTo ? String(renderString(task.delegateTo, scope)) : host
-    const raw = new Set(module.rawParams ?? [])
-    let args = Object.fromEntries(
-      Object.entries(task.args).map(([k, v]) => [k, raw.has(k) ? v : renderDeep(v, scope)]),
-    )
-    args = this.unalias(module, args)
-    const defer = (why: string): ItemResult => {
-      // What the task would have set is unknown from here on, not undefined.
-      const h = this.owner.host(host)
-      for (const name of module.providesVars?.(task.args) ?? [])
-        if (!(name in h.facts)) h.facts[name] = unknown(name)
-      return deferred(why)
-    }
-    const deferred = (why: string): ItemResult => ({
+    return undefined
+  }
+
+  /** The item stands in the plan as known after apply; what it would set is unknown from here on. */
+  private deferred(call: ItemCall, module: Module, args: unknown, why: string): ItemResult {
+    const { task } = call
+    const h = this.owner.host(call.frame.host)
+    for (const name of module.providesVars?.(task.args) ?? [])
+      if (!(name in h.facts)) h.facts[name] = unknown(name)
+    return {
       status: 'changed',
       result: task.register ? (unknown(task.register) as unknown as Record<string, unknown>) : {},
       changes: [
         { action: 'update', target: `${task.module}`, after: showUnknowns(args), note: why },
       ],
       deferred: true,
-    })
+    }
+  }
+
+  /** The task's arguments rendered (except the module's raw ones) and unaliased. */
+  private args(call: ItemCall, module: Module): Record<string, unknown> {
+    const raw = new Set(module.rawParams ?? [])
+    const args = Object.fromEntries(
+      Object.entries(call.task.args).map(([k, v]) => [
+        k,
+        raw.has(k) ? v : renderDeep(v, call.scope),
+      ]),
+    )
+    if (!module.aliases) return args
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(args)) out[module.aliases[k] ?? k] = v
+    return out
+  }
+
+  /** Parses the arguments with the module's schema; an error points at the argument. */
+  private params(task: Task, module: Module, args: Record<string, unknown>): unknown {
+    const parsed = module.params.safeParse(coerceParams(module.params, args))
+    if (parsed.success) return parsed.data
+    const issue = parsed.error.issues[0]
+    const src = this.owner.opts.sources.get(task.file)
+    const at = issue?.path.length ? `'${issue.path.join('.')}': ` : ''
+    throw new RunbookError(
+      'E_PARAM',
+      `${task.module}: ${at}${issue?.message ?? 'invalid parameters'}`,
+      {
+        pos: src
+          ? locate(src, [
+              ...task.path,
+              task.module,
+              ...((issue?.path ?? []) as (string | number)[]),
+            ])
+          : undefined,
+      },
+    )
+  }
+
+  /** One item of a task (the whole task when it has no loop). */
+  private async item(call: ItemCall): Promise<ItemResult> {
+    const { task, scope } = call
+    const host = call.frame.host
+    const plan = this.owner.opts.mode === 'plan' && task.checkMode !== false
+    const skip = this.skipped(call, plan)
+    if (skip) return skip
+    const module = this.owner.opts.registry.get(task.module)
+    if (!module) throw new RunbookError('E_UNKNOWN_MODULE', `unknown module '${task.module}'`)
+    const args = this.args(call, module)
     if (containsUnknown(args) && !module.acceptsUnknown) {
-      if (plan) return defer('parameters known after apply')
+      if (plan) return this.deferred(call, module, args, 'parameters known after apply')
       throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
     }
-    const parsed = module.params.safeParse(coerceParams(module.params, args))
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      const src = o.sources.get(task.file)
-      const at = issue?.path.length ? `'${issue.path.join('.')}': ` : ''
-      throw new RunbookError(
-        'E_PARAM',
-        `${task.module}: ${at}${issue?.message ?? 'invalid parameters'}`,
-        {
-          pos: src
-            ? locate(src, [
-                ...task.path,
-                task.module,
-                ...((issue?.path ?? []) as (string | number)[]),
-              ])
-            : undefined,
-        },
-      )
+    const params = this.params(task, module, args)
+    const attempt: Attempt = {
+      ...call,
+      module,
+      ctx: this.context(call, module, plan),
+      params,
+      plan,
     }
-    const p = parsed.data
-    const ctx = this.context(play, host, target, task, module, scope, become, plan)
     const attempts = (task.retries ?? 0) + 1
     let last: ItemResult | undefined
     let held: ReturnType<typeof evaluateCondition> = true
-    for (let attempt = 1; attempt <= attempts; attempt++) {
+    for (let n = 1; n <= attempts; n++) {
       try {
         last = await this.withTimeout(task, () =>
-          withProgress(ctx.progress, () => this.once(module, ctx, p, plan, task, scope)),
+          withProgress(attempt.ctx.progress, () => this.once(attempt)),
         )
       } catch (e) {
         if (e instanceof UnknownValueError) {
-          if (plan) return defer(e.message)
+          if (plan) return this.deferred(call, module, args, e.message)
           throw new RunbookError('E_MODULE', e.message)
         }
-        const err = this.locate(e, task, host)
-        const unreachable = err.code === 'E_CONNECTION' || err.code === 'E_HOST_KEY'
-        last = {
-          status: unreachable ? 'unreachable' : 'failed',
-          result: {
-            changed: false,
-            failed: true,
-            msg: err.message,
-            ...(unreachable ? { unreachable: true } : {}),
-          },
-          changes: [],
-          deferred: false,
-          error: err,
-        }
-        if (unreachable) return last
+        last = this.failed(e, task, host)
+        if (last.status === 'unreachable') return last
       }
       if (!task.until) break
       held =
         last.status !== 'failed' &&
         evaluateCondition(task.until, withResult(scope, task, last.result))
-      if (held === true || isUnknown(held) || attempt === attempts) break
-      ctx.progress(`retrying (${attempt}/${task.retries ?? 0}) until ${task.until}`)
+      if (held === true || isUnknown(held) || n === attempts) break
+      attempt.ctx.progress(`retrying (${n}/${task.retries ?? 0}) until ${task.until}`)
       await sleep(task.delay * 1000)
     }
     if (last && held === false && last.status !== 'failed' && !plan) {
@@ -401,11 +387,22 @@ export class TaskRunner {
     return last as ItemResult
   }
 
-  private unalias(module: Module, args: Record<string, unknown>): Record<string, unknown> {
-    if (!module.aliases) return args
-    const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(args)) out[module.aliases[k] ?? k] = v
-    return out
+  /** An attempt that threw: failed, or unreachable when the host could not be reached. */
+  private failed(e: unknown, task: Task, host: string): ItemResult {
+    const err = this.locate(e, task, host)
+    const unreachable = err.code === 'E_CONNECTION' || err.code === 'E_HOST_KEY'
+    return {
+      status: unreachable ? 'unreachable' : 'failed',
+      result: {
+        changed: false,
+        failed: true,
+        msg: err.message,
+        ...(unreachable ? { unreachable: true } : {}),
+      },
+      changes: [],
+      deferred: false,
+      error: err,
+    }
   }
 
   private async withTimeout<T>(task: Task, fn: () => Promise<T>): Promise<T> {
@@ -425,15 +422,8 @@ export class TaskRunner {
   }
 
   /** gather -> plan -> (apply) once, with changed_when / failed_when. */
-  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-  private async once(
-    module: Module,
-    ctx: ModuleContext,
-    p: unknown,
-    plan: boolean,
-    task: Task,
-    scope: Record<string, unknown>,
-  ): Promise<ItemResult> {
+  private async once(a: Attempt): Promise<ItemResult> {
+    const { module, ctx, params: p, plan, task, scope } = a
     const current = await module.gather(ctx, p)
     const changes = module.plan(p, current)
     let changed = changes.length > 0
@@ -503,130 +493,40 @@ export class TaskRunner {
     return { status, result, changes, deferred: false, display, noop }
   }
 
-  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-  private context(
-    play: Play,
-    host: string,
-    target: string,
-    task: Task,
-    module: Module,
-    scope: Record<string, unknown>,
-    become: Become,
-    plan: boolean,
-  ): ModuleContext {
+  /** The module's context for an item: on the delegated host, with the run's journal. */
+  private context(call: ItemCall, module: Module, plan: boolean): ModuleContext {
+    const { frame, task, scope } = call
     const o = this.owner.opts
-    const h = this.owner.host(target)
-    const controller = module.target === 'controller'
-    const becomeOpts = become?.become
+    const host = frame.host
+    const target = task.delegateTo ? String(renderString(task.delegateTo, scope)) : host
+    const become = frame.become?.become
       ? {
           method: 'sudo' as const,
-          user: become.user,
+          user: frame.become.user,
           password: typeof scope.become_password === 'string' ? scope.become_password : undefined,
         }
       : undefined
     const progress = (message: string): void =>
       this.owner.emit({ type: 'task_progress', task: task.name, host, message })
-    const connect = async (name: string): Promise<Connection> => {
-      if (name === 'localhost' && isLocalHost(name, this.owner.varsOf(name))) return this.local
-      if (plan && this.pending(name)) throw new UnknownValueError(`host ${name}`)
-      // a connect that takes a while is visible: what it waits for and how long at most
-      const vars = this.owner.varsOf(name)
-      const via = Array.isArray(vars.via) ? vars.via.join(' -> ') : vars.via
-      const limit =
-        typeof vars.connect_timeout === 'number'
-          ? vars.connect_timeout
-          : SSH_DEFAULTS.connectTimeoutMs / 1000
-      const slow = setTimeout(
-        () =>
-          progress(
-            `connecting to ${name}${typeof via === 'string' && via ? ` via ${via}` : ''} (gives up after ${limit} s)`,
-          ),
-        CONNECT_NOTICE_MS,
-      )
-      // A VM just (re)created may not answer yet (booting, or the jump host still has the old
-      // MAC of its address): retried within a bounded wait, each attempt reported.
-      const fresh = this.owner.addedHosts.has(name)
-      const started = Date.now()
-      try {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            return await o.connections.get(name, this.owner.varsOf)
-          } catch (e) {
-            const err = toRunbookError(e, 'E_CONNECTION', { host: name })
-            const waited = Math.round((Date.now() - started) / 1000)
-            if (
-              !fresh ||
-              err.code !== 'E_CONNECTION' ||
-              Date.now() - started > JUST_CREATED_WAIT_MS
-            ) {
-              if (attempt > 1)
-                err.message = `${err.message} (gave up after ${attempt} attempts in ${waited} s: ${name} was just created)`
-              throw err
-            }
-            progress(
-              `${name} was just created: connect attempt ${attempt} failed (${err.message}); retrying, ${waited} s of at most ${JUST_CREATED_WAIT_MS / 1000} s`,
-            )
-            await sleep(2000)
-          }
-        }
-      } finally {
-        clearTimeout(slow)
-      }
-    }
-    return {
+    // a module may know why a host is unreachable (its server is SHUTOFF): asked with this context
+    let ctx: ModuleContext | undefined
+    const explain = (name: string): Promise<UnreachableReason | undefined> =>
+      ctx === undefined
+        ? Promise.resolve(undefined)
+        : explainUnreachable(o.registry, ctx, name, (h) => this.owner.varsOf(h))
+    const connect = connector(this.owner, { local: this.local, plan, progress, explain })
+    ctx = moduleContext({
       host,
-      become: becomeOpts,
+      module: module.name,
+      task: task.name,
       vars: scope,
       baseDir: o.baseDir,
       searchPath: sourceSearchPath(task.roleDir, o.baseDir),
       check: plan,
-      conn: () => (controller ? Promise.resolve(this.local) : connect(target)),
+      become,
+      conn: () => (module.target === 'controller' ? Promise.resolve(this.local) : connect(target)),
       connectTo: connect,
-      render: (template, extra) => {
-        const v = renderText(
-          template,
-          extra
-            ? makeScope([
-                { vars: scope, templated: false },
-                { vars: extra, templated: false },
-              ])
-            : scope,
-        )
-        if (isUnknown(v)) throw new UnknownValueError('rendered content', v.partial)
-        return v
-      },
-      evaluate: (expression, extra) =>
-        evaluate(
-          expression,
-          extra
-            ? makeScope([
-                { vars: scope, templated: false },
-                { vars: extra, templated: false },
-              ])
-            : scope,
-        ),
-      cache: h.cache,
-      shared: <T>(key: string, create: () => T): T => {
-        if (!this.owner.shared.has(key)) this.owner.shared.set(key, create())
-        return this.owner.shared.get(key) as T
-      },
-      journal: {
-        find: (mod, type, id) => o.journal?.find(mod, type, id) ?? [],
-        record: async (r) => {
-          if (!o.journal || plan) return
-          const rec: ResourceRecord = {
-            ...r,
-            module: module.name,
-            host,
-            task: task.name,
-            createdAt: new Date().toISOString(),
-          }
-          await o.journal.record(rec)
-        },
-        forget: async (type, id) => {
-          if (o.journal && !plan) await o.journal.forget(type, id, host)
-        },
-      },
+      records: o.journal,
       inventory: {
         addHost: (spec) => {
           o.inventory.addHost(spec.name, spec.groups, spec.vars)
@@ -637,9 +537,13 @@ export class TaskRunner {
         hostVars: (name) =>
           o.inventory.hosts.has(name) || name === 'localhost' ? this.owner.varsOf(name) : undefined,
       },
+      cache: this.owner.host(target).cache,
+      shared: this.owner.shared,
       progress,
       secret: (v) => o.redactor.add(v),
-      signal: o.signal ?? new AbortController().signal,
-    }
+      signal: o.signal,
+      env: o.env,
+    })
+    return ctx
   }
 }

@@ -65,6 +65,48 @@ function varSites(root: unknown, p: YamlPath = []): [YamlPath, Obj][] {
   return out
 }
 
+/** What a variable name looks like (templates and conditions both read it). */
+const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/**
+ * Groups that are their own ancestors through `children` (g1 -> g2 -> g1), reported at the
+ * `children` entry that closes the loop: Ansible refuses them too.
+ */
+function groupLoops(
+  src: Source,
+  err: (msg: string, p: YamlPath, opts?: { key?: boolean; hint?: string }) => void,
+): void {
+  const edges = new Map<string, { child: string; at: YamlPath }[]>()
+  const walk = (name: string, body: unknown, p: YamlPath): void => {
+    if (!isObj(body) || !isObj(body.children)) return
+    for (const [c, cb] of Object.entries(body.children)) {
+      const list = edges.get(name) ?? []
+      list.push({ child: c, at: [...p, 'children', c] })
+      edges.set(name, list)
+      walk(c, cb, [...p, 'children', c])
+    }
+  }
+  if (isObj(src.value)) for (const [g, body] of Object.entries(src.value)) walk(g, body, [g])
+  const done = new Set<string>()
+  const visit = (g: string, chain: string[]): boolean => {
+    if (done.has(g)) return false
+    for (const e of edges.get(g) ?? []) {
+      if (chain.includes(e.child)) {
+        const loop = [...chain.slice(chain.indexOf(e.child)), e.child]
+        err(`group '${e.child}' is its own child: ${loop.join(' -> ')}`, e.at, {
+          key: true,
+          hint: 'a group may not contain itself through children',
+        })
+        return true
+      }
+      if (visit(e.child, [...chain, e.child])) return true
+    }
+    done.add(g)
+    return false
+  }
+  for (const g of edges.keys()) if (visit(g, [g])) break
+}
+
 /** The inventory hosts a `via` value names (literal `user@host:port` hops are not names). */
 function viaNames(v: unknown): string[] {
   const list = Array.isArray(v) ? v : v === undefined || v === 'none' ? [] : [v]
@@ -93,6 +135,14 @@ export function checkConnections(src: Source, inv: Inventory): RunbookError[] {
       if (v === undefined || v === null || templated(v)) continue
       if (looksLikeSecret(v)) {
         errors.push(misplacedSecret(k, locate(src, [...p, k])))
+        continue
+      }
+      if (!VAR_NAME.test(k)) {
+        err(
+          `'${k}' is not a variable name (letters, digits and _, not starting with a digit)`,
+          [...p, k],
+          { key: true, hint: `e.g. '${k.replace(/[^A-Za-z0-9_]/g, '_').replace(/^(\d)/, '_$1')}'` },
+        )
         continue
       }
       const hint = misspelt(k)
@@ -133,6 +183,7 @@ export function checkConnections(src: Source, inv: Inventory): RunbookError[] {
       }
     }
   }
+  groupLoops(src, err)
   // a jump chain that comes back to a host it has passed through never connects
   for (const host of inv.hosts.keys()) {
     const chain = [host]

@@ -49,6 +49,17 @@ export interface Change {
   note?: string
 }
 
+/** A change attributed to its play, task and host: what a run plans, printed and saved. */
+export interface PlannedChange {
+  play: string
+  task: string
+  host: string
+  change: Change
+  deferred: boolean
+  /** Planned by a check (Module.verifies): runs on apply, changes nothing. */
+  check: boolean
+}
+
 /** Counts of a plan's changes, for `Plan: N to create, M to change, K to destroy, R to run.` */
 export interface PlanCounts {
   create: number

@@ -2,7 +2,7 @@
  * Prints a plan Terraform-style: each task and host with its changes, values not known yet as
  * `(known after apply)`, file contents as unified diffs, and the closing count line.
  */
-import type { PlannedChange } from '../execute/types.ts'
+import type { PlannedChange } from '../plan/change.ts'
 import { formatChange, planSummary, type Colors } from './format.ts'
 
 /**

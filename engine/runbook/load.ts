@@ -57,6 +57,22 @@ const list = (v: unknown): string[] =>
 const conds = (v: unknown): (string | boolean)[] =>
   v === undefined ? [] : Array.isArray(v) ? (v as (string | boolean)[]) : [v as string | boolean]
 
+/** The keywords a runbook, play or task may have, and their schemas. */
+interface KeywordSet {
+  schema: Record<string, z.ZodType>
+  allowed: ReadonlySet<string>
+  /** What has them, for messages: `play keyword 'hosts': ...`. */
+  what: string
+}
+
+/** Where a loader stands: the imports that led to its file, the play and role it fills. */
+interface LoadPosition {
+  chain: readonly string[]
+  via: string | undefined
+  extras: PlayExtras
+  roleDir: string | undefined
+}
+
 class Loader {
   readonly errors: RunbookError[] = []
   /**
@@ -65,20 +81,26 @@ class Loader {
    * plays as plain objects. The importing runbook's own declaration of a name wins.
    */
   private readonly importedSecrets: Obj = {}
-  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+  /** Files being imported, outermost first: this one is the last. */
+  private readonly chain: readonly string[]
+  /** The import_tasks entries that led here (`file#path>`), for task identity. */
+  private readonly via: string | undefined
+  /** Where roles put their handlers and defaults: the play being loaded. */
+  private extras: PlayExtras
+  /** The role being loaded, if any. */
+  private readonly roleDir: string | undefined
+
   constructor(
     private readonly src: Source,
     private readonly modules: ModuleCatalog,
     private readonly read: ReadSource | undefined,
-    /** Files being imported, outermost first: this one is the last. */
-    private readonly chain: readonly string[] = [path.resolve(src.file)],
-    /** The import_tasks entries that led here (`file#path>`), for task identity. */
-    private readonly via: string | undefined = undefined,
-    /** Where roles put their handlers and defaults: the play being loaded. */
-    private extras: PlayExtras = { handlers: [], defaults: {} },
-    /** The role being loaded, if any. */
-    private readonly roleDir: string | undefined = undefined,
-  ) {}
+    at: Partial<LoadPosition> = {},
+  ) {
+    this.chain = at.chain ?? [path.resolve(src.file)]
+    this.via = at.via
+    this.extras = at.extras ?? { handlers: [], defaults: {} }
+    this.roleDir = at.roleDir
+  }
 
   /**
    * Reads a file named at `p` (relative to this file) for an import; reports a missing file, a
@@ -123,15 +145,12 @@ class Loader {
   }
 
   private child(src: Source, via?: string, roleDir: string | undefined = this.roleDir): Loader {
-    return new Loader(
-      src,
-      this.modules,
-      this.read,
-      [...this.chain, path.resolve(src.file)],
+    return new Loader(src, this.modules, this.read, {
+      chain: [...this.chain, path.resolve(src.file)],
       via,
-      this.extras,
+      extras: this.extras,
       roleDir,
-    )
+    })
   }
 
   /** Where role `name` may be, in order: roles/NAME beside this file, then beside the main runbook. */
@@ -259,15 +278,8 @@ class Loader {
   }
 
   /** Checks the keywords of one mapping; returns the keys that are not keywords. */
-  // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-  keywords(
-    obj: Obj,
-    p: YamlPath,
-    schema: Record<string, z.ZodType>,
-    allowed: ReadonlySet<string>,
-    what: string,
-    task?: string,
-  ): string[] {
+  keywords(obj: Obj, p: YamlPath, set: KeywordSet, task?: string): string[] {
+    const { schema, allowed, what } = set
     const rest: string[] = []
     for (const [k, v] of Object.entries(obj)) {
       if (!allowed.has(k)) {
@@ -300,7 +312,11 @@ class Loader {
     } else if (isObj(root)) {
       top = root
       playsPath = ['plays']
-      for (const k of this.keywords(root, [], runbookKeywords, RUNBOOK_KEYS, 'runbook')) {
+      for (const k of this.keywords(root, [], {
+        schema: runbookKeywords,
+        allowed: RUNBOOK_KEYS,
+        what: 'runbook',
+      })) {
         this.err('E_UNKNOWN_KEY', `unknown runbook keyword '${k}'`, [k], {
           key: true,
           hint: didYouMean(k, RUNBOOK_KEYS),
@@ -342,7 +358,11 @@ class Loader {
   /** `- import_playbook: other.yaml`: the other runbook's plays, its top-level vars folded into each. */
   importPlaybook(raw: Obj, p: YamlPath): Play[] {
     const allowed = new Set(Object.keys(importPlaybookKeywords))
-    for (const k of this.keywords(raw, p, importPlaybookKeywords, allowed, 'import_playbook')) {
+    for (const k of this.keywords(raw, p, {
+      schema: importPlaybookKeywords,
+      allowed,
+      what: 'import_playbook',
+    })) {
       this.err('E_UNKNOWN_KEY', `unknown import_playbook keyword '${k}'`, [...p, k], {
         key: true,
         hint:
@@ -368,7 +388,11 @@ class Loader {
       this.err('E_SCHEMA', 'a play is a mapping with hosts and tasks', p)
       return undefined
     }
-    for (const k of this.keywords(raw, p, playKeywords, PLAY_KEYS, 'play')) {
+    for (const k of this.keywords(raw, p, {
+      schema: playKeywords,
+      allowed: PLAY_KEYS,
+      what: 'play',
+    })) {
       const hint =
         didYouMean(k, PLAY_KEYS) ??
         (this.modules.has(k) || TASK_KEYS.has(k) ? 'tasks go under `tasks:`' : undefined)
@@ -517,7 +541,12 @@ class Loader {
       return undefined
     }
     const label = typeof raw.name === 'string' ? raw.name : undefined
-    const rest = this.keywords(raw, p, taskKeywords, TASK_KEYS, 'task', label)
+    const rest = this.keywords(
+      raw,
+      p,
+      { schema: taskKeywords, allowed: TASK_KEYS, what: 'task' },
+      label,
+    )
     if ('import_tasks' in raw || 'import_role' in raw)
       return handler ? undefined : this.importTasks(raw, p, rest, label)
     for (const [dynamic, instead] of [

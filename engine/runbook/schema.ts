@@ -9,7 +9,7 @@ const condition = z.union([z.string(), z.boolean(), z.array(z.union([z.string(),
 
 /** Keywords a task (or block) may carry besides its module. */
 export const taskKeywords = {
-  name: z.string().describe('What the task does, shown in plans and reports'),
+  name: z.string().min(1).describe('What the task does, shown in plans and reports'),
   register: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a variable name')
@@ -92,7 +92,7 @@ export const blockKeys = ['block', 'rescue', 'always'] as const
 export const playKeywords = {
   name: z.string(),
   hosts: z
-    .union([z.string(), z.array(z.string())])
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
     .describe('Host pattern: `all`, a group, names, `a:b`, `a:!b`, `web*`'),
   vars: z.record(z.string(), z.unknown()),
   become: z.boolean(),

@@ -162,6 +162,47 @@ function unquotedTemplate(text: string): number | undefined {
   return m ? m.index + m[0].length - 2 : undefined
 }
 
+/**
+ * What most often makes a file unparsable, found on the text itself because the parser blames
+ * a line nearby: a tab in the indentation, or `key:value` without a space after the colon.
+ */
+function likelyCause(w: Where, text: string): RunbookError | undefined {
+  const tab = /^[ ]*\t/m.exec(text)
+  if (tab)
+    return yamlError(
+      w,
+      tab.index + tab[0].length - 1,
+      'a tab is used for indentation: YAML indents with spaces only',
+      'replace the tab with spaces (two per level, as on the lines around it)',
+    )
+  const glued = /^([ \t]*(?:- +)?)([A-Za-z_][\w.-]*):(?![\s:/]|$)(\S.*)$/m.exec(text)
+  if (glued)
+    return yamlError(
+      w,
+      glued.index + (glued[1]?.length ?? 0),
+      `no space after the colon in '${glued[2]}:${glued[3]}': YAML reads it as one word, not a key and its value`,
+      `write '${glued[2]}: ${glued[3]}'`,
+    )
+  return undefined
+}
+
+/** Tags YAML does not know (`!vault`, `!env`): their values would be read as plain text. */
+function unknownTags(w: Where, doc: Document.Parsed): RunbookError[] {
+  return doc.warnings
+    .filter((e) => e.code === 'TAG_RESOLVE_FAILED')
+    .map((e) => {
+      const tag = /tag[^!]*(![\w!:./-]*)/i.exec(e.message)?.[1] ?? ''
+      return yamlError(
+        w,
+        e.pos[0],
+        `unknown YAML tag${tag ? ` '${tag}'` : ''}: runbook reads plain YAML, without tags`,
+        tag.includes('vault')
+          ? 'there is no vault: declare a secret in the top-level vars instead, e.g. { secret: true, from_env: DB_PASSWORD }'
+          : 'remove the tag (and quote the value if it must stay text)',
+      )
+    })
+}
+
 /** The errors of a parsed document, in plain words, the cause first. */
 export function yamlErrors(
   file: string,
@@ -175,9 +216,11 @@ export function yamlErrors(
     if (unquoted !== undefined) return [yamlError(w, unquoted, UNQUOTED, QUOTE_HINT)]
     const open = unclosed(text)
     if (open.length) return open.map((o) => yamlError(w, o.offset, o.message))
+    const cause = likelyCause(w, text)
+    if (cause) return [cause]
     return doc.errors.slice(0, MAX_SHOWN).map((e) => translate(w, text, e))
   }
-  const out: RunbookError[] = []
+  const out: RunbookError[] = unknownTags(w, doc)
   visit(doc, {
     Alias(_, node) {
       if (node.resolve(doc) === undefined)

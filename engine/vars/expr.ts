@@ -226,6 +226,102 @@ function binary(b: jsep.BinaryExpression, scope: Scope): unknown {
 }
 
 /** `x is defined`, `x is not defined`, `x is undefined`, `x is none`, `x is string`... */
+/** The tests `x is ...` knows. */
+const TESTS = ['defined', 'undefined', 'none', 'None', 'null', 'string', 'number', 'true', 'false']
+
+/** The name of the test in `x is NAME` / `x is not NAME`. */
+function testName(right: Node): string {
+  const r =
+    right.type === 'UnaryExpression' && (right as jsep.UnaryExpression).operator === 'not'
+      ? (right as jsep.UnaryExpression).argument
+      : right
+  return r.type === 'Identifier'
+    ? (r as jsep.Identifier).name
+    : r.type === 'Literal'
+      ? String((r as jsep.Literal).raw)
+      : ''
+}
+
+/**
+ * What an expression calls that does not exist, found without evaluating it: unknown functions
+ * and filters, method calls (`x.startswith('a')`: Jinja/Python, not runbook), unknown tests.
+ * @example expressionProblems("lenght(nodes) > 1") // [{ message: "unknown function 'lenght'", hint: "did you mean 'length'?" }]
+ */
+export function expressionProblems(source: string): { message: string; hint?: string }[] {
+  const out: { message: string; hint?: string }[] = []
+  const fn = (name: string, what: string): void => {
+    if (!helpers[name])
+      out.push({
+        message: `unknown ${what} '${name}'`,
+        hint:
+          didYouMean(name, Object.keys(helpers)) ?? `see the helpers in docs/writing-runbooks.md`,
+      })
+  }
+  const visit = (n: Node | null | undefined): void => {
+    if (!n) return
+    switch (n.type) {
+      case 'CallExpression': {
+        const c = n as jsep.CallExpression
+        if (c.callee.type === 'Identifier') fn((c.callee as jsep.Identifier).name, 'function')
+        else if (c.callee.type === 'MemberExpression') {
+          const m = c.callee as jsep.MemberExpression
+          const method = m.computed ? '' : (m.property as jsep.Identifier).name
+          out.push({
+            message: `'.${method}(...)' is a method call: conditions call functions, not methods`,
+            hint: helpers[method]
+              ? `write ${method}(x, ...) instead of x.${method}(...)`
+              : `use a function such as contains(x, 'a'), lower(x), length(x)`,
+          })
+          visit(m.object)
+        }
+        c.arguments.forEach(visit)
+        return
+      }
+      case 'BinaryExpression': {
+        const b = n as jsep.BinaryExpression
+        if (b.operator === 'is') {
+          const name = testName(b.right)
+          if (!TESTS.includes(name))
+            out.push({ message: `unknown test 'is ${name}'`, hint: didYouMean(name, TESTS) })
+          return visit(b.left)
+        }
+        if (b.operator === '|') {
+          visit(b.left)
+          if (b.right.type === 'Identifier') fn((b.right as jsep.Identifier).name, 'filter')
+          else if (b.right.type === 'CallExpression') {
+            const c = b.right as jsep.CallExpression
+            if (c.callee.type === 'Identifier') fn((c.callee as jsep.Identifier).name, 'filter')
+            c.arguments.forEach(visit)
+          }
+          return
+        }
+        visit(b.left)
+        return visit(b.right)
+      }
+      case 'MemberExpression': {
+        const m = n as jsep.MemberExpression
+        visit(m.object)
+        if (m.computed) visit(m.property)
+        return
+      }
+      case 'UnaryExpression':
+        return visit((n as jsep.UnaryExpression).argument)
+      case 'ArrayExpression':
+        return (n as jsep.ArrayExpression).elements.forEach(visit)
+      case 'ConditionalExpression': {
+        const c = n as jsep.ConditionalExpression
+        visit(c.test)
+        visit(c.consequent)
+        return visit(c.alternate)
+      }
+      default:
+        return
+    }
+  }
+  visit(parseExpression(source))
+  return out
+}
+
 function test(b: jsep.BinaryExpression, scope: Scope): unknown {
   let right = b.right
   let negate = false
@@ -267,15 +363,7 @@ function test(b: jsep.BinaryExpression, scope: Scope): unknown {
       break
     default:
       throw new RunbookError('E_EXPRESSION', `unknown test 'is ${name}'`, {
-        hint: didYouMean(name, [
-          'defined',
-          'undefined',
-          'none',
-          'string',
-          'number',
-          'true',
-          'false',
-        ]),
+        hint: didYouMean(name, TESTS),
       })
   }
   return negate ? !result : result

@@ -51,9 +51,9 @@ function missing(
   i: number,
   parts: string[],
   original: string,
-  holder: unknown,
+  holders: unknown[],
 ): RunbookError {
-  const known = holder !== null && typeof holder === 'object' ? Object.keys(holder) : []
+  const known = holders.flatMap((h) => (h !== null && typeof h === 'object' ? Object.keys(h) : []))
   const at = i === 0 ? `'${part}'` : `'${part}' in '${parts.slice(0, i).join('.')}'`
   return new RunbookError(
     'E_UNDEFINED',
@@ -90,7 +90,8 @@ function lookup(frame: Frame, p: hbs.AST.PathExpression): unknown {
   for (let i = ctxIndex; i >= 0; i--) {
     if (has(frame.contexts[i], head)) return walk(frame.contexts[i], parts, p.original)
   }
-  throw missing(head, 0, parts, p.original, frame.contexts[0])
+  // inside {{#each}}/{{#with}} the names of every enclosing context are candidates
+  throw missing(head, 0, parts, p.original, frame.contexts.slice(0, ctxIndex + 1))
 }
 
 function walk(start: unknown, parts: string[], original: string): unknown {
@@ -98,7 +99,7 @@ function walk(start: unknown, parts: string[], original: string): unknown {
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i] as string
     if (isUnknown(cur)) return cur
-    if (!has(cur, part)) throw missing(part, i, parts, original, cur)
+    if (!has(cur, part)) throw missing(part, i, parts, original, [cur])
     cur = (cur as Record<string, unknown>)[part]
   }
   return cur

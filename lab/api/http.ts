@@ -3,7 +3,7 @@
  * envelope of the service that raises them (Keystone, Nova, Neutron, Glance).
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import type { AuthContext } from './tokens.ts'
+import type { AuthContext } from './keystone/tokens.ts'
 
 /** One parsed request, as a route handler sees it. */
 export interface Ctx {

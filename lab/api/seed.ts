@@ -10,12 +10,12 @@ import { stringify } from 'yaml'
 import { IMAGE_RECIPES } from '../images/recipe.ts'
 import type { Cloud } from './cloud.ts'
 import { hexId, isoSeconds, secret, uuid } from './ids.ts'
-import { ensureDefaultSecurityGroup, newRule, newStandard } from './neutron-common.ts'
-import { addInterface, setGateway } from './neutron-l3.ts'
+import { ensureDefaultSecurityGroup, newRule, newStandard } from './neutron/common.ts'
+import { addInterface, setGateway } from './neutron/l3.ts'
 import { labPaths } from './paths.ts'
 import { writeFileAtomic } from './store.ts'
-import type { AuthContext } from './tokens.ts'
-import { hashSecret } from './tokens.ts'
+import type { AuthContext } from './keystone/tokens.ts'
+import { hashSecret } from './keystone/tokens.ts'
 import type {
   FlavorRec,
   ImageRec,

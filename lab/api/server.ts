@@ -8,8 +8,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Cloud, errorText } from './cloud.ts'
 import type { CloudOptions } from './cloud.ts'
-import { restoreServers } from './compute.ts'
-import { glancePublicRoutes, glanceRoutes } from './glance.ts'
+import { restoreServers } from './nova/compute.ts'
+import { glancePublicRoutes, glanceRoutes } from './glance/routes.ts'
 import {
   ApiError,
   glanceError,
@@ -20,11 +20,11 @@ import {
 } from './http.ts'
 import type { Ctx, Reply, Route } from './http.ts'
 import { uuid } from './ids.ts'
-import { keystoneRoutes } from './keystone.ts'
-import { neutronPublicRoutes, neutronRoutes } from './neutron.ts'
-import { novaHeaders, novaPublicRoutes, novaRoutes } from './nova.ts'
-import { novaRelease } from './nova-versions.ts'
-import { OPTIONAL_EXTENSIONS } from './neutron-extensions.ts'
+import { keystoneRoutes } from './keystone/routes.ts'
+import { neutronPublicRoutes, neutronRoutes } from './neutron/routes.ts'
+import { novaHeaders, novaPublicRoutes, novaRoutes } from './nova/routes.ts'
+import { novaRelease } from './nova/versions.ts'
+import { OPTIONAL_EXTENSIONS } from './neutron/extensions.ts'
 import { seedCloud, writeCloudsYaml } from './seed.ts'
 
 /** How to start the API. */

@@ -1,5 +1,5 @@
 import type { LabPort, NetworkSnapshot } from '../driver.ts'
-import { protocolNumber } from './protocols.ts'
+import { protocolNumber } from './neutron/protocols.ts'
 import type { LabState, PortRec } from './types.ts'
 
 /** The tenant subnet the lab's hosts implement; other networks exist only in the API. */

@@ -5,7 +5,8 @@
  * project network `mynetwork`/`mysubnet` and the `ssh` security group. Idempotent: it finds before
  * it creates. Writes STATE/target.json.
  *
- * Usage: node --import tsx lab/conformance/provision-real.ts identity|network STATE
+ * Usage: node --import tsx lab/conformance/provision-real.ts identity|network|nova-identity|nova-resources STATE
+ * (the nova phases for setup-real-nova.sh: Nova, Placement and Glance in Keystone; a flavor and an image)
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -337,9 +338,131 @@ async function network(): Promise<void> {
   )
 }
 
+const NOVA = 'http://127.0.0.1:18774/v2.1'
+const PLACEMENT = 'http://127.0.0.1:18778'
+const GLANCE = 'http://127.0.0.1:19292'
+/** The Nova layer's service users (setup-real-nova.sh writes the same passwords into its configs). */
+const NOVA_SERVICES = [
+  { user: 'nova', type: 'compute', url: NOVA },
+  { user: 'placement', type: 'placement', url: PLACEMENT },
+  { user: 'glance', type: 'image', url: GLANCE },
+] as const
+
+/** Finds a role by name or makes it. */
+async function ensureRole(tok: string, name: string): Promise<string> {
+  return ensureKeystone(tok, 'roles', `name=${name}`, { role: { name } })
+}
+
+/**
+ * Nova, Placement and Glance in Keystone: their users with `admin` on project `service`, their
+ * catalog entries, and the `service` role (Zed's nova-api sends its own token as X-Service-Token
+ * with every call to Neutron; Zed's bootstrap makes no such role) given to every service user.
+ */
+async function novaIdentity(): Promise<void> {
+  const admin = await token('admin', ADMIN_PASSWORD, 'admin')
+  const serviceProject = await ensureKeystone(admin, 'projects', 'name=service', {
+    project: { name: 'service', domain_id: 'default' },
+  })
+  const adminRole = await roleId(admin, 'admin')
+  const serviceRole = await ensureRole(admin, 'service')
+  const grant = async (user: string, role: string) =>
+    must(
+      await send({
+        method: 'PUT',
+        url: `${KEYSTONE}/projects/${serviceProject}/users/${user}/roles/${role}`,
+        token: admin,
+      }),
+      'grant',
+    )
+  for (const s of NOVA_SERVICES) {
+    const user = await ensureKeystone(admin, 'users', `name=${s.user}`, {
+      user: { name: s.user, domain_id: 'default', password: `conformance-${s.user}` },
+    })
+    await grant(user, adminRole)
+    await grant(user, serviceRole)
+    const service = await ensureKeystone(admin, 'services', `type=${s.type}`, {
+      service: { type: s.type, name: s.user },
+    })
+    for (const iface of ['public', 'internal', 'admin'])
+      await ensureKeystone(admin, 'endpoints', `service_id=${service}&interface=${iface}`, {
+        endpoint: { service_id: service, interface: iface, url: s.url, region_id: 'RegionOne' },
+      })
+  }
+  const neutron = await ensureKeystone(admin, 'users', 'name=neutron', {
+    user: { name: 'neutron', domain_id: 'default', password: NEUTRON_PASSWORD },
+  })
+  await grant(neutron, serviceRole)
+  console.log('nova identity ready')
+}
+
+/** The flavor and image the module tests boot: m1.small and a 4 KiB raw `cirros-fake`. */
+async function novaResources(): Promise<void> {
+  const admin = await token('admin', ADMIN_PASSWORD, 'admin')
+  const flavors = arr(
+    obj(must(await send({ method: 'GET', url: `${NOVA}/flavors`, token: admin }), 'flavors').body)[
+      'flavors'
+    ],
+  )
+  if (!flavors.some((f) => str(f, 'name') === 'm1.small'))
+    must(
+      await send({
+        method: 'POST',
+        url: `${NOVA}/flavors`,
+        token: admin,
+        body: { flavor: { name: 'm1.small', vcpus: 1, ram: 2048, disk: 20, id: '2' } },
+      }),
+      'create flavor',
+    )
+  const images = arr(
+    obj(
+      must(
+        await send({ method: 'GET', url: `${GLANCE}/v2/images?name=cirros-fake`, token: admin }),
+        'images',
+      ).body,
+    )['images'],
+  )
+  let image = images[0]
+  if (image === undefined) {
+    image = obj(
+      must(
+        await send({
+          method: 'POST',
+          url: `${GLANCE}/v2/images`,
+          token: admin,
+          body: {
+            name: 'cirros-fake',
+            disk_format: 'raw',
+            container_format: 'bare',
+            visibility: 'public',
+          },
+        }),
+        'create image',
+      ).body,
+    )
+  }
+  const id = str(image, 'id') ?? ''
+  if (str(image, 'status') !== 'active') {
+    // raw, so that no format check can refuse it; the FakeDriver never reads it
+    const res = await fetch(`${GLANCE}/v2/images/${id}/file`, {
+      method: 'PUT',
+      headers: { 'X-Auth-Token': admin, 'Content-Type': 'application/octet-stream' },
+      body: Buffer.alloc(4096),
+    })
+    if (res.status >= 300) throw new Error(`upload image: HTTP ${res.status} ${await res.text()}`)
+  }
+  console.log(`nova resources ready: flavor m1.small, image cirros-fake ${id}`)
+}
+
+const PHASES: Record<string, (state: string) => Promise<void>> = {
+  identity,
+  network: () => network(),
+  'nova-identity': () => novaIdentity(),
+  'nova-resources': () => novaResources(),
+}
 const [phase, state] = process.argv.slice(2)
-if (state === undefined || (phase !== 'identity' && phase !== 'network')) {
-  console.error('usage: provision-real.ts identity|network STATE')
+const run = phase === undefined ? undefined : PHASES[phase]
+if (state === undefined || run === undefined) {
+  console.error(`usage: provision-real.ts ${Object.keys(PHASES).join('|')} STATE`)
   process.exit(2)
 }
-await (phase === 'identity' ? identity(state) : network())
+await run(state)

@@ -221,13 +221,14 @@ driver = noop
 [agent]
 report_interval = 0
 EOF
-  # ML2 without mechanism drivers for agents: ports stay DOWN (binding fails), which is all the
-  # API needs. flat for the external network, vxlan for project networks (no agent carries it).
+  # ML2 with the openvswitch mechanism driver but no agent: ports stay DOWN, which is all the
+  # API needs; a port is bound only to a host with a live agent (setup-real-nova.sh registers a
+  # stand-in row for its compute host). flat for the external network, vxlan for project networks.
   cat >"$STATE/etc/neutron/ml2_conf.ini" <<EOF
 [ml2]
 type_drivers = flat,vxlan
 tenant_network_types = vxlan
-mechanism_drivers =
+mechanism_drivers = openvswitch
 extension_drivers = port_security
 [ml2_type_flat]
 flat_networks = public

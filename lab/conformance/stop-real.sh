@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stop everything setup-real.sh started: neutron-server (and its workers), keystone's uwsgi, and
-# the private PostgreSQL cluster. Data stays in $STATE, so the next setup-real.sh starts fast.
+# Stop everything setup-real.sh and setup-real-nova.sh started: the Nova layer (nova-api, -compute,
+# -scheduler, -conductor, glance-api, placement's uwsgi, RabbitMQ and its epmd), neutron-server (and
+# its workers), keystone's uwsgi, and the private PostgreSQL cluster. Data stays in $STATE, so the next setup-real.sh starts fast.
 # Exits non-zero if one of those processes is still running afterwards.
 # Env: RUNBOOK_CONFORMANCE_DIR (default /var/lib/runbook-conformance).
 set -uo pipefail
@@ -26,6 +27,10 @@ stop_group() {
   rm -f "$pidfile"
 }
 
+# The Nova layer (setup-real-nova.sh) first: its daemons call Keystone and Neutron while stopping.
+for name in nova-api nova-compute nova-scheduler nova-conductor glance-api placement rabbit epmd; do
+  stop_group "$name" "$STATE/run/$name.pid"
+done
 stop_group neutron-server "$STATE/run/neutron.pid"
 stop_group keystone "$STATE/run/keystone.pid"
 
@@ -40,7 +45,7 @@ fi
 # The patterns are anchored on the programs setup-real.sh starts, so a shell whose command line
 # merely mentions the state dir is never matched.
 st=$(printf '%s' "$STATE" | sed 's/[][\.^$*+?(){}|]/\\&/g')
-ours="^(/usr/bin/python3 -c .* $st/etc/|neutron-server: .* $st/etc/|uwsgi .*--logto $st/log/|/usr/lib/postgresql/[0-9]+/bin/postgres -D $st/pg)"
+ours="^(/usr/bin/python3 -c .* $st/etc/|neutron-server: .* $st/etc/|(nova|glance)-[a-z]+: .* $st/etc/|uwsgi .*--logto $st/log/|/usr/lib/postgresql/[0-9]+/bin/postgres -D $st/pg|/usr/lib/erlang/erts-[^ ]*/bin/beam.smp .*$st/|epmd -address 127.0.0.1 -port 14369)"
 left=$(pgrep -f -- "$ours" || true)
 if [[ -n $left ]]; then
   log "stopping leftovers: $(echo $left)"

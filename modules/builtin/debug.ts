@@ -9,7 +9,9 @@ const params = z
     msg: z.unknown().optional().describe('What to print (rendered)'),
     var: z.string().optional().describe('Name or expression of a variable to print'),
   })
-  .refine((p) => p.msg !== undefined || p.var !== undefined, { message: 'give msg or var' })
+  .refine((p) => (p.msg !== undefined) !== (p.var !== undefined), {
+    message: 'give msg or var (one of them, not both)',
+  })
 
 /** Prints a message or a variable. */
 export const debug = defineModule({

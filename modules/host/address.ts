@@ -4,7 +4,7 @@
  * configuration: a netplan file where netplan is in use, else an ifupdown stanza.
  */
 import { z } from 'zod'
-import { addressMaybeCidr } from '../../engine/values.ts'
+import { addressMaybeCidr, interfaceName } from '../../engine/values.ts'
 import { quote } from '../../engine/connection/shell.ts'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
@@ -15,7 +15,7 @@ const params = z.strictObject({
   address: addressMaybeCidr.describe(
     'The address with its prefix (`192.0.2.254/32`); without a prefix, /32 (IPv4) or /128 (IPv6)',
   ),
-  interface: z.string().min(1).max(15).describe('Interface name (`lo`, `eth0`)'),
+  interface: interfaceName.describe('Interface name (`lo`, `eth0`)'),
   state: z
     .enum(['present', 'absent'])
     .default('present')

@@ -4,13 +4,14 @@
  * `run` change, apply fails the task if it still does not hold.
  */
 import { z } from 'zod'
+import { hostAddress } from '../../engine/values.ts'
 import { quote } from '../../engine/connection/shell.ts'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import { run, tail } from './lib/remote.ts'
 
 const params = z.strictObject({
-  address: z.string().min(1).describe('Address (or name) to ping from the host'),
+  address: hostAddress.describe('Address (or name) to ping from the host'),
   count: z.number().int().min(1).max(100).default(3).describe('Echo requests to send'),
   timeout: z.number().positive().default(5).describe('Seconds the whole check may take (ping -w)'),
   interval: z.number().min(0.2).default(0.2).describe('Seconds between requests'),

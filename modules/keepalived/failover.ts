@@ -8,6 +8,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { z } from 'zod'
+import { addressMaybeCidr } from '../../engine/values.ts'
 import { quote } from '../../engine/connection/shell.ts'
 import type { Connection } from '../../engine/connection/types.ts'
 import { RunbookError } from '../../engine/errors.ts'
@@ -43,7 +44,7 @@ const ifname = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'an interface name')
 
 const params = z
   .strictObject({
-    vip: z.string().min(1).describe('The virtual IP (`192.0.2.254` or `192.0.2.254/24`)'),
+    vip: addressMaybeCidr.describe('The virtual IP (`192.0.2.254` or `192.0.2.254/24`)'),
     master: z
       .string()
       .min(1)

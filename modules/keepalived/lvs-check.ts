@@ -7,6 +7,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { z } from 'zod'
+import { ipAddress } from '../../engine/values.ts'
 import type { Connection } from '../../engine/connection/types.ts'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
@@ -19,7 +20,7 @@ import { ipvsadmScript, parseIpvsadm, type IpvsReal } from './lib/ipvs.ts'
 import { execOn, probeHolders, requireHosts, vipAddress } from './lib/vip.ts'
 
 const params = z.strictObject({
-  vip: z.string().min(1).describe('The virtual server’s address (the VIP)'),
+  vip: ipAddress.describe('The virtual server’s address (the VIP)'),
   port: z.number().int().min(1).max(65535).default(80).describe('The virtual server’s port'),
   path: z.string().startsWith('/').default('/').describe('URL path the client fetches'),
   client_address: z

@@ -4,12 +4,13 @@
  * can `register` it and `assert` on it, and a plan shows it too.
  */
 import { z } from 'zod'
+import { addressMaybeCidr } from '../../engine/values.ts'
 import { defineModule } from '../../engine/module.ts'
 import { unknown } from '../../engine/vars/unknown.ts'
 import { probeHolders, vipAddress, type HolderProbe } from './lib/vip.ts'
 
 const params = z.strictObject({
-  vip: z.string().min(1).describe('The virtual IP (`192.0.2.254` or `192.0.2.254/24`)'),
+  vip: addressMaybeCidr.describe('The virtual IP (`192.0.2.254` or `192.0.2.254/24`)'),
   nodes: z
     .array(z.string().min(1))
     .min(1)

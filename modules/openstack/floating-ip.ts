@@ -5,6 +5,7 @@
  * that is free again is associated rather than a new one allocated.
  */
 import { z } from 'zod'
+import { ipAddress } from '../../engine/values.ts'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
@@ -36,7 +37,7 @@ const params = z
     server: later(z.string().min(1))
       .optional()
       .describe('Or a server name or id: its port (the one with `fixed_ip`, else its first)'),
-    fixed_ip: later(z.string().min(1))
+    fixed_ip: later(ipAddress)
       .optional()
       .describe('Which fixed IP of the port (default: its first)'),
     description: z.string().optional().describe('Description of a new floating IP'),

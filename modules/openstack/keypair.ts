@@ -11,6 +11,7 @@ import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
+import { sshPublicKey } from '../../engine/values.ts'
 import { unknown, UnknownValueError } from '../../engine/vars/unknown.ts'
 import type { Keypair } from './client/nova.ts'
 import { apiFor, apiForRecord } from './lib/cloud.ts'
@@ -28,7 +29,7 @@ import { adoptParam, cloudParam, stateParam, printable } from './lib/params.ts'
 const params = z
   .strictObject({
     name: z.string().min(1).describe('Keypair name'),
-    public_key: z.string().min(1).optional().describe('The public key, one OpenSSH line'),
+    public_key: sshPublicKey.optional().describe('The public key, one OpenSSH line'),
     public_key_file: z
       .string()
       .min(1)

@@ -6,6 +6,7 @@
  * apply during a plan; no match when applying is an error.
  */
 import { z } from 'zod'
+import { ipAddress } from '../../engine/values.ts'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule } from '../../engine/module.ts'
 import { unknown } from '../../engine/vars/unknown.ts'
@@ -15,7 +16,7 @@ import { cloudParam, known, later } from './lib/params.ts'
 
 const params = z.strictObject({
   server: later(z.string().min(1)).describe('Server name or id (`--server`)'),
-  fixed_ip: later(z.string().min(1))
+  fixed_ip: later(ipAddress)
     .optional()
     .describe('Fixed IP address of the port (`--fixed-ip ip-address=`)'),
   cloud: cloudParam,

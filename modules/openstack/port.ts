@@ -8,6 +8,7 @@ import { RunbookError } from '../../engine/errors.ts'
 import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
 import { containsUnknown, unknown, type Unknown } from '../../engine/vars/unknown.ts'
+import { addressMaybeCidr, ipAddress, macAddress } from '../../engine/values.ts'
 import type { Port } from './client/neutron.ts'
 import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
 import {
@@ -34,21 +35,17 @@ import {
 const fixedIp = z
   .strictObject({
     subnet: later(z.string().min(1)).optional().describe('Subnet name or id'),
-    ip_address: later(z.string().min(1))
-      .optional()
-      .describe('The address (default: one Neutron picks)'),
+    ip_address: later(ipAddress).optional().describe('The address (default: one Neutron picks)'),
   })
   .refine((f) => f.subnet !== undefined || f.ip_address !== undefined, {
     message: 'give subnet, ip_address or both',
   })
 
 const pair = z.strictObject({
-  ip_address: later(z.string().min(1)).describe(
+  ip_address: later(addressMaybeCidr).describe(
     'Address or CIDR the port may also send from (the VIP)',
   ),
-  mac_address: later(z.string().min(1))
-    .optional()
-    .describe("MAC address (default: the port's own)"),
+  mac_address: later(macAddress).optional().describe("MAC address (default: the port's own)"),
 })
 
 const params = z

@@ -10,7 +10,7 @@ import { defineModule, type ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
 import { unknown, type Unknown } from '../../engine/vars/unknown.ts'
 import { OpenStackApiError } from './client/errors.ts'
-import { ruleSchema, type Rule, type SecurityGroup } from './client/neutron.ts'
+import type { Rule, SecurityGroup } from './client/neutron.ts'
 import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
 import {
   claim,
@@ -59,28 +59,58 @@ const NAMES: Record<number, string> = Object.fromEntries(
 )
 const PORTED = new Set([6, 17, 33, 132, 136])
 
-const rule = z.strictObject({
-  direction: z
-    .enum(['ingress', 'egress'])
-    .default('ingress')
-    .describe('ingress (default) or egress'),
-  ethertype: z.enum(['IPv4', 'IPv6']).default('IPv4').describe('IPv4 (default) or IPv6'),
-  protocol: protocol
-    .optional()
-    .describe(
-      'tcp, udp, icmp, vrrp, ... or a number (VRRP is 112); omitted or `any`: every protocol',
-    ),
-  port: portRange.optional().describe('Port or range `8000-8080` (tcp, udp, sctp)'),
-  icmp_type: z.number().int().min(0).max(255).optional().describe('ICMP type'),
-  icmp_code: z.number().int().min(0).max(255).optional().describe('ICMP code (with icmp_type)'),
-  remote_ip_prefix: cidr.optional().describe('Source (ingress) or destination (egress) CIDR'),
-  remote_group: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('Or a security group name or id; `self` is this group'),
-  description: z.string().optional().describe('Description of a new rule'),
-})
+const rule = z
+  .strictObject({
+    direction: z
+      .enum(['ingress', 'egress'])
+      .default('ingress')
+      .describe('ingress (default) or egress'),
+    ethertype: z.enum(['IPv4', 'IPv6']).default('IPv4').describe('IPv4 (default) or IPv6'),
+    protocol: protocol
+      .optional()
+      .describe(
+        'tcp, udp, icmp, vrrp, ... or a number (VRRP is 112); omitted or `any`: every protocol',
+      ),
+    port: portRange.optional().describe('Port or range `8000-8080` (tcp, udp, sctp)'),
+    icmp_type: z.number().int().min(0).max(255).optional().describe('ICMP type'),
+    icmp_code: z.number().int().min(0).max(255).optional().describe('ICMP code (with icmp_type)'),
+    remote_ip_prefix: cidr.optional().describe('Source (ingress) or destination (egress) CIDR'),
+    remote_group: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Or a security group name or id; `self` is this group'),
+    description: z.string().optional().describe('Description of a new rule'),
+  })
+  .superRefine((r, ctx) => {
+    let proto: number | undefined
+    try {
+      const n = protocolNumber(r.protocol)
+      proto = n === null ? undefined : Number(n)
+    } catch {
+      proto = undefined // an unknown protocol is reported by its own check
+    }
+    const bad = (path: string, message: string): void => {
+      ctx.addIssue({ code: 'custom', path: [path], message })
+    }
+    if (r.port !== undefined && proto !== undefined && !PORTED.has(proto))
+      bad('port', `a port applies to tcp, udp, sctp, dccp and udplite, not to ${r.protocol}`)
+    if ((r.icmp_type !== undefined || r.icmp_code !== undefined) && proto !== 1 && proto !== 58)
+      bad(
+        r.icmp_type !== undefined ? 'icmp_type' : 'icmp_code',
+        `icmp_type and icmp_code apply to icmp only, not to ${r.protocol ?? 'any protocol'}`,
+      )
+    if (r.icmp_code !== undefined && r.icmp_type === undefined)
+      bad('icmp_code', 'icmp_code needs icmp_type')
+    if (r.remote_ip_prefix !== undefined && r.remote_group !== undefined)
+      bad('remote_group', 'give remote_ip_prefix or remote_group, not both')
+    const family = r.remote_ip_prefix?.includes(':') ? 'IPv6' : 'IPv4'
+    if (r.remote_ip_prefix !== undefined && r.ethertype !== undefined && family !== r.ethertype)
+      bad(
+        'remote_ip_prefix',
+        `${r.remote_ip_prefix} is an ${family} network, but the rule's ethertype is ${r.ethertype}`,
+      )
+  })
 
 const params = z.strictObject({
   name: z.string().min(1).describe('Security group name'),
@@ -372,12 +402,7 @@ export function neutronProtocol(num: string): string {
 }
 
 async function putDescription(api: Api, id: string, description: string): Promise<void> {
-  await api.client.put(
-    'network',
-    `/security-groups/${id}`,
-    { security_group: { description } },
-    z.unknown(),
-  )
+  await api.neutron.updateSecurityGroup(id, { description })
 }
 
 async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> {
@@ -397,13 +422,7 @@ async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> 
   try {
     // A rule is its own identity: Neutron refuses a duplicate with 409, so a repeat is harmless.
     await api.client.createResolved(
-      () =>
-        api.client.post(
-          'network',
-          '/security-group-rules',
-          { security_group_rule: body },
-          z.object({ security_group_rule: ruleSchema }),
-        ),
+      () => api.neutron.createSecurityGroupRule(body),
       async () => undefined,
     )
   } catch (e) {
@@ -456,16 +475,8 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
         type: 'security_group',
         name: p.name,
         data: await recordData(ctx, api),
-        id: (g: SecurityGroup) => g.id,
-        post: async () =>
-          (
-            await api.client.post(
-              'network',
-              '/security-groups',
-              { security_group: body },
-              z.object({ security_group: z.object({ id: z.string() }) }),
-            )
-          ).security_group as SecurityGroup,
+        id: (g: { id: string }) => g.id,
+        post: () => api.neutron.createSecurityGroup(body),
         lookup: async () =>
           (await api.neutron.securityGroups({ name: p.name })).find((g) => isMarked(g, owner.tag)),
       })
@@ -486,7 +497,7 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
     if (group === undefined)
       throw new RunbookError('E_API', `security group ${p.name}: Neutron does not show it`)
     const d = ruleDiff(p, s, group)
-    for (const r of d.remove) await api.client.delete('network', `/security-group-rules/${r.id}`)
+    for (const r of d.remove) await api.neutron.deleteSecurityGroupRule(r.id)
     for (const r of d.add) await addRule(api, group.id, r)
     const now = await gatherGroup(ctx, p, api)
     const left = planSecurityGroup(p, { ...now, how: now.how ?? 'journal' })

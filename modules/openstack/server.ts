@@ -5,12 +5,18 @@
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
+import { ipAddress } from '../../engine/values.ts'
 import {
   parseConsoleFingerprints,
   type PinnedHostKey,
 } from '../../engine/connection/console-keys.ts'
 import { RunbookError } from '../../engine/errors.ts'
-import { defineModule, type ModuleContext } from '../../engine/module.ts'
+import {
+  defineModule,
+  type ModuleContext,
+  type UnreachableHost,
+  type UnreachableReason,
+} from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
 import { containsUnknown, unknown } from '../../engine/vars/unknown.ts'
 import type { Port } from './client/neutron.ts'
@@ -19,6 +25,7 @@ import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
 import {
   claim,
   createOwned,
+  isPending,
   ownerOf,
   recordData,
   recordTarget,
@@ -46,7 +53,7 @@ const params = z
     port: oneOrMany
       .optional()
       .describe('Existing port name(s) or id(s) to use (e.g. made with openstack.port)'),
-    fixed_ip: later(z.string().min(1)).optional().describe('Fixed IP on the (first) network'),
+    fixed_ip: later(ipAddress).optional().describe('Fixed IP on the (first) network'),
     security_groups: z
       .array(later(z.string().min(1)))
       .optional()
@@ -61,7 +68,7 @@ const params = z
       .enum(['present', 'running', 'stopped', 'absent'])
       .default('present')
       .describe(
-        'present: exists (started when created); running / stopped: also in that power state; absent: deleted',
+        'present / running: exists and ACTIVE (a SHUTOFF, SUSPENDED, PAUSED or SHELVED server is started); stopped: exists and SHUTOFF; absent: deleted',
       ),
     host_keys: z
       .boolean()
@@ -263,14 +270,47 @@ export function planServer(p: ServerParams, s: ServerState): Change[] {
     before['security_groups'] = [...new Set(made.flatMap((x) => x.security_groups))]
     after['security_groups'] = s.want.security_groups
   }
-  const wantStatus =
-    p.state === 'running' ? 'ACTIVE' : p.state === 'stopped' ? 'SHUTOFF' : undefined
-  if (wantStatus !== undefined && server.status !== wantStatus) {
+  const power = powerChange(p, server.status)
+  if (power !== undefined) {
     before['status'] = server.status
-    after['status'] = wantStatus
+    after['status'] = power.to
   }
   if (Object.keys(after).length === 0) return []
-  return [{ action: 'update', target: `${target} (${server.id})`, before, after }]
+  return [
+    {
+      action: 'update',
+      target: `${target} (${server.id})`,
+      before,
+      after,
+      ...(power === undefined ? {} : { note: `${power.verb} (${server.status} -> ${power.to})` }),
+    },
+  ]
+}
+
+/**
+ * The Nova action that brings a server from each status out of which one action leads to ACTIVE
+ * (a status not listed is on its way somewhere, BUILD or REBOOT, and is left to finish).
+ */
+export const START_ACTIONS: Readonly<Record<string, { verb: string; action: string }>> = {
+  SHUTOFF: { verb: 'start', action: 'os-start' },
+  SUSPENDED: { verb: 'resume', action: 'resume' },
+  PAUSED: { verb: 'unpause', action: 'unpause' },
+  SHELVED: { verb: 'unshelve', action: 'unshelve' },
+  SHELVED_OFFLOADED: { verb: 'unshelve', action: 'unshelve' },
+}
+
+/** Statuses Nova's `os-stop` accepts (ERROR aside: such a server is replaced). */
+const STOPPABLE = new Set(['ACTIVE', 'PAUSED', 'SUSPENDED', 'RESCUED'])
+
+/** The power change `p` asks of a server in `status`: present and running mean ACTIVE. */
+function powerChange(
+  p: ServerParams,
+  status: string,
+): { verb: string; to: 'ACTIVE' | 'SHUTOFF' } | undefined {
+  if (p.state === 'stopped')
+    return STOPPABLE.has(status) ? { verb: 'stop', to: 'SHUTOFF' } : undefined
+  const start = START_ACTIONS[status]
+  return start === undefined ? undefined : { verb: start.verb, to: 'ACTIVE' }
 }
 
 /** What `register` gets: id, status, the primary fixed IP, addresses, ports, host keys. */
@@ -393,14 +433,21 @@ async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Prom
     },
     await api.nova.serversNamed(p.name),
   )
-  const server = await withFlavorName(api, c?.resource)
+  let server = await withFlavorName(api, c?.resource)
   const record =
     server === undefined ? undefined : ctx.journal.find('openstack.server', 'server', server.id)[0]
   const sha = record?.data?.['user_data_sha256']
   if (c !== undefined) await takeOver(ctx, api, 'server', p.name, c.resource.id, c.how)
-  // A run that died between the create and the tagging (below 2.52): finish it.
-  if (server !== undefined && c?.how !== 'adopt' && !ctx.check)
-    await tagServer(api, server, owner.tag)
+  // A run that died between the create and the tagging (below 2.52): finish it, once the server
+  // has left BUILD as that run would have waited for (Nova tags no building instance: 409).
+  if (server !== undefined && c?.how !== 'adopt' && !ctx.check) {
+    if (server.status === 'BUILD')
+      server = await withFlavorName(
+        api,
+        await waitStatus(ctx, api, server.id, p.name, 'ACTIVE', p.timeout),
+      )
+    if (server !== undefined) await tagServer(api, server, owner.tag)
+  }
   return {
     server,
     how: c?.how,
@@ -580,6 +627,44 @@ async function tagServer(api: Api, server: Server, tag: string): Promise<void> {
 }
 
 /**
+ * Why `host` cannot be reached, if it is a server this runbook made (by name, or by one of its
+ * addresses) that is not ACTIVE: "server kld-vm-2 is SHUTOFF", with what to do.
+ */
+async function explainUnreachable(
+  ctx: ModuleContext,
+  host: UnreachableHost,
+): Promise<UnreachableReason | undefined> {
+  const records = ctx.journal.find('openstack.server', 'server').filter((r) => !isPending(r))
+  const named = records.filter((r) => r.name === host.name)
+  const candidates = named.length > 0 ? named : host.address === undefined ? [] : records
+  for (const r of candidates.slice(0, 20)) {
+    const api = await apiForRecord(ctx, r)
+    const x = await api.nova.server(r.id)
+    const addresses = Object.values(x?.addresses ?? {}).flatMap((a) => a.map((y) => y.addr))
+    if (named.length === 0 && (x === undefined || !addresses.includes(host.address ?? ''))) continue
+    if (x === undefined || x.status === 'DELETED')
+      return {
+        message: `server ${r.name ?? r.id} (${r.id}) is gone from the cloud`,
+        hint: 'apply the play that creates it again',
+        lasting: true,
+      }
+    if (x.status === 'ACTIVE') return undefined
+    const start = START_ACTIONS[x.status]
+    return {
+      message: `server ${x.name} is ${x.status}`,
+      hint:
+        start !== undefined
+          ? `${start.verb} it: apply again (openstack.server with state present or running does), or \`openstack server ${start.verb} ${x.name}\``
+          : x.status === 'ERROR'
+            ? `Nova's fault: ${x.fault?.message ?? 'none given'}; apply again to replace it`
+            : `Nova is still working on it (${x.status}); try again when it is ACTIVE`,
+      lasting: start !== undefined || x.status === 'ERROR',
+    }
+  }
+  return undefined
+}
+
+/**
  * Ensures a Nova server: created on its networks or ports with its security groups and keypair,
  * waited for until ACTIVE (a build that fails reports Nova's fault), its host keys read from the
  * console; security groups and power state change in place, image, flavor, keypair, networks and
@@ -635,10 +720,11 @@ export const server = defineModule<ServerParams, ServerState>({
             await api.neutron.updatePort(x.id, { security_groups: s.want.security_groups })
       }
       if (after['status'] === 'ACTIVE' || after['status'] === 'SHUTOFF') {
-        await api.nova.action(
-          id,
-          after['status'] === 'ACTIVE' ? { 'os-start': null } : { 'os-stop': null },
-        )
+        const action =
+          after['status'] === 'SHUTOFF'
+            ? 'os-stop'
+            : (START_ACTIONS[s.server.status]?.action ?? 'os-start')
+        await api.nova.action(id, { [action]: null })
         await waitStatus(ctx, api, id, p.name, after['status'], p.timeout)
       }
     }
@@ -657,6 +743,7 @@ export const server = defineModule<ServerParams, ServerState>({
     changes.some((c) => c.action === 'create' || c.action === 'replace')
       ? serverOutput(undefined, p)
       : serverOutput(s, p),
+  explainUnreachable,
   async destroy(ctx, r) {
     const api = await apiForRecord(ctx, r)
     const id = await recordTarget(

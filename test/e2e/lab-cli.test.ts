@@ -11,15 +11,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { hostsAvailable } from '../../lab/api/hosts.ts'
 import { labDown, labStatus, labUp } from '../../lab/index.ts'
 import type { LabUpResult } from '../../lab/index.ts'
 import { labLeftovers, makeSshKit, parseConsoleKeys } from './lab-hosts/fixture.ts'
 import type { SshKit } from './lab-hosts/fixture.ts'
 import { assertNoLiveLab } from '../helpers/lab.ts'
 
-const HOSTS =
-  process.env['RUNBOOK_LAB_E2E_HOSTS'] !== '0' && process.getuid?.() === 0 && hostsAvailable()
+const HOSTS = process.env['RUNBOOK_LAB_E2E_HOSTS'] !== '0' && process.getuid?.() === 0
 const VIP = '192.0.2.254'
 
 interface Run {

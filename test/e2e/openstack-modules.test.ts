@@ -33,6 +33,7 @@ vars:
   vip: 192.0.2.254
   prefix: 24
   nodes: [kld-vm-1, kld-vm-2]
+  stop_vm: ""
 plays:
   - name: Reserve the VIP, create the machines, allow the VIP on their ports
     hosts: localhost
@@ -96,6 +97,12 @@ plays:
           via: kld-jumphost-vm
           vars: { private_key: ${keyFile}, pinned_host_keys: "{{item.host_keys}}" }
         loop: "{{vms.results}}"
+  - name: Stop a VM on request (-e stop_vm=NAME), as an operator or a fault would between plays
+    hosts: localhost
+    tasks:
+      - name: Stop it
+        openstack.server: { name: "{{stop_vm}}", state: stopped, host_keys: false }
+        when: stop_vm != ''
   - name: The VMs answer through the jumphost
     hosts: kld
     tasks:
@@ -299,6 +306,33 @@ describe.skipIf(!isRoot)('OpenStack modules through the CLI against the lab', ()
     expect(fix.out).toMatch(/localhost\s+ok=\d+\s+changed=1\s/)
     expect(exec('jump', '--', 'ping', '-c', '2', '-W', '2', '192.0.2.254').code).toBe(0)
   }, 120_000)
+
+  it('a VM stopped mid-run is named as such, not a channel timeout; the next apply starts it (a change), then changes nothing', async () => {
+    const stop = cli(['apply', 'vip.yaml', '-e', 'stop_vm=kld-vm-2'])
+    console.log(`apply that stops kld-vm-2 between plays: ${stop.ms} ms`)
+    expect(stop.code).not.toBe(0)
+    expect(stop.out).toMatch(/kld-vm-2\s+ok=0\s+changed=0\s+failed=0\s+skipped=0\s+unreachable=1/)
+    expect(stop.out).toMatch(/server kld-vm-2 is SHUTOFF/)
+    expect(`${stop.out}${stop.err}`).toMatch(/openstack server start kld-vm-2/)
+    expect(stop.out).toMatch(/kld-vm-1\s+ok=1\s/)
+    // said at once: not after the retries a just-added host gets (60 s)
+    expect(stop.ms).toBeLessThan(45_000)
+    const [vm2] = await api().nova.serversNamed('kld-vm-2')
+    expect(vm2?.status).toBe('SHUTOFF')
+
+    const plan = cli(['plan', 'vip.yaml', '--detailed-exitcode'])
+    expect(plan.code).toBe(2)
+    expect(plan.out).toContain(`~ server kld-vm-2 (${vm2?.id ?? ''})`)
+    expect(plan.out).toContain('start (SHUTOFF -> ACTIVE)')
+    const start = cli(['apply', 'vip.yaml'])
+    expect(start.code).toBe(0)
+    expect(start.out).toMatch(/localhost\s+ok=\d+\s+changed=1\s/)
+    expect(start.out).toMatch(/kld-vm-2\s+ok=1\s+changed=0\s+failed=0/)
+    expect((await api().nova.server(vm2?.id ?? ''))?.status).toBe('ACTIVE')
+    const again = cli(['apply', 'vip.yaml'])
+    expect(again.code).toBe(0)
+    expect(again.out).toMatch(/localhost\s+ok=\d+\s+changed=0\s/)
+  }, 300_000)
 
   it('destroys everything it created (checked through the API); then the fresh cloud plans every resource again', async () => {
     const destroy = cli(['destroy', 'vip.yaml', '--auto-approve'])

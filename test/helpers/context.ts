@@ -1,10 +1,11 @@
 /**
  * A ModuleContext for module tests: a real connection (local by default), plain-object variables,
- * an in-memory journal and inventory.
+ * records and added hosts in memory. Made by the engine's own builder, so a module sees in a test
+ * what it sees in a run.
  */
-import Handlebars from 'handlebars'
 import type { Connection } from '../../engine/connection/types.ts'
 import { LocalConnection } from '../../engine/connection/local.ts'
+import { MemoryRecords, moduleContext } from '../../engine/execute/context.ts'
 import type { HostSpec, ModuleContext, ResourceRecord } from '../../engine/module.ts'
 
 /** Options of a test context. */
@@ -15,6 +16,8 @@ export interface TestContextOptions {
   baseDir?: string
   /** Connections to other hosts, for ctx.connectTo. */
   others?: Record<string, Connection>
+  /** The module its records are written for ('test' unless given). */
+  module?: string
 }
 
 /** A test context and what the module did to it. */
@@ -28,63 +31,30 @@ export interface TestContext extends ModuleContext {
 /** Makes a ModuleContext for tests. */
 export function testContext(opts: TestContextOptions = {}): TestContext {
   const conn = opts.conn ?? new LocalConnection('localhost')
-  const vars = opts.vars ?? {}
-  const shared = new Map<string, unknown>()
-  const records: ResourceRecord[] = []
+  const store = new MemoryRecords()
   const addedHosts: HostSpec[] = []
   const secrets: string[] = []
   const messages: string[] = []
-  return {
+  const ctx = moduleContext({
     host: conn.host,
+    module: opts.module ?? 'test',
+    task: 'test',
+    vars: opts.vars ?? {},
+    baseDir: opts.baseDir ?? process.cwd(),
+    check: opts.check ?? false,
+    become: undefined,
     conn: async () => conn,
     connectTo: async (host) => {
       const c = opts.others?.[host]
       if (!c) throw new Error(`no connection to ${host} in this test context`)
       return c
     },
-    become: undefined,
-    vars,
-    baseDir: opts.baseDir ?? process.cwd(),
-    check: opts.check ?? false,
-    render: (t, extra) =>
-      Handlebars.compile(t, { noEscape: true, strict: true })({ ...vars, ...extra }),
-    evaluate: (e) => {
-      throw new Error(`evaluate is not available in this test context: ${e}`)
-    },
+    records: store,
+    inventory: { addHost: (spec) => addedHosts.push(spec), hostVars: () => undefined },
     cache: new Map(),
-    shared: <T>(key: string, create: () => T): T => {
-      if (!shared.has(key)) shared.set(key, create())
-      return shared.get(key) as T
-    },
-    journal: {
-      find: (module, type, id) =>
-        records.filter(
-          (r) => r.module === module && r.type === type && (id === undefined || r.id === id),
-        ),
-      record: async (r) => {
-        records.push({
-          ...r,
-          module: 'test',
-          host: conn.host,
-          task: 'test',
-          createdAt: new Date().toISOString(),
-        })
-      },
-      forget: async (type, id) => {
-        const i = records.findIndex((r) => r.type === type && r.id === id)
-        if (i >= 0) records.splice(i, 1)
-      },
-    },
-    inventory: {
-      addHost: (spec) => addedHosts.push(spec),
-      hostVars: () => undefined,
-    },
+    shared: new Map(),
     progress: (m) => messages.push(m),
     secret: (v) => secrets.push(v),
-    signal: new AbortController().signal,
-    records,
-    addedHosts,
-    secrets,
-    messages,
-  }
+  })
+  return { ...ctx, records: store.records, addedHosts, secrets, messages }
 }

@@ -65,6 +65,7 @@ export async function runYaml(
     tags: o.tags,
     limit: o.limit,
     forceHandlers: o.forceHandlers,
+    env: o.env ?? {},
   })
   return { result, events, dir, file }
 }

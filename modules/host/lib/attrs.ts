@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { quote } from '../../../engine/connection/shell.ts'
+import { accountName } from '../../../engine/values.ts'
 
 /**
  * A file mode as chmod reads it: `'0644'`, `'644'`, or a number whose digits are the octal mode
@@ -26,16 +27,10 @@ export const modeParam = z
 /** owner/group/mode parameters, as zod fields. */
 export const attrParams = {
   mode: modeParam.optional(),
-  owner: z
-    .string()
-    .min(1)
+  owner: accountName
     .optional()
     .describe('User that owns the file (name or uid); unchanged when absent'),
-  group: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('Group of the file (name or gid); unchanged when absent'),
+  group: accountName.optional().describe('Group of the file (name or gid); unchanged when absent'),
 }
 
 /** The attributes a task asks for. */

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
-import { absolutePath } from '../../../engine/values.ts'
+import { filePath } from '../../../engine/values.ts'
 import { quote } from '../../../engine/connection/shell.ts'
 import { RunbookError } from '../../../engine/errors.ts'
 import type { ApplyResult, ModuleContext, ResourceRecord } from '../../../engine/module.ts'
@@ -28,7 +28,7 @@ export const DIFF_LIMIT = 256 * 1024
 
 /** Parameters common to copy and template. */
 export const contentFileParams = {
-  dest: absolutePath.describe('Absolute path of the file on the host'),
+  dest: filePath.describe('Absolute path of the file on the host'),
   ...attrParams,
   backup: z
     .boolean()

@@ -205,7 +205,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /**
  * A client for one cloud.
  * @example
- * const c = new OpenStackClient(resolveCloud({ cloud: 'lab' }), { secret: ctx.secret })
+ * const c = new OpenStackClient(resolveCloud({ cloud: 'lab', env: ctx.env }), { secret: ctx.secret })
  * const ports = await c.list('network', '/ports', 'ports', { query: { name: 'kld-vip' } })
  */
 export class OpenStackClient {

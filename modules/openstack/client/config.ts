@@ -59,13 +59,17 @@ export interface CloudConfig {
 export interface ResolveOptions {
   /** A cloud name in clouds.yaml, or a mapping in the clouds.yaml shape (one cloud). */
   cloud?: string | Record<string, unknown> | undefined
-  env?: NodeJS.ProcessEnv
+  /** The run's environment (OS_CLOUD, OS_CLIENT_CONFIG_FILE, OS_*): always passed in. */
+  env: Env
   /** Directory for ./clouds.yaml (default: the process's). */
   cwd?: string
   home?: string
 }
 
 type Raw = Record<string, unknown>
+
+/** Environment variables, as a run passes them. */
+export type Env = Readonly<Record<string, string | undefined>>
 
 const AUTH_KEYS = [
   'auth_url',
@@ -128,7 +132,7 @@ function deepMerge(base: Raw, over: Raw): Raw {
 }
 
 /** The cloud the OS_* variables describe (only the keys that are set). */
-export function cloudFromEnv(env: NodeJS.ProcessEnv): Raw {
+export function cloudFromEnv(env: Env): Raw {
   const auth: Raw = {}
   const top: Raw = {}
   for (const [name, key] of ENV_KEYS)
@@ -142,7 +146,7 @@ export function cloudFromEnv(env: NodeJS.ProcessEnv): Raw {
 /** The clouds.yaml (or secure.yaml) files the CLI would consider, in order. */
 export function configFiles(
   kind: 'clouds' | 'secure',
-  o: { env: NodeJS.ProcessEnv; cwd: string; home: string },
+  o: { env: Env; cwd: string; home: string },
 ): string[] {
   const explicit =
     kind === 'clouds' ? o.env['OS_CLIENT_CONFIG_FILE'] : o.env['OS_CLIENT_SECURE_FILE']
@@ -307,10 +311,10 @@ export function cloudConfig(name: string, source: string, raw: Raw): CloudConfig
 /**
  * Resolves the cloud to use: a mapping as given; else the named cloud (or OS_CLOUD) from the first
  * clouds.yaml found, secure.yaml merged in, OS_* variables over it; else OS_* variables alone.
- * @example const cloud = resolveCloud({ cloud: 'lab' })
+ * @example const cloud = resolveCloud({ cloud: 'lab', env: ctx.env })
  */
-export function resolveCloud(o: ResolveOptions = {}): CloudConfig {
-  const env = o.env ?? process.env
+export function resolveCloud(o: ResolveOptions): CloudConfig {
+  const env = o.env
   if (isObject(o.cloud)) return cloudConfig('inline', 'inline', o.cloud)
   const fromEnv = cloudFromEnv(env)
   const name =

@@ -28,7 +28,7 @@ function user(a: AuthSettings): Record<string, unknown> {
 
 /**
  * The body of `POST /v3/auth/tokens` for a cloud.
- * @example authBody(resolveCloud({ cloud: 'lab' }))
+ * @example authBody(resolveCloud({ cloud: 'lab', env: ctx.env }))
  */
 export function authBody(c: CloudConfig): Record<string, unknown> {
   const a = c.auth

@@ -348,6 +348,45 @@ export class Neutron {
     )?.security_group
   }
 
+  /** Creates a security group; Neutron answers with the whole group, of which the id is used. */
+  async createSecurityGroup(body: Record<string, unknown>): Promise<{ id: string }> {
+    return (
+      await this.c.post(
+        'network',
+        '/security-groups',
+        { security_group: body },
+        z.object({ security_group: z.object({ id: z.string() }) }),
+      )
+    ).security_group
+  }
+
+  /** Updates a security group's own attributes (name, description). */
+  async updateSecurityGroup(id: string, body: Record<string, unknown>): Promise<void> {
+    await this.c.put(
+      'network',
+      `/security-groups/${encodeURIComponent(id)}`,
+      { security_group: body },
+      z.unknown(),
+    )
+  }
+
+  /** Adds a rule to a security group. */
+  async createSecurityGroupRule(body: Record<string, unknown>): Promise<Rule> {
+    return (
+      await this.c.post(
+        'network',
+        '/security-group-rules',
+        { security_group_rule: body },
+        z.object({ security_group_rule: ruleSchema }),
+      )
+    ).security_group_rule
+  }
+
+  /** Removes a security group rule; false when it was already gone. */
+  deleteSecurityGroupRule(id: string): Promise<boolean> {
+    return this.c.delete('network', `/security-group-rules/${encodeURIComponent(id)}`)
+  }
+
   /**
    * Security group ids for names or ids, in order, from one listing of the project's groups;
    * undefined for a name not found (the caller decides whether that is an error).

@@ -1,7 +1,8 @@
 /**
  * One API client per cloud per run (ctx.shared), and which cloud a task means: its `cloud`
  * parameter, else the runbook variable `openstack_cloud` (a clouds.yaml name or an inline entry,
- * whose secrets come from secret variables), else OS_CLOUD, else the OS_* variables.
+ * whose secrets come from secret variables), else OS_CLOUD, else the OS_* variables (of the run's
+ * environment, ctx.env).
  */
 import { createHash } from 'node:crypto'
 import path from 'node:path'
@@ -26,8 +27,11 @@ export interface Api {
   cloudName: string | undefined
 }
 
-/** Client options for tests (short backoffs); the CLI leaves the defaults. */
-export const clientDefaults: { options: ClientOptions } = { options: {} }
+/**
+ * The run-wide value (ctx.shared) holding the client's retry options; a run leaves the defaults,
+ * tests set short backoffs in their run's shared values.
+ */
+export const CLIENT_OPTIONS_KEY = 'openstack:client-options'
 
 const isObject = (x: unknown): x is Record<string, unknown> =>
   x !== null && typeof x === 'object' && !Array.isArray(x)
@@ -59,12 +63,10 @@ export function apiFor(ctx: ModuleContext, cloud: string | undefined): Api {
   return ctx.shared(`openstack:api:${key}:${file ?? ''}`, () => {
     const config = resolveCloud({
       cloud: ref,
-      env: file
-        ? { ...process.env, OS_CLIENT_CONFIG_FILE: path.resolve(ctx.baseDir, file) }
-        : process.env,
+      env: file ? { ...ctx.env, OS_CLIENT_CONFIG_FILE: path.resolve(ctx.baseDir, file) } : ctx.env,
     })
     const client = new OpenStackClient(config, {
-      ...clientDefaults.options,
+      ...ctx.shared<ClientOptions>(CLIENT_OPTIONS_KEY, () => ({})),
       secret: (v) => ctx.secret(v),
       signal: ctx.signal,
     })

@@ -152,13 +152,42 @@ describe('private controller files are never shown in a diff', () => {
   })
 })
 
+describe('a templated path known before the run', () => {
+  it('is judged at validate by what it renders to (-e, vars, loop items)', async () => {
+    const dir = project({
+      'runbook.yaml': [
+        'vars:',
+        '  base: /usr',
+        'plays:',
+        '  - hosts: localhost',
+        '    tasks:',
+        '      - file: { path: "/{{ x }}", state: absent }',
+        '      - file: { path: "{{ base }}", state: absent }',
+        '      - file: { path: "{{ item }}", state: absent }',
+        '        loop: [/tmp/rb-safe-x, /home]',
+        '      - file: { path: "{{ base }}/share/rb-x", state: absent }',
+        '',
+      ].join('\n'),
+    })
+    const r = await run(dir, ['validate', path.join(dir, 'runbook.yaml'), '-e', 'x=etc'])
+    expect(r.code).toBe(1)
+    expect(r.text).toMatch(/runbook\.yaml:6:\d+: .*refusing to remove \/etc/)
+    expect(r.text).toMatch(/'\/\{\{ x \}\}' renders to '\/etc' before the run/)
+    expect(r.text).toMatch(/runbook\.yaml:7:\d+: .*refusing to remove \/usr/)
+    expect(r.text).toMatch(/runbook\.yaml:8:\d+: .*refusing to remove \/home.*\(loop item 1\)/)
+    expect(r.text).not.toMatch(/rb-safe-x|share\/rb-x/)
+    expect(r.text).toMatch(/3 problems/)
+  })
+})
+
 describe('a failed plan', () => {
   it('never prints "No changes" first', async () => {
+    // set_fact makes the path known only during the run: validation cannot see it, plan does
     const dir = project({
       'runbook.yaml':
-        'plays:\n  - hosts: localhost\n    tasks:\n      - file: { path: "/{{ x }}", state: absent }\n',
+        'plays:\n  - hosts: localhost\n    tasks:\n      - set_fact: { x: etc }\n      - file: { path: "/{{ x }}", state: absent }\n',
     })
-    const r = await run(dir, ['plan', path.join(dir, 'runbook.yaml'), '-e', 'x=etc'])
+    const r = await run(dir, ['plan', path.join(dir, 'runbook.yaml')])
     expect(r.code).toBe(1)
     expect(r.text).toMatch(/refusing to remove \/etc/)
     expect(r.text).toMatch(/The plan failed: nothing was changed/)

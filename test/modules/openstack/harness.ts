@@ -8,18 +8,15 @@ import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import Handlebars from 'handlebars'
 import { parse } from 'yaml'
 import type { ApplyResult, Module, ModuleContext, ResourceRecord } from '../../../engine/module.ts'
 import type { Change } from '../../../engine/plan/change.ts'
 import { LocalConnection } from '../../../engine/connection/local.ts'
+import { MemoryRecords, moduleContext } from '../../../engine/execute/context.ts'
 import type { HostDriver, VmSpec } from '../../../lab/driver.ts'
 import { startLabApi, type LabApi } from '../../../lab/api/server.ts'
 import type { Capacity } from '../../../lab/api/cloud.ts'
-import { apiFor, clientDefaults, type Api } from '../../../modules/openstack/lib/cloud.ts'
-
-// Retries in tests back off in milliseconds, not seconds.
-clientDefaults.options = { backoffMs: 5, maxBackoffMs: 20 }
+import { apiFor, CLIENT_OPTIONS_KEY, type Api } from '../../../modules/openstack/lib/cloud.ts'
 
 /** An OpenSSH ed25519 public key line and its SHA256 fingerprint. */
 export function makeHostKey(): { line: string; fingerprint: string } {
@@ -133,74 +130,50 @@ export async function startCloud(
 
 /** A journal that outlives runs, and the contexts of one run. */
 export class Runs {
-  readonly records: ResourceRecord[] = []
+  private readonly store = new MemoryRecords()
+  readonly records: ResourceRecord[] = this.store.records
   readonly secrets: string[] = []
   readonly messages: string[] = []
-  private shared = new Map<string, unknown>()
+  private shared = Runs.sharedValues()
 
   constructor(
     readonly vars: Record<string, unknown>,
     readonly baseDir: string = process.cwd(),
   ) {}
 
+  /** A run's shared values: retries in tests back off in milliseconds, not seconds. */
+  private static sharedValues(): Map<string, unknown> {
+    return new Map([[CLIENT_OPTIONS_KEY, { backoffMs: 5, maxBackoffMs: 20 }]])
+  }
+
   /** Starts a new run: a fresh client and owner cache, the same journal. */
   next(): this {
-    this.shared = new Map()
+    this.shared = Runs.sharedValues()
     return this
   }
 
   /** A context for `module` in this run. */
   ctx(module: string, check = false): ModuleContext {
-    const vars = this.vars
     const conn = new LocalConnection('localhost')
-    return {
+    return moduleContext({
       host: 'localhost',
+      module,
+      task: 'test',
+      vars: this.vars,
+      baseDir: this.baseDir,
+      check,
+      become: undefined,
       conn: async () => conn,
       connectTo: async (host) => {
         throw new Error(`the OpenStack module tests reach no host (${host})`)
       },
-      become: undefined,
-      vars,
-      baseDir: this.baseDir,
-      check,
-      render: (t, extra) =>
-        Handlebars.compile(t, { noEscape: true, strict: true })({ ...vars, ...extra }),
-      evaluate: () => undefined,
-      cache: new Map(),
-      shared: <T>(key: string, create: () => T): T => {
-        if (!this.shared.has(key)) this.shared.set(key, create())
-        return this.shared.get(key) as T
-      },
-      journal: {
-        find: (m, type, id) =>
-          this.records.filter(
-            (r) => r.module === m && r.type === type && (id === undefined || r.id === id),
-          ),
-        record: async (r) => {
-          if (check) return
-          const i = this.records.findIndex(
-            (x) => x.module === module && x.type === r.type && x.id === r.id,
-          )
-          if (i >= 0) this.records.splice(i, 1)
-          this.records.push({
-            ...r,
-            module,
-            host: 'localhost',
-            task: 'test',
-            createdAt: new Date().toISOString(),
-          })
-        },
-        forget: async (type, id) => {
-          if (check) return
-          const i = this.records.findIndex((x) => x.type === type && x.id === id)
-          if (i >= 0) this.records.splice(i, 1)
-        },
-      },
+      records: this.store,
       inventory: { addHost: () => undefined, hostVars: () => undefined },
+      cache: new Map(),
+      shared: this.shared,
       progress: (m) => this.messages.push(m),
       secret: (v) => this.secrets.push(v),
-      signal: new AbortController().signal,
-    }
+    })
   }
 
   /** The run's client (the one the modules use). */

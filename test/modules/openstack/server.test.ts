@@ -83,24 +83,54 @@ const cases: PlanCase<ServerState>[] = [
     ],
   },
   { name: 'idempotent: the server as created', params: vm, current: st(srv()), expected: [] },
+  ...(['present', 'running'] as const).flatMap((state) =>
+    (
+      [
+        ['SHUTOFF', 'start'],
+        ['SUSPENDED', 'resume'],
+        ['PAUSED', 'unpause'],
+        ['SHELVED_OFFLOADED', 'unshelve'],
+      ] as const
+    ).map(([status, verb]) => ({
+      name: `state ${state} converges a ${status} server to ACTIVE (${verb})`,
+      params: { ...vm, state },
+      current: st(srv({ status })),
+      expected: [
+        {
+          action: 'update' as const,
+          target: 'server kld-vm-1 (srv-1)',
+          before: { status },
+          after: { status: 'ACTIVE' },
+          note: `${verb} (${status} -> ACTIVE)`,
+        },
+      ],
+    })),
+  ),
   {
-    name: 'idempotent: stopped is fine while state is present',
+    name: 'a server on its way (BUILD, REBOOT) is left to finish',
     params: vm,
-    current: st(srv({ status: 'SHUTOFF' })),
+    current: st(srv({ status: 'REBOOT' })),
     expected: [],
   },
   {
-    name: 'state running starts a stopped server',
-    params: { ...vm, state: 'running' },
-    current: st(srv({ status: 'SHUTOFF' })),
+    name: 'state stopped stops an ACTIVE server',
+    params: { ...vm, state: 'stopped' },
+    current: st(srv()),
     expected: [
       {
         action: 'update',
         target: 'server kld-vm-1 (srv-1)',
-        before: { status: 'SHUTOFF' },
-        after: { status: 'ACTIVE' },
+        before: { status: 'ACTIVE' },
+        after: { status: 'SHUTOFF' },
+        note: 'stop (ACTIVE -> SHUTOFF)',
       },
     ],
+  },
+  {
+    name: 'idempotent: a SHUTOFF server with state stopped',
+    params: { ...vm, state: 'stopped' },
+    current: st(srv({ status: 'SHUTOFF' })),
+    expected: [],
   },
   {
     name: 'security groups change in place on its ports',
@@ -301,6 +331,47 @@ describe('openstack.server against the lab API', () => {
     })
     expect(running.first[0]?.after).toEqual({ status: 'ACTIVE' })
     expect(running.second).toEqual([])
+  })
+
+  it('a server stopped behind its back: the unreachable host is explained, present starts it (a change), then in sync', async () => {
+    const p = { ...vm1, security_groups: ['default', 'ssh'] }
+    const api = runs.api()
+    const [s] = await api.nova.serversNamed('kld-vm-1')
+    const id = s?.id ?? ''
+    const ip = Object.values(s?.addresses ?? {})[0]?.[0]?.addr
+    const explain = server.explainUnreachable
+    if (explain === undefined) throw new Error('openstack.server has no explainUnreachable')
+    const ctx = runs.next().ctx('openstack.server')
+    // ACTIVE: nothing to say, the channel's own error stands
+    expect(await explain(ctx, { name: 'kld-vm-1', address: ip })).toBeUndefined()
+
+    await api.nova.action(id, { 'os-stop': null })
+    for (let i = 0; i < 100 && (await api.nova.server(id))?.status !== 'SHUTOFF'; i++)
+      await new Promise((r) => setTimeout(r, 20))
+    const why = { message: 'server kld-vm-1 is SHUTOFF', lasting: true }
+    expect(await explain(ctx, { name: 'kld-vm-1', address: ip })).toMatchObject(why)
+    // found by its address when the inventory calls it something else
+    expect(await explain(ctx, { name: 'vm1', address: ip })).toMatchObject(why)
+    expect((await explain(ctx, { name: 'kld-vm-1', address: ip }))?.hint).toMatch(
+      /apply again .*openstack server start kld-vm-1/,
+    )
+    // a host that is none of this runbook's servers
+    expect(await explain(ctx, { name: 'other', address: '192.0.2.99' })).toBeUndefined()
+
+    const plan = await planOnly(server, runs.next(), p)
+    expect(plan.changes).toEqual([
+      expect.objectContaining({
+        action: 'update',
+        before: { status: 'SHUTOFF' },
+        after: { status: 'ACTIVE' },
+        note: 'start (SHUTOFF -> ACTIVE)',
+      }),
+    ])
+    const started = await converge(server, runs.next(), p)
+    expect(started.first.map((c) => c.note)).toEqual(['start (SHUTOFF -> ACTIVE)'])
+    expect(started.result?.output?.['status']).toBe('ACTIVE')
+    expect(started.second).toEqual([])
+    expect((await api.nova.server(id))?.status).toBe('ACTIVE')
   })
 
   it("fails with Nova's fault when the build fails, journals the server, and replaces it next time", async () => {
