@@ -1,8 +1,10 @@
 /**
  * The host part of the VIP procedure (discover the interface, install keepalived, write its
- * configuration, start it, check it) on lab VMs behind a jumphost, run with nothing to change by
- * `runbook apply` and by `ansible-playbook` on the same hosts, the same files, the same path, and
- * planned by `runbook plan` and `ansible-playbook --check`. One size per process, under the lab's
+ * configuration and validate it, start it, check it) on lab VMs behind a jumphost, by `runbook
+ * apply` and by `ansible-playbook` on the same hosts, the same files, the same path: first on fresh
+ * VMs from the lab's Debian 12 image (keepalived comes from the lab's package mirror; the VMs are
+ * made anew before each tool's run), then with nothing to change, and planned by `runbook plan` and
+ * `ansible-playbook --check`. One size per process, under the lab's
  * lock (bench/run.ts, `npm run bench`, runs each size and writes bench/results.md and .json):
  *
  *   flock /tmp/runbook-e2e.lock node --import tsx bench/host-procedure.ts --hosts 10 --runs 5 --out r.json
@@ -24,22 +26,28 @@ import { checkHostPrerequisites, createNamespaceDriver } from '../lab/hosts/inde
 import {
   SG_DEFAULT,
   SG_SSH,
+  TEST_MIRROR_URL,
   makePort,
   makeSnapshot,
   makeSpec,
   makeSshKit,
   parseConsoleKeys,
+  startTestMirror,
 } from '../test/e2e/lab-hosts/fixture.ts'
+import type { MirrorServer } from '../lab/mirror/server.ts'
 
 const { values } = parseArgs({
   options: {
     hosts: { type: 'string', default: '2' },
     runs: { type: 'string', default: '5' },
     out: { type: 'string', default: 'bench/out/host-procedure.json' },
+    'first-runs': { type: 'string' },
   },
 })
 const N = Number(values.hosts)
 const RUNS = Number(values.runs)
+// First applies on fresh VMs: each run makes the VMs anew, twice (one set per tool).
+const FIRST_RUNS = Number(values['first-runs'] ?? (N <= 2 ? 2 : N <= 10 ? 1 : 0))
 // Both tools run every host at once (Ansible's forks, runbook's -f), up to 50.
 const FORKS = Math.min(Math.max(N, 10), 50)
 const FIP = '198.51.100.10'
@@ -54,6 +62,13 @@ const CONF = (state: string, priority: number): string => `vrrp_instance VI_1 {
   virtual_ipaddress { 192.0.2.254/24 }
 }
 `
+
+/**
+ * Untimed, on every fresh VM, for both tools: python3 and python3-apt as a cloud image has them;
+ * then apt's lists are removed, so that each tool's first apply starts with `apt-get update`.
+ */
+const PREPARE =
+  'sudo sh -c "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-apt >/dev/null && rm -rf /var/lib/apt/lists/* && apt-get clean"'
 
 /** Runs a command to its end: wall time, exit code, output, and peak memory (GNU time). */
 function time(
@@ -92,9 +107,18 @@ const median = (xs: number[]): number =>
 
 /** One workload's measured runs. */
 interface Measured {
-  workload: 'no-change' | 'plan'
+  workload: 'first-apply' | 'no-change' | 'plan'
   runbook: number[]
   ansible: number[]
+}
+
+/** Stops Ansible's ControlPersist masters (they would outlive VMs made anew, or the bench). */
+function stopMasters(cp: string): void {
+  if (!existsSync(cp)) return
+  for (const sock of readdirSync(cp))
+    spawnSync('ssh', ['-O', 'exit', '-o', `ControlPath=${path.join(cp, sock)}`, 'x'], {
+      stdio: 'ignore',
+    })
 }
 
 async function bench(n: number): Promise<{
@@ -104,7 +128,11 @@ async function bench(n: number): Promise<{
   apiRequests: unknown
 }> {
   const work = mkdtempSync(path.join(tmpdir(), 'rb-bench-'))
-  const driver = createNamespaceDriver({ stateDir: path.join(work, 'lab') })
+  const driver = createNamespaceDriver({
+    stateDir: path.join(work, 'lab'),
+    aptMirror: TEST_MIRROR_URL,
+  })
+  let mirror: MirrorServer | undefined
   try {
     const kit = await makeSshKit(work, FIP)
     const jump = makePort(60, [SG_DEFAULT, SG_SSH])
@@ -122,22 +150,36 @@ async function bench(n: number): Promise<{
         ],
       )
     await driver.init(snap())
+    // keepalived for both tools; python3 and python3-apt, which a cloud image has (Ansible needs
+    // them) and the lab's trimmed image lacks
+    mirror = await startTestMirror(work, ['keepalived', 'python3', 'python3-apt'])
     const specs = [
       makeSpec('jump', jump, kit.publicKey),
       ...vms.map((p, i) => makeSpec(`node${i + 1}`, p, kit.publicKey)),
     ]
-    const boots = await Promise.all(specs.map((s) => driver.createVm(s, snap())))
-    const consoles = Object.fromEntries(specs.map((s, i) => [s.name, boots[i]?.consoleLog ?? '']))
-    const knownHosts: string[] = []
-    specs.forEach((s) => {
-      const keys = parseConsoleKeys(consoles[s.name] ?? '').keys
-      kit.trust(s.name === 'jump' ? FIP : (s.port.fixedIps[0] ?? ''), keys)
-      for (const k of keys)
-        knownHosts.push(
-          `${s.name === 'jump' ? FIP : s.port.fixedIps[0]} ${k.split(' ').slice(0, 2).join(' ')}`,
-        )
-    })
-    writeFileSync(path.join(work, 'known_hosts'), `${knownHosts.join('\n')}\n`)
+    const consoles: Record<string, string> = {}
+    /** Boots these VMs (anew, when they exist) and writes what both tools need to reach them. */
+    const boot = async (which: typeof specs): Promise<void> => {
+      await Promise.all(which.filter((s) => consoles[s.name]).map((s) => driver.deleteVm(s.id)))
+      const boots = await Promise.all(which.map((s) => driver.createVm(s, snap())))
+      which.forEach((s, i) => (consoles[s.name] = boots[i]?.consoleLog ?? ''))
+      const knownHosts = specs.flatMap((s) =>
+        parseConsoleKeys(consoles[s.name] ?? '').keys.map(
+          (k) =>
+            `${s.name === 'jump' ? FIP : s.port.fixedIps[0]} ${k.split(' ').slice(0, 2).join(' ')}`,
+        ),
+      )
+      writeFileSync(path.join(work, 'known_hosts'), `${knownHosts.join('\n')}\n`)
+      writeInventory()
+      await Promise.all(
+        which
+          .filter((s) => s.name !== 'jump')
+          .map(async (s) => {
+            const r = await kit.run(s.port.fixedIps[0] ?? '', PREPARE, 300_000)
+            if (r.code !== 0) throw new Error(`preparing ${s.name}: ${r.stderr}`)
+          }),
+      )
+    }
     const key = path.join(work, 'id_ed25519')
     const nodes = vms.map((p, i) => ({
       name: `node${i + 1}`,
@@ -147,23 +189,25 @@ async function bench(n: number): Promise<{
     }))
 
     // runbook
-    writeFileSync(
-      path.join(work, 'inventory.yaml'),
-      [
-        'all:',
-        '  vars: { user: ubuntu, private_key: ' + key + ' }',
-        `  hosts:\n    jump: { address: ${FIP}, pinned_host_keys: ${JSON.stringify(consoles.jump)} }`,
-        '  children:',
-        '    keepalived:',
-        '      vars: { via: jump }',
-        '      hosts:',
-        ...nodes.map(
-          (x) =>
-            `        ${x.name}: { address: ${x.ip}, state: ${x.state}, priority: ${x.priority}, pinned_host_keys: ${JSON.stringify(consoles[x.name])} }`,
-        ),
-        '',
-      ].join('\n'),
-    )
+    const writeInventory = (): void =>
+      writeFileSync(
+        path.join(work, 'inventory.yaml'),
+        [
+          'all:',
+          '  vars: { user: ubuntu, private_key: ' + key + ' }',
+          `  hosts:\n    jump: { address: ${FIP}, pinned_host_keys: ${JSON.stringify(consoles.jump)} }`,
+          '  children:',
+          '    keepalived:',
+          '      vars: { via: jump }',
+          '      hosts:',
+          ...nodes.map(
+            (x) =>
+              `        ${x.name}: { address: ${x.ip}, state: ${x.state}, priority: ${x.priority}, pinned_host_keys: ${JSON.stringify(consoles[x.name])} }`,
+          ),
+          '',
+        ].join('\n'),
+      )
+    await boot(specs)
     writeFileSync(
       path.join(work, 'keepalived.conf.hbs'),
       CONF('{{state}}', 0).replace('priority 0', 'priority {{priority}}'),
@@ -178,9 +222,13 @@ async function bench(n: number): Promise<{
         command: ip route show default
         changed_when: false
       - name: install keepalived
-        apt: { name: keepalived, state: present }
+        apt: { name: keepalived, state: present, update_cache: true, cache_valid_time: 3600 }
       - name: configure keepalived
-        template: { src: keepalived.conf.hbs, dest: /etc/keepalived/keepalived.conf, mode: "0644" }
+        template:
+          src: keepalived.conf.hbs
+          dest: /etc/keepalived/keepalived.conf
+          mode: "0644"
+          validate: keepalived -t -f %s
       - name: start keepalived
         service: { name: keepalived, state: started }
       - name: check keepalived
@@ -223,9 +271,13 @@ control_path_dir = ${path.join(work, 'cp')}
       command: ip route show default
       changed_when: false
     - name: install keepalived
-      apt: { name: keepalived, state: present }
+      apt: { name: keepalived, state: present, update_cache: true, cache_valid_time: 3600 }
     - name: configure keepalived
-      template: { src: keepalived.conf.j2, dest: /etc/keepalived/keepalived.conf, mode: "0644" }
+      template:
+        src: keepalived.conf.j2
+        dest: /etc/keepalived/keepalived.conf
+        mode: "0644"
+        validate: keepalived -t -f %s
     - name: start keepalived
       service: { name: keepalived, state: started, pattern: /usr/sbin/keepalived, use: service }
     - name: check keepalived
@@ -243,6 +295,22 @@ control_path_dir = ${path.join(work, 'cp')}
       time('ansible-playbook', ['procedure.yml', ...extra], work, {
         ANSIBLE_CONFIG: path.join(work, 'ansible.cfg'),
       })
+    // First apply: each tool on VMs just made from the image, alternating run by run.
+    const first: Measured = { workload: 'first-apply', runbook: [], ansible: [] }
+    const nodeSpecs = specs.filter((s) => s.name !== 'jump')
+    for (let i = 0; i < FIRST_RUNS; i++) {
+      for (const [name, f, into] of [
+        ['runbook', rb, first.runbook],
+        ['ansible', an, first.ansible],
+      ] as const) {
+        if (i > 0 || name === 'ansible') await boot(nodeSpecs)
+        stopMasters(path.join(work, 'cp'))
+        const r = f()
+        if (r.code !== 0 || !/changed=[1-9]/.test(r.out))
+          throw new Error(`${name}'s first apply failed or changed nothing:\n${r.out}`)
+        into.push(r.ms)
+      }
+    }
     // converge with each tool; the other must then find nothing to change (same files, same state)
     for (const [name, f] of [
       ['runbook', rb],
@@ -275,19 +343,15 @@ control_path_dir = ${path.join(work, 'cp')}
     const j = rb('apply', '--json')
     const summary = JSON.parse(j.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>
     return {
-      measured: [noChange, plan],
+      measured: FIRST_RUNS > 0 ? [first, noChange, plan] : [noChange, plan],
       peakRssMb,
       timings: summary.timings,
       apiRequests: summary.api_requests,
     }
   } finally {
     // Ansible's ControlPersist masters would outlive the hosts by a minute: stop them now.
-    const cp = path.join(work, 'cp')
-    if (existsSync(cp))
-      for (const sock of readdirSync(cp))
-        spawnSync('ssh', ['-O', 'exit', '-o', `ControlPath=${path.join(cp, sock)}`, 'x'], {
-          stdio: 'ignore',
-        })
+    stopMasters(path.join(work, 'cp'))
+    await mirror?.close()
     await driver.teardown()
     rmSync(work, { recursive: true, force: true })
   }

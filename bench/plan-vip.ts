@@ -23,11 +23,14 @@ const RUNBOOK = path.resolve('runbooks/vip-keepalived.yaml')
 const work = mkdtempSync(path.join(tmpdir(), 'rb-bench-plan-'))
 const stateDir = path.join(work, 'lab')
 
-const cli = (args: string[]): { ms: number; code: number; out: string } => {
+const cli = (
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): { ms: number; code: number; out: string } => {
   const t = process.hrtime.bigint()
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: work,
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1', ...extraEnv },
     encoding: 'utf8',
     timeout: 300_000,
     maxBuffer: 64 * 1024 * 1024,
@@ -56,7 +59,7 @@ try {
     walls.push(r.ms)
     requests.push(summary.api_requests ?? -1)
   }
-  const table = cli(['plan', RUNBOOK, ...vars, '--timings'])
+  const table = cli(['plan', RUNBOOK, ...vars, '--timings'], { RUNBOOK_TRACE_API: '1' })
   cli(['destroy', RUNBOOK, ...vars, '--auto-approve'])
   load.push(loadavg()[0] ?? 0)
   const sorted = [...walls].sort((a, b) => a - b)
@@ -67,6 +70,7 @@ try {
     api_requests: requests,
     load,
     timings: table.out.slice(table.out.indexOf('Timings')),
+    requests: table.out.split('\n').filter((l) => l.startsWith('api ')),
   }
   process.stdout.write(`plan of the VIP runbook: ${result.median_ms} ms, ${requests[0]} requests\n`)
   writeFileSync(values.out ?? 'bench/out/plan-vip.json', `${JSON.stringify(result, null, 2)}\n`)

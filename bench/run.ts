@@ -147,9 +147,10 @@ writeFileSync(
 
 Measured by \`npm run bench\` (bench/run.ts, bench/host-procedure.ts) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC,
 this machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version},
-${ansible}. Lab hosts (namespaces, each with its own root filesystem over the machine's and its own sshd) behind one jumphost reached
-through its floating IP. Tasks: discover the interface (command), install keepalived (apt),
-configure it (template), start it (service), check it (command), with become. Ansible runs at its
+${ansible}. Lab hosts (namespaces booted from the lab's Debian 12 image, each with its own sshd) behind one jumphost reached
+through its floating IP. Tasks: discover the interface (command), install keepalived (apt, from
+the lab's package mirror), configure it (template, validated with \`keepalived -t\`), start it
+(service), check it (command), with become. Ansible runs at its
 fastest settings: pipelining, ControlPersist, facts off; both tools run every host at once (forks
 below). Wall time of the whole command (process start to exit), median of the runs; the two tools
 alternate run by run so both see the same load (other engineers were using this machine's CPUs:
@@ -161,9 +162,12 @@ ${rows.map(cell).join('\n')}
 
 - **no-change**: \`runbook apply\` / \`ansible-playbook\` on converged hosts (nothing to change).
 - **plan / --check**: \`runbook plan --detailed-exitcode\` / \`ansible-playbook --check\`.
-- **first apply** on fresh VMs from a real image is not measured here yet: the lab's hosts see
-  the machine's installed packages through their overlay, so there is no fresh install to time
-  (real Debian images for the lab are being built in issue 8).
+- **first-apply**: each tool on VMs just made from the image (no keepalived; made anew before
+  each tool's run): \`apt-get update\`, keepalived and its dependencies downloaded from the lab's
+  mirror and installed, the configuration written and validated, keepalived started and checked.
+  Before each tool's run, untimed, python3 and python3-apt go on the fresh VMs, as a cloud image
+  has them (Ansible needs them; the lab's trimmed image has python3-minimal only), and apt's lists
+  are removed again, so each first apply starts with \`apt-get update\`.
 
 | hosts | runs | forks | load average | runbook peak RSS | API requests | runbook's no-change run (--json timings) |
 |---|---|---|---|---|---|---|

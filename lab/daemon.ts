@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     driver = createNamespaceDriver({
       stateDir: hostsStateDir(stateDir),
       ...(mirrorPort === null ? {} : { aptMirror: mirrorUrl(mirrorPort) }),
+      log,
     })
   }
   const api = await startLabApi({

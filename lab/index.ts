@@ -15,7 +15,8 @@ import { writeFileAtomic } from './api/store.ts'
 import { buildMirror, DEFAULT_MIRROR_CACHE, DEFAULT_MIRROR_PACKAGES } from './mirror/build.ts'
 import type { MirrorBuild } from './mirror/build.ts'
 import { DEFAULT_MIRROR_PORT } from './mirror/server.ts'
-import { IMAGE_RECIPES, imageStore } from './images/index.ts'
+import { DEFAULT_IMAGE_CACHE, IMAGE_RECIPES, imageStore } from './images/index.ts'
+import { describeAccel, kernelAccel, readAccelChoice, type AccelChoice } from './hosts/kvm-probe.ts'
 
 /** Options shared by up, status and down. */
 export interface LabOptions {
@@ -81,6 +82,8 @@ export interface LabStatus {
   servers: LabServer[]
   /** The package mirror's URL, when the daemon serves one. */
   mirrorUrl: string | null
+  /** KVM or TCG for kernel VMs (k1.*) on this machine, and why; null before the first probe. */
+  kernelVms: AccelChoice | null
 }
 
 /** What `labDown` did. */
@@ -382,6 +385,7 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabStatus> {
     stateDir,
     servers: [],
     mirrorUrl: running ? (info?.mirrorUrl ?? null) : null,
+    kernelVms: await readAccelChoice(imageCacheDir()),
   }
   if (running && info !== null) {
     status.servers = await listServers(info.url, info.cloudsYaml).catch(() => [])
@@ -390,6 +394,12 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabStatus> {
     )
     log(exportsLine(info.cloudsYaml))
     if (status.mirrorUrl !== null) log(`package mirror: ${status.mirrorUrl}`)
+    if (info.withHosts)
+      log(
+        status.kernelVms === null
+          ? 'kernel VMs (k1.*): KVM or TCG not decided yet (a probe at the first k1 server decides)'
+          : describeAccel(status.kernelVms),
+      )
     if (status.servers.length === 0) log('servers: none')
     else {
       log('servers:')
@@ -455,8 +465,9 @@ export async function labDown(
 }
 
 /**
- * Builds every image of the lab and its kernel VM disk now, so no server waits for a build
- * (`runbook lab images build`; cached: nothing to do when the recipes did not change).
+ * Builds every image of the lab and its kernel VM disk now, so no server waits for a build, and
+ * decides KVM or TCG for kernel VMs (`runbook lab images build`; cached: nothing to do when the
+ * recipes did not change and the machine was probed).
  * @example await buildLabImages()
  */
 export async function buildLabImages(opts: { log?: (line: string) => void } = {}): Promise<void> {
@@ -466,5 +477,12 @@ export async function buildLabImages(opts: { log?: (line: string) => void } = {}
     const img = await store.root(r.key)
     const k = await store.kernel(r.key)
     log(`image ${r.name}: ${img.root} (kernel VMs: ${k.base}, kernel ${k.release})`)
+    // the same kernel for every image: one probe decides KVM or TCG for all kernel VMs
+    if (r === IMAGE_RECIPES[0])
+      await kernelAccel({ imageCacheDir: imageCacheDir(), kernel: k, log })
   }
+}
+
+function imageCacheDir(): string {
+  return process.env['RUNBOOK_LAB_IMAGE_DIR'] ?? DEFAULT_IMAGE_CACHE
 }

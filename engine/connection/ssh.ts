@@ -7,6 +7,12 @@
 import { randomBytes } from 'node:crypto'
 import type { SFTPWrapper, Stats } from 'ssh2'
 import { RunbookError } from '../errors.ts'
+import {
+  becomeShellCommand,
+  newBecomeMarks,
+  openBecomeShell,
+  type BecomeShell,
+} from './become-shell.ts'
 import { RemoteShell, ShellClosedError, type FramedResult } from './remote-shell.ts'
 import { atomicWriteScript, quote } from './shell.ts'
 import type { SshTransport } from './transport.ts'
@@ -47,52 +53,29 @@ export function innerScript(command: string, opts: Pick<ExecOptions, 'cwd' | 'en
 }
 
 /**
- * The command line that runs `inner` as `user` through sudo. With a password, `-k` makes sudo
- * always read it, so the password line can never reach the command's stdin.
+ * One command as `user` through its own sudo: only the kill of a timed-out become command, whose
+ * become shell is blocked in `wait`. With a password, `-k` makes sudo always read it from stdin.
  */
 export function sudoLine(inner: string, user: string, mode: SudoMode): string {
   const flags = mode === 'pass' ? `-k -S -p ''` : '-n'
   return `sudo ${flags} -H -u ${quote(user)} -- /bin/sh -c ${quote(inner)}`
 }
 
-/** Maps sudo's own refusals to errors (a failed task, as in Ansible, not an unreachable host); other results stay results. */
-function sudoFailure(
-  host: string,
-  r: FramedResult,
-  mode: SudoMode,
-  user: string,
-): RunbookError | undefined {
-  if (r.rc !== 1) return undefined
-  const err = r.stderr.toString('utf8')
-  if (!/^(sudo: |Sorry, try again)/.test(err)) return undefined
-  if (/a password is required|a terminal is required/.test(err)) {
-    return new RunbookError(
-      'E_COMMAND',
-      `become: sudo on ${host} needs a password to run as ${user}`,
-      { host, hint: "set the host's become password (a secret)" },
-    )
-  }
-  if (/incorrect password|Sorry, try again/.test(err)) {
-    return new RunbookError('E_COMMAND', `become: sudo on ${host} refused the password`, { host })
-  }
-  if (/not in the sudoers file|not allowed to (execute|run)/.test(err)) {
-    return new RunbookError(
-      'E_COMMAND',
-      `become: sudo on ${host} does not allow this login user to run commands as ${user}`,
-      { host },
-    )
-  }
-  if (mode === 'pass' && /no password was provided/.test(err)) {
-    return new RunbookError('E_COMMAND', `become: sudo on ${host} refused the password`, { host })
-  }
-  return undefined
+/**
+ * A become shell of one target user on one connection (generation): opening, open, or failed with
+ * the password it was given.
+ */
+interface BecomeEntry {
+  generation: number
+  password: string | undefined
+  opening: Promise<BecomeShell>
+  open?: BecomeShell | undefined
 }
 
-/** A live shell and what is known about sudo on it. */
+/** The login shell of one connection (generation). */
 interface ShellState {
   shell: RemoteShell
   generation: number
-  sudo: Map<string, SudoMode>
 }
 
 /**
@@ -104,6 +87,8 @@ export class SshConnection implements Connection {
   private queue: Promise<unknown> = Promise.resolve()
   private state: ShellState | undefined
   private opening: Promise<ShellState> | undefined
+  /** Become shells by target user; they do not wait for the login shell, nor it for them. */
+  private readonly becomes = new Map<string, BecomeEntry>()
   private sftp: { sftp: SFTPWrapper; generation: number; closed: boolean } | undefined
   private sftpOpening: Promise<SFTPWrapper> | undefined
   private closed = false
@@ -178,6 +163,8 @@ export class SshConnection implements Connection {
     this.closed = true
     this.state?.shell.close()
     this.state = undefined
+    for (const b of this.becomes.values()) b.open?.shell.close()
+    this.becomes.clear()
     this.sftp?.sftp.end()
     this.sftp = undefined
   }
@@ -231,24 +218,21 @@ export class SshConnection implements Connection {
   }
 
   private async runOnce(command: string, opts: ExecOptions): Promise<FramedResult> {
-    const state = await this.openShell()
     const become = this.become(opts.become)
     const inner = innerScript(command, opts)
-    let stdin =
+    const stdin =
       opts.stdin === undefined
         ? undefined
         : typeof opts.stdin === 'string'
           ? Buffer.from(opts.stdin)
           : opts.stdin
-    let runner = `/bin/sh -c ${quote(inner)}`
-    let mode: SudoMode | undefined
-    const user = become?.user ?? 'root'
-    if (become) {
-      mode = become.password === undefined ? 'nopass' : await this.sudoMode(state, user)
-      runner = sudoLine(inner, user, mode)
-      if (mode === 'pass')
-        stdin = Buffer.concat([Buffer.from(`${become.password}\n`), stdin ?? Buffer.alloc(0)])
-    }
+    const runner = `/bin/sh -c ${quote(inner)}`
+    const elevated = become
+      ? await this.becomeShell(become.user ?? 'root', become.password)
+      : undefined
+    const state = elevated ? undefined : await this.openShell()
+    const shell = elevated?.shell ?? state!.shell
+    const mode: SudoMode | undefined = elevated && (elevated.askedPassword ? 'pass' : 'nopass')
     if (opts.signal?.aborted)
       return { rc: 137, stdout: Buffer.alloc(0), stderr: Buffer.from('aborted\n') }
     let ended: 'timeout' | 'abort' | undefined
@@ -264,10 +248,15 @@ export class SshConnection implements Connection {
     const stop = (why: 'timeout' | 'abort'): void => {
       if (ended) return
       ended = why
-      if (this.state === state) this.state = undefined
+      // only this shell is retired: it is blocked in `wait`; the others are idle
+      if (state && this.state === state) this.state = undefined
+      if (become) {
+        const user = become.user ?? 'root'
+        if (this.becomes.get(user)?.open === elevated) this.becomes.delete(user)
+      }
       void pidKnown.then((pid) => {
         this.killRemote(pid, become, mode)
-        state.shell.close()
+        shell.close()
       })
       interrupt(new Error(why))
     }
@@ -275,12 +264,9 @@ export class SshConnection implements Connection {
     const onAbort = (): void => stop('abort')
     opts.signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      const running = state.shell.run(runner, { stdin, onPid: pidSeen })
+      const running = shell.run(runner, { stdin, onPid: pidSeen })
       running.catch(() => undefined)
-      const r = await Promise.race([running, interrupted])
-      const refused = become && mode ? sudoFailure(this.host, r, mode, user) : undefined
-      if (refused) throw refused
-      return r
+      return await Promise.race([running, interrupted])
     } catch (err) {
       if (ended === 'timeout')
         throw new RunbookError(
@@ -297,14 +283,62 @@ export class SshConnection implements Connection {
     }
   }
 
-  /** Does sudo need the password for `user` on this shell? Asked once per shell, since NOPASSWD rules do not change. */
-  private async sudoMode(state: ShellState, user: string): Promise<SudoMode> {
-    const known = state.sudo.get(user)
-    if (known) return known
-    const r = await state.shell.run(`sudo -n -H -u ${quote(user)} -- /bin/sh -c :`)
-    const mode: SudoMode = r.rc === 0 ? 'nopass' : 'pass'
-    state.sudo.set(user, mode)
-    return mode
+  /**
+   * The shell of `user` on this connection: opened once (one sudo) and reused by every later
+   * command. A failed opening is remembered with its password, so that a wrong password is not
+   * tried again on every task (sudo would count each try); another password opens anew.
+   */
+  private async becomeShell(user: string, password: string | undefined): Promise<BecomeShell> {
+    const client = await this.transport.ensure()
+    const generation = this.transport.generation
+    const known = this.becomes.get(user)
+    if (known?.generation === generation) {
+      if (known.open && !known.open.shell.closed) return known.open
+      if (!known.open && known.password === password) return known.opening
+    }
+    known?.open?.shell.close()
+    const entry: BecomeEntry = {
+      generation,
+      password,
+      opening: this.openBecome(client, generation, user, password),
+    }
+    this.becomes.set(user, entry)
+    entry.open = await entry.opening
+    return entry.open
+  }
+
+  private async openBecome(
+    client: import('ssh2').Client,
+    generation: number,
+    user: string,
+    password: string | undefined,
+  ): Promise<BecomeShell> {
+    const marks = newBecomeMarks()
+    const channel = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => {
+      client.exec(becomeShellCommand(user, marks, password !== undefined), (err, ch) =>
+        err ? reject(err) : resolve(ch),
+      )
+    }).catch((err: unknown) => {
+      throw new RunbookError(
+        'E_CONNECTION',
+        `cannot start a shell as ${user} on ${this.host}: ${err instanceof Error ? err.message : String(err)}`,
+        { host: this.host, cause: err },
+      )
+    })
+    try {
+      return await openBecomeShell(channel, {
+        host: this.host,
+        user,
+        marks,
+        password,
+        timeoutMs: Math.max(this.transport.endpoint.connectTimeoutMs, 30_000),
+      })
+    } catch (err) {
+      // the connection dropped under sudo: not sudo's answer, the next connection tries again
+      if (!this.transport.connected || this.transport.generation !== generation)
+        throw new ShellClosedError(false)
+      throw err
+    }
   }
 
   /** The shell of the current connection, (re)connecting and (re)opening it when needed. */
@@ -330,7 +364,7 @@ export class SshConnection implements Connection {
           { host: this.host, cause: err },
         )
       })
-      const state: ShellState = { shell: new RemoteShell(channel), generation, sudo: new Map() }
+      const state: ShellState = { shell: new RemoteShell(channel), generation }
       this.state = state
       return state
     })().finally(() => {

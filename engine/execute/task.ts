@@ -509,13 +509,11 @@ export class TaskRunner {
     const progress = (message: string): void =>
       this.owner.emit({ type: 'task_progress', task: task.name, host, message })
     // a module may know why a host is unreachable (its server is SHUTOFF): asked with this context
-    let ctx: ModuleContext | undefined
+    // (the context is complete before any connect can fail, so the closure sees it)
     const explain = (name: string): Promise<UnreachableReason | undefined> =>
-      ctx === undefined
-        ? Promise.resolve(undefined)
-        : explainUnreachable(o.registry, ctx, name, (h) => this.owner.varsOf(h))
+      explainUnreachable(o.registry, ctx, name, (h) => this.owner.varsOf(h))
     const connect = connector(this.owner, { local: this.local, plan, progress, explain })
-    ctx = moduleContext({
+    const ctx: ModuleContext = moduleContext({
       host,
       module: module.name,
       task: task.name,

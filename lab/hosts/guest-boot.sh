@@ -121,6 +121,13 @@ guest_boot() {
   done
   grep -q '^ *[0-9]*: [0-9A-F]*:0016 [0-9A-F]*:0000 0A' /proc/net/tcp
 
+  # Announce the address (gratuitous ARP), as a cloud image's network setup does once it is up: a
+  # neighbour that still has an earlier server's MAC for this fixed IP (a server re-created behind a
+  # jumphost) learns the new one now instead of after its neighbour entry times out. arp_notify
+  # makes the kernel announce every address of a link when the link comes up or its MAC is set.
+  sysctl -qw net.ipv4.conf.all.arp_notify=1
+  ip link set dev ens3 address "$(cat "$seed/mac")"
+
   # Services enabled in the VM's /etc/rc2.d that the image starts at boot (the seed lists which: the
   # lab has no init system, and starting all of the machine's services in every VM would be waste).
   for svc in $(cat "$seed/services"); do

@@ -1,8 +1,9 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { HostDriver, LabPort, NetworkSnapshot, VmBoot, VmSpec } from '../driver.ts'
-import { imageStore } from '../images/index.ts'
+import { DEFAULT_IMAGE_CACHE, imageStore, type KernelDisk } from '../images/index.ts'
 import { run } from './exec.ts'
+import { describeAccel, kernelAccel, readAccelChoice, type AccelChoice } from './kvm-probe.ts'
 import { bootKernelVm, destroyKernelVm, qemuPid, stopKernelVm } from './qemu.ts'
 import { renderRuleset, type PortBinding } from './nft-rules.ts'
 import { ROUTER_NETNS, shortId, vmNames } from './names.ts'
@@ -36,6 +37,7 @@ import {
 export { checkHostPrerequisites } from './prerequisites.ts'
 export { renderRuleset } from './nft-rules.ts'
 export { vmInitPid } from './vm.ts'
+export { describeAccel, kernelAccel, readAccelChoice, type AccelChoice } from './kvm-probe.ts'
 export { shortId, vmNames } from './names.ts'
 export { labOwner, reapStaleLab, type LabOwner } from './owner.ts'
 
@@ -69,7 +71,7 @@ export interface NamespaceDriverOptions {
   imageCacheDir?: string
   /** How long a kernel VM (k1.*) may take until sshd answers (default 300 s: emulated, and slower on a loaded machine). */
   kernelBootTimeoutMs?: number
-  /** Progress lines (image builds). */
+  /** Progress lines (image builds) and the kernel VMs' accelerator (KVM or TCG, and why). */
   log?: (line: string) => void
 }
 
@@ -106,6 +108,8 @@ const NET = '\0network'
 export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver {
   if (opts.aptMirror !== undefined && !MIRROR_URL.test(opts.aptMirror))
     throw new Error(`lab hosts: '${opts.aptMirror}' is not an http URL of a package mirror`)
+  const imageCacheDir =
+    opts.imageCacheDir ?? process.env['RUNBOOK_LAB_IMAGE_DIR'] ?? DEFAULT_IMAGE_CACHE
   const boot: BootOptions = {
     stateDir: opts.stateDir,
     bootScript: fileURLToPath(new URL('./vm-boot.sh', import.meta.url)),
@@ -115,7 +119,7 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
     bootTimeoutMs: opts.bootTimeoutMs ?? 60_000,
     aptMirror: opts.aptMirror ?? null,
     images: imageStore({
-      ...(opts.imageCacheDir !== undefined ? { cacheDir: opts.imageCacheDir } : {}),
+      cacheDir: imageCacheDir,
       ...(opts.log !== undefined ? { log: opts.log } : {}),
     }),
     kernelBootTimeoutMs: opts.kernelBootTimeoutMs ?? 300_000,
@@ -127,6 +131,18 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
   let loaded: Promise<void> | null = null
   let subnet: TenantSubnet | null = null
   let checked = false
+  let accel: Promise<AccelChoice> | null = null
+  /** KVM or TCG for kernel VMs: decided once per driver (a probe once per machine). */
+  const accelFor = (kernel: KernelDisk): Promise<AccelChoice> => {
+    if (accel === null) {
+      const p = kernelAccel({ imageCacheDir, kernel, ...(opts.log ? { log: opts.log } : {}) })
+      accel = p
+      p.catch(() => {
+        if (accel === p) accel = null
+      })
+    }
+    return accel
+  }
 
   const load = (): Promise<void> => {
     loaded ??= loadRecords(opts.stateDir).then((recs) => {
@@ -186,6 +202,7 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
         kernel,
         guestBoot,
         timeoutMs: boot.kernelBootTimeoutMs,
+        accel: (await accelFor(kernel)).accel,
       })
     }
     await boot.images.root(rec.image)
@@ -215,6 +232,12 @@ export function createNamespaceDriver(opts: NamespaceDriverOptions): HostDriver 
         checked = true
       }
       subnet = tenantSubnet(snapshot)
+      const known = await readAccelChoice(imageCacheDir)
+      opts.log?.(
+        known === null
+          ? 'kernel VMs (k1.*): KVM or TCG is decided by a probe at the first k1 server'
+          : describeAccel(known),
+      )
       await mkdir(opts.stateDir, { recursive: true, mode: 0o700 })
       await claimLab(opts.stateDir)
       await load()

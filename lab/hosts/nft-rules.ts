@@ -1,6 +1,6 @@
 import type { LabPort, LabSecurityGroupRule, NetworkSnapshot } from '../driver.ts'
 import { formatIpv4, isMac, nftElements, parseCidr, parseIpv4, type Ipv4Range } from './ipv4.ts'
-import { BRIDGE, FIP_ROUTER_IF, NFT_BRIDGE_TABLE, NFT_IP_TABLE } from './names.ts'
+import { BRIDGE, FIP_ROUTER_ADDR, FIP_ROUTER_IF, NFT_BRIDGE_TABLE, NFT_IP_TABLE } from './names.ts'
 
 /** A VM's bridge port and the Neutron port it implements. */
 export interface PortBinding {
@@ -119,6 +119,14 @@ export function renderRuleset(snapshot: NetworkSnapshot, bindings: readonly Port
     return name
   }
 
+  // VM ports are in hairpin mode, so that a floating IP DNATed back to the VM that sent to it
+  // (br_netfilter bridges it out of the port it came in by) arrives; everything else a port sends
+  // (ARP broadcasts, VRRP multicast, unknown unicast) must not come back to it.
+  const hairpinGuards = secured.map((b) => {
+    const macs = portMacs(b.port)
+    const toVm = macs.length > 0 ? ` ether daddr != ${setLiteral(macs)}` : ''
+    return `\t\tiifname "${b.veth}" oifname "${b.veth}"${toVm} drop`
+  })
   const bridgeChains: string[] = []
   const ipChains: string[] = []
   const inVmap: string[] = []
@@ -231,6 +239,7 @@ export function renderRuleset(snapshot: NetworkSnapshot, bindings: readonly Port
       [
         `\tchain ${hook} {`,
         `\t\ttype filter hook ${hook} priority 0; policy accept;`,
+        ...(hook === 'forward' ? hairpinGuards : []),
         ...(outVmap.length > 0 ? [`\t\toifname vmap ${setLiteral(outVmap)}`] : []),
         '\t\toifname "rblv-*" drop',
         '\t}',
@@ -277,8 +286,10 @@ export function renderRuleset(snapshot: NetworkSnapshot, bindings: readonly Port
       '\t\ttype nat hook postrouting priority srcnat; policy accept;',
       `\t\toifname "${FIP_ROUTER_IF}" ip saddr ${subnetText} snat to ip saddr map @fip_snat`,
       `\t\toifname "${FIP_ROUTER_IF}" ip saddr ${subnetText} masquerade`,
-      // hairpin: a VM reaching another VM's floating IP gets answers back through the router
-      `\t\toifname "${BRIDGE}" ct status dnat ip saddr ${subnetText} masquerade`,
+      // hairpin, as a Neutron router: a VM reaching a floating IP from inside is SNATed to its own
+      // floating IP, or to the router's gateway address, so the answer comes back through the router
+      `\t\toifname "${BRIDGE}" ct status dnat ip saddr ${subnetText} snat to ip saddr map @fip_snat`,
+      `\t\toifname "${BRIDGE}" ct status dnat ip saddr ${subnetText} snat to ${FIP_ROUTER_ADDR}`,
       '\t}',
     ].join('\n'),
     [

@@ -1,6 +1,7 @@
 /**
- * Kernel VMs (k1.* flavors): the image booted by QEMU with Debian's own kernel, in software
- * emulation (TCG; nested KVM hangs on this machine kind). The VM's NIC is a tap named like a
+ * Kernel VMs (k1.* flavors): the image booted by QEMU with Debian's own kernel, under KVM where a
+ * probe proved it works (kvm-probe.ts), else in software emulation (TCG; nested KVM hangs on this
+ * machine kind). The VM's NIC is a tap named like a
  * namespace VM's bridge port (`rblv-<short>`) on the lab bridge, so the same nftables rules (IP
  * source guard, allowed address pairs, security groups) and floating IPs apply unchanged. QEMU runs
  * in the router's network namespace, where the bridge is; teardown kills it with that namespace.
@@ -10,6 +11,7 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import type { KernelDisk } from '../images/kernel.ts'
+import type { Accel } from './kvm-probe.ts'
 import { run } from './exec.ts'
 import { BRIDGE, ROUTER_NETNS, vmNames } from './names.ts'
 import { vmPaths, type VmRecord } from './state.ts'
@@ -53,6 +55,8 @@ export function qemuArgs(o: {
   guestBoot: string
   qmp: string
   pidFile: string
+  /** KVM only where kvm-probe.ts proved that a KVM guest runs on this machine. */
+  accel: Accel
 }): string[] {
   const names = vmNames(o.short)
   return [
@@ -62,9 +66,9 @@ export function qemuArgs(o: {
     'q35',
     // TCG's default translation cache is 1 GiB and gets touched: 32 MB keeps a VM near 200 MB
     '-accel',
-    'tcg,tb-size=32',
+    o.accel === 'kvm' ? 'kvm' : 'tcg,tb-size=32',
     '-cpu',
-    'max',
+    o.accel === 'kvm' ? 'host' : 'max',
     '-smp',
     '1',
     '-m',
@@ -114,7 +118,7 @@ export function qemuArgs(o: {
   ]
 }
 
-/** Makes the VM's tap on the lab bridge (idempotent); it comes up with the VM. */
+/** Makes the VM's tap on the lab bridge, in hairpin mode (idempotent); it comes up with the VM. */
 async function ensureTap(short: string): Promise<void> {
   const { veth } = vmNames(short)
   const shown = await run('ip', ['-n', ROUTER_NETNS, 'link', 'show', 'dev', veth], {
@@ -123,6 +127,18 @@ async function ensureTap(short: string): Promise<void> {
   if (shown.code !== 0)
     await run('ip', ['-n', ROUTER_NETNS, 'tuntap', 'add', 'dev', veth, 'mode', 'tap'])
   await run('ip', ['-n', ROUTER_NETNS, 'link', 'set', veth, 'master', BRIDGE, 'up'])
+  // as a namespace VM's port (vm.ts attachVmPort): the hairpin of its own floating IP
+  await run('ip', [
+    '-n',
+    ROUTER_NETNS,
+    'link',
+    'set',
+    veth,
+    'type',
+    'bridge_slave',
+    'hairpin',
+    'on',
+  ])
 }
 
 /**
@@ -136,6 +152,7 @@ export async function bootKernelVm(o: {
   kernel: KernelDisk
   guestBoot: string
   timeoutMs: number
+  accel: Accel
 }): Promise<string> {
   const { rec } = o
   const p = vmPaths(o.stateDir, rec.short)
@@ -170,6 +187,7 @@ export async function bootKernelVm(o: {
     guestBoot: o.guestBoot,
     qmp: q.qmp,
     pidFile: q.pid,
+    accel: o.accel,
   })
   await run('nsenter', [`--net=/run/netns/${ROUTER_NETNS}`, '--', 'qemu-system-x86_64', ...args], {
     timeoutMs: 30_000,

@@ -184,11 +184,19 @@ export async function configureVmNetwork(
   )
 }
 
-/** Plugs the VM's veth into the bridge and brings it up (the port's rules must exist by now). */
+/**
+ * Plugs the VM's veth into the bridge in hairpin mode (a VM's own floating IP comes back through
+ * the port it left by; nft-rules.ts drops whatever else would) and brings it up (the port's rules
+ * must exist by now).
+ */
 export async function attachVmPort(names: VmNames): Promise<void> {
   await runInNetns(
     ROUTER_NETNS,
-    `ip link set ${names.veth} master ${BRIDGE}\nip link set ${names.veth} up`,
+    [
+      `ip link set ${names.veth} master ${BRIDGE}`,
+      `bridge link set dev ${names.veth} hairpin on`,
+      `ip link set ${names.veth} up`,
+    ].join('\n'),
   )
 }
 

@@ -12,7 +12,15 @@ import { run, tail } from './lib/remote.ts'
 
 const params = z.strictObject({
   address: hostAddress.describe('Address (or name) to ping from the host'),
-  count: z.number().int().min(1).max(100).default(3).describe('Echo requests to send'),
+  count: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(3)
+    .describe(
+      'Echo requests to send when expecting unreachable; expecting reachable stops at the first reply (one request per interval until the timeout)',
+    ),
   timeout: z.number().positive().default(5).describe('Seconds the whole check may take (ping -w)'),
   interval: z.number().min(0.2).default(0.2).describe('Seconds between requests'),
   expect: z
@@ -55,7 +63,9 @@ function summary(p: PingParams, s: PingState): string {
 }
 
 async function pingOnce(ctx: ModuleContext, p: PingParams): Promise<PingState> {
-  const cmd = `ping -n -c ${p.count} -i ${p.interval} -W 1 -w ${Math.ceil(p.timeout)} ${quote(p.address)}`
+  // With -w, -c counts replies: `-c 1` returns at the first one instead of after `count` intervals.
+  const count = p.expect === 'reachable' ? 1 : p.count
+  const cmd = `ping -n -c ${count} -i ${p.interval} -W 1 -w ${Math.ceil(p.timeout)} ${quote(p.address)}`
   const r = await run(ctx, `LC_ALL=C ${cmd}`, { idempotent: true })
   const s = parsePing(r.stdout)
   // rc 1: no reply (a result); rc 2: ping could not run (unknown host, bad address).

@@ -33,6 +33,28 @@ const isRoot = process.getuid?.() === 0
 const FIP = '198.51.100.10'
 const VIP = '192.0.2.254'
 
+/** Counts the ARP frames a VM sends with its MAC and those that come back to it ("sent back"). */
+const OWN_ARP_FRAMES = `import socket, subprocess, time
+# ETH_P_ALL: only such a socket sees outgoing frames too
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind(('ens3', 0))
+mac = bytes.fromhex(open('/sys/class/net/ens3/address').read().strip().replace(':', ''))
+subprocess.run(['ip', 'neigh', 'flush', 'dev', 'ens3'])
+subprocess.run(['ping', '-c', '2', '-W', '1', '192.0.2.12'], stdout=subprocess.DEVNULL)
+s.settimeout(0.5)
+sent = back = 0
+while True:
+    try:
+        frame, addr = s.recvfrom(2048)
+    except socket.timeout:
+        break
+    if frame[6:12] == mac and frame[12:14] == b'\\x08\\x06':
+        if addr[2] == socket.PACKET_OUTGOING:
+            sent += 1
+        else:
+            back += 1
+print(sent, back)`
+
 function keepalivedConf(state: 'MASTER' | 'BACKUP', priority: number): string {
   return `vrrp_instance VI_1 {
     state ${state}
@@ -285,6 +307,71 @@ describe.skipIf(!isRoot)('lab hosts: VMs made of namespaces', () => {
     for (const p of [vm1, vm2]) p.allowedAddressPairs = []
     await driver!.syncNetwork(snapshot())
     expect(await jumpPingsVip()).toBe(false)
+  })
+
+  it('hairpins floating IPs as a Neutron router: a VM reaches its own and another VM reaches it', async () => {
+    const banner = `exec 3<>/dev/tcp/${FIP}/22; head -c 7 <&3; echo`
+    const peersOfJump = async () =>
+      (await kit.run(FIP, "ss -Htn state established '( sport = :22 )'", 8_000)).stdout
+    // the jumphost to its own floating IP: DNAT to itself, SNAT to its floating IP (float-snat)
+    const own = await kit.run(
+      FIP,
+      `timeout 5 bash -c '${banner}; sleep 2' & sleep 1; ss -Htn state established '( sport = :22 )'; wait`,
+      10_000,
+    )
+    expect(own.code, own.stderr).toBe(0)
+    expect(own.stdout).toMatch(/^SSH-2\.0/m)
+    expect(own.stdout).toMatch(
+      new RegExp(`192\\.0\\.2\\.13:22\\s+${FIP.replace(/\./g, '\\.')}:\\d+`),
+    )
+    // vm1 (no floating IP) to the jumphost's floating IP: SNAT to the router's gateway address
+    const [other, peers] = await Promise.all([
+      kit.run('192.0.2.11', `timeout 6 bash -c '${banner}; sleep 3'`, 12_000),
+      new Promise((r) => setTimeout(r, 1_500)).then(peersOfJump),
+    ])
+    expect(other.code, other.stderr).toBe(0)
+    expect(other.stdout).toMatch(/^SSH-2\.0/)
+    expect(peers).toMatch(/192\.0\.2\.13:22\s+198\.51\.100\.2:\d+/)
+    // nothing else comes back by the port it left by: a VM never receives its own ARP broadcasts
+    const arp = await kit.run('192.0.2.11', `sudo python3 - <<'PY'\n${OWN_ARP_FRAMES}\nPY`, 15_000)
+    expect(arp.code, arp.stderr).toBe(0)
+    const [sent, back] = arp.stdout.trim().split(' ').map(Number)
+    expect(sent).toBeGreaterThan(0)
+    expect(back).toBe(0)
+  })
+
+  it("announces a re-created VM: an earlier VM's neighbours reach the new one at once", async () => {
+    const old = makePort(16, [SG_DEFAULT])
+    ports.push(old)
+    const first = makeSpec('kld-vm-6', old, kit.publicKey)
+    const boot1 = await driver!.createVm(first, snapshot())
+    kit.trust('192.0.2.16', parseConsoleKeys(boot1.consoleLog).keys)
+    // the jumphost has talked to it: its neighbour table holds the first VM's MAC
+    expect((await kit.run('192.0.2.16', 'hostname', 15_000)).stdout.trim()).toBe('kld-vm-6')
+    expect((await kit.run(FIP, 'ip neigh show 192.0.2.16')).stdout).toContain(old.mac)
+    await driver!.deleteVm(first.id)
+    ports.pop()
+    // a new server and port with the same fixed IP, a new MAC (as Neutron gives)
+    const renewed: LabPort = {
+      ...makePort(16, [SG_DEFAULT]),
+      id: 'be11a000-0000-4000-8000-000000010010',
+      mac: 'fa:16:3e:01:00:10',
+    }
+    ports.push(renewed)
+    const second = {
+      ...makeSpec('kld-vm-6', renewed, kit.publicKey),
+      id: '01000010-7e57-4000-8000-000000000000',
+    }
+    const boot2 = await driver!.createVm(second, snapshot())
+    kit.trust('192.0.2.16', parseConsoleKeys(boot2.consoleLog).keys)
+    const t0 = Date.now()
+    const r = await kit.run('192.0.2.16', 'cat /sys/class/net/ens3/address', 8_000)
+    console.log(`re-created VM reached through the jumphost in ${Date.now() - t0} ms`)
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.trim()).toBe(renewed.mac)
+    expect((await kit.run(FIP, 'ip neigh show 192.0.2.16')).stdout).toContain(renewed.mac)
+    await driver!.deleteVm(second.id)
+    ports.pop()
   })
 
   it('deletes a VM completely', async () => {

@@ -2,7 +2,7 @@
  * The SSH connection layer against real sshd: ten hosts in network namespaces reachable only
  * through a jump host (test/fixtures/ssh-hosts.ts). Run alone: `npx vitest run test/e2e/ssh.test.ts`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Client } from 'ssh2'
@@ -160,7 +160,33 @@ describe('become', () => {
     ).toBe('rbtpw\n')
   })
 
-  it('feeds the password to sudo -S, never to the command, never echoed', async () => {
+  it('opens one shell per connection and target user (one sudo), reused by every command', async () => {
+    const conn = await newPool().get('h2', f.settings(h(2), { user: f.users.nopass.name }))
+    const parent = async (user?: string): Promise<string> =>
+      (await conn.exec('echo $PPID', { become: { method: 'sudo', user } })).stdout.trim()
+    const t0 = process.hrtime.bigint()
+    const first = await parent()
+    figures['become: first command (opens the root shell)'] = `${ms(t0).toFixed(0)} ms`
+    const t1 = process.hrtime.bigint()
+    const roots = new Set<string>()
+    for (let i = 0; i < 20; i++) roots.add(await parent())
+    figures['become: 20 more commands on the root shell'] = `${ms(t1).toFixed(0)} ms`
+    expect([...roots]).toEqual([first])
+    // the commands' parent is a root shell, started by the one sudo
+    expect(f.inNs(h(2), `ps -o user=,comm= -p ${first}`).trim()).toMatch(/^root\s+sh$/)
+    expect(f.inNs(h(2), `ps -o comm= -p $(ps -o ppid= -p ${first})`).trim()).toBe('sudo')
+    const other = await parent(f.users.password.name)
+    expect(other).not.toBe(first)
+    expect(await parent(f.users.password.name)).toBe(other)
+    expect(await parent()).toBe(first)
+    // the login shell is separate: a command without become runs as the login user
+    expect((await conn.exec('id -un')).stdout).toBe('rbtnp\n')
+    await conn.close()
+    await sleep(300)
+    expect(f.inNs(h(2), `ps -o pid= -p ${first},${other} || true`).trim()).toBe('')
+  })
+
+  it("sends the password once, at sudo's prompt: never to a command, never echoed", async () => {
     const password = f.users.password.password
     const conn = await newPool().get(
       'h2',
@@ -168,6 +194,9 @@ describe('become', () => {
     )
     const r = await conn.exec('id -un; cat', { become: { method: 'sudo' }, stdin: 'payload' })
     expect(r).toEqual({ rc: 0, stdout: 'root\npayload', stderr: '' })
+    const ppid = async (): Promise<string> =>
+      (await conn.exec('echo $PPID', { become: { method: 'sudo' } })).stdout
+    expect(new Set(await Promise.all([ppid(), ppid(), ppid()])).size).toBe(1)
     const running = conn.exec('sleep 1', { become: { method: 'sudo' } })
     await sleep(400)
     const ps = f.inNs(h(2), 'ps -eo args')
@@ -187,11 +216,91 @@ describe('become', () => {
       code: 'E_COMMAND',
       message: expect.stringMatching(/needs a password/),
     })
-    const wrong = conn.exec('id', { become: { method: 'sudo', password: 'wrong' } })
-    await expect(wrong).rejects.toMatchObject({
+    const bad = 'Wr0ng-pass-77'
+    const wrong = await conn
+      .exec('id', { become: { method: 'sudo', password: bad } })
+      .catch((e: unknown) => e)
+    expect(wrong).toMatchObject({
       code: 'E_COMMAND',
       message: expect.stringMatching(/refused the password/),
     })
+    expect(JSON.stringify(wrong, Object.getOwnPropertyNames(wrong))).not.toContain(bad)
+    // the same wrong password is not tried again (sudo would count each try and wait)
+    const t = process.hrtime.bigint()
+    await expect(
+      conn.exec('id', { become: { method: 'sudo', password: bad } }),
+    ).rejects.toMatchObject({ message: expect.stringMatching(/refused the password/) })
+    expect(ms(t)).toBeLessThan(200)
+    expect(f.log(h(2))).not.toContain(bad)
+    // the right one on the same connection opens the root shell
+    const right = { method: 'sudo' as const, password: f.users.password.password }
+    expect((await conn.exec('id -un', { become: right })).stdout).toBe('root\n')
+  })
+
+  it('becomes root in a runbook with the password from a secret, which no output shows', () => {
+    const password = f.users.password.password
+    const dir = path.join(f.dir, 'become-cli')
+    execFileSync('mkdir', ['-p', dir])
+    writeFileSync(
+      path.join(dir, 'inventory.yaml'),
+      [
+        'all:',
+        `  vars: { private_key: ${f.keyPath}, ssh_agent: false, known_hosts_files: [${f.knownHostsFile}] }`,
+        '  hosts:',
+        `    jump: { address: ${f.jump.address}, user: root }`,
+        `    h3: { address: ${h(3).address}, user: ${f.users.password.name}, via: jump }`,
+        '',
+      ].join('\n'),
+    )
+    writeFileSync(
+      path.join(dir, 'become.yaml'),
+      [
+        'vars:',
+        '  become_password: { secret: true, from_env: RB_TEST_SUDO }',
+        'plays:',
+        '  - hosts: h3',
+        '    become: true',
+        '    tasks:',
+        '      - name: who am I',
+        '        command: { cmd: id -un }',
+        '        register: who',
+        '      - name: a root-only file',
+        `        copy: { dest: ${path.join(dir, 'root-only')}, content: "ok\\n", mode: "0600" }`,
+        '      - assert: { that: ["who.stdout == \'root\'"] }',
+        '',
+      ].join('\n'),
+    )
+    const run = (args: string[], env: Record<string, string>) =>
+      spawnSync(process.execPath, [path.resolve('cli/runbook.js'), ...args], {
+        cwd: dir,
+        env: { ...process.env, NO_COLOR: '1', ...env },
+        encoding: 'utf8',
+        timeout: 60_000,
+      })
+    const ok = run(['apply', 'become.yaml', '-i', 'inventory.yaml', '-v'], {
+      RB_TEST_SUDO: password,
+    })
+    expect(ok.stderr).toBe('')
+    expect(ok.status).toBe(0)
+    expect(ok.stdout).toMatch(/h3\s+ok=1\s+changed=2\s+failed=0/)
+    expect(statSync(path.join(dir, 'root-only')).uid).toBe(0)
+    const json = run(['apply', 'become.yaml', '-i', 'inventory.yaml', '--json'], {
+      RB_TEST_SUDO: password,
+    })
+    expect(json.status).toBe(0)
+    const bad = run(['apply', 'become.yaml', '-i', 'inventory.yaml'], {
+      RB_TEST_SUDO: 'Wr0ng-pass-88',
+    })
+    expect(bad.status).not.toBe(0)
+    expect(bad.stdout + bad.stderr).toMatch(/sudo on h3 refused the password to run as root/)
+    for (const r of [ok, json]) expect(r.stdout + r.stderr).not.toContain(password)
+    expect(bad.stdout + bad.stderr).not.toContain('Wr0ng-pass-88')
+    // nor any file the run wrote (besides the secrets store, which keeps a secret's values)
+    const leaks = spawnSync('grep', ['-rlF', '--exclude-dir=secrets', password, dir], {
+      encoding: 'utf8',
+    })
+    expect(leaks.stdout).toBe('')
+    expect(f.log(h(3))).not.toContain(password)
   })
 
   it('writes through the atomic script as another user, with owner and mode', async () => {

@@ -152,6 +152,11 @@ export const configFields = {
   router_id: token
     .optional()
     .describe('global_defs router_id (default: the node name in upper case)'),
+  sync_group: token
+    .nullish()
+    .describe(
+      'vrrp_sync_group name (seed 004’s `G1`): written as a comment, since one instance per file makes a group of one, which keepalived -t refuses',
+    ),
   advert_int: z
     .number()
     .int()
@@ -221,6 +226,7 @@ export interface RenderParams {
   virtual_router_id: number
   instance?: string | undefined
   router_id?: string | undefined
+  sync_group?: string | null | undefined
   advert_int: number
   auth_type: 'PASS' | 'AH'
   auth_pass?: string | undefined

@@ -18,6 +18,17 @@ export function routerId(p: Pick<RenderParams, 'router_id'>, node: string): stri
   return p.router_id ?? node.toUpperCase().replace(/[^A-Z0-9_.:-]/g, '_')
 }
 
+/**
+ * The sync group, commented out: this file holds one VRRP instance, and keepalived refuses a sync
+ * group of one ("Sync group G1 has only 1 virtual router(s)"), which would do nothing anyway.
+ */
+export function syncGroupComment(group: string, instance: string): string[] {
+  return [
+    `# vrrp_sync_group ${group} { group { ${instance} } }`,
+    '# not rendered: a sync group needs two or more VRRP instances; this file has one',
+  ]
+}
+
 /** A block: `name {`, the body indented by two spaces, `}`. */
 function block(head: string, body: string[]): string[] {
   return [`${head} {`, ...body.map((l) => (l === '' ? '' : `  ${l}`)), '}']
@@ -106,6 +117,7 @@ export function renderConfig(p: RenderParams, r: Resolved): string {
     [HEADER],
     block('global_defs', [`router_id ${routerId(p, r.node.name)}`]),
   ]
+  if (p.sync_group) parts.push(syncGroupComment(p.sync_group, name))
   parts.push(block(`vrrp_instance ${name}`, vrrp))
   for (const vs of p.virtual_servers) parts.push(virtualServerBlock(vs))
   return `${parts.map((b) => b.join('\n')).join('\n\n')}\n`

@@ -171,6 +171,12 @@ const versionDoc = z.object({
   version: z.object({ version: z.string().optional(), min_version: z.string().optional() }),
 })
 
+/** How long a shared read (`sharedRead`) is answered from memory at most. */
+const READ_TTL_MS = 60_000
+
+/** RUNBOOK_TRACE_API=1: one stderr line per request (method, path, status, time; no headers or bodies). */
+const TRACE = process.env['RUNBOOK_TRACE_API'] === '1'
+
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
 
@@ -220,6 +226,7 @@ export class OpenStackClient {
   private negotiated: Promise<string> | undefined
   private readonly http: AxiosInstance
   private readonly secrets = new Set<string>()
+  private readonly reads = new Map<string, { value: Promise<unknown>; until: number }>()
   private current: Token | undefined
   private authing: Promise<Token> | undefined
   private readonly opts: Required<
@@ -317,6 +324,24 @@ export class OpenStackClient {
     return status === 401 ? `check the credentials of ${where}` : undefined
   }
 
+  /**
+   * A read shared by the tasks of a run (a server by name, a server's ports, the project's security
+   * groups): made once, then answered from memory until this client writes anything (a request
+   * other than GET and the read-only POSTs) or `READ_TTL_MS` passes. Polling never goes through it.
+   * @example const servers = await client.sharedRead(`servers:${name}`, () => client.list(...))
+   */
+  sharedRead<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.reads.get(key)
+    if (hit !== undefined && hit.until > Date.now()) return hit.value as Promise<T>
+    const value = load()
+    const entry = { value, until: Date.now() + READ_TTL_MS }
+    this.reads.set(key, entry)
+    value.catch(() => {
+      if (this.reads.get(key) === entry) this.reads.delete(key)
+    })
+    return value
+  }
+
   /** The project the token is scoped to. */
   async projectId(): Promise<string> {
     const t = await this.token()
@@ -375,6 +400,7 @@ export class OpenStackClient {
     path: string,
     o: RequestOptions = {},
   ): Promise<ApiResponse> {
+    if (method !== 'GET' && method !== 'HEAD' && o.idempotent !== true) this.reads.clear()
     const base = await this.endpoint(service)
     if (service === 'compute' && o.noMicroversion !== true) {
       const mv = await this.computeMicroversion()
@@ -639,6 +665,7 @@ export class OpenStackClient {
           ),
         this.opts.slowNoticeMs,
       )
+      const sent = performance.now()
       try {
         res = await measure('api', () =>
           this.http.request({
@@ -672,6 +699,10 @@ export class OpenStackClient {
       }
       clearTimeout(slow)
       const status = res.status
+      if (TRACE)
+        process.stderr.write(
+          `api ${method} ${this.displayPath(url)} ${status} ${Math.round(performance.now() - sent)} ms\n`,
+        )
       const retryable = status === 429 || (status >= 500 && status !== 501)
       if (retryable && (safe || status === 429) && attempt < this.opts.retries) {
         this.stats.retries++

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
-import { LookupCache, type OpenStackClient, type Query } from './client.ts'
+import { LookupCache, queryString, type OpenStackClient, type Query } from './client.ts'
 
 const nullableString = z
   .string()
@@ -224,7 +224,11 @@ export class Neutron {
 
   /** Ports matching a query (`name`, `device_id`, `fixed_ips`, `tags`...). */
   ports(query: Query): Promise<Port[]> {
-    return this.c.list('network', '/ports', 'ports', portSchema, { query })
+    return this.c
+      .sharedRead(`ports${queryString(query)}`, () =>
+        this.c.list('network', '/ports', 'ports', portSchema, { query }),
+      )
+      .then((ports) => [...ports])
   }
 
   /** A port by id, or undefined. */
@@ -396,7 +400,9 @@ export class Neutron {
     projectId: string,
   ): Promise<(string | undefined)[]> {
     if (refs.length === 0) return []
-    const groups = await this.securityGroups({ project_id: projectId, fields: ['id', 'name'] })
+    const groups = await this.c.sharedRead(`security-groups:${projectId}`, () =>
+      this.securityGroups({ project_id: projectId, fields: ['id', 'name'] }),
+    )
     return refs.map((ref) => {
       const byId = groups.find((g) => g.id === ref)
       if (byId !== undefined) return byId.id

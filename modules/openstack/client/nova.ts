@@ -108,9 +108,11 @@ export class Nova {
 
   /** Servers with exactly this name (deleting ones left out). */
   async serversNamed(name: string): Promise<Server[]> {
-    const all = await this.c.list('compute', '/servers/detail', 'servers', serverSchema, {
-      query: { name: exactNameRegex(name) },
-    })
+    const all = await this.c.sharedRead(`servers:${name}`, () =>
+      this.c.list('compute', '/servers/detail', 'servers', serverSchema, {
+        query: { name: exactNameRegex(name) },
+      }),
+    )
     return all.filter((s) => s.name === name && !isGoing(s))
   }
 

@@ -264,11 +264,16 @@ export const TEST_MIRROR_URL = mirrorUrl(DEFAULT_MIRROR_PORT)
  * it, from a process of its own. The VMs boot the Debian 12 image, which has no keepalived. Start
  * it after the driver's init (which makes rbl-fip0, the address it listens on).
  */
-export async function startTestMirror(dir: string): Promise<MirrorServer> {
+export async function startTestMirror(
+  dir: string,
+  packages: readonly string[] = ['keepalived'],
+): Promise<MirrorServer> {
   const repo = join(dir, 'mirror')
-  const built = await buildMirror({ dir: repo, packages: ['keepalived'], log: () => undefined })
+  const built = await buildMirror({ dir: repo, packages: [...packages], log: () => undefined })
   if (built.empty || built.missing.length > 0)
-    throw new Error(`test mirror: keepalived is missing (${built.downloadError ?? 'offline?'})`)
+    throw new Error(
+      `test mirror: ${built.missing.join(', ') || packages.join(', ')} missing (${built.downloadError ?? 'offline?'})`,
+    )
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', fileURLToPath(new URL('./mirror-server.ts', import.meta.url)), repo],

@@ -201,6 +201,30 @@ describe('renderRuleset', () => {
     expect(text).toContain('iifname "rbl-gw0" drop')
   })
 
+  it('hairpins floating IPs from inside as a Neutron router: SNAT to the own floating IP, else the gateway', () => {
+    const post = /chain nat_postrouting \{([\s\S]*?)\n\t\}/.exec(text)?.[1] ?? ''
+    expect(post.split('\n').slice(2)).toEqual([
+      '\t\toifname "rbl-gw0" ip saddr 192.0.2.0/24 snat to ip saddr map @fip_snat',
+      '\t\toifname "rbl-gw0" ip saddr 192.0.2.0/24 masquerade',
+      '\t\toifname "rbl-br0" ct status dnat ip saddr 192.0.2.0/24 snat to ip saddr map @fip_snat',
+      '\t\toifname "rbl-br0" ct status dnat ip saddr 192.0.2.0/24 snat to 198.51.100.2',
+    ])
+  })
+
+  it('lets only frames to the VM itself come back out of the port they came in by (hairpin mode)', () => {
+    const fwd = /chain forward \{([\s\S]*?)\n\t\}/.exec(text)?.[1] ?? ''
+    const lines = fwd.split('\n').map((l) => l.trim())
+    // one guard per port, secured or not, before the per-port chains
+    expect(lines.slice(2, 5)).toEqual([
+      'iifname "rblv-0000000b" oifname "rblv-0000000b" ether daddr != { fa:16:3e:00:00:0b } drop',
+      'iifname "rblv-0000000d" oifname "rblv-0000000d" ether daddr != { fa:16:3e:00:00:0d } drop',
+      'iifname "rblv-0000000e" oifname "rblv-0000000e" ether daddr != { fa:16:3e:00:00:0e } drop',
+    ])
+    expect(lines[5]).toMatch(/^oifname vmap /)
+    const out = /chain output \{([\s\S]*?)\n\t\}/.exec(text)?.[1] ?? ''
+    expect(out).not.toContain('iifname')
+  })
+
   it('closes a port with security but no groups, and keeps an empty lab valid', () => {
     const bare = port(20, { securityGroupIds: [] })
     const t = renderRuleset(snapshot([bare]), [{ veth: 'rblv-00000014', port: bare }])

@@ -31,7 +31,7 @@ describe('image recipes', () => {
 })
 
 describe('kernel VM command line', () => {
-  const args = qemuArgs({
+  const vm = {
     short: '0a0b0c0d',
     ramMb: 192,
     kernel: {
@@ -50,7 +50,8 @@ describe('kernel VM command line', () => {
     guestBoot: '/g/guest-boot.sh',
     qmp: '/v/qmp.sock',
     pidFile: '/v/qemu.pid',
-  })
+  }
+  const args = qemuArgs({ ...vm, accel: 'tcg' })
   const after = (flag: string) => args[args.indexOf(flag) + 1]
 
   it.each([
@@ -62,6 +63,13 @@ describe('kernel VM command line', () => {
     ['-initrd', '/k/initrd.img'],
   ])('%s %s', (flag, value) => {
     expect(after(flag)).toBe(value)
+  })
+
+  it('uses KVM with the host CPU only when told (the probe proved it), TCG with max otherwise', () => {
+    expect(after('-cpu')).toBe('max')
+    const kvm = qemuArgs({ ...vm, accel: 'kvm' })
+    expect(kvm[kvm.indexOf('-accel') + 1]).toBe('kvm')
+    expect(kvm[kvm.indexOf('-cpu') + 1]).toBe('host')
   })
 
   it('puts the NIC on the tap named like a bridge port, with the port MAC', () => {

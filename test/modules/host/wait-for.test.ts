@@ -159,8 +159,16 @@ describe('wait_for and ping on the local host', () => {
 
   it('ping 127.0.0.1: reachable holds, expecting unreachable fails', async () => {
     const ctx = testContext({ conn })
-    const up = await converge(ping, ctx, conn, { address: '127.0.0.1', count: 2, timeout: 3 })
+    const t0 = Date.now()
+    const up = await converge(ping, ctx, conn, {
+      address: '127.0.0.1',
+      count: 3,
+      interval: 1,
+      timeout: 3,
+    })
     expect([up.first, up.gatherTrips]).toEqual([[], 1])
+    // reachable returns at the first reply, not after count intervals (3 gathers would take 6 s)
+    expect(Date.now() - t0).toBeLessThan(1500)
     const p = ping.params.parse({
       address: '127.0.0.1',
       count: 1,

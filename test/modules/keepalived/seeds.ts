@@ -44,7 +44,7 @@ export const seed003 = {
 
 /**
  * Seed 004: LVS/DR with HTTP_GET checks and nopreempt (every node BACKUP). The seed's sync group of
- * one instance is left out: it does nothing, and `keepalived -t` exits 5 on it.
+ * one instance is written as a comment: it does nothing, and `keepalived -t` refuses it.
  */
 export const seed004 = {
   cluster: [
@@ -53,6 +53,7 @@ export const seed004 = {
   ],
   router_id: 'CK_TEST',
   instance: 'VI_1',
+  sync_group: 'G1',
   virtual_router_id: 50,
   nopreempt: true,
   advert_int: 1,
@@ -131,6 +132,7 @@ export function lvsDrRunbook(variant: 'seed004' | 'seed002'): Record<string, unk
       { name: 'lvs-director-2', state: 'BACKUP', priority: 90, address: '192.0.2.42' },
     ],
     virtual_router_id: 50,
+    sync_group: 'G1',
     advert_int: 1,
     auth_pass: 'lvs-pass',
     virtual_ipaddresses: ['192.0.2.200/32'],
