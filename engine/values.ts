@@ -208,6 +208,10 @@ const typeWords: Record<string, string> = {
   undefined: 'nothing',
   int: 'a whole number',
   bigint: 'a whole number',
+  record: 'a mapping',
+  map: 'a mapping',
+  tuple: 'a list',
+  date: 'a date',
 }
 
 function kind(v: unknown): string {
@@ -217,6 +221,17 @@ function kind(v: unknown): string {
   if (typeof v === 'string') return `the text ${show(v)}`
   if (typeof v === 'number' || typeof v === 'boolean') return String(v)
   return typeof v
+}
+
+/**
+ * The part of `v` at `path` (undefined where the path leads nowhere).
+ * @example valueAt({ a: [1, 2] }, ['a', 1]) // 2
+ */
+export function valueAt(v: unknown, path: readonly PropertyKey[]): unknown {
+  let at = v
+  for (const k of path)
+    at = at !== null && typeof at === 'object' ? (at as Record<PropertyKey, unknown>)[k] : undefined
+  return at
 }
 
 /**
@@ -242,21 +257,34 @@ export function describeIssue(issue: z.core.$ZodIssue | undefined, value?: unkno
         ? 'must not be empty'
         : issue.origin === 'array'
           ? `needs at least ${issue.minimum} item${Number(issue.minimum) === 1 ? '' : 's'}`
-          : `${show(input)} is below the minimum ${issue.minimum}`
+          : issue.inclusive === false
+            ? `${show(input)} is too small: it must be more than ${issue.minimum}`
+            : `${show(input)} is below the minimum ${issue.minimum}`
     case 'too_big':
       return issue.origin === 'array' || issue.origin === 'string'
         ? `is too long (at most ${issue.maximum}${issue.origin === 'string' ? ' characters' : ' items'})`
-        : `${show(input)} is above the maximum ${issue.maximum}`
+        : issue.inclusive === false
+          ? `${show(input)} is too big: it must be less than ${issue.maximum}`
+          : `${show(input)} is above the maximum ${issue.maximum}`
     case 'invalid_format':
       return `${show(input)} is not ${issue.format === 'regex' ? 'in the expected form' : `a valid ${issue.format}`}${issue.message && !issue.message.startsWith('Invalid') ? `: ${issue.message}` : ''}`
     case 'unrecognized_keys':
       return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`
     case 'invalid_union': {
       const firsts = issue.errors.map((e) => e[0])
+      // a branch whose shape the value has, wrong only inside: that branch says what is wrong
+      const inside = firsts.find((f) => (f?.path.length ?? 0) > 0)
+      if (inside)
+        return `${inside.path.join('.')}: ${describeIssue(inside, valueAt(input, inside.path))}`
       if (firsts.length > 1 && firsts.every((f) => f?.code === 'invalid_type')) {
         const wants = [
-          ...new Set(firsts.map((f) => typeWords[(f as { expected: string }).expected] ?? '')),
-        ]
+          ...new Set(
+            firsts.map((f) => {
+              const e = (f as { expected: string }).expected
+              return typeWords[e] ?? e
+            }),
+          ),
+        ].filter(Boolean)
         return `expected ${wants.join(' or ')}, got ${kind(input)}`
       }
       return describeIssue(firsts[0], input)

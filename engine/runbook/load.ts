@@ -8,7 +8,7 @@ import path from 'node:path'
 import type { z } from 'zod'
 import { RunbookError } from '../errors.ts'
 import { didYouMean } from '../suggest.ts'
-import { describeIssue } from '../values.ts'
+import { describeIssue, valueAt } from '../values.ts'
 import {
   IMPORT_TASKS_KEYS,
   importPlaybookKeywords,
@@ -293,7 +293,8 @@ class Loader {
         const issue = r.error.issues[0]
         const sub =
           issue && issue.path.length ? [...p, k, ...(issue.path as (string | number)[])] : [...p, k]
-        this.err('E_SCHEMA', `${what} keyword '${k}': ${describeIssue(issue, v)}`, sub, {
+        const at = valueAt(v, issue?.path ?? [])
+        this.err('E_SCHEMA', `${what} keyword '${k}': ${describeIssue(issue, at)}`, sub, {
           task,
         })
       }

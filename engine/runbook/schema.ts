@@ -29,7 +29,7 @@ export const taskKeywords = {
   ),
   tags: strOrList.describe('Select with --tags / --skip-tags'),
   become: z.boolean().describe('Run with sudo'),
-  become_user: z.string(),
+  become_user: z.string().min(1),
   retries: z.number().int().min(0).describe('Retry up to this many times until `until` holds'),
   until: z.string().describe('Condition that ends the retries'),
   delay: z.number().min(0).describe('Seconds between retries'),
@@ -96,7 +96,7 @@ export const playKeywords = {
     .describe('Host pattern: `all`, a group, names, `a:b`, `a:!b`, `web*`'),
   vars: z.record(z.string(), z.unknown()),
   become: z.boolean(),
-  become_user: z.string(),
+  become_user: z.string().min(1),
   gather_facts: z.boolean().describe('Run the facts module first on every host'),
   tags: strOrList,
   roles: z

@@ -122,6 +122,9 @@ describe('chaos: API faults through a proxy', () => {
     for (let runs = 1; runs <= TRIES; runs++) {
       last = await cli(dir, args)
       if (last.code === 0) return { runs, last }
+      // why a run gave up (a fault that outlasted the retries): said, for the record
+      for (const line of last.out.split('\n').filter((l) => l.startsWith('error:')))
+        console.log(`chaos api: ${args[0] ?? ''} run ${runs} failed: ${line}`)
     }
     return { runs: TRIES, last }
   }

@@ -10,11 +10,12 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 
 const BIN = path.resolve('cli/runbook.js')
 const ROUNDS = Number(process.env['CHAOS_ROUNDS'] ?? 3)
@@ -70,6 +71,7 @@ describe('chaos: SIGKILL during apply and destroy', () => {
     `${ROUNDS} rounds: converges with no duplicate, no leftover, no stray file`,
     async () => {
       const { dir, out } = project()
+      onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
       // a first, plain apply shows how long one takes: kills land inside that window
       const t0 = Date.now()
       expect(cli(dir, ['apply', 'runbook.yaml']).status).toBe(0)
