@@ -14,13 +14,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { hostsAvailable } from '../../lab/api/hosts.ts'
 import { labDown, labStatus, labUp, type LabUpResult } from '../../lab/index.ts'
 import { assertNoLiveLab } from '../helpers/lab.ts'
 import { eventually, labLeftovers, makeSshKit, parseConsoleKeys } from './lab-hosts/fixture.ts'
 import type { SshKit } from './lab-hosts/fixture.ts'
 
-const HOSTS = process.getuid?.() === 0 && hostsAvailable()
+const HOSTS = process.getuid?.() === 0
 const VIP = '192.0.2.254'
 const VM1 = '192.0.2.11'
 const VM2 = '192.0.2.12'
