@@ -18,7 +18,11 @@ export interface Layer {
  * A scope object whose properties are the variables of all layers, highest layer winning.
  * @example const s = makeScope([{ vars: { a: 1, b: '{{a}}' }, templated: true }]); s.b // 1
  */
-export function makeScope(layers: readonly Layer[]): Record<string, unknown> {
+export function makeScope(
+  layers: readonly Layer[],
+  /** What templated values render against (default: the scope itself). */
+  renderIn?: () => Record<string, unknown>,
+): Record<string, unknown> {
   const scope: Record<string, unknown> = {}
   const rendering = new Set<string>()
   for (const layer of layers) {
@@ -43,7 +47,7 @@ export function makeScope(layers: readonly Layer[]): Record<string, unknown> {
             throw new RunbookError('E_TEMPLATE', `variable '${key}' refers to itself`)
           rendering.add(key)
           try {
-            cached = renderDeep(raw, scope)
+            cached = renderDeep(raw, renderIn ? renderIn() : scope)
             done = true
             return cached
           } finally {

@@ -5,9 +5,9 @@
  * `path: "{{base}}"` by the `/etc` it will be, and a loop over a literal list by each of its items.
  * A parameter that touches anything unknown keeps its template and is judged at plan time.
  */
-import { RunbookError } from '../errors.ts'
+import { makeScope } from '../execute/scope.ts'
 import { containsUnknown, unknown } from '../vars/unknown.ts'
-import { isTemplate, renderDeep, renderString } from '../vars/template.ts'
+import { isTemplate, renderString } from '../vars/template.ts'
 import { hasTemplate } from './shape.ts'
 
 /** At most this many items of a loop known before the run are rendered one by one. */
@@ -25,32 +25,11 @@ export function staticScope(
   unknownNames: ReadonlySet<string>,
   claimed?: ReadonlySet<string>,
 ): Record<string, unknown> {
-  const target: Record<string, unknown> = {}
+  const known = Object.fromEntries(Object.entries(values).filter(([k]) => !unknownNames.has(k)))
   // known values render lazily against everything (what they name may be known only at run time)
-  const everything = viewOf(target)
-  const rendering = new Set<string>()
-  for (const [key, raw] of Object.entries(values)) {
-    if (unknownNames.has(key)) continue
-    let done = false
-    let cached: unknown
-    Object.defineProperty(target, key, {
-      enumerable: true,
-      get() {
-        if (done) return cached
-        if (rendering.has(key))
-          throw new RunbookError('E_TEMPLATE', `variable '${key}' refers to itself`)
-        rendering.add(key)
-        try {
-          cached = renderDeep(raw, everything)
-          done = true
-          return cached
-        } finally {
-          rendering.delete(key)
-        }
-      },
-    })
-  }
-  return viewOf(target, claimed)
+  const scope = makeScope([{ vars: known, templated: true }], () => everything)
+  const everything = viewOf(scope)
+  return viewOf(scope, claimed)
 }
 
 /**
