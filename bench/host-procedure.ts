@@ -65,10 +65,11 @@ const CONF = (state: string, priority: number): string => `vrrp_instance VI_1 {
 
 /**
  * Untimed, on every fresh VM, for both tools: python3 and python3-apt as a cloud image has them;
- * then apt's lists are removed, so that each tool's first apply starts with `apt-get update`.
+ * then apt's lists are removed and dated as an image's are (Ansible's cache_valid_time reads the
+ * directory's mtime), so that each tool's first apply starts with `apt-get update`.
  */
 const PREPARE =
-  'sudo sh -c "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-apt >/dev/null && rm -rf /var/lib/apt/lists/* && apt-get clean"'
+  'sudo sh -c "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-apt >/dev/null && rm -rf /var/lib/apt/lists/* /var/lib/apt/periodic/update-success-stamp && apt-get clean && touch -d 2000-01-01 /var/lib/apt/lists"'
 
 /** Runs a command to its end: wall time, exit code, output, and peak memory (GNU time). */
 function time(

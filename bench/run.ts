@@ -31,8 +31,28 @@ interface Row {
   runbook_ms: number
   ansible_ms: number
   ratio: number
-  runbook_runs: number[]
-  ansible_runs: number[]
+  runbook_runs?: number[]
+  ansible_runs?: number[]
+  /** Set on a row kept from an earlier bench (a size not measured this time): its date. */
+  measured_at?: string
+}
+
+/**
+ * Rows of sizes this run did not measure, kept from the committed results with their date, so a
+ * partial run (`--hosts 2`) does not drop the others; the table marks them.
+ */
+function earlierRows(measured: number[]): Row[] {
+  try {
+    const prev = JSON.parse(readFileSync('bench/results.json', 'utf8')) as {
+      date?: string
+      rows?: Row[]
+    }
+    return (prev.rows ?? [])
+      .filter((r) => !measured.includes(r.hosts))
+      .map((r) => ({ ...r, measured_at: r.measured_at ?? prev.date ?? 'earlier' }))
+  } catch {
+    return []
+  }
 }
 interface SizeResult {
   hosts: number
@@ -88,7 +108,9 @@ const planVip = stage('plan of the VIP runbook', 'bench/plan-vip.ts', planOut, [
     })
   : undefined
 
-const rows = results.flatMap((s) => s.rows)
+const rows = [...results.flatMap((s) => s.rows), ...earlierRows(sizes)].sort(
+  (a, b) => a.hosts - b.hosts,
+)
 writeFileSync(
   'bench/results.json',
   `${JSON.stringify(
@@ -109,7 +131,7 @@ writeFileSync(
 )
 const ansible = spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]
 const cell = (x: Row): string =>
-  `| ${x.workload === 'plan' ? 'plan / --check' : x.workload} | ${x.hosts} | ${x.runbook_ms} ms | ${x.ansible_ms} ms | ${x.ratio}× |`
+  `| ${x.workload === 'plan' ? 'plan / --check' : x.workload} | ${x.hosts} | ${x.runbook_ms} ms | ${x.ansible_ms} ms | ${x.ratio}×${x.measured_at ? ` (${x.measured_at.slice(0, 16).replace('T', ' ')}, not rerun)` : ''} |`
 const perSize = results.map(
   (s) =>
     `| ${s.hosts} | ${s.runs} | ${s.forks} | ${s.load.map((l) => l.toFixed(1)).join(' → ')} | ${s.peak_rss_mb} MB | ${s.api_requests ?? 0} | ${
