@@ -21,11 +21,11 @@ const LVS = path.resolve('runbooks/lvs-dr.yaml')
 const PACKAGES = ['keepalived', 'ipvsadm', 'nginx-light', 'hello']
 const NO_K1 =
   'set RUNBOOK_E2E_LVS=1 on a lab with k1 flavors (servers with their own kernel, issue 8)'
-// Opt-in (RUNBOOK_E2E_LVS=1) for its time: the two variants took 868 s together in the lab (seed
-// 004 ~460 s: apply 286 s, the independent checks 83 s, apply + plan again 80 s, destroy 14 s;
-// seed 002 ~400 s), on a 2-core machine shared with other work. Most of it is the two QEMU (TCG)
-// directors booting and installing keepalived (100-120 s of apt each). Beside a CI of ~14 min that
-// would make ~29 min, not well under the 30 the CI must stay within.
+// Opt-in (RUNBOOK_E2E_LVS=1) for its time: the two variants take ~13 min together in the lab
+// (seed 004 ~460 s: apply 286 s, the independent checks 83 s, apply + plan again 80 s, destroy
+// 14 s; seed 002 ~300 s: apply 222 s, again 63 s, destroy 16 s), on a 2-core machine shared with
+// other work. Most of it is the two QEMU (TCG) directors booting and installing keepalived
+// (100-120 s of apt each). Beside a CI of ~14 min that makes ~27 min: not well under 30.
 const LVS_OPT_IN = process.env.RUNBOOK_E2E_LVS === '1'
 
 describe.skipIf(!isRoot)('LVS/DR runbooks against the lab', () => {
