@@ -18,6 +18,14 @@ export const MARK_ESTABLISHED = 0x10000
 export const MARK_INVALID = 0x20000
 /** The low bits of the mark: the index of the lab port the frame came from (0: not a lab port). */
 export const MARK_PORT_MASK = 0xffff
+/**
+ * Set on a packet's mark by the bridge table when a frame goes from port to port (not to the
+ * router's MAC). The ip table leaves such frames from outside the subnet untracked: a VM that
+ * forwards them (an LVS/DR director) got them through the router's DNAT (client -> floating IP ->
+ * VIP), whose connection already answers VIP -> client; tracked again they would clash with it, and
+ * conntrack drops the clash. Neutron's router and port firewall keep separate connection tables.
+ */
+export const MARK_BRIDGED = 0x40000
 
 const PROTOCOL_NUMBERS: Record<string, number> = {
   icmp: 1,
@@ -235,6 +243,13 @@ export function renderRuleset(snapshot: NetworkSnapshot, bindings: readonly Port
       '\t\tiifname "rblv-*" drop',
       '\t}',
     ].join('\n'),
+    [
+      '\tchain bridged {',
+      // after the port chains (which set the mark), before br_netfilter (0) runs conntrack
+      '\t\ttype filter hook prerouting priority -290; policy accept;',
+      `\t\tether type ip meta pkttype != host meta mark set meta mark | 0x${MARK_BRIDGED.toString(16)}`,
+      '\t}',
+    ].join('\n'),
     ...['forward', 'output'].map((hook) =>
       [
         `\tchain ${hook} {`,
@@ -258,6 +273,13 @@ export function renderRuleset(snapshot: NetworkSnapshot, bindings: readonly Port
     ...sets,
     mapDecl('fip_dnat', dnat),
     mapDecl('fip_snat', snat),
+    [
+      '\tchain raw_prerouting {',
+      // before conntrack (-200); security groups still apply to these frames, without state
+      '\t\ttype filter hook prerouting priority raw; policy accept;',
+      `\t\tmeta mark & 0x${MARK_BRIDGED.toString(16)} == 0x${MARK_BRIDGED.toString(16)} ip saddr != ${subnetText} notrack`,
+      '\t}',
+    ].join('\n'),
     [
       '\tchain state_prerouting {',
       // after conntrack (-200), before DNAT (-100): bridged IPv4 arrives here through br_netfilter

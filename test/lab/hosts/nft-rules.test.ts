@@ -225,6 +225,24 @@ describe('renderRuleset', () => {
     expect(out).not.toContain('iifname')
   })
 
+  // LVS/DR behind a floating IP: the router DNATs client -> FIP to the VIP, the director forwards
+  // the same client's packets unchanged to a real server. Tracked twice, both connections would
+  // answer VIP -> client and conntrack would drop the second; Neutron keeps them apart.
+  it('leaves frames a VM forwards from outside the subnet untracked, and only those', () => {
+    const bridged = /chain bridged \{\n([\s\S]*?)\n\t\}/.exec(text)?.[1] ?? ''
+    expect(bridged).toContain('type filter hook prerouting priority -290; policy accept;')
+    expect(bridged).toContain(
+      'ether type ip meta pkttype != host meta mark set meta mark | 0x40000',
+    )
+    const raw = /chain raw_prerouting \{\n([\s\S]*?)\n\t\}/.exec(text)?.[1] ?? ''
+    expect(raw).toContain('type filter hook prerouting priority raw; policy accept;')
+    expect(raw).toContain('meta mark & 0x40000 == 0x40000 ip saddr != 192.0.2.0/24 notrack')
+    // the bit is set after the port chains (-300), which overwrite the mark with the port index,
+    // and read before conntrack (-200); it shares no bit with the others
+    expect(text.indexOf('chain bridged')).toBeGreaterThan(text.indexOf('chain prerouting'))
+    expect(0x40000 & (0xffff | 0x10000 | 0x20000)).toBe(0)
+  })
+
   it('closes a port with security but no groups, and keeps an empty lab valid', () => {
     const bare = port(20, { securityGroupIds: [] })
     const t = renderRuleset(snapshot([bare]), [{ veth: 'rblv-00000014', port: bare }])
