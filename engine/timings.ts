@@ -114,8 +114,16 @@ function timedConnection(c: Connection): Connection {
         measure('command', () =>
           whileSlow(`\`${commandBrief(command)}\` on ${c.host}`, () => c.exec(command, opts)),
         ),
-      readFile: (p, opts) => measure('command', () => c.readFile(p, opts)),
-      writeFile: (p, data, opts) => measure('command', () => c.writeFile(p, data, opts)),
+      readFile: (p, opts) =>
+        measure('command', () =>
+          whileSlow(`reading ${p} from ${c.host}`, () => c.readFile(p, opts)),
+        ),
+      writeFile: (p, data, opts) =>
+        measure('command', () =>
+          whileSlow(`writing ${p} (${data.length} bytes) to ${c.host}`, () =>
+            c.writeFile(p, data, opts),
+          ),
+        ),
       close: () => c.close(),
     }
     timedConns.set(c, t)

@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest'
 import { commandBrief, reportProgress, whileSlow, withProgress } from '../../engine/progress.ts'
 import { registry } from '../../modules/index.ts'
+import type { Connection } from '../../engine/connection/types.ts'
+import { timedConnections, withTimings } from '../../engine/timings.ts'
 import { runYaml } from '../helpers/run.ts'
 
 describe('progress of slow waits', () => {
@@ -51,6 +53,43 @@ describe('progress of slow waits', () => {
     // outside a task nothing is reported and nothing fails
     expect(await whileSlow('z', async () => 1, 0)).toBe(1)
   })
+
+  it('a file transfer awaited for more than 3 s is said too (a slow link to the host)', async () => {
+    // a link slow enough to take seconds cannot be made on this machine: the connection's
+    // transfer is delayed, the wrapper around it is the real one every run uses
+    const slow = (ms: number) => () => new Promise<void>((r) => setTimeout(r, ms))
+    const conn = {
+      host: 'far',
+      kind: 'ssh',
+      exec: async () => ({ rc: 0, stdout: '', stderr: '' }),
+      readFile: async () => {
+        await slow(3200)()
+        return Buffer.from('x')
+      },
+      writeFile: slow(3200),
+      close: async () => undefined,
+    } as unknown as Connection
+    const factory = timedConnections({
+      get: async () => conn,
+      drop: async () => undefined,
+      closeAll: async () => undefined,
+    })
+    const lines: string[] = []
+    await withTimings('task', () =>
+      withProgress(
+        (m) => lines.push(m),
+        async () => {
+          const c = await factory.get('far', () => ({}))
+          await c.writeFile('/etc/app.conf', 'abc')
+          await c.readFile('/etc/app.conf')
+        },
+      ),
+    )
+    expect(lines).toEqual([
+      'waiting for writing /etc/app.conf (3 bytes) to far',
+      'waiting for reading /etc/app.conf from far',
+    ])
+  }, 20_000)
 
   it('shows a command by its first line, folded and cut', () => {
     expect(commandBrief('apt-get   install -y keepalived')).toBe('apt-get install -y keepalived')
