@@ -9,7 +9,7 @@ import { RunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { ModuleRegistry } from '../module.ts'
 import { didYouMean } from '../suggest.ts'
-import { expressionProblems, expressionRefs } from '../vars/expr.ts'
+import { evaluateCondition, expressionProblems, expressionRefs } from '../vars/expr.ts'
 import { helperNames } from '../vars/helpers.ts'
 import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
 import { isTemplate, renderString, templateRefs } from '../vars/template.ts'
@@ -129,6 +129,8 @@ class Validator {
   private readonly order = new Map<Task, number>()
   /** The first task that registers or sets each name. */
   private readonly setBy = new Map<string, { index: number; task: Task }>()
+  /** The `when` conditions of the blocks around the step being checked. */
+  private guards: (string | boolean)[] = []
   /** The loop bindings of the task being checked, when its items are known before the run. */
   private items: Record<string, unknown>[] = [{}]
   /** Names the task being checked cannot see yet: only a later task sets them (name -> why). */
@@ -347,16 +349,14 @@ class Validator {
           s.name,
         )
       if (s.kind === 'block') {
+        const outer = this.guards
+        this.guards = [...outer, ...s.when]
         this.steps(s.block, scope, topics, inRescue, before)
         const withFail = new Set([...scope, 'failed_task', 'failed_result'])
-        this.steps(s.rescue, withFail, topics, true, before && new Set([...before, ...withFail]))
-        this.steps(
-          s.always,
-          withFail,
-          topics,
-          inRescue,
-          before && new Set([...before, ...withFail]),
-        )
+        const after = before && new Set([...before, ...withFail])
+        this.steps(s.rescue, withFail, topics, true, after)
+        this.steps(s.always, withFail, topics, inRescue, after)
+        this.guards = outer
         continue
       }
       this.task(s, scope, topics)
@@ -415,9 +415,11 @@ class Validator {
       this.templateFile(f.path, new Set([...scope, ...f.vars]), t, [...t.path, t.module, 'src'])
     const raw = new Set(m.rawParams ?? [])
     const loop = t.loop === undefined ? undefined : staticLoop(t.loop, this.scope)
-    this.items = (loop ?? [undefined]).map((item, i) =>
-      loop ? { [t.loopVar]: item, ...(t.indexVar ? { [t.indexVar]: i } : {}) } : {},
-    )
+    this.items = (loop ?? [undefined])
+      .map((item, i) =>
+        loop ? { [t.loopVar]: item, ...(t.indexVar ? { [t.indexVar]: i } : {}) } : {},
+      )
+      .filter((names) => this.runsSurely(t, withNames(this.scope, names)))
     for (const [k, v] of Object.entries(t.args)) {
       // Parameters the module renders itself (with variables of its own) get a syntax check only.
       this.value(v, t.file, [...t.path, t.module, k], raw.has(k) ? undefined : scope, t.name)
@@ -480,6 +482,9 @@ class Validator {
         t.loop === undefined
           ? this.scope
           : withNames(this.scope, { [t.loopVar]: item, ...(t.indexVar ? { [t.indexVar]: i } : {}) })
+      // a task whose `when` may not hold is judged when it runs: `name: "{{stop_vm}}"` guarded
+      // by `when: stop_vm != ''` is empty only when the task is skipped
+      if (!this.runsSurely(t, scope)) continue
       const rendered = coerceParams(m.params, renderKnown(t.args, scope))
       for (const issue of checkShape(m.params, rendered, aliases)) {
         if (seen.has(issueKey(issue))) continue
@@ -509,6 +514,17 @@ class Validator {
         this.errors.push(
           misplacedSecret(k, src ? locate(src, [...at, k]) : undefined).locate({ task: t.name }),
         )
+  }
+
+  /** Whether every `when` around and on a task holds for sure with the values known now. */
+  runsSurely(t: Task, scope: Record<string, unknown>): boolean {
+    return [...this.guards, ...t.when].every((c) => {
+      try {
+        return evaluateCondition(c, scope) === true
+      } catch {
+        return false
+      }
+    })
   }
 
   /**

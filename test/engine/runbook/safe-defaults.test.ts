@@ -180,6 +180,30 @@ describe('a templated path known before the run', () => {
   })
 })
 
+describe('a templated value under a condition', () => {
+  it('is not judged when the condition may not hold (the value is right only when it runs)', async () => {
+    const dir = project({
+      'runbook.yaml': [
+        'vars:',
+        '  stop_vm: ""',
+        '  base: /etc',
+        'plays:',
+        '  - hosts: localhost',
+        '    tasks:',
+        '      - name: empty only when skipped',
+        '        openstack.server: { name: "{{ stop_vm }}", state: stopped }',
+        '        when: stop_vm != ""',
+        '      - block:',
+        '          - file: { path: "{{ base }}", state: absent }',
+        '        when: inventory_hostname == "nowhere"',
+        '',
+      ].join('\n'),
+    })
+    const r = await run(dir, ['validate', path.join(dir, 'runbook.yaml')])
+    expect(r.code, r.text).toBe(0)
+  })
+})
+
 describe('a failed plan', () => {
   it('never prints "No changes" first', async () => {
     // set_fact makes the path known only during the run: validation cannot see it, plan does
