@@ -86,6 +86,21 @@ export const absolutePath = text(
   'an absolute path (it starts with /, e.g. /etc/app.conf)',
 )
 
+/** What a variable name looks like (templates and conditions both read it). */
+export const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/**
+ * Why `name` cannot be a variable, with a name that could, or undefined when it can.
+ * @example badVariableName('vip-addr') // { message: "'vip-addr' is not a variable name (...)", hint: "e.g. 'vip_addr'" }
+ */
+export function badVariableName(name: string): { message: string; hint: string } | undefined {
+  if (VARIABLE_NAME.test(name)) return undefined
+  return {
+    message: `'${name}' is not a variable name (letters, digits and _, not starting with a digit)`,
+    hint: `e.g. '${name.replace(/[^A-Za-z0-9_]/g, '_').replace(/^(\d)/, '_$1')}'`,
+  }
+}
+
 /** The path of a file (not a directory): absolute, not ending with `/`. */
 export const filePath = text(
   (s) => s.startsWith('/') && !s.endsWith('/'),

@@ -7,7 +7,7 @@ import { connectionVars } from '../connection/ssh-factory.ts'
 import { RunbookError } from '../errors.ts'
 import { locate, type Source, type YamlPath } from '../runbook/source.ts'
 import { didYouMean, editDistance } from '../suggest.ts'
-import { describeIssue } from '../values.ts'
+import { badVariableName, describeIssue } from '../values.ts'
 import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
 import { isTemplate } from '../vars/template.ts'
 import type { Inventory } from './inventory.ts'
@@ -64,9 +64,6 @@ function varSites(root: unknown, p: YamlPath = []): [YamlPath, Obj][] {
   }
   return out
 }
-
-/** What a variable name looks like (templates and conditions both read it). */
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 /**
  * Groups that are their own ancestors through `children` (g1 -> g2 -> g1), reported at the
@@ -137,12 +134,9 @@ export function checkConnections(src: Source, inv: Inventory): RunbookError[] {
         errors.push(misplacedSecret(k, locate(src, [...p, k])))
         continue
       }
-      if (!VAR_NAME.test(k)) {
-        err(
-          `'${k}' is not a variable name (letters, digits and _, not starting with a digit)`,
-          [...p, k],
-          { key: true, hint: `e.g. '${k.replace(/[^A-Za-z0-9_]/g, '_').replace(/^(\d)/, '_$1')}'` },
-        )
+      const badName = badVariableName(k)
+      if (badName) {
+        err(badName.message, [...p, k], { key: true, hint: badName.hint })
         continue
       }
       const hint = misspelt(k)

@@ -9,6 +9,7 @@ import { RunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { ModuleRegistry } from '../module.ts'
 import { didYouMean } from '../suggest.ts'
+import { badVariableName } from '../values.ts'
 import { evaluateCondition, expressionProblems, expressionRefs } from '../vars/expr.ts'
 import { helperNames } from '../vars/helpers.ts'
 import { looksLikeSecret, misplacedSecret } from '../vars/secrets.ts'
@@ -44,9 +45,6 @@ const MAGIC = ['inventory_hostname', 'groups', 'hostvars', 'play_hosts', 'runboo
 
 /** Names the engine sets on every host: a variable of the same name would hide them. */
 const RESERVED_VARS = new Set([...MAGIC, 'facts'])
-
-/** What a variable name looks like (templates and conditions both read it). */
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 /**
  * A chain of top-level vars whose templates lead back to the first one (`a: "{{b}}"`,
@@ -241,18 +239,19 @@ class Validator {
     task: string | undefined,
   ): void {
     for (const k of Object.keys(vars)) {
-      const problem = !VAR_NAME.test(k)
-        ? `'${k}' is not a variable name (letters, digits and _, not starting with a digit)`
-        : RESERVED_VARS.has(k)
-          ? `'${k}' is set by runbook itself and cannot be a variable of yours`
-          : undefined
+      const problem =
+        badVariableName(k) ??
+        (RESERVED_VARS.has(k)
+          ? {
+              message: `'${k}' is set by runbook itself and cannot be a variable of yours`,
+              hint: 'choose another name',
+            }
+          : undefined)
       if (problem)
-        this.err('E_SCHEMA', problem, file, [...path, k], {
+        this.err('E_SCHEMA', problem.message, file, [...path, k], {
           task,
           key: true,
-          hint: VAR_NAME.test(k)
-            ? 'choose another name'
-            : `e.g. '${k.replace(/[^A-Za-z0-9_]/g, '_').replace(/^(\d)/, '_$1')}'`,
+          hint: problem.hint,
         })
     }
   }
