@@ -61,6 +61,8 @@ interface SizeResult {
   load: number[]
   rows: Row[]
   peak_rss_mb: number
+  /** The same host work as the first apply, typed as one shell command per VM (no tool). */
+  first_apply_floor_ms?: number[]
   timings?: Record<string, number>
   api_requests?: number
 }
@@ -118,6 +120,9 @@ writeFileSync(
       date: new Date().toISOString(),
       rows: rows.map(({ runbook_runs: _r, ansible_runs: _a, ...x }) => x),
       peak_rss_mb: Object.fromEntries(results.map((s) => [s.hosts, s.peak_rss_mb])),
+      first_apply_floor_ms: Object.fromEntries(
+        results.map((s) => [s.hosts, s.first_apply_floor_ms ?? []]),
+      ),
       plan_vip: planVip && {
         runbook_ms: planVip.median_ms,
         runs_ms: planVip.runs,
@@ -134,7 +139,7 @@ const cell = (x: Row): string =>
   `| ${x.workload === 'plan' ? 'plan / --check' : x.workload} | ${x.hosts} | ${x.runbook_ms} ms | ${x.ansible_ms} ms | ${x.ratio}×${x.measured_at ? ` (${x.measured_at.slice(0, 16).replace('T', ' ')}, not rerun)` : ''} |`
 const perSize = results.map(
   (s) =>
-    `| ${s.hosts} | ${s.runs} | ${s.forks} | ${s.load.map((l) => l.toFixed(1)).join(' → ')} | ${s.peak_rss_mb} MB | ${s.api_requests ?? 0} | ${
+    `| ${s.hosts} | ${s.runs} | ${s.forks} | ${s.load.map((l) => l.toFixed(1)).join(' → ')} | ${s.first_apply_floor_ms?.length ? `${s.first_apply_floor_ms.join(', ')} ms` : '–'} | ${s.peak_rss_mb} MB | ${s.api_requests ?? 0} | ${
       s.timings
         ? `${s.timings.commands} commands (${s.timings.commands_ms} ms summed), SSH wait ${s.timings.ssh_wait_ms} ms summed`
         : ''
@@ -190,9 +195,14 @@ ${rows.map(cell).join('\n')}
   Before each tool's run, untimed, python3 and python3-apt go on the fresh VMs, as a cloud image
   has them (Ansible needs them; the lab's trimmed image has python3-minimal only), and apt's lists
   are removed again, so each first apply starts with \`apt-get update\`.
+- **first-apply floor**: the same host work with no tool, on VMs made anew the same way: one
+  shell command per VM over OpenSSH through the jumphost, all VMs at once (\`apt-get update\`,
+  \`apt-get install keepalived\`, the configuration written and checked with \`keepalived -t\`,
+  \`service keepalived start\`, \`pidof\`). Both tools stand on it; a ratio over Ansible of
+  Ansible's time / the floor is out of any tool's reach.
 
-| hosts | runs | forks | load average | runbook peak RSS | API requests | runbook's no-change run (--json timings) |
-|---|---|---|---|---|---|---|
+| hosts | runs | forks | load average | first-apply floor | runbook peak RSS | API requests | runbook's no-change run (--json timings) |
+|---|---|---|---|---|---|---|---|
 ${perSize.join('\n')}
 
 ${planVip ? planMd(planVip) : ''}${failures.length ? `## Not measured\n\n${failures.join('\n\n')}\n\n` : ''}Load average at the end: ${loadavg()[0]?.toFixed(1)}.
