@@ -290,9 +290,10 @@ export const apt = defineModule<AptParams, AptState>({
       cacheUpdated = true
     }
     let delta: PackageDelta = { installed: [], upgraded: [], removed: [] }
-    // Selected at gather time; a cache update may change versions but not what is missing.
-    const fresh = cacheUpdated ? await gatherApt(ctx, p) : s
-    const selected = selectSpecs(p, fresh.packages)
+    // Selected from dpkg's state at gather time: an update of the lists changes what apt could
+    // install, not what dpkg has, so nothing is read again (an apt-get -s after the update would
+    // only rebuild apt's cache for nothing).
+    const selected = selectSpecs(p, s.packages)
     if (selected.length) {
       const script = [
         ENV,
