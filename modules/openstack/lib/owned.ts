@@ -191,7 +191,7 @@ async function create<P extends OnCloud, S, R extends C, C>(
 
 /**
  * The Module of an owned resource type.
- * @example export const port = ownedResource<PortParams, PortState, Port>({ name: 'openstack.port', type: 'port', kind: 'port', ... })
+ * @example export const port = ownedResource<PortParams, PortState, Port>({ module: { name: 'openstack.port', params, plan, ... }, type: 'port', kind: 'port', find, read, create, ... })
  */
 export function ownedResource<P extends OnCloud, S, R extends C, C = R>(
   def: OwnedResource<P, S, R, C>,
