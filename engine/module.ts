@@ -72,6 +72,8 @@ export interface ModuleContext {
    */
   readonly journal: {
     find(module: string, type: string, id?: string): ResourceRecord[]
+    /** Every record, of any module (what a domain keeps on all its records, e.g. an owner id). */
+    all(): readonly ResourceRecord[]
     record(r: Omit<ResourceRecord, 'host' | 'task' | 'createdAt' | 'module'>): Promise<void>
     forget(type: string, id: string): Promise<void>
   }

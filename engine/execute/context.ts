@@ -13,6 +13,7 @@ import { makeScope } from './scope.ts'
 /** Where resource records live: the run's journal, or a test's memory. `Journal` is one. */
 export interface RecordStore {
   find(module: string, type: string, id?: string): ResourceRecord[]
+  all(): readonly ResourceRecord[]
   record(r: ResourceRecord): Promise<void>
   forget(type: string, id: string, host?: string): Promise<void>
 }
@@ -82,6 +83,7 @@ export function moduleContext(p: ContextParts): ModuleContext {
     },
     journal: {
       find: (module, type, id) => store?.find(module, type, id) ?? [],
+      all: () => store?.all() ?? [],
       record: async (r) => {
         if (!store || p.check) return
         const at = new Date().toISOString()
@@ -110,6 +112,10 @@ export class MemoryRecords implements RecordStore {
     return this.records.filter(
       (r) => r.module === module && r.type === type && (id === undefined || r.id === id),
     )
+  }
+
+  all(): readonly ResourceRecord[] {
+    return this.records
   }
 
   async record(r: ResourceRecord): Promise<void> {

@@ -161,6 +161,7 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         // a destroy only reads and forgets records, it makes none
         records: {
           find: (...a) => o.journal.find(...a),
+          all: () => o.journal.all(),
           record: async () => undefined,
           forget: (...a) => o.journal.forget(...a),
         },

@@ -163,6 +163,11 @@ export class Journal {
     )
   }
 
+  /** Every resource, of any module. */
+  all(): readonly ResourceRecord[] {
+    return this.data.resources
+  }
+
   /** Remembers a host added during the run, so `destroy` can reach it later. */
   async rememberHost(name: string, groups: string[], vars: Record<string, unknown>): Promise<void> {
     this.data.hosts[name] = { groups, vars }

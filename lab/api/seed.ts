@@ -129,15 +129,19 @@ function ensureNetwork(
   return n
 }
 
-// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
+/** A seeded subnet: its name, range, gateway, allocation pool and DHCP. */
+interface SeedSubnet {
+  name: string
+  cidr: string
+  gatewayIp: string
+  pool: [string, string]
+  dhcp: boolean
+}
+
 function ensureSubnet(
   cloud: Cloud,
   net: NetworkRec,
-  name: string,
-  cidr: string,
-  gatewayIp: string,
-  pool: [string, string],
-  dhcp: boolean,
+  { name, cidr, gatewayIp, pool, dhcp }: SeedSubnet,
 ): SubnetRec {
   let s = cloud.state.subnets.find((x) => x.name === name && x.networkId === net.id)
   if (s === undefined) {
@@ -241,25 +245,21 @@ export function seedCloud(cloud: Cloud): void {
   }
 
   const pub = ensureNetwork(cloud, SEED.externalNetwork, adminProject.id, true)
-  ensureSubnet(
-    cloud,
-    pub,
-    SEED.externalSubnet,
-    '198.51.100.0/25',
-    '198.51.100.1',
-    ['198.51.100.10', '198.51.100.126'],
-    false,
-  )
+  ensureSubnet(cloud, pub, {
+    name: SEED.externalSubnet,
+    cidr: '198.51.100.0/25',
+    gatewayIp: '198.51.100.1',
+    pool: ['198.51.100.10', '198.51.100.126'],
+    dhcp: false,
+  })
   const net = ensureNetwork(cloud, SEED.network, demo.id, false)
-  const subnet = ensureSubnet(
-    cloud,
-    net,
-    SEED.subnet,
-    '192.0.2.0/24',
-    '192.0.2.1',
-    ['192.0.2.10', '192.0.2.254'],
-    true,
-  )
+  const subnet = ensureSubnet(cloud, net, {
+    name: SEED.subnet,
+    cidr: '192.0.2.0/24',
+    gatewayIp: '192.0.2.1',
+    pool: ['192.0.2.10', '192.0.2.254'],
+    dhcp: true,
+  })
   let router = st.routers.find((r) => r.name === SEED.router)
   if (router === undefined) {
     router = { ...newStandard(demo.id, SEED.router, ''), adminStateUp: true, gateway: null }

@@ -286,15 +286,19 @@ function record(ctx: ModuleContext, holders: string[]): void {
     r.push({ at: Date.now(), holders: [...holders] })
 }
 
+/** What `watchHolders` watches for: which nodes, the VIP on which interface, the wish, how long. */
+interface Watched {
+  nodes: readonly string[]
+  vip: string
+  iface: string | undefined
+  wish: (h: string[]) => boolean
+  timeoutMs: number
+}
+
 /** Polls who holds the VIP until `wish` holds for CONFIRM_MS, split brain lasts, or time runs out. */
-// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
 async function watchHolders(
   ctx: ModuleContext,
-  nodes: readonly string[],
-  vip: string,
-  iface: string | undefined,
-  wish: (h: string[]) => boolean,
-  timeoutMs: number,
+  { nodes, vip, iface, wish, timeoutMs }: Watched,
 ): Promise<Watch> {
   const start = performance.now()
   let okSince: number | null = null
@@ -463,14 +467,13 @@ async function runTest(
   const timeoutMs = p.timeout * 1000
   const nodes = [p.master, ...p.backups]
   ctx.progress(`waiting for ${vip} to be on ${p.master} alone`)
-  const before = await watchHolders(
-    ctx,
+  const before = await watchHolders(ctx, {
     nodes,
     vip,
-    p.interface,
-    (h) => h.length === 1 && h[0] === p.master,
+    iface: p.interface,
+    wish: (h) => h.length === 1 && h[0] === p.master,
     timeoutMs,
-  )
+  })
   m.holder_before = before.holders
   if (!before.ok) {
     const where = before.holders.length === 0 ? 'on no node' : `on ${before.holders.join(' and ')}`
@@ -521,14 +524,13 @@ async function runTest(
       await new Promise((res) => setTimeout(res, 200))
     }
     ctx.progress(`waiting for a backup to take ${vip}`)
-    const during = await watchHolders(
-      ctx,
+    const during = await watchHolders(ctx, {
       nodes,
       vip,
-      p.interface,
-      (h) => h.length === 1 && h[0] !== p.master,
+      iface: p.interface,
+      wish: (h) => h.length === 1 && h[0] !== p.master,
       timeoutMs,
-    )
+    })
     m.holder_during = during.holders
     if (during.ok) m.failover_ms = Math.round(during.at - failedAt)
     if (!during.ok)
@@ -557,14 +559,13 @@ async function runTest(
     restoredAt = upAt
     ctx.progress(`waiting for a backup to take ${vip} (${p.master} is unreachable meanwhile)`)
     // The master cannot be asked while its link is down (its SSH session stalls): backups only.
-    const during = await watchHolders(
-      ctx,
-      p.backups,
+    const during = await watchHolders(ctx, {
+      nodes: p.backups,
       vip,
-      p.interface,
-      (h) => h.length === 1,
-      Math.min(timeoutMs, upAt - performance.now() - CONFIRM_MS),
-    )
+      iface: p.interface,
+      wish: (h) => h.length === 1,
+      timeoutMs: Math.min(timeoutMs, upAt - performance.now() - CONFIRM_MS),
+    })
     m.holder_during = during.holders
     if (during.ok) m.failover_ms = Math.round(during.at - failedAt)
     if (!during.ok) {
@@ -584,14 +585,13 @@ async function runTest(
       ? `waiting for ${vip} to return to ${p.master}`
       : `waiting for ${vip} to settle on one node`,
   )
-  const after = await watchHolders(
-    ctx,
+  const after = await watchHolders(ctx, {
     nodes,
     vip,
-    p.interface,
-    (h) => (wantMaster ? h.length === 1 && h[0] === p.master : h.length === 1),
+    iface: p.interface,
+    wish: (h) => (wantMaster ? h.length === 1 && h[0] === p.master : h.length === 1),
     timeoutMs,
-  )
+  })
   m.holder_after = after.holders
   if (after.ok && wantMaster) m.failback_ms = Math.max(0, Math.round(after.at - restoredAt))
   if (!after.ok)

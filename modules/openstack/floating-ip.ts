@@ -7,20 +7,18 @@
 import { z } from 'zod'
 import { ipAddress } from '../../engine/values.ts'
 import { RunbookError } from '../../engine/errors.ts'
-import { defineModule, type ModuleContext } from '../../engine/module.ts'
+import type { ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
-import { containsUnknown, unknown } from '../../engine/vars/unknown.ts'
+import { unknown } from '../../engine/vars/unknown.ts'
 import type { FloatingIp, Network, Port } from './client/neutron.ts'
-import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
+import type { Api } from './lib/cloud.ts'
+import { ownedResource, type At, type Own } from './lib/owned.ts'
 import {
-  createOwned,
   ensureTagged,
   isMarked,
   isPending,
   ownerOf,
   recordData,
-  takeOver,
-  TAG_PREFIX,
   type ClaimKind,
 } from './lib/ownership.ts'
 import { adoptParam, cloudParam, known, later, printable } from './lib/params.ts'
@@ -218,11 +216,12 @@ async function targetPort(
   return first
 }
 
-async function gatherFloatingIp(
-  ctx: ModuleContext,
-  p: FloatingIpParams,
-  api: Api,
-): Promise<FloatingIpState> {
+async function readFloatingIp({
+  ctx,
+  api,
+  p,
+  own,
+}: At & { p: FloatingIpParams; own: Own<FloatingIp> }): Promise<FloatingIpState> {
   const network = await api.neutron.network(p.network)
   const port = await targetPort(ctx, api, p)
   const fixedIp =
@@ -252,16 +251,13 @@ async function gatherFloatingIp(
             ? 'adopt'
             : 'foreign'
     if (current !== undefined)
-      await takeOver(
-        ctx,
-        api,
-        'floating_ip',
-        current.floating_ip_address,
-        current.id,
+      await own.takeOver({
+        name: current.floating_ip_address,
+        id: current.id,
         how,
-        { network_id: current.floating_network_id },
-        port.id,
-      )
+        extra: { network_id: current.floating_network_id },
+        pendingName: port.id,
+      })
     // A run that died between the create and the tagging: finish it.
     if (current !== undefined && (how === 'journal' || how === 'tag'))
       await ensureTagged(ctx, api, 'floatingips', current)
@@ -288,107 +284,100 @@ async function gatherFloatingIp(
  * Ensures a port (or a server's port) has a floating IP from an external network.
  * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
-export const floatingIp = defineModule<FloatingIpParams, FloatingIpState>({
-  name: 'openstack.floating_ip',
-  summary:
-    'A floating IP from an external network on a port or a server (the one already there is reused)',
-  example: `- name: The jumphost's public address
+export const floatingIp = ownedResource<FloatingIpParams, FloatingIpState, FloatingIp>({
+  module: {
+    name: 'openstack.floating_ip',
+    summary:
+      'A floating IP from an external network on a port or a server (the one already there is reused)',
+    example: `- name: The jumphost's public address
   openstack.floating_ip:
     network: public
     server: kld-jumphost-vm
   register: jump_fip      # jump_fip.address`,
-  params,
-  target: 'controller',
-  acceptsUnknown: true,
-  gather: (ctx, p) => gatherFloatingIp(ctx, p, apiFor(ctx, p.cloud)),
-  plan: (p, s) => printable(planFloatingIp(p, s)),
-  async apply(ctx, p, changes, s) {
-    if (containsUnknown(p))
-      throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
-    const api = apiFor(ctx, p.cloud)
-    const change = changes[0]
-    if (change === undefined) return { changed: false, output: floatingIpOutput(s.current) }
-    if ((change.action === 'delete' || change.action === 'replace') && s.current !== undefined) {
-      await api.neutron.deleteGone('floatingips', s.current.id)
-      await ctx.journal.forget('floating_ip', s.current.id)
-      if (change.action === 'delete') return { output: { id: s.current.id, state: 'absent' } }
+    params,
+    acceptsUnknown: true,
+    plan: (p, s) => printable(planFloatingIp(p, s)),
+    output: (_p, s, changes) =>
+      floatingIpOutput(
+        changes.some((c) => c.action !== 'update') && changes.length > 0
+          ? undefined
+          : (s?.current ?? s?.reusable),
+      ),
+  },
+  type: 'floating_ip',
+  kind: 'floating IP',
+  id: (f) => f.id,
+  marked: isMarked,
+  // A floating IP has no name: the pending record goes by the port it is made for.
+  find: async (api, portId, ownerTag) =>
+    (await api.neutron.floatingIps({ port_id: portId })).find((f) => isMarked(f, ownerTag)),
+  read: readFloatingIp,
+  current: (s) => s.current,
+  async create({ ctx, p, s, api }) {
+    const port = portOf(p, s)
+    const body = {
+      floating_network_id: s.network.id,
+      port_id: port.id,
+      ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}),
+      // Stock Neutron refuses tags in the POST: the marker in `description` until it is tagged.
+      description: ownerOf(ctx).tag,
     }
-    if (p.state === 'disassociated' && s.current !== undefined) {
-      const f = await api.neutron.updateFloatingIp(s.current.id, { port_id: null })
+    return {
+      name: port.id,
+      recordName: (f) => f.floating_ip_address,
+      extra: { network_id: s.network.id },
+      post: () => api.neutron.createFloatingIp(body),
+    }
+  },
+  async created({ ctx, api, p }, made) {
+    await ensureTagged(ctx, api, 'floatingips', made)
+    if (p.description !== undefined)
+      await api.neutron.updateFloatingIp(made.id, { description: p.description })
+    return made
+  },
+  async update({ ctx, api, p, s }) {
+    if (p.state === 'disassociated' && s.current !== undefined)
+      return api.neutron.updateFloatingIp(s.current.id, { port_id: null })
+    const port = portOf(p, s)
+    if (s.reusable === undefined) return undefined
+    const id = s.reusable.id
+    const f = await api.neutron.updateFloatingIp(id, {
+      port_id: port.id,
+      ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}),
+    })
+    if (ctx.journal.find('openstack.floating_ip', 'floating_ip', id).length === 0)
+      await ctx.journal.record({
+        type: 'floating_ip',
+        id,
+        name: f.floating_ip_address,
+        data: await recordData(ctx, api, { network_id: s.network.id }),
+      })
+    return f
+  },
+  remove: ({ api }, id) => api.neutron.deleteGone('floatingips', id),
+  async verify({ api, p, s }, f) {
+    if (p.state === 'disassociated' && f !== undefined) {
       if (f.port_id !== null)
         throw new RunbookError(
           'E_API',
           `${targetOf(p, s)}: Neutron still shows ${f.floating_ip_address} on port ${f.port_id}`,
         )
-      return { output: floatingIpOutput(f) }
+      return floatingIpOutput(f)
     }
-    const port = s.port
-    if (port === undefined)
-      throw new RunbookError('E_API', `${targetOf(p, s)}: the port is not there`)
-    let id: string
-    if (change.action === 'update' && s.reusable !== undefined) {
-      id = s.reusable.id
-      const f = await api.neutron.updateFloatingIp(id, {
-        port_id: port.id,
-        ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}),
-      })
-      if (ctx.journal.find('openstack.floating_ip', 'floating_ip', id).length === 0)
-        await ctx.journal.record({
-          type: 'floating_ip',
-          id,
-          name: f.floating_ip_address,
-          data: await recordData(ctx, api, { network_id: s.network.id }),
-        })
-    } else {
-      const owner = ownerOf(ctx)
-      const body = {
-        floating_network_id: s.network.id,
-        port_id: port.id,
-        ...(s.fixedIp ? { fixed_ip_address: s.fixedIp } : {}),
-        // Stock Neutron refuses tags in the POST: the marker in `description` until it is tagged.
-        description: owner.tag,
-      }
-      const created = await createOwned(ctx, api, {
-        module: 'openstack.floating_ip',
-        type: 'floating_ip',
-        name: port.id,
-        recordName: (x: FloatingIp) => x.floating_ip_address,
-        data: await recordData(ctx, api, { network_id: s.network.id }),
-        id: (x: FloatingIp) => x.id,
-        post: () => api.neutron.createFloatingIp(body),
-        lookup: async () =>
-          (await api.neutron.floatingIps({ port_id: port.id })).find((f) => isMarked(f, owner.tag)),
-      })
-      id = created.id
-      await ensureTagged(ctx, api, 'floatingips', created)
-      if (p.description !== undefined)
-        await api.neutron.updateFloatingIp(id, { description: p.description })
-    }
-    const now = await api.neutron.floatingIp(id)
+    const port = portOf(p, s)
+    const now = f === undefined ? undefined : await api.neutron.floatingIp(f.id)
     if (now === undefined || now.port_id !== port.id)
       throw new RunbookError(
         'E_API',
-        `${targetOf(p, s)}: Neutron does not show floating IP ${id} on port ${port.id}`,
+        `${targetOf(p, s)}: Neutron does not show floating IP ${f?.id ?? '(none)'} on port ${port.id}`,
       )
-    return { output: floatingIpOutput(now) }
-  },
-  output: (_p, s, changes) =>
-    floatingIpOutput(
-      changes.some((c) => c.action !== 'update') && changes.length > 0
-        ? undefined
-        : (s?.current ?? s?.reusable),
-    ),
-  async destroy(ctx, r) {
-    const api = await apiForRecord(ctx, r)
-    let id: string | undefined = r.id
-    if (isPending(r)) {
-      const owner =
-        typeof r.data?.['owner'] === 'string' ? `${TAG_PREFIX}${r.data['owner']}` : undefined
-      id =
-        owner === undefined || r.name === undefined
-          ? undefined
-          : (await api.neutron.floatingIps({ port_id: r.name })).find((f) => isMarked(f, owner))?.id
-    }
-    if (id !== undefined) await api.neutron.deleteGone('floatingips', id)
+    return floatingIpOutput(now)
   },
 })
+
+/** The port the floating IP must be on; by apply it is known. */
+function portOf(p: FloatingIpParams, s: FloatingIpState): Port {
+  if (s.port === undefined)
+    throw new RunbookError('E_API', `${targetOf(p, s)}: the port is not there`)
+  return s.port
+}

@@ -9,21 +9,13 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
-import { defineModule } from '../../engine/module.ts'
+import type { ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
 import { sshPublicKey } from '../../engine/values.ts'
 import { unknown, UnknownValueError } from '../../engine/vars/unknown.ts'
 import type { Keypair } from './client/nova.ts'
-import { apiFor, apiForRecord } from './lib/cloud.ts'
-import {
-  claim,
-  createOwned,
-  ownerOf,
-  pendingId,
-  recordData,
-  takeOver,
-  type ClaimKind,
-} from './lib/ownership.ts'
+import { ownedResource, type At, type Own } from './lib/owned.ts'
+import { isPending, pendingId, type ClaimKind } from './lib/ownership.ts'
 import { adoptParam, cloudParam, stateParam, printable } from './lib/params.ts'
 
 const params = z
@@ -94,137 +86,132 @@ export function planKeypair(p: KeypairParams, s: KeypairState): Change[] {
   ]
 }
 
+/** The wanted key, normalised; during a plan a key file not there yet is known after apply. */
+async function wantedKey(ctx: ModuleContext, p: KeypairParams): Promise<string | undefined> {
+  if (p.state !== 'present') return undefined
+  let text = p.public_key
+  if (p.public_key_file !== undefined) {
+    const file = path.resolve(ctx.baseDir, p.public_key_file)
+    text = await fs.readFile(file, 'utf8').catch((e: unknown) => {
+      // During a plan the key may be what an earlier task (ssh-keygen) is about to make.
+      if (ctx.check && (e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new UnknownValueError(`public key file ${p.public_key_file}`)
+      throw new RunbookError(
+        'E_PARAM',
+        `cannot read public_key_file ${file}: ${(e as Error).message}`,
+      )
+    })
+  }
+  const want = normaliseKey(text ?? '')
+  if (!/^(ssh-|ecdsa-|sk-)\S+ [A-Za-z0-9+/=]+$/.test(want))
+    throw new RunbookError(
+      'E_PARAM',
+      `keypair ${p.name}: the public key is not an OpenSSH public key line`,
+    )
+  return want
+}
+
+async function readKeypair({
+  ctx,
+  api,
+  p,
+  own,
+}: At & { p: KeypairParams; own: Own<Keypair> }): Promise<KeypairState> {
+  const want = await wantedKey(ctx, p)
+  const found = await api.nova.keypair(p.name)
+  const pending = ctx.journal.find('openstack.keypair', 'keypair', pendingId(p.name))[0]
+  const marked = (k: Keypair): boolean =>
+    pending !== undefined && pending.data?.['key_sha256'] === keySha(k.public_key)
+  const sameKey =
+    found !== undefined && want !== undefined && normaliseKey(found.public_key) === want
+  // An identical key that is not ours is fine to use: nothing to change, nothing to take.
+  const c =
+    found === undefined ||
+    (sameKey &&
+      !marked(found) &&
+      ctx.journal.find('openstack.keypair', 'keypair', found.name).length === 0)
+      ? undefined
+      : await own.claim({
+          name: p.name,
+          adopt: p.adopt,
+          candidates: [found],
+          marked,
+          extra: (k) => ({ key_sha256: keySha(k.public_key) }),
+        })
+  return { want, keypair: found, how: c?.how ?? (found === undefined ? undefined : 'same') }
+}
+
 /**
  * Ensures a Nova keypair with this public key.
  * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
-export const keypair = defineModule<KeypairParams, KeypairState>({
-  name: 'openstack.keypair',
-  summary: 'A Nova keypair holding this public key (text or a file next to the runbook)',
-  example: `- name: The operator's key on the VMs
+export const keypair = ownedResource<KeypairParams, KeypairState, Keypair>({
+  module: {
+    name: 'openstack.keypair',
+    summary: 'A Nova keypair holding this public key (text or a file next to the runbook)',
+    example: `- name: The operator's key on the VMs
   openstack.keypair:
     name: kld-key
     public_key_file: files/id_ed25519.pub`,
-  params,
-  target: 'controller',
-  async gather(ctx, p) {
-    const api = apiFor(ctx, p.cloud)
-    let want: string | undefined
-    if (p.state === 'present') {
-      let text = p.public_key
-      if (p.public_key_file !== undefined) {
-        const file = path.resolve(ctx.baseDir, p.public_key_file)
-        text = await fs.readFile(file, 'utf8').catch((e: unknown) => {
-          // During a plan the key may be what an earlier task (ssh-keygen) is about to make.
-          if (ctx.check && (e as NodeJS.ErrnoException).code === 'ENOENT')
-            throw new UnknownValueError(`public key file ${p.public_key_file}`)
-          throw new RunbookError(
-            'E_PARAM',
-            `cannot read public_key_file ${file}: ${(e as Error).message}`,
-          )
-        })
-      }
-      want = normaliseKey(text ?? '')
-      if (!/^(ssh-|ecdsa-|sk-)\S+ [A-Za-z0-9+/=]+$/.test(want))
-        throw new RunbookError(
-          'E_PARAM',
-          `keypair ${p.name}: the public key is not an OpenSSH public key line`,
-        )
-    }
-    const found = await api.nova.keypair(p.name)
-    const pending = ctx.journal.find('openstack.keypair', 'keypair', pendingId(p.name))[0]
-    const owner = ownerOf(ctx)
-    const marked = (k: Keypair): boolean =>
-      pending !== undefined && pending.data?.['key_sha256'] === keySha(k.public_key)
-    const sameKey =
-      found !== undefined && want !== undefined && normaliseKey(found.public_key) === want
-    // An identical key that is not ours is fine to use: nothing to change, nothing to take.
-    const c =
-      found === undefined
-        ? undefined
-        : sameKey &&
-            !marked(found) &&
-            ctx.journal.find('openstack.keypair', 'keypair', found.name).length === 0
-          ? undefined
-          : claim(
-              ctx,
-              {
-                module: 'openstack.keypair',
-                type: 'keypair',
-                kind: 'keypair',
-                name: p.name,
-                adopt: p.adopt,
-                owner,
-                id: (k: Keypair) => k.name,
-                marked,
-              },
-              [found],
-            )
-    if (c !== undefined)
-      await takeOver(ctx, api, 'keypair', p.name, p.name, c.how, {
-        key_sha256: keySha(c.resource.public_key),
-      })
-    return { want, keypair: found, how: c?.how ?? (found === undefined ? undefined : 'same') }
+    params,
+    plan: (p, s) => printable(planKeypair(p, s)),
+    output: (p, s, changes) =>
+      s?.keypair === undefined ||
+      changes.some((c) => c.action === 'create' || c.action === 'replace')
+        ? {
+            name: p.name,
+            fingerprint: unknown('keypair.fingerprint'),
+            public_key: s?.want ?? unknown('keypair.public_key'),
+            type: 'ssh',
+          }
+        : keypairOutput(s.keypair),
   },
-  plan: (p, s) => printable(planKeypair(p, s)),
-  async apply(ctx, p, changes, s) {
-    const api = apiFor(ctx, p.cloud)
-    const change = changes[0]
-    if (change === undefined) return { changed: false }
-    if (change.action === 'delete' || change.action === 'replace') {
-      await api.nova.deleteKeypair(p.name)
-      await ctx.journal.forget('keypair', p.name)
-      if (change.action === 'delete') return { output: { name: p.name, state: 'absent' } }
-    }
+  type: 'keypair',
+  kind: 'keypair',
+  // A keypair is known by its name.
+  id: (k) => k.name,
+  // Nova keypairs carry no tags: a pending record with the same key is the only mark.
+  marked: () => false,
+  read: readKeypair,
+  current: (s) => s.keypair,
+  async create({ p, s, api }) {
     const key = s.want ?? ''
-    const created = await createOwned(ctx, api, {
-      module: 'openstack.keypair',
-      type: 'keypair',
+    return {
       name: p.name,
-      data: await recordData(ctx, api, { key_sha256: keySha(key) }),
-      id: (k: Keypair) => k.name,
+      extra: { key_sha256: keySha(key) },
       post: () => api.nova.createKeypair(p.name, key),
       lookup: async () => {
         const k = await api.nova.keypair(p.name)
         return k !== undefined && normaliseKey(k.public_key) === key ? k : undefined
       },
-    })
-    const now = await api.nova.keypair(created.name)
-    if (now === undefined || normaliseKey(now.public_key) !== key)
-      throw new RunbookError('E_API', `keypair ${p.name}: Nova does not show the key`)
-    return {
-      output: {
-        name: now.name,
-        fingerprint: now.fingerprint,
-        public_key: now.public_key,
-        type: now.type ?? 'ssh',
-      },
     }
   },
-  output: (p, s, changes) =>
-    s?.keypair === undefined || changes.some((c) => c.action === 'create' || c.action === 'replace')
-      ? {
-          name: p.name,
-          fingerprint: unknown('keypair.fingerprint'),
-          public_key: s?.want ?? unknown('keypair.public_key'),
-          type: 'ssh',
-        }
-      : {
-          name: s.keypair.name,
-          fingerprint: s.keypair.fingerprint,
-          public_key: s.keypair.public_key,
-          type: s.keypair.type ?? 'ssh',
-        },
-  async destroy(ctx, r) {
-    const api = await apiForRecord(ctx, r)
+  created: async (_c, made) => made,
+  remove: async ({ api }, name) => {
+    await api.nova.deleteKeypair(name)
+  },
+  removed: (name) => ({ name, state: 'absent' }),
+  async verify({ api, p, s }, made) {
+    const key = s.want ?? ''
+    const now = await api.nova.keypair(made?.name ?? p.name)
+    if (now === undefined || normaliseKey(now.public_key) !== key)
+      throw new RunbookError('E_API', `keypair ${p.name}: Nova does not show the key`)
+    return keypairOutput(now)
+  },
+  async destroy({ api }, r) {
     const name = r.name ?? r.id
     const k = await api.nova.keypair(name)
     // A pending create: only the key it was about to import is ours.
-    if (
-      k === undefined ||
-      (r.id.startsWith('pending:') && r.data?.['key_sha256'] !== keySha(k.public_key))
-    )
-      return
+    if (k === undefined || (isPending(r) && r.data?.['key_sha256'] !== keySha(k.public_key))) return
     await api.nova.deleteKeypair(name)
   },
 })
+
+function keypairOutput(k: Keypair): Record<string, unknown> {
+  return {
+    name: k.name,
+    fingerprint: k.fingerprint,
+    public_key: k.public_key,
+    type: k.type ?? 'ssh',
+  }
+}

@@ -5,23 +5,14 @@
  */
 import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
-import { defineModule, type ModuleContext } from '../../engine/module.ts'
+import type { ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
-import { containsUnknown, unknown, type Unknown } from '../../engine/vars/unknown.ts'
+import { unknown, type Unknown } from '../../engine/vars/unknown.ts'
 import { addressMaybeCidr, ipAddress, macAddress } from '../../engine/values.ts'
 import type { Port } from './client/neutron.ts'
-import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
-import {
-  claim,
-  createOwned,
-  ensureTagged,
-  isMarked,
-  ownerOf,
-  recordData,
-  recordTarget,
-  takeOver,
-  type ClaimKind,
-} from './lib/ownership.ts'
+import type { Api } from './lib/cloud.ts'
+import { ownedResource, type At, type Own } from './lib/owned.ts'
+import { ensureTagged, isMarked, ownerOf, type ClaimKind } from './lib/ownership.ts'
 import {
   adoptParam,
   cloudParam,
@@ -418,16 +409,54 @@ function body(
   return b
 }
 
+/** The port's lookup by name and owner: a lost POST's answer, a pending record's port. */
+async function findPort(api: Api, name: string, ownerTag: string): Promise<Port | undefined> {
+  return (await api.neutron.ports({ name })).find((x) => isMarked(x, ownerTag))
+}
+
+async function readPort({
+  ctx,
+  api,
+  p,
+  own,
+}: At & { p: PortParams; own: Own<Port> }): Promise<PortState> {
+  if (p.id !== undefined) {
+    if (!known(p.id))
+      return {
+        port: undefined,
+        how: undefined,
+        pending: true,
+        want: await resolveWant(ctx, api, p, undefined),
+      }
+    const found = await api.neutron.port(p.id)
+    return {
+      port: found,
+      how: found === undefined ? undefined : 'id',
+      pending: false,
+      want: await resolveWant(ctx, api, p, found),
+    }
+  }
+  const name = p.name ?? ''
+  const c = await own.claim({ name, adopt: p.adopt, candidates: await api.neutron.ports({ name }) })
+  return {
+    port: c?.resource,
+    how: c?.how,
+    pending: false,
+    want: await resolveWant(ctx, api, p, c?.resource),
+  }
+}
+
 /**
  * Ensures a Neutron port: created with its fixed IPs, or updated in place (allowed address pairs,
  * security groups, fixed IPs); moving it to another network replaces it.
  * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
-export const port = defineModule<PortParams, PortState>({
-  name: 'openstack.port',
-  summary:
-    'A Neutron port: reserve an address, or set allowed address pairs and security groups on a port',
-  example: `- name: Reserve the VIP address with a port nobody uses
+export const port = ownedResource<PortParams, PortState, Port>({
+  module: {
+    name: 'openstack.port',
+    summary:
+      'A Neutron port: reserve an address, or set allowed address pairs and security groups on a port',
+    example: `- name: Reserve the VIP address with a port nobody uses
   openstack.port:
     name: kld-vip
     network: mynetwork
@@ -436,102 +465,55 @@ export const port = defineModule<PortParams, PortState>({
   openstack.port:
     id: "{{vm1.port.id}}"
     allowed_address_pairs: [{ ip_address: 192.0.2.254/24 }]`,
-  params,
-  target: 'controller',
-  acceptsUnknown: true,
-  async gather(ctx, p) {
-    const api = apiFor(ctx, p.cloud)
-    if (p.id !== undefined) {
-      if (!known(p.id))
-        return {
-          port: undefined,
-          how: undefined,
-          pending: true,
-          want: await resolveWant(ctx, api, p, undefined),
-        }
-      const found = await api.neutron.port(p.id)
-      return {
-        port: found,
-        how: found === undefined ? undefined : 'id',
-        pending: false,
-        want: await resolveWant(ctx, api, p, found),
-      }
-    }
+    params,
+    acceptsUnknown: true,
+    plan: (p, s) => printable(planPort(p, s)),
+    output: (p, s, changes) =>
+      portOutput(
+        changes.some((c) => c.action === 'create' || c.action === 'replace') ? undefined : s?.port,
+        p,
+      ),
+  },
+  type: 'port',
+  kind: 'port',
+  id: (x) => x.id,
+  marked: isMarked,
+  ownerTags: (x) => [...x.tags, x.description],
+  find: findPort,
+  tag: ({ ctx, api }, x) => ensureTagged(ctx, api, 'ports', x),
+  read: readPort,
+  current: (s) => s.port,
+  async create({ ctx, api, p, s }) {
     const name = p.name ?? ''
     const owner = ownerOf(ctx)
-    const c = claim(
-      ctx,
-      {
-        module: 'openstack.port',
-        type: 'port',
-        kind: 'port',
-        name,
-        adopt: p.adopt,
-        owner,
-        id: (x: Port) => x.id,
-        marked: (x) => isMarked(x, owner.tag),
-        tags: (x) => [...x.tags, x.description],
-      },
-      await api.neutron.ports({ name }),
-    )
-    if (c !== undefined) await takeOver(ctx, api, 'port', name, c.resource.id, c.how)
-    // A run that died between the create and the tagging: finish it.
-    if (c !== undefined && c.how !== 'adopt') await ensureTagged(ctx, api, 'ports', c.resource)
-    return {
-      port: c?.resource,
-      how: c?.how,
-      pending: false,
-      want: await resolveWant(ctx, api, p, c?.resource),
+    // As the official client: admin_state_up, and the owner tag only where Neutron keeps it at
+    // create; the marker in `description` makes the port ours until it is tagged.
+    const atCreate = await api.neutron.has('tag-ports-during-bulk-creation')
+    const b = {
+      name,
+      network_id: s.want.network_id,
+      admin_state_up: true,
+      ...body(p, s, undefined),
+      description: owner.tag,
+      ...(atCreate ? { tags: [owner.tag] } : {}),
     }
+    return { name, post: () => api.neutron.createPort(b) }
   },
-  plan: (p, s) => printable(planPort(p, s)),
-  async apply(ctx, p, changes, s) {
-    if (containsUnknown(p))
-      throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
-    const api = apiFor(ctx, p.cloud)
-    const change = changes[0]
-    let result = s.port
-    if (change === undefined) return { changed: false, output: portOutput(result) }
-    if ((change.action === 'delete' || change.action === 'replace') && s.port !== undefined) {
-      await api.neutron.deleteGone('ports', s.port.id)
-      await ctx.journal.forget('port', s.port.id)
-      result = undefined
-      if (change.action === 'delete') return { output: { id: s.port.id, state: 'absent' } }
-    }
-    if (change.action === 'create' || change.action === 'replace') {
-      const name = p.name ?? ''
-      const owner = ownerOf(ctx)
-      // As the official client: admin_state_up, and the owner tag only where Neutron keeps it at
-      // create; the marker in `description` makes the port ours until it is tagged.
-      const atCreate = await api.neutron.has('tag-ports-during-bulk-creation')
-      const b = {
-        name,
-        network_id: s.want.network_id,
-        admin_state_up: true,
-        ...body(p, s, undefined),
-        description: owner.tag,
-        ...(atCreate ? { tags: [owner.tag] } : {}),
-      }
-      const created = await createOwned(ctx, api, {
-        module: 'openstack.port',
-        type: 'port',
-        name,
-        data: await recordData(ctx, api),
-        id: (x: Port) => x.id,
-        post: () => api.neutron.createPort(b),
-        lookup: async () => (await api.neutron.ports({ name })).find((x) => isMarked(x, owner.tag)),
-      })
-      await ensureTagged(ctx, api, 'ports', created)
-      result =
-        p.description === undefined
-          ? created
-          : await api.neutron.updatePort(created.id, { description: p.description })
-    } else if (change.action === 'update' && s.port !== undefined) {
-      result = await api.neutron.updatePort(
-        s.port.id,
-        body(p, s, s.port, change.after as Record<string, unknown>),
-      )
-    }
+  async created({ ctx, api, p }, made) {
+    await ensureTagged(ctx, api, 'ports', made)
+    return p.description === undefined
+      ? made
+      : api.neutron.updatePort(made.id, { description: p.description })
+  },
+  update: async ({ api, p, s }, change) =>
+    s.port === undefined
+      ? undefined
+      : api.neutron.updatePort(
+          s.port.id,
+          body(p, s, s.port, change.after as Record<string, unknown>),
+        ),
+  remove: ({ api }, id) => api.neutron.deleteGone('ports', id),
+  async verify({ api, p, s }, result) {
     // The post-condition: what Neutron shows now plans to nothing.
     const now = result === undefined ? undefined : await api.neutron.port(result.id)
     const left = planPort(p, { ...s, port: now, pending: false, how: s.how ?? 'journal' })
@@ -541,19 +523,6 @@ export const port = defineModule<PortParams, PortState>({
         `${targetOf(p, now)}: Neutron did not take the change${left[0] ? ` (${JSON.stringify(left[0].after)} still differs)` : ' (the port is gone)'}`,
       )
     }
-    return { output: portOutput(now) }
-  },
-  output: (p, s, changes) =>
-    portOutput(
-      changes.some((c) => c.action === 'create' || c.action === 'replace') ? undefined : s?.port,
-      p,
-    ),
-  async destroy(ctx, r) {
-    const api = await apiForRecord(ctx, r)
-    const id = await recordTarget(
-      r,
-      async (name, tag) => (await api.neutron.ports({ name })).find((x) => isMarked(x, tag))?.id,
-    )
-    if (id !== undefined) await api.neutron.deleteGone('ports', id)
+    return portOutput(now)
   },
 })

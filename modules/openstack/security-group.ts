@@ -6,23 +6,12 @@
 import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
 import { cidr, portRange, protocol } from '../../engine/values.ts'
-import { defineModule, type ModuleContext } from '../../engine/module.ts'
+import type { ModuleContext } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
 import { unknown, type Unknown } from '../../engine/vars/unknown.ts'
-import { OpenStackApiError } from './client/errors.ts'
 import type { Rule, SecurityGroup } from './client/neutron.ts'
-import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
-import {
-  claim,
-  createOwned,
-  ensureTagged,
-  isMarked,
-  ownerOf,
-  recordData,
-  recordTarget,
-  takeOver,
-  type ClaimKind,
-} from './lib/ownership.ts'
+import { ownedResource, type At, type Call, type Own } from './lib/owned.ts'
+import { ensureTagged, isMarked, ownerOf, type ClaimKind } from './lib/ownership.ts'
 import { adoptParam, cloudParam, known, stateParam, type Later, printable } from './lib/params.ts'
 
 /** IP protocol numbers by the names Neutron accepts. */
@@ -340,58 +329,52 @@ export function planSecurityGroup(p: SecurityGroupParams, s: SecurityGroupState)
   return [{ action: 'update', target: `${target} (${g.id})`, before, after }]
 }
 
-async function gatherGroup(
+/** What the rules of `p` want: Neutron's terms, remote groups as ids (`self` stays `self`). */
+function wantedRules(
   ctx: ModuleContext,
   p: SecurityGroupParams,
-  api: Api,
-): Promise<SecurityGroupState> {
+  all: readonly SecurityGroup[],
+): NormalRule[] {
+  const want: NormalRule[] = []
+  if (p.state !== 'present') return want
+  for (const r of p.rules) {
+    const n = normaliseRule(r)
+    let group: Later<string> | null = null
+    if (n.remote_group !== null) {
+      if (n.remote_group === 'self' || n.remote_group === p.name) group = 'self'
+      else {
+        const found =
+          all.find((g) => g.id === n.remote_group) ?? all.find((g) => g.name === n.remote_group)
+        if (found !== undefined) group = found.id
+        else if (ctx.check) group = unknown(`security group ${n.remote_group}`) as Unknown
+        else
+          throw new RunbookError(
+            'E_API',
+            `Neutron: no security group named or with id '${n.remote_group}' in this project`,
+          )
+      }
+    }
+    const { remote_group: _ignored, ...rest } = n
+    want.push({ ...rest, remote_group_id: group })
+  }
+  return want
+}
+
+async function readGroup({
+  ctx,
+  api,
+  p,
+  own,
+}: At & { p: SecurityGroupParams; own: Own<SecurityGroup> }): Promise<SecurityGroupState> {
   const project = await api.client.projectId()
   const all = await api.neutron.securityGroups({ project_id: project })
   const names = Object.fromEntries(all.map((g) => [g.id, g.name]))
-  const owner = ownerOf(ctx)
-  const c = claim(
-    ctx,
-    {
-      module: 'openstack.security_group',
-      type: 'security_group',
-      kind: 'security group',
-      name: p.name,
-      adopt: p.adopt,
-      owner,
-      id: (g: SecurityGroup) => g.id,
-      marked: (g) => isMarked(g, owner.tag),
-      tags: (g) => [...g.tags, g.description],
-    },
-    all.filter((g) => g.name === p.name),
-  )
-  if (c !== undefined) await takeOver(ctx, api, 'security_group', p.name, c.resource.id, c.how)
-  // A run that died between the create and the tagging: finish it.
-  if (c !== undefined && c.how !== 'adopt')
-    await ensureTagged(ctx, api, 'security-groups', c.resource)
-  const want: NormalRule[] = []
-  if (p.state === 'present') {
-    for (const r of p.rules) {
-      const n = normaliseRule(r)
-      let group: Later<string> | null = null
-      if (n.remote_group !== null) {
-        if (n.remote_group === 'self' || n.remote_group === p.name) group = 'self'
-        else {
-          const found =
-            all.find((g) => g.id === n.remote_group) ?? all.find((g) => g.name === n.remote_group)
-          if (found !== undefined) group = found.id
-          else if (ctx.check) group = unknown(`security group ${n.remote_group}`) as Unknown
-          else
-            throw new RunbookError(
-              'E_API',
-              `Neutron: no security group named or with id '${n.remote_group}' in this project`,
-            )
-        }
-      }
-      const { remote_group: _ignored, ...rest } = n
-      want.push({ ...rest, remote_group_id: group })
-    }
-  }
-  return { group: c?.resource, how: c?.how, want, names }
+  const c = await own.claim({
+    name: p.name,
+    adopt: p.adopt,
+    candidates: all.filter((g) => g.name === p.name),
+  })
+  return { group: c?.resource, how: c?.how, want: wantedRules(ctx, p, all), names }
 }
 
 /** A protocol as the official client sends it: by name where Neutron has one (`tcp`, not `6`). */
@@ -401,12 +384,8 @@ export function neutronProtocol(num: string): string {
   return name === undefined || name === 'encap' ? num : name
 }
 
-async function putDescription(api: Api, id: string, description: string): Promise<void> {
-  await api.neutron.updateSecurityGroup(id, { description })
-}
-
-async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> {
-  const body = {
+function ruleBody(groupId: string, r: NormalRule): Record<string, unknown> {
+  return {
     security_group_id: groupId,
     direction: r.direction,
     ethertype: r.ethertype,
@@ -419,31 +398,34 @@ async function addRule(api: Api, groupId: string, r: NormalRule): Promise<void> 
       : { remote_group_id: r.remote_group_id === 'self' ? groupId : r.remote_group_id }),
     ...(r.description === undefined ? {} : { description: r.description }),
   }
-  try {
-    // A rule is its own identity: Neutron refuses a duplicate with 409, so a repeat is harmless.
-    await api.client.createResolved(
-      () => api.neutron.createSecurityGroupRule(body),
-      async () => undefined,
-    )
-  } catch (e) {
-    if (!(
-      e instanceof OpenStackApiError &&
-      e.status === 409 &&
-      e.faultType === 'SecurityGroupRuleExists'
-    ))
-      throw e
-  }
+}
+
+/** Removes the rules the group should not have and adds the missing ones. */
+async function syncRules(
+  { api, p, s }: Call<SecurityGroupParams, SecurityGroupState>,
+  group: SecurityGroup,
+): Promise<SecurityGroup> {
+  const d = ruleDiff(p, s, group)
+  for (const r of d.remove) await api.neutron.deleteSecurityGroupRule(r.id)
+  for (const r of d.add) await api.neutron.ensureSecurityGroupRule(ruleBody(group.id, r))
+  return group
 }
 
 /**
  * Ensures a security group with exactly these rules.
  * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
-export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupState>({
-  name: 'openstack.security_group',
-  summary:
-    'A Neutron security group with exactly these rules (VRRP 112, ICMP, SSH, ...), compared as a set',
-  example: `- name: VRRP between the keepalived VMs, ping and SSH
+export const securityGroup = ownedResource<
+  SecurityGroupParams,
+  SecurityGroupState,
+  SecurityGroup,
+  { id: string }
+>({
+  module: {
+    name: 'openstack.security_group',
+    summary:
+      'A Neutron security group with exactly these rules (VRRP 112, ICMP, SSH, ...), compared as a set',
+    example: `- name: VRRP between the keepalived VMs, ping and SSH
   openstack.security_group:
     name: kld-vrrp
     description: keepalived cluster
@@ -451,55 +433,55 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
       - { protocol: vrrp, remote_group: self }
       - { protocol: icmp }
       - { protocol: tcp, port: 22, remote_ip_prefix: 0.0.0.0/0 }`,
-  params,
-  target: 'controller',
-  acceptsUnknown: true,
-  gather: (ctx, p) => gatherGroup(ctx, p, apiFor(ctx, p.cloud)),
-  plan: (p, s) => printable(planSecurityGroup(p, s)),
-  async apply(ctx, p, changes, s) {
-    const api = apiFor(ctx, p.cloud)
-    const change = changes[0]
-    if (change === undefined) return { changed: false, output: { id: s.group?.id, name: p.name } }
-    if (change.action === 'delete' && s.group !== undefined) {
-      await api.neutron.deleteGone('security-groups', s.group.id)
-      await ctx.journal.forget('security_group', s.group.id)
-      return { output: { id: s.group.id, state: 'absent' } }
-    }
-    let group = s.group
-    if (change.action === 'create') {
-      const owner = ownerOf(ctx)
-      // Stock Neutron refuses tags in the POST: the marker in `description` until it is tagged.
-      const body = { name: p.name, description: owner.tag }
-      const created = await createOwned(ctx, api, {
-        module: 'openstack.security_group',
-        type: 'security_group',
-        name: p.name,
-        data: await recordData(ctx, api),
-        id: (g: { id: string }) => g.id,
-        post: () => api.neutron.createSecurityGroup(body),
-        lookup: async () =>
-          (await api.neutron.securityGroups({ name: p.name })).find((g) => isMarked(g, owner.tag)),
-      })
-      await ensureTagged(ctx, api, 'security-groups', {
-        id: created.id,
-        tags: [],
-        description: owner.tag,
-      })
-      if (p.description !== undefined) await putDescription(api, created.id, p.description)
-      group = await api.neutron.securityGroup(created.id)
-    } else if (
-      group !== undefined &&
-      p.description !== undefined &&
-      p.description !== group.description
-    ) {
-      await putDescription(api, group.id, p.description)
-    }
+    params,
+    acceptsUnknown: true,
+    plan: (p, s) => printable(planSecurityGroup(p, s)),
+    output: (p, s, changes) => ({
+      id:
+        changes.some((c) => c.action === 'create') || s?.group === undefined
+          ? unknown('security_group.id')
+          : s.group.id,
+      name: p.name,
+    }),
+  },
+  type: 'security_group',
+  kind: 'security group',
+  id: (g) => g.id,
+  marked: isMarked,
+  ownerTags: (g) => [...g.tags, g.description],
+  find: async (api, name, ownerTag) =>
+    (await api.neutron.securityGroups({ name })).find((g) => isMarked(g, ownerTag)),
+  tag: ({ ctx, api }, g) => ensureTagged(ctx, api, 'security-groups', g),
+  read: readGroup,
+  current: (s) => s.group,
+  async create({ ctx, api, p }) {
+    // Stock Neutron refuses tags in the POST: the marker in `description` until it is tagged.
+    const body = { name: p.name, description: ownerOf(ctx).tag }
+    return { name: p.name, post: () => api.neutron.createSecurityGroup(body) }
+  },
+  async created(c, made) {
+    const { ctx, api, p } = c
+    const tag = ownerOf(ctx).tag
+    await ensureTagged(ctx, api, 'security-groups', { id: made.id, tags: [], description: tag })
+    if (p.description !== undefined)
+      await api.neutron.updateSecurityGroup(made.id, { description: p.description })
+    const group = await api.neutron.securityGroup(made.id)
     if (group === undefined)
       throw new RunbookError('E_API', `security group ${p.name}: Neutron does not show it`)
-    const d = ruleDiff(p, s, group)
-    for (const r of d.remove) await api.neutron.deleteSecurityGroupRule(r.id)
-    for (const r of d.add) await addRule(api, group.id, r)
-    const now = await gatherGroup(ctx, p, api)
+    return syncRules(c, group)
+  },
+  async update(c) {
+    const { api, p, s } = c
+    const group = s.group
+    if (group === undefined)
+      throw new RunbookError('E_API', `security group ${p.name}: Neutron does not show it`)
+    if (p.description !== undefined && p.description !== group.description)
+      await api.neutron.updateSecurityGroup(group.id, { description: p.description })
+    return syncRules(c, group)
+  },
+  remove: ({ api }, id) => api.neutron.deleteGone('security-groups', id),
+  async verify({ p, reread }) {
+    const now = await reread()
     const left = planSecurityGroup(p, { ...now, how: now.how ?? 'journal' })
     if (now.group === undefined || left.length > 0)
       throw new RunbookError(
@@ -507,29 +489,11 @@ export const securityGroup = defineModule<SecurityGroupParams, SecurityGroupStat
         `security group ${p.name}: Neutron does not show the rules asked for (${JSON.stringify(left[0]?.after ?? {})})`,
       )
     return {
-      output: {
-        id: now.group.id,
-        name: p.name,
-        rules: now.group.security_group_rules.map((r) =>
-          ruleText(fromNeutron(r), now.names, now.group?.id),
-        ),
-      },
+      id: now.group.id,
+      name: p.name,
+      rules: now.group.security_group_rules.map((r) =>
+        ruleText(fromNeutron(r), now.names, now.group?.id),
+      ),
     }
-  },
-  output: (p, s, changes) => ({
-    id:
-      changes.some((c) => c.action === 'create') || s?.group === undefined
-        ? unknown('security_group.id')
-        : s.group.id,
-    name: p.name,
-  }),
-  async destroy(ctx, r) {
-    const api = await apiForRecord(ctx, r)
-    const id = await recordTarget(
-      r,
-      async (name, tag) =>
-        (await api.neutron.securityGroups({ name })).find((g) => isMarked(g, tag))?.id,
-    )
-    if (id !== undefined) await api.neutron.deleteGone('security-groups', id)
   },
 })

@@ -11,27 +11,14 @@ import {
   type PinnedHostKey,
 } from '../../engine/connection/console-keys.ts'
 import { RunbookError } from '../../engine/errors.ts'
-import {
-  defineModule,
-  type ModuleContext,
-  type UnreachableHost,
-  type UnreachableReason,
-} from '../../engine/module.ts'
+import type { ModuleContext, UnreachableHost, UnreachableReason } from '../../engine/module.ts'
 import type { Change } from '../../engine/plan/change.ts'
-import { containsUnknown, unknown } from '../../engine/vars/unknown.ts'
+import { unknown } from '../../engine/vars/unknown.ts'
 import type { Port } from './client/neutron.ts'
 import type { Flavor, Server } from './client/nova.ts'
-import { apiFor, apiForRecord, type Api } from './lib/cloud.ts'
-import {
-  claim,
-  createOwned,
-  isPending,
-  ownerOf,
-  recordData,
-  recordTarget,
-  takeOver,
-  type ClaimKind,
-} from './lib/ownership.ts'
+import { apiForRecord, type Api } from './lib/cloud.ts'
+import { ownedResource, type At, type Call, type CreateSpec, type Own } from './lib/owned.ts'
+import { isPending, ownerOf, type ClaimKind } from './lib/ownership.ts'
 import { adoptParam, cloudParam, known, later, type Later, printable } from './lib/params.ts'
 import { waitFor } from './lib/wait.ts'
 import { securityGroupIds } from './port.ts'
@@ -405,7 +392,12 @@ async function hostKeysOf(api: Api, server: Server): Promise<PinnedHostKey[]> {
   return parseConsoleFingerprints(await api.nova.consoleLog(server.id))
 }
 
-async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Promise<ServerState> {
+async function readServer({
+  ctx,
+  api,
+  p,
+  own,
+}: At & { p: ServerParams; own: Own<Server> }): Promise<ServerState> {
   const want: ServerState['want'] = { networks: [], ports: [] }
   if (p.state !== 'absent') {
     if (p.image !== undefined) want.image_id = (await api.nova.image(p.image)).id
@@ -417,36 +409,27 @@ async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Prom
     if (p.user_data !== undefined && known(p.user_data))
       want.user_data_sha256 = userDataSha(p.user_data)
   }
-  const owner = ownerOf(ctx)
-  const c = claim(
-    ctx,
-    {
-      module: 'openstack.server',
-      type: 'server',
-      kind: 'server',
-      name: p.name,
-      adopt: p.adopt,
-      owner,
-      id: (x: Server) => x.id,
-      marked: (x) => serverMarked(x, owner.tag),
-      tags: (x) => [...x.tags, x.metadata[MARKER_KEY] ?? ''],
-    },
-    await api.nova.serversNamed(p.name),
-  )
-  let server = await withFlavorName(api, c?.resource)
+  const c = await own.claim({
+    name: p.name,
+    adopt: p.adopt,
+    candidates: await api.nova.serversNamed(p.name),
+  })
   const record =
-    server === undefined ? undefined : ctx.journal.find('openstack.server', 'server', server.id)[0]
+    c === undefined ? undefined : ctx.journal.find('openstack.server', 'server', c.resource.id)[0]
+  let server = await withFlavorName(api, c?.resource)
   const sha = record?.data?.['user_data_sha256']
-  if (c !== undefined) await takeOver(ctx, api, 'server', p.name, c.resource.id, c.how)
   // A run that died between the create and the tagging (below 2.52): finish it, once the server
   // has left BUILD as that run would have waited for (Nova tags no building instance: 409).
   if (server !== undefined && c?.how !== 'adopt' && !ctx.check) {
     if (server.status === 'BUILD')
       server = await withFlavorName(
         api,
-        await waitStatus(ctx, api, server.id, p.name, 'ACTIVE', p.timeout),
+        await waitStatus(
+          { ctx, api },
+          { id: server.id, name: p.name, status: 'ACTIVE', timeout: p.timeout },
+        ),
       )
-    if (server !== undefined) await tagServer(api, server, owner.tag)
+    if (server !== undefined) await tagServer(api, server, ownerOf(ctx).tag)
   }
   return {
     server,
@@ -461,15 +444,18 @@ async function gatherServer(ctx: ModuleContext, p: ServerParams, api: Api): Prom
   }
 }
 
+/** Which server to wait for, for what, and how long (seconds). */
+interface AwaitedStatus {
+  id: string
+  name: string
+  status: 'ACTIVE' | 'SHUTOFF'
+  timeout: number
+}
+
 /** Waits until the server is in `status`; ERROR fails with Nova's fault. */
-// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
 async function waitStatus(
-  ctx: ModuleContext,
-  api: Api,
-  id: string,
-  name: string,
-  status: 'ACTIVE' | 'SHUTOFF',
-  timeout: number,
+  { ctx, api }: At,
+  { id, name, status, timeout }: AwaitedStatus,
 ): Promise<Server> {
   return waitFor(ctx, { what: `server ${status}`, timeoutMs: timeout * 1000 }, async () => {
     const s = await api.nova.server(id)
@@ -489,12 +475,7 @@ async function waitStatus(
 }
 
 /** Deletes a server and waits until Nova no longer shows it. */
-async function deleteServer(
-  ctx: ModuleContext,
-  api: Api,
-  id: string,
-  timeout: number,
-): Promise<void> {
+async function deleteServer({ ctx, api }: At, id: string, timeout: number): Promise<void> {
   if (!(await api.nova.deleteServer(id))) return
   await waitFor(ctx, { what: 'server deletion', timeoutMs: timeout * 1000 }, async () => {
     const s = await api.nova.server(id)
@@ -502,12 +483,7 @@ async function deleteServer(
   })
 }
 
-async function waitHostKeys(
-  ctx: ModuleContext,
-  api: Api,
-  id: string,
-  p: ServerParams,
-): Promise<void> {
+async function waitHostKeys({ ctx, api }: At, id: string, p: ServerParams): Promise<void> {
   const seconds = Math.min(p.host_keys_timeout, p.timeout)
   const fail = (why: string) =>
     new RunbookError(
@@ -546,12 +522,13 @@ async function waitHostKeys(
   }
 }
 
-async function createServer(
-  ctx: ModuleContext,
-  api: Api,
-  p: ServerParams,
-  s: ServerState,
-): Promise<string> {
+/** The create: Nova's body for `p`, the marker every microversion accepts, the tag from 2.52. */
+async function createSpec({
+  ctx,
+  api,
+  p,
+  s,
+}: Call<ServerParams, ServerState>): Promise<CreateSpec<{ id: string }>> {
   const owner = ownerOf(ctx)
   const networks = [
     ...s.want.networks.map((id, i) => ({
@@ -574,22 +551,13 @@ async function createServer(
   if (p.key_name !== undefined) body['key_name'] = p.key_name
   if (p.user_data !== undefined)
     body['user_data'] = Buffer.from(String(p.user_data)).toString('base64')
-  const data = await recordData(
-    ctx,
-    api,
-    s.want.user_data_sha256 === undefined ? {} : { user_data_sha256: s.want.user_data_sha256 },
-  )
-  const created = await createOwned(ctx, api, {
-    module: 'openstack.server',
-    type: 'server',
+  return {
     name: p.name,
-    data,
-    id: (x: { id: string }) => x.id,
+    ...(s.want.user_data_sha256 === undefined
+      ? {}
+      : { extra: { user_data_sha256: s.want.user_data_sha256 } }),
     post: async () => ({ id: await api.nova.createServer(body) }),
-    lookup: async () =>
-      (await api.nova.serversNamed(p.name)).find((x) => serverMarked(x, owner.tag)),
-  })
-  return created.id
+  }
 }
 
 /**
@@ -671,11 +639,12 @@ async function explainUnreachable(
  * user data by replacing it.
  * Its runbook example is the `example` field (the one source docs/modules.md is made from).
  */
-export const server = defineModule<ServerParams, ServerState>({
-  name: 'openstack.server',
-  summary:
-    'A Nova server, ACTIVE, with its ports, addresses and SSH host keys (from the console log)',
-  example: `- name: The keepalived VMs
+export const server = ownedResource<ServerParams, ServerState, Server, { id: string }>({
+  module: {
+    name: 'openstack.server',
+    summary:
+      'A Nova server, ACTIVE, with its ports, addresses and SSH host keys (from the console log)',
+    example: `- name: The keepalived VMs
   openstack.server:
     name: "{{item}}"
     image: Ubuntu 22.04
@@ -685,51 +654,62 @@ export const server = defineModule<ServerParams, ServerState>({
     key_name: kld-key
   loop: [kld-vm-1, kld-vm-2]
   register: vms        # vms.results[0].port.id, .ip, .host_keys`,
-  params,
-  target: 'controller',
-  acceptsUnknown: true,
-  gather: (ctx, p) => gatherServer(ctx, p, apiFor(ctx, p.cloud)),
-  plan: (p, s) => printable(planServer(p, s)),
-  async apply(ctx, p, changes, s) {
-    if (containsUnknown(p))
-      throw new RunbookError('E_PARAM', 'parameters still contain values known only after apply')
-    const api = apiFor(ctx, p.cloud)
-    const change = changes[0]
-    if (change === undefined) return { changed: false, output: serverOutput(s, p) }
-    if ((change.action === 'delete' || change.action === 'replace') && s.server !== undefined) {
-      await deleteServer(ctx, api, s.server.id, p.timeout)
-      await ctx.journal.forget('server', s.server.id)
-      if (change.action === 'delete') return { output: { id: s.server.id, state: 'absent' } }
+    params,
+    acceptsUnknown: true,
+    plan: (p, s) => printable(planServer(p, s)),
+    output: (p, s, changes) =>
+      changes.some((c) => c.action === 'create' || c.action === 'replace')
+        ? serverOutput(undefined, p)
+        : serverOutput(s, p),
+    explainUnreachable,
+  },
+  type: 'server',
+  kind: 'server',
+  id: (x) => x.id,
+  marked: serverMarked,
+  ownerTags: (x) => [...x.tags, x.metadata[MARKER_KEY] ?? ''],
+  find: async (api, name, ownerTag) =>
+    (await api.nova.serversNamed(name)).find((x) => serverMarked(x, ownerTag)),
+  read: readServer,
+  current: (s) => s.server,
+  create: createSpec,
+  async created({ ctx, api, p }, made) {
+    const id = made.id
+    const active = await waitStatus(
+      { ctx, api },
+      { id, name: p.name, status: 'ACTIVE', timeout: p.timeout },
+    )
+    await tagServer(api, active, ownerOf(ctx).tag)
+    if (p.host_keys) await waitHostKeys({ ctx, api }, id, p)
+    if (p.state === 'stopped') {
+      await api.nova.action(id, { 'os-stop': null })
+      await waitStatus({ ctx, api }, { id, name: p.name, status: 'SHUTOFF', timeout: p.timeout })
     }
-    let id = s.server?.id
-    if (change.action === 'create' || change.action === 'replace') {
-      id = await createServer(ctx, api, p, s)
-      const active = await waitStatus(ctx, api, id, p.name, 'ACTIVE', p.timeout)
-      await tagServer(api, active, ownerOf(ctx).tag)
-      if (p.host_keys) await waitHostKeys(ctx, api, id, p)
-      if (p.state === 'stopped') {
-        await api.nova.action(id, { 'os-stop': null })
-        await waitStatus(ctx, api, id, p.name, 'SHUTOFF', p.timeout)
-      }
-    } else if (change.action === 'update' && s.server !== undefined && id !== undefined) {
-      const after = change.after as Record<string, unknown>
-      if ('security_groups' in after) {
-        const given = new Set(s.want.ports)
-        for (const x of s.ports)
-          if (!given.has(x.id))
-            await api.neutron.updatePort(x.id, { security_groups: s.want.security_groups })
-      }
-      if (after['status'] === 'ACTIVE' || after['status'] === 'SHUTOFF') {
-        const action =
-          after['status'] === 'SHUTOFF'
-            ? 'os-stop'
-            : (START_ACTIONS[s.server.status]?.action ?? 'os-start')
-        await api.nova.action(id, { [action]: null })
-        await waitStatus(ctx, api, id, p.name, after['status'], p.timeout)
-      }
+    return active
+  },
+  async update({ ctx, api, p, s }, change) {
+    const x = s.server
+    if (x === undefined) return undefined
+    const after = change.after as Record<string, unknown>
+    if ('security_groups' in after) {
+      const given = new Set(s.want.ports)
+      for (const port of s.ports)
+        if (!given.has(port.id))
+          await api.neutron.updatePort(port.id, { security_groups: s.want.security_groups })
     }
+    const status = after['status']
+    if (status === 'ACTIVE' || status === 'SHUTOFF') {
+      const action =
+        status === 'SHUTOFF' ? 'os-stop' : (START_ACTIONS[x.status]?.action ?? 'os-start')
+      await api.nova.action(x.id, { [action]: null })
+      await waitStatus({ ctx, api }, { id: x.id, name: p.name, status, timeout: p.timeout })
+    }
+    return undefined
+  },
+  remove: (at, id, p) => deleteServer(at, id, p?.timeout ?? 600),
+  async verify({ p, reread }) {
     // The post-condition: Nova and Neutron now show what was asked.
-    const now = await gatherServer(ctx, p, api)
+    const now = await reread()
     const left = planServer(p, { ...now, how: now.how ?? 'journal' })
     if (now.server === undefined || left.length > 0) {
       throw new RunbookError(
@@ -737,20 +717,6 @@ export const server = defineModule<ServerParams, ServerState>({
         `server ${p.name}: the cloud does not show the change${left[0] ? ` (${left[0].note ?? JSON.stringify(left[0].after)})` : ' (the server is gone)'}`,
       )
     }
-    return { output: serverOutput(now, p) }
-  },
-  output: (p, s, changes) =>
-    changes.some((c) => c.action === 'create' || c.action === 'replace')
-      ? serverOutput(undefined, p)
-      : serverOutput(s, p),
-  explainUnreachable,
-  async destroy(ctx, r) {
-    const api = await apiForRecord(ctx, r)
-    const id = await recordTarget(
-      r,
-      async (name, tag) =>
-        (await api.nova.serversNamed(name)).find((x) => serverMarked(x, tag))?.id,
-    )
-    if (id !== undefined) await deleteServer(ctx, api, id, 600)
+    return serverOutput(now, p)
   },
 })

@@ -97,20 +97,28 @@ function usedOnSubnet(
   return used
 }
 
+/** What `allocateFixedIps` is asked for. */
+export interface FixedIpRequest {
+  /** The `fixed_ips` of the request; undefined: one automatic address. */
+  request: unknown
+  /** The port the addresses are for (its own do not count as taken), null for a new one. */
+  portId: string | null
+  /** The port's current addresses, which an update may list again. */
+  keep?: FixedIp[]
+  /** A router interface may take the subnet's gateway address. */
+  allowGateway?: boolean
+}
+
 /**
  * Turn a `fixed_ips` request into allocations on `network`, with Neutron's errors: 400 for an
  * address outside the subnet, 409 IpAddressAlreadyAllocated when it is taken, 409
  * IpAddressGenerationFailure when a pool is exhausted. `keep` are the port's current addresses,
  * which an update may list again. `undefined` means "one automatic address".
  */
-// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
 export function allocateFixedIps(
   cloud: Cloud,
   network: NetworkRec,
-  request: unknown,
-  portId: string | null,
-  keep: FixedIp[] = [],
-  allowGateway = false,
+  { request, portId, keep = [], allowGateway = false }: FixedIpRequest,
 ): FixedIp[] {
   const subnets = cloud.state.subnets.filter((s) => s.networkId === network.id)
   if (request === undefined) {
@@ -299,14 +307,11 @@ export interface NewPort {
 export function createPortRecord(cloud: Cloud, o: NewPort): PortRec {
   const std = newStandard(o.projectId, o.name ?? '', '')
   const owner = o.deviceOwner ?? ''
-  const fixedIps = allocateFixedIps(
-    cloud,
-    o.network,
-    o.fixedIps,
-    std.id,
-    [],
-    owner === 'network:router_interface',
-  )
+  const fixedIps = allocateFixedIps(cloud, o.network, {
+    request: o.fixedIps,
+    portId: std.id,
+    allowGateway: owner === 'network:router_interface',
+  })
   const portSecurity = o.portSecurityEnabled ?? o.network.portSecurityEnabled
   let groups = o.securityGroups
   if (groups === undefined) {
@@ -471,7 +476,11 @@ function updatePort(cloud: Cloud, ctx: Ctx): Reply {
   }
   let fixedIps = port.fixedIps
   if ('fixed_ips' in body && network !== undefined)
-    fixedIps = allocateFixedIps(cloud, network, body['fixed_ips'] ?? [], port.id, port.fixedIps)
+    fixedIps = allocateFixedIps(cloud, network, {
+      request: body['fixed_ips'] ?? [],
+      portId: port.id,
+      keep: port.fixedIps,
+    })
   if (portSecurity && groups.length > 0 && fixedIps.length === 0) {
     throw neutronError(
       400,

@@ -100,7 +100,7 @@ function listServers(cloud: Cloud, ctx: Ctx, v: Microversion, detail: boolean): 
   const body: Record<string, unknown> = {
     servers: page.map((s) =>
       detail
-        ? serverDetail(cloud, s, v, ctx.baseUrl, auth.isAdmin, false)
+        ? serverDetail(cloud, s, { v, base: ctx.baseUrl, admin: auth.isAdmin, show: false })
         : serverSummary(s, ctx.baseUrl),
     ),
   }
@@ -252,14 +252,12 @@ export function novaRoutes(cloud: Cloud): Route[] {
       handler: (ctx) => {
         const auth = who(ctx)
         return json(200, {
-          server: serverDetail(
-            cloud,
-            getServer(cloud, ctx, auth),
-            mv(ctx),
-            ctx.baseUrl,
-            auth.isAdmin,
-            true,
-          ),
+          server: serverDetail(cloud, getServer(cloud, ctx, auth), {
+            v: mv(ctx),
+            base: ctx.baseUrl,
+            admin: auth.isAdmin,
+            show: true,
+          }),
         })
       },
     },
@@ -277,7 +275,12 @@ export function novaRoutes(cloud: Cloud): Route[] {
         s.updatedAt = isoSeconds()
         await cloud.commit()
         return json(200, {
-          server: serverDetail(cloud, s, mv(ctx), ctx.baseUrl, auth.isAdmin, true),
+          server: serverDetail(cloud, s, {
+            v: mv(ctx),
+            base: ctx.baseUrl,
+            admin: auth.isAdmin,
+            show: true,
+          }),
         })
       },
     },
@@ -322,10 +325,9 @@ export function novaRoutes(cloud: Cloud): Route[] {
         const s = getServer(cloud, ctx, who(ctx))
         const addresses: Record<string, unknown[]> = {}
         for (const [net, list] of Object.entries(
-          serverDetail(cloud, s, [2, 1], ctx.baseUrl, false, true)['addresses'] as Record<
-            string,
-            Record<string, unknown>[]
-          >,
+          serverDetail(cloud, s, { v: [2, 1], base: ctx.baseUrl, admin: false, show: true })[
+            'addresses'
+          ] as Record<string, Record<string, unknown>[]>,
         )) {
           addresses[net] = list.map((a) => ({ version: a['version'], addr: a['addr'] }))
         }

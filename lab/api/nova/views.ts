@@ -182,15 +182,21 @@ function flavorRef(
   }
 }
 
+/** How a server is shown: at which microversion, under which base URL, to whom, by which call. */
+export interface DetailView {
+  v: Microversion
+  base: string
+  /** The caller is an admin (the OS-EXT-SRV-ATTR fields). */
+  admin: boolean
+  /** `GET /servers/{id}` rather than a listing. */
+  show: boolean
+}
+
 /** A server in full (`GET /servers/{id}`, `/servers/detail`). */
-// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
 export function serverDetail(
   cloud: Cloud,
   s: ServerRec,
-  v: Microversion,
-  base: string,
-  admin: boolean,
-  show: boolean,
+  { v, base, admin, show }: DetailView,
 ): Record<string, unknown> {
   const image = cloud.state.images.find((i) => i.id === s.imageId)
   const out: Record<string, unknown> = {

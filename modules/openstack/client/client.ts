@@ -53,6 +53,11 @@ export interface ClientOptions {
    * (`Neutron GET /v2.0/ports: retrying (2/5) after 503 in 0.3 s`).
    */
   onRetry?: (r: RetryNotice) => void
+  /**
+   * One stderr line per request (method, path, status, time; no headers or bodies); the modules
+   * set it from RUNBOOK_TRACE_API=1 in the run's environment. Default off.
+   */
+  trace?: boolean
 }
 
 /** A retry about to happen. */
@@ -174,9 +179,6 @@ const versionDoc = z.object({
 /** How long a shared read (`sharedRead`) is answered from memory at most. */
 const READ_TTL_MS = 60_000
 
-/** RUNBOOK_TRACE_API=1: one stderr line per request (method, path, status, time; no headers or bodies). */
-const TRACE = process.env['RUNBOOK_TRACE_API'] === '1'
-
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
 
@@ -245,6 +247,7 @@ export class OpenStackClient {
       timeoutMs: options.timeoutMs ?? 60_000,
       slowNoticeMs: options.slowNoticeMs ?? 2000,
       tokenMarginMs: options.tokenMarginMs ?? 120_000,
+      trace: options.trace ?? false,
       secret: options.secret,
       signal: options.signal,
       onRetry: options.onRetry ?? ((r) => reportProgress(retryText(r))),
@@ -699,7 +702,7 @@ export class OpenStackClient {
       }
       clearTimeout(slow)
       const status = res.status
-      if (TRACE)
+      if (this.opts.trace)
         process.stderr.write(
           `api ${method} ${this.displayPath(url)} ${status} ${Math.round(performance.now() - sent)} ms\n`,
         )

@@ -6,6 +6,7 @@
 import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
 import { LookupCache, queryString, type OpenStackClient, type Query } from './client.ts'
+import { OpenStackApiError } from './errors.ts'
 
 const nullableString = z
   .string()
@@ -384,6 +385,26 @@ export class Neutron {
         z.object({ security_group_rule: ruleSchema }),
       )
     ).security_group_rule
+  }
+
+  /**
+   * Adds a rule unless the group has it: a rule is its own identity, so Neutron's 409
+   * SecurityGroupRuleExists (a repeat, or a retried POST that was carried out) is success.
+   */
+  async ensureSecurityGroupRule(body: Record<string, unknown>): Promise<void> {
+    try {
+      await this.c.createResolved(
+        () => this.createSecurityGroupRule(body),
+        async () => undefined,
+      )
+    } catch (e) {
+      if (!(
+        e instanceof OpenStackApiError &&
+        e.status === 409 &&
+        e.faultType === 'SecurityGroupRuleExists'
+      ))
+        throw e
+    }
   }
 
   /** Removes a security group rule; false when it was already gone. */

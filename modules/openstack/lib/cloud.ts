@@ -33,6 +33,9 @@ export interface Api {
  */
 export const CLIENT_OPTIONS_KEY = 'openstack:client-options'
 
+/** The environment variable that has the client print one stderr line per request. */
+export const TRACE_ENV = 'RUNBOOK_TRACE_API'
+
 const isObject = (x: unknown): x is Record<string, unknown> =>
   x !== null && typeof x === 'object' && !Array.isArray(x)
 
@@ -69,6 +72,7 @@ export function apiFor(ctx: ModuleContext, cloud: string | undefined): Api {
       ...ctx.shared<ClientOptions>(CLIENT_OPTIONS_KEY, () => ({})),
       secret: (v) => ctx.secret(v),
       signal: ctx.signal,
+      trace: ctx.env[TRACE_ENV] === '1',
     })
     const named = config.name !== 'inline' && config.name !== 'envvars'
     return {

@@ -33,23 +33,20 @@ export interface Owner {
   tag: string
 }
 
-/** Modules and record types whose journal records carry the owner. */
-export const OWNED_TYPES: readonly (readonly [module: string, type: string])[] = [
-  ['openstack.port', 'port'],
-  ['openstack.server', 'server'],
-  ['openstack.floating_ip', 'floating_ip'],
-  ['openstack.security_group', 'security_group'],
-  ['openstack.keypair', 'keypair'],
-]
+/** The journal records of this domain's modules: `openstack.<something>`. */
+const DOMAIN = 'openstack.'
 
 /**
  * The owner of this runbook's resources: from its journal, or new (kept once a resource exists).
+ * Every record an OpenStack module writes carries it (`recordData`), so no list of resource
+ * types is needed: a new module's records count as soon as they exist.
  * @example const { tag } = ownerOf(ctx) // 'runbook:3f9a0c41d2e7'
  */
 export function ownerOf(ctx: ModuleContext): Owner {
   return ctx.shared('openstack:owner', () => {
-    const records = OWNED_TYPES.flatMap(([m, t]) => ctx.journal.find(m, t))
-      .filter((r) => typeof r.data?.['owner'] === 'string')
+    const records = ctx.journal
+      .all()
+      .filter((r) => r.module.startsWith(DOMAIN) && typeof r.data?.['owner'] === 'string')
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
     const id = (records[0]?.data?.['owner'] as string | undefined) ?? randomBytes(6).toString('hex')
     return { id, tag: `${TAG_PREFIX}${id}` }
@@ -186,25 +183,34 @@ export async function recordData(
   }
 }
 
+/** What `takeOver` records. */
+export interface TakeOver {
+  type: string
+  /** The name the record shows. */
+  name: string
+  id: string
+  how: ClaimKind | 'foreign' | undefined
+  /** Journal data beyond cloud, project and owner. */
+  extra?: Record<string, unknown> | undefined
+  /** The name the pending record went by, when not `name` (a floating IP's port id). */
+  pendingName?: string | undefined
+}
+
 /**
  * Takes over a resource found by our tag but missing from the journal (a run died between the
  * POST and its record): journals it, and drops the pending record. Bookkeeping only, and a no-op
  * during a plan (the engine ignores records then).
+ * @example await takeOver(ctx, api, { type: 'port', name, id: port.id, how: 'tag' })
  */
-// eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-export async function takeOver(
-  ctx: ModuleContext,
-  api: Api,
-  type: string,
-  name: string,
-  id: string,
-  how: ClaimKind | 'foreign' | undefined,
-  extra: Record<string, unknown> = {},
-  pendingName = name,
-): Promise<void> {
-  if (ctx.check || how !== 'tag') return
-  await ctx.journal.record({ type, id, name, data: await recordData(ctx, api, extra) })
-  await ctx.journal.forget(type, pendingId(pendingName))
+export async function takeOver(ctx: ModuleContext, api: Api, o: TakeOver): Promise<void> {
+  if (ctx.check || o.how !== 'tag') return
+  await ctx.journal.record({
+    type: o.type,
+    id: o.id,
+    name: o.name,
+    data: await recordData(ctx, api, o.extra),
+  })
+  await ctx.journal.forget(o.type, pendingId(o.pendingName ?? o.name))
 }
 
 /** What `createOwned` does. */

@@ -53,8 +53,7 @@ describe('service catalog', () => {
       undefined,
       'http://23.253.248.171:9292/v2',
     ],
-    // eslint-disable-next-line max-params -- positional parameters to be replaced by one value (issue 13)
-  ] as const)('%s', (_name, catalog, type, iface, region, want) => {
+  ] as const)('%s', (...[_name, catalog, type, iface, region, want]) => {
     expect(
       versionedEndpoint(type, selectEndpoint(catalog, type, { interface: iface, region })),
     ).toBe(want)
