@@ -181,12 +181,13 @@ function load(file) {
   )
   const save = () => {
     if (traceFile || (cached && !script.cachedDataRejected)) return
+    const tmp = `${cacheFile}.${process.pid}.tmp`
     try {
-      const tmp = `${cacheFile}.${process.pid}.tmp`
       writeFileSync(tmp, script.createCachedData())
       renameSync(tmp, cacheFile)
     } catch {
-      // a read-only tree: the next run compiles again
+      // a read-only tree or a full disk: the next run compiles again
+      rmSync(tmp, { force: true })
     }
   }
   return { ...mod.exports, save }
