@@ -89,7 +89,8 @@ async function rebuild() {
     logLevel: 'silent',
     plugins: [zodLocales],
   })
-  const [entryOut] = Object.entries(r.metafile.outputs).find(([, o]) => o.entryPoint) ?? []
+  const [entryOut] =
+    Object.entries(r.metafile.outputs).find(([, o]) => o.entryPoint === 'cli/entry.ts') ?? []
   // Stored as the function load() calls, in ASCII (\u escapes; esbuild leaves some characters in
   // regular expressions and comments), so that it is read as latin1 and compiled as it is: UTF-8
   // decoding and wrapping 2 MB cost about 8 ms a run.
