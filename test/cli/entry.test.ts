@@ -1,5 +1,13 @@
-import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -88,6 +96,36 @@ describe('the composition root', () => {
     } finally {
       utimesSync(file, before.atime, before.mtime)
     }
+  })
+
+  it('writes the code cache safely when runs start together, and replaces one V8 refuses', async () => {
+    spawnSync(process.execPath, [BIN, '--version'])
+    const cacheFile = path.join(CACHE, `${manifest().entry}.0.v8`)
+    rmSync(cacheFile, { force: true })
+    const runs = await Promise.all(
+      [1, 2, 3, 4].map(
+        () =>
+          new Promise<{ code: number | null; out: string; pid: number | undefined }>((resolve) => {
+            const c = spawn(process.execPath, [BIN, '--version'])
+            let out = ''
+            c.stdout.on('data', (d: Buffer) => (out += d.toString()))
+            c.on('close', (code) => resolve({ code, out, pid: c.pid }))
+          }),
+      ),
+    )
+    expect(runs.map((r) => [r.code, r.out.trim()])).toEqual(
+      runs.map(() => [0, expect.stringMatching(/^\d+\.\d+\.\d+$/)]),
+    )
+    expect(statSync(cacheFile).size).toBeGreaterThan(10_000)
+    // each run wrote a temporary file and renamed it; none is left behind
+    const tmps = new Set(runs.map((r) => `${path.basename(cacheFile)}.${r.pid}.tmp`))
+    expect(readdirSync(CACHE).filter((f) => tmps.has(f))).toEqual([])
+    // a cache V8 refuses (another V8, a damaged file) is replaced by the next run
+    writeFileSync(cacheFile, 'not a code cache')
+    const r = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' })
+    expect(r.status).toBe(0)
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
+    expect(statSync(cacheFile).size).toBeGreaterThan(10_000)
   })
 })
 
