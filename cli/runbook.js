@@ -27,9 +27,14 @@ const cache = path.join(root, 'node_modules', '.cache', 'runbook')
 const manifestFile = path.join(cache, 'manifest.json')
 const argv = process.argv.slice(2)
 const DAY = 24 * 3600 * 1000
-const FORMAT = 3
+const FORMAT = 4
 /** What the bundle's code sees: CommonJS's five, the entry's URL (import.meta.url), the tracer. */
 const PARAMS = 'exports, require, module, __filename, __dirname, __runbookEntryUrl, __runbookTrace'
+
+/** The commands that print and exit: they run from the small bundle (commander and main.ts). */
+const light =
+  argv.length === 0 ||
+  (argv.length === 1 && ['--version', '-V', '--help', '-h', 'help'].includes(argv[0]))
 
 /** How much of the program a command runs, which decides the code cache it reads. */
 const weight = { validate: 1, modules: 1, schema: 1, plan: 2, apply: 2, destroy: 2, exec: 2 }
@@ -66,13 +71,37 @@ const zodLocales = {
   },
 }
 
+// The small bundle, for the commands that print and exit: the command line alone, with every
+// import() left out (none of them is reached by `--version` or `--help`).
+const noLazy = {
+  name: 'no-lazy',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (a) =>
+      a.kind === 'dynamic-import' ? { path: a.path, external: true } : undefined,
+    )
+  },
+}
+
+/**
+ * Stores a bundle as the function load() calls, in ASCII (\u escapes; esbuild leaves some
+ * characters in regular expressions and comments), so that it is read as latin1 and compiled as
+ * it is: UTF-8 decoding and wrapping 2 MB cost about 8 ms a run.
+ */
+function asFunction(file) {
+  const code = readFileSync(file, 'utf8').replace(
+    /[^\x00-\x7f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+  writeFileSync(file, `(function (${PARAMS}) {${code}\n})`)
+}
+
 async function rebuild() {
   const { build } = await import('esbuild')
   const built = Date.now()
   const tmp = path.join(cache, `tmp-${process.pid}`)
-  const r = await build({
+  const options = (name, plugins) => ({
     absWorkingDir: root,
-    entryPoints: { cli: 'cli/entry.ts' },
+    entryPoints: { [name]: 'cli/entry.ts' },
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -87,19 +116,18 @@ async function rebuild() {
     entryNames: '[name]-[hash]',
     metafile: true,
     logLevel: 'silent',
-    plugins: [zodLocales],
+    plugins,
   })
-  const [entryOut] =
-    Object.entries(r.metafile.outputs).find(([, o]) => o.entryPoint === 'cli/entry.ts') ?? []
-  // Stored as the function load() calls, in ASCII (\u escapes; esbuild leaves some characters in
-  // regular expressions and comments), so that it is read as latin1 and compiled as it is: UTF-8
-  // decoding and wrapping 2 MB cost about 8 ms a run.
-  const out = path.join(root, entryOut)
-  const code = readFileSync(out, 'utf8').replace(
-    /[^\x00-\x7f]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  )
-  writeFileSync(out, `(function (${PARAMS}) {${code}\n})`)
+  const [r, small] = await Promise.all([
+    build(options('cli', [zodLocales])),
+    build(options('light', [noLazy])),
+  ])
+  const entryOf = (result) =>
+    Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint === 'cli/entry.ts')?.[0]
+  const entryOut = entryOf(r)
+  const lightOut = entryOf(small)
+  asFunction(path.join(root, entryOut))
+  asFunction(path.join(root, lightOut))
   const keep = new Set(['manifest.json'])
   for (const name of readdirSync(tmp)) {
     keep.add(name)
@@ -109,6 +137,7 @@ async function rebuild() {
   const m = {
     format: FORMAT,
     entry: path.basename(entryOut),
+    light: path.basename(lightOut),
     built,
     // Sources, npm's record of what it installed (a library changes with `npm install`), and
     // this file (how the bundle is built).
@@ -126,6 +155,7 @@ async function rebuild() {
     if (
       !keep.has(name) &&
       !name.startsWith(`${m.entry}.`) &&
+      !name.startsWith(`${m.light}.`) &&
       statSync(path.join(cache, name)).mtimeMs < built - DAY
     )
       rmSync(path.join(cache, name), { recursive: true, force: true })
@@ -143,7 +173,8 @@ const REQUIRE =
 function source(file, trace) {
   const code = readFileSync(file, 'latin1')
   if (!trace) return code
-  if (!code.includes(INIT) || !code.includes(REQUIRE)) throw new Error('no module initialisers')
+  // the small bundle has CommonJS modules (commander) only; the large one both kinds
+  if (!code.includes(REQUIRE)) throw new Error('no module initialisers')
   return code
     .replace(INIT, `fn && __runbookTrace(__getOwnPropNames(fn)[0]); ${INIT}`)
     .replace(REQUIRE, `mod || __runbookTrace(__getOwnPropNames(cb)[0]); ${REQUIRE}`)
@@ -197,7 +228,7 @@ function load(file) {
 async function bundled() {
   mkdirSync(cache, { recursive: true })
   const m = fresh() ?? (await rebuild())
-  return load(path.join(cache, m.entry))
+  return load(path.join(cache, light ? m.light : m.entry))
 }
 
 async function viaTsx() {
