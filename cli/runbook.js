@@ -4,14 +4,16 @@
 // a V8 code cache (docs/performance.md has the figures):
 // - one file read by `vm.Script` starts faster than Node's ES module loader resolving, reading
 //   and linking a graph of chunks; the parts of the program stay lazy inside it (esbuild turns
-//   each `import()` into a module initialised on first use), so `runbook --version` runs commander
-//   and nothing else, and `validate` builds no SSH stack;
+//   each `import()` into a module initialised on first use), so `validate` builds no SSH stack
+//   and no HTTP client;
 // - the code cache is V8's bytecode for the functions a previous run compiled, so a run skips
-//   parsing and compiling them. There is one per weight of command (`--version`; `validate`;
-//   `plan`, `apply`: each compiles more of the program, and a larger cache costs more to read),
-//   named after the bundle, whose name carries its content's hash. The first run of a weight
-//   writes it after its command (a temporary file, then a rename); V8 rejects a cache made from
-//   another source or by another V8 or with other flags, and that run writes a new one.
+//   parsing and compiling them. There is one per weight of command (`validate`; `plan`, `apply`:
+//   each compiles more of the program, and a larger cache costs more to read), named after the
+//   bundle, whose name carries its content's hash. The first run of a weight writes it after its
+//   command (a temporary file, then a rename); V8 rejects a cache made from another source or by
+//   another V8 or with other flags, and that run writes a new one;
+// - the commands that print and exit (`--version`, `--help`) run from a second, small bundle of
+//   the same entry without its import()s: commander and the command line, with its own cache.
 // Files are never rewritten in place, so a rebuild never pulls a file from under a running
 // process. The lab, which finds files next to its own sources and imports them by URL, runs
 // through tsx; so does everything when RUNBOOK_NO_BUNDLE is set or bundling fails.
