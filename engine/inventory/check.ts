@@ -3,7 +3,7 @@
  * unknown `via` host, a jump chain that loops or a misspelt connection key is a validate error
  * with its position, not a failure when the connection is made halfway through an apply.
  */
-import { connectionVars } from '../connection/ssh-factory.ts'
+import { connectionVars } from '../connection/host-vars.ts'
 import { RunbookError } from '../errors.ts'
 import { locate, type Source, type YamlPath } from '../runbook/source.ts'
 import { didYouMean, editDistance } from '../suggest.ts'

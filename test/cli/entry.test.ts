@@ -1,10 +1,29 @@
-import { spawnSync } from 'node:child_process'
-import { readFileSync, readdirSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 const BIN = path.resolve('cli/runbook.js')
 const CACHE = path.resolve('node_modules/.cache/runbook')
+
+/** The bundle's manifest: its file, when it was built, and what it was built from. */
+function manifest(): { entry: string; light: string; built: number; inputs: string[] } {
+  return JSON.parse(readFileSync(path.join(CACHE, 'manifest.json'), 'utf8')) as {
+    entry: string
+    light: string
+    built: number
+    inputs: string[]
+  }
+}
 
 function tsFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -47,35 +66,113 @@ describe('the composition root', () => {
     expect(mainStatic.filter((s) => s?.includes('commands'))).toEqual([])
   })
 
-  it('starts without the engine: the entry chunk loads commander and node built-ins only', () => {
+  it('builds the bundle from every source, the installed libraries and the bin itself', () => {
     const r = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' })
     expect(r.status).toBe(0)
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
-    const manifest = JSON.parse(readFileSync(path.join(CACHE, 'manifest.json'), 'utf8')) as {
-      entry: string
-      inputs: string[]
-    }
-    // the entry's static import graph: its own chunks, and no library outside them
-    const loaded = new Set<string>()
-    const external = new Set<string>()
-    const walk = (file: string): void => {
-      if (loaded.has(file)) return
-      loaded.add(file)
-      const text = readFileSync(path.join(CACHE, file), 'utf8')
-      for (const m of text.matchAll(/^import [^"]*?from "([^"]+)"|^import "([^"]+)"/gm)) {
-        const s = m[1] ?? m[2] ?? ''
-        if (s.startsWith('./')) walk(s.slice(2))
-        else if (!s.startsWith('node:')) external.add(s)
-      }
-    }
-    walk(manifest.entry)
-    expect([...external]).toEqual([])
-    const size = [...loaded].reduce((n, f) => n + readFileSync(path.join(CACHE, f)).length, 0)
-    // commander and the command line (about 140 kB); the engine, zod and yaml are over 1 MB
-    expect(size).toBeLessThan(300_000)
-    // the rebuild check covers the sources, the installed libraries and the bin itself
-    expect(manifest.inputs).toEqual(
-      expect.arrayContaining(['cli/entry.ts', 'engine/cli/main.ts', 'cli/runbook.js']),
+    expect(manifest().inputs).toEqual(
+      expect.arrayContaining([
+        'cli/entry.ts',
+        'engine/cli/main.ts',
+        'engine/connection/ssh.ts',
+        'modules/index.ts',
+        'node_modules/.package-lock.json',
+        'cli/runbook.js',
+      ]),
     )
+  })
+
+  it('rebuilds the bundle when a source is edited after it was built', () => {
+    const file = 'engine/cli/runbook-name.ts'
+    const before = statSync(file)
+    spawnSync(process.execPath, [BIN, '--version'])
+    const built = manifest().built
+    try {
+      const edited = new Date(Math.max(Date.now(), built + 1000))
+      utimesSync(file, edited, edited)
+      const r = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' })
+      expect(r.status).toBe(0)
+      expect(manifest().built).toBeGreaterThanOrEqual(edited.getTime() - 1000)
+      expect(manifest().built).toBeGreaterThan(built)
+    } finally {
+      utimesSync(file, before.atime, before.mtime)
+    }
+  })
+
+  it('writes the code cache safely when runs start together, and replaces one V8 refuses', async () => {
+    spawnSync(process.execPath, [BIN, '--version'])
+    // --version runs from the small bundle (the command line alone)
+    const cacheFile = path.join(CACHE, `${manifest().light}.0.v8`)
+    rmSync(cacheFile, { force: true })
+    const runs = await Promise.all(
+      [1, 2, 3, 4].map(
+        () =>
+          new Promise<{ code: number | null; out: string; pid: number | undefined }>((resolve) => {
+            const c = spawn(process.execPath, [BIN, '--version'])
+            let out = ''
+            c.stdout.on('data', (d: Buffer) => (out += d.toString()))
+            c.on('close', (code) => resolve({ code, out, pid: c.pid }))
+          }),
+      ),
+    )
+    expect(runs.map((r) => [r.code, r.out.trim()])).toEqual(
+      runs.map(() => [0, expect.stringMatching(/^\d+\.\d+\.\d+$/)]),
+    )
+    expect(statSync(cacheFile).size).toBeGreaterThan(5_000)
+    // each run wrote a temporary file and renamed it; none is left behind
+    const tmps = new Set(runs.map((r) => `${path.basename(cacheFile)}.${r.pid}.tmp`))
+    expect(readdirSync(CACHE).filter((f) => tmps.has(f))).toEqual([])
+    // a cache V8 refuses (another V8, a damaged file) is replaced by the next run
+    writeFileSync(cacheFile, 'not a code cache')
+    const r = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' })
+    expect(r.status).toBe(0)
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
+    expect(statSync(cacheFile).size).toBeGreaterThan(5_000)
+  })
+})
+
+/** The bundled modules a command initialises and the libraries it requires (RUNBOOK_TRACE_MODULES). */
+function loadedBy(args: string[]): string[] {
+  const dir = mkdtempSync(path.join(tmpdir(), 'runbook-trace-'))
+  try {
+    const trace = path.join(dir, 'loaded.txt')
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, RUNBOOK_TRACE_MODULES: trace },
+    })
+    expect(r.stderr).toBe('')
+    expect(r.status).toBe(0)
+    return readFileSync(trace, 'utf8').split('\n').filter(Boolean)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const library = (name: string) => (m: string) => m === name || m.startsWith(`node_modules/${name}/`)
+
+describe('start-up loads what the command needs and nothing more', () => {
+  it('--version runs commander and the command line: no engine, no module, no library', () => {
+    const loaded = loadedBy(['--version'])
+    expect(loaded.some(library('commander'))).toBe(true)
+    const others = loaded.filter((m) => !library('commander')(m))
+    // the two small files the command line shares with the engine (timings and progress hooks)
+    expect(others.filter((m) => !['engine/timings.ts', 'engine/progress.ts'].includes(m))).toEqual(
+      [],
+    )
+  })
+
+  it('validate reads the runbook without the SSH stack, the OpenStack HTTP client or the lab', () => {
+    const loaded = loadedBy(['validate', 'runbooks/vip-keepalived.yaml'])
+    // what validate does need, so that the trace is known to work
+    for (const m of ['engine/cli/commands.ts', 'engine/runbook/validate.ts', 'modules/index.ts'])
+      expect(loaded).toContain(m)
+    expect(loaded.some(library('yaml'))).toBe(true)
+    expect(loaded.some(library('zod'))).toBe(true)
+    for (const lib of ['ssh2', 'axios', 'esbuild', 'tsx'])
+      expect(loaded.filter(library(lib)), lib).toEqual([])
+    expect(
+      loaded.filter((m) => /^engine\/connection\/(ssh|pool|ssh-factory)\.ts$/.test(m)),
+    ).toEqual([])
+    expect(loaded.filter((m) => m.startsWith('lab/'))).toEqual([])
   })
 })

@@ -9,8 +9,7 @@
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
-import { createRequire } from 'node:module'
-import type { AxiosInstance, AxiosResponse, AxiosStatic } from 'axios'
+import type { AxiosInstance, AxiosResponse, CreateAxiosDefaults } from 'axios'
 import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
 import { reportProgress } from '../../../engine/progress.ts'
@@ -21,12 +20,13 @@ import { OpenStackApiError, parseFault, SERVICE_NAMES, type ServiceType } from '
 import { authBody, parseToken, type Token } from './keystone.ts'
 
 /**
- * axios, loaded with the first client: importing it costs about 0.1 s of CPU, which every command
- * (`validate`, a host-only run) would pay at start-up. Its CommonJS build is one file and loads
- * faster than its ES module graph.
+ * axios, loaded with the first request: importing it costs tens of milliseconds of CPU, which
+ * every command (`validate`, a host-only run, a plan before its first API task) would pay at
+ * start-up. The CLI's bundle holds it, so it is compiled from the bundle's code cache.
  */
-function loadAxios(): AxiosStatic {
-  return createRequire(import.meta.url)('axios') as AxiosStatic
+async function createAxios(config: CreateAxiosDefaults): Promise<AxiosInstance> {
+  const { default: axios } = await import('axios')
+  return axios.create(config)
 }
 
 /** How the client behaves. */
@@ -226,7 +226,8 @@ export class OpenStackClient {
   /** The microversion asked for in the configuration (`compute_api_version`), if any. */
   readonly requestedMicroversion: string | undefined
   private negotiated: Promise<string> | undefined
-  private readonly http: AxiosInstance
+  private readonly httpConfig: CreateAxiosDefaults
+  private http: Promise<AxiosInstance> | undefined
   private readonly secrets = new Set<string>()
   private readonly reads = new Map<string, { value: Promise<unknown>; until: number }>()
   private current: Token | undefined
@@ -255,7 +256,7 @@ export class OpenStackClient {
     this.requestedMicroversion = options.microversion ?? config.computeApiVersion
     for (const s of cloudSecrets(config)) this.addSecret(s)
     const ca = config.cacert === undefined ? undefined : readFileSync(config.cacert)
-    this.http = loadAxios().create({
+    this.httpConfig = {
       httpAgent: new http.Agent({ keepAlive: true }),
       httpsAgent: new https.Agent({
         keepAlive: true,
@@ -267,7 +268,7 @@ export class OpenStackClient {
       transformResponse: [(d: unknown) => d],
       validateStatus: () => true,
       maxRedirects: 0,
-    })
+    }
   }
 
   private addSecret(value: string): void {
@@ -656,6 +657,7 @@ export class OpenStackClient {
     }
     if (token !== undefined) headers['X-Auth-Token'] = token
     if (o.body !== undefined) headers['Content-Type'] = 'application/json'
+    const http = await (this.http ??= createAxios(this.httpConfig))
     for (let attempt = 0; ; attempt++) {
       this.stats.requests++
       this.stats.byService[service]++
@@ -671,7 +673,7 @@ export class OpenStackClient {
       const sent = performance.now()
       try {
         res = await measure('api', () =>
-          this.http.request({
+          http.request({
             method,
             url,
             headers,
