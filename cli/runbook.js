@@ -61,7 +61,9 @@ async function rebuild() {
     renameSync(path.join(tmp, name), path.join(cache, name))
   }
   rmSync(tmp, { recursive: true, force: true })
-  const [entryOut] = Object.entries(r.metafile.outputs).find(([, o]) => o.entryPoint) ?? []
+  // dynamic imports are entry points of their own in the metafile: pick the CLI's
+  const [entryOut] =
+    Object.entries(r.metafile.outputs).find(([, o]) => o.entryPoint === 'cli/entry.ts') ?? []
   const m = {
     entry: path.basename(entryOut),
     built,

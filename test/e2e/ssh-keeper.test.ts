@@ -1,0 +1,281 @@
+/**
+ * The connection keeper (runbook's ControlPersist) against real sshd behind a jump host: a second
+ * run reuses the connections, faults never reuse a dead or untrusted one, and the keeper goes away
+ * when idle, on disconnect, or when killed (the run then connects directly).
+ */
+import { execFileSync } from 'node:child_process'
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { KeeperLink, KeeperTransport } from '../../engine/connection/keeper-client.ts'
+import { keeperSocket, type PersistOptions } from '../../engine/connection/persist.ts'
+import { ConnectionPool } from '../../engine/connection/pool.ts'
+import type { TransportEvent } from '../../engine/connection/transport.ts'
+import { RunbookError } from '../../engine/errors.ts'
+import { startSshHosts, type SshHostsFixture } from '../fixtures/ssh-hosts.ts'
+
+const CLI = path.resolve('cli/runbook.js')
+
+let f: SshHostsFixture
+let base: string
+const pools: ConnectionPool[] = []
+const dirs: string[] = []
+
+function persist(seconds = 60, dir?: string): PersistOptions {
+  if (!dir) {
+    dir = path.join(base, `k${dirs.length}`)
+    dirs.push(dir)
+  }
+  return { seconds, dir, command: [process.execPath, CLI, '__keeper'] }
+}
+
+/** One "run": a pool with the keeper, closed by afterEach if the test does not. */
+function run(p: PersistOptions, events: TransportEvent[] = [], passphrase?: () => Promise<string>) {
+  const pool = new ConnectionPool({
+    sshConfigFile: false,
+    persist: p,
+    onEvent: (e) => events.push(e),
+    ...(passphrase ? { passphrase } : {}),
+  })
+  pools.push(pool)
+  return pool
+}
+
+function keeperPid(p: PersistOptions): Promise<number | undefined> {
+  return new KeeperLink(p)
+    .request({ op: 'status' }, false)
+    .then((r) => r.pid)
+    .catch(() => undefined)
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (cond()) return true
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return cond()
+}
+
+const h1 = (): SshHostsFixture['hosts'][number] => f.hosts[0]!
+const h2 = (): SshHostsFixture['hosts'][number] => f.hosts[1]!
+
+beforeAll(async () => {
+  f = await startSshHosts({ count: 2, tag: 'kpr', rootNet: '198.51.100.160/28' })
+  base = mkdtempSync(path.join(os.tmpdir(), 'rb-keeper-'))
+})
+
+afterEach(async () => {
+  await Promise.allSettled(pools.splice(0).map((p) => p.closeAll()))
+  for (const d of dirs) {
+    const pid = await keeperPid(persist(60, d))
+    await new KeeperLink(persist(60, d)).request({ op: 'disconnect' }, false).catch(() => undefined)
+    if (pid) await until(() => !alive(pid), 3000)
+  }
+})
+
+afterAll(async () => {
+  await f?.teardown()
+  if (base) rmSync(base, { recursive: true, force: true })
+})
+
+describe('reuse', () => {
+  it('a second run reuses the target and jump connections: no new login, no handshake', async () => {
+    const p = persist()
+    const first: TransportEvent[] = []
+    const r1 = run(p, first)
+    const c1 = await r1.get('h1', f.settings(h1()))
+    const c2 = await r1.get('h2', f.settings(h2()))
+    expect((await c1.exec('hostname -I', { idempotent: true })).stdout).toContain(h1().address)
+    expect((await c2.exec('echo two')).stdout).toBe('two\n')
+    expect(c1.transport).toBeInstanceOf(KeeperTransport)
+    await r1.closeAll()
+    expect(first.filter((e) => e.type === 'connect').map((e) => 'label' in e && e.label)).toEqual(
+      expect.arrayContaining(['h1', 'h2', 'jump']),
+    )
+    const logins = [f.logins(f.jump), f.logins(h1()), f.logins(h2())]
+    // one jump connection for both hosts, as without the keeper
+    expect(f.tcpConnections(f.jump)).toBe(1)
+
+    const second: TransportEvent[] = []
+    const r2 = run(p, second)
+    const d1 = await r2.get('h1', f.settings(h1()))
+    const d2 = await r2.get('h2', f.settings(h2()))
+    const r = await d1.exec('echo out; echo err >&2; exit 3')
+    expect(r).toEqual({ rc: 3, stdout: 'out\n', stderr: 'err\n' })
+    expect((await d1.exec('cat', { stdin: 'in' })).stdout).toBe('in')
+    expect((await d2.exec('pwd', { cwd: '/tmp' })).stdout).toBe('/tmp\n')
+    await r2.closeAll()
+    expect(second.filter((e) => e.type === 'connect')).toEqual([])
+    expect([f.logins(f.jump), f.logins(h1()), f.logins(h2())]).toEqual(logins)
+  })
+
+  it('files over SFTP and become shells work on kept connections; no shell survives the run', async () => {
+    const p = persist()
+    const settings = f.settings(h1(), { user: f.users.password.name })
+    const r1 = run(p)
+    const c = await r1.get('h1', settings)
+    const big = Buffer.alloc(300_000, 'x')
+    await c.writeFile('/tmp/rb-keeper-big', big, { mode: 0o640 })
+    expect((await c.readFile('/tmp/rb-keeper-big'))?.equals(big)).toBe(true)
+    expect(f.inNs(h1(), 'stat -c %a /tmp/rb-keeper-big').trim()).toBe('640')
+    const uid = (await c.exec('id -u')).stdout.trim()
+    expect(uid).not.toBe('0')
+    const become = { method: 'sudo' as const, password: 'rbt-sudo-Secret-42' }
+    expect((await c.exec('id -u', { become })).stdout).toBe('0\n')
+    await c.writeFile('/root/rb-keeper', 'root only\n', { become })
+    expect((await c.readFile('/root/rb-keeper', { become }))?.toString()).toBe('root only\n')
+    // the run's shells (login and root) are gone, the transport stays
+    const user = uid
+    const left = (): string =>
+      execFileSync('sh', ['-c', `pgrep -u ${user} -x sh; pgrep -U ${user} -x sudo; true`], {
+        encoding: 'utf8',
+      }).trim()
+    expect(left()).not.toBe('')
+    await r1.closeAll()
+    expect(await until(() => left() === '', 3000)).toBe(true)
+    const r2 = run(p)
+    const again = await r2.get('h1', settings)
+    expect((await again.exec('id -u', { become })).stdout).toBe('0\n')
+    await r2.closeAll()
+  })
+
+  it('streams large output with backpressure intact', async () => {
+    const r1 = run(persist())
+    const c = await r1.get('h1', f.settings(h1()))
+    const r = await c.exec('head -c 5000000 /dev/zero | tr "\\0" a')
+    expect(r.stdout.length).toBe(5_000_000)
+  })
+})
+
+describe('faults', () => {
+  it('a connection whose key the known_hosts no longer accept is not reused', async () => {
+    const p = persist()
+    const r1 = run(p)
+    await (await r1.get('h1', f.settings(h1()))).exec('true')
+    await r1.closeAll()
+    // the user now pins another key for h1: the kept connection must not count as checked
+    const other = f.hosts[1]!.hostKeys[0]!
+    const pinned = f.settings(h1(), { pinnedHostKeys: [other] })
+    const err = await run(p)
+      .get('h1', pinned)
+      .catch((e: unknown) => e)
+    expect((err as RunbookError).code).toBe('E_HOST_KEY')
+  })
+
+  it('a keeper killed in the middle of a run leaves the run on a direct connection, silently', async () => {
+    const p = persist()
+    const r1 = run(p)
+    const c = await r1.get('h1', f.settings(h1()))
+    expect((await c.exec('echo a')).stdout).toBe('a\n')
+    const pid = await keeperPid(p)
+    expect(pid).toBeGreaterThan(0)
+    process.kill(pid!, 'SIGKILL')
+    await until(() => !alive(pid!), 2000)
+    expect((await c.exec('echo b', { idempotent: true })).stdout).toBe('b\n')
+    expect((c.transport as KeeperTransport).persisted).toBe(false)
+    await r1.closeAll()
+    // a socket left behind by the dead keeper does not stop the next run
+    expect(existsSync(keeperSocket(p.dir))).toBe(true)
+    const r2 = run(p)
+    expect((await (await r2.get('h1', f.settings(h1()))).exec('echo c')).stdout).toBe('c\n')
+    expect(((await r2.transportOf('h1')) as KeeperTransport).persisted).toBe(true)
+  })
+
+  it('the keeper exits after the idle time, and on disconnect', async () => {
+    const p = persist(1)
+    const r1 = run(p)
+    await (await r1.get('h1', f.settings(h1()))).exec('true')
+    const pid = (await keeperPid(p))!
+    await r1.closeAll()
+    expect(alive(pid)).toBe(true)
+    expect(await until(() => !alive(pid), 4000)).toBe(true)
+    expect(existsSync(keeperSocket(p.dir))).toBe(false)
+    expect(f.tcpConnections(f.jump)).toBe(0)
+
+    const q = persist(60)
+    const r2 = run(q)
+    await (await r2.get('h2', f.settings(h2()))).exec('true')
+    await r2.closeAll()
+    const pid2 = (await keeperPid(q))!
+    const reply = await new KeeperLink(q).request({ op: 'disconnect' }, false)
+    expect(reply.held?.map((h) => h.label).sort()).toEqual(['h2', 'jump'])
+    expect(await until(() => !alive(pid2), 3000)).toBe(true)
+    expect(await until(() => f.tcpConnections(f.jump) === 0, 3000)).toBe(true)
+  })
+})
+
+describe('security', () => {
+  it("secrets never reach the keeper's argv or environment", async () => {
+    const p = persist()
+    const secretEnv = 'rbt-env-Secret-77'
+    process.env['OS_PASSWORD'] = secretEnv
+    try {
+      const asked: string[] = []
+      const r1 = run(p, [], async () => {
+        asked.push('x')
+        return f.keyPassphrase
+      })
+      const c = await r1.get('h1', f.settings(h1(), { privateKey: f.encryptedKeyPath }))
+      expect((await c.exec('id -u', { become: { method: 'sudo' } })).stdout).toBe('0\n')
+      expect(asked).toEqual(['x'])
+      const pid = (await keeperPid(p))!
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`)
+      const environ = readFileSync(`/proc/${pid}/environ`)
+      for (const secret of [f.keyPassphrase, secretEnv, 'rbt-sudo-Secret-42']) {
+        expect(cmdline.includes(secret)).toBe(false)
+        expect(environ.includes(secret)).toBe(false)
+      }
+      // nothing written next to the socket but the socket
+      expect(execFileSync('ls', ['-A', p.dir], { encoding: 'utf8' }).trim()).toBe('keeper.sock')
+    } finally {
+      delete process.env['OS_PASSWORD']
+    }
+  })
+
+  it('a keeper directory open to others or owned by another user is refused: the run goes direct', async () => {
+    for (const spoil of [
+      (d: string) => chmodSync(d, 0o755),
+      (d: string) => chownSync(d, 65534, 65534),
+    ]) {
+      const p = persist()
+      execFileSync('mkdir', ['-m', '700', p.dir])
+      spoil(p.dir)
+      const events: TransportEvent[] = []
+      const r = run(p, events)
+      const c = await r.get('h1', f.settings(h1()))
+      expect((await c.exec('echo ok')).stdout).toBe('ok\n')
+      expect(c.transport).not.toBeInstanceOf(KeeperTransport)
+      expect(existsSync(keeperSocket(p.dir))).toBe(false)
+      await r.closeAll()
+    }
+  })
+})
+
+// last: h2 keeps its new host key
+describe('a rebuilt host', () => {
+  it('a host that came back with a new host key is refused, not reached over the old connection', async () => {
+    const p = persist()
+    const r1 = run(p)
+    await (await r1.get('h2', f.settings(h2()))).exec('true')
+    await r1.closeAll()
+    await f.rotateHostKeys(h2())
+    const r2 = run(p)
+    const err = await r2.get('h2', f.settings(h2())).then(
+      async (c) => c.exec('true'),
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(RunbookError)
+    expect((err as RunbookError).code).toBe('E_HOST_KEY')
+  })
+})
