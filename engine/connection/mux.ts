@@ -56,19 +56,30 @@ export function encodeFrame(type: FrameType, payload: Buffer | string | object =
  */
 export class FrameReader {
   private buf: Buffer = Buffer.alloc(0)
+  /** Chunks not yet joined: a long frame is joined once, when it is complete. */
+  private pending: Buffer[] = []
+  private pendingLength = 0
+  private need = HEADER
 
   constructor(private readonly onFrame: (type: number, body: Buffer) => void) {}
 
   /** Feeds bytes; throws on a frame no peer of ours would send. */
   push(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+    this.pending.push(chunk)
+    this.pendingLength += chunk.length
+    if (this.buf.length + this.pendingLength < this.need) return
+    this.buf = Buffer.concat([this.buf, ...this.pending])
+    this.pending = []
+    this.pendingLength = 0
     while (this.buf.length >= HEADER) {
       const len = this.buf.readUInt32BE(1)
       if (len > MAX_FRAME) throw new Error(`frame of ${len} bytes`)
-      if (this.buf.length < HEADER + len) return
+      this.need = HEADER + len
+      if (this.buf.length < this.need) return
       const type = this.buf.readUInt8(0)
       const body = this.buf.subarray(HEADER, HEADER + len)
       this.buf = this.buf.subarray(HEADER + len)
+      this.need = HEADER
       this.onFrame(type, body)
     }
   }
