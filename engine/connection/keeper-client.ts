@@ -283,7 +283,8 @@ export class KeeperTransport implements ChannelOpener {
 
   private readonly chain: ResolvedEndpoint[]
   private readonly link: KeeperLink
-  private readonly makeDirect: () => SshTransport
+  private readonly makeDirect: () => Promise<SshTransport>
+  private directing: Promise<SshTransport> | undefined
   private readonly idleMs: number
   private readonly onEvent: ((e: TransportEvent) => void) | undefined
 
@@ -293,7 +294,7 @@ export class KeeperTransport implements ChannelOpener {
       chain: ResolvedEndpoint[]
       link: KeeperLink
       /** The direct transport, for when the keeper cannot be reached. */
-      direct: () => SshTransport
+      direct: () => Promise<SshTransport>
       idleMs: number
       onEvent?: ((e: TransportEvent) => void) | undefined
     },
@@ -337,7 +338,7 @@ export class KeeperTransport implements ChannelOpener {
       return this
     } catch (err) {
       if (!(err instanceof KeeperUnavailable)) throw err
-      return this.goDirect().ensure()
+      return (await this.goDirect()).ensure()
     }
   }
 
@@ -408,12 +409,13 @@ export class KeeperTransport implements ChannelOpener {
     }
   }
 
-  private goDirect(): SshTransport {
-    if (!this.direct) {
-      this.direct = this.makeDirect()
+  private goDirect(): Promise<SshTransport> {
+    this.directing ??= this.makeDirect().then((t) => {
+      this.direct = t
       this.generation++
-    }
-    return this.direct
+      return t
+    })
+    return this.directing
   }
 
   /** A keeper that is gone leaves the channel to a direct connection; other errors are the channel's. */
@@ -427,7 +429,7 @@ export class KeeperTransport implements ChannelOpener {
       return
     }
     this.goDirect()
-      .ensure()
+      .then((t) => t.ensure())
       .then(open, (e: unknown) => cb(e instanceof Error ? e : new Error(String(e)), undefined as T))
   }
 }

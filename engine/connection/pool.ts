@@ -15,6 +15,7 @@ import type { PersistOptions } from './persist.ts'
 import {
   SSH_DEFAULTS,
   defaultIdentityFiles,
+  endpointName,
   defaultKnownHostsFiles,
   expandHome,
   localUserName,
@@ -30,12 +31,11 @@ import {
   type SshConfigBlock,
   type SshConfigHost,
 } from './ssh-config.ts'
-import {
+import type {
+  ResolvedEndpoint,
   SshTransport,
-  endpointName,
-  type ResolvedEndpoint,
-  type TransportEvent,
-  type TransportShared,
+  TransportEvent,
+  TransportShared,
 } from './transport.ts'
 
 /** Options of a pool. */
@@ -173,7 +173,7 @@ export class ConnectionPool {
     const transport =
       this.keeper && seconds > 0 && !this.keeper.problem() && persistable(chain)
         ? this.kept(chain, seconds)
-        : this.direct(chain)
+        : await this.direct(chain)
     await transport.ensure()
     const conn = new SshConnection(hostName, transport, {
       becomePassword: settings.becomePassword ?? this.options.defaults?.becomePassword,
@@ -183,13 +183,15 @@ export class ConnectionPool {
   }
 
   /** The chain's transports in this process, shared with the hosts that use the same hops. */
-  private direct(chain: ResolvedEndpoint[]): SshTransport {
+  private async direct(chain: ResolvedEndpoint[]): Promise<SshTransport> {
+    // ssh2 is loaded only for direct connections: a run on kept connections never needs it
+    const { SshTransport } = await import('./transport.ts')
     let parent: SshTransport | undefined
     for (const endpoint of chain) {
       // the route is part of the key: the same address through another ProxyCommand is another connection
       const key = `${parent ? `${parent.key}>` : ''}${endpointName(endpoint)}${endpoint.proxyCommand !== undefined ? `|${endpoint.proxyCommand}` : ''}`
       let t = this.transports.get(key)
-      if (!(t instanceof SshTransport)) {
+      if (!t || t instanceof KeeperTransport) {
         t = new SshTransport(key, endpoint, this.shared, parent)
         this.transports.set(key, t)
       }

@@ -116,3 +116,8 @@ export function localUserName(): string {
     return process.env['USER'] ?? 'root'
   }
 }
+
+/** `user@address:port`: how messages name an endpoint. */
+export function endpointName(e: { user: string; address: string; port: number }): string {
+  return `${e.user}@${e.address}${e.port === 22 ? '' : `:${e.port}`}`
+}

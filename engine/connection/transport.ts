@@ -21,7 +21,9 @@ import type { PinnedHostKey } from './console-keys.ts'
 import { algorithmsForKeyType, sha256Fingerprint } from './host-key.ts'
 import type { KnownHostsStore } from './known-hosts.ts'
 import { entryMatchesHost, knownHostName, verifyHostKey } from './known-hosts.ts'
-import type { HostKeyChecking } from './settings.ts'
+import { endpointName, type HostKeyChecking } from './settings.ts'
+
+export { endpointName }
 
 const { Client, utils } = ssh2
 
@@ -82,11 +84,6 @@ export type TransportEvent =
   | { type: 'connect'; key: string; label: string; ms: number; generation: number }
   | { type: 'drop'; key: string; label: string }
   | { type: 'host-key-recorded'; label: string; file: string; fingerprint: string }
-
-/** `user@address:port`: how messages name an endpoint. */
-export function endpointName(e: Pick<ResolvedEndpoint, 'user' | 'address' | 'port'>): string {
-  return `${e.user}@${e.address}${e.port === 22 ? '' : `:${e.port}`}`
-}
 
 /**
  * A re-openable connection to one endpoint; `parent` is the hop it is reached through.

@@ -215,6 +215,26 @@ describe('faults', () => {
   })
 })
 
+describe('runbook disconnect', () => {
+  it('closes every kept connection and ends the keeper, as ssh -O exit', async () => {
+    const p = persist()
+    const r1 = run(p)
+    await (await r1.get('h1', f.settings(h1()))).exec('true')
+    await r1.closeAll()
+    const pid = (await keeperPid(p))!
+    const cli = (): string =>
+      execFileSync(process.execPath, [CLI, 'disconnect'], {
+        encoding: 'utf8',
+        env: { ...process.env, RUNBOOK_KEEPER_DIR: p.dir },
+      })
+    expect(cli()).toBe('closed 2 kept connections\n')
+    expect(await until(() => !alive(pid), 3000)).toBe(true)
+    // nothing running: nothing to close, and no keeper started for it
+    expect(cli()).toBe('closed 0 kept connections\n')
+    expect(await keeperPid(p)).toBeUndefined()
+  })
+})
+
 describe('security', () => {
   it("secrets never reach the keeper's argv or environment", async () => {
     const p = persist()
