@@ -3,6 +3,7 @@
  * connections and lab plugged in, each loaded on first use (the SSH stack when a run first
  * connects, the modules when a command first reads a runbook, the lab for `runbook lab`).
  */
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { ConnectionFactory } from '../engine/connection/factory.ts'
@@ -67,7 +68,10 @@ async function persistOptions(root: string): Promise<PersistOptions> {
 /** Closes every connection the keeper holds; how many there were. */
 async function disconnect(root: string): Promise<number> {
   const { KeeperLink } = await import('../engine/connection/keeper-client.ts')
-  const link = new KeeperLink(await persistOptions(root))
+  const options = await persistOptions(root)
+  // no directory, no keeper (and none is made for asking)
+  if (!existsSync(options.dir)) return 0
+  const link = new KeeperLink(options)
   if (link.problem()) return 0
   const reply = await link.request({ op: 'disconnect' }, false).catch(() => ({ held: [] }))
   return reply.held?.length ?? 0

@@ -265,10 +265,11 @@ class Keeper {
       } else if (type === Frame.Eof) ch.end()
       else if (type === Frame.Close) ch.close()
     }
-    // the run went away (ended or crashed): its shells go with it
+    // the run went away (ended or crashed, perhaps while we connected): its shells go with it
     s.on('close', () => {
       if (!closed) ch.close()
     })
+    if (s.destroyed) ch.close()
   }
 
   private openOn(target: Held, req: KeeperRequest): Promise<ClientChannel> {
