@@ -149,6 +149,7 @@ class Peer {
 /** The keeper's state: transports by identity, open sockets. */
 class Keeper {
   private readonly held = new Map<string, Held>()
+  private readonly knownHosts = new KnownHostsStore()
   private sockets = 0
   private exitTimer: NodeJS.Timeout | undefined
 
@@ -181,7 +182,9 @@ class Keeper {
         socket.end()
         return
       }
-      const knownHosts = new KnownHostsStore()
+      // one store for every request: its writes to a known_hosts file are serialised
+      const knownHosts = this.knownHosts
+      knownHosts.refresh()
       const events: TransportEvent[] = []
       const target = await this.ensure(chain, req.idleMs ?? 60_000, knownHosts, peer, events)
       if (req.op === 'ensure') {

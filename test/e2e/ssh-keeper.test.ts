@@ -158,6 +158,35 @@ describe('reuse', () => {
   })
 })
 
+describe('figures', () => {
+  it('a kept connection is ready in milliseconds; a command costs about what it costs directly', async () => {
+    const ms = (t: bigint): number => Number(process.hrtime.bigint() - t) / 1e6
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+    const measure = async (pool: ConnectionPool): Promise<{ get: number; cmd: number }> => {
+      const t = process.hrtime.bigint()
+      const c = await pool.get('h1', f.settings(h1()))
+      await c.exec('true')
+      const get = ms(t)
+      const each: number[] = []
+      for (let i = 0; i < 30; i++) {
+        const s = process.hrtime.bigint()
+        await c.exec('true')
+        each.push(ms(s))
+      }
+      await pool.closeAll()
+      return { get, cmd: median(each) }
+    }
+    const direct = await measure(new ConnectionPool({ sshConfigFile: false }))
+    const p = persist()
+    await measure(run(p))
+    const kept = await measure(run(p))
+    console.log(
+      `keeper figures: first command on a new connection ${direct.get.toFixed(0)} ms, on a kept one ${kept.get.toFixed(0)} ms; per command ${direct.cmd.toFixed(1)} ms direct, ${kept.cmd.toFixed(1)} ms kept`,
+    )
+    expect(kept.get).toBeLessThan(direct.get)
+  })
+})
+
 describe('faults', () => {
   it('a connection whose key the known_hosts no longer accept is not reused', async () => {
     const p = persist()
