@@ -228,7 +228,8 @@ class Keeper {
         throw err2
       }
     }
-    target.sink = undefined
+    for (let x: Held | undefined = target; x; x = x.parent)
+      if (x.sink === events) x.sink = undefined
     const s = peer.socket
     peer.send(Frame.Opened, this.reply(target, events))
     let closed = false

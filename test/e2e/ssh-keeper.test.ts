@@ -4,7 +4,15 @@
  * when idle, on disconnect, or when killed (the run then connects directly).
  */
 import { execFileSync } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -120,6 +128,33 @@ describe('reuse', () => {
     expect([f.logins(f.jump), f.logins(h1()), f.logins(h2())]).toEqual(logins)
   })
 
+  it('hosts connecting at once record their pinned keys in the project known_hosts, none lost', async () => {
+    const project = path.join(base, `known_hosts.${dirs.length}`)
+    // stale keys (each host's the other's), as after VMs were rebuilt: both are replaced at once
+    writeFileSync(
+      project,
+      `${h1().address} ${h2().hostKeys[0]}\n${h2().address} ${h1().hostKeys[0]}\n`,
+    )
+    const r1 = run(persist())
+    const conns = await Promise.all(
+      [h1(), h2()].map((h) =>
+        r1.get(
+          h.name,
+          f.settings(h, {
+            knownHostsFiles: [],
+            pinnedHostKeys: h.hostKeys,
+            projectKnownHosts: project,
+          }),
+        ),
+      ),
+    )
+    for (const c of conns) expect((await c.exec('echo ok')).stdout).toBe('ok\n')
+    const text = readFileSync(project, 'utf8')
+    const recorded = (h: typeof f.jump): boolean =>
+      h.hostKeys.some((k) => text.includes(`${h.address} ${k.split(' ').slice(0, 2).join(' ')}`))
+    expect([recorded(h1()), recorded(h2())]).toEqual([true, true])
+  })
+
   it('files over SFTP and become shells work on kept connections; no shell survives the run', async () => {
     const p = persist()
     const settings = f.settings(h1(), { user: f.users.password.name })
@@ -188,6 +223,23 @@ describe('figures', () => {
 })
 
 describe('faults', () => {
+  it('a kept connection that died (host rebooted) is replaced, not reused', async () => {
+    const p = persist()
+    const r1 = run(p)
+    await (await r1.get('h1', f.settings(h1()))).exec('true')
+    await r1.closeAll()
+    const before = f.logins(h1())
+    f.killSessions(h1())
+    const events: TransportEvent[] = []
+    const r2 = run(p, events)
+    const c = await r2.get('h1', f.settings(h1()))
+    expect((await c.exec('echo alive')).stdout).toBe('alive\n')
+    expect(f.logins(h1())).toBe(before + 1)
+    expect(events.filter((e) => e.type === 'connect').map((e) => 'label' in e && e.label)).toEqual([
+      'h1',
+    ])
+  })
+
   it('a connection whose key the known_hosts no longer accept is not reused', async () => {
     const p = persist()
     const r1 = run(p)
