@@ -99,6 +99,8 @@ export class KeeperLink {
           const e = parseBody(body)
           state = 'open'
           socket.destroy()
+          // the kept connection cannot take another channel: this run connects on its own
+          if (e['busy'] === true) return reject(new KeeperUnavailable(String(e['message'])))
           return reject(
             new RunbookError(
               (typeof e['code'] === 'string' ? e['code'] : 'E_CONNECTION') as ErrorCode,
@@ -273,8 +275,9 @@ function sftpOver(o: Opened): Promise<SFTPWrapper> {
  * @example const t = new KeeperTransport(key, { chain, link, direct: () => transport, idleMs: 60_000 })
  */
 export class KeeperTransport implements ChannelOpener {
-  generation = 0
   readonly parent = undefined
+  /** Increases when the keeper reports a reconnect. */
+  private kept = 0
   private direct: SshTransport | undefined
   private live = false
   private keeperGeneration: number | undefined
@@ -312,6 +315,15 @@ export class KeeperTransport implements ChannelOpener {
 
   get path(): string {
     return this.chain.map((e) => e.label).join(' -> ')
+  }
+
+  /**
+   * Changes when the connection under the channels was replaced. Going direct is not such a
+   * change (the keeper's channels close by themselves, and are reopened for that): the direct
+   * connection counts from where the keeper left.
+   */
+  get generation(): number {
+    return this.direct ? this.kept + Math.max(this.direct.generation - 1, 0) : this.kept
   }
 
   get connected(): boolean {
@@ -404,15 +416,15 @@ export class KeeperTransport implements ChannelOpener {
   private note(reply: KeeperReply): void {
     for (const e of reply.events ?? []) this.onEvent?.(e)
     if (reply.generation !== undefined && reply.generation !== this.keeperGeneration) {
+      // the first reply sets the starting point; later changes are reconnects
+      if (this.keeperGeneration !== undefined) this.kept++
       this.keeperGeneration = reply.generation
-      this.generation++
     }
   }
 
   private goDirect(): Promise<SshTransport> {
     this.directing ??= this.makeDirect().then((t) => {
       this.direct = t
-      this.generation++
       return t
     })
     return this.directing

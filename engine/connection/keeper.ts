@@ -46,6 +46,9 @@ export interface KeeperReply {
   held?: Array<{ label: string; path: string; connected: boolean; channels: number }>
 }
 
+/** The server refused a channel on a live kept connection. */
+class KeeperBusy extends Error {}
+
 /** What one request brings along. */
 interface RequestContext {
   peer: Peer
@@ -198,7 +201,11 @@ class Keeper {
       const e =
         err instanceof RunbookError
           ? { code: err.code, message: err.message, hint: err.hint, host: err.host }
-          : { code: 'E_CONNECTION', message: err instanceof Error ? err.message : String(err) }
+          : {
+              code: 'E_CONNECTION',
+              message: err instanceof Error ? err.message : String(err),
+              busy: err instanceof KeeperBusy,
+            }
       peer.send(Frame.Error, e)
       socket.end()
     }
@@ -211,6 +218,12 @@ class Keeper {
     try {
       ch = await this.openOn(target, req)
     } catch (err) {
+      // The server answered "no" (sshd's MaxSessions, say): the connection is alive and the
+      // other runs' channels on it stay; this run goes direct, as it would without the keeper.
+      if (err instanceof Error && 'reason' in err) {
+        this.release(target, events)
+        throw new KeeperBusy(err.message)
+      }
       // A reused connection that cannot open a channel is dead (host gone, VM rebuilt): never
       // reuse it, connect afresh once. A fresh one that fails says why.
       if (events.some((e) => e.type === 'connect' && e.key === target.key)) {

@@ -240,6 +240,25 @@ describe('faults', () => {
     ])
   })
 
+  it("a kept connection full of other runs' sessions (sshd MaxSessions) sends a run direct, and theirs stay", async () => {
+    const p = persist()
+    // the fixture's sshd allows 50 sessions per connection; each run holds one (its shell)
+    const runs = Array.from({ length: 52 }, () => run(p))
+    const conns = []
+    const shells: string[] = []
+    for (const r of runs) {
+      const c = await r.get('h1', f.settings(h1()))
+      // the login shell's pid: the same shell answers later only if its channel survived
+      shells.push((await c.exec('echo $PPID')).stdout)
+      conns.push(c)
+    }
+    const direct = conns.filter((c) => !(c.transport as KeeperTransport).persisted)
+    expect(direct.length).toBeGreaterThan(0)
+    const again = []
+    for (const c of conns) again.push((await c.exec('echo $PPID')).stdout)
+    expect(again).toEqual(shells)
+  })
+
   it('a connection whose key the known_hosts no longer accept is not reused', async () => {
     const p = persist()
     const r1 = run(p)
