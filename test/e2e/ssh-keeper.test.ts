@@ -3,7 +3,7 @@
  * run reuses the connections, faults never reuse a dead or untrusted one, and the keeper goes away
  * when idle, on disconnect, or when killed (the run then connects directly).
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import {
   chmodSync,
   chownSync,
@@ -332,6 +332,57 @@ describe('runbook disconnect', () => {
     // nothing running: nothing to close, and no keeper started for it
     expect(cli()).toBe('closed 0 kept connections\n')
     expect(await keeperPid(p)).toBeUndefined()
+  })
+})
+
+describe('the CLI', () => {
+  it('a second `runbook apply` reuses the kept connections; files go over SFTP on them', () => {
+    const p = persist()
+    const work = mkdtempSync(path.join(base, 'cli-'))
+    const common = `user: root, private_key: ${f.keyPath}, ssh_agent: false, known_hosts_files: [${f.knownHostsFile}]`
+    writeFileSync(
+      path.join(work, 'inventory.yaml'),
+      [
+        'all:',
+        '  hosts:',
+        `    jump: { address: ${f.jump.address}, ${common} }`,
+        `    h1: { address: ${h1().address}, via: jump, ${common} }`,
+        '',
+      ].join('\n'),
+    )
+    writeFileSync(
+      path.join(work, 'copy.yaml'),
+      [
+        'plays:',
+        '  - hosts: h1',
+        '    tasks:',
+        '      - name: a file',
+        '        copy: { content: "kept {{ n }}\\n", dest: /tmp/rb-keeper-cli, mode: "0600" }',
+        '',
+      ].join('\n'),
+    )
+    const apply = (n: number): string => {
+      const r = spawnSync(
+        process.execPath,
+        [CLI, 'apply', 'copy.yaml', '-i', 'inventory.yaml', '-e', `n=${n}`],
+        {
+          cwd: work,
+          encoding: 'utf8',
+          env: {
+            ...process.env,
+            NO_COLOR: '1',
+            RUNBOOK_SSH_PERSIST: '60',
+            RUNBOOK_KEEPER_DIR: p.dir,
+          },
+        },
+      )
+      expect(r.status, `${r.stdout}${r.stderr}`).toBe(0)
+      return f.inNs(h1(), 'cat /tmp/rb-keeper-cli')
+    }
+    expect(apply(1)).toBe('kept 1\n')
+    const logins = [f.logins(f.jump), f.logins(h1())]
+    expect(apply(2)).toBe('kept 2\n')
+    expect([f.logins(f.jump), f.logins(h1())]).toEqual(logins)
   })
 })
 
