@@ -400,6 +400,13 @@ export class KeeperTransport implements ChannelOpener {
 
   private async channel(req: KeeperRequest): Promise<Opened> {
     const o = await this.link.open(req)
+    if (this.closed) {
+      // the run ended while the channel opened: it must not keep the run's process alive
+      o.socket.destroy()
+      throw new RunbookError('E_CONNECTION', `connection to ${this.endpoint.label} is closed`, {
+        host: this.endpoint.label,
+      })
+    }
     this.note(o.reply)
     this.sockets.add(o.socket)
     o.socket.on('close', () => this.sockets.delete(o.socket))
