@@ -14,11 +14,17 @@ import { Frame, FrameReader, encodeFrame, parseBody } from './mux.ts'
 import { checkKeeperDir, keeperSocket, spawnKeeper, type PersistOptions } from './persist.ts'
 import type { ResolvedEndpoint, SshTransport, TransportEvent } from './transport.ts'
 
+/** How long past the connect timeouts of a chain a keeper may take to answer. */
+const KEEPER_PATIENCE_MS = 5000
+
 /** A host's transport: direct, or held by the keeper. */
 export type HostTransport = SshTransport | KeeperTransport
 
 /** The keeper cannot be reached: the run goes direct. */
-export class KeeperUnavailable extends Error {}
+export class KeeperUnavailable extends Error {
+  /** True when nothing listens on the socket (a keeper may be started). */
+  missing = false
+}
 
 /** What SshConnection opens channels with: an ssh2 Client, or a keeper transport. */
 export interface ChannelOpener {
@@ -60,7 +66,7 @@ export class KeeperLink {
     try {
       return await this.openOnce(req)
     } catch (err) {
-      if (!(err instanceof KeeperUnavailable) || !start) throw err
+      if (!(err instanceof KeeperUnavailable) || !err.missing || !start) throw err
       this.spawned ??= spawnKeeper(this.options)
       if (!(await this.spawned)) throw err
       return this.openOnce(req)
@@ -75,9 +81,19 @@ export class KeeperLink {
   }
 
   private openOnce(req: KeeperRequest): Promise<Opened> {
+    // A keeper that does not answer in the time its connects may take is hung: go direct. The
+    // clock stops while a passphrase is asked (a person is typing).
+    const patience =
+      (req.chain ?? []).reduce((sum, e) => sum + e.connectTimeoutMs, 0) + KEEPER_PATIENCE_MS
     return new Promise((resolve, reject) => {
       const socket = net.connect(keeperSocket(this.options.dir))
       let state: 'connecting' | 'waiting' | 'open' = 'connecting'
+      let timer: NodeJS.Timeout | undefined
+      const arm = (): void => {
+        clearTimeout(timer)
+        timer = setTimeout(() => socket.destroy(), patience)
+      }
+      arm()
       const early: Array<[number, Buffer]> = []
       let handler: ((type: number, body: Buffer) => void) | undefined
       const reader = new FrameReader((type, body) => {
@@ -87,14 +103,17 @@ export class KeeperLink {
           return
         }
         if (type === Frame.Ask) {
+          clearTimeout(timer)
           const keyFile = String(parseBody(body)['keyFile'] ?? '')
           const ask = this.passphrase
           const answer = ask ? ask(keyFile).catch(() => undefined) : Promise.resolve(undefined)
-          void answer.then((value) =>
-            socket.write(encodeFrame(Frame.Answer, value === undefined ? {} : { value })),
-          )
+          void answer.then((value) => {
+            arm()
+            socket.write(encodeFrame(Frame.Answer, value === undefined ? {} : { value }))
+          })
           return
         }
+        clearTimeout(timer)
         if (type === Frame.Error) {
           const e = parseBody(body)
           state = 'open'
@@ -137,16 +156,17 @@ export class KeeperLink {
       })
       socket.on('error', () => undefined)
       socket.on('close', () => {
+        clearTimeout(timer)
         if (state === 'open') {
           handler?.(Frame.Close, Buffer.from('{"dropped":true,"lost":true}'))
           handler = undefined
           return
         }
-        reject(
-          new KeeperUnavailable(
-            state === 'connecting' ? 'no keeper listens' : 'the keeper closed the connection',
-          ),
+        const err = new KeeperUnavailable(
+          state === 'connecting' ? 'no keeper listens' : 'the keeper closed the connection',
         )
+        err.missing = state === 'connecting'
+        reject(err)
       })
     })
   }

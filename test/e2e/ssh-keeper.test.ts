@@ -13,6 +13,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -291,6 +292,23 @@ describe('faults', () => {
     expect((await (await r2.get('h1', f.settings(h1()))).exec('echo c')).stdout).toBe('c\n')
     expect(((await r2.transportOf('h1')) as KeeperTransport).persisted).toBe(true)
   })
+
+  it('a keeper that accepts and never answers (hung) leaves the run direct after its patience', async () => {
+    const p = persist()
+    execFileSync('mkdir', ['-m', '700', p.dir])
+    const hung = net.createServer(() => undefined)
+    await new Promise<void>((r) => hung.listen(keeperSocket(p.dir), r))
+    try {
+      const t = Date.now()
+      const c = await run(p).get('h1', f.settings(h1(), { connectTimeoutMs: 1000 }))
+      expect((await c.exec('echo direct')).stdout).toBe('direct\n')
+      expect((c.transport as KeeperTransport).persisted).toBe(false)
+      // jump 8 s + h1 1 s + 5 s, once: no second wait for a keeper started anew
+      expect(Date.now() - t).toBeLessThan(20_000)
+    } finally {
+      hung.close()
+    }
+  }, 40_000)
 
   it('the keeper exits after the idle time, and on disconnect', async () => {
     const p = persist(1)
