@@ -45,8 +45,11 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '5' },
     out: { type: 'string', default: 'bench/out/host-procedure.json' },
     'first-runs': { type: 'string' },
+    // runbook's connection keeper (its ControlPersist): seconds, 0 = every run connects anew
+    'runbook-persist': { type: 'string', default: '60' },
   },
 })
+const PERSIST = values['runbook-persist'] ?? '60'
 const N = Number(values.hosts)
 const RUNS = Number(values.runs)
 // First applies on fresh VMs: each run makes the VMs anew, twice (one set per tool).
@@ -114,6 +117,14 @@ interface Measured {
   workload: 'first-apply' | 'no-change' | 'plan'
   runbook: number[]
   ansible: number[]
+}
+
+/** Stops runbook's connection keeper, as stopMasters does Ansible's masters. */
+function stopKeeper(work: string): void {
+  spawnSync(process.execPath, [BIN, 'disconnect'], {
+    env: { ...process.env, RUNBOOK_KEEPER_DIR: path.join(work, 'keeper') },
+    stdio: 'ignore',
+  })
 }
 
 /** Stops Ansible's ControlPersist masters (they would outlive VMs made anew, or the bench). */
@@ -295,6 +306,8 @@ control_path_dir = ${path.join(work, 'cp')}
         process.execPath,
         [BIN, command, 'procedure.yaml', '-i', 'inventory.yaml', '-f', String(FORKS), ...extra],
         work,
+        // its own keeper, as Ansible has its own control_path_dir
+        { RUNBOOK_SSH_PERSIST: PERSIST, RUNBOOK_KEEPER_DIR: path.join(work, 'keeper') },
       )
     const an = (...extra: string[]): ReturnType<typeof time> =>
       time('ansible-playbook', ['procedure.yml', ...extra], work, {
@@ -310,6 +323,7 @@ control_path_dir = ${path.join(work, 'cp')}
       ] as const) {
         if (i > 0 || name === 'ansible') await boot(nodeSpecs)
         stopMasters(path.join(work, 'cp'))
+        stopKeeper(work)
         const r =
           name === 'runbook' && process.env.BENCH_FIRST_TIMINGS ? rb('apply', '--timings') : f()
         if (process.env.BENCH_FIRST_TIMINGS)
@@ -339,7 +353,10 @@ control_path_dir = ${path.join(work, 'cp')}
       const bad = rs.find((x) => x.code !== 0)
       if (bad) throw new Error(`the floor's shell failed:\n${bad.stdout}${bad.stderr}`)
     }
-    // converge with each tool; the other must then find nothing to change (same files, same state)
+    // the VMs were made anew: no kept connection to the ones before them
+    stopKeeper(work)
+    // converge with each tool; the other must then find nothing to change (same files, same
+    // state). Untimed, these runs also open Ansible's ControlPersist masters and runbook's keeper.
     for (const [name, f] of [
       ['runbook', rb],
       ['ansible', an],
@@ -380,6 +397,7 @@ control_path_dir = ${path.join(work, 'cp')}
   } finally {
     // Ansible's ControlPersist masters would outlive the hosts by a minute: stop them now.
     stopMasters(path.join(work, 'cp'))
+    stopKeeper(work)
     await mirror?.close()
     await driver.teardown()
     rmSync(work, { recursive: true, force: true })
@@ -405,5 +423,5 @@ for (const x of rows)
   )
 writeFileSync(
   values.out ?? 'bench/out/host-procedure.json',
-  `${JSON.stringify({ hosts: N, runs: RUNS, forks: FORKS, load, rows, peak_rss_mb: r.peakRssMb, first_apply_floor_ms: r.floorMs, timings: r.timings, api_requests: r.apiRequests }, null, 2)}\n`,
+  `${JSON.stringify({ hosts: N, runs: RUNS, forks: FORKS, runbook_persist_s: Number(PERSIST), load, rows, peak_rss_mb: r.peakRssMb, first_apply_floor_ms: r.floorMs, timings: r.timings, api_requests: r.apiRequests }, null, 2)}\n`,
 )

@@ -30,7 +30,13 @@ const cli = (
   const t = process.hrtime.bigint()
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: work,
-    env: { ...process.env, NO_COLOR: '1', ...extraEnv },
+    // its own connection keeper, ended below
+    env: {
+      ...process.env,
+      NO_COLOR: '1',
+      RUNBOOK_KEEPER_DIR: path.join(work, 'keeper'),
+      ...extraEnv,
+    },
     encoding: 'utf8',
     timeout: 300_000,
     maxBuffer: 64 * 1024 * 1024,
@@ -75,6 +81,7 @@ try {
   process.stdout.write(`plan of the VIP runbook: ${result.median_ms} ms, ${requests[0]} requests\n`)
   writeFileSync(values.out ?? 'bench/out/plan-vip.json', `${JSON.stringify(result, null, 2)}\n`)
 } finally {
+  cli(['disconnect'])
   if (up || existsSync(path.join(stateDir, 'launch.json')))
     await labDown({ stateDir, log: () => undefined })
   rmSync(work, { recursive: true, force: true })

@@ -178,8 +178,10 @@ ${ansible}. Lab hosts (namespaces booted from the lab's Debian 12 image, each wi
 through its floating IP. Tasks: discover the interface (command), install keepalived (apt, from
 the lab's package mirror), configure it (template, validated with \`keepalived -t\`), start it
 (service), check it (command), with become. Ansible runs at its
-fastest settings: pipelining, ControlPersist, facts off; both tools run every host at once (forks
-below). Wall time of the whole command (process start to exit), median of the runs; the two tools
+fastest settings: pipelining, ControlPersist, facts off. runbook keeps its SSH connections between
+runs the same way (its connection keeper, \`RUNBOOK_SSH_PERSIST=60\`, docs/ssh.md); the untimed
+converge runs before the timed ones open both tools' kept connections. Both tools run every host
+at once (forks below). Wall time of the whole command (process start to exit), median of the runs; the two tools
 alternate run by run so both see the same load (other engineers were using this machine's CPUs:
 the load average before → after each size is given).
 

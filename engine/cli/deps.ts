@@ -56,6 +56,11 @@ export interface CliDeps {
   registry(): Promise<ModuleRegistry>
   /** A connection factory per run. */
   connections: (ctx: ConnectionContext) => ConnectionFactory
+  /**
+   * Closes the SSH connections the keeper holds (`runbook disconnect`, after destroy and lab down);
+   * resolves to how many it held. Absent: no keeper.
+   */
+  disconnect?: (() => Promise<number>) | undefined
   lab?: LabCommands | undefined
   /** The environment modules see (OS_CLOUD and the like); the composition root passes its own. */
   env?: Readonly<Record<string, string | undefined>> | undefined

@@ -190,6 +190,16 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         out,
         err,
       )
+      // the hosts are gone: their kept connections too (a rebuilt VM gets a fresh one)
+      await deps.disconnect?.().catch(() => 0)
+    })
+  program
+    .command('disconnect')
+    .description('close the SSH connections kept between runs (as `ssh -O exit`)')
+    .action(async () => {
+      const n = (await deps.disconnect?.()) ?? 0
+      out.write(`closed ${n} kept connection${n === 1 ? '' : 's'}\n`)
+      code = 0
     })
   program
     .command('modules')
@@ -290,6 +300,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .option('--keep-state', "keep the cloud's state for the next `lab up`")
     .action(async (o: { stateDir?: string; keepState?: boolean }) => {
       code = await (await needLab()).down(o)
+      await deps.disconnect?.().catch(() => 0)
     })
 
   lab

@@ -48,6 +48,8 @@ export const connectionVars = z.object({
   /** Unanswered keepalives before the connection counts as dead (ServerAliveCountMax). */
   keepalive_count_max: z.number().int().positive().optional(),
   ssh_agent: z.union([text, z.literal(false)]).optional(),
+  /** Seconds the connection keeper holds the connection after a run (ControlPersist); 0 = off. */
+  ssh_persist: z.number().int().min(0).optional(),
 })
 
 /**
@@ -107,5 +109,6 @@ export function settingsFromVars(
       v.keepalive_interval === undefined ? undefined : v.keepalive_interval * 1000,
     keepaliveCountMax: v.keepalive_count_max,
     agent: v.ssh_agent,
+    persistSeconds: v.ssh_persist,
   }
 }

@@ -206,6 +206,11 @@ export class KnownHostsStore {
     return next
   }
 
+  /** Forgets what was read, so the next check sees the files as they are now (a long-lived keeper). */
+  refresh(): void {
+    this.cache.clear()
+  }
+
   private read(file: string): Promise<KnownHostEntry[]> {
     let p = this.cache.get(file)
     if (!p) {

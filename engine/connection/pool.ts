@@ -9,10 +9,13 @@ import os from 'node:os'
 import path from 'node:path'
 import { RunbookError } from '../errors.ts'
 import { parsePinnedHostKey, type PinnedHostKey } from './console-keys.ts'
+import { KeeperLink, KeeperTransport, type HostTransport } from './keeper-client.ts'
 import { KnownHostsStore } from './known-hosts.ts'
+import type { PersistOptions } from './persist.ts'
 import {
   SSH_DEFAULTS,
   defaultIdentityFiles,
+  endpointName,
   defaultKnownHostsFiles,
   expandHome,
   localUserName,
@@ -28,12 +31,11 @@ import {
   type SshConfigBlock,
   type SshConfigHost,
 } from './ssh-config.ts'
-import {
+import type {
+  ResolvedEndpoint,
   SshTransport,
-  endpointName,
-  type ResolvedEndpoint,
-  type TransportEvent,
-  type TransportShared,
+  TransportEvent,
+  TransportShared,
 } from './transport.ts'
 
 /** Options of a pool. */
@@ -48,6 +50,8 @@ export interface ConnectionPoolOptions {
   defaults?: Partial<HostConnectionSettings> | undefined
   /** Connects, drops and recorded host keys, for logs and tests. */
   onEvent?: ((e: TransportEvent) => void) | undefined
+  /** The connection keeper (ControlPersist); without it every run connects afresh. */
+  persist?: PersistOptions | undefined
 }
 
 /** A transport as tests and the live view see it. */
@@ -68,8 +72,9 @@ export interface TransportInfo {
  */
 export class ConnectionPool {
   private readonly connections = new Map<string, Promise<SshConnection>>()
-  private readonly transports = new Map<string, SshTransport>()
+  private readonly transports = new Map<string, HostTransport>()
   private readonly shared: TransportShared
+  private readonly keeper: KeeperLink | undefined
   private sshConfig: Promise<SshConfigBlock[]> | undefined
   private closed = false
 
@@ -81,6 +86,7 @@ export class ConnectionPool {
       keys: new Map(),
       onEvent: options.onEvent,
     }
+    this.keeper = options.persist && new KeeperLink(options.persist, options.passphrase)
   }
 
   /** The connection of `hostName`, connected; the first call's settings are the ones used. */
@@ -116,12 +122,14 @@ export class ConnectionPool {
     const live = await Promise.all(
       [...this.connections.values()].map((c) => c.catch(() => undefined)),
     )
-    const used = new Set<SshTransport>()
+    const used = new Set<HostTransport>()
     for (const c of live)
-      for (let t: SshTransport | undefined = c?.transport; t; t = t.parent) used.add(t)
-    for (let t: SshTransport | undefined = conn.transport; t && !used.has(t); t = t.parent) {
+      for (let t: HostTransport | undefined = c?.transport; t; t = t.parent) used.add(t)
+    for (let t: HostTransport | undefined = conn.transport; t && !used.has(t); t = t.parent) {
       this.transports.delete(t.key)
-      await t.close()
+      // the host is gone or rebuilt: the keeper must not hand its connection to the next run
+      if (t instanceof KeeperTransport) await t.forget()
+      else await t.close()
     }
   }
 
@@ -136,7 +144,7 @@ export class ConnectionPool {
   }
 
   /** The transport a host's connection runs on (tests use it to cut connections). */
-  async transportOf(hostName: string): Promise<SshTransport | undefined> {
+  async transportOf(hostName: string): Promise<HostTransport | undefined> {
     const p = this.connections.get(hostName)
     return p ? (await p).transport : undefined
   }
@@ -161,24 +169,52 @@ export class ConnectionPool {
 
   private async open(hostName: string, settings: HostConnectionSettings): Promise<SshConnection> {
     const chain = await this.resolve(hostName, settings)
-    let parent: SshTransport | undefined
-    for (const endpoint of chain) {
-      // the route is part of the key: the same address through another ProxyCommand is another connection
-      const key = `${parent ? `${parent.key}>` : ''}${endpointName(endpoint)}${endpoint.proxyCommand !== undefined ? `|${endpoint.proxyCommand}` : ''}`
-      let t = this.transports.get(key)
-      if (!t) {
-        t = new SshTransport(key, endpoint, this.shared, parent)
-        this.transports.set(key, t)
-      }
-      parent = t
-    }
-    const transport = parent!
+    const seconds = settings.persistSeconds ?? this.options.persist?.seconds ?? 0
+    const transport =
+      this.keeper && seconds > 0 && !this.keeper.problem() && persistable(chain)
+        ? this.kept(chain, seconds)
+        : await this.direct(chain)
     await transport.ensure()
     const conn = new SshConnection(hostName, transport, {
       becomePassword: settings.becomePassword ?? this.options.defaults?.becomePassword,
     })
     conn.warm()
     return conn
+  }
+
+  /** The chain's transports in this process, shared with the hosts that use the same hops. */
+  private async direct(chain: ResolvedEndpoint[]): Promise<SshTransport> {
+    // ssh2 is loaded only for direct connections: a run on kept connections never needs it
+    const { SshTransport } = await import('./transport.ts')
+    let parent: SshTransport | undefined
+    for (const endpoint of chain) {
+      // the route is part of the key: the same address through another ProxyCommand is another connection
+      const key = `${parent ? `${parent.key}>` : ''}${endpointName(endpoint)}${endpoint.proxyCommand !== undefined ? `|${endpoint.proxyCommand}` : ''}`
+      let t = this.transports.get(key)
+      if (!t || t instanceof KeeperTransport) {
+        t = new SshTransport(key, endpoint, this.shared, parent)
+        this.transports.set(key, t)
+      }
+      parent = t
+    }
+    return parent!
+  }
+
+  /** The chain held by the keeper; the direct chain if the keeper cannot be reached. */
+  private kept(chain: ResolvedEndpoint[], seconds: number): KeeperTransport {
+    const key = `keeper:${chain.map(endpointName).join('>')}`
+    let t = this.transports.get(key)
+    if (!(t instanceof KeeperTransport)) {
+      t = new KeeperTransport(key, {
+        chain,
+        link: this.keeper!,
+        direct: () => this.direct(chain),
+        idleMs: seconds * 1000,
+        onEvent: this.options.onEvent,
+      })
+      this.transports.set(key, t)
+    }
+    return t
   }
 
   private withDefaults(s: HostConnectionSettings): HostConnectionSettings {
@@ -338,6 +374,11 @@ function normalisePin(host: string, p: PinnedHostKey | string): PinnedHostKey {
   return pin
 }
 
-function depth(t: SshTransport): number {
+/** A ProxyCommand runs with the run's environment and directory: such chains stay in the run. */
+function persistable(chain: ResolvedEndpoint[]): boolean {
+  return chain.every((e) => e.proxyCommand === undefined)
+}
+
+function depth(t: HostTransport): number {
   return t.parent ? depth(t.parent) + 1 : 0
 }

@@ -70,6 +70,11 @@ export interface HostConnectionSettings {
   keepaliveCountMax?: number | undefined
   /** sudo password used when a command's become carries none (Ansible's become_password). */
   becomePassword?: string | undefined
+  /**
+   * Seconds the connection keeper holds this host's connection after a run (OpenSSH's
+   * ControlPersist); 0 = no keeper. RUNBOOK_SSH_PERSIST (default 60) when unset.
+   */
+  persistSeconds?: number | undefined
   /** Read ~/.ssh/config for this host (HostName, User, Port, IdentityFile, ProxyJump); true by default. */
   useSshConfig?: boolean | undefined
 }
@@ -110,4 +115,9 @@ export function localUserName(): string {
   } catch {
     return process.env['USER'] ?? 'root'
   }
+}
+
+/** `user@address:port`: how messages name an endpoint. */
+export function endpointName(e: { user: string; address: string; port: number }): string {
+  return `${e.user}@${e.address}${e.port === 22 ? '' : `:${e.port}`}`
 }

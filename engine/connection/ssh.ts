@@ -15,7 +15,7 @@ import {
 } from './become-shell.ts'
 import { RemoteShell, ShellClosedError, type FramedResult } from './remote-shell.ts'
 import { atomicWriteScript, quote } from './shell.ts'
-import type { SshTransport } from './transport.ts'
+import type { ChannelOpener, HostTransport } from './keeper-client.ts'
 import type {
   BecomeOptions,
   Connection,
@@ -95,7 +95,7 @@ export class SshConnection implements Connection {
 
   constructor(
     readonly host: string,
-    readonly transport: SshTransport,
+    readonly transport: HostTransport,
     private readonly opts: SshConnectionOptions = {},
   ) {}
 
@@ -308,7 +308,7 @@ export class SshConnection implements Connection {
   }
 
   private async openBecome(
-    client: import('ssh2').Client,
+    client: ChannelOpener,
     generation: number,
     user: string,
     password: string | undefined,

@@ -21,7 +21,9 @@ import type { PinnedHostKey } from './console-keys.ts'
 import { algorithmsForKeyType, sha256Fingerprint } from './host-key.ts'
 import type { KnownHostsStore } from './known-hosts.ts'
 import { entryMatchesHost, knownHostName, verifyHostKey } from './known-hosts.ts'
-import type { HostKeyChecking } from './settings.ts'
+import { endpointName, type HostKeyChecking } from './settings.ts'
+
+export { endpointName }
 
 const { Client, utils } = ssh2
 
@@ -83,11 +85,6 @@ export type TransportEvent =
   | { type: 'drop'; key: string; label: string }
   | { type: 'host-key-recorded'; label: string; file: string; fingerprint: string }
 
-/** `user@address:port`: how messages name an endpoint. */
-export function endpointName(e: Pick<ResolvedEndpoint, 'user' | 'address' | 'port'>): string {
-  return `${e.user}@${e.address}${e.port === 22 ? '' : `:${e.port}`}`
-}
-
 /**
  * A re-openable connection to one endpoint; `parent` is the hop it is reached through.
  * @example const client = await transport.ensure()
@@ -95,6 +92,8 @@ export function endpointName(e: Pick<ResolvedEndpoint, 'user' | 'address' | 'por
 export class SshTransport {
   /** Increases at every successful connect; a shell opened on an older generation is stale. */
   generation = 0
+  /** The host key the current connection was accepted with (the keeper checks it again on reuse). */
+  hostKey: Buffer | undefined
   private client: SshClient | undefined
   private connecting: Promise<SshClient> | undefined
   private closing = false
@@ -113,6 +112,12 @@ export class SshTransport {
 
   get connected(): boolean {
     return this.client !== undefined
+  }
+
+  /** The server's identification line (`SSH-2.0-OpenSSH_9.2p1 ...`), once connected. */
+  get serverIdent(): string | undefined {
+    const c = this.client as unknown as { _protocol?: { _remoteIdentRaw?: string } } | undefined
+    return c?._protocol?._remoteIdentRaw
   }
 
   /** The open client, connecting (and reconnecting the hops before it) when needed. */
@@ -346,6 +351,7 @@ export class SshTransport {
       mode: e.hostKeyChecking,
     })
     if (!verdict.ok) return verdict.error.locate({ host: e.label })
+    this.hostKey = key
     const file = e.projectKnownHosts ?? e.knownHostsFiles[0]
     if (verdict.record !== 'none' && file) {
       await this.shared.knownHosts.record(

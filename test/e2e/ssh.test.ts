@@ -377,7 +377,7 @@ describe('connection reuse and speed', () => {
       await c1.exec('true')
       shell.push(ms(s))
     }
-    const client = await c1.transport.ensure()
+    const client = (await c1.transport.ensure()) as Client
     const chan: number[] = []
     for (let i = 0; i < 10; i++) {
       const s = process.hrtime.bigint()
