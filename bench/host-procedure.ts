@@ -9,6 +9,7 @@
  *
  *   flock /tmp/runbook-e2e.lock node --import tsx bench/host-procedure.ts --hosts 10 --runs 5 --out r.json
  *
+ * BENCH_NOCHANGE_TIMINGS=/tmp/nt keeps the --timings output of one more no-change apply.
  * BENCH_FIRST_TIMINGS=/tmp/ft keeps each first apply's output in /tmp/ft.<tool>.<run>, runbook's
  * with its --timings table (where the first apply's time goes).
  *
@@ -20,7 +21,7 @@
  * for such scripts); runbook's `service` finds the process itself.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -120,6 +121,24 @@ interface Measured {
 }
 
 /** Stops runbook's connection keeper, as stopMasters does Ansible's masters. */
+/**
+ * The keeper's peak memory (VmHWM, MB) while it holds this bench's connections: the process whose
+ * command line is `__keeper` (the bench's own keeper; tests run with RUNBOOK_SSH_PERSIST=0).
+ */
+function keeperPeakMb(): number {
+  let kb = 0
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('__keeper')) continue
+      const hwm = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+      kb = Math.max(kb, Number(hwm ?? 0))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return Math.round(kb / 1024)
+}
+
 function stopKeeper(work: string): void {
   spawnSync(process.execPath, [BIN, 'disconnect'], {
     env: { ...process.env, RUNBOOK_KEEPER_DIR: path.join(work, 'keeper') },
@@ -139,6 +158,7 @@ function stopMasters(cp: string): void {
 async function bench(n: number): Promise<{
   measured: Measured[]
   peakRssMb: number
+  keeperRssMb: number
   timings: unknown
   apiRequests: unknown
   floorMs: number[]
@@ -385,11 +405,15 @@ control_path_dir = ${path.join(work, 'cp')}
       plan.ansible.push(ap.ms)
     }
     // Where runbook's time goes, for the notes: one more no-change run with --json.
+    if (process.env.BENCH_NOCHANGE_TIMINGS)
+      writeFileSync(process.env.BENCH_NOCHANGE_TIMINGS, rb('apply', '--timings').out)
+    const keeperRssMb = keeperPeakMb()
     const j = rb('apply', '--json')
     const summary = JSON.parse(j.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>
     return {
       measured: FIRST_RUNS > 0 ? [first, noChange, plan] : [noChange, plan],
       peakRssMb,
+      keeperRssMb,
       timings: summary.timings,
       apiRequests: summary.api_requests,
       floorMs: floor,
@@ -423,5 +447,5 @@ for (const x of rows)
   )
 writeFileSync(
   values.out ?? 'bench/out/host-procedure.json',
-  `${JSON.stringify({ hosts: N, runs: RUNS, forks: FORKS, runbook_persist_s: Number(PERSIST), load, rows, peak_rss_mb: r.peakRssMb, first_apply_floor_ms: r.floorMs, timings: r.timings, api_requests: r.apiRequests }, null, 2)}\n`,
+  `${JSON.stringify({ hosts: N, runs: RUNS, forks: FORKS, runbook_persist_s: Number(PERSIST), load, rows, peak_rss_mb: r.peakRssMb, keeper_peak_rss_mb: r.keeperRssMb, first_apply_floor_ms: r.floorMs, timings: r.timings, api_requests: r.apiRequests }, null, 2)}\n`,
 )

@@ -61,6 +61,8 @@ interface SizeResult {
   load: number[]
   rows: Row[]
   peak_rss_mb: number
+  /** The connection keeper's peak memory, the process that holds the SSH connections. */
+  keeper_peak_rss_mb?: number
   /** The same host work as the first apply, typed as one shell command per VM (no tool). */
   first_apply_floor_ms?: number[]
   timings?: Record<string, number>
@@ -120,6 +122,9 @@ writeFileSync(
       date: new Date().toISOString(),
       rows: rows.map(({ runbook_runs: _r, ansible_runs: _a, ...x }) => x),
       peak_rss_mb: Object.fromEntries(results.map((s) => [s.hosts, s.peak_rss_mb])),
+      keeper_peak_rss_mb: Object.fromEntries(
+        results.map((s) => [s.hosts, s.keeper_peak_rss_mb ?? null]),
+      ),
       first_apply_floor_ms: Object.fromEntries(
         results.map((s) => [s.hosts, s.first_apply_floor_ms ?? []]),
       ),
@@ -139,7 +144,7 @@ const cell = (x: Row): string =>
   `| ${x.workload === 'plan' ? 'plan / --check' : x.workload} | ${x.hosts} | ${x.runbook_ms} ms | ${x.ansible_ms} ms | ${x.ratio}×${x.measured_at ? ` (${x.measured_at.slice(0, 16).replace('T', ' ')}, not rerun)` : ''} |`
 const perSize = results.map(
   (s) =>
-    `| ${s.hosts} | ${s.runs} | ${s.forks} | ${s.load.map((l) => l.toFixed(1)).join(' → ')} | ${s.first_apply_floor_ms?.length ? `${s.first_apply_floor_ms.join(', ')} ms` : '–'} | ${s.peak_rss_mb} MB | ${s.api_requests ?? 0} | ${
+    `| ${s.hosts} | ${s.runs} | ${s.forks} | ${s.load.map((l) => l.toFixed(1)).join(' → ')} | ${s.first_apply_floor_ms?.length ? `${s.first_apply_floor_ms.join(', ')} ms` : '–'} | ${s.peak_rss_mb} MB${s.keeper_peak_rss_mb ? ` + ${s.keeper_peak_rss_mb} MB` : ''} | ${s.api_requests ?? 0} | ${
       s.timings
         ? `${s.timings.commands} commands (${s.timings.commands_ms} ms summed), SSH wait ${s.timings.ssh_wait_ms} ms summed`
         : ''
@@ -203,7 +208,7 @@ ${rows.map(cell).join('\n')}
   \`service keepalived start\`, \`pidof\`). Both tools stand on it; a ratio over Ansible of
   Ansible's time / the floor is out of any tool's reach.
 
-| hosts | runs | forks | load average | first-apply floor | runbook peak RSS | API requests | runbook's no-change run (--json timings) |
+| hosts | runs | forks | load average | first-apply floor | runbook peak RSS (+ its keeper) | API requests | runbook's no-change run (--json timings) |
 |---|---|---|---|---|---|---|---|
 ${perSize.join('\n')}
 
