@@ -9,21 +9,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { processAlive as alive } from '../../engine/connection/local.ts'
 import { labDown, labStatus, labUp } from '../../lab/index.ts'
 import { labLeftovers } from './lab-hosts/fixture.ts'
 import { assertNoLiveLab } from '../helpers/lab.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const HOSTS = process.env['RUNBOOK_LAB_E2E_HOSTS'] !== '0' && process.getuid?.() === 0
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 async function demoToken(url: string, cloudsYaml: string): Promise<string> {
   const text = readFileSync(cloudsYaml, 'utf8')

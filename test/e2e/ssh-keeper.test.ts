@@ -18,6 +18,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { KeeperLink, KeeperTransport } from '../../engine/connection/keeper-client.ts'
+import { processAlive as alive } from '../../engine/connection/local.ts'
 import { keeperSocket, type PersistOptions } from '../../engine/connection/persist.ts'
 import { ConnectionPool } from '../../engine/connection/pool.ts'
 import type { TransportEvent } from '../../engine/connection/transport.ts'
@@ -56,15 +57,6 @@ function keeperPid(p: PersistOptions): Promise<number | undefined> {
     .request({ op: 'status' }, false)
     .then((r) => r.pid)
     .catch(() => undefined)
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 async function until(cond: () => boolean, ms: number): Promise<boolean> {
