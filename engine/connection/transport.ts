@@ -568,8 +568,18 @@ function startProxyCommand(e: ResolvedEndpoint): ProxyProcess {
   child.stderr!.on('data', (b: Buffer) => {
     stderr = (stderr + b.toString('utf8')).slice(-2000)
   })
+  // 'exit' may come before the last of stderr is read: the reason is resolved once stderr has
+  // ended too (or 100 ms after the exit, should a child of the command still hold it open)
   const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'))
+    child.once('exit', (code, signal) => {
+      const why = code ?? signal ?? 'unknown'
+      if (child.stderr!.readableEnded) return resolve(why)
+      const timer = setTimeout(() => resolve(why), 100)
+      child.stderr!.once('end', () => {
+        clearTimeout(timer)
+        resolve(why)
+      })
+    })
     child.once('error', (err) => resolve(err.message))
   })
   child.stdin!.on('error', () => undefined)
