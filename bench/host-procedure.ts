@@ -9,6 +9,7 @@
  *
  *   flock /tmp/runbook-e2e.lock node --import tsx bench/host-procedure.ts --hosts 10 --runs 5 --out r.json
  *
+ * BENCH_HOLD=/tmp/hold keeps the converged hosts up for experiments until /tmp/hold is removed.
  * BENCH_NOCHANGE_TIMINGS=/tmp/nt keeps the --timings output of one more no-change apply.
  * BENCH_FIRST_TIMINGS=/tmp/ft keeps each first apply's output in /tmp/ft.<tool>.<run>, runbook's
  * with its --timings table (where the first apply's time goes).
@@ -386,6 +387,13 @@ control_path_dir = ${path.join(work, 'cp')}
     }
     const r0 = rb()
     if (!/changed=0/.test(r0.out)) throw new Error(`not converged:\n${r0.out}`)
+    // BENCH_HOLD=/tmp/hold: the converged hosts stay up for experiments; the bench writes its
+    // directory (inventory.yaml, procedure.yaml, RUNBOOK_KEEPER_DIR=keeper) into that file and
+    // goes on when the file is removed.
+    if (process.env.BENCH_HOLD) {
+      writeFileSync(process.env.BENCH_HOLD, `${work}\n`)
+      while (existsSync(process.env.BENCH_HOLD)) await new Promise((r) => setTimeout(r, 500))
+    }
     const noChange: Measured = { workload: 'no-change', runbook: [], ansible: [] }
     const plan: Measured = { workload: 'plan', runbook: [], ansible: [] }
     let peakRssMb = 0

@@ -52,6 +52,15 @@ export const connectionVars = z.object({
   ssh_persist: z.number().int().min(0).optional(),
 })
 
+const CONNECTION_KEYS = Object.keys(connectionVars.shape)
+
+/** The connection variables among a host's variables, in a fixed order. */
+function pick(vars: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(
+    CONNECTION_KEYS.flatMap((k) => (vars[k] === undefined ? [] : [[k, vars[k]]])),
+  )
+}
+
 /**
  * Connection settings from a host's variables.
  * @example settingsFromVars('web1', { ansible_host: '192.0.2.11', ansible_user: 'debian', via: 'jump' })
@@ -60,9 +69,31 @@ export function settingsFromVars(
   host: string,
   vars: Readonly<Record<string, unknown>>,
 ): HostConnectionSettings {
-  const picked = Object.fromEntries(
-    Object.keys(connectionVars.shape).flatMap((k) => (vars[k] === undefined ? [] : [[k, vars[k]]])),
-  )
+  return fromPicked(host, pick(vars))
+}
+
+/**
+ * `settingsFromVars` that reads each host's settings once while its connection variables stay the
+ * same (a run asks for a jump host's settings once per host behind it, and at every connect).
+ * @example const settingsOf = settingsMemo(); settingsOf('web1', vars) === settingsOf('web1', vars) // true
+ */
+export function settingsMemo(): (
+  host: string,
+  vars: Readonly<Record<string, unknown>>,
+) => HostConnectionSettings {
+  const memo = new Map<string, { key: string; settings: HostConnectionSettings }>()
+  return (host, vars) => {
+    const picked = pick(vars)
+    const key = JSON.stringify(picked)
+    const known = memo.get(host)
+    if (known?.key === key) return known.settings
+    const settings = fromPicked(host, picked)
+    memo.set(host, { key, settings })
+    return settings
+  }
+}
+
+function fromPicked(host: string, picked: Record<string, unknown>): HostConnectionSettings {
   const parsed = connectionVars.safeParse(picked)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]

@@ -175,11 +175,11 @@ export class ConnectionPool {
         ? this.kept(chain, seconds)
         : await this.direct(chain)
     await transport.ensure()
-    const conn = new SshConnection(hostName, transport, {
+    // No shell is opened ahead: the first command opens the one it needs (the login shell, or
+    // only the become shell when every task of the host runs as root).
+    return new SshConnection(hostName, transport, {
       becomePassword: settings.becomePassword ?? this.options.defaults?.becomePassword,
     })
-    conn.warm()
-    return conn
   }
 
   /** The chain's transports in this process, shared with the hosts that use the same hops. */

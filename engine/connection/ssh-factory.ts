@@ -3,7 +3,7 @@
  * every other host a pooled SshConnection whose settings come from the host's variables
  * (Ansible's names work too: ansible_host, ansible_user, ansible_port, ...).
  */
-import { settingsFromVars } from './host-vars.ts'
+import { settingsMemo } from './host-vars.ts'
 import { isLocalHost, type ConnectionFactory } from './factory.ts'
 import { LocalConnection } from './local.ts'
 import { ConnectionPool, type ConnectionPoolOptions } from './pool.ts'
@@ -21,6 +21,7 @@ export function sshConnectionFactory(
   options: Omit<ConnectionPoolOptions, 'resolveHost'> = {},
 ): ConnectionFactory {
   let varsOf: (host: string) => Readonly<Record<string, unknown>> = () => ({})
+  const settingsFromVars = settingsMemo()
   // A `via` entry with user@ or :port is a literal hop, not an inventory host.
   const resolveHost = (name: string): HostConnectionSettings | undefined =>
     /[@:]/.test(name) ? undefined : settingsFromVars(name, varsOf(name))

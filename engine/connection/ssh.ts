@@ -52,6 +52,25 @@ export function innerScript(command: string, opts: Pick<ExecOptions, 'cwd' | 'en
   return lines.join('\n')
 }
 
+/** A word as `quote` writes it: plain characters and single-quoted runs. */
+const WORD = String.raw`(?:[A-Za-z0-9_@%+=:,./-]|'[^'\n]*'|\\')+`
+const PLAIN_EXEC = new RegExp(`^exec ([A-Za-z0-9_./-]+(?: ${WORD})*)$`)
+const RESERVED =
+  /^(if|then|else|elif|fi|do|done|case|esac|while|until|for|in|function|select|time)$/
+
+/**
+ * How the persistent shell starts a command: a command that is only `exec` of quoted words (what
+ * `command` sends) is started as those words, one process less than `/bin/sh -c 'exec …'`; any
+ * other script runs in its own `/bin/sh -c`, so that it cannot change the persistent shell.
+ * @example runnerOf("exec ip route show default") // 'ip route show default'
+ * @example runnerOf('cd /tmp && ls') // "/bin/sh -c 'cd /tmp && ls'"
+ */
+export function runnerOf(inner: string): string {
+  const words = PLAIN_EXEC.exec(inner)?.[1]
+  if (words !== undefined && !RESERVED.test(words.split(' ')[0] ?? '')) return words
+  return `/bin/sh -c ${quote(inner)}`
+}
+
 /**
  * One command as `user` through its own sudo: only the kill of a timed-out become command, whose
  * become shell is blocked in `wait`. With a password, `-k` makes sudo always read it from stdin.
@@ -98,11 +117,6 @@ export class SshConnection implements Connection {
     readonly transport: HostTransport,
     private readonly opts: SshConnectionOptions = {},
   ) {}
-
-  /** Opens the shell ahead of the first command (errors surface at that command). */
-  warm(): void {
-    this.openShell().catch(() => undefined)
-  }
 
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     return this.run(command, opts).then((r) => ({
@@ -226,7 +240,7 @@ export class SshConnection implements Connection {
         : typeof opts.stdin === 'string'
           ? Buffer.from(opts.stdin)
           : opts.stdin
-    const runner = `/bin/sh -c ${quote(inner)}`
+    const runner = runnerOf(inner)
     const elevated = become
       ? await this.becomeShell(become.user ?? 'root', become.password)
       : undefined

@@ -26,6 +26,10 @@ const OTHER_KNOWN = [
 ]
 const BOOLEAN_KEYS = new Set(['become', 'ansible_become'])
 const KNOWN = [...CONNECTION_KEYS, ...OTHER_KNOWN]
+/** Keys a plain variable may be a typo of, with the edit distance each tolerates. */
+const NEAR_CANDIDATES = KNOWN.filter((k) => !k.startsWith('ansible_') && k.length >= 6).map(
+  (k) => [k, Math.max(1, Math.floor(k.length / 5))] as const,
+)
 
 type Obj = Record<string, unknown>
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -36,15 +40,13 @@ function misspelt(key: string): string | undefined {
   if (KNOWN.includes(key)) return undefined
   if (key.startsWith('ansible_'))
     return didYouMean(key, KNOWN) ?? 'this is not a connection setting'
-  const near = KNOWN.filter((k) => !k.startsWith('ansible_') && k.length >= 6)
-    .map((k) => [k, editDistance(key, k)] as const)
-    .filter(
-      ([k, d]) =>
-        d > 0 &&
-        d <= Math.max(1, Math.floor(k.length / 5)) &&
-        !k.startsWith(key) &&
-        !key.startsWith(k),
-    )
+  // the distance is at least the difference in length: most keys need no distance at all
+  const near = NEAR_CANDIDATES.filter(
+    ([k, most]) =>
+      Math.abs(k.length - key.length) <= most && !k.startsWith(key) && !key.startsWith(k),
+  )
+    .map(([k, most]) => [k, editDistance(key, k), most] as const)
+    .filter(([, d, most]) => d > 0 && d <= most)
     .sort((a, b) => a[1] - b[1])[0]
   return near ? `did you mean '${near[0]}'?` : undefined
 }

@@ -13,14 +13,16 @@ import { KNOWN_AFTER_APPLY } from '../../engine/vars/unknown.ts'
 import {
   aptErrors,
   diffDpkg,
+  DPKG_STATE_FMT,
   lockHolder,
+  packageStates,
   parseDpkg,
   parseSimulation,
   parseSpec,
   type PackageDelta,
   type SimAction,
 } from './lib/apt-parse.ts'
-import { parseKv, probe, run, sectionLine, sections, sleep, tail } from './lib/remote.ts'
+import { probe, run, sectionLine, sections, sleep, tail } from './lib/remote.ts'
 
 const pkgName = z
   .string()
@@ -139,35 +141,36 @@ function aptOptions(p: AptParams): string {
   return o.join(' ')
 }
 
-/** Reads dpkg's state of one spec (the installed line first, for multi-arch names). */
-function readLine(spec: string): string {
-  const { name } = parseSpec(spec)
-  return [
-    `st=$(dpkg-query -W -f='\${db:Status-Abbrev}|\${Version}\\n' ${quote(name)} 2>/dev/null)`,
-    `ii=$(printf '%s\\n' "$st" | grep '^ii' | head -n1); if [ -n "$ii" ]; then st=$ii; else st=$(printf '%s\\n' "$st" | head -n1); fi`,
-    `s=$(echo \${st%%|*}); v=\${st#*|}; [ -z "$st" ] && v=`,
-    `printf '%s\\t%s\\t%s\\n' ${quote(spec)} "$s" "$v"`,
-  ].join('\n')
-}
-
+/**
+ * One round trip, four processes however many packages: the host's clock, the age of apt's lists
+ * (one `stat` over the stamp and the list files) and dpkg's state of every named package (one
+ * `dpkg-query`, sorted out by `packageStates`).
+ */
 async function gatherApt(ctx: ModuleContext, p: AptParams): Promise<AptState> {
+  const specs = specsOf(p)
+  const names = [...new Set(specs.map((x) => parseSpec(x).name))]
   const script = [
     ENV,
     sectionLine('cache'),
-    'echo "now=$(date +%s)"',
-    't=0; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists/*Packages* /var/lib/apt/lists/*Release; do if [ -f "$f" ]; then m=$(stat -c %Y "$f"); [ "$m" -gt "$t" ] && t=$m; fi; done; echo "mtime=$t"',
+    'date +%s',
+    "stat -L -c '%F|%Y' /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists/*Packages* /var/lib/apt/lists/*Release 2>/dev/null",
     sectionLine('dpkg'),
-    ...specsOf(p).map(readLine),
+    ...(names.length
+      ? [`dpkg-query -W -f=${quote(DPKG_STATE_FMT)} -- ${names.map(quote).join(' ')} 2>/dev/null`]
+      : []),
+    'true',
   ].join('\n')
   const sec = sections(await probe(ctx, script, 'apt'))
-  const cache = parseKv(sec.cache ?? '')
-  const packages = (sec.dpkg ?? '')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [spec = '', status = '', version = ''] = l.split('\t')
-      return { spec, status, version }
-    })
+  const [now = '0', ...stats] = (sec.cache ?? '').split('\n')
+  // the newest regular file among the stamp and the lists (a glob that matched nothing is absent)
+  const listsMtime = Math.max(
+    0,
+    ...stats
+      .map((l) => /^regular (?:empty )?file\|(\d+)$/.exec(l)?.[1])
+      .filter((m): m is string => m !== undefined)
+      .map(Number),
+  )
+  const packages = packageStates(specs, sec.dpkg ?? '')
   const selected = selectSpecs(p, packages)
   let sim: AptState['sim'] = null
   if (selected.length) {
@@ -176,7 +179,7 @@ async function gatherApt(ctx: ModuleContext, p: AptParams): Promise<AptState> {
     const rc = /@@rc=(\d+)/.exec(out)?.[1]
     sim = { ok: rc === '0', actions: parseSimulation(out), errors: aptErrors(out) }
   }
-  return { now: Number(cache.now ?? 0), listsMtime: Number(cache.mtime ?? 0), packages, sim }
+  return { now: Number(now), listsMtime, packages, sim }
 }
 
 /** Why the cache must be updated, or undefined when it is fresh enough (or not asked). */

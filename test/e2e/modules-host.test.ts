@@ -191,6 +191,26 @@ describe('service (SysV init, no systemd in the sandbox)', () => {
     expect((await box.sh('cat /run/keepalived.pid')).trim()).not.toBe(pid)
   })
 
+  it('reads a pidfile without its last newline, and is disabled without a start link in every runlevel 2-5', async () => {
+    const pid = (await box.sh('cat /run/keepalived.pid')).trim()
+    await box.sh(`printf %s ${pid} > /run/keepalived.pid`)
+    const p = service.params.parse({ name: 'keepalived', state: 'started', enabled: true })
+    expect(await service.gather(ctx, p)).toMatchObject({
+      running: true,
+      pid: Number(pid),
+      detail: 'pidfile',
+      enabled: true,
+    })
+    const link = (await box.sh('ls /etc/rc3.d/ | grep keepalived')).trim()
+    await box.sh(`mv /etc/rc3.d/${link} /tmp/${link}`)
+    try {
+      expect(await service.gather(ctx, p)).toMatchObject({ running: true, enabled: false })
+    } finally {
+      await box.sh(`mv /tmp/${link} /etc/rc3.d/${link}`)
+    }
+    expect(await service.gather(ctx, p)).toMatchObject({ enabled: true })
+  })
+
   it('stops it, and the process is gone', async () => {
     await convergeTwice(service, { name: 'keepalived', state: 'stopped' })
     expect((await box.conn.exec('pidof keepalived')).rc).toBe(1)

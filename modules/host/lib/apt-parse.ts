@@ -101,6 +101,39 @@ export function parseDpkg(out: string): Map<string, DpkgEntry> {
   return m
 }
 
+/** The format of `dpkg-query -W` lines that `packageStates` reads: package, architecture, status, version. */
+export const DPKG_STATE_FMT = '${Package}\\t${Architecture}\\t${db:Status-Abbrev}\\t${Version}\\n'
+
+/**
+ * dpkg's word on each spec from one `dpkg-query -W` over all of their names: the installed (`ii`)
+ * instance of a name first (a multi-arch name has one line per architecture), else its first line;
+ * `name:arch` takes only that architecture. A name dpkg does not know has status and version ''.
+ * @example packageStates(['keepalived'], 'keepalived\tamd64\tii \t1:2.2.7-1\n') // [{ spec: 'keepalived', status: 'ii', version: '1:2.2.7-1' }]
+ */
+export function packageStates(
+  specs: readonly string[],
+  out: string,
+): { spec: string; status: string; version: string }[] {
+  const rows = out
+    .split('\n')
+    .map((l) => l.split('\t'))
+    .filter((f) => f.length >= 4)
+    .map(([pkg = '', arch = '', status = '', version = '']) => ({
+      pkg,
+      arch,
+      status: status.trim(),
+      version,
+    }))
+  return specs.map((spec) => {
+    const [pkg, arch] = parseSpec(spec).name.split(':')
+    const mine = rows.filter(
+      (r) => r.pkg === pkg && (arch === undefined || arch === 'any' || r.arch === arch),
+    )
+    const row = mine.find((r) => r.status === 'ii') ?? mine[0]
+    return { spec, status: row?.status ?? '', version: row?.version ?? '' }
+  })
+}
+
 /** What a run did to the packages, from dpkg before and after. */
 export interface PackageDelta {
   installed: { name: string; version: string }[]

@@ -131,7 +131,8 @@ export async function gatherRemote(
     'if [ -e "$p" ]; then',
     '  if [ -d "$p" ]; then echo type=directory; exit 0; fi',
     '  if [ ! -f "$p" ]; then echo type=other; exit 0; fi',
-    '  echo type=file; echo "path=$(readlink -f "$p")"',
+    // the file a symlink leads to is the one written (readlink only for a link: one process less)
+    '  echo type=file; if [ -L "$p" ]; then echo "path=$(readlink -f "$p")"; else echo "path=$p"; fi',
     `  ${statLines()}`,
     '  s=$(sha256sum < "$p"); s=${s%% *}; echo "sha256=$s"',
     `  if [ "$s" != ${quote(want.sha256 ?? '-')} ] && [ "$(stat -L -c %s "$p")" -le ${DIFF_LIMIT} ]; then printf content=; base64 -w0 < "$p"; echo; fi`,

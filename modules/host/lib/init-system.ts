@@ -44,11 +44,13 @@ function sysvProbe(name: string): string {
     `  ${s} status >/dev/null 2>&1 </dev/null; rc=$?; how="status rc $rc"; [ $rc -eq 0 ] && running=1`,
     'fi',
     `for f in /run/${name}.pid /var/run/${name}.pid /run/${name}/${name}.pid; do`,
-    '  if [ -r "$f" ] && p=$(cat "$f" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then pid=$p; [ "$how" = none ] && { running=1; how=pidfile; }; break; fi',
+    // read and kill are the shell's own: no process per pidfile
+    '  p=; if [ -r "$f" ] && { read -r p < "$f" || [ -n "$p" ]; } 2>/dev/null && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then pid=$p; [ "$how" = none ] && { running=1; how=pidfile; }; break; fi',
     'done',
     `if [ -z "$pid" ]; then pid=$(pidof -s ${n} 2>/dev/null); [ -n "$pid" ] && [ "$how" = none ] && { running=1; how=pidof; }; fi`,
     'echo "running=$running"; echo "how=$how"; echo "pid=$pid"',
-    `if ls /etc/rc2.d/S[0-9][0-9]${name} /etc/rc3.d/S[0-9][0-9]${name} /etc/rc4.d/S[0-9][0-9]${name} /etc/rc5.d/S[0-9][0-9]${name} >/dev/null 2>&1; then echo enabled=1; else echo enabled=0; fi`,
+    // enabled: a start link in each of runlevels 2-5 (globs, not ls: no process)
+    `enabled=1; for r in 2 3 4 5; do set -- /etc/rc$r.d/S[0-9][0-9]${name}; [ -e "$1" ] || enabled=0; done; echo "enabled=$enabled"`,
   ].join('\n')
 }
 

@@ -10,7 +10,7 @@ import {
   type ShellChannel,
 } from '../../../engine/connection/remote-shell.ts'
 import { quote } from '../../../engine/connection/shell.ts'
-import { innerScript, sudoLine } from '../../../engine/connection/ssh.ts'
+import { innerScript, runnerOf, sudoLine } from '../../../engine/connection/ssh.ts'
 
 describe('FrameReader', () => {
   const marker = newMarker()
@@ -126,6 +126,51 @@ describe('RemoteShell over a local sh', () => {
     expect((await run('cat', bin)).stdout).toEqual(bin)
     const big = await run('head -c 5000000 /dev/zero | tr "\\0" a')
     expect(big.stdout.length).toBe(5_000_000)
+  })
+
+  it('starts an exec of quoted words without a /bin/sh between, with the same argv and rc', async () => {
+    const argvs = [
+      [
+        'printf',
+        '[%s]',
+        'a b',
+        "it's",
+        '$HOME',
+        '*',
+        '',
+        '~',
+        'x=1',
+        '"q"',
+        'back\\slash',
+        ';',
+        '|',
+      ],
+      ['sh', '-c', 'echo "$0:$1"; exit 3', 'zero', 'one two'],
+      ['/bin/echo', '-n', '%d', '@x', 'a,b:c'],
+      ['nosuchprogram-rb', 'x'],
+    ]
+    for (const argv of argvs) {
+      const inner = `exec ${argv.map(quote).join(' ')}`
+      const direct = runnerOf(inner)
+      expect(direct).not.toMatch(/^\/bin\/sh -c/)
+      const [a, b] = [await shell.run(direct), await shell.run(`/bin/sh -c ${quote(inner)}`)]
+      expect([a.rc, a.stdout.toString()]).toEqual([b.rc, b.stdout.toString()])
+    }
+    expect((await shell.run(runnerOf('exec nosuchprogram-rb'))).rc).toBe(127)
+    // its own process group all the same
+    const grp = await shell.run(runnerOf(`exec sh -c ${quote('ps -o pgid= -p $$')}`))
+    expect(grp.stdout.toString().trim()).not.toBe('')
+    // anything else keeps its own shell: expansions, several commands, assignments, keywords
+    for (const inner of [
+      'exec echo $HOME',
+      'cd /tmp && exec ls',
+      'exec FOO=1 env',
+      'exec echo a\nexec echo b',
+      'exec if true',
+      "exec echo 'a\nb'",
+      'echo x',
+    ])
+      expect(runnerOf(inner)).toBe(`/bin/sh -c ${quote(inner)}`)
   })
 
   it('runs each command in its own process group', async () => {

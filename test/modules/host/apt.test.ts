@@ -3,6 +3,7 @@ import { apt, selectSpecs, type AptState } from '../../../modules/host/apt.ts'
 import {
   diffDpkg,
   lockHolder,
+  packageStates,
   parseDpkg,
   parseSimulation,
   parseSpec,
@@ -220,6 +221,35 @@ describe('apt parsing', () => {
       { op: 'remove', name: 'gone', from: '0.9' },
       { op: 'purge', name: 'purged', from: '3' },
     ])
+  })
+
+  it("sorts one dpkg-query's lines out to the named specs", () => {
+    const out = [
+      'libc6\tamd64\tii \t2.36-9\n',
+      'libc6\ti386\tun \t\n',
+      'libfoo\ti386\tii \t1.0\n',
+      'libfoo\tamd64\trc \t0.9\n',
+      'old\tamd64\trc \t3\n',
+      'keepalived\tamd64\tii \t1:2.2.7-1\n',
+      'garbage line\n',
+    ].join('')
+    expect(
+      packageStates(
+        ['libc6', 'libfoo', 'libfoo:amd64', 'libc6:i386', 'old', 'keepalived=1:2.2.7-1', 'nosuch'],
+        out,
+      ),
+    ).toEqual([
+      // the installed architecture wins whatever the order
+      { spec: 'libc6', status: 'ii', version: '2.36-9' },
+      { spec: 'libfoo', status: 'ii', version: '1.0' },
+      // an architecture qualifier takes only that architecture's line
+      { spec: 'libfoo:amd64', status: 'rc', version: '0.9' },
+      { spec: 'libc6:i386', status: 'un', version: '' },
+      { spec: 'old', status: 'rc', version: '3' },
+      { spec: 'keepalived=1:2.2.7-1', status: 'ii', version: '1:2.2.7-1' },
+      { spec: 'nosuch', status: '', version: '' },
+    ])
+    expect(packageStates(['a'], '')).toEqual([{ spec: 'a', status: '', version: '' }])
   })
 
   it('splits specs', () => {
