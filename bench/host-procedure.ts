@@ -121,25 +121,30 @@ interface Measured {
   ansible: number[]
 }
 
-/** Stops runbook's connection keeper, as stopMasters does Ansible's masters. */
 /**
- * The keeper's peak memory (VmHWM, MB) while it holds this bench's connections: the process whose
- * command line is `__keeper` (the bench's own keeper; tests run with RUNBOOK_SSH_PERSIST=0).
+ * The keeper's memory while it holds this bench's connections (the process whose command line is
+ * `__keeper`: the bench's own keeper; tests run with RUNBOOK_SSH_PERSIST=0): its peak RSS (VmHWM)
+ * and, of its resident pages now, those mapped from files (RssFile: the node executable and its
+ * libraries, the same pages the runbook process maps; they are in memory once for both).
  */
-function keeperPeakMb(): number {
-  let kb = 0
+function keeperMemory(): { peakMb: number; fileMb: number } {
+  let peak = 0
+  let file = 0
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('__keeper')) continue
-      const hwm = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
-      kb = Math.max(kb, Number(hwm ?? 0))
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+      const kb = (field: string): number =>
+        Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0)
+      if (kb('VmHWM') > peak) [peak, file] = [kb('VmHWM'), kb('RssFile')]
     } catch {
       // gone meanwhile
     }
   }
-  return Math.round(kb / 1024)
+  return { peakMb: Math.round(peak / 1024), fileMb: Math.round(file / 1024) }
 }
 
+/** Stops runbook's connection keeper, as stopMasters does Ansible's masters. */
 function stopKeeper(work: string): void {
   spawnSync(process.execPath, [BIN, 'disconnect'], {
     env: { ...process.env, RUNBOOK_KEEPER_DIR: path.join(work, 'keeper') },
@@ -160,6 +165,7 @@ async function bench(n: number): Promise<{
   measured: Measured[]
   peakRssMb: number
   keeperRssMb: number
+  keeperFileMb: number
   timings: unknown
   apiRequests: unknown
   floorMs: number[]
@@ -415,13 +421,14 @@ control_path_dir = ${path.join(work, 'cp')}
     // Where runbook's time goes, for the notes: one more no-change run with --json.
     if (process.env.BENCH_NOCHANGE_TIMINGS)
       writeFileSync(process.env.BENCH_NOCHANGE_TIMINGS, rb('apply', '--timings').out)
-    const keeperRssMb = keeperPeakMb()
+    const keeper = keeperMemory()
     const j = rb('apply', '--json')
     const summary = JSON.parse(j.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>
     return {
       measured: FIRST_RUNS > 0 ? [first, noChange, plan] : [noChange, plan],
       peakRssMb,
-      keeperRssMb,
+      keeperRssMb: keeper.peakMb,
+      keeperFileMb: keeper.fileMb,
       timings: summary.timings,
       apiRequests: summary.api_requests,
       floorMs: floor,
@@ -455,5 +462,5 @@ for (const x of rows)
   )
 writeFileSync(
   values.out ?? 'bench/out/host-procedure.json',
-  `${JSON.stringify({ hosts: N, runs: RUNS, forks: FORKS, runbook_persist_s: Number(PERSIST), load, rows, peak_rss_mb: r.peakRssMb, keeper_peak_rss_mb: r.keeperRssMb, first_apply_floor_ms: r.floorMs, timings: r.timings, api_requests: r.apiRequests }, null, 2)}\n`,
+  `${JSON.stringify({ hosts: N, runs: RUNS, forks: FORKS, runbook_persist_s: Number(PERSIST), load, rows, peak_rss_mb: r.peakRssMb, keeper_peak_rss_mb: r.keeperRssMb, keeper_file_mb: r.keeperFileMb, first_apply_floor_ms: r.floorMs, timings: r.timings, api_requests: r.apiRequests }, null, 2)}\n`,
 )

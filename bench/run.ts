@@ -63,6 +63,8 @@ interface SizeResult {
   peak_rss_mb: number
   /** The connection keeper's peak memory, the process that holds the SSH connections. */
   keeper_peak_rss_mb?: number
+  /** Of the keeper's resident pages, those mapped from files (the node executable, shared with runbook). */
+  keeper_file_mb?: number
   /** The same host work as the first apply, typed as one shell command per VM (no tool). */
   first_apply_floor_ms?: number[]
   timings?: Record<string, number>
@@ -125,6 +127,8 @@ writeFileSync(
       keeper_peak_rss_mb: Object.fromEntries(
         results.map((s) => [s.hosts, s.keeper_peak_rss_mb ?? null]),
       ),
+      // runbook's peak RSS + the keeper's peak RSS less its file pages, which runbook maps too
+      pair_peak_mb: Object.fromEntries(results.map((s) => [s.hosts, pairMb(s)])),
       first_apply_floor_ms: Object.fromEntries(
         results.map((s) => [s.hosts, s.first_apply_floor_ms ?? []]),
       ),
@@ -139,12 +143,18 @@ writeFileSync(
     2,
   )}\n`,
 )
+/** runbook and its keeper together, the node executable's pages counted once (null without a keeper). */
+function pairMb(s: SizeResult): number | null {
+  return s.keeper_peak_rss_mb === undefined || s.keeper_file_mb === undefined
+    ? null
+    : s.peak_rss_mb + s.keeper_peak_rss_mb - s.keeper_file_mb
+}
 const ansible = spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]
 const cell = (x: Row): string =>
   `| ${x.workload === 'plan' ? 'plan / --check' : x.workload} | ${x.hosts} | ${x.runbook_ms} ms | ${x.ansible_ms} ms | ${x.ratio}×${x.measured_at ? ` (${x.measured_at.slice(0, 16).replace('T', ' ')}, not rerun)` : ''} |`
 const perSize = results.map(
   (s) =>
-    `| ${s.hosts} | ${s.runs} | ${s.forks} | ${s.load.map((l) => l.toFixed(1)).join(' → ')} | ${s.first_apply_floor_ms?.length ? `${s.first_apply_floor_ms.join(', ')} ms` : '–'} | ${s.peak_rss_mb} MB${s.keeper_peak_rss_mb ? ` + ${s.keeper_peak_rss_mb} MB` : ''} | ${s.api_requests ?? 0} | ${
+    `| ${s.hosts} | ${s.runs} | ${s.forks} | ${s.load.map((l) => l.toFixed(1)).join(' → ')} | ${s.first_apply_floor_ms?.length ? `${s.first_apply_floor_ms.join(', ')} ms` : '–'} | ${s.peak_rss_mb} MB${s.keeper_peak_rss_mb ? ` + ${s.keeper_peak_rss_mb} MB (${s.keeper_file_mb ?? '?'} MB of it shared) = ${pairMb(s) ?? '?'} MB` : ''} | ${s.api_requests ?? 0} | ${
       s.timings
         ? `${s.timings.commands} commands (${s.timings.commands_ms} ms summed), SSH wait ${s.timings.ssh_wait_ms} ms summed`
         : ''
@@ -208,9 +218,13 @@ ${rows.map(cell).join('\n')}
   \`service keepalived start\`, \`pidof\`). Both tools stand on it; a ratio over Ansible of
   Ansible's time / the floor is out of any tool's reach.
 
-| hosts | runs | forks | load average | first-apply floor | runbook peak RSS (+ its keeper) | API requests | runbook's no-change run (--json timings) |
+| hosts | runs | forks | load average | first-apply floor | peak memory: runbook + its keeper (shared pages) = both | API requests | runbook's no-change run (--json timings) |
 |---|---|---|---|---|---|---|---|
 ${perSize.join('\n')}
+
+Peak memory: runbook's peak RSS, the keeper's peak RSS, and how much of the keeper's resident
+memory is pages mapped from files (the node executable and its libraries, which runbook maps too:
+the same pages, in memory once); both together count them once.
 
 ${planVip ? planMd(planVip) : ''}${failures.length ? `## Not measured\n\n${failures.join('\n\n')}\n\n` : ''}Load average at the end: ${loadavg()[0]?.toFixed(1)}.
 `,

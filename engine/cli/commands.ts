@@ -2,6 +2,7 @@
  * The run commands: validate, plan, apply, destroy. Each is parse -> validate -> (lock) ->
  * execute -> report, with errors printed with positions and secrets redacted everywhere.
  */
+import { setMaxListeners } from 'node:events'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
@@ -496,6 +497,8 @@ export async function runApply(
   if (!lock) return 1
   const s = sinks(f, out, { diff: o.diff, quiet: false })
   const abort = new AbortController()
+  // every command in flight listens to it, one per host at once (forks): not a leak past 10
+  setMaxListeners(0, abort.signal)
   const onSignal = (): void => abort.abort()
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)

@@ -89,15 +89,26 @@ export class ConnectionPool {
     this.keeper = options.persist && new KeeperLink(options.persist, options.passphrase)
   }
 
-  /** The connection of `hostName`, connected; the first call's settings are the ones used. */
-  get(hostName: string, settings: HostConnectionSettings): Promise<SshConnection> {
+  /**
+   * The connection of `hostName`, connected; the first call's settings are the ones used (given
+   * as a function, they are read only when the host has no connection yet).
+   */
+  get(
+    hostName: string,
+    settings: HostConnectionSettings | (() => HostConnectionSettings),
+  ): Promise<SshConnection> {
     if (this.closed)
       return Promise.reject(
         new RunbookError('E_CONNECTION', 'the connection pool is closed', { host: hostName }),
       )
     let p = this.connections.get(hostName)
     if (!p) {
-      const opening = this.open(hostName, settings)
+      let opening: Promise<SshConnection>
+      try {
+        opening = this.open(hostName, typeof settings === 'function' ? settings() : settings)
+      } catch (e) {
+        return Promise.reject(e)
+      }
       p = opening
       this.connections.set(hostName, opening)
       // A failed connect is not remembered: a later task may find the host up.

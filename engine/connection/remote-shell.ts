@@ -28,6 +28,11 @@ export interface FramedCommand {
   /** Bytes for the command's standard input. */
   stdin?: Buffer | undefined
   marker: string
+  /**
+   * The runner is a subshell of the shell (`( eval '...' )`: a fork, no setsid, no /bin/sh), not
+   * a process group of its own: for short read-only scripts, which nothing kills by group.
+   */
+  subshell?: boolean | undefined
 }
 
 /**
@@ -37,10 +42,11 @@ export interface FramedCommand {
 export function buildFramedScript(cmd: FramedCommand): string {
   const m = quote(cmd.marker)
   const tail = `rb_p=$!; printf '%sP%d\\n' ${m} "$rb_p"; wait "$rb_p"; rb_rc=$?; printf '%sE%d\\n' ${m} "$rb_rc"; printf '%sE\\n' ${m} >&2\n`
-  if (!cmd.stdin || cmd.stdin.length === 0) return `$rb_ss ${cmd.runner} </dev/null &\n${tail}`
+  const runner = cmd.subshell ? cmd.runner : `$rb_ss ${cmd.runner}`
+  if (!cmd.stdin || cmd.stdin.length === 0) return `${runner} </dev/null &\n${tail}`
   const eof = `RB_IN${cmd.marker}`
   const b64 = cmd.stdin.toString('base64').replace(/.{1,4096}/g, '$&\n')
-  return `base64 -d <<'${eof}' | $rb_ss ${cmd.runner} &\n${b64}${eof}\n${tail}`
+  return `base64 -d <<'${eof}' | ${runner} &\n${b64}${eof}\n${tail}`
 }
 
 /** The outcome of one framed command, as bytes. */
@@ -199,7 +205,11 @@ export class RemoteShell {
   /** Runs one command line; resolves with its rc and output, rejects with ShellClosedError. */
   run(
     runner: string,
-    opts: { stdin?: Buffer | undefined; onPid?: ((pid: number) => void) | undefined } = {},
+    opts: {
+      stdin?: Buffer | undefined
+      onPid?: ((pid: number) => void) | undefined
+      subshell?: boolean | undefined
+    } = {},
   ): Promise<FramedResult> {
     if (this.closed) return Promise.reject(new ShellClosedError(false))
     if (this.current)
@@ -213,7 +223,9 @@ export class RemoteShell {
         onPid: opts.onPid,
         pidSeen: false,
       }
-      this.channel.write(buildFramedScript({ runner, stdin: opts.stdin, marker }))
+      this.channel.write(
+        buildFramedScript({ runner, stdin: opts.stdin, marker, subshell: opts.subshell }),
+      )
     })
   }
 

@@ -36,7 +36,7 @@ export function sshConnectionFactory(
         if (!c) locals.set(host, (c = new LocalConnection(host)))
         return c
       }
-      return pool.get(host, settingsFromVars(host, vars))
+      return pool.get(host, () => settingsFromVars(host, vars))
     },
     async drop(host) {
       locals.delete(host)

@@ -240,7 +240,10 @@ export class SshConnection implements Connection {
         : typeof opts.stdin === 'string'
           ? Buffer.from(opts.stdin)
           : opts.stdin
-    const runner = runnerOf(inner)
+    // a probe (idempotent, no timeout to enforce by killing its group) runs in a subshell of the
+    // persistent shell: a fork instead of setsid and /bin/sh, the most frequent command of a run
+    const subshell = opts.idempotent === true && !opts.timeoutMs
+    const runner = subshell ? `( eval ${quote(inner)} )` : runnerOf(inner)
     const elevated = become
       ? await this.becomeShell(become.user ?? 'root', become.password)
       : undefined
@@ -278,7 +281,7 @@ export class SshConnection implements Connection {
     const onAbort = (): void => stop('abort')
     opts.signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      const running = shell.run(runner, { stdin, onPid: pidSeen })
+      const running = shell.run(runner, { stdin, onPid: pidSeen, subshell })
       running.catch(() => undefined)
       return await Promise.race([running, interrupted])
     } catch (err) {
@@ -398,7 +401,8 @@ export class SshConnection implements Connection {
   ): void {
     if (pid === undefined || !this.transport.connected) return
     // `kill -s SIG -- -PGID` is the form every POSIX shell accepts (dash rejects `kill -TERM --`).
-    const kill = `kill -s TERM -- -${pid} 2>/dev/null; sleep 0.2; kill -s KILL -- -${pid} 2>/dev/null; true`
+    // a subshell's pid is no group: then the pid itself
+    const kill = `kill -s TERM -- -${pid} 2>/dev/null || kill -s TERM ${pid} 2>/dev/null; sleep 0.2; kill -s KILL -- -${pid} 2>/dev/null || kill -s KILL ${pid} 2>/dev/null; true`
     const cmds: Array<{ line: string; stdin?: string }> = [{ line: `/bin/sh -c ${quote(kill)}` }]
     if (become && mode)
       cmds.push({

@@ -79,9 +79,7 @@ class Run implements RunState {
     const facts = this.hosts.get(host)?.facts ?? {}
     const magic = {
       inventory_hostname: host,
-      groups: Object.fromEntries(
-        [...o.inventory.groups.keys()].map((g) => [g, o.inventory.groupHosts(g)]),
-      ),
+      groups: this.groupsVar(),
       hostvars: this.hostvars(),
       play_hosts: play ? this.playHosts(play) : [],
       runbook_dir: o.baseDir,
@@ -101,18 +99,42 @@ class Run implements RunState {
     ]
   }
 
-  /** `hostvars.NAME.x`: every host's variables, computed on access. */
+  /**
+   * `groups.NAME`: the hosts of every group. Made again only when the inventory changed (add_host):
+   * every scope of every host and task has it, and 50 hosts would otherwise make it thousands of
+   * times a run.
+   */
+  private groupsVar(): Record<string, string[]> {
+    const inv = this.opts.inventory
+    if (this.groupsMemo?.revision !== inv.revision)
+      this.groupsMemo = {
+        revision: inv.revision,
+        value: Object.fromEntries([...inv.groups.keys()].map((g) => [g, inv.groupHosts(g)])),
+      }
+    return this.groupsMemo.value
+  }
+  private groupsMemo: { revision: number; value: Record<string, string[]> } | undefined
+
+  /**
+   * `hostvars.NAME.x`: every host's variables, computed on access (so always current); the object
+   * is made again only when the set of hosts changed.
+   */
   hostvars(): Record<string, unknown> {
+    const names = [...new Set([...this.opts.inventory.hosts.keys(), ...this.hosts.keys()])]
+    const known = this.hostvarsMemo
+    if (known && known.names.length === names.length && names.every((n, i) => known.names[i] === n))
+      return known.value
     const out: Record<string, unknown> = {}
-    const names = new Set([...this.opts.inventory.hosts.keys(), ...this.hosts.keys()])
     for (const n of names) {
       Object.defineProperty(out, n, {
         enumerable: true,
         get: () => makeScope(this.layers(n, undefined).slice(0, 6)),
       })
     }
+    this.hostvarsMemo = { names, value: out }
     return out
   }
+  private hostvarsMemo: { names: string[]; value: Record<string, unknown> } | undefined
 
   /** Any host's variables without play context (for jumphost settings). */
   varsOf = (host: string): Record<string, unknown> => makeScope(this.layers(host, undefined))

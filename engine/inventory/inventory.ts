@@ -120,12 +120,22 @@ export class Inventory {
     return { inventory: inv, errors }
   }
 
+  /**
+   * Counts the changes made through `group`, `host` and `addHost`: what is derived from the
+   * hosts and groups (the `groups` variable) is computed again only when it moved.
+   */
+  get revision(): number {
+    return this.changes
+  }
+  private changes = 0
+
   /** The group of that name, created if missing. */
   group(name: string): InventoryGroup {
     let g = this.groups.get(name)
     if (!g) {
       g = { name, vars: {}, hosts: new Set(), children: new Set(), parents: new Set() }
       this.groups.set(name, g)
+      this.changes++
     }
     return g
   }
@@ -136,12 +146,14 @@ export class Inventory {
     if (!h) {
       h = { name, vars: {}, groups: new Set(), dynamic: false }
       this.hosts.set(name, h)
+      this.changes++
     }
     return h
   }
 
   /** Adds (or updates) a host during a run. */
   addHost(name: string, groups: string[] = [], vars: Record<string, unknown> = {}): InventoryHost {
+    this.changes++
     const h = this.host(name)
     if (!this.groups.get('all')?.hosts.has(name)) h.dynamic = true
     Object.assign(h.vars, vars)

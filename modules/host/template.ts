@@ -4,7 +4,7 @@
 import { z } from 'zod'
 import { RunbookError } from '../../engine/errors.ts'
 import { defineModule } from '../../engine/module.ts'
-import { readSourceFile } from './copy.ts'
+import { taskSource } from './copy.ts'
 import {
   applyContentFile,
   contentFileParams,
@@ -58,10 +58,7 @@ export const template = defineModule<TemplateParams, ContentFileState>({
         ]
       : [],
   async gather(ctx, p) {
-    const file =
-      p.content === undefined
-        ? await readSourceFile(ctx.searchPath ?? [ctx.baseDir], p.src ?? '')
-        : undefined
+    const file = p.content === undefined ? await taskSource(ctx, p.src ?? '') : undefined
     const source = p.content ?? file?.data.toString('utf8') ?? ''
     let text: string
     try {

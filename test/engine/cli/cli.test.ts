@@ -52,6 +52,22 @@ plays:
 `
 
 describe('runbook CLI', () => {
+  it('runs 30 hosts at once with nothing on stderr (every command in flight listens to the run’s abort)', () => {
+    const dir = project(`
+plays:
+  - hosts: all
+    tasks:
+      - name: wait a little on every host at once
+        command: sleep 0.3
+`)
+    const hosts = Array.from({ length: 30 }, (_, i) => `    h${i}: { connection: local }`)
+    writeFileSync(path.join(dir, 'inventory.yaml'), `all:\n  hosts:\n${hosts.join('\n')}\n`)
+    const r = cli(dir, ['apply', 'runbook.yaml', '-i', 'inventory.yaml', '-f', '30'])
+    expect(r.err).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.out).toMatch(/h29\s+ok=0\s+changed=1\s+failed=0/)
+  })
+
   it('rejects a malformed runbook with every problem located, and runs nothing', () => {
     const dir = project(`
 plays:

@@ -173,6 +173,24 @@ describe('RemoteShell over a local sh', () => {
       expect(runnerOf(inner)).toBe(`/bin/sh -c ${quote(inner)}`)
   })
 
+  it('runs a probe in a subshell: its exit, variables, cd and syntax errors stay in it', async () => {
+    const sub = (script: string, stdin?: string) =>
+      shell.run(`( eval ${quote(script)} )`, {
+        subshell: true,
+        stdin: stdin === undefined ? undefined : Buffer.from(stdin),
+      })
+    const a = await sub('x=leaked; cd /; set -- a b; echo "$#:$(pwd)"; exit 4')
+    expect([a.rc, a.stdout.toString()]).toEqual([4, '2:/\n'])
+    const b = await sub('echo "x=${x:-unset} $(pwd)"')
+    expect(b.stdout.toString()).toBe(`x=unset ${process.cwd()}\n`)
+    const bad = await sub("echo 'unbalanced")
+    expect(bad.rc).toBe(2)
+    expect((await sub('cat', 'in\n')).stdout.toString()).toBe('in\n')
+    expect((await sub('printf "%s\\n" one; echo two >&2')).stderr.toString()).toBe('two\n')
+    // the shell itself goes on framing commands
+    expect((await run('echo after')).stdout.toString()).toBe('after\n')
+  })
+
   it('runs each command in its own process group', async () => {
     const grp = await run('test "$(ps -o pgid= -p $$ | tr -d " ")" = "$$" && echo leader')
     expect(grp.stdout.toString()).toBe('leader\n')
