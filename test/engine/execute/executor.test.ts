@@ -243,6 +243,35 @@ plays:
     expect(result.plan.create).toBe(1)
   })
 
+  it('groups and hostvars follow add_host within the run, on every host', async () => {
+    const out = tmp()
+    const yaml = `
+plays:
+  - hosts: localhost
+    tasks:
+      - name: before
+        marker: { path: "{{out}}/before", content: "{{length groups.all}} {{length (default groups.web '')}}" }
+      - add_host: { name: web1, groups: [web], vars: { connection: local, role: first } }
+      - name: after one
+        marker: { path: "{{out}}/one", content: "{{join groups.web ','}} {{hostvars.web1.role}}" }
+      - add_host: { name: web2, groups: [web], vars: { connection: local, role: second } }
+      - name: after two
+        marker: { path: "{{out}}/two", content: "{{join groups.web ','}} {{hostvars.web2.role}}" }
+  - hosts: web
+    tasks:
+      - name: each sees both
+        marker: { path: "{{out}}/{{inventory_hostname}}", content: "{{length groups.web}} {{lookup (lookup hostvars inventory_hostname) 'role'}}" }
+`
+    const r = await runYaml(yaml, { registry, vars: [`out=${out}`] })
+    expect(r.result.ok).toBe(true)
+    const read = (f: string): string => readFileSync(path.join(out, f), 'utf8')
+    expect(read('before')).toBe('0 0')
+    expect(read('one')).toBe('web1 first')
+    expect(read('two')).toBe('web1,web2 second')
+    expect(read('web1')).toBe('2 first')
+    expect(read('web2')).toBe('2 second')
+  })
+
   it('redacts secrets from events', async () => {
     const out = tmp()
     const { events } = await runYaml(

@@ -103,6 +103,30 @@ describe('template on the local host', () => {
     expect(r.second).toEqual([])
   })
 
+  it('reads its source once per run: every host of a run renders the same text', async () => {
+    const src = path.join(dir, 'templates', 'once.hbs')
+    await fs.writeFile(src, 'first {{name}}\n')
+    const run = testContext({ conn, baseDir: dir, vars: { name: 'a' } })
+    const p = template.params.parse({ src: 'templates/once.hbs', dest: path.join(dir, 'once') })
+    const rendered = async (ctx: typeof run): Promise<string | undefined> => {
+      const changes = template.plan(p, await template.gather(ctx, p))
+      return (changes[0]?.diff as { after?: string } | undefined)?.after
+    }
+    expect(await rendered(run)).toBe('first a\n')
+    await fs.writeFile(src, 'second {{name}}\n')
+    // the same run (another host): the text read at its first use
+    expect(await rendered(run)).toBe('first a\n')
+    // the next run reads the file again
+    expect(await rendered(testContext({ conn, baseDir: dir, vars: { name: 'b' } }))).toBe(
+      'second b\n',
+    )
+    await fs.rm(src)
+    expect(await rendered(run)).toBe('first a\n')
+    await expect(
+      rendered(testContext({ conn, baseDir: dir, vars: { name: 'c' } })),
+    ).rejects.toThrow(/cannot read src .*once\.hbs/)
+  })
+
   it('inline content with extra vars', async () => {
     const dest = path.join(dir, 'inline.conf')
     const r = await converge(template, testContext({ conn, vars: { a: 1 } }), conn, {
