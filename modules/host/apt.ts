@@ -173,7 +173,11 @@ async function gatherApt(ctx: ModuleContext, p: AptParams): Promise<AptState> {
   const packages = packageStates(specs, sec.dpkg ?? '')
   const selected = selectSpecs(p, packages)
   let sim: AptState['sim'] = null
-  if (selected.length) {
+  if (selected.length && p.update_cache && listsMtime === 0) {
+    // a fresh image: nothing to simulate against until apt-get update has run, and apt would
+    // build its cache from dpkg's status for nothing (the packages are known after the update)
+    sim = { ok: false, actions: [], errors: 'no package lists yet' }
+  } else if (selected.length) {
     const cmd = `${ENV}\napt-get -s -o Debug::NoLocking=1 ${aptOptions(p)} ${verb(p)} ${selected.map(quote).join(' ')} 2>&1; echo "@@rc=$?"`
     const out = await probe(ctx, cmd, 'apt-get -s')
     const rc = /@@rc=(\d+)/.exec(out)?.[1]

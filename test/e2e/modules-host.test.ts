@@ -94,6 +94,8 @@ describe('apt', () => {
   })
 
   it('installs a pinned version with its dependency after updating the cache', async () => {
+    // a fresh image: no lists, so the plan simulates nothing (one round trip)
+    await box.sh('rm -rf /var/lib/apt/lists/* /var/lib/apt/periodic/update-success-stamp')
     const r = await convergeTwice(apt, {
       name: 'rbt-dummy=1.0',
       update_cache: true,
@@ -103,6 +105,8 @@ describe('apt', () => {
       'run apt cache',
       'create package rbt-dummy',
     ])
+    expect(r.first[1]).toMatchObject({ note: 'known after apt-get update' })
+    expect(r.gatherTrips).toBe(1)
     expect(r.result?.output).toMatchObject({
       installed: [
         { name: 'rbt-dep', version: '1.0' },
