@@ -123,5 +123,10 @@ export function openBecomeShell(channel: ShellChannel, o: OpenBecomeOptions): Pr
       channel.write(`${o.password}\n`)
     })
     channel.on('close', () => finish(becomeFailure(o.host, o.user, cleanErr(), 'closed')))
+    // sshd answered the exec with a small packet; without a byte from us its kernel's ACK waits
+    // up to 40 ms (delayed ACK), and the ready line waits for it (Nagle: no TCP_NODELAY without
+    // a pty). A newline carries the ACK at once; sudo -n reads no stdin, the shell it starts reads
+    // an empty line. With a password nothing is written before sudo's prompt.
+    if (o.password === undefined) channel.write('\n')
   })
 }

@@ -68,6 +68,44 @@ describe('becomeFailure', () => {
   })
 })
 
+/** A channel that records what is written to it; the test plays sudo's side. */
+function scripted(): ShellChannel & EventEmitter & { written: string[]; stderr: EventEmitter } {
+  const ch = new EventEmitter()
+  const written: string[] = []
+  return Object.assign(ch, {
+    stderr: new EventEmitter(),
+    written,
+    write: (d: string | Buffer) => written.push(d.toString()) > 0,
+    close: () => ch.emit('close'),
+  }) as unknown as ShellChannel & EventEmitter & { written: string[]; stderr: EventEmitter }
+}
+
+describe('openBecomeShell: what it writes while sudo starts', () => {
+  it('without a password, a newline at once (it carries the ACK the ready line waits for)', async () => {
+    const ch = scripted()
+    const opening = openBecomeShell(ch, { host: 'h', user: 'root', marks, timeoutMs: 5000 })
+    expect(ch.written).toEqual(['\n'])
+    ch.emit('data', Buffer.from(`${marks.ready}R\n`))
+    expect((await opening).askedPassword).toBe(false)
+  })
+
+  it('with a password, nothing before sudo’s prompt, then the password once', async () => {
+    const ch = scripted()
+    const opening = openBecomeShell(ch, {
+      host: 'h',
+      user: 'root',
+      marks,
+      password: 'pw',
+      timeoutMs: 5000,
+    })
+    expect(ch.written).toEqual([])
+    ch.stderr.emit('data', Buffer.from(marks.prompt))
+    expect(ch.written).toEqual(['pw\n'])
+    ch.emit('data', Buffer.from(`${marks.ready}R\n`))
+    expect((await opening).askedPassword).toBe(true)
+  })
+})
+
 describe.skipIf(!hasSudo())('openBecomeShell with the real sudo (as root here)', () => {
   it('opens a shell through one sudo and runs framed commands on it', async () => {
     const m = newBecomeMarks()
