@@ -40,6 +40,7 @@ import {
   startTestMirror,
 } from '../test/e2e/lab-hosts/fixture.ts'
 import type { MirrorServer } from '../lab/mirror/server.ts'
+import { median } from './median.ts'
 
 const { values } = parseArgs({
   options: {
@@ -110,9 +111,6 @@ function time(
     rssMb: Math.round(kb / 1024),
   }
 }
-
-const median = (xs: number[]): number =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 
 /** One workload's measured runs. */
 interface Measured {

@@ -11,6 +11,7 @@ import { loadavg, tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { labDown, labUp } from '../lab/index.ts'
+import { median } from './median.ts'
 
 const { values } = parseArgs({
   options: {
@@ -68,11 +69,10 @@ try {
   const table = cli(['plan', RUNBOOK, ...vars, '--timings'], { RUNBOOK_TRACE_API: '1' })
   cli(['destroy', RUNBOOK, ...vars, '--auto-approve'])
   load.push(loadavg()[0] ?? 0)
-  const sorted = [...walls].sort((a, b) => a - b)
   const result = {
     workload: 'plan-vip',
     runs: walls,
-    median_ms: sorted[Math.floor(sorted.length / 2)],
+    median_ms: median(walls),
     api_requests: requests,
     load,
     timings: table.out.slice(table.out.indexOf('Timings')),

@@ -11,6 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { median } from './median.ts'
 
 const { values } = parseArgs({
   options: {
@@ -55,9 +56,6 @@ function measure(argv: string[]): { cpu: number; wall: number } {
   )
   return { cpu: ((secs[0] ?? NaN) + (secs[1] ?? NaN)) * 1000, wall }
 }
-
-const median = (xs: number[]): number =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 
 // each CLI once first: a rebuilt bundle and its code caches are not what is measured
 for (const c of cases) measure(c.argv)
