@@ -17,6 +17,7 @@ import {
   lockHolder,
   packageStates,
   parseDpkg,
+  type PackageState,
   parseSimulation,
   parseSpec,
   type PackageDelta,
@@ -87,16 +88,14 @@ export interface AptState {
   listsMtime: number
   /** dpkg status abbreviation (`ii`, `rc`, '' when unknown) and version of each named package. */
   packages: PackageState[]
-  /** apt-get -s over `selectSpecs(p, packages)`; null when nothing was selected. */
+  /**
+   * apt-get -s over `selectSpecs(p, packages)`; null when nothing was selected; not ok, without a
+   * run, when there are no package lists yet to simulate against (update_cache on a fresh image).
+   */
   sim: { ok: boolean; actions: SimAction[]; errors: string } | null
 }
 
-/** dpkg's word on one named package: status abbreviation (`ii`, `rc`, '' unknown) and version. */
-export interface PackageState {
-  spec: string
-  status: string
-  version: string
-}
+export type { PackageState }
 
 /**
  * The specs that still need apt, from dpkg's state: present wants `ii` (at the pinned version if

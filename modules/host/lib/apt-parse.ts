@@ -101,6 +101,13 @@ export function parseDpkg(out: string): Map<string, DpkgEntry> {
   return m
 }
 
+/** dpkg's word on one named package: status abbreviation (`ii`, `rc`, '' unknown) and version. */
+export interface PackageState {
+  spec: string
+  status: string
+  version: string
+}
+
 /** The format of `dpkg-query -W` lines that `packageStates` reads: package, architecture, status, version. */
 export const DPKG_STATE_FMT = '${Package}\\t${Architecture}\\t${db:Status-Abbrev}\\t${Version}\\n'
 
@@ -110,10 +117,7 @@ export const DPKG_STATE_FMT = '${Package}\\t${Architecture}\\t${db:Status-Abbrev
  * `name:arch` takes only that architecture. A name dpkg does not know has status and version ''.
  * @example packageStates(['keepalived'], 'keepalived\tamd64\tii \t1:2.2.7-1\n') // [{ spec: 'keepalived', status: 'ii', version: '1:2.2.7-1' }]
  */
-export function packageStates(
-  specs: readonly string[],
-  out: string,
-): { spec: string; status: string; version: string }[] {
+export function packageStates(specs: readonly string[], out: string): PackageState[] {
   const rows = out
     .split('\n')
     .map((l) => l.split('\t'))
