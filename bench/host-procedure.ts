@@ -22,7 +22,15 @@
  * for such scripts); runbook's `service` finds the process itself.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -60,7 +68,8 @@ const FIRST_RUNS = Number(values['first-runs'] ?? (N <= 2 ? 2 : N <= 10 ? 1 : 0)
 // Both tools run every host at once (Ansible's forks, runbook's -f), up to 50.
 const FORKS = Math.min(Math.max(N, 10), 50)
 const FIP = '198.51.100.10'
-const BIN = path.resolve('cli/runbook.js')
+// the `runbook` command as users run it (package.json's bin: cli/runbook, which starts node)
+const BIN = path.resolve('cli/runbook')
 
 const CONF = (state: string, priority: number): string => `vrrp_instance VI_1 {
   state ${state}
@@ -144,7 +153,7 @@ function keeperMemory(): { peakMb: number; fileMb: number } {
 
 /** Stops runbook's connection keeper, as stopMasters does Ansible's masters. */
 function stopKeeper(work: string): void {
-  spawnSync(process.execPath, [BIN, 'disconnect'], {
+  spawnSync(BIN, ['disconnect'], {
     env: { ...process.env, RUNBOOK_KEEPER_DIR: path.join(work, 'keeper') },
     stdio: 'ignore',
   })
@@ -159,6 +168,57 @@ function stopMasters(cp: string): void {
     })
 }
 
+/**
+ * The no-change floor: what the no-change run checks, with no tool. One \`ssh\` per VM over a kept
+ * OpenSSH connection (ControlMaster, as Ansible's), all VMs at once, each running the checks as
+ * root in one shell: the default route, keepalived installed, the age of apt's lists, the
+ * configuration's content (its SHA-256 against the expected file's) and mode, keepalived running
+ * (the service's check and the last task's). Its wall time in ms; a check that fails throws.
+ */
+async function checksWithNoTool(
+  work: string,
+  nodes: { name: string; ip: string; state: string; priority: number }[],
+): Promise<number> {
+  const { spawn } = await import('node:child_process')
+  const { createHash } = await import('node:crypto')
+  mkdirSync(path.join(work, 'floor-cp'), { recursive: true })
+  const t0 = process.hrtime.bigint()
+  const results = await Promise.all(
+    nodes.map((x) => {
+      const sha = createHash('sha256').update(CONF(x.state, x.priority)).digest('hex')
+      const checks = [
+        'ip route show default >/dev/null',
+        'case $(dpkg-query -W -f=\\${Status} keepalived) in "install ok installed") ;; *) exit 3 ;; esac',
+        'stat -L -c %Y /var/lib/apt/lists >/dev/null',
+        `echo "${sha}  /etc/keepalived/keepalived.conf" | sha256sum -c --status`,
+        '[ "$(stat -c %a /etc/keepalived/keepalived.conf)" = 644 ]',
+        'pidof keepalived >/dev/null',
+        'pidof keepalived >/dev/null',
+      ].join(' && ')
+      return new Promise<{ name: string; code: number; err: string }>((resolve) => {
+        const child = spawn(
+          'ssh',
+          [
+            ...['-F', path.join(work, 'ssh_config'), '-o', 'ControlMaster=auto'],
+            ...['-o', 'ControlPersist=60s', '-o', `ControlPath=${path.join(work, 'floor-cp')}/%C`],
+            x.ip,
+            `sudo -n sh -c '${checks}'`,
+          ],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        )
+        let err = ''
+        child.stderr.on('data', (b: Buffer) => (err += b.toString()))
+        child.on('close', (code) => resolve({ name: x.name, code: code ?? -1, err }))
+      })
+    }),
+  )
+  const ms = Number((process.hrtime.bigint() - t0) / 1_000_000n)
+  const bad = results.find((r) => r.code !== 0)
+  if (bad)
+    throw new Error(`the no-change checks failed on ${bad.name} (exit ${bad.code}): ${bad.err}`)
+  return ms
+}
+
 async function bench(n: number): Promise<{
   measured: Measured[]
   peakRssMb: number
@@ -167,6 +227,7 @@ async function bench(n: number): Promise<{
   timings: unknown
   apiRequests: unknown
   floorMs: number[]
+  noChangeFloorMs: number[]
 }> {
   const work = mkdtempSync(path.join(tmpdir(), 'rb-bench-'))
   const driver = createNamespaceDriver({
@@ -237,15 +298,16 @@ async function bench(n: number): Promise<{
         path.join(work, 'inventory.yaml'),
         [
           'all:',
-          '  vars: { user: ubuntu, private_key: ' + key + ' }',
-          `  hosts:\n    jump: { address: ${FIP}, pinned_host_keys: ${JSON.stringify(consoles.jump)} }`,
+          // the host keys Ansible's OpenSSH trusts: the same known_hosts file, checked as strictly
+          `  vars: { user: ubuntu, private_key: ${key}, known_hosts_files: [${path.join(work, 'known_hosts')}], host_key_checking: strict }`,
+          `  hosts:\n    jump: { address: ${FIP} }`,
           '  children:',
           '    keepalived:',
           '      vars: { via: jump }',
           '      hosts:',
           ...nodes.map(
             (x) =>
-              `        ${x.name}: { address: ${x.ip}, state: ${x.state}, priority: ${x.priority}, pinned_host_keys: ${JSON.stringify(consoles[x.name])} }`,
+              `        ${x.name}: { address: ${x.ip}, state: ${x.state}, priority: ${x.priority} }`,
           ),
           '',
         ].join('\n'),
@@ -330,8 +392,8 @@ control_path_dir = ${path.join(work, 'cp')}
     )
     const rb = (command = 'apply', ...extra: string[]): ReturnType<typeof time> =>
       time(
-        process.execPath,
-        [BIN, command, 'procedure.yaml', '-i', 'inventory.yaml', '-f', String(FORKS), ...extra],
+        BIN,
+        [command, 'procedure.yaml', '-i', 'inventory.yaml', '-f', String(FORKS), ...extra],
         work,
         // its own keeper, as Ansible has its own control_path_dir
         { RUNBOOK_SSH_PERSIST: PERSIST, RUNBOOK_KEEPER_DIR: path.join(work, 'keeper') },
@@ -402,6 +464,8 @@ control_path_dir = ${path.join(work, 'cp')}
     }
     const noChange: Measured = { workload: 'no-change', runbook: [], ansible: [] }
     const plan: Measured = { workload: 'plan', runbook: [], ansible: [] }
+    const noChangeFloor: number[] = []
+    await checksWithNoTool(work, nodes) // untimed: opens its ControlMaster connections
     let peakRssMb = 0
     for (let i = 0; i < RUNS; i++) {
       const r = rb()
@@ -410,6 +474,7 @@ control_path_dir = ${path.join(work, 'cp')}
         throw new Error(`a no-change run failed or changed something:\n${r.out}\n${a.out}`)
       noChange.runbook.push(r.ms)
       noChange.ansible.push(a.ms)
+      noChangeFloor.push(await checksWithNoTool(work, nodes))
       peakRssMb = Math.max(peakRssMb, r.rssMb)
       const rp = rb('plan', '--detailed-exitcode')
       const ap = an('--check')
@@ -432,10 +497,12 @@ control_path_dir = ${path.join(work, 'cp')}
       timings: summary.timings,
       apiRequests: summary.api_requests,
       floorMs: floor,
+      noChangeFloorMs: noChangeFloor,
     }
   } finally {
     // Ansible's ControlPersist masters would outlive the hosts by a minute: stop them now.
     stopMasters(path.join(work, 'cp'))
+    stopMasters(path.join(work, 'floor-cp'))
     stopKeeper(work)
     await mirror?.close()
     await driver.teardown()
@@ -462,5 +529,5 @@ for (const x of rows)
   )
 writeFileSync(
   values.out ?? 'bench/out/host-procedure.json',
-  `${JSON.stringify({ hosts: N, runs: RUNS, forks: FORKS, runbook_persist_s: Number(PERSIST), load, rows, peak_rss_mb: r.peakRssMb, keeper_peak_rss_mb: r.keeperRssMb, keeper_file_mb: r.keeperFileMb, first_apply_floor_ms: r.floorMs, timings: r.timings, api_requests: r.apiRequests }, null, 2)}\n`,
+  `${JSON.stringify({ hosts: N, runs: RUNS, forks: FORKS, runbook_persist_s: Number(PERSIST), load, rows, peak_rss_mb: r.peakRssMb, keeper_peak_rss_mb: r.keeperRssMb, keeper_file_mb: r.keeperFileMb, first_apply_floor_ms: r.floorMs, no_change_floor_ms: r.noChangeFloorMs, timings: r.timings, api_requests: r.apiRequests }, null, 2)}\n`,
 )

@@ -19,7 +19,8 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'bench/out/plan-vip.json' },
   },
 })
-const BIN = path.resolve('cli/runbook.js')
+// the `runbook` command as users run it (package.json's bin: cli/runbook, which starts node)
+const BIN = path.resolve('cli/runbook')
 const RUNBOOK = path.resolve('runbooks/vip-keepalived.yaml')
 const work = mkdtempSync(path.join(tmpdir(), 'rb-bench-plan-'))
 const stateDir = path.join(work, 'lab')
@@ -29,7 +30,7 @@ const cli = (
   extraEnv: Record<string, string> = {},
 ): { ms: number; code: number; out: string } => {
   const t = process.hrtime.bigint()
-  const r = spawnSync(process.execPath, [BIN, ...args], {
+  const r = spawnSync(BIN, args, {
     cwd: work,
     // its own connection keeper, ended below
     env: {

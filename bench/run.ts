@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { median } from './median.ts'
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +32,9 @@ interface Row {
   runbook_ms: number
   ansible_ms: number
   ratio: number
+  /** The same host work with no tool (median), and Ansible's time over it: no tool can do better. */
+  floor_ms?: number
+  floor_ratio?: number
   runbook_runs?: number[]
   ansible_runs?: number[]
   /** Set on a row kept from an earlier bench (a size not measured this time): its date. */
@@ -67,6 +71,8 @@ interface SizeResult {
   keeper_file_mb?: number
   /** The same host work as the first apply, typed as one shell command per VM (no tool). */
   first_apply_floor_ms?: number[]
+  /** What the no-change run checks, one shell command per VM over kept OpenSSH connections (no tool). */
+  no_change_floor_ms?: number[]
   timings?: Record<string, number>
   api_requests?: number
 }
@@ -114,9 +120,25 @@ const planVip = stage('plan of the VIP runbook', 'bench/plan-vip.ts', planOut, [
     })
   : undefined
 
-const rows = [...results.flatMap((s) => s.rows), ...earlierRows(sizes)].sort(
-  (a, b) => a.hosts - b.hosts,
-)
+/** A row with the floor of its workload at its size, when that was measured. */
+function withFloor(s: SizeResult, r: Row): Row {
+  const runs = r.workload === 'first-apply' ? s.first_apply_floor_ms : s.no_change_floor_ms
+  if (!runs?.length) return r
+  const floor = Math.round(median(runs))
+  return { ...r, floor_ms: floor, floor_ratio: Number((r.ansible_ms / floor).toFixed(1)) }
+}
+const rows = [
+  ...results.flatMap((s) => s.rows.map((r) => withFloor(s, r))),
+  ...earlierRows(sizes),
+].sort((a, b) => a.hosts - b.hosts)
+const startupOut = path.resolve('bench/out/startup.json')
+const startup = stage('start-up', 'bench/startup.ts', startupOut, ['--runs', '21'])
+  ? (JSON.parse(readFileSync(startupOut, 'utf8')) as {
+      node_extra_ca_certs?: boolean
+      load: number[]
+      rows: { command: string; cpu_ms: number; wall_ms: number }[]
+    })
+  : undefined
 writeFileSync(
   'bench/results.json',
   `${JSON.stringify(
@@ -132,6 +154,13 @@ writeFileSync(
       first_apply_floor_ms: Object.fromEntries(
         results.map((s) => [s.hosts, s.first_apply_floor_ms ?? []]),
       ),
+      no_change_floor_ms: Object.fromEntries(
+        results.map((s) => [s.hosts, s.no_change_floor_ms ?? []]),
+      ),
+      startup: startup && {
+        node_extra_ca_certs: startup.node_extra_ca_certs ?? null,
+        rows: startup.rows.map(({ command, cpu_ms, wall_ms }) => ({ command, cpu_ms, wall_ms })),
+      },
       plan_vip: planVip && {
         runbook_ms: planVip.median_ms,
         runs_ms: planVip.runs,
@@ -151,7 +180,7 @@ function pairMb(s: SizeResult): number | null {
 }
 const ansible = spawnSync('ansible', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]
 const cell = (x: Row): string =>
-  `| ${x.workload === 'plan' ? 'plan / --check' : x.workload} | ${x.hosts} | ${x.runbook_ms} ms | ${x.ansible_ms} ms | ${x.ratio}×${x.measured_at ? ` (${x.measured_at.slice(0, 16).replace('T', ' ')}, not rerun)` : ''} |`
+  `| ${x.workload === 'plan' ? 'plan / --check' : x.workload} | ${x.hosts} | ${x.runbook_ms} ms | ${x.ansible_ms} ms | ${x.ratio}×${x.measured_at ? ` (${x.measured_at.slice(0, 16).replace('T', ' ')}, not rerun)` : ''} | ${x.floor_ms === undefined ? '–' : `${x.floor_ms} ms (${x.floor_ratio}×)`} |`
 const perSize = results.map(
   (s) =>
     `| ${s.hosts} | ${s.runs} | ${s.forks} | ${s.load.map((l) => l.toFixed(1)).join(' → ')} | ${s.first_apply_floor_ms?.length ? `${s.first_apply_floor_ms.join(', ')} ms` : '–'} | ${s.peak_rss_mb} MB${s.keeper_peak_rss_mb ? ` + ${s.keeper_peak_rss_mb} MB (${s.keeper_file_mb ?? '?'} MB of it shared) = ${pairMb(s) ?? '?'} MB` : ''} | ${s.api_requests ?? 0} | ${
@@ -160,6 +189,25 @@ const perSize = results.map(
         : ''
     } |`,
 )
+/** The section on the CLI's start-up (bench/startup.ts). */
+function startupMd(st: {
+  node_extra_ca_certs?: boolean
+  load: number[]
+  rows: { command: string; cpu_ms: number; wall_ms: number }[]
+}): string {
+  return `## Start-up: the CLI as a whole process against a bare \`node\`
+
+bench/startup.ts: each command as a whole process, medians of 21 runs alternating between them
+(CPU: user + system; load average ${st.load.map((l) => l.toFixed(1)).join(' → ')}). NODE_EXTRA_CA_CERTS is ${st.node_extra_ca_certs ? 'set' : 'not set'} on this
+machine${st.node_extra_ca_certs ? ": node parses that CA bundle as it starts, which `node -e 0` pays and runbook's launcher defers to a cloud module's first HTTPS connection (docs/performance.md)" : ''}.
+
+| command | CPU | wall |
+|---|---|---|
+${st.rows.map((r) => `| \`${r.command}\` | ${r.cpu_ms} ms | ${r.wall_ms} ms |`).join('\n')}
+
+`
+}
+
 /** The section on the VIP runbook's plan. */
 function planMd(planVip: {
   median_ms: number
@@ -200,8 +248,8 @@ at once (forks below). Wall time of the whole command (process start to exit), m
 alternate run by run so both see the same load (other engineers were using this machine's CPUs:
 the load average before → after each size is given).
 
-| workload | hosts | runbook | Ansible | Ansible / runbook |
-|---|---|---|---|---|
+| workload | hosts | runbook | Ansible | Ansible / runbook | floor: no tool (Ansible / floor) |
+|---|---|---|---|---|---|
 ${rows.map(cell).join('\n')}
 
 - **no-change**: \`runbook apply\` / \`ansible-playbook\` on converged hosts (nothing to change).
@@ -217,6 +265,15 @@ ${rows.map(cell).join('\n')}
   \`apt-get install keepalived\`, the configuration written and checked with \`keepalived -t\`,
   \`service keepalived start\`, \`pidof\`). Both tools stand on it; a ratio over Ansible of
   Ansible's time / the floor is out of any tool's reach.
+- **no-change floor** (also the plan's: it reads the same): what the no-change run checks, with no
+  tool, in the same runs (alternating with both tools): one \`ssh\` per VM over a kept OpenSSH
+  connection (ControlMaster, as Ansible's), all VMs at once, each running the checks as root in
+  one shell (\`ip route\`, \`dpkg-query\`, the age of apt's lists, the configuration's SHA-256
+  and mode, \`pidof keepalived\` twice). No tool can check the same in less; Ansible's time over
+  it is the most any tool could show.
+- runbook runs as \`runbook\` does for a user: \`cli/runbook\`, the launcher of package.json's
+  bin. It trusts the hosts' keys from the same known_hosts file as Ansible's OpenSSH, checked as
+  strictly (\`known_hosts_files\`, \`host_key_checking: strict\`).
 
 | hosts | runs | forks | load average | first-apply floor | peak memory: runbook + its keeper (shared pages) = both | API requests | runbook's no-change run (--json timings) |
 |---|---|---|---|---|---|---|---|
@@ -226,7 +283,7 @@ Peak memory: runbook's peak RSS, the keeper's peak RSS, and how much of the keep
 memory is pages mapped from files (the node executable and its libraries, which runbook maps too:
 the same pages, in memory once); both together count them once.
 
-${planVip ? planMd(planVip) : ''}${failures.length ? `## Not measured\n\n${failures.join('\n\n')}\n\n` : ''}Load average at the end: ${loadavg()[0]?.toFixed(1)}.
+${startup ? startupMd(startup) : ''}${planVip ? planMd(planVip) : ''}${failures.length ? `## Not measured\n\n${failures.join('\n\n')}\n\n` : ''}Load average at the end: ${loadavg()[0]?.toFixed(1)}.
 `,
 )
 process.stdout.write(

@@ -7,7 +7,7 @@
  *   node --import tsx bench/startup.ts [--runs 21] [--base ../main] [--out bench/out/startup.json]
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -23,19 +23,23 @@ const { values } = parseArgs({
 
 interface Case {
   name: string
+  /** The program and its arguments. */
   argv: string[]
 }
 
 const RUNBOOK = path.resolve('runbooks/vip-keepalived.yaml')
 const cliCases = (label: string, root: string): Case[] => {
-  const bin = path.join(path.resolve(root), 'cli', 'runbook.js')
+  // the `runbook` command as users run it (package.json's bin: cli/runbook, which starts node)
+  // (a checkout from before the launcher: its cli/runbook.js with node)
+  const launcher = path.join(path.resolve(root), 'cli', 'runbook')
+  const bin = existsSync(launcher) ? [launcher] : [process.execPath, `${launcher}.js`]
   return [
-    { name: `${label}runbook --version`, argv: [bin, '--version'] },
-    { name: `${label}runbook validate vip-keepalived.yaml`, argv: [bin, 'validate', RUNBOOK] },
+    { name: `${label}runbook --version`, argv: [...bin, '--version'] },
+    { name: `${label}runbook validate vip-keepalived.yaml`, argv: [...bin, 'validate', RUNBOOK] },
   ]
 }
 const cases: Case[] = [
-  { name: 'node -e 0', argv: ['-e', '0'] },
+  { name: 'node -e 0', argv: [process.execPath, '-e', '0'] },
   ...(values.base ? cliCases('base: ', values.base) : []),
   ...cliCases('', '.'),
 ]
@@ -45,7 +49,7 @@ function measure(argv: string[]): { cpu: number; wall: number } {
   const t = process.hrtime.bigint()
   const r = spawnSync(
     'bash',
-    ['-c', '"$@" >/dev/null 2>&1 || echo failed >&2; times', '_', process.execPath, ...argv],
+    ['-c', '"$@" >/dev/null 2>&1 || echo failed >&2; times', '_', ...argv],
     { encoding: 'utf8' },
   )
   const wall = Number(process.hrtime.bigint() - t) / 1e6
@@ -77,8 +81,11 @@ const rows = cases.map((c, k) => ({
   cpu_runs: samples[k]?.cpu.map(Math.round),
 }))
 const width = Math.max(...rows.map((r) => r.command.length))
+// NODE_EXTRA_CA_CERTS (set on some machines for every process) makes node parse that bundle as it
+// starts: `node -e 0` pays it; runbook's launcher defers it (cli/runbook)
+const extraCa = process.env.NODE_EXTRA_CA_CERTS ? 'set' : 'not set'
 process.stdout.write(
-  `medians of ${values.runs} alternating runs, load ${load.map((l) => l.toFixed(1)).join(' -> ')}\n`,
+  `medians of ${values.runs} alternating runs, load ${load.map((l) => l.toFixed(1)).join(' -> ')}, NODE_EXTRA_CA_CERTS ${extraCa}\n`,
 )
 for (const r of rows)
   process.stdout.write(`${r.command.padEnd(width)}  cpu ${r.cpu_ms} ms  wall ${r.wall_ms} ms\n`)
@@ -86,5 +93,5 @@ const out = values.out ?? 'bench/out/startup.json'
 mkdirSync(path.dirname(out), { recursive: true })
 writeFileSync(
   out,
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, load, rows }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, node_extra_ca_certs: extraCa === 'set', load, rows }, null, 2)}\n`,
 )

@@ -24,6 +24,16 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import vm from 'node:vm'
 
+// cli/runbook (the sh launcher) hands NODE_EXTRA_CA_CERTS over as RUNBOOK_EXTRA_CA_CERTS, so that
+// node did not parse that CA bundle as it started. It goes back into the environment, for every
+// process runbook starts; the OpenStack client adds those CAs to its own when it connects.
+const deferredCaCerts = process.env.RUNBOOK_EXTRA_CA_CERTS
+if (deferredCaCerts !== undefined) {
+  delete process.env.RUNBOOK_EXTRA_CA_CERTS
+  process.env.NODE_EXTRA_CA_CERTS = deferredCaCerts
+  globalThis.__runbookDeferredCaCerts = deferredCaCerts
+}
+
 const root = fileURLToPath(new URL('..', import.meta.url))
 const cache = path.join(root, 'node_modules', '.cache', 'runbook')
 const manifestFile = path.join(cache, 'manifest.json')

@@ -35,8 +35,16 @@ type Obj = Record<string, unknown>
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v)
 const templated = (v: unknown): boolean => typeof v === 'string' && isTemplate(v)
 
+/** misspelt's answers by key: an inventory repeats the same few keys on every host. */
+const misspeltMemo = new Map<string, string | undefined>()
+
 /** A key that is almost, but not quite, a connection key (`ansible_hots`, `proxy_comand`). */
 function misspelt(key: string): string | undefined {
+  if (!misspeltMemo.has(key)) misspeltMemo.set(key, misspeltUncached(key))
+  return misspeltMemo.get(key)
+}
+
+function misspeltUncached(key: string): string | undefined {
   if (KNOWN.includes(key)) return undefined
   if (key.startsWith('ansible_'))
     return didYouMean(key, KNOWN) ?? 'this is not a connection setting'

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
+import { rootCertificates } from 'node:tls'
 import type { AxiosInstance, AxiosResponse, CreateAxiosDefaults } from 'axios'
 import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
@@ -216,6 +217,32 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * const c = new OpenStackClient(resolveCloud({ cloud: 'lab', env: ctx.env }), { secret: ctx.secret })
  * const ports = await c.list('network', '/ports', 'ports', { query: { name: 'kld-vip' } })
  */
+/** The NODE_EXTRA_CA_CERTS file that cli/runbook kept from node's start, read once. */
+let deferredCa: { file: string; certs: string[] | undefined } | undefined
+
+/**
+ * The CAs node would have trusted had it read NODE_EXTRA_CA_CERTS as it started: its own roots and
+ * that file's. cli/runbook (the launcher) hands the variable over so that a run that makes no HTTPS
+ * request does not parse the bundle; undefined when it did not (node's own store then holds them).
+ * A file that cannot be read is ignored with a warning, as node ignores it.
+ */
+export function deferredCaCerts(): string[] | undefined {
+  const file = (globalThis as { __runbookDeferredCaCerts?: string }).__runbookDeferredCaCerts
+  if (file === undefined || file === '') return undefined
+  if (deferredCa?.file !== file) {
+    let certs: string[] | undefined
+    try {
+      certs = [...rootCertificates, readFileSync(file, 'utf8')]
+    } catch (e) {
+      process.emitWarning(
+        `Ignoring extra certs from \`${file}\`, load failed: ${e instanceof Error ? e.message : String(e)}`,
+      )
+    }
+    deferredCa = { file, certs }
+  }
+  return deferredCa.certs
+}
+
 export class OpenStackClient {
   readonly stats: ClientStats = {
     auths: 0,
@@ -255,7 +282,7 @@ export class OpenStackClient {
     }
     this.requestedMicroversion = options.microversion ?? config.computeApiVersion
     for (const s of cloudSecrets(config)) this.addSecret(s)
-    const ca = config.cacert === undefined ? undefined : readFileSync(config.cacert)
+    const ca = config.cacert === undefined ? deferredCaCerts() : readFileSync(config.cacert)
     this.httpConfig = {
       httpAgent: new http.Agent({ keepAlive: true }),
       httpsAgent: new https.Agent({
