@@ -196,11 +196,13 @@ async function checksWithNoTool(
         'pidof keepalived >/dev/null',
       ].join(' && ')
       return new Promise<{ name: string; code: number; err: string }>((resolve) => {
+        // the masters stay for the whole size (stopped at its end): at 50 hosts two of
+        // Ansible's runs, more than a minute, pass between two floor runs
         const child = spawn(
           'ssh',
           [
             ...['-F', path.join(work, 'ssh_config'), '-o', 'ControlMaster=auto'],
-            ...['-o', 'ControlPersist=60s', '-o', `ControlPath=${path.join(work, 'floor-cp')}/%C`],
+            ...['-o', 'ControlPersist=600s', '-o', `ControlPath=${path.join(work, 'floor-cp')}/%C`],
             x.ip,
             `sudo -n sh -c '${checks}'`,
           ],

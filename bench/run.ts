@@ -3,7 +3,8 @@
  * size in its own process under the lab's machine-wide lock (bench/host-procedure.ts brings its
  * hosts up and down), then bench/results.md and bench/results.json from the figures.
  *
- * Last, `runbook plan` of the whole VIP runbook on an in-sync lab cloud (bench/plan-vip.ts).
+ * First the CLI's start-up against a bare node (bench/startup.ts), while no lab is up; last,
+ * `runbook plan` of the whole VIP runbook on an in-sync lab cloud (bench/plan-vip.ts).
  *
  *   npm run bench [-- --hosts 2,10,50 --runs 5] [--reuse]   (--reuse: keep bench/out's results)
  */
@@ -102,6 +103,15 @@ function stage(label: string, script: string, out: string, args: string[]): bool
 }
 
 mkdirSync('bench/out', { recursive: true })
+// first, while no lab is up: the CLI's start-up against a bare node
+const startupOut = path.resolve('bench/out/startup.json')
+const startup = stage('start-up', 'bench/startup.ts', startupOut, ['--runs', '21'])
+  ? (JSON.parse(readFileSync(startupOut, 'utf8')) as {
+      node_extra_ca_certs?: boolean
+      load: number[]
+      rows: { command: string; cpu_ms: number; wall_ms: number }[]
+    })
+  : undefined
 const results: SizeResult[] = []
 for (const n of sizes) {
   const out = path.resolve(`bench/out/host-procedure-${n}.json`)
@@ -131,14 +141,6 @@ const rows = [
   ...results.flatMap((s) => s.rows.map((r) => withFloor(s, r))),
   ...earlierRows(sizes),
 ].sort((a, b) => a.hosts - b.hosts)
-const startupOut = path.resolve('bench/out/startup.json')
-const startup = stage('start-up', 'bench/startup.ts', startupOut, ['--runs', '21'])
-  ? (JSON.parse(readFileSync(startupOut, 'utf8')) as {
-      node_extra_ca_certs?: boolean
-      load: number[]
-      rows: { command: string; cpu_ms: number; wall_ms: number }[]
-    })
-  : undefined
 writeFileSync(
   'bench/results.json',
   `${JSON.stringify(
