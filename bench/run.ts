@@ -271,8 +271,8 @@ ${rows.map(cell).join('\n')}
   tool, in the same runs (alternating with both tools): one \`ssh\` per VM over a kept OpenSSH
   connection (ControlMaster, as Ansible's), all VMs at once, each running the checks as root in
   one shell (\`ip route\`, \`dpkg-query\`, the age of apt's lists, the configuration's SHA-256
-  and mode, \`pidof keepalived\` twice). No tool can check the same in less; Ansible's time over
-  it is the most any tool could show.
+  and mode, \`pidof keepalived\` twice). It is the checks themselves, on the hosts and through
+  the jumphost; Ansible's time over it is about the most a tool that checks the same could show.
 - runbook runs as \`runbook\` does for a user: \`cli/runbook\`, the launcher of package.json's
   bin. It trusts the hosts' keys from the same known_hosts file as Ansible's OpenSSH, checked as
   strictly (\`known_hosts_files\`, \`host_key_checking: strict\`).
