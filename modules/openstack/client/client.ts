@@ -211,12 +211,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
-/**
- * A client for one cloud.
- * @example
- * const c = new OpenStackClient(resolveCloud({ cloud: 'lab', env: ctx.env }), { secret: ctx.secret })
- * const ports = await c.list('network', '/ports', 'ports', { query: { name: 'kld-vip' } })
- */
 /** The NODE_EXTRA_CA_CERTS file that cli/runbook kept from node's start, read once. */
 let deferredCa: { file: string; certs: string[] | undefined } | undefined
 
@@ -243,6 +237,12 @@ export function deferredCaCerts(): string[] | undefined {
   return deferredCa.certs
 }
 
+/**
+ * A client for one cloud.
+ * @example
+ * const c = new OpenStackClient(resolveCloud({ cloud: 'lab', env: ctx.env }), { secret: ctx.secret })
+ * const ports = await c.list('network', '/ports', 'ports', { query: { name: 'kld-vip' } })
+ */
 export class OpenStackClient {
   readonly stats: ClientStats = {
     auths: 0,
