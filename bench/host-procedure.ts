@@ -21,7 +21,8 @@
  * keepalived init script has no `status`, so Ansible's `service` is given `pattern` (as its docs say
  * for such scripts); runbook's `service` finds the process itself.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import {
   existsSync,
   mkdirSync,
@@ -179,8 +180,6 @@ async function checksWithNoTool(
   work: string,
   nodes: { name: string; ip: string; state: string; priority: number }[],
 ): Promise<number> {
-  const { spawn } = await import('node:child_process')
-  const { createHash } = await import('node:crypto')
   mkdirSync(path.join(work, 'floor-cp'), { recursive: true })
   const t0 = process.hrtime.bigint()
   const results = await Promise.all(
