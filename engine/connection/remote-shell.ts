@@ -64,25 +64,36 @@ class MarkedStream {
   readonly found: Array<{ kind: string; value: number | undefined; start: number; end: number }> =
     []
   private carry = ''
-  private readonly re: RegExp
 
-  constructor(marker: string) {
-    this.re = new RegExp(`${marker}([PE])(\\d*)\\n`, 'g')
-  }
+  constructor(private readonly marker: string) {}
 
+  // Marker lines are found with indexOf: a RegExp per command (its marker is new each time) made
+  // V8 compile a new regular expression for every command, about 0.2 ms each.
   push(chunk: Buffer): void {
     const before = this.length
     this.chunks.push(chunk)
     this.length += chunk.length
     const window = this.carry + chunk.toString('latin1')
     const windowStart = this.length - window.length
-    this.re.lastIndex = 0
-    let m: RegExpExecArray | null
-    while ((m = this.re.exec(window))) {
-      const start = windowStart + m.index
-      const end = start + m[0].length
-      if (end > before)
-        this.found.push({ kind: m[1]!, value: m[2] === '' ? undefined : Number(m[2]), start, end })
+    const { marker } = this
+    let i = window.indexOf(marker)
+    while (i !== -1) {
+      const k = i + marker.length
+      const kind = window[k]
+      let end = k + 1
+      while (end < window.length && window.charCodeAt(end) >= 48 && window.charCodeAt(end) <= 57)
+        end++
+      if ((kind === 'P' || kind === 'E') && window[end] === '\n') {
+        const digits = window.slice(k + 1, end)
+        if (windowStart + end + 1 > before)
+          this.found.push({
+            kind,
+            value: digits === '' ? undefined : Number(digits),
+            start: windowStart + i,
+            end: windowStart + end + 1,
+          })
+        i = window.indexOf(marker, end + 1)
+      } else i = window.indexOf(marker, i + 1)
     }
     this.carry = window.slice(-64)
   }

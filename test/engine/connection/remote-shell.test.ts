@@ -46,6 +46,24 @@ describe('FrameReader', () => {
     expect(r.result().stdout).toEqual(Buffer.from('hello world\x00\xff'))
   })
 
+  it('takes only whole marker lines, among near misses, whatever the chunking', () => {
+    // a marker not followed by P/E, digits without a newline, a marker right before the real
+    // line: all stay in the output
+    const noise = `${marker}X1\n${marker}E12 \n${marker}P${marker}P77\n`
+    const all = Buffer.from(`${noise}${marker}E5\n`)
+    for (let cut = 1; cut < all.length; cut++) {
+      const r = new FrameReader(marker)
+      r.stdout(all.subarray(0, cut))
+      r.stdout(all.subarray(cut))
+      r.stderr(Buffer.from(`${marker}E\n`))
+      expect(r.done).toBe(true)
+      expect(r.pid).toBe(77)
+      const res = r.result()
+      expect(res.rc).toBe(5)
+      expect(res.stdout.toString()).toBe(`${marker}X1\n${marker}E12 \n${marker}P`)
+    }
+  })
+
   it("ignores another command's marker", () => {
     const r = new FrameReader(marker)
     r.stdout(Buffer.from(`${newMarker()}E0\n`))
