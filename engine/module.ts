@@ -6,6 +6,7 @@
 import type { z } from 'zod'
 import type { Connection, BecomeOptions } from './connection/types.ts'
 import type { Change } from './plan/change.ts'
+import type { Timings } from './timings.ts'
 
 /** A resource a run created, as the journal keeps it, so that `destroy` can remove it. */
 export interface ResourceRecord {
@@ -89,6 +90,12 @@ export interface ModuleContext {
   readonly env: Readonly<Record<string, string | undefined>>
   /** Tells the live view what the task waits for ("server ACTIVE", "dpkg lock"). */
   progress(message: string): void
+  /**
+   * The task's counters for `--timings`. The connections `conn()` gives count themselves; a
+   * client shared by tasks (an API client) counts its requests here for the task that awaits
+   * them: `measure(ctx.timings, 'api', () => request())`.
+   */
+  readonly timings?: Timings | undefined
   /** Marks a value as secret: it is redacted from every output from now on. */
   secret(value: string): void
   readonly signal: AbortSignal

@@ -1,14 +1,12 @@
 /**
  * Where a run's time goes (`--timings`, and `timings` in `--json`): per task and host, the time
  * spent waiting for an SSH connection, in remote commands and in API requests, and the rest
- * (local work). Counting follows the async context (AsyncLocalStorage), so a connection or an
- * API client adds to the task that is waiting for it without being handed anything; a task's
- * counters also add to the run's, whose totals go into the summary.
+ * (local work). A task's counters are handed down with its context (engine/progress.ts says why
+ * not by async context): its connections and its view of an API client add to them, and they add
+ * to the run's, whose totals go into the summary.
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
-import type { ConnectionFactory } from './connection/factory.ts'
 import type { Connection } from './connection/types.ts'
-import { commandBrief, whileSlow } from './progress.ts'
+import { commandBrief, whileSlow, type ProgressSink } from './progress.ts'
 
 /** What one task on one host, or a whole run, spent its time on. */
 export interface TimingTotals {
@@ -70,24 +68,18 @@ export class Timings implements TimingTotals {
   }
 }
 
-const store = new AsyncLocalStorage<Timings>()
-
-/** The counters of the scope the caller runs in, if any. */
-export function currentTimings(): Timings | undefined {
-  return store.getStore()
+/** Where one task's waits go: its counters (`--timings`) and its live line. */
+export interface WaitScope {
+  readonly timings?: Timings | undefined
+  readonly progress?: ProgressSink | undefined
 }
 
-/** Runs `fn` in a new timing scope nested in the current one. */
-export function withTimings<T>(level: 'run' | 'task', fn: () => Promise<T>): Promise<T> {
-  return store.run(new Timings(level, store.getStore()), fn)
-}
-
-/** Awaits `fn`, adding the time it took to the current scope. */
+/** Awaits `fn`, adding the time it took to `t` (and the scopes around it). */
 export async function measure<T>(
+  t: Timings | undefined,
   kind: 'ssh' | 'command' | 'api',
   fn: () => Promise<T>,
 ): Promise<T> {
-  const t = store.getStore()
   if (!t) return fn()
   const start = performance.now()
   try {
@@ -97,45 +89,28 @@ export async function measure<T>(
   }
 }
 
-const timedConns = new WeakMap<Connection, Connection>()
-
-/** A connection whose commands and file transfers count in the scope that awaits them. */
-function timedConnection(c: Connection): Connection {
-  let t = timedConns.get(c)
-  if (!t) {
-    t = {
-      get host() {
-        return c.host
-      },
-      get kind() {
-        return c.kind
-      },
-      exec: (command, opts) =>
-        measure('command', () =>
-          whileSlow(`\`${commandBrief(command)}\` on ${c.host}`, () => c.exec(command, opts)),
-        ),
-      readFile: (p, opts) =>
-        measure('command', () =>
-          whileSlow(`reading ${p} from ${c.host}`, () => c.readFile(p, opts)),
-        ),
-      writeFile: (p, data, opts) =>
-        measure('command', () =>
-          whileSlow(`writing ${p} (${data.length} bytes) to ${c.host}`, () =>
-            c.writeFile(p, data, opts),
-          ),
-        ),
-      close: () => c.close(),
-    }
-    timedConns.set(c, t)
-  }
-  return t
-}
-
-/** A factory whose connections are timed: the wait for one, then each command on it. */
-export function timedConnections(f: ConnectionFactory): ConnectionFactory {
+/**
+ * A connection as one task uses it: each command and file transfer is said on the task's live
+ * line when slow and, unless `count` is false (the controller's own shell, which is no remote
+ * command), counted in its timings.
+ * @example const c = taskConnection(await pool.get('web1', varsOf), { timings, progress })
+ */
+export function taskConnection(c: Connection, scope: WaitScope, count = true): Connection {
+  const t = count ? scope.timings : undefined
+  const wait = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
+    measure(t, 'command', () => whileSlow(scope.progress, what, fn))
   return {
-    get: async (host, varsOf) => timedConnection(await measure('ssh', () => f.get(host, varsOf))),
-    drop: (host) => f.drop(host),
-    closeAll: () => f.closeAll(),
+    get host() {
+      return c.host
+    },
+    get kind() {
+      return c.kind
+    },
+    exec: (command, opts) =>
+      wait(`\`${commandBrief(command)}\` on ${c.host}`, () => c.exec(command, opts)),
+    readFile: (p, opts) => wait(`reading ${p} from ${c.host}`, () => c.readFile(p, opts)),
+    writeFile: (p, data, opts) =>
+      wait(`writing ${p} (${data.length} bytes) to ${c.host}`, () => c.writeFile(p, data, opts)),
+    close: () => c.close(),
   }
 }

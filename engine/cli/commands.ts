@@ -20,8 +20,8 @@ import { jsonReporter } from '../report/json.ts'
 import { outline } from '../report/outline.ts'
 import { renderPlan } from '../report/plan.ts'
 import { prepare, type Prepared } from '../prepare.ts'
-import { renderTimings, withTimingData } from '../report/timings.ts'
-import { timedConnections } from '../timings.ts'
+import { renderTimings, withRunTotals } from '../report/timings.ts'
+import { Timings } from '../timings.ts'
 import type { CliDeps, ConnectionContext } from './deps.ts'
 import { printErrors } from './print-errors.ts'
 import type { ModuleRegistry } from '../module.ts'
@@ -63,9 +63,9 @@ function connectionContext(p: Prepared, err: Out): ConnectionContext {
   return { stateRoot: path.dirname(p.stateDir), prompt: terminalPrompt(err), redactor: p.redactor }
 }
 
-/** The run's connections, timed for `--timings`. */
+/** The run's connections. */
 function connectionsFor(p: Prepared, deps: CliDeps, err: Out): ConnectionFactory {
-  return timedConnections(deps.connections(connectionContext(p, err)))
+  return deps.connections(connectionContext(p, err))
 }
 
 /**
@@ -125,16 +125,18 @@ function sinks(
   f: CommonFlags,
   out: Out,
   extra: { diff: boolean; quiet: boolean },
-): { emit: EventSink; close(): void; events: RunEvent[] } {
+): { emit: EventSink; close(): void; events: RunEvent[]; timings: Timings } {
   const events: RunEvent[] = []
+  // the command's counters: its runs' tasks add to them, the summary carries their totals
+  const timings = new Timings('run')
   if (f.json) {
     const j = jsonReporter(out)
     const emit: EventSink = (e) => {
-      const x = withTimingData(e)
+      const x = withRunTotals(e, timings)
       events.push(x)
       j(x)
     }
-    return { emit, close: () => undefined, events }
+    return { emit, close: () => undefined, events, timings }
   }
   const colors = colorsFor(out, f.color ? undefined : false)
   const r = consoleReporter({
@@ -147,7 +149,7 @@ function sinks(
   })
   return {
     emit: (e) => {
-      const x = withTimingData(e)
+      const x = withRunTotals(e, timings)
       events.push(x)
       r.sink(x)
     },
@@ -156,6 +158,7 @@ function sinks(
       if (f.timings) out.write(renderTimings(events, colors))
     },
     events,
+    timings,
   }
 }
 
@@ -283,6 +286,7 @@ export async function runPlan(
       connections: connectionsFor(p, deps, err),
       redactor: p.redactor,
       emit: s.emit,
+      timings: s.timings,
       baseDir: p.baseDir,
       vars: { ...p.runbook.vars, ...p.secretVars },
       extraVars: p.extraVars,
@@ -315,6 +319,7 @@ export async function runPlan(
     mode: 'plan',
     journal,
     emit: s.emit,
+    timings: s.timings,
   })
   s.close()
   const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
@@ -527,6 +532,7 @@ export async function runApply(
         mode: 'plan',
         journal,
         emit: () => undefined,
+        timings: s.timings,
         signal: abort.signal,
         keepConnections: true,
       })
@@ -564,6 +570,7 @@ export async function runApply(
       journal: o.check ? undefined : journal,
       forceHandlers: o.forceHandlers,
       emit: s.emit,
+      timings: s.timings,
       signal: abort.signal,
     })
     const changed = Object.values(result.hosts).reduce((n, h) => n + h.changed, 0)
@@ -650,6 +657,7 @@ export async function runDestroy(
         connections: connectionsFor(p, deps, err),
         redactor: p.redactor,
         emit: () => undefined,
+        timings: s.timings,
         baseDir: p.baseDir,
         vars,
         extraVars: p.extraVars,
@@ -684,6 +692,7 @@ export async function runDestroy(
       connections: connectionsFor(p, deps, err),
       redactor: p.redactor,
       emit: s.emit,
+      timings: s.timings,
       baseDir: p.baseDir,
       vars,
       extraVars: p.extraVars,

@@ -10,7 +10,6 @@ import { resolveRunbookName } from './runbook-name.ts'
 import { Command, Option } from 'commander'
 import type { CliDeps, LabCommands } from './deps.ts'
 import type { CommonFlags } from './commands.ts'
-import { withTimings } from '../timings.ts'
 
 export type { CliDeps, ConnectionContext, ExecCommand, LabCommands } from './deps.ts'
 
@@ -313,8 +312,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     })
 
   try {
-    // One timing scope for the command: its tasks' counters add up to the summary's totals.
-    await withTimings('run', () => program.parseAsync(argv, { from: 'user' }))
+    await program.parseAsync(argv, { from: 'user' })
   } catch (e) {
     const ce = e as { code?: string; exitCode?: number }
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {

@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { RunbookError } from '../errors.ts'
-import { commandBrief, whileSlow } from '../progress.ts'
 import { atomicWriteScript, quote, wrapBecome } from './shell.ts'
 import type {
   BecomeOptions,
@@ -42,10 +41,7 @@ export class LocalConnection implements Connection {
     let become = needsSudo(opts.become) ? opts.become : undefined
     if (become?.password !== undefined && !(await this.sudoNeedsPassword()))
       become = { ...become, password: undefined }
-    // the local connection is not the factory's (timed) one: its slow commands are said here
-    return whileSlow(`\`${commandBrief(command)}\` on ${this.host}`, () =>
-      this.run(command, { ...opts, become }),
-    )
+    return this.run(command, { ...opts, become })
   }
 
   private run(command: string, opts: ExecOptions): Promise<ExecResult> {

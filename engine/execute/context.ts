@@ -9,6 +9,7 @@ import { evaluate } from '../vars/expr.ts'
 import { renderText } from '../vars/template.ts'
 import { isUnknown, UnknownValueError } from '../vars/unknown.ts'
 import { makeScope } from './scope.ts'
+import { taskConnection, type Timings } from '../timings.ts'
 
 /** Where resource records live: the run's journal, or a test's memory. `Journal` is one. */
 export interface RecordStore {
@@ -42,6 +43,8 @@ export interface ContextParts {
   /** The run's singletons (one API client per cloud). */
   shared: Map<string, unknown>
   progress(message: string): void
+  /** The task's counters (`--timings`): its wait for connections, its commands, its API requests. */
+  timings?: Timings | undefined
   secret(value: string): void
   signal?: AbortSignal | undefined
   /** The run's environment; none unless given. */
@@ -61,6 +64,20 @@ export function moduleContext(p: ContextParts): ModuleContext {
         ])
       : p.vars
   const store = p.records
+  const scope = { timings: p.timings, progress: p.progress }
+  // A connection as this task uses it: the wait for it and each command count in the task's
+  // timings, a slow one is said on its live line. The controller's own shell is no SSH wait or
+  // remote command: only its slow commands are said.
+  const connected = async (get: () => Promise<Connection>): Promise<Connection> => {
+    const start = performance.now()
+    let c: Connection | undefined
+    try {
+      c = await get()
+      return taskConnection(c, scope, c.kind !== 'local')
+    } finally {
+      if (c?.kind !== 'local') p.timings?.add('ssh', performance.now() - start)
+    }
+  }
   return {
     host: p.host,
     become: p.become,
@@ -68,8 +85,8 @@ export function moduleContext(p: ContextParts): ModuleContext {
     baseDir: p.baseDir,
     searchPath: p.searchPath,
     check: p.check,
-    conn: p.conn,
-    connectTo: p.connectTo,
+    conn: () => connected(p.conn),
+    connectTo: (host) => connected(() => p.connectTo(host)),
     render: (template, extra) => {
       const v = renderText(template, withExtra(extra))
       if (isUnknown(v)) throw new UnknownValueError('rendered content', v.partial)
@@ -96,6 +113,7 @@ export function moduleContext(p: ContextParts): ModuleContext {
     inventory: p.inventory,
     env: p.env ?? {},
     progress: p.progress,
+    timings: p.timings,
     secret: p.secret,
     signal: p.signal ?? new AbortController().signal,
   }

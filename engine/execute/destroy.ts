@@ -13,7 +13,7 @@ import type { Change } from '../plan/change.ts'
 import { emptyCounts, type EventSink, type HostCounts } from '../report/events.ts'
 import { moduleContext } from './context.ts'
 import { makeScope } from './scope.ts'
-import { withProgress } from '../progress.ts'
+import type { Timings } from '../timings.ts'
 import type { Redactor } from '../vars/secrets.ts'
 
 /** Options of a destroy. */
@@ -24,6 +24,8 @@ export interface DestroyOptions {
   connections: ConnectionFactory
   redactor: Redactor
   emit: EventSink
+  /** The run's counters (`--timings`): a destroy's API requests and commands count in its totals. */
+  timings?: Timings | undefined
   baseDir: string
   /** Runbook-level variables (clouds, credentials) that modules may need to reach the resources. */
   vars: Record<string, unknown>
@@ -170,11 +172,11 @@ export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
         shared,
         progress: (message) =>
           o.emit(o.redactor.value({ type: 'task_progress', task, host: r.host, message })),
+        timings: o.timings,
         secret: (v) => o.redactor.add(v),
         env: o.env,
       })
-      const destroy = module.destroy.bind(module)
-      await withProgress(ctx.progress, () => destroy(ctx, r))
+      await module.destroy(ctx, r)
       await o.journal.forget(r.type, r.id, r.host)
       counts.changed++
       o.emit(

@@ -11,7 +11,6 @@ import type { Block, Play, Step, Task } from '../runbook/types.ts'
 import { locate } from '../runbook/source.ts'
 import { evaluateCondition } from '../vars/expr.ts'
 import { isUnknown } from '../vars/unknown.ts'
-import { withTimings } from '../timings.ts'
 import { makeScope, type Layer } from './scope.ts'
 import { TaskRunner, TaskFailure } from './task.ts'
 import type { HostFrame, HostState, RunOptions, RunResult, RunState } from './types.ts'
@@ -39,9 +38,9 @@ class Run implements RunState {
     this.runner = new TaskRunner(this)
   }
 
-  /** Runs a task for a host in its own timing scope (`--timings`). */
+  /** Runs a task for a host. */
   runTask(frame: HostFrame, task: Task): Promise<void> {
-    return withTimings('task', () => this.runner.run(frame, task))
+    return this.runner.run(frame, task)
   }
 
   plan(change: PlannedChange): void {

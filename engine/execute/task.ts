@@ -26,7 +26,7 @@ import { moduleContext } from './context.ts'
 import { makeScope } from './scope.ts'
 import type { HostFrame, RunState } from './types.ts'
 import { explainUnreachable } from './unreachable.ts'
-import { withProgress } from '../progress.ts'
+import { Timings } from '../timings.ts'
 import { maskChange } from '../vars/secrets-redaction.ts'
 
 /** Thrown to stop a host's remaining tasks after a failure that is not ignored. */
@@ -53,6 +53,8 @@ interface ItemCall {
   frame: HostFrame
   task: Task
   scope: Record<string, unknown>
+  /** The task's counters on this host (`--timings`). */
+  timings: Timings
 }
 
 /** One attempt of an item: gather -> plan -> (apply) with the parsed parameters. */
@@ -109,7 +111,8 @@ export class TaskRunner {
       )
     this.owner.emit({ type: 'task_start', play: play.name, task: task.name, host, handler })
     const started = Date.now()
-    const { items, results } = await this.items(frame, task)
+    const timings = new Timings('task', this.owner.opts.timings)
+    const { items, results } = await this.items(frame, task, timings)
     const status = this.aggregate(results)
     const first = results.find((r) => r.error)
     const registered = items
@@ -141,6 +144,7 @@ export class TaskRunner {
         .map(pick)
         .filter((d) => d !== undefined)
         .join('\n') || undefined
+    const duration = Date.now() - started
     this.owner.emit({
       type: 'task_end',
       play: play.name,
@@ -155,7 +159,8 @@ export class TaskRunner {
       msg: first?.error ? first.error.message : undefined,
       display: joined((r) => r.display),
       noop: joined((r) => r.noop),
-      duration_ms: Date.now() - started,
+      duration_ms: duration,
+      timings: timings.totals(duration),
       pos: this.owner.position(task),
       handler,
       ignored,
@@ -178,6 +183,7 @@ export class TaskRunner {
   private async items(
     frame: HostFrame,
     task: Task,
+    timings: Timings,
   ): Promise<{ items: unknown[] | undefined; results: ItemResult[] }> {
     const layers = this.owner.layers(frame.host, frame.play, [...frame.vars, task.vars])
     const scope = makeScope(layers)
@@ -199,7 +205,7 @@ export class TaskRunner {
           ? { [task.loopVar]: item, ...(task.indexVar ? { [task.indexVar]: i } : {}) }
           : {}
         const itemScope = items ? makeScope([...layers, { vars: extra, templated: false }]) : scope
-        results.push(await this.item({ frame, task, scope: itemScope }))
+        results.push(await this.item({ frame, task, scope: itemScope, timings }))
       }
     } catch (e) {
       results.push({
@@ -349,9 +355,7 @@ export class TaskRunner {
     let held: ReturnType<typeof evaluateCondition> = true
     for (let n = 1; n <= attempts; n++) {
       try {
-        last = await this.withTimeout(task, () =>
-          withProgress(attempt.ctx.progress, () => this.once(attempt)),
-        )
+        last = await this.withTimeout(task, () => this.once(attempt))
       } catch (e) {
         if (e instanceof UnknownValueError) {
           if (plan) return this.deferred(call, module, args, e.message)
@@ -495,7 +499,7 @@ export class TaskRunner {
 
   /** The module's context for an item: on the delegated host, with the run's journal. */
   private context(call: ItemCall, module: Module, plan: boolean): ModuleContext {
-    const { frame, task, scope } = call
+    const { frame, task, scope, timings } = call
     const o = this.owner.opts
     const host = frame.host
     const target = task.delegateTo ? String(renderString(task.delegateTo, scope)) : host
@@ -538,6 +542,7 @@ export class TaskRunner {
       cache: this.owner.host(target).cache,
       shared: this.owner.shared,
       progress,
+      timings,
       secret: (v) => o.redactor.add(v),
       signal: o.signal,
       env: o.env,

@@ -13,6 +13,7 @@ import type { SourceSet } from '../runbook/source.ts'
 import type { Play, Runbook, Task } from '../runbook/types.ts'
 import type { Redactor } from '../vars/secrets.ts'
 import type { Layer } from './scope.ts'
+import type { Timings } from '../timings.ts'
 
 /** Everything a run needs. */
 export interface RunOptions {
@@ -36,6 +37,8 @@ export interface RunOptions {
   skipTags?: string[] | undefined
   forceHandlers?: boolean | undefined
   emit: EventSink
+  /** The run's counters (`--timings`): each task's add to them; the summary shows their totals. */
+  timings?: Timings | undefined
   sources: SourceSet
   baseDir: string
   /** The runbook's state directory (journal, lock): `state_dir` in templates, for keys and the like. */
@@ -85,6 +88,7 @@ export interface RunState {
     RunOptions,
     | 'mode'
     | 'registry'
+    | 'timings'
     | 'redactor'
     | 'sources'
     | 'tags'

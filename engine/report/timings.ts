@@ -1,20 +1,15 @@
 /**
  * `--timings`: where a run's time went, per task and host, and over the run. The counters come
- * from engine/timings.ts; here they are attached to the events (`timings` on task_end, the totals
- * and `api_requests` on the summary, so `--json` carries them) and printed as a table.
+ * from engine/timings.ts (a task's come on its task_end); here the run's totals and `api_requests`
+ * are attached to the summary, so `--json` carries them, and all are printed as a table.
  */
-import { currentTimings, type TaskTimings } from '../timings.ts'
+import type { TaskTimings, Timings } from '../timings.ts'
 import type { RunEvent } from './events.ts'
 import type { Colors } from './format.ts'
 
-/** The event with the timings of the scope it is emitted in (a task's, or the run's totals). */
-export function withTimingData(e: RunEvent): RunEvent {
-  const t = currentTimings()
-  if (!t) return e
-  if (e.type === 'task_end' && t.level === 'task') return { ...e, timings: t.totals(e.duration_ms) }
-  if (e.type === 'summary' && t.level === 'run')
-    return { ...e, api_requests: t.api_requests, timings: t.totals() }
-  return e
+/** A summary event with the run's totals (`api_requests`, `timings`); other events as they are. */
+export function withRunTotals(e: RunEvent, run: Timings): RunEvent {
+  return e.type === 'summary' ? { ...e, api_requests: run.api_requests, timings: run.totals() } : e
 }
 
 const COLUMNS = ['wall', 'ssh wait', 'commands', 'API', 'local'] as const

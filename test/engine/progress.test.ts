@@ -1,13 +1,13 @@
 /**
  * No wait of several seconds is silent: a command that runs longer than SLOW_NOTICE_MS says on its
  * task's live line what it waits for (real commands through the real pipeline); a helper shared
- * by tasks (an API client) reports to the task that awaits it, found by async context.
+ * by tasks (an API client) reports to the task that awaits it, through the task's view of it.
  */
 import { describe, expect, it } from 'vitest'
-import { commandBrief, reportProgress, whileSlow, withProgress } from '../../engine/progress.ts'
+import { commandBrief, whileSlow } from '../../engine/progress.ts'
 import { registry } from '../../modules/index.ts'
 import type { Connection } from '../../engine/connection/types.ts'
-import { timedConnections, withTimings } from '../../engine/timings.ts'
+import { taskConnection, Timings } from '../../engine/timings.ts'
 import { runYaml } from '../helpers/run.ts'
 
 describe('progress of slow waits', () => {
@@ -35,23 +35,27 @@ describe('progress of slow waits', () => {
     ])
   }, 20_000)
 
-  it('reports to the task that awaits, also from concurrent tasks', async () => {
+  it('reports a slow wait to the sink it is given, and only a slow one', async () => {
     const a: string[] = []
     const b: string[] = []
     await Promise.all([
-      withProgress(
+      whileSlow(
         (m) => a.push(m),
-        () => whileSlow('x', () => new Promise((r) => setTimeout(r, 60)), 20),
+        'x',
+        () => new Promise((r) => setTimeout(r, 60)),
+        20,
       ),
-      withProgress(
+      whileSlow(
         (m) => b.push(m),
-        async () => reportProgress('y'),
+        'y',
+        () => new Promise((r) => setTimeout(r, 1)),
+        40,
       ),
     ])
     expect(a).toEqual(['waiting for x'])
-    expect(b).toEqual(['y'])
-    // outside a task nothing is reported and nothing fails
-    expect(await whileSlow('z', async () => 1, 0)).toBe(1)
+    expect(b).toEqual([])
+    // with no sink (no task) nothing is reported and nothing fails
+    expect(await whileSlow(undefined, 'z', async () => 1, 0)).toBe(1)
   })
 
   it('a file transfer awaited for more than 3 s is said too (a slow link to the host)', async () => {
@@ -69,22 +73,12 @@ describe('progress of slow waits', () => {
       writeFile: slow(3200),
       close: async () => undefined,
     } as unknown as Connection
-    const factory = timedConnections({
-      get: async () => conn,
-      drop: async () => undefined,
-      closeAll: async () => undefined,
-    })
     const lines: string[] = []
-    await withTimings('task', () =>
-      withProgress(
-        (m) => lines.push(m),
-        async () => {
-          const c = await factory.get('far', () => ({}))
-          await c.writeFile('/etc/app.conf', 'abc')
-          await c.readFile('/etc/app.conf')
-        },
-      ),
-    )
+    const timings = new Timings('task')
+    const c = taskConnection(conn, { timings, progress: (m) => lines.push(m) })
+    await c.writeFile('/etc/app.conf', 'abc')
+    await c.readFile('/etc/app.conf')
+    expect(timings.commands).toBe(2)
     expect(lines).toEqual([
       'waiting for writing /etc/app.conf (3 bytes) to far',
       'waiting for reading /etc/app.conf from far',

@@ -13,8 +13,7 @@ import { rootCertificates } from 'node:tls'
 import type { AxiosInstance, AxiosResponse, CreateAxiosDefaults } from 'axios'
 import { z } from 'zod'
 import { RunbookError } from '../../../engine/errors.ts'
-import { reportProgress } from '../../../engine/progress.ts'
-import { measure } from '../../../engine/timings.ts'
+import { measure, type WaitScope } from '../../../engine/timings.ts'
 import { selectEndpoint, versionedEndpoint } from './catalog.ts'
 import { cloudSecrets, type CloudConfig } from './config.ts'
 import { OpenStackApiError, parseFault, SERVICE_NAMES, type ServiceType } from './errors.ts'
@@ -252,17 +251,22 @@ export class OpenStackClient {
   }
   /** The microversion asked for in the configuration (`compute_api_version`), if any. */
   readonly requestedMicroversion: string | undefined
-  private negotiated: Promise<string> | undefined
   private readonly httpConfig: CreateAxiosDefaults
-  private http: Promise<AxiosInstance> | undefined
   private readonly secrets = new Set<string>()
   private readonly reads = new Map<string, { value: Promise<unknown>; until: number }>()
-  private current: Token | undefined
-  private authing: Promise<Token> | undefined
+  /** What changes as the client works, in one object that every task's view shares. */
+  private readonly state: {
+    negotiated?: Promise<string> | undefined
+    http?: Promise<AxiosInstance> | undefined
+    current?: Token | undefined
+    authing?: Promise<Token> | undefined
+  } = {}
+  /** The task this view works for: its requests count in its timings, its retries on its line. */
+  private readonly scope: WaitScope = {}
   private readonly opts: Required<
     Omit<ClientOptions, 'secret' | 'signal' | 'microversion' | 'onRetry'>
   > &
-    Pick<ClientOptions, 'secret' | 'signal'> & { onRetry: (r: RetryNotice) => void }
+    Pick<ClientOptions, 'secret' | 'signal' | 'onRetry'>
 
   constructor(
     readonly config: CloudConfig,
@@ -278,7 +282,7 @@ export class OpenStackClient {
       trace: options.trace ?? false,
       secret: options.secret,
       signal: options.signal,
-      onRetry: options.onRetry ?? ((r) => reportProgress(retryText(r))),
+      onRetry: options.onRetry,
     }
     this.requestedMicroversion = options.microversion ?? config.computeApiVersion
     for (const s of cloudSecrets(config)) this.addSecret(s)
@@ -311,16 +315,31 @@ export class OpenStackClient {
     return out
   }
 
+  /**
+   * This client as one task uses it: the same token, connections, caches and counters; the
+   * task's requests count in its timings and its waits and retries are said on its live line.
+   * @example const c = client.forTask({ timings: ctx.timings, progress: ctx.progress })
+   */
+  forTask(scope: WaitScope): OpenStackClient {
+    return Object.create(this, { scope: { value: scope } }) as OpenStackClient
+  }
+
+  /** Tells of a retry: the option's callback, else the waiting task's live line. */
+  private retried(r: RetryNotice): void {
+    if (this.opts.onRetry) this.opts.onRetry(r)
+    else this.scope.progress?.(retryText(r))
+  }
+
   /** The token, authenticating when there is none or it is about to expire. */
   async token(): Promise<Token> {
-    const t = this.current
+    const t = this.state.current
     if (t !== undefined && t.expiresAt - this.opts.tokenMarginMs > Date.now()) return t
-    if (this.authing === undefined) {
-      this.authing = this.authenticate().finally(() => {
-        this.authing = undefined
+    if (this.state.authing === undefined) {
+      this.state.authing = this.authenticate().finally(() => {
+        this.state.authing = undefined
       })
     }
-    return this.authing
+    return this.state.authing
   }
 
   private async authenticate(): Promise<Token> {
@@ -338,7 +357,7 @@ export class OpenStackClient {
     }
     const token = parseToken(res.headers['x-subject-token'], this.json(res.data))
     this.addSecret(token.value)
-    this.current = token
+    this.state.current = token
     return token
   }
 
@@ -406,14 +425,14 @@ export class OpenStackClient {
    */
   computeMicroversion(): Promise<string> {
     if (this.requestedMicroversion !== undefined) return Promise.resolve(this.requestedMicroversion)
-    this.negotiated ??= (async () => {
+    this.state.negotiated ??= (async () => {
       // The version document is the endpoint itself without a project id (`.../v2.1`).
       const base = (await this.endpoint('compute')).replace(/(\/v2(?:\.1)?)\/[^/]+\/?$/, '$1')
       const doc = await this.get('compute', base, versionDoc, { noMicroversion: true })
       return negotiateMicroversion(doc.version)
     })()
-    this.negotiated.catch(() => (this.negotiated = undefined))
-    return this.negotiated
+    this.state.negotiated.catch(() => (this.state.negotiated = undefined))
+    return this.state.negotiated
   }
 
   /** Whether this client's Nova requests are at `v` or later (a feature gate: `atLeast('2.52')`). */
@@ -451,7 +470,7 @@ export class OpenStackClient {
     let res: SentResponse = await this.send(service, method, url, o, token.value)
     if (res.status === 401) {
       // The token may have been revoked or the clock skewed: authenticate once more, then give up.
-      if (this.current?.value === token.value) this.current = undefined
+      if (this.state.current?.value === token.value) this.state.current = undefined
       token = await this.token()
       res = await this.send(service, method, url, o, token.value)
     }
@@ -589,7 +608,7 @@ export class OpenStackClient {
         if (found !== undefined) return found
         this.stats.retries++
         const delayMs = this.delay(attempt)
-        this.opts.onRetry({
+        this.retried({
           service: e.service,
           method: e.method,
           path: e.path,
@@ -684,7 +703,7 @@ export class OpenStackClient {
     }
     if (token !== undefined) headers['X-Auth-Token'] = token
     if (o.body !== undefined) headers['Content-Type'] = 'application/json'
-    const http = await (this.http ??= createAxios(this.httpConfig))
+    const http = await (this.state.http ??= createAxios(this.httpConfig))
     for (let attempt = 0; ; attempt++) {
       this.stats.requests++
       this.stats.byService[service]++
@@ -692,14 +711,14 @@ export class OpenStackClient {
       // a slow answer is visible while it is awaited, not only its give-up
       const slow = setTimeout(
         () =>
-          reportProgress(
+          this.scope.progress?.(
             `waiting for ${SERVICE_NAMES[service]} to answer ${method} ${this.displayPath(url)} (gives up after ${Math.round(this.opts.timeoutMs / 1000)} s)`,
           ),
         this.opts.slowNoticeMs,
       )
       const sent = performance.now()
       try {
-        res = await measure('api', () =>
+        res = await measure(this.scope.timings, 'api', () =>
           http.request({
             method,
             url,
@@ -766,7 +785,7 @@ export class OpenStackClient {
     retryAfter?: string | undefined
   }): Promise<void> {
     const delayMs = this.delay(r.attempt, r.retryAfter)
-    this.opts.onRetry({
+    this.retried({
       service: r.service,
       method: r.method,
       path: this.displayPath(r.url),

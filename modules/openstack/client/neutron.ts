@@ -177,6 +177,11 @@ export class Neutron {
 
   constructor(readonly c: OpenStackClient) {}
 
+  /** The same helper, its lookups cached once per run, over one task's view of the client. */
+  withClient(c: OpenStackClient): Neutron {
+    return Object.create(this, { c: { value: c } }) as Neutron
+  }
+
   /** The aliases of the extensions Neutron announces (`GET /v2.0/extensions`, read once). */
   extensions(): Promise<ReadonlySet<string>> {
     return this.cache.get('extensions', async () => {

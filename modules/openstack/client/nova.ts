@@ -106,6 +106,11 @@ export class Nova {
 
   constructor(readonly c: OpenStackClient) {}
 
+  /** The same helper, its lookups cached once per run, over one task's view of the client. */
+  withClient(c: OpenStackClient): Nova {
+    return Object.create(this, { c: { value: c } }) as Nova
+  }
+
   /** Servers with exactly this name (deleting ones left out). */
   async serversNamed(name: string): Promise<Server[]> {
     const all = await this.c.sharedRead(`servers:${name}`, () =>

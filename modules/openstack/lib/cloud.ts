@@ -40,7 +40,7 @@ const isObject = (x: unknown): x is Record<string, unknown> =>
   x !== null && typeof x === 'object' && !Array.isArray(x)
 
 /**
- * The API client of the cloud a task means, made once per run.
+ * The API client of the cloud a task means, made once per run, as this task uses it.
  * @example const { neutron } = apiFor(ctx, p.cloud)
  */
 export function apiFor(ctx: ModuleContext, cloud: string | undefined): Api {
@@ -63,7 +63,7 @@ export function apiFor(ctx: ModuleContext, cloud: string | undefined): Api {
   const file = ctx.vars[CLOUDS_FILE_VAR]
   if (file !== undefined && typeof file !== 'string')
     throw new RunbookError('E_PARAM', `the variable ${CLOUDS_FILE_VAR} must be a path`)
-  return ctx.shared(`openstack:api:${key}:${file ?? ''}`, () => {
+  const api = ctx.shared<Api>(`openstack:api:${key}:${file ?? ''}`, () => {
     const config = resolveCloud({
       cloud: ref,
       env: file ? { ...ctx.env, OS_CLIENT_CONFIG_FILE: path.resolve(ctx.baseDir, file) } : ctx.env,
@@ -82,6 +82,14 @@ export function apiFor(ctx: ModuleContext, cloud: string | undefined): Api {
       cloudName: named ? config.name : undefined,
     }
   })
+  // the task's view: its requests count in its timings, its waits are said on its line
+  const client = api.client.forTask({ timings: ctx.timings, progress: ctx.progress })
+  return {
+    client,
+    neutron: api.neutron.withClient(client),
+    nova: api.nova.withClient(client),
+    cloudName: api.cloudName,
+  }
 }
 
 /**

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { withProgress } from '../../../../engine/progress.ts'
+import { Timings } from '../../../../engine/timings.ts'
 import {
   OpenStackClient,
   retryText,
@@ -104,7 +104,7 @@ describe('client retries against a failing peer', () => {
     ])
   })
 
-  it("tells the waiting task's live line of each retry, found by async context", async () => {
+  it("tells the waiting task's live line of each retry, and counts its attempts in its timings", async () => {
     let n = 0
     handler = (_q, res) => {
       if (++n <= 1) return neutron503(res)
@@ -119,16 +119,22 @@ describe('client retries against a failing peer', () => {
     )
     const a: string[] = []
     const b: string[] = []
+    const run = new Timings('run')
+    const ta = new Timings('task', run)
+    const tb = new Timings('task', run)
+    // two tasks' views of one client, at the same time: each hears of its own waits only
     await Promise.all([
-      withProgress(
-        (m) => a.push(m),
-        () => c.list('network', '/ports', 'ports', z.unknown()),
-      ),
-      withProgress(
-        (m) => b.push(m),
-        () => new Promise((r) => setTimeout(r, 1)),
-      ),
+      c
+        .forTask({ timings: ta, progress: (m) => a.push(m) })
+        .list('network', '/ports', 'ports', z.unknown()),
+      c.forTask({ timings: tb, progress: (m) => b.push(m) }).token(),
     ])
+    // the views share one token: one authentication for both
+    expect(c.stats.auths).toBe(1)
+    // the list's two attempts count for its task; the token's request for the one that made it
+    expect(ta.api_requests + tb.api_requests).toBe(3)
+    expect(ta.api_requests).toBeGreaterThanOrEqual(2)
+    expect(run.api_requests).toBe(3)
     expect(a).toHaveLength(1)
     expect(a[0]).toMatch(
       /^Neutron GET \/net\/v2\.0\/ports: retrying \(2\/5\) after 503 in [\d.]+ s$/,
@@ -172,10 +178,9 @@ describe('client retries against a failing peer', () => {
     )
     await c.token()
     const lines: string[] = []
-    await withProgress(
-      (m) => lines.push(m),
-      () => c.list('network', '/ports', 'ports', z.unknown()),
-    )
+    await c
+      .forTask({ progress: (m) => lines.push(m) })
+      .list('network', '/ports', 'ports', z.unknown())
     expect(lines).toEqual([
       'waiting for Neutron to answer GET /net/v2.0/ports (gives up after 30 s)',
     ])
