@@ -32,13 +32,21 @@ export function newBecomeMarks(): BecomeMarks {
 }
 
 /**
- * The command line that starts a shell as `user`.
- * @example becomeShellCommand('root', newBecomeMarks(), false) // sudo -n -H -u root -- /bin/sh -c '...'
+ * The command line that starts a shell as `user`. Without a password sudo starts `/bin/sh` itself,
+ * and the ready marker is the first line written to it (`readyLine`): sudo -n reads no stdin. With
+ * one, stdin is sudo's until it has the password, so the shell prints the marker as it starts
+ * (one `/bin/sh -c` more).
+ * @example becomeShellCommand('root', newBecomeMarks(), false) // sudo -n -H -u root -- /bin/sh
  */
 export function becomeShellCommand(user: string, marks: BecomeMarks, password: boolean): string {
+  if (!password) return `sudo -n -H -u ${quote(user)} -- /bin/sh`
   const start = `printf '%sR\\n' ${quote(marks.ready)}; exec /bin/sh`
-  const ask = password ? `-S -p ${quote(marks.prompt)}` : '-n'
-  return `sudo ${ask} -H -u ${quote(user)} -- /bin/sh -c ${quote(start)}`
+  return `sudo -S -p ${quote(marks.prompt)} -H -u ${quote(user)} -- /bin/sh -c ${quote(start)}`
+}
+
+/** What the shell is told first when sudo needs no password: print the ready marker. */
+export function readyLine(marks: BecomeMarks): string {
+  return `printf '%sR\\n' ${quote(marks.ready)}\n`
 }
 
 /** What a failed opening is reported as; sudo's own words decide which. */
@@ -123,10 +131,10 @@ export function openBecomeShell(channel: ShellChannel, o: OpenBecomeOptions): Pr
       channel.write(`${o.password}\n`)
     })
     channel.on('close', () => finish(becomeFailure(o.host, o.user, cleanErr(), 'closed')))
-    // sshd answered the exec with a small packet; without a byte from us its kernel's ACK waits
-    // up to 40 ms (delayed ACK), and the ready line waits for it (Nagle: no TCP_NODELAY without
-    // a pty). A newline carries the ACK at once; sudo -n reads no stdin, the shell it starts reads
-    // an empty line. With a password nothing is written before sudo's prompt.
-    if (o.password === undefined) channel.write('\n')
+    // Without a password the shell sudo starts reads its first line from here: the command that
+    // prints the ready marker. Written at once, it also carries the ACK of sshd's answer to the
+    // exec, which would otherwise wait up to 40 ms (delayed ACK; no TCP_NODELAY without a pty),
+    // and the ready line behind it. With a password nothing is written before sudo's prompt.
+    if (o.password === undefined) channel.write(readyLine(o.marks))
   })
 }
