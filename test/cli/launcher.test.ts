@@ -42,6 +42,33 @@ describe('the runbook command', () => {
     expect(launched).toEqual({ code: 0, out: '0.1.0\n', err: '' })
   })
 
+  it("starts the CommonJS program, without node's ES module loader; cli/runbook.js still runs", () => {
+    // a preload that writes the node built-ins the process loaded, as it exits
+    const list = path.join(dir, 'builtins.txt')
+    const preload = path.join(dir, 'builtins.cjs')
+    writeFileSync(
+      preload,
+      `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')))`,
+    )
+    const esmLoader = (): boolean =>
+      readFileSync(list, 'utf8').includes('NativeModule internal/modules/esm/module_job')
+    const opts = { NODE_OPTIONS: `--require ${preload}` }
+    expect(run([LAUNCHER, '--version'], opts)).toEqual({ code: 0, out: '0.1.0\n', err: '' })
+    expect(esmLoader()).toBe(false)
+    // the ES module entry runs the same program, through the loader
+    expect(run([process.execPath, 'cli/runbook.js', '--version'], opts)).toMatchObject({
+      code: 0,
+      out: '0.1.0\n',
+    })
+    expect(esmLoader()).toBe(true)
+    const v = run(
+      [process.execPath, 'cli/runbook.js', 'validate', 'runbooks/vip-keepalived.yaml'],
+      {},
+    )
+    expect(v.code, v.err).toBe(0)
+    expect(v.out).toMatch(/valid \(4 plays/)
+  })
+
   it('runs through a symlink, as npm links a bin', () => {
     const link = path.join(dir, 'runbook')
     symlinkSync(LAUNCHER, link)
