@@ -61,7 +61,7 @@ async function persistOptions(root: string): Promise<PersistOptions> {
   return {
     seconds: persistSecondsFromEnv(process.env),
     dir: keeperDir(process.env),
-    command: [process.execPath, path.join(root, 'cli', 'runbook.js'), KEEPER_COMMAND],
+    command: [process.execPath, path.join(root, 'cli', 'runbook.cjs'), KEEPER_COMMAND],
   }
 }
 

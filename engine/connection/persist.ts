@@ -17,7 +17,7 @@ export interface PersistOptions {
   seconds: number
   /** The keeper's directory (see keeperDir). */
   dir: string
-  /** argv that starts a keeper (`node cli/runbook.js __keeper`). */
+  /** argv that starts a keeper (`node cli/runbook.cjs __keeper`). */
   command: string[]
 }
 
