@@ -112,10 +112,22 @@ function connections(ctx: ConnectionContext, root: string): ConnectionFactory {
   }
 }
 
+/**
+ * Initialises every module family, before the launcher writes a code cache: the cache holds
+ * what the run compiled, and a run that loaded families on demand may have loaded none.
+ */
+export async function warm(): Promise<void> {
+  await import('../modules/index.ts')
+}
+
 /** Everything the CLI is built from, each part loaded when a command first needs it. */
 export function cliDeps(root: string): CliDeps {
   return {
-    registry: async () => (await import('../modules/index.ts')).registry,
+    registry: async (all) => {
+      const r = (await import('../modules/catalog.ts')).moduleRegistry()
+      if (all) await r.load()
+      return r
+    },
     lab: labCommands(root),
     exec: async (o) => (await import('../engine/cli/exec.ts')).execCommand(o),
     connections: (ctx) => connections(ctx, root),

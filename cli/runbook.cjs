@@ -228,8 +228,11 @@ function load(file) {
     pathToFileURL(path.join(root, 'cli', 'entry.ts')).href,
     (name) => loaded.push(name),
   )
-  const save = () => {
+  const save = async () => {
     if (traceFile || (cached && !script.cachedDataRejected)) return
+    // The cache holds what this run compiled, and the next runs of its weight read it: a run of
+    // a host-only runbook loads no OpenStack or keepalived module, so they are loaded first.
+    if (!light) await mod.exports.warm?.().catch(() => undefined)
     const tmp = `${cacheFile}.${process.pid}.tmp`
     try {
       writeFileSync(tmp, script.createCachedData())
@@ -263,7 +266,7 @@ async function main() {
     entry = await viaTsx()
   }
   process.exitCode = await entry.run(argv, { root })
-  entry.save?.()
+  await entry.save?.()
 }
 
 main().catch((e) => {

@@ -235,3 +235,77 @@ export function createRegistry(
   }
   return map
 }
+
+/** A family of modules loaded only when needed: the prefix of its modules' names, and its loader. */
+export interface ModuleFamily {
+  /** `openstack` for `openstack.port`, `openstack.server`, … */
+  prefix: string
+  load(): Promise<ReadonlyArray<{ readonly name: string; readonly summary: string }>>
+}
+
+/**
+ * A registry that starts with some modules and loads the other families when a name of theirs is
+ * asked for (the CLI's: a runbook that names no `openstack.*` module never loads that family, its
+ * schemas, its HTTP client). It is a registry like any other once loaded: `load` first.
+ * @example const r = new ExpandableRegistry([...hostModules], [{ prefix: 'openstack', load }]); await r.load(['openstack.port'])
+ */
+export class ExpandableRegistry extends Map<string, Module<unknown, unknown>> {
+  private readonly pending: Map<string, ModuleFamily>
+  private readonly loading = new Map<string, Promise<void>>()
+
+  constructor(
+    modules: ReadonlyArray<{ readonly name: string; readonly summary: string }>,
+    families: readonly ModuleFamily[],
+  ) {
+    super(createRegistry(modules))
+    this.pending = new Map(families.map((f) => [f.prefix, f]))
+  }
+
+  /** Whether every family is loaded. */
+  get complete(): boolean {
+    return this.pending.size === 0
+  }
+
+  /** Whether `name` belongs to a family not loaded yet (`openstack.port` before it is). */
+  unloaded(name: string): boolean {
+    const dot = name.indexOf('.')
+    return dot > 0 && this.pending.has(name.slice(0, dot))
+  }
+
+  /** Loads the families of these names; every family without names. Loads each family once. */
+  async load(names?: Iterable<string>): Promise<void> {
+    const prefixes = new Set<string>()
+    if (names === undefined) for (const p of this.pending.keys()) prefixes.add(p)
+    else for (const n of names) if (this.unloaded(n)) prefixes.add(n.slice(0, n.indexOf('.')))
+    await Promise.all([...prefixes].map((p) => this.family(p)))
+  }
+
+  private family(prefix: string): Promise<void> {
+    let loading = this.loading.get(prefix)
+    if (loading === undefined) {
+      const family = this.pending.get(prefix)
+      if (family === undefined) return Promise.resolve()
+      loading = family.load().then((modules) => {
+        for (const m of modules) {
+          if (this.has(m.name)) throw new Error(`module ${m.name} registered twice`)
+          this.set(m.name, m as unknown as Module<unknown, unknown>)
+        }
+        this.pending.delete(prefix)
+      })
+      this.loading.set(prefix, loading)
+    }
+    return loading
+  }
+}
+
+/**
+ * Makes sure the modules of `names` are in `registry` (every module without names), when it loads
+ * families on demand; any other registry has them all already.
+ * @example await loadModules(registry, journal.all().map((r) => r.module))
+ */
+export async function loadModules(
+  registry: ModuleRegistry,
+  names?: Iterable<string>,
+): Promise<void> {
+  if (registry instanceof ExpandableRegistry) await registry.load(names)
+}

@@ -10,9 +10,9 @@ import { RunbookError, RunbookErrors } from './errors.ts'
 import { checkConnections } from './inventory/check.ts'
 import { Inventory } from './inventory/inventory.ts'
 import { stateDirFor } from './journal/journal.ts'
-import type { ModuleRegistry } from './module.ts'
-import { loadRunbook, type ModuleCatalog } from './runbook/load.ts'
-import { loadYaml, locate, parseYaml, SourceSet } from './runbook/source.ts'
+import { ExpandableRegistry, type ModuleRegistry } from './module.ts'
+import { loadRunbook, type ModuleCatalog, type ReadSource } from './runbook/load.ts'
+import { loadYaml, locate, parseYaml, SourceSet, type Source } from './runbook/source.ts'
 import type { Runbook } from './runbook/types.ts'
 import { outsideTree } from './runbook/search-path.ts'
 import { validateRunbook } from './runbook/validate.ts'
@@ -64,12 +64,37 @@ export interface Prepared {
   missingSecrets: string[]
 }
 
-/** The loader's view of a registry. */
-export function catalogOf(registry: ModuleRegistry): ModuleCatalog {
-  return {
-    has: (n) => registry.has(n),
-    names: () => registry.keys(),
-    freeForm: (n) => registry.get(n)?.freeForm,
+/**
+ * Loads the runbook; with a registry that loads module families on demand, the families it names
+ * are loaded and the runbook loaded again. A load that asked for a name of a family not loaded
+ * (`openstack.port`), or listed every name (a did-you-mean), is done again once they are: the
+ * result is the one a registry of every module gives.
+ */
+async function loadNamingModules(
+  source: Source,
+  registry: ModuleRegistry,
+  read: ReadSource,
+): Promise<ReturnType<typeof loadRunbook>> {
+  for (;;) {
+    const asked = new Set<string>()
+    let listed = false
+    const expandable = registry instanceof ExpandableRegistry ? registry : undefined
+    // a name of a family not loaded yet counts as a module in this pass (no error, no
+    // did-you-mean to make); the pass is done again once its family is loaded
+    const unloaded = (n: string): boolean => {
+      const u = expandable?.unloaded(n) === true
+      if (u) asked.add(n)
+      return u
+    }
+    const catalog: ModuleCatalog = {
+      has: (n) => unloaded(n) || registry.has(n),
+      names: () => ((listed = true), registry.keys()),
+      freeForm: (n) => (unloaded(n) ? undefined : registry.get(n)?.freeForm),
+    }
+    const loaded = loadRunbook(source, catalog, read)
+    if (expandable === undefined || (asked.size === 0 && (!listed || expandable.complete)))
+      return loaded
+    await expandable.load(asked.size ? asked : undefined)
   }
 }
 
@@ -129,9 +154,16 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     sources.add(parsed.source)
     return parsed
   }
+  // an imported file is read and parsed once, however many times the runbook is loaded
+  const imported = new Map<string, ReturnType<ReadSource>>()
+  const readOnce: ReadSource = (file) => {
+    let r = imported.get(file)
+    if (r === undefined) imported.set(file, (r = readImport(file)))
+    return r
+  }
   const loaded = rbParsed.errors.length
     ? undefined
-    : loadRunbook(rbParsed.source, catalogOf(o.registry), readImport)
+    : await loadNamingModules(rbParsed.source, o.registry, readOnce)
   if (loaded) errors.push(...loaded.errors)
 
   const inventoryFile =

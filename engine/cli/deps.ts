@@ -52,8 +52,12 @@ export interface ConnectionContext {
 
 /** What the CLI is built from. */
 export interface CliDeps {
-  /** The modules, loaded when a command first needs them (not for `--version` or `--help`). */
-  registry(): Promise<ModuleRegistry>
+  /**
+   * The modules, loaded when a command first needs them (not for `--version` or `--help`). The
+   * CLI's loads some families only when a runbook names them (ExpandableRegistry); `all` loads
+   * every one (`runbook modules`, `runbook schema`).
+   */
+  registry(all?: boolean): Promise<ModuleRegistry>
   /** A connection factory per run. */
   connections: (ctx: ConnectionContext) => ConnectionFactory
   /**

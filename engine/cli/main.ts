@@ -207,7 +207,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .option('--markdown', 'print docs/modules.md')
     .action(async (name: string | undefined, o: { markdown?: boolean }) => {
       const { printModules } = await import('./modules.ts')
-      code = printModules(await deps.registry(), name, o.markdown === true, out, err)
+      code = printModules(await deps.registry(true), name, o.markdown === true, out, err)
     })
   program
     .command('show')
@@ -224,7 +224,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .description('print the JSON Schema of runbooks (for editors: yaml-language-server)')
     .action(async () => {
       const { printSchema } = await import('./modules.ts')
-      printSchema(await deps.registry(), out)
+      printSchema(await deps.registry(true), out)
     })
   program
     .command('exec')

@@ -8,7 +8,7 @@ import { LocalConnection } from '../connection/local.ts'
 import { RunbookError, toRunbookError } from '../errors.ts'
 import type { Inventory } from '../inventory/inventory.ts'
 import type { Journal } from '../journal/journal.ts'
-import type { ModuleRegistry, ResourceRecord } from '../module.ts'
+import { loadModules, type ModuleRegistry, type ResourceRecord } from '../module.ts'
 import type { Change } from '../plan/change.ts'
 import { emptyCounts, type EventSink, type HostCounts } from '../report/events.ts'
 import { moduleContext } from './context.ts'
@@ -65,6 +65,11 @@ export function destroyChange(r: ResourceRecord): Change {
  * @example await destroy({ journal, registry, inventory, connections, redactor, emit, baseDir, vars, plan: false })
  */
 export async function destroy(o: DestroyOptions): Promise<DestroyResult> {
+  // the modules that made the records, whatever the runbook names now
+  await loadModules(
+    o.registry,
+    o.journal.all().map((r) => r.module),
+  )
   for (const [name, h] of Object.entries(o.journal.data.hosts))
     if (!o.inventory.hosts.has(name)) o.inventory.addHost(name, h.groups, h.vars)
   const varsOf = (host: string): Record<string, unknown> =>

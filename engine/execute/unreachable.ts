@@ -3,7 +3,12 @@
  * is SHUTOFF): this asks each module with an `explainUnreachable` hook, for the host and then each
  * jump host on its way, and keeps the engine free of any module's own knowledge.
  */
-import type { ModuleContext, ModuleRegistry, UnreachableReason } from '../module.ts'
+import {
+  loadModules,
+  type ModuleContext,
+  type ModuleRegistry,
+  type UnreachableReason,
+} from '../module.ts'
 
 /** How long the modules together may take to explain (a dead API must not hold the run). */
 const EXPLAIN_BUDGET_MS = 5000
@@ -54,6 +59,8 @@ export async function explainUnreachable(
   name: string,
   varsOf: (host: string) => Readonly<Record<string, unknown>>,
 ): Promise<UnreachableReason | undefined> {
+  // every module may know (a host-only runbook's VMs may be a cloud's): all families, loaded now
+  await loadModules(registry)
   let timer: NodeJS.Timeout | undefined
   const budget = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), EXPLAIN_BUDGET_MS)

@@ -165,7 +165,14 @@ describe('start-up loads what the command needs and nothing more', () => {
   it('validate reads the runbook without the SSH stack, the OpenStack HTTP client or the lab', () => {
     const loaded = loadedBy(['validate', 'runbooks/vip-keepalived.yaml'])
     // what validate does need, so that the trace is known to work
-    for (const m of ['engine/cli/commands.ts', 'engine/runbook/validate.ts', 'modules/index.ts'])
+    for (const m of [
+      'engine/cli/commands.ts',
+      'engine/runbook/validate.ts',
+      'modules/catalog.ts',
+      // the runbook names modules of both families loaded on demand
+      'modules/openstack/index.ts',
+      'modules/keepalived/index.ts',
+    ])
       expect(loaded).toContain(m)
     expect(loaded.some(library('yaml'))).toBe(true)
     expect(loaded.some(library('zod'))).toBe(true)
@@ -175,5 +182,12 @@ describe('start-up loads what the command needs and nothing more', () => {
       loaded.filter((m) => /^engine\/connection\/(ssh|pool|ssh-factory)\.ts$/.test(m)),
     ).toEqual([])
     expect(loaded.filter((m) => m.startsWith('lab/'))).toEqual([])
+  })
+
+  it('a runbook of host tasks loads neither the OpenStack nor the keepalived family', () => {
+    const loaded = loadedBy(['validate', 'runbooks/local-demo.yaml'])
+    expect(loaded).toContain('modules/host/index.ts')
+    expect(loaded.filter((m) => /^modules\/(openstack|keepalived)\//.test(m))).toEqual([])
+    expect(loaded).not.toContain('modules/index.ts')
   })
 })
