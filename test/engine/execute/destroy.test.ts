@@ -16,7 +16,12 @@ import { RunbookError } from '../../../engine/errors.ts'
 import { destroy } from '../../../engine/execute/destroy.ts'
 import { Inventory } from '../../../engine/inventory/inventory.ts'
 import { Journal, stateDirFor } from '../../../engine/journal/journal.ts'
-import { createRegistry, defineModule } from '../../../engine/module.ts'
+import {
+  createRegistry,
+  defineModule,
+  ExpandableRegistry,
+  type ModuleRegistry,
+} from '../../../engine/module.ts'
 import type { RunEvent } from '../../../engine/report/events.ts'
 import { Redactor } from '../../../engine/vars/secrets.ts'
 
@@ -93,9 +98,8 @@ async function setup(records: { server?: boolean; project?: string }) {
   return { dir, cloud, j }
 }
 
-async function run(j: Journal) {
+async function run(j: Journal, registry: ModuleRegistry = createRegistry([server, hostFile])) {
   const events: RunEvent[] = []
-  const registry = createRegistry([server, hostFile])
   const r = await destroy({
     journal: j,
     registry,
@@ -111,6 +115,19 @@ async function run(j: Journal) {
 }
 
 describe('destroy is never blocked', () => {
+  it("loads the modules of the journal's records when the registry loads families on demand", async () => {
+    const { cloud, j } = await setup({ server: true })
+    // the runbook of this destroy names none of them: nothing of the family is loaded yet
+    const registry = new ExpandableRegistry(
+      [],
+      [{ prefix: 'test', load: async () => [server, hostFile] }],
+    )
+    const { r } = await run(j, registry)
+    expect(r.errors.map((e) => e.message)).toEqual([])
+    expect(existsSync(path.join(cloud, 'vm1'))).toBe(false)
+    expect(j.data.resources).toEqual([])
+  })
+
   it('a file on a VM whose server this destroy removes is dropped, with a line', async () => {
     const { cloud, j } = await setup({ server: true })
     const { r } = await run(j)
