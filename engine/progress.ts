@@ -23,17 +23,18 @@ export function commandBrief(command: string): string {
 
 /**
  * Awaits `fn`; if it takes longer than `ms`, tells `sink` `waiting for <what>`, so no wait of
- * several seconds is silent (a command, a transfer). Without a sink it only awaits.
+ * several seconds is silent (a command, a transfer). Without a sink it only awaits. `what` may be
+ * a function, called only if the wait is slow (a command's brief costs its whole text).
  * @example await whileSlow(ctx.progress, `\`apt-get install\` on kld-vm-1`, () => conn.exec(cmd))
  */
 export async function whileSlow<T>(
   sink: ProgressSink | undefined,
-  what: string,
+  what: string | (() => string),
   fn: () => Promise<T>,
   ms = SLOW_NOTICE_MS,
 ): Promise<T> {
   if (sink === undefined) return fn()
-  const t = setTimeout(() => sink(`waiting for ${what}`), ms)
+  const t = setTimeout(() => sink(`waiting for ${typeof what === 'function' ? what() : what}`), ms)
   try {
     return await fn()
   } finally {

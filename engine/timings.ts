@@ -97,7 +97,7 @@ export async function measure<T>(
  */
 export function taskConnection(c: Connection, scope: WaitScope, count = true): Connection {
   const t = count ? scope.timings : undefined
-  const wait = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
+  const wait = <T>(what: () => string, fn: () => Promise<T>): Promise<T> =>
     measure(t, 'command', () => whileSlow(scope.progress, what, fn))
   return {
     get host() {
@@ -107,10 +107,20 @@ export function taskConnection(c: Connection, scope: WaitScope, count = true): C
       return c.kind
     },
     exec: (command, opts) =>
-      wait(`\`${commandBrief(command)}\` on ${c.host}`, () => c.exec(command, opts)),
-    readFile: (p, opts) => wait(`reading ${p} from ${c.host}`, () => c.readFile(p, opts)),
+      wait(
+        () => `\`${commandBrief(command)}\` on ${c.host}`,
+        () => c.exec(command, opts),
+      ),
+    readFile: (p, opts) =>
+      wait(
+        () => `reading ${p} from ${c.host}`,
+        () => c.readFile(p, opts),
+      ),
     writeFile: (p, data, opts) =>
-      wait(`writing ${p} (${data.length} bytes) to ${c.host}`, () => c.writeFile(p, data, opts)),
+      wait(
+        () => `writing ${p} (${data.length} bytes) to ${c.host}`,
+        () => c.writeFile(p, data, opts),
+      ),
     close: () => c.close(),
   }
 }
