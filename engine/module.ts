@@ -1,7 +1,9 @@
 /**
  * The module contract. A module reads the state that matters (`gather`, read-only), says what
  * would change (`plan`, pure), and changes it (`apply`, which checks its own post-condition).
- * Adding a module is one file, one test and one line in modules/index.ts; nothing in engine/.
+ * Adding a module is one file, one test and one line in its family's list (modules/<family>/index.ts);
+ * nothing in engine/. A family is one line in modules/index.ts, and in modules/catalog.ts if it
+ * loads on demand.
  */
 import type { z } from 'zod'
 import type { Connection, BecomeOptions } from './connection/types.ts'
