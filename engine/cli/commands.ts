@@ -2,6 +2,7 @@
  * The run commands: validate, plan, apply, destroy. Each is parse -> validate -> (lock) ->
  * execute -> report, with errors printed with positions and secrets redacted everywhere.
  */
+import '../zod-setup.ts'
 import { setMaxListeners } from 'node:events'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
