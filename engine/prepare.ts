@@ -75,10 +75,10 @@ async function loadNamingModules(
   registry: ModuleRegistry,
   read: ReadSource,
 ): Promise<ReturnType<typeof loadRunbook>> {
+  const expandable = registry instanceof ExpandableRegistry ? registry : undefined
   for (;;) {
     const asked = new Set<string>()
     let listed = false
-    const expandable = registry instanceof ExpandableRegistry ? registry : undefined
     // a name of a family not loaded yet counts as a module in this pass (no error, no
     // did-you-mean to make); the pass is done again once its family is loaded
     const unloaded = (n: string): boolean => {

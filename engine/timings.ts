@@ -34,10 +34,8 @@ export class Timings implements TimingTotals {
   api_requests = 0
   api_ms = 0
 
-  constructor(
-    readonly level: 'run' | 'task',
-    private readonly parent?: Timings,
-  ) {}
+  /** `parent`: the scope this one adds to (a task's, the run's). */
+  constructor(private readonly parent?: Timings) {}
 
   /** Adds one measured wait to this scope and every enclosing one. */
   add(kind: 'ssh' | 'command' | 'api', ms: number): void {

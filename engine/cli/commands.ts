@@ -129,7 +129,7 @@ function sinks(
 ): { emit: EventSink; close(): void; events: RunEvent[]; timings: Timings } {
   const events: RunEvent[] = []
   // the command's counters: its runs' tasks add to them, the summary carries their totals
-  const timings = new Timings('run')
+  const timings = new Timings()
   if (f.json) {
     const j = jsonReporter(out)
     const emit: EventSink = (e) => {

@@ -111,7 +111,7 @@ export class TaskRunner {
       )
     this.owner.emit({ type: 'task_start', play: play.name, task: task.name, host, handler })
     const started = Date.now()
-    const timings = new Timings('task', this.owner.opts.timings)
+    const timings = new Timings(this.owner.opts.timings)
     const { items, results } = await this.items(frame, task, timings)
     const status = this.aggregate(results)
     const first = results.find((r) => r.error)

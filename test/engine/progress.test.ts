@@ -74,7 +74,7 @@ describe('progress of slow waits', () => {
       close: async () => undefined,
     } as unknown as Connection
     const lines: string[] = []
-    const timings = new Timings('task')
+    const timings = new Timings()
     const c = taskConnection(conn, { timings, progress: (m) => lines.push(m) })
     await c.writeFile('/etc/app.conf', 'abc')
     await c.readFile('/etc/app.conf')

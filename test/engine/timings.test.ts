@@ -48,10 +48,10 @@ function remoteLike(host: string): Connection {
 
 describe('timings', () => {
   it('counts waits in the scope that awaits them, and in the run around it', async () => {
-    const run = new Timings('run')
+    const run = new Timings()
     const tasks = await Promise.all(
       ['a', 'b'].map(async (name) => {
-        const t = new Timings('task', run)
+        const t = new Timings(run)
         await measure(t, 'api', () => sleep(20))
         if (name === 'b') await measure(t, 'api', () => sleep(20))
         return t.totals(100)
@@ -62,13 +62,13 @@ describe('timings', () => {
     expect(tasks[1]?.local_ms).toBeLessThanOrEqual(62)
     expect(run.totals().api_requests).toBe(3)
     // a failed wait counts too
-    const t = new Timings('task')
+    const t = new Timings()
     await expect(measure(t, 'command', () => Promise.reject(new Error('x')))).rejects.toThrow('x')
     expect(t.commands).toBe(1)
   })
 
   it("times a task's wait for a connection and each command on it (a real shell)", async () => {
-    const t = new Timings('task')
+    const t = new Timings()
     const c = await contextFor(remoteLike('h1'), t, 15).conn()
     expect(c.host).toBe('h1')
     expect(c.kind).toBe('ssh')
@@ -81,7 +81,7 @@ describe('timings', () => {
   })
 
   it("does not count the controller's own shell as SSH or remote commands", async () => {
-    const t = new Timings('task')
+    const t = new Timings()
     const c = await contextFor(new LocalConnection('localhost'), t).conn()
     expect((await c.exec('echo hi')).stdout.trim()).toBe('hi')
     expect(t.totals()).toMatchObject({ ssh_wait_ms: 0, commands: 0 })
@@ -113,8 +113,8 @@ describe('timings', () => {
 
   it('attaches the run totals to the summary, and prints the table', async () => {
     const events: RunEvent[] = []
-    const run = new Timings('run')
-    const task = new Timings('task', run)
+    const run = new Timings()
+    const task = new Timings(run)
     await measure(task, 'command', () => sleep(5))
     events.push({
       type: 'task_end',

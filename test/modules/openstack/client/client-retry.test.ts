@@ -119,9 +119,9 @@ describe('client retries against a failing peer', () => {
     )
     const a: string[] = []
     const b: string[] = []
-    const run = new Timings('run')
-    const ta = new Timings('task', run)
-    const tb = new Timings('task', run)
+    const run = new Timings()
+    const ta = new Timings(run)
+    const tb = new Timings(run)
     // two tasks' views of one client, at the same time: each hears of its own waits only
     await Promise.all([
       c
